@@ -1,0 +1,87 @@
+//! What translation needs to know about the schema: each table's columns with their
+//! declared PostgreSQL types. The server loads it from `__mdbc_columns` and hands a
+//! snapshot to every translation, so translation itself stays free of I/O.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::types::{numeric_scale, PgType};
+
+/// One column of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnInfo {
+    /// Column name, as stored (lower-case unless quoted).
+    pub name: String,
+    /// Declared PostgreSQL type.
+    pub ty: PgType,
+    /// `atttypmod` (-1 when none).
+    pub typmod: i32,
+    /// Filled from a sequence when omitted (serial or identity).
+    pub serial: bool,
+    /// Declared NOT NULL (or part of the primary key).
+    pub not_null: bool,
+}
+
+impl ColumnInfo {
+    /// Scale of a `numeric(p,s)` column.
+    pub fn scale(&self) -> Option<u32> {
+        numeric_scale(self.ty, self.typmod)
+    }
+}
+
+/// A table's columns in declaration order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDef {
+    /// Table name.
+    pub name: String,
+    /// Columns in order.
+    pub columns: Vec<ColumnInfo>,
+}
+
+impl TableDef {
+    /// Finds a column by name (case-insensitive, as unquoted PostgreSQL identifiers are).
+    pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
+        self.columns.iter().find(|c| c.name == name).or_else(|| {
+            self.columns
+                .iter()
+                .find(|c| c.name.eq_ignore_ascii_case(name))
+        })
+    }
+}
+
+/// A snapshot of every table's definition.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    tables: HashMap<String, Arc<TableDef>>,
+    /// Bumped on every schema change, so caches keyed on it know when to drop entries.
+    pub version: u64,
+}
+
+impl Catalog {
+    /// An empty catalog at `version`.
+    pub fn new(version: u64) -> Self {
+        Catalog {
+            tables: HashMap::new(),
+            version,
+        }
+    }
+
+    /// Adds or replaces a table.
+    pub fn insert(&mut self, def: TableDef) {
+        self.tables
+            .insert(def.name.to_ascii_lowercase(), Arc::new(def));
+    }
+
+    /// Finds a table by name, case-insensitively.
+    pub fn table(&self, name: &str) -> Option<&Arc<TableDef>> {
+        if let Some(t) = self.tables.get(name) {
+            return Some(t);
+        }
+        self.tables.get(&name.to_ascii_lowercase())
+    }
+
+    /// All tables.
+    pub fn tables(&self) -> impl Iterator<Item = &Arc<TableDef>> {
+        self.tables.values()
+    }
+}

@@ -1,0 +1,682 @@
+//! DDL: CREATE TABLE/INDEX, DROP, ALTER TABLE, translated for SQLite, with the catalog rows
+//! that keep each column's PostgreSQL type.
+//!
+//! SQLite gets affinity types (`INTEGER`, `REAL`, `NUMERIC`, `TEXT`, `BLOB`) chosen so that a
+//! single integer primary key becomes the rowid; the declared PostgreSQL type goes to the
+//! catalog. Serial columns that are not the primary key draw from `pg_nextval`.
+
+use sqlparser::ast::{
+    AlterTable, AlterTableOperation, ColumnDef, ColumnOption, CreateIndex, CreateTable,
+    GeneratedAs, ObjectName, ObjectType, TableConstraint, VisitMut,
+};
+
+use crate::catalog::{Catalog, ColumnInfo, TableDef};
+use crate::error::{Error, Result};
+use crate::rewrite::{ident_value, object_name_to_table};
+use crate::translate::{quote_ident, table_names, Command, CommandTag, SqlPlan, StmtKind};
+use crate::types::PgType;
+
+/// A change to mdbc's catalog that must commit with the DDL that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogChange {
+    /// A new table.
+    CreateTable(TableDef),
+    /// A dropped table.
+    DropTable(String),
+    /// A column added to a table.
+    AddColumn {
+        /// Table.
+        table: String,
+        /// New column.
+        column: ColumnInfo,
+    },
+    /// A column removed.
+    DropColumn {
+        /// Table.
+        table: String,
+        /// Column.
+        column: String,
+    },
+    /// A column renamed.
+    RenameColumn {
+        /// Table.
+        table: String,
+        /// Old name.
+        from: String,
+        /// New name.
+        to: String,
+    },
+    /// A table renamed.
+    RenameTable {
+        /// Old name.
+        from: String,
+        /// New name.
+        to: String,
+    },
+    /// Columns that became NOT NULL (primary key added).
+    SetNotNull {
+        /// Table.
+        table: String,
+        /// Columns.
+        columns: Vec<String>,
+    },
+}
+
+/// A constraint SQLite can only get by rebuilding the table (it has no `ALTER TABLE … ADD
+/// CONSTRAINT`): the executor creates a copy with the constraint, moves the rows, and swaps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRebuild {
+    /// Table to rebuild.
+    pub table: String,
+    /// Constraint clause in SQLite syntax, appended to the table's definition.
+    pub constraint: String,
+}
+
+fn rewrite_expr_in_place(e: &mut sqlparser::ast::Expr) -> Result<()> {
+    // Reuse the query rewriter by wrapping the expression in a throwaway SELECT.
+    let mut q = sqlparser::ast::Query {
+        with: None,
+        body: Box::new(sqlparser::ast::SetExpr::Select(Box::new(
+            sqlparser::ast::Select {
+                select_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                optimizer_hints: vec![],
+                distinct: None,
+                select_modifiers: None,
+                top: None,
+                top_before_distinct: false,
+                projection: vec![sqlparser::ast::SelectItem::UnnamedExpr(e.clone())],
+                exclude: None,
+                into: None,
+                from: vec![],
+                lateral_views: vec![],
+                prewhere: None,
+                selection: None,
+                connect_by: vec![],
+                group_by: sqlparser::ast::GroupByExpr::Expressions(vec![], vec![]),
+                cluster_by: vec![],
+                distribute_by: vec![],
+                sort_by: vec![],
+                having: None,
+                named_window: vec![],
+                qualify: None,
+                window_before_qualify: false,
+                value_table_mode: None,
+                flavor: sqlparser::ast::SelectFlavor::Standard,
+            },
+        ))),
+        order_by: None,
+        limit_clause: None,
+        fetch: None,
+        locks: vec![],
+        for_clause: None,
+        settings: None,
+        format_clause: None,
+        pipe_operators: vec![],
+    };
+    crate::rewrite::rewrite_query(&mut q, &Catalog::default())?;
+    if let sqlparser::ast::SetExpr::Select(s) = *q.body {
+        if let Some(sqlparser::ast::SelectItem::UnnamedExpr(x)) = s.projection.into_iter().next() {
+            *e = x;
+        }
+    }
+    Ok(())
+}
+
+struct ColumnOut {
+    sql: String,
+    info: ColumnInfo,
+}
+
+fn column_sql(table: &str, col: &ColumnDef, table_pk: &[String]) -> Result<ColumnOut> {
+    let type_name = col.data_type.to_string();
+    let spec = PgType::parse_sql_name(&type_name).ok_or_else(|| {
+        if type_name.ends_with("[]") {
+            Error::Unsupported(format!("array type {type_name}"))
+        } else {
+            Error::UndefinedType(type_name.to_ascii_lowercase())
+        }
+    })?;
+    let name = ident_value(&col.name);
+    let mut serial = spec.serial;
+    let mut not_null = false;
+    let mut parts: Vec<String> = Vec::new();
+    let mut column_pk = false;
+    let mut has_default = false;
+    for opt in &col.options {
+        let prefix = opt
+            .name
+            .as_ref()
+            .map(|n| format!("CONSTRAINT {} ", quote_ident(&ident_value(n))))
+            .unwrap_or_default();
+        match &opt.option {
+            ColumnOption::Null => {}
+            ColumnOption::NotNull => {
+                not_null = true;
+                parts.push("NOT NULL".into());
+            }
+            ColumnOption::Default(e) => {
+                let mut e = e.clone();
+                rewrite_expr_in_place(&mut e)?;
+                has_default = true;
+                parts.push(format!("DEFAULT ({e})"));
+            }
+            ColumnOption::PrimaryKey(_) => {
+                column_pk = true;
+                not_null = true;
+                parts.push(format!("{prefix}PRIMARY KEY"));
+            }
+            ColumnOption::Unique(_) => parts.push(format!("{prefix}UNIQUE")),
+            ColumnOption::ForeignKey(_) => {
+                let mut o = opt.option.clone();
+                let _ = o.visit(&mut StripPublic);
+                parts.push(format!("{prefix}{o}"));
+            }
+            ColumnOption::Check(_) => {
+                let mut o = opt.option.clone();
+                if let ColumnOption::Check(c) = &mut o {
+                    rewrite_expr_in_place(&mut c.expr)?;
+                }
+                parts.push(format!("{prefix}{o}"));
+            }
+            ColumnOption::Generated {
+                generated_as: GeneratedAs::Always | GeneratedAs::ByDefault,
+                generation_expr: None,
+                ..
+            } => serial = true,
+            ColumnOption::Generated { .. } => {
+                return Err(Error::Unsupported("generated columns".into()))
+            }
+            ColumnOption::Collation(_) => {}
+            other => return Err(Error::Unsupported(format!("column option {other}"))),
+        }
+    }
+    let single_pk = column_pk || (table_pk.len() == 1 && table_pk[0] == name);
+    if table_pk.contains(&name) {
+        not_null = true;
+    }
+    if serial && !single_pk && !has_default {
+        // Not the rowid: draw from the table's sequence, named as PostgreSQL names it.
+        parts.push(format!(
+            "DEFAULT (pg_nextval('{}'))",
+            sequence_name(table, &name).replace('\'', "''")
+        ));
+    }
+    if serial {
+        not_null = true;
+    }
+    let sql = format!(
+        "{} {}{}{}",
+        quote_ident(&name),
+        spec.ty.sqlite_decl(),
+        if parts.is_empty() { "" } else { " " },
+        parts.join(" ")
+    );
+    Ok(ColumnOut {
+        sql,
+        info: ColumnInfo {
+            name,
+            ty: spec.ty,
+            typmod: spec.typmod,
+            serial,
+            not_null,
+        },
+    })
+}
+
+/// PostgreSQL's name for a serial column's sequence.
+pub fn sequence_name(table: &str, column: &str) -> String {
+    format!("{table}_{column}_seq")
+}
+
+struct StripPublic;
+
+impl sqlparser::ast::VisitorMut for StripPublic {
+    type Break = ();
+    fn pre_visit_relation(&mut self, r: &mut ObjectName) -> std::ops::ControlFlow<()> {
+        if r.0.len() == 2 {
+            r.0.remove(0);
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+fn constraint_sql(c: &TableConstraint) -> Result<String> {
+    let mut c = c.clone();
+    if let TableConstraint::Check(ch) = &mut c {
+        rewrite_expr_in_place(&mut ch.expr)?;
+    }
+    let _ = c.visit(&mut StripPublic);
+    Ok(c.to_string())
+}
+
+fn pk_columns(c: &TableConstraint) -> Option<Vec<String>> {
+    match c {
+        TableConstraint::PrimaryKey(pk) => Some(
+            pk.columns
+                .iter()
+                .map(|ic| {
+                    let s = ic.column.expr.to_string();
+                    s.trim_matches('"').to_ascii_lowercase()
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn ddl_plan(sql: Vec<String>, tag: &'static str, catalog: Vec<CatalogChange>) -> Command {
+    Command::Sql(Box::new(SqlPlan {
+        kind: StmtKind::Ddl,
+        sql,
+        tag: CommandTag::Fixed(tag),
+        returns_rows: false,
+        param_types: Vec::new(),
+        columns: Vec::new(),
+        writes: Vec::new(),
+        catalog,
+        rebuild: None,
+    }))
+}
+
+/// CREATE TABLE.
+pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
+    let name = object_name_to_table(&ct.name);
+    if ct.temporary {
+        return Err(Error::Unsupported("CREATE TEMPORARY TABLE".into()));
+    }
+    if ct.query.is_some() {
+        return Err(Error::Unsupported("CREATE TABLE … AS SELECT".into()));
+    }
+    if ct.like.is_some() {
+        return Err(Error::Unsupported("CREATE TABLE … LIKE".into()));
+    }
+    if name.starts_with("__mdbc") || name.starts_with("sqlite_") {
+        return Err(Error::InvalidParameter(format!(
+            "table name \"{name}\" is reserved for mdbc's catalog"
+        )));
+    }
+    if catalog.table(&name).is_some() {
+        if ct.if_not_exists {
+            return Ok(Command::Noop("CREATE TABLE"));
+        }
+        return Err(Error::DuplicateTable(name));
+    }
+    if ct.columns.is_empty() {
+        return Err(Error::Unsupported("a table without columns".into()));
+    }
+    let table_pk: Vec<String> = ct
+        .constraints
+        .iter()
+        .find_map(pk_columns)
+        .unwrap_or_default();
+    let mut cols = Vec::new();
+    let mut infos = Vec::new();
+    for c in &ct.columns {
+        let out = column_sql(&name, c, &table_pk)?;
+        if infos.iter().any(|i: &ColumnInfo| i.name == out.info.name) {
+            return Err(Error::InvalidParameter(format!(
+                "column \"{}\" specified more than once",
+                out.info.name
+            )));
+        }
+        cols.push(out.sql);
+        infos.push(out.info);
+    }
+    for k in &table_pk {
+        if !infos.iter().any(|i| &i.name == k) {
+            return Err(Error::UndefinedColumn(k.clone()));
+        }
+    }
+    for c in &ct.constraints {
+        cols.push(constraint_sql(c)?);
+    }
+    let sql = format!(
+        "CREATE TABLE {}{} ({})",
+        if ct.if_not_exists {
+            "IF NOT EXISTS "
+        } else {
+            ""
+        },
+        quote_ident(&name),
+        cols.join(", ")
+    );
+    Ok(ddl_plan(
+        vec![sql],
+        "CREATE TABLE",
+        vec![CatalogChange::CreateTable(TableDef {
+            name,
+            columns: infos,
+        })],
+    ))
+}
+
+/// CREATE [UNIQUE] INDEX.
+pub fn create_index(ci: &CreateIndex, catalog: &Catalog) -> Result<Command> {
+    let table = object_name_to_table(&ci.table_name);
+    let Some(def) = catalog.table(&table) else {
+        return Err(Error::UndefinedTable(table));
+    };
+    let mut cols = Vec::new();
+    let mut col_names = Vec::new();
+    for c in &ci.columns {
+        let mut e = c.column.expr.clone();
+        if let sqlparser::ast::Expr::Identifier(id) = &e {
+            let n = ident_value(id);
+            if def.column(&n).is_none() {
+                return Err(Error::UndefinedColumn(n));
+            }
+            col_names.push(n);
+        } else {
+            rewrite_expr_in_place(&mut e)?;
+            col_names.push("expr".into());
+        }
+        let order = match &c.column.options.sort {
+            Some(sqlparser::ast::OrderBySort::Desc) => " DESC",
+            _ => "",
+        };
+        cols.push(format!("{e}{order}"));
+    }
+    let name = match &ci.name {
+        Some(n) => object_name_to_table(n),
+        None => format!(
+            "{table}_{}_{}",
+            col_names.join("_"),
+            if ci.unique { "key" } else { "idx" }
+        ),
+    };
+    let mut sql = format!(
+        "CREATE {}INDEX {}{} ON {} ({})",
+        if ci.unique { "UNIQUE " } else { "" },
+        if ci.if_not_exists {
+            "IF NOT EXISTS "
+        } else {
+            ""
+        },
+        quote_ident(&name),
+        quote_ident(&table),
+        cols.join(", ")
+    );
+    if let Some(p) = &ci.predicate {
+        let mut p = p.clone();
+        rewrite_expr_in_place(&mut p)?;
+        sql.push_str(&format!(" WHERE {p}"));
+    }
+    Ok(ddl_plan(vec![sql], "CREATE INDEX", Vec::new()))
+}
+
+/// DROP TABLE / DROP INDEX.
+pub fn drop(
+    object_type: ObjectType,
+    if_exists: bool,
+    names: &[ObjectName],
+    catalog: &Catalog,
+) -> Result<Command> {
+    match object_type {
+        ObjectType::Table => {
+            let tables = table_names(names);
+            let mut sql = Vec::new();
+            let mut changes = Vec::new();
+            for t in tables {
+                if catalog.table(&t).is_none() {
+                    if if_exists {
+                        continue;
+                    }
+                    return Err(Error::UndefinedTable(t));
+                }
+                sql.push(format!("DROP TABLE IF EXISTS {}", quote_ident(&t)));
+                changes.push(CatalogChange::DropTable(t));
+            }
+            Ok(ddl_plan(sql, "DROP TABLE", changes))
+        }
+        ObjectType::Index => {
+            let sql = table_names(names)
+                .into_iter()
+                .map(|n| {
+                    format!(
+                        "DROP INDEX {}{}",
+                        if if_exists { "IF EXISTS " } else { "" },
+                        quote_ident(&n)
+                    )
+                })
+                .collect();
+            Ok(ddl_plan(sql, "DROP INDEX", Vec::new()))
+        }
+        other => Err(Error::Unsupported(format!("DROP {other}"))),
+    }
+}
+
+/// ALTER TABLE.
+pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
+    let table = object_name_to_table(&at.name);
+    let Some(def) = catalog.table(&table) else {
+        if at.if_exists {
+            return Ok(Command::Noop("ALTER TABLE"));
+        }
+        return Err(Error::UndefinedTable(table));
+    };
+    let qt = quote_ident(&table);
+    let mut sql = Vec::new();
+    let mut changes = Vec::new();
+    let mut rebuild: Option<TableRebuild> = None;
+    for op in &at.operations {
+        match op {
+            AlterTableOperation::AddColumn {
+                column_def,
+                if_not_exists,
+                ..
+            } => {
+                let n = ident_value(&column_def.name);
+                if def.column(&n).is_some() {
+                    if *if_not_exists {
+                        continue;
+                    }
+                    return Err(Error::InvalidParameter(format!(
+                        "column \"{n}\" of relation \"{table}\" already exists"
+                    )));
+                }
+                let out = column_sql(&table, column_def, &[])?;
+                sql.push(format!("ALTER TABLE {qt} ADD COLUMN {}", out.sql));
+                changes.push(CatalogChange::AddColumn {
+                    table: table.clone(),
+                    column: out.info,
+                });
+            }
+            AlterTableOperation::DropColumn {
+                column_names,
+                if_exists,
+                ..
+            } => {
+                for c in column_names {
+                    let n = ident_value(c);
+                    if def.column(&n).is_none() {
+                        if *if_exists {
+                            continue;
+                        }
+                        return Err(Error::UndefinedColumn(n));
+                    }
+                    sql.push(format!("ALTER TABLE {qt} DROP COLUMN {}", quote_ident(&n)));
+                    changes.push(CatalogChange::DropColumn {
+                        table: table.clone(),
+                        column: n,
+                    });
+                }
+            }
+            AlterTableOperation::RenameColumn {
+                old_column_name,
+                new_column_name,
+            } => {
+                let from = ident_value(old_column_name);
+                let to = ident_value(new_column_name);
+                if def.column(&from).is_none() {
+                    return Err(Error::UndefinedColumn(from));
+                }
+                sql.push(format!(
+                    "ALTER TABLE {qt} RENAME COLUMN {} TO {}",
+                    quote_ident(&from),
+                    quote_ident(&to)
+                ));
+                changes.push(CatalogChange::RenameColumn {
+                    table: table.clone(),
+                    from,
+                    to,
+                });
+            }
+            AlterTableOperation::RenameTable { table_name } => {
+                let to = match table_name {
+                    sqlparser::ast::RenameTableNameKind::To(n)
+                    | sqlparser::ast::RenameTableNameKind::As(n) => object_name_to_table(n),
+                };
+                if catalog.table(&to).is_some() {
+                    return Err(Error::DuplicateTable(to));
+                }
+                sql.push(format!("ALTER TABLE {qt} RENAME TO {}", quote_ident(&to)));
+                changes.push(CatalogChange::RenameTable {
+                    from: table.clone(),
+                    to,
+                });
+            }
+            AlterTableOperation::AddConstraint { constraint, .. } => match constraint {
+                TableConstraint::Unique(u) => {
+                    let cols: Vec<String> = u
+                        .columns
+                        .iter()
+                        .map(|c| {
+                            c.column
+                                .expr
+                                .to_string()
+                                .trim_matches('"')
+                                .to_ascii_lowercase()
+                        })
+                        .collect();
+                    for c in &cols {
+                        if def.column(c).is_none() {
+                            return Err(Error::UndefinedColumn(c.clone()));
+                        }
+                    }
+                    let name = u
+                        .name
+                        .as_ref()
+                        .map(ident_value)
+                        .unwrap_or_else(|| format!("{table}_{}_key", cols.join("_")));
+                    sql.push(format!(
+                        "CREATE UNIQUE INDEX {} ON {qt} ({})",
+                        quote_ident(&name),
+                        cols.iter()
+                            .map(|c| quote_ident(c))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                TableConstraint::PrimaryKey(_)
+                | TableConstraint::ForeignKey(_)
+                | TableConstraint::Check(_) => {
+                    if rebuild.is_some() {
+                        return Err(Error::Unsupported(
+                            "several constraints in one ALTER TABLE".into(),
+                        ));
+                    }
+                    if let Some(cols) = pk_columns(constraint) {
+                        for c in &cols {
+                            if def.column(c).is_none() {
+                                return Err(Error::UndefinedColumn(c.clone()));
+                            }
+                        }
+                        changes.push(CatalogChange::SetNotNull {
+                            table: table.clone(),
+                            columns: cols,
+                        });
+                    }
+                    rebuild = Some(TableRebuild {
+                        table: table.clone(),
+                        constraint: constraint_sql(constraint)?,
+                    });
+                }
+                other => return Err(Error::Unsupported(format!("ALTER TABLE ADD {other}"))),
+            },
+            other => {
+                return Err(Error::Unsupported(format!("ALTER TABLE {other}")));
+            }
+        }
+    }
+    let mut cmd = ddl_plan(sql, "ALTER TABLE", changes);
+    if let Command::Sql(p) = &mut cmd {
+        p.rebuild = rebuild;
+    }
+    Ok(cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::split::parse;
+    use crate::translate::plan;
+
+    fn ddl(sql: &str, cat: &Catalog) -> SqlPlan {
+        match plan(&parse(sql).unwrap()[0], cat).unwrap() {
+            Command::Sql(p) => *p,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_table_keeps_pg_types() {
+        let p = ddl(
+            "create table t (id serial primary key, n numeric(10,2) not null, \
+             ts timestamptz default now(), b boolean) with (fillfactor=100)",
+            &Catalog::default(),
+        );
+        assert_eq!(
+            p.sql[0],
+            "CREATE TABLE \"t\" (\"id\" INTEGER PRIMARY KEY, \"n\" NUMERIC NOT NULL, \
+             \"ts\" TEXT DEFAULT (pg_now()), \"b\" INTEGER)"
+        );
+        match &p.catalog[0] {
+            CatalogChange::CreateTable(def) => {
+                assert_eq!(def.columns[0].ty, PgType::Int4);
+                assert!(def.columns[0].serial);
+                assert_eq!(def.columns[1].scale(), Some(2));
+                assert_eq!(def.columns[2].ty, PgType::Timestamptz);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn serial_outside_the_key_uses_a_sequence() {
+        let p = ddl(
+            "create table t (k text primary key, n bigserial)",
+            &Catalog::default(),
+        );
+        assert!(
+            p.sql[0].contains("DEFAULT (pg_nextval('t_n_seq'))"),
+            "{}",
+            p.sql[0]
+        );
+    }
+
+    #[test]
+    fn add_primary_key_rebuilds() {
+        let mut cat = Catalog::default();
+        if let CatalogChange::CreateTable(d) =
+            &ddl("create table a (aid int not null, x int)", &cat).catalog[0]
+        {
+            cat.insert(d.clone());
+        }
+        let p = ddl("alter table a add primary key (aid)", &cat);
+        assert_eq!(p.rebuild.unwrap().constraint, "PRIMARY KEY (aid)");
+        let e = plan(
+            &parse("alter table a add primary key (nope)").unwrap()[0],
+            &cat,
+        )
+        .unwrap_err();
+        assert_eq!(e.sqlstate(), "42703");
+    }
+
+    #[test]
+    fn drop_many_and_if_exists() {
+        let p = ddl("drop table if exists a, b", &Catalog::default());
+        assert!(p.sql.is_empty());
+        let e = plan(&parse("drop table a").unwrap()[0], &Catalog::default()).unwrap_err();
+        assert_eq!(e.sqlstate(), "42P01");
+    }
+}

@@ -1,0 +1,694 @@
+//! Type inference for `$n` parameters and result columns.
+//!
+//! Strict drivers decode by the OIDs the server reports at Describe time, before any row
+//! exists, so the types must come from the statement and the schema. Column references take
+//! their declared type; expressions follow PostgreSQL's rules for the operators and functions
+//! mdbc supports. Where nothing tells, the answer is `None` and the executor falls back to
+//! SQLite's column origin, then to `text`.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    AssignmentTarget, BinaryOperator, Expr, FromTable, OnConflictAction, OnInsert, Query,
+    SelectItem, SetExpr, Statement, TableFactor, TableWithJoins, UnaryOperator, Value, Visit,
+    Visitor,
+};
+
+use crate::catalog::{Catalog, TableDef};
+use crate::rewrite::{function_args, function_name, ident_value, object_name_to_table};
+use crate::types::PgType;
+
+/// The inferred type of one result column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResultColumn {
+    /// Type, if known.
+    pub ty: Option<PgType>,
+    /// Type modifier (-1 when none).
+    pub typmod: i32,
+}
+
+impl ResultColumn {
+    fn unknown() -> Self {
+        ResultColumn {
+            ty: None,
+            typmod: -1,
+        }
+    }
+    fn of(ty: PgType, typmod: i32) -> Self {
+        ResultColumn {
+            ty: Some(ty),
+            typmod,
+        }
+    }
+}
+
+/// Tables in scope: (name or alias, definition).
+struct Scope<'a> {
+    tables: Vec<(String, Option<&'a TableDef>)>,
+}
+
+impl<'a> Scope<'a> {
+    fn from_tables(from: &[TableWithJoins], catalog: &'a Catalog) -> Self {
+        let mut tables = Vec::new();
+        for twj in from {
+            push_factor(&twj.relation, catalog, &mut tables);
+            for j in &twj.joins {
+                push_factor(&j.relation, catalog, &mut tables);
+            }
+        }
+        Scope { tables }
+    }
+
+    fn column(&self, qualifier: Option<&str>, name: &str) -> Option<ResultColumn> {
+        for (alias, def) in &self.tables {
+            if let Some(q) = qualifier {
+                if !alias.eq_ignore_ascii_case(q) {
+                    continue;
+                }
+            }
+            if let Some(c) = def.and_then(|d| d.column(name)) {
+                return Some(ResultColumn::of(c.ty, c.typmod));
+            }
+        }
+        None
+    }
+}
+
+fn push_factor<'a>(
+    tf: &TableFactor,
+    catalog: &'a Catalog,
+    out: &mut Vec<(String, Option<&'a TableDef>)>,
+) {
+    match tf {
+        TableFactor::Table { name, alias, .. } => {
+            let table = object_name_to_table(name);
+            let def = catalog.table(&table).map(|d| d.as_ref());
+            let alias = alias
+                .as_ref()
+                .map(|a| ident_value(&a.name))
+                .unwrap_or(table);
+            out.push((alias, def));
+        }
+        TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => {
+            push_factor(&table_with_joins.relation, catalog, out);
+            for j in &table_with_joins.joins {
+                push_factor(&j.relation, catalog, out);
+            }
+        }
+        TableFactor::Derived { alias, .. } => {
+            if let Some(a) = alias {
+                out.push((ident_value(&a.name), None));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Result column types of a query, one per output column, or empty when the projection
+/// cannot be aligned with output columns (a wildcard over something not in the catalog).
+pub fn query_columns(q: &Query, catalog: &Catalog) -> Vec<ResultColumn> {
+    let select = match q.body.as_ref() {
+        SetExpr::Select(s) => s,
+        SetExpr::SetOperation { left, .. } => match left.as_ref() {
+            SetExpr::Select(s) => s,
+            _ => return Vec::new(),
+        },
+        _ => return Vec::new(),
+    };
+    let scope = Scope::from_tables(&select.from, catalog);
+    projection_columns(&select.projection, &scope).unwrap_or_default()
+}
+
+fn projection_columns(items: &[SelectItem], scope: &Scope) -> Option<Vec<ResultColumn>> {
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            SelectItem::UnnamedExpr(e)
+            | SelectItem::ExprWithAlias { expr: e, .. }
+            | SelectItem::ExprWithAliases { expr: e, .. } => {
+                out.push(infer_expr(e, scope).unwrap_or_else(ResultColumn::unknown))
+            }
+            SelectItem::Wildcard(_) => {
+                for (_, def) in &scope.tables {
+                    let def = (*def)?;
+                    out.extend(def.columns.iter().map(|c| ResultColumn::of(c.ty, c.typmod)));
+                }
+            }
+            SelectItem::QualifiedWildcard(kind, _) => {
+                let q = kind.to_string();
+                let q = q.trim_end_matches(".*");
+                let q = q
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or(q)
+                    .trim_matches('"')
+                    .to_string();
+                let def = scope
+                    .tables
+                    .iter()
+                    .find(|(a, _)| a.eq_ignore_ascii_case(&q))
+                    .and_then(|(_, d)| *d)?;
+                out.extend(def.columns.iter().map(|c| ResultColumn::of(c.ty, c.typmod)));
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Result column types of a RETURNING list on `table`.
+pub fn returning_columns(
+    items: &[SelectItem],
+    table: &str,
+    catalog: &Catalog,
+) -> Vec<ResultColumn> {
+    let scope = Scope {
+        tables: vec![(table.to_string(), catalog.table(table).map(|d| d.as_ref()))],
+    };
+    projection_columns(items, &scope).unwrap_or_default()
+}
+
+fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
+    use PgType::*;
+    let of = |t| Some(ResultColumn::of(t, -1));
+    match e {
+        Expr::Identifier(id) => scope.column(None, &ident_value(id)),
+        Expr::CompoundIdentifier(parts) => {
+            let name = ident_value(parts.last()?);
+            let q = parts.len().checked_sub(2).map(|i| ident_value(&parts[i]));
+            scope.column(q.as_deref(), &name)
+        }
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => {
+                if n.contains(['.', 'e', 'E']) {
+                    of(Numeric)
+                } else if n.parse::<i32>().is_ok() {
+                    of(Int4)
+                } else if n.parse::<i64>().is_ok() {
+                    of(Int8)
+                } else {
+                    of(Numeric)
+                }
+            }
+            Value::Boolean(_) => of(Bool),
+            Value::Placeholder(_) => None,
+            _ => of(Text),
+        },
+        Expr::Cast { data_type, .. } => {
+            PgType::parse_sql_name(&data_type.to_string()).map(|s| ResultColumn::of(s.ty, s.typmod))
+        }
+        Expr::TypedString(ts) => PgType::parse_sql_name(&ts.data_type.to_string())
+            .map(|s| ResultColumn::of(s.ty, s.typmod)),
+        Expr::Nested(inner) => infer_expr(inner, scope),
+        Expr::UnaryOp { op, expr } => match op {
+            UnaryOperator::Not => of(Bool),
+            _ => infer_expr(expr, scope),
+        },
+        Expr::BinaryOp { left, op, right } => match op {
+            BinaryOperator::Plus
+            | BinaryOperator::Minus
+            | BinaryOperator::Multiply
+            | BinaryOperator::Divide
+            | BinaryOperator::Modulo => {
+                let l = infer_expr(left, scope).and_then(|c| c.ty);
+                let r = infer_expr(right, scope).and_then(|c| c.ty);
+                arith(l, r).map(|t| ResultColumn::of(t, -1))
+            }
+            BinaryOperator::StringConcat => of(Text),
+            _ => of(Bool),
+        },
+        Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::IsNotTrue(_)
+        | Expr::IsNotFalse(_)
+        | Expr::IsDistinctFrom(..)
+        | Expr::IsNotDistinctFrom(..)
+        | Expr::InList { .. }
+        | Expr::InSubquery { .. }
+        | Expr::Between { .. }
+        | Expr::Like { .. }
+        | Expr::ILike { .. }
+        | Expr::Exists { .. }
+        | Expr::AnyOp { .. }
+        | Expr::AllOp { .. } => of(Bool),
+        Expr::Case {
+            conditions,
+            else_result,
+            ..
+        } => conditions
+            .iter()
+            .find_map(|w| infer_expr(&w.result, scope))
+            .or_else(|| else_result.as_ref().and_then(|e| infer_expr(e, scope))),
+        Expr::Subquery(q) => match q.body.as_ref() {
+            // Resolved against the outer scope: enough for `(SELECT max(x) FROM t)` when
+            // `t` is also in the outer FROM, and `None` otherwise.
+            SetExpr::Select(s) => match s.projection.first() {
+                Some(SelectItem::UnnamedExpr(e))
+                | Some(SelectItem::ExprWithAlias { expr: e, .. }) => infer_expr(e, scope),
+                _ => None,
+            },
+            _ => None,
+        },
+        Expr::Position { .. } => of(Int4),
+        Expr::Substring { .. } | Expr::Trim { .. } => of(Text),
+        Expr::Function(f) => {
+            let name = function_name(f);
+            let args = function_args(f);
+            let arg0 = || args.first().and_then(|a| infer_expr(a, scope));
+            match name.as_str() {
+                "count" => of(Int8),
+                "sum" => match arg0().and_then(|c| c.ty) {
+                    Some(Int2 | Int4) => of(Int8),
+                    Some(Float4) => of(Float4),
+                    Some(Float8) => of(Float8),
+                    _ => of(Numeric),
+                },
+                "avg" => match arg0().and_then(|c| c.ty) {
+                    Some(Float4 | Float8) => of(Float8),
+                    _ => of(Numeric),
+                },
+                "min" | "max" | "abs" | "coalesce" | "nullif" | "greatest" | "least" => {
+                    args.iter().find_map(|a| infer_expr(a, scope))
+                }
+                "round" | "trunc" | "ceil" | "ceiling" | "floor" => match arg0().and_then(|c| c.ty)
+                {
+                    Some(Float4 | Float8) => of(Float8),
+                    _ => of(Numeric),
+                },
+                "length" | "char_length" | "character_length" | "octet_length" | "strpos"
+                | "position" | "pg_backend_pid" | "instr" => of(Int4),
+                "lower" | "upper" | "trim" | "btrim" | "ltrim" | "rtrim" | "substr"
+                | "substring" | "replace" | "concat" | "concat_ws" | "string_agg" | "left"
+                | "right" | "lpad" | "rpad" | "md5" | "repeat" | "reverse" | "initcap"
+                | "to_char" | "format" | "quote_ident" | "quote_literal" | "chr" | "version"
+                | "group_concat" | "split_part" => of(Text),
+                "now"
+                | "current_timestamp"
+                | "localtimestamp"
+                | "transaction_timestamp"
+                | "statement_timestamp"
+                | "clock_timestamp" => of(Timestamptz),
+                "current_date" => of(Date),
+                "current_database" | "current_schema" | "current_user" | "session_user" => of(Name),
+                "random" => of(Float8),
+                "gen_random_uuid" => of(Uuid),
+                "nextval" | "currval" | "setval" => of(Int8),
+                "bool_and" | "bool_or" | "every" => of(Bool),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn arith(l: Option<PgType>, r: Option<PgType>) -> Option<PgType> {
+    use PgType::*;
+    let rank = |t: PgType| match t {
+        Int2 => 1,
+        Int4 => 2,
+        Int8 => 3,
+        Numeric => 4,
+        Float4 => 5,
+        Float8 => 6,
+        _ => 0,
+    };
+    match (l, r) {
+        (Some(a), Some(b)) if rank(a) > 0 && rank(b) > 0 => {
+            Some(if rank(a) >= rank(b) { a } else { b })
+        }
+        (Some(Date), Some(Int4 | Int2 | Int8)) => Some(Date),
+        (Some(a), None) if rank(a) > 0 => Some(a),
+        (None, Some(b)) if rank(b) > 0 => Some(b),
+        _ => None,
+    }
+}
+
+/// True for integer arithmetic on integer literals and columns, whose result SQLite already
+/// stores as PostgreSQL would (no coercion needed).
+pub(crate) fn is_integer_arith(e: &Expr) -> bool {
+    match e {
+        Expr::BinaryOp { left, op, right } => {
+            matches!(
+                op,
+                BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply
+            ) && is_integer_arith(left)
+                && is_integer_arith(right)
+        }
+        Expr::Nested(inner) => is_integer_arith(inner),
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => is_integer_arith(expr),
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => !n.contains(['.', 'e', 'E']),
+            Value::Placeholder(_) => true,
+            _ => false,
+        },
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => true,
+        _ => false,
+    }
+}
+
+fn placeholder_index(e: &Expr) -> Option<usize> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Placeholder(p) => p.strip_prefix('$')?.parse::<usize>().ok()?.checked_sub(1),
+            _ => None,
+        },
+        Expr::Nested(inner) => placeholder_index(inner),
+        _ => None,
+    }
+}
+
+struct ParamTypes<'a> {
+    scope: Scope<'a>,
+    types: Vec<Option<PgType>>,
+}
+
+impl ParamTypes<'_> {
+    fn set(&mut self, idx: usize, ty: Option<PgType>) {
+        let Some(ty) = ty else { return };
+        if self.types.len() <= idx {
+            self.types.resize(idx + 1, None);
+        }
+        if self.types[idx].is_none() {
+            self.types[idx] = Some(ty);
+        }
+    }
+    fn ty_of(&self, e: &Expr) -> Option<PgType> {
+        infer_expr(e, &self.scope).and_then(|c| c.ty)
+    }
+    fn note(&mut self, idx: usize) {
+        if self.types.len() <= idx {
+            self.types.resize(idx + 1, None);
+        }
+    }
+}
+
+impl Visitor for ParamTypes<'_> {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+        if let Some(i) = placeholder_index(e) {
+            self.note(i);
+        }
+        match e {
+            Expr::BinaryOp { left, op, right } => {
+                let other_for = |this: &Self, other: &Expr| match op {
+                    BinaryOperator::StringConcat => Some(PgType::Text),
+                    _ => this.ty_of(other),
+                };
+                if let Some(i) = placeholder_index(left) {
+                    let t = other_for(self, right);
+                    self.set(i, t);
+                }
+                if let Some(i) = placeholder_index(right) {
+                    let t = other_for(self, left);
+                    self.set(i, t);
+                }
+            }
+            Expr::InList { expr, list, .. } => {
+                let t = self.ty_of(expr);
+                for item in list {
+                    if let Some(i) = placeholder_index(item) {
+                        self.set(i, t);
+                    }
+                }
+            }
+            Expr::Between {
+                expr, low, high, ..
+            } => {
+                let t = self.ty_of(expr);
+                for b in [low, high] {
+                    if let Some(i) = placeholder_index(b) {
+                        self.set(i, t);
+                    }
+                }
+            }
+            Expr::Like { pattern, .. } | Expr::ILike { pattern, .. } => {
+                if let Some(i) = placeholder_index(pattern) {
+                    self.set(i, Some(PgType::Text));
+                }
+            }
+            Expr::Cast {
+                expr, data_type, ..
+            } => {
+                if let Some(i) = placeholder_index(expr) {
+                    let t = PgType::parse_sql_name(&data_type.to_string()).map(|s| s.ty);
+                    self.set(i, t);
+                }
+            }
+            Expr::Function(f) => {
+                let name = function_name(f);
+                let args = function_args(f);
+                let text_fn = matches!(
+                    name.as_str(),
+                    "lower" | "upper" | "trim" | "length" | "concat" | "replace" | "md5"
+                );
+                let same_fn = matches!(name.as_str(), "coalesce" | "nullif" | "greatest" | "least");
+                let known = if same_fn {
+                    args.iter().find_map(|a| self.ty_of(a))
+                } else {
+                    None
+                };
+                for a in args {
+                    if let Some(i) = placeholder_index(a) {
+                        if text_fn {
+                            self.set(i, Some(PgType::Text));
+                        } else if same_fn {
+                            self.set(i, known);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+        if let Some(limit) = &q.limit_clause {
+            match limit {
+                sqlparser::ast::LimitClause::LimitOffset { limit, offset, .. } => {
+                    if let Some(i) = limit.as_ref().and_then(placeholder_index) {
+                        self.set(i, Some(PgType::Int8));
+                    }
+                    if let Some(i) = offset.as_ref().and_then(|o| placeholder_index(&o.value)) {
+                        self.set(i, Some(PgType::Int8));
+                    }
+                }
+                sqlparser::ast::LimitClause::OffsetCommaLimit { offset, limit } => {
+                    for e in [offset, limit] {
+                        if let Some(i) = placeholder_index(e) {
+                            self.set(i, Some(PgType::Int8));
+                        }
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Every table a statement mentions, for resolving unqualified columns.
+fn statement_scope<'a>(stmt: &Statement, catalog: &'a Catalog) -> Scope<'a> {
+    struct Rels(Vec<String>);
+    impl Visitor for Rels {
+        type Break = ();
+        fn pre_visit_relation(&mut self, r: &sqlparser::ast::ObjectName) -> ControlFlow<()> {
+            self.0.push(object_name_to_table(r));
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_table_factor(&mut self, tf: &TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table {
+                name,
+                alias: Some(a),
+                ..
+            } = tf
+            {
+                // Aliases resolve to their table too.
+                self.0.push(format!(
+                    "{}\u{0}{}",
+                    ident_value(&a.name),
+                    object_name_to_table(name)
+                ));
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut rels = Rels(Vec::new());
+    let _ = stmt.visit(&mut rels);
+    let mut tables = Vec::new();
+    for r in rels.0 {
+        let (alias, table) = match r.split_once('\u{0}') {
+            Some((a, t)) => (a.to_string(), t.to_string()),
+            None => (r.clone(), r),
+        };
+        tables.push((alias, catalog.table(&table).map(|d| d.as_ref())));
+    }
+    Scope { tables }
+}
+
+/// Inferred types of a statement's `$n` parameters (index n-1).
+pub fn params_of_statement(stmt: &Statement, catalog: &Catalog) -> Vec<Option<PgType>> {
+    let mut v = ParamTypes {
+        scope: statement_scope(stmt, catalog),
+        types: Vec::new(),
+    };
+    // Positional context first: INSERT values and SET targets give exact column types.
+    match stmt {
+        Statement::Insert(ins) => {
+            let table = match &ins.table {
+                sqlparser::ast::TableObject::TableName(n) => object_name_to_table(n),
+                _ => String::new(),
+            };
+            if let Some(def) = catalog.table(&table) {
+                let cols: Vec<Option<PgType>> = if ins.columns.is_empty() {
+                    def.columns.iter().map(|c| Some(c.ty)).collect()
+                } else {
+                    ins.columns
+                        .iter()
+                        .map(|c| def.column(&object_name_to_table(c)).map(|c| c.ty))
+                        .collect()
+                };
+                if let Some(src) = &ins.source {
+                    let rows: Vec<&Vec<Expr>> = match src.body.as_ref() {
+                        SetExpr::Values(v) => v.rows.iter().map(|r| &r.content).collect(),
+                        _ => Vec::new(),
+                    };
+                    for row in rows {
+                        for (e, t) in row.iter().zip(&cols) {
+                            if let Some(i) = placeholder_index(e) {
+                                v.set(i, *t);
+                            }
+                        }
+                    }
+                    if let SetExpr::Select(s) = src.body.as_ref() {
+                        for (item, t) in s.projection.iter().zip(&cols) {
+                            if let SelectItem::UnnamedExpr(e) = item {
+                                if let Some(i) = placeholder_index(e) {
+                                    v.set(i, *t);
+                                }
+                            }
+                        }
+                    }
+                }
+                if let Some(OnInsert::OnConflict(oc)) = &ins.on {
+                    if let OnConflictAction::DoUpdate(du) = &oc.action {
+                        for a in &du.assignments {
+                            if let AssignmentTarget::ColumnName(c) = &a.target {
+                                if let Some(i) = placeholder_index(&a.value) {
+                                    v.set(i, def.column(&object_name_to_table(c)).map(|c| c.ty));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Statement::Update(up) => {
+            if let TableFactor::Table { name, .. } = &up.table.relation {
+                if let Some(def) = catalog.table(&object_name_to_table(name)) {
+                    for a in &up.assignments {
+                        if let AssignmentTarget::ColumnName(c) = &a.target {
+                            if let Some(i) = placeholder_index(&a.value) {
+                                v.set(i, def.column(&object_name_to_table(c)).map(|c| c.ty));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Statement::Delete(d) => {
+            let _ = match &d.from {
+                FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+            };
+        }
+        _ => {}
+    }
+    let _ = stmt.visit(&mut v);
+    v.types
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::ColumnInfo;
+    use crate::split::{parse, Parsed};
+
+    fn cat() -> Catalog {
+        let mut c = Catalog::default();
+        let col = |n: &str, ty| ColumnInfo {
+            name: n.into(),
+            ty,
+            typmod: -1,
+            serial: false,
+            not_null: false,
+        };
+        c.insert(TableDef {
+            name: "acc".into(),
+            columns: vec![
+                col("aid", PgType::Int4),
+                col("abalance", PgType::Int8),
+                col("name", PgType::Text),
+            ],
+        });
+        c
+    }
+
+    fn stmt(sql: &str) -> Statement {
+        match parse(sql).unwrap().remove(0) {
+            Parsed::Statement(s) => *s,
+            _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn params_from_columns() {
+        let c = cat();
+        let t = params_of_statement(
+            &stmt("update acc set abalance = abalance + $1 where aid = $2"),
+            &c,
+        );
+        assert_eq!(t, vec![Some(PgType::Int8), Some(PgType::Int4)]);
+        let t = params_of_statement(&stmt("insert into acc (name, aid) values ($1, $2)"), &c);
+        assert_eq!(t, vec![Some(PgType::Text), Some(PgType::Int4)]);
+        let t = params_of_statement(
+            &stmt("select * from acc a where a.aid in ($1, $2) limit $3"),
+            &c,
+        );
+        assert_eq!(
+            t,
+            vec![Some(PgType::Int4), Some(PgType::Int4), Some(PgType::Int8)]
+        );
+        let t = params_of_statement(&stmt("select $1::int8, $2"), &c);
+        assert_eq!(t, vec![Some(PgType::Int8), None]);
+    }
+
+    #[test]
+    fn result_columns() {
+        let c = cat();
+        let q = match stmt("select aid, count(*), sum(aid), abalance + 1, 1.5, a.* from acc a") {
+            Statement::Query(q) => q,
+            _ => panic!(),
+        };
+        let cols: Vec<Option<PgType>> = query_columns(&q, &c).iter().map(|c| c.ty).collect();
+        use PgType::*;
+        assert_eq!(
+            cols,
+            vec![
+                Some(Int4),
+                Some(Int8),
+                Some(Int8),
+                Some(Int8),
+                Some(Numeric),
+                Some(Int4),
+                Some(Int8),
+                Some(Text)
+            ]
+        );
+    }
+}

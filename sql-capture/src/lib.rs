@@ -1,0 +1,50 @@
+//! # sql-capture
+//!
+//! Room in the design (see `DESIGN.md`, "Crates"): everything mdbc knows about SQL text and
+//! nothing about sockets or replication. It
+//!
+//! - splits a PostgreSQL query string into statements and parses each with `sqlparser`
+//!   ([`parse`]);
+//! - classifies each statement (read, write, DDL, transaction control, session command) and
+//!   rewrites its syntax tree into SQLite's dialect ([`plan`]);
+//! - infers PostgreSQL types for `$n` parameters and result columns from the schema
+//!   ([`Catalog`]), so strict drivers get exactly the types they expect.
+//!
+//! Capture of row changes and their application at other sites arrive with the multi-site
+//! issue; the [`Command::Sql`] plans already name the tables each statement writes, which is
+//! what the commit hook will need.
+//!
+//! The crate is sans-IO: no clock, no thread, no file. Values are normalised at run time by
+//! SQL functions the server registers (`pg_coerce`, `pg_now`, …); this crate only emits calls
+//! to them.
+#![deny(missing_docs)]
+
+mod catalog;
+mod ddl;
+mod error;
+mod infer;
+mod rewrite;
+mod split;
+mod translate;
+pub mod types;
+
+pub use catalog::{Catalog, ColumnInfo, TableDef};
+pub use ddl::{CatalogChange, TableRebuild};
+pub use error::{Error, Result};
+pub use split::{parse, Parsed};
+pub use translate::{plan, Command, CommandTag, CopyFormat, CopyPlan, SetValue, SqlPlan, StmtKind};
+pub use types::{PgType, TypeSpec};
+
+/// Names of the SQL functions the executing side must register on every SQLite connection,
+/// with the number of arguments each takes (-1: any).
+pub const REQUIRED_FUNCTIONS: &[(&str, i32)] = &[
+    ("pg_coerce", 3),
+    ("pg_now", 0),
+    ("pg_current_date", 0),
+    ("pg_nextval", 1),
+    ("version", 0),
+    ("current_database", 0),
+    ("current_schema", 0),
+    ("current_user", 0),
+    ("pg_backend_pid", 0),
+];

@@ -1,0 +1,865 @@
+//! Syntax-tree rewrites from PostgreSQL's dialect into SQLite's.
+//!
+//! Every rewrite works on the tree, never on text: casts become `pg_coerce(expr, oid,
+//! typmod)` (so a bad value raises 22P02 as in PostgreSQL instead of SQLite's silent 0),
+//! `$n` becomes `?n`, `ILIKE` becomes a `LIKE` over `lower()`, `= ANY(ARRAY[…])` becomes
+//! `IN (…)`, `generate_series(…) AS x` becomes a derived table naming SQLite's `value`
+//! column, and values written into typed columns are normalised.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    BinaryOperator, Delete, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, Ident, Insert, ObjectName, ObjectNamePart, OnConflictAction, OnInsert,
+    Query, SelectItem, SetExpr, TableAlias, TableFactor, Update, Value, VisitMut, VisitorMut,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+use crate::catalog::{Catalog, ColumnInfo, TableDef};
+use crate::error::{Error, Result};
+use crate::infer;
+use crate::types::PgType;
+
+/// The table a (possibly schema-qualified) name refers to. `public.t` is `t`; unquoted
+/// names fold to lower case as in PostgreSQL.
+pub fn object_name_to_table(name: &ObjectName) -> String {
+    let parts: Vec<&ObjectNamePart> = name.0.iter().collect();
+    match parts.last() {
+        Some(ObjectNamePart::Identifier(id)) => ident_value(id),
+        _ => name.to_string(),
+    }
+}
+
+/// An identifier's value as PostgreSQL stores it: unquoted names fold to lower case.
+pub fn ident_value(id: &Ident) -> String {
+    if id.quote_style.is_some() {
+        id.value.clone()
+    } else {
+        id.value.to_ascii_lowercase()
+    }
+}
+
+/// A call `name(args…)`.
+pub(crate) fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses: vec![],
+        }),
+        within_group: vec![],
+        filter: None,
+        null_treatment: None,
+        over: None,
+    })
+}
+
+fn number(n: i64) -> Expr {
+    Expr::value(Value::Number(n.to_string(), false))
+}
+
+/// `pg_coerce(expr, oid, typmod)`: converts a value to a column's type the way PostgreSQL's
+/// input functions do, raising 22P02 on garbage.
+pub(crate) fn coerce(expr: Expr, ty: PgType, typmod: i32) -> Expr {
+    call(
+        "pg_coerce",
+        vec![expr, number(ty.oid() as i64), number(typmod as i64)],
+    )
+}
+
+/// The (lower-case, schema-less) name of a function.
+pub(crate) fn function_name(f: &Function) -> String {
+    match f.name.0.last() {
+        Some(ObjectNamePart::Identifier(id)) => id.value.to_ascii_lowercase(),
+        _ => f.name.to_string().to_ascii_lowercase(),
+    }
+}
+
+pub(crate) fn function_args(f: &Function) -> Vec<&Expr> {
+    match &f.args {
+        FunctionArguments::List(l) => l
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+struct Rewriter;
+
+impl VisitorMut for Rewriter {
+    type Break = Error;
+
+    fn pre_visit_relation(&mut self, relation: &mut ObjectName) -> ControlFlow<Error> {
+        if relation.0.len() == 2 {
+            if let Some(ObjectNamePart::Identifier(schema)) = relation.0.first() {
+                if schema.value.eq_ignore_ascii_case("public") {
+                    relation.0.remove(0);
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<Error> {
+        match rewrite_table_factor(tf) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => ControlFlow::Break(e),
+        }
+    }
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Error> {
+        // Before the children: the ARRAY inside `= ANY(ARRAY[…])` must become an IN list
+        // before the array itself is visited (bare arrays are unsupported).
+        match rewrite_any_all(expr) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => ControlFlow::Break(e),
+        }
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Error> {
+        match rewrite_expr(expr) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => ControlFlow::Break(e),
+        }
+    }
+}
+
+fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
+    match tf {
+        TableFactor::Table {
+            name,
+            alias,
+            args: Some(args),
+            ..
+        } => {
+            let fname = object_name_to_table(name);
+            if fname != "generate_series" {
+                return Err(Error::Unsupported(format!("table function {fname}")));
+            }
+            let arg_sql: Vec<String> = args.args.iter().map(|a| a.to_string()).collect();
+            if !(2..=3).contains(&arg_sql.len()) {
+                return Err(Error::InvalidParameter(
+                    "generate_series takes a start, a stop and an optional step".into(),
+                ));
+            }
+            let (table_alias, column) = match alias {
+                Some(a) => {
+                    let col = a
+                        .columns
+                        .first()
+                        .map(|c| c.name.value.clone())
+                        .unwrap_or_else(|| a.name.value.clone());
+                    (a.name.clone(), col)
+                }
+                None => (Ident::new("generate_series"), "generate_series".to_string()),
+            };
+            let sub = format!(
+                "SELECT value AS \"{}\" FROM generate_series({})",
+                column.replace('"', "\"\""),
+                arg_sql.join(", ")
+            );
+            let subquery = parse_query(&sub)?;
+            *tf = TableFactor::Derived {
+                lateral: false,
+                subquery: Box::new(subquery),
+                alias: Some(TableAlias {
+                    explicit: true,
+                    name: table_alias,
+                    columns: vec![],
+                    at: None,
+                }),
+                sample: None,
+            };
+        }
+        TableFactor::Derived {
+            subquery, alias, ..
+        } => {
+            // SQLite cannot name a derived table's columns in its alias (`AS v(a, b)`):
+            // name them inside the subquery instead.
+            let Some(a) = alias else { return Ok(()) };
+            if a.columns.is_empty() {
+                return Ok(());
+            }
+            let names: Vec<String> = a.columns.iter().map(|c| c.name.value.clone()).collect();
+            match subquery.body.as_mut() {
+                SetExpr::Values(values) => {
+                    let width = values.rows.first().map(|r| r.content.len()).unwrap_or(0);
+                    if width != names.len() {
+                        return Err(Error::InvalidParameter(format!(
+                            "VALUES has {width} columns but the alias names {}",
+                            names.len()
+                        )));
+                    }
+                    let projection: Vec<String> = names
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| format!("column{} AS \"{}\"", i + 1, n.replace('"', "\"\"")))
+                        .collect();
+                    let inner = subquery.to_string();
+                    let sub = format!("SELECT {} FROM ({inner})", projection.join(", "));
+                    **subquery = parse_query(&sub)?;
+                }
+                SetExpr::Select(select) => {
+                    if select.projection.len() != names.len()
+                        || select.projection.iter().any(|p| {
+                            matches!(
+                                p,
+                                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                            )
+                        })
+                    {
+                        return Err(Error::Unsupported(
+                            "column aliases on a derived table with a wildcard".into(),
+                        ));
+                    }
+                    for (item, n) in select.projection.iter_mut().zip(&names) {
+                        let expr = match item {
+                            SelectItem::UnnamedExpr(e) => e.clone(),
+                            SelectItem::ExprWithAlias { expr, .. } => expr.clone(),
+                            _ => continue,
+                        };
+                        *item = SelectItem::ExprWithAlias {
+                            expr,
+                            alias: Ident::with_quote('"', n.clone()),
+                        };
+                    }
+                }
+                _ => {
+                    return Err(Error::Unsupported(
+                        "column aliases on a set-operation derived table".into(),
+                    ))
+                }
+            }
+            a.columns.clear();
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn parse_query(sql: &str) -> Result<Query> {
+    let dialect = PostgreSqlDialect {};
+    Parser::new(&dialect)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_query())
+        .map(|q| *q)
+        .map_err(|e| Error::Syntax(e.to_string()))
+}
+
+fn rewrite_expr(expr: &mut Expr) -> Result<()> {
+    match expr {
+        Expr::Value(v) => match &mut v.value {
+            Value::Placeholder(p) => {
+                if let Some(n) = p.strip_prefix('$') {
+                    *p = format!("?{n}");
+                }
+            }
+            Value::EscapedStringLiteral(s) | Value::UnicodeStringLiteral(s) => {
+                v.value = Value::SingleQuotedString(std::mem::take(s));
+            }
+            Value::DollarQuotedString(d) => {
+                v.value = Value::SingleQuotedString(std::mem::take(&mut d.value));
+            }
+            _ => {}
+        },
+        Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } => {
+            let name = data_type.to_string();
+            let spec = PgType::parse_sql_name(&name).ok_or_else(|| unsupported_type(&name))?;
+            let inner = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+            *expr = coerce(inner, spec.ty, spec.typmod);
+        }
+        Expr::TypedString(ts) => {
+            let name = ts.data_type.to_string();
+            let spec = PgType::parse_sql_name(&name).ok_or_else(|| unsupported_type(&name))?;
+            let value = Expr::Value(ts.value.clone());
+            *expr = coerce(value, spec.ty, spec.typmod);
+        }
+        Expr::ILike {
+            negated,
+            expr: left,
+            pattern,
+            escape_char,
+            any: false,
+        } => {
+            let left = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
+            let pattern = std::mem::replace(pattern.as_mut(), Expr::value(Value::Null));
+            *expr = Expr::Like {
+                negated: *negated,
+                any: false,
+                expr: Box::new(call("lower", vec![left])),
+                pattern: Box::new(call("lower", vec![pattern])),
+                escape_char: escape_char.clone(),
+            };
+        }
+        Expr::Function(_) => rewrite_function(expr)?,
+        Expr::Identifier(id) if id.quote_style.is_none() => {
+            let replacement = match id.value.to_ascii_lowercase().as_str() {
+                "current_user" | "session_user" | "user" => Some("current_user"),
+                "current_schema" => Some("current_schema"),
+                "current_catalog" => Some("current_database"),
+                _ => None,
+            };
+            if let Some(f) = replacement {
+                *expr = call(f, vec![]);
+            }
+        }
+        Expr::Position { expr: needle, r#in } => {
+            let needle = std::mem::replace(needle.as_mut(), Expr::value(Value::Null));
+            let hay = std::mem::replace(r#in.as_mut(), Expr::value(Value::Null));
+            *expr = call("instr", vec![hay, needle]);
+        }
+        Expr::Substring {
+            expr: s,
+            substring_from,
+            substring_for,
+            ..
+        } => {
+            let s = std::mem::replace(s.as_mut(), Expr::value(Value::Null));
+            let from = substring_from
+                .take()
+                .map(|b| *b)
+                .unwrap_or_else(|| number(1));
+            let mut args = vec![s, from];
+            if let Some(f) = substring_for.take() {
+                args.push(*f);
+            }
+            *expr = call("substr", args);
+        }
+        Expr::Interval(_) => return Err(Error::Unsupported("INTERVAL arithmetic".into())),
+        Expr::Array(_) => return Err(Error::Unsupported("arrays".into())),
+        Expr::AtTimeZone { .. } => return Err(Error::Unsupported("AT TIME ZONE".into())),
+        Expr::Extract { .. } => return Err(Error::Unsupported("EXTRACT".into())),
+        Expr::SimilarTo { .. } => return Err(Error::Unsupported("SIMILAR TO".into())),
+        Expr::BinaryOp { op, .. } => match op {
+            BinaryOperator::PGRegexMatch
+            | BinaryOperator::PGRegexIMatch
+            | BinaryOperator::PGRegexNotMatch
+            | BinaryOperator::PGRegexNotIMatch => {
+                return Err(Error::Unsupported("regular expression operators".into()))
+            }
+            BinaryOperator::PGExp => return Err(Error::Unsupported("the ^ operator".into())),
+            _ => {}
+        },
+        _ => {}
+    }
+    Ok(())
+}
+
+fn rewrite_any_all(expr: &mut Expr) -> Result<()> {
+    match expr {
+        Expr::AnyOp {
+            left,
+            compare_op,
+            right,
+            ..
+        } => {
+            let list = array_elements(right)
+                .ok_or_else(|| Error::Unsupported("ANY over a non-literal array".into()))?;
+            let negated = match compare_op {
+                BinaryOperator::Eq => false,
+                _ => return Err(Error::Unsupported(format!("{compare_op} ANY (…)"))),
+            };
+            let left = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
+            *expr = Expr::InList {
+                expr: Box::new(left),
+                list,
+                negated,
+            };
+        }
+        Expr::AllOp {
+            left,
+            compare_op,
+            right,
+        } => {
+            let list = array_elements(right)
+                .ok_or_else(|| Error::Unsupported("ALL over a non-literal array".into()))?;
+            if *compare_op != BinaryOperator::NotEq {
+                return Err(Error::Unsupported(format!("{compare_op} ALL (…)")));
+            }
+            let left = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
+            *expr = Expr::InList {
+                expr: Box::new(left),
+                list,
+                negated: true,
+            };
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn unsupported_type(name: &str) -> Error {
+    if name.ends_with("[]") {
+        Error::Unsupported(format!("array type {name}"))
+    } else {
+        Error::UndefinedType(name.to_ascii_lowercase())
+    }
+}
+
+fn array_elements(e: &Expr) -> Option<Vec<Expr>> {
+    match e {
+        Expr::Array(a) => Some(a.elem.clone()),
+        Expr::Nested(inner) => array_elements(inner),
+        _ => None,
+    }
+}
+
+fn rewrite_function(expr: &mut Expr) -> Result<()> {
+    let Expr::Function(f) = expr else {
+        return Ok(());
+    };
+    if f.over.is_some() {
+        // Window functions exist in SQLite with the same syntax.
+    }
+    let name = function_name(f);
+    // Drop a `pg_catalog.` qualifier: SQLite would read it as a database name.
+    if f.name.0.len() > 1 {
+        f.name = ObjectName::from(vec![Ident::new(name.clone())]);
+    }
+    match name.as_str() {
+        "now"
+        | "current_timestamp"
+        | "localtimestamp"
+        | "transaction_timestamp"
+        | "statement_timestamp"
+        | "clock_timestamp" => *expr = call("pg_now", vec![]),
+        "current_date" => *expr = call("pg_current_date", vec![]),
+        "random" => *expr = call("pg_random", vec![]),
+        "nextval" => {
+            let args: Vec<Expr> = function_args(f).into_iter().cloned().collect();
+            *expr = call("pg_nextval", args);
+        }
+        "array_agg" | "unnest" | "array_length" | "array_position" | "generate_subscripts" => {
+            return Err(Error::Unsupported(format!("function {name}")))
+        }
+        "generate_series" => {
+            return Err(Error::Unsupported(
+                "generate_series in a select list (use it in FROM)".into(),
+            ))
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Rewrites every expression and table reference of a query.
+pub fn rewrite_query(q: &mut Query, _catalog: &Catalog) -> Result<()> {
+    match q.visit(&mut Rewriter) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(e) => Err(e),
+    }
+}
+
+fn visit<T: VisitMut>(node: &mut T) -> Result<()> {
+    match node.visit(&mut Rewriter) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(e) => Err(e),
+    }
+}
+
+/// Whether a value written into a column of type `col` must pass through `pg_coerce`.
+/// Parameters are decoded to the column's type before binding, and literals that already
+/// have the right shape need nothing; anything else is normalised so that SQLite stores
+/// what PostgreSQL would have stored (or refuses it as PostgreSQL would).
+fn needs_coercion(e: &Expr, col: &ColumnInfo) -> bool {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Null | Value::Placeholder(_) => false,
+            Value::Number(n, _) => {
+                !(col.ty.is_integer() && !n.contains(['.', 'e', 'E']))
+                    && !matches!(col.ty, PgType::Float4 | PgType::Float8)
+            }
+            Value::Boolean(_) => col.ty != PgType::Bool,
+            Value::SingleQuotedString(_) => {
+                !(matches!(col.ty, PgType::Text | PgType::Json) && col.typmod < 0)
+            }
+            _ => true,
+        },
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => false,
+        _ => !(col.ty.is_integer() && infer::is_integer_arith(e)),
+    }
+}
+
+fn wrap_for_column(e: &mut Expr, col: &ColumnInfo) {
+    if needs_coercion(e, col) {
+        let inner = std::mem::replace(e, Expr::value(Value::Null));
+        *e = coerce(inner, col.ty, col.typmod);
+    }
+}
+
+/// Rewrites an INSERT: target name, values normalised per column type, the source query,
+/// ON CONFLICT and RETURNING.
+pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalog) -> Result<()> {
+    let Some(def) = def else {
+        let name = match &ins.table {
+            sqlparser::ast::TableObject::TableName(n) => object_name_to_table(n),
+            other => other.to_string(),
+        };
+        return Err(Error::UndefinedTable(name));
+    };
+    let target: Vec<ColumnInfo> = if ins.columns.is_empty() {
+        def.columns.clone()
+    } else {
+        ins.columns
+            .iter()
+            .map(|c| {
+                let name = object_name_to_table(c);
+                def.column(&name)
+                    .cloned()
+                    .ok_or(Error::UndefinedColumn(name))
+            })
+            .collect::<Result<_>>()?
+    };
+    if let Some(src) = ins.source.as_mut() {
+        if let SetExpr::Values(values) = src.body.as_mut() {
+            drop_default_columns(&mut ins.columns, values, &target, def)?;
+            let target: Vec<ColumnInfo> = if ins.columns.is_empty() {
+                def.columns.clone()
+            } else {
+                ins.columns
+                    .iter()
+                    .filter_map(|c| def.column(&object_name_to_table(c)).cloned())
+                    .collect()
+            };
+            for row in values.rows.iter_mut() {
+                let row = &mut row.content;
+                if row.len() > target.len() {
+                    return Err(Error::Syntax(
+                        "INSERT has more expressions than target columns".into(),
+                    ));
+                }
+                for (e, col) in row.iter_mut().zip(&target) {
+                    wrap_for_column(e, col);
+                }
+            }
+        }
+        visit(src.as_mut())?;
+        // SQLite's parser needs a WHERE before ON CONFLICT in INSERT … SELECT.
+        if ins.on.is_some() {
+            if let SetExpr::Select(sel) = src.body.as_mut() {
+                if sel.selection.is_none() {
+                    sel.selection = Some(Expr::value(Value::Boolean(true)));
+                }
+            }
+        }
+    }
+    if let Some(OnInsert::OnConflict(oc)) = ins.on.as_mut() {
+        if let OnConflictAction::DoUpdate(du) = &mut oc.action {
+            for a in du.assignments.iter_mut() {
+                if let sqlparser::ast::AssignmentTarget::ColumnName(c) = &a.target {
+                    if let Some(col) = def.column(&object_name_to_table(c)) {
+                        wrap_for_column(&mut a.value, col);
+                    }
+                }
+                visit(&mut a.value)?;
+            }
+            if let Some(sel) = du.selection.as_mut() {
+                visit(sel)?;
+            }
+        }
+    }
+    if let sqlparser::ast::TableObject::TableName(n) = &mut ins.table {
+        let mut n2 = n.clone();
+        let _ = Rewriter.pre_visit_relation(&mut n2);
+        *n = n2;
+    }
+    if let Some(r) = ins.returning.as_mut() {
+        rewrite_returning(r)?;
+    }
+    let _ = catalog;
+    Ok(())
+}
+
+/// `VALUES (DEFAULT, …)`: SQLite has no DEFAULT inside VALUES, so a column that is DEFAULT
+/// in every row is dropped from the list (SQLite then applies the default itself).
+fn drop_default_columns(
+    columns: &mut Vec<ObjectName>,
+    values: &mut sqlparser::ast::Values,
+    target: &[ColumnInfo],
+    def: &TableDef,
+) -> Result<()> {
+    let is_default = |e: &Expr| matches!(e, Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"));
+    let width = target.len();
+    let mut drop = vec![true; width];
+    let mut any = false;
+    for row in &values.rows {
+        for (i, e) in row.content.iter().enumerate().take(width) {
+            let d = is_default(e);
+            any |= d;
+            drop[i] &= d;
+        }
+    }
+    if !any {
+        return Ok(());
+    }
+    for row in &values.rows {
+        for (i, e) in row.content.iter().enumerate().take(width) {
+            if is_default(e) && !drop[i] {
+                return Err(Error::Unsupported(
+                    "DEFAULT in some rows of a multi-row VALUES but not others".into(),
+                ));
+            }
+        }
+    }
+    if columns.is_empty() {
+        *columns = def
+            .columns
+            .iter()
+            .map(|c| ObjectName::from(vec![Ident::with_quote('"', c.name.clone())]))
+            .collect();
+    }
+    let mut keep_cols = Vec::new();
+    for (i, c) in columns.drain(..).enumerate() {
+        if !drop.get(i).copied().unwrap_or(false) {
+            keep_cols.push(c);
+        }
+    }
+    *columns = keep_cols;
+    for row in values.rows.iter_mut() {
+        let mut i = 0;
+        row.content.retain(|_| {
+            let keep = !drop.get(i).copied().unwrap_or(false);
+            i += 1;
+            keep
+        });
+    }
+    if columns.is_empty() {
+        return Err(Error::Unsupported(
+            "INSERT with every column DEFAULT (use DEFAULT VALUES)".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn rewrite_returning(items: &mut [SelectItem]) -> Result<()> {
+    let names: Vec<Option<String>> = items.iter().map(pg_item_name).collect();
+    for item in items.iter_mut() {
+        visit(item)?;
+    }
+    apply_names(items, names);
+    Ok(())
+}
+
+/// Rewrites an UPDATE: values normalised per column type, expressions, RETURNING.
+pub fn rewrite_update(up: &mut Update, def: Option<&TableDef>, _catalog: &Catalog) -> Result<()> {
+    let Some(def) = def else {
+        return Err(Error::UndefinedTable(match &up.table.relation {
+            TableFactor::Table { name, .. } => object_name_to_table(name),
+            other => other.to_string(),
+        }));
+    };
+    for a in up.assignments.iter_mut() {
+        if let sqlparser::ast::AssignmentTarget::ColumnName(c) = &a.target {
+            let name = object_name_to_table(c);
+            let col = def.column(&name).ok_or(Error::UndefinedColumn(name))?;
+            wrap_for_column(&mut a.value, col);
+        }
+        visit(&mut a.value)?;
+    }
+    visit(&mut up.table)?;
+    if let Some(from) = up.from.as_mut() {
+        match from {
+            sqlparser::ast::UpdateTableFromKind::BeforeSet(t)
+            | sqlparser::ast::UpdateTableFromKind::AfterSet(t) => {
+                for t in t.iter_mut() {
+                    visit(t)?;
+                }
+            }
+        }
+    }
+    if let Some(sel) = up.selection.as_mut() {
+        visit(sel)?;
+    }
+    if let Some(r) = up.returning.as_mut() {
+        rewrite_returning(r)?;
+    }
+    Ok(())
+}
+
+/// Rewrites a DELETE.
+pub fn rewrite_delete(del: &mut Delete, _catalog: &Catalog) -> Result<()> {
+    let names = del
+        .returning
+        .as_ref()
+        .map(|r| r.iter().map(pg_item_name).collect());
+    visit(del)?;
+    if let (Some(r), Some(names)) = (del.returning.as_mut(), names) {
+        apply_names(r, names);
+    }
+    Ok(())
+}
+
+/// The name PostgreSQL gives an unaliased result column that is not a plain column
+/// reference (`count`, `now`, `?column?`, …); `None` when SQLite's own name is right.
+fn pg_item_name(item: &SelectItem) -> Option<String> {
+    match item {
+        SelectItem::UnnamedExpr(e) => pg_expr_name(e),
+        _ => None,
+    }
+}
+
+fn pg_expr_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
+        Expr::Nested(inner) => pg_expr_name(inner).or_else(|| match inner.as_ref() {
+            Expr::Identifier(i) => Some(ident_value(i)),
+            Expr::CompoundIdentifier(p) => p.last().map(ident_value),
+            _ => None,
+        }),
+        Expr::Function(f) => Some(function_name(f)),
+        Expr::Cast {
+            expr, data_type, ..
+        } => match expr.as_ref() {
+            Expr::Identifier(i) => Some(ident_value(i)),
+            Expr::CompoundIdentifier(p) => p.last().map(ident_value),
+            Expr::Function(f) => Some(function_name(f)),
+            _ => Some(
+                PgType::parse_sql_name(&data_type.to_string())
+                    .map(|s| typname(s.ty).to_string())
+                    .unwrap_or_else(|| "?column?".into()),
+            ),
+        },
+        Expr::Case { .. } => Some("case".into()),
+        Expr::Exists { .. } => Some("exists".into()),
+        Expr::Position { .. } => Some("position".into()),
+        Expr::Substring { .. } => Some("substring".into()),
+        Expr::TypedString(ts) => Some(
+            PgType::parse_sql_name(&ts.data_type.to_string())
+                .map(|s| typname(s.ty).to_string())
+                .unwrap_or_else(|| "?column?".into()),
+        ),
+        _ => Some("?column?".into()),
+    }
+}
+
+/// `pg_type.typname` of a type.
+pub(crate) fn typname(t: PgType) -> &'static str {
+    match t {
+        PgType::Bool => "bool",
+        PgType::Int2 => "int2",
+        PgType::Int4 => "int4",
+        PgType::Int8 => "int8",
+        PgType::Float4 => "float4",
+        PgType::Float8 => "float8",
+        PgType::Numeric => "numeric",
+        PgType::Text => "text",
+        PgType::Varchar => "varchar",
+        PgType::Bpchar => "bpchar",
+        PgType::Name => "name",
+        PgType::Bytea => "bytea",
+        PgType::Date => "date",
+        PgType::Time => "time",
+        PgType::Timestamp => "timestamp",
+        PgType::Timestamptz => "timestamptz",
+        PgType::Interval => "interval",
+        PgType::Uuid => "uuid",
+        PgType::Json => "json",
+        PgType::Jsonb => "jsonb",
+        PgType::Oid => "oid",
+    }
+}
+
+fn apply_names(items: &mut [SelectItem], names: Vec<Option<String>>) {
+    for (item, name) in items.iter_mut().zip(names) {
+        if let (SelectItem::UnnamedExpr(e), Some(n)) = (&*item, name) {
+            *item = SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias: Ident::with_quote('"', n),
+            };
+        }
+    }
+}
+
+/// PostgreSQL's names for the top-level result columns, taken before rewriting (after it,
+/// `now()` would be named `pg_now`).
+pub fn pg_column_names(q: &Query) -> Vec<Option<String>> {
+    match q.body.as_ref() {
+        SetExpr::Select(s) => s.projection.iter().map(pg_item_name).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Gives the top-level result columns the names PostgreSQL would.
+pub fn apply_column_names(q: &mut Query, names: Vec<Option<String>>) {
+    if let SetExpr::Select(s) = q.body.as_mut() {
+        apply_names(&mut s.projection, names);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::split::parse;
+    use crate::translate::{plan, Command};
+
+    fn sqlite(sql: &str) -> String {
+        let cat = Catalog::default();
+        let p = parse(sql).unwrap();
+        match plan(&p[0], &cat).unwrap() {
+            Command::Sql(p) => p.sql.join("; "),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn casts_become_coercions() {
+        assert_eq!(
+            sqlite("select '12'::int"),
+            "SELECT pg_coerce('12', 23, -1) AS \"int4\""
+        );
+    }
+
+    #[test]
+    fn placeholders_and_any() {
+        assert_eq!(
+            sqlite("select 1 as x where 1 = any(array[$1, 2])"),
+            "SELECT 1 AS x WHERE 1 IN (?1, 2)"
+        );
+    }
+
+    #[test]
+    fn generate_series_in_from() {
+        let s = sqlite("select x from generate_series(1, 3) as x");
+        assert!(
+            s.contains("SELECT value AS \"x\" FROM generate_series(1, 3)"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn values_alias_columns() {
+        let s = sqlite("select p0 from (values (1, 2)) as v(p0, p1)");
+        assert!(s.contains("column1 AS \"p0\""), "{s}");
+    }
+
+    #[test]
+    fn ilike_lowers_both_sides() {
+        assert_eq!(
+            sqlite("select 'A' ilike 'a'"),
+            "SELECT lower('A') LIKE lower('a') AS \"?column?\""
+        );
+    }
+
+    #[test]
+    fn unsupported_named() {
+        let p = parse("select '1 day'::interval * 2, 1 ~ 2").unwrap();
+        let e = plan(&p[0], &Catalog::default()).unwrap_err();
+        assert_eq!(e.sqlstate(), "0A000");
+    }
+}

@@ -1,0 +1,155 @@
+//! Splitting a query string into statements and parsing each one.
+//!
+//! A simple-protocol Query may hold several statements. PostgreSQL checks the syntax of the
+//! whole string before running any of it, so [`parse`] does too. Splitting on the
+//! tokenizer's semicolons (not on raw text) keeps `';'` inside literals and comments intact
+//! and lets statements sqlparser does not know (`VACUUM`, `CHECKPOINT`) be recognised on
+//! their own.
+
+use sqlparser::ast::Statement;
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
+
+use crate::error::{Error, Result};
+
+/// One statement of a query string.
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    /// A statement sqlparser understood.
+    Statement(Box<Statement>),
+    /// A maintenance statement accepted without effect, answered with this command tag.
+    Noop(&'static str),
+}
+
+/// Maintenance statements SQLite has no use for; accepted so scripts written for PostgreSQL
+/// (pgbench runs `vacuum analyze`) keep working.
+fn noop_tag(first: &str, second: Option<&str>) -> Option<&'static str> {
+    match (first, second) {
+        ("vacuum", _) => Some("VACUUM"),
+        ("analyze" | "analyse", _) => Some("ANALYZE"),
+        ("checkpoint", _) => Some("CHECKPOINT"),
+        ("discard", _) => Some("DISCARD ALL"),
+        ("cluster", _) => Some("CLUSTER"),
+        ("reindex", _) => Some("REINDEX"),
+        _ => None,
+    }
+}
+
+fn is_trivia(t: &Token) -> bool {
+    matches!(t, Token::Whitespace(_))
+}
+
+fn word_of(t: &Token) -> Option<String> {
+    match t {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
+/// Parses a PostgreSQL query string into its statements. An empty string (or one made only
+/// of semicolons and comments) yields no statements.
+pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
+    let dialect = PostgreSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| Error::Syntax(e.to_string()))?;
+    let mut out = Vec::new();
+    let mut current: Vec<TokenWithSpan> = Vec::new();
+    let mut iter = tokens.into_iter().peekable();
+    loop {
+        let tok = iter.next();
+        let at_end = tok.is_none();
+        match tok {
+            Some(t) if t.token == Token::SemiColon => {}
+            Some(t) if t.token == Token::EOF => continue,
+            Some(t) => {
+                current.push(t);
+                continue;
+            }
+            None => {}
+        }
+        // A chunk ended.
+        let chunk = std::mem::take(&mut current);
+        let significant: Vec<&TokenWithSpan> =
+            chunk.iter().filter(|t| !is_trivia(&t.token)).collect();
+        if !significant.is_empty() {
+            let first = word_of(&significant[0].token);
+            let second = significant.get(1).and_then(|t| word_of(&t.token));
+            if let Some(tag) = first
+                .as_deref()
+                .and_then(|f| noop_tag(f, second.as_deref()))
+            {
+                out.push(Parsed::Noop(tag));
+            } else {
+                out.push(Parsed::Statement(Box::new(parse_one(chunk)?)));
+            }
+        }
+        if at_end {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn parse_one(chunk: Vec<TokenWithSpan>) -> Result<Statement> {
+    let dialect = PostgreSqlDialect {};
+    let chunk: Vec<TokenWithSpan> = chunk
+        .into_iter()
+        .filter(|t| {
+            !matches!(
+                t.token,
+                Token::Whitespace(Whitespace::SingleLineComment { .. })
+                    | Token::Whitespace(Whitespace::MultiLineComment(_))
+            )
+        })
+        .collect();
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(chunk);
+    let stmt = parser
+        .parse_statement()
+        .map_err(|e| Error::Syntax(clean_parser_error(&e.to_string())))?;
+    // Whatever follows a complete statement inside one chunk is garbage.
+    if parser.peek_token().token != Token::EOF {
+        let t = parser.peek_token();
+        return Err(Error::Syntax(format!(
+            "syntax error at or near \"{}\" ({})",
+            t.token, t.span.start
+        )));
+    }
+    Ok(stmt)
+}
+
+fn clean_parser_error(msg: &str) -> String {
+    msg.trim_start_matches("sql parser error: ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_and_keeps_semicolons_in_literals() {
+        let p = parse("select ';'; select 2;;").unwrap();
+        assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn recognises_maintenance_statements() {
+        let p = parse("vacuum analyze pgbench_branches").unwrap();
+        assert!(matches!(p[0], Parsed::Noop("VACUUM")));
+    }
+
+    #[test]
+    fn empty_and_comments_only() {
+        assert!(parse("").unwrap().is_empty());
+        assert!(parse(" ; -- nothing\n;").unwrap().is_empty());
+    }
+
+    #[test]
+    fn syntax_errors_are_reported() {
+        let e = parse("select 1; selec 2").unwrap_err();
+        assert_eq!(e.sqlstate(), "42601");
+        let e = parse("select 1 1").unwrap_err();
+        assert_eq!(e.sqlstate(), "42601");
+    }
+}

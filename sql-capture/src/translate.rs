@@ -1,0 +1,501 @@
+//! Classifying a parsed statement and planning how SQLite runs it.
+
+use sqlparser::ast::{
+    CopyOption, CopySource, CopyTarget, Expr, FromTable, ObjectName, Set, Statement, TableFactor,
+    Value,
+};
+
+use crate::catalog::Catalog;
+use crate::ddl::{self, CatalogChange, TableRebuild};
+use crate::error::{Error, Result};
+use crate::infer::{self, ResultColumn};
+use crate::rewrite::{self, object_name_to_table};
+use crate::split::Parsed;
+use crate::types::PgType;
+
+/// Whether a statement reads, writes rows, or changes the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StmtKind {
+    /// Reads only.
+    Read,
+    /// Writes rows (needs the write lock).
+    Write,
+    /// Changes the schema (needs the write lock and a catalog refresh).
+    Ddl,
+}
+
+/// The command tag a statement completes with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandTag {
+    /// `SELECT n`
+    Select,
+    /// `INSERT 0 n`
+    Insert,
+    /// `UPDATE n`
+    Update,
+    /// `DELETE n`
+    Delete,
+    /// A fixed tag such as `CREATE TABLE`.
+    Fixed(&'static str),
+}
+
+/// A statement SQLite runs.
+#[derive(Debug, Clone)]
+pub struct SqlPlan {
+    /// Read, write or DDL.
+    pub kind: StmtKind,
+    /// SQLite statements to run in order; rows (if any) come from the last one.
+    pub sql: Vec<String>,
+    /// Completion tag.
+    pub tag: CommandTag,
+    /// Whether the last statement returns rows (SELECT, or RETURNING).
+    pub returns_rows: bool,
+    /// Inferred type of each `$n` parameter (index n-1); `None` where nothing tells.
+    pub param_types: Vec<Option<PgType>>,
+    /// Inferred type of each result column where the projection tells it.
+    pub columns: Vec<ResultColumn>,
+    /// Tables the statement writes (what replication will capture).
+    pub writes: Vec<String>,
+    /// Catalog rows to write in the same transaction.
+    pub catalog: Vec<CatalogChange>,
+    /// A table rebuild the executor must perform (ALTER TABLE … ADD PRIMARY KEY).
+    pub rebuild: Option<TableRebuild>,
+}
+
+/// COPY's data format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFormat {
+    /// Tab-separated with `\N` for NULL.
+    Text,
+    /// Comma-separated values.
+    Csv,
+}
+
+/// A `COPY … FROM STDIN` or `COPY … TO STDOUT`.
+#[derive(Debug, Clone)]
+pub struct CopyPlan {
+    /// Target table.
+    pub table: String,
+    /// Columns named in the statement (empty: all).
+    pub columns: Vec<String>,
+    /// FROM STDIN (true) or TO STDOUT (false).
+    pub from_stdin: bool,
+    /// Data format.
+    pub format: CopyFormat,
+    /// Field delimiter.
+    pub delimiter: char,
+    /// NULL marker.
+    pub null: String,
+    /// CSV: the first line is a header.
+    pub header: bool,
+    /// CSV quote character.
+    pub quote: char,
+}
+
+/// A value given to SET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetValue {
+    /// `SET x = value`
+    Value(String),
+    /// `SET x = DEFAULT` or `RESET x`
+    Default,
+}
+
+/// What to do for one statement.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Run on SQLite.
+    Sql(Box<SqlPlan>),
+    /// BEGIN / START TRANSACTION.
+    Begin,
+    /// COMMIT / END.
+    Commit,
+    /// ROLLBACK / ABORT.
+    Rollback,
+    /// SAVEPOINT name.
+    Savepoint(String),
+    /// RELEASE [SAVEPOINT] name.
+    Release(String),
+    /// ROLLBACK TO [SAVEPOINT] name.
+    RollbackTo(String),
+    /// SET name = value (session setting).
+    Set {
+        /// Setting name, lower-case.
+        name: String,
+        /// New value.
+        value: SetValue,
+    },
+    /// RESET ALL.
+    ResetAll,
+    /// SHOW name.
+    Show(String),
+    /// COPY.
+    Copy(CopyPlan),
+    /// Accepted without effect, answered with this tag.
+    Noop(&'static str),
+}
+
+/// Plans one parsed statement against the current schema.
+pub fn plan(parsed: &Parsed, catalog: &Catalog) -> Result<Command> {
+    let stmt = match parsed {
+        Parsed::Noop(tag) => return Ok(Command::Noop(tag)),
+        Parsed::Statement(s) => s.as_ref(),
+    };
+    match stmt {
+        Statement::StartTransaction { .. } => Ok(Command::Begin),
+        Statement::Commit { .. } => Ok(Command::Commit),
+        Statement::Rollback {
+            savepoint: Some(name),
+            ..
+        } => Ok(Command::RollbackTo(name.value.clone())),
+        Statement::Rollback { .. } => Ok(Command::Rollback),
+        Statement::Savepoint { name } => Ok(Command::Savepoint(name.value.clone())),
+        Statement::ReleaseSavepoint { name } => Ok(Command::Release(name.value.clone())),
+        Statement::Set(set) => plan_set(set),
+        Statement::ShowVariable { variable } => Ok(Command::Show(
+            variable
+                .iter()
+                .map(|i| i.value.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join(" "),
+        )),
+        Statement::Copy {
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+            ..
+        } => plan_copy(source, *to, target, options, legacy_options, catalog),
+        Statement::Query(q) => {
+            let mut q = q.clone();
+            let for_update = !q.locks.is_empty();
+            q.locks.clear();
+            let columns = infer::query_columns(&q, catalog);
+            let params = infer::params_of_statement(stmt, catalog);
+            let names = rewrite::pg_column_names(&q);
+            rewrite::rewrite_query(&mut q, catalog)?;
+            rewrite::apply_column_names(&mut q, names);
+            Ok(sql_plan(
+                if for_update {
+                    StmtKind::Write
+                } else {
+                    StmtKind::Read
+                },
+                vec![q.to_string()],
+                CommandTag::Select,
+                true,
+                params,
+                columns,
+                Vec::new(),
+            ))
+        }
+        Statement::Insert(ins) => {
+            let table = match &ins.table {
+                sqlparser::ast::TableObject::TableName(n) => object_name_to_table(n),
+                other => return Err(Error::Unsupported(format!("INSERT INTO {other}"))),
+            };
+            let def = catalog.table(&table).cloned();
+            let params = infer::params_of_statement(stmt, catalog);
+            let columns = ins
+                .returning
+                .as_ref()
+                .map(|r| infer::returning_columns(r, &table, catalog))
+                .unwrap_or_default();
+            let mut ins = ins.clone();
+            rewrite::rewrite_insert(&mut ins, def.as_deref(), catalog)?;
+            let returns = ins.returning.is_some();
+            Ok(sql_plan(
+                StmtKind::Write,
+                vec![Statement::Insert(ins).to_string()],
+                CommandTag::Insert,
+                returns,
+                params,
+                columns,
+                vec![table],
+            ))
+        }
+        Statement::Update(up) => {
+            let table = match &up.table.relation {
+                TableFactor::Table { name, .. } => object_name_to_table(name),
+                other => return Err(Error::Unsupported(format!("UPDATE {other}"))),
+            };
+            let params = infer::params_of_statement(stmt, catalog);
+            let columns = up
+                .returning
+                .as_ref()
+                .map(|r| infer::returning_columns(r, &table, catalog))
+                .unwrap_or_default();
+            let def = catalog.table(&table).cloned();
+            let mut up = up.clone();
+            rewrite::rewrite_update(&mut up, def.as_deref(), catalog)?;
+            let returns = up.returning.is_some();
+            Ok(sql_plan(
+                StmtKind::Write,
+                vec![Statement::Update(up).to_string()],
+                CommandTag::Update,
+                returns,
+                params,
+                columns,
+                vec![table],
+            ))
+        }
+        Statement::Delete(del) => {
+            let tables = match &del.from {
+                FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+            };
+            let table = match tables.first().map(|t| &t.relation) {
+                Some(TableFactor::Table { name, .. }) if tables.len() == 1 => {
+                    object_name_to_table(name)
+                }
+                _ => return Err(Error::Unsupported("DELETE with several tables".into())),
+            };
+            let params = infer::params_of_statement(stmt, catalog);
+            let columns = del
+                .returning
+                .as_ref()
+                .map(|r| infer::returning_columns(r, &table, catalog))
+                .unwrap_or_default();
+            let mut del = del.clone();
+            if del.using.is_some() {
+                return Err(Error::Unsupported("DELETE … USING".into()));
+            }
+            rewrite::rewrite_delete(&mut del, catalog)?;
+            let returns = del.returning.is_some();
+            Ok(sql_plan(
+                StmtKind::Write,
+                vec![Statement::Delete(del).to_string()],
+                CommandTag::Delete,
+                returns,
+                params,
+                columns,
+                vec![table],
+            ))
+        }
+        Statement::Truncate(t) => {
+            let mut sql = Vec::new();
+            let mut writes = Vec::new();
+            for target in &t.table_names {
+                let name = object_name_to_table(&target.name);
+                if catalog.table(&name).is_none() {
+                    return Err(Error::UndefinedTable(name));
+                }
+                sql.push(format!("DELETE FROM {}", quote_ident(&name)));
+                writes.push(name);
+            }
+            Ok(sql_plan(
+                StmtKind::Write,
+                sql,
+                CommandTag::Fixed("TRUNCATE TABLE"),
+                false,
+                Vec::new(),
+                Vec::new(),
+                writes,
+            ))
+        }
+        Statement::CreateTable(ct) => ddl::create_table(ct, catalog),
+        Statement::CreateIndex(ci) => ddl::create_index(ci, catalog),
+        Statement::Drop {
+            object_type,
+            if_exists,
+            names,
+            ..
+        } => ddl::drop(*object_type, *if_exists, names, catalog),
+        Statement::AlterTable(at) => ddl::alter_table(at, catalog),
+        Statement::CreateView(_) => Err(Error::Unsupported("CREATE VIEW".into())),
+        Statement::Analyze(_) => Ok(Command::Noop("ANALYZE")),
+        Statement::Discard { .. } => Ok(Command::Noop("DISCARD ALL")),
+        Statement::CreateSchema { .. } => Err(Error::Unsupported("CREATE SCHEMA".into())),
+        Statement::CreateExtension(_) => Err(Error::Unsupported("CREATE EXTENSION".into())),
+        Statement::Explain { .. } => Err(Error::Unsupported("EXPLAIN".into())),
+        Statement::Prepare { .. } | Statement::Execute { .. } | Statement::Deallocate { .. } => {
+            Err(Error::Unsupported(
+                "SQL-level PREPARE/EXECUTE (use the extended protocol)".into(),
+            ))
+        }
+        Statement::LISTEN { .. } | Statement::NOTIFY { .. } | Statement::UNLISTEN { .. } => {
+            Err(Error::Unsupported("LISTEN/NOTIFY".into()))
+        }
+        other => Err(Error::Unsupported(statement_name(other))),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sql_plan(
+    kind: StmtKind,
+    sql: Vec<String>,
+    tag: CommandTag,
+    returns_rows: bool,
+    param_types: Vec<Option<PgType>>,
+    columns: Vec<ResultColumn>,
+    writes: Vec<String>,
+) -> Command {
+    Command::Sql(Box::new(SqlPlan {
+        kind,
+        sql,
+        tag,
+        returns_rows,
+        param_types,
+        columns,
+        writes,
+        catalog: Vec::new(),
+        rebuild: None,
+    }))
+}
+
+/// The statement's leading keywords, for "… is not supported" messages.
+fn statement_name(stmt: &Statement) -> String {
+    let text = stmt.to_string();
+    let words: Vec<&str> = text
+        .split_whitespace()
+        .take_while(|w| w.chars().all(|c| c.is_ascii_alphabetic() || c == '_'))
+        .take(3)
+        .collect();
+    if words.is_empty() {
+        "this statement".into()
+    } else {
+        words.join(" ").to_ascii_uppercase()
+    }
+}
+
+/// Quotes an identifier for SQLite.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn plan_set(set: &Set) -> Result<Command> {
+    match set {
+        Set::SingleAssignment {
+            variable, values, ..
+        } => {
+            let name = variable.to_string().to_ascii_lowercase();
+            let value = values
+                .iter()
+                .map(set_value_text)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let value = if value.eq_ignore_ascii_case("default") {
+                SetValue::Default
+            } else {
+                SetValue::Value(value)
+            };
+            Ok(Command::Set { name, value })
+        }
+        Set::SetTimeZone { value, .. } => Ok(Command::Set {
+            name: "timezone".into(),
+            value: SetValue::Value(set_value_text(value)),
+        }),
+        Set::SetNames { charset_name, .. } => Ok(Command::Set {
+            name: "client_encoding".into(),
+            value: SetValue::Value(charset_name.to_string()),
+        }),
+        Set::SetTransaction { .. } => Ok(Command::Noop("SET")),
+        Set::SetSessionParam(_) => Ok(Command::Noop("SET")),
+        other => Err(Error::Unsupported(format!("{other}"))),
+    }
+}
+
+fn set_value_text(e: &Expr) -> String {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => s.clone(),
+            Value::Number(n, _) => n.to_string(),
+            Value::Boolean(b) => if *b { "on" } else { "off" }.to_string(),
+            other => other.to_string(),
+        },
+        Expr::Identifier(i) => i.value.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn plan_copy(
+    source: &CopySource,
+    to: bool,
+    target: &CopyTarget,
+    options: &[CopyOption],
+    legacy: &[sqlparser::ast::CopyLegacyOption],
+    catalog: &Catalog,
+) -> Result<Command> {
+    let (table, columns) = match source {
+        CopySource::Table {
+            table_name,
+            columns,
+        } => (
+            object_name_to_table(table_name),
+            columns.iter().map(|c| c.value.clone()).collect::<Vec<_>>(),
+        ),
+        CopySource::Query(_) => return Err(Error::Unsupported("COPY (query)".into())),
+    };
+    match (to, target) {
+        (false, CopyTarget::Stdin) | (true, CopyTarget::Stdout) => {}
+        _ => {
+            return Err(Error::Unsupported(
+                "COPY to or from a server file or program (use STDIN/STDOUT)".into(),
+            ))
+        }
+    }
+    let Some(def) = catalog.table(&table) else {
+        return Err(Error::UndefinedTable(table));
+    };
+    for c in &columns {
+        if def.column(c).is_none() {
+            return Err(Error::UndefinedColumn(c.clone()));
+        }
+    }
+    let mut plan = CopyPlan {
+        table,
+        columns,
+        from_stdin: !to,
+        format: CopyFormat::Text,
+        delimiter: '\t',
+        null: "\\N".into(),
+        header: false,
+        quote: '"',
+    };
+    let mut delimiter = None;
+    let mut null = None;
+    for o in options {
+        match o {
+            CopyOption::Format(f) => {
+                plan.format = match f.value.to_ascii_lowercase().as_str() {
+                    "text" => CopyFormat::Text,
+                    "csv" => CopyFormat::Csv,
+                    other => return Err(Error::Unsupported(format!("COPY format {other}"))),
+                }
+            }
+            CopyOption::Freeze(_) => {}
+            CopyOption::Delimiter(c) => delimiter = Some(*c),
+            CopyOption::Null(s) => null = Some(s.clone()),
+            CopyOption::Header(h) => plan.header = *h,
+            CopyOption::Quote(c) => plan.quote = *c,
+            CopyOption::Encoding(_) => {}
+            other => return Err(Error::Unsupported(format!("COPY option {other}"))),
+        }
+    }
+    for o in legacy {
+        use sqlparser::ast::CopyLegacyOption as L;
+        match o {
+            L::Csv(_) => plan.format = CopyFormat::Csv,
+            L::Delimiter(c) => delimiter = Some(*c),
+            L::Null(s) => null = Some(s.clone()),
+            L::Header => plan.header = true,
+            other => return Err(Error::Unsupported(format!("COPY option {other}"))),
+        }
+    }
+    if plan.format == CopyFormat::Csv {
+        plan.delimiter = ',';
+        plan.null = String::new();
+    }
+    if let Some(d) = delimiter {
+        plan.delimiter = d;
+    }
+    if let Some(n) = null {
+        plan.null = n;
+    }
+    Ok(Command::Copy(plan))
+}
+
+/// Names of the tables in a DROP/TRUNCATE list.
+pub(crate) fn table_names(names: &[ObjectName]) -> Vec<String> {
+    names.iter().map(object_name_to_table).collect()
+}

@@ -1,0 +1,359 @@
+//! PostgreSQL types that mdbc stores, with their real OIDs.
+//!
+//! A column keeps the PostgreSQL type it was declared with (mdbc's catalog table
+//! `__mdbc_columns`), while SQLite only sees an affinity. Results are typed from this, so a
+//! column declared `INTEGER` is reported as `int4` and one declared `BIGINT` as `int8`, which
+//! strict drivers such as tokio-postgres rely on.
+
+use std::fmt;
+
+/// A PostgreSQL built-in type that mdbc can store and encode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PgType {
+    /// `boolean`, stored as 0/1.
+    Bool,
+    /// `smallint`.
+    Int2,
+    /// `integer`.
+    Int4,
+    /// `bigint`.
+    Int8,
+    /// `real`.
+    Float4,
+    /// `double precision`.
+    Float8,
+    /// `numeric`, stored as an SQLite integer or real; printed with the declared scale.
+    Numeric,
+    /// `text`.
+    Text,
+    /// `character varying`.
+    Varchar,
+    /// `character(n)`, blank-padded.
+    Bpchar,
+    /// `name` (what `current_database()` returns).
+    Name,
+    /// `bytea`, stored as a blob.
+    Bytea,
+    /// `date`, stored as `YYYY-MM-DD`.
+    Date,
+    /// `time`, stored as `HH:MM:SS[.ffffff]`.
+    Time,
+    /// `timestamp`, stored as `YYYY-MM-DD HH:MM:SS[.ffffff]`.
+    Timestamp,
+    /// `timestamptz`, stored in UTC as `YYYY-MM-DD HH:MM:SS[.ffffff]+00`.
+    Timestamptz,
+    /// `interval`, stored as PostgreSQL's text output.
+    Interval,
+    /// `uuid`, stored as lower-case text.
+    Uuid,
+    /// `json`, stored as text.
+    Json,
+    /// `jsonb`, stored as text.
+    Jsonb,
+    /// `oid`.
+    Oid,
+}
+
+impl PgType {
+    /// The type's OID in `pg_type`.
+    pub fn oid(self) -> u32 {
+        match self {
+            PgType::Bool => 16,
+            PgType::Bytea => 17,
+            PgType::Name => 19,
+            PgType::Int8 => 20,
+            PgType::Int2 => 21,
+            PgType::Int4 => 23,
+            PgType::Text => 25,
+            PgType::Oid => 26,
+            PgType::Json => 114,
+            PgType::Float4 => 700,
+            PgType::Float8 => 701,
+            PgType::Bpchar => 1042,
+            PgType::Varchar => 1043,
+            PgType::Date => 1082,
+            PgType::Time => 1083,
+            PgType::Timestamp => 1114,
+            PgType::Timestamptz => 1184,
+            PgType::Interval => 1186,
+            PgType::Numeric => 1700,
+            PgType::Uuid => 2950,
+            PgType::Jsonb => 3802,
+        }
+    }
+
+    /// The type for an OID sent by a client, if mdbc supports it.
+    pub fn from_oid(oid: u32) -> Option<PgType> {
+        Some(match oid {
+            16 => PgType::Bool,
+            17 => PgType::Bytea,
+            19 => PgType::Name,
+            20 => PgType::Int8,
+            21 => PgType::Int2,
+            23 => PgType::Int4,
+            25 => PgType::Text,
+            26 => PgType::Oid,
+            114 => PgType::Json,
+            700 => PgType::Float4,
+            701 => PgType::Float8,
+            1042 => PgType::Bpchar,
+            1043 => PgType::Varchar,
+            1082 => PgType::Date,
+            1083 => PgType::Time,
+            1114 => PgType::Timestamp,
+            1184 => PgType::Timestamptz,
+            1186 => PgType::Interval,
+            1700 => PgType::Numeric,
+            2950 => PgType::Uuid,
+            3802 => PgType::Jsonb,
+            _ => return None,
+        })
+    }
+
+    /// The canonical name, as `format_type` prints it and as stored in the catalog.
+    pub fn name(self) -> &'static str {
+        match self {
+            PgType::Bool => "boolean",
+            PgType::Int2 => "smallint",
+            PgType::Int4 => "integer",
+            PgType::Int8 => "bigint",
+            PgType::Float4 => "real",
+            PgType::Float8 => "double precision",
+            PgType::Numeric => "numeric",
+            PgType::Text => "text",
+            PgType::Varchar => "character varying",
+            PgType::Bpchar => "character",
+            PgType::Name => "name",
+            PgType::Bytea => "bytea",
+            PgType::Date => "date",
+            PgType::Time => "time without time zone",
+            PgType::Timestamp => "timestamp without time zone",
+            PgType::Timestamptz => "timestamp with time zone",
+            PgType::Interval => "interval",
+            PgType::Uuid => "uuid",
+            PgType::Json => "json",
+            PgType::Jsonb => "jsonb",
+            PgType::Oid => "oid",
+        }
+    }
+
+    /// The declared type SQLite gets, chosen for its affinity. `INTEGER` matters: a single
+    /// `INTEGER PRIMARY KEY` column becomes SQLite's rowid, the fastest lookup it has.
+    pub fn sqlite_decl(self) -> &'static str {
+        match self {
+            PgType::Bool | PgType::Int2 | PgType::Int4 | PgType::Int8 | PgType::Oid => "INTEGER",
+            PgType::Float4 | PgType::Float8 => "REAL",
+            PgType::Numeric => "NUMERIC",
+            PgType::Bytea => "BLOB",
+            _ => "TEXT",
+        }
+    }
+
+    /// Whether values are integers in SQLite.
+    pub fn is_integer(self) -> bool {
+        matches!(
+            self,
+            PgType::Int2 | PgType::Int4 | PgType::Int8 | PgType::Oid
+        )
+    }
+
+    /// Whether the type is a string type (text, varchar, char, name).
+    pub fn is_string(self) -> bool {
+        matches!(
+            self,
+            PgType::Text | PgType::Varchar | PgType::Bpchar | PgType::Name
+        )
+    }
+
+    /// Parses a type name as written in SQL (`int`, `VARCHAR(20)`, `numeric(10,2)`,
+    /// `timestamp with time zone`, `serial`, …). Returns the type, its type modifier
+    /// (PostgreSQL's `atttypmod`, -1 when none) and whether it is a serial pseudo-type.
+    pub fn parse_sql_name(name: &str) -> Option<TypeSpec> {
+        let lower = name.trim().to_ascii_lowercase();
+        let (base, args) = match lower.find('(') {
+            Some(open) => {
+                let close = lower.rfind(')')?;
+                if close < open {
+                    return None;
+                }
+                let inner = &lower[open + 1..close];
+                let rest = lower[close + 1..].trim();
+                let base = format!("{} {}", lower[..open].trim(), rest);
+                let args: Vec<i32> = inner
+                    .split(',')
+                    .map(|a| a.trim().parse::<i32>().ok())
+                    .collect::<Option<Vec<_>>>()?;
+                (base.trim().to_string(), args)
+            }
+            None => (lower.clone(), Vec::new()),
+        };
+        let base = base.split_whitespace().collect::<Vec<_>>().join(" ");
+        let base = base
+            .strip_prefix("pg_catalog.")
+            .unwrap_or(&base)
+            .to_string();
+        let mut serial = false;
+        let ty = match base.as_str() {
+            "bool" | "boolean" => PgType::Bool,
+            "smallint" | "int2" => PgType::Int2,
+            "int" | "integer" | "int4" => PgType::Int4,
+            "bigint" | "int8" => PgType::Int8,
+            "smallserial" | "serial2" => {
+                serial = true;
+                PgType::Int2
+            }
+            "serial" | "serial4" => {
+                serial = true;
+                PgType::Int4
+            }
+            "bigserial" | "serial8" => {
+                serial = true;
+                PgType::Int8
+            }
+            "real" | "float4" => PgType::Float4,
+            "double precision" | "float8" | "double" => PgType::Float8,
+            "float" => match args.first() {
+                Some(p) if *p <= 24 => PgType::Float4,
+                _ => PgType::Float8,
+            },
+            "numeric" | "decimal" | "dec" => PgType::Numeric,
+            "text" | "string" => PgType::Text,
+            "varchar" | "character varying" | "char varying" => PgType::Varchar,
+            "char" | "character" | "bpchar" => PgType::Bpchar,
+            "name" => PgType::Name,
+            "bytea" => PgType::Bytea,
+            "date" => PgType::Date,
+            "time" | "time without time zone" => PgType::Time,
+            "timestamp" | "timestamp without time zone" => PgType::Timestamp,
+            "timestamptz" | "timestamp with time zone" => PgType::Timestamptz,
+            "interval" => PgType::Interval,
+            "uuid" => PgType::Uuid,
+            "json" => PgType::Json,
+            "jsonb" => PgType::Jsonb,
+            "oid" | "regclass" | "regtype" => PgType::Oid,
+            _ => return None,
+        };
+        let typmod = match ty {
+            PgType::Varchar => args.first().map(|n| n + 4).unwrap_or(-1),
+            // char without a length means char(1), as in PostgreSQL.
+            PgType::Bpchar => args.first().map(|n| n + 4).unwrap_or(5),
+            PgType::Numeric => match args.as_slice() {
+                [p] => ((p << 16) | 0) + 4,
+                [p, s] => ((p << 16) | (s & 0xffff)) + 4,
+                _ => -1,
+            },
+            PgType::Timestamp | PgType::Timestamptz | PgType::Time => {
+                args.first().copied().unwrap_or(-1)
+            }
+            _ => -1,
+        };
+        Some(TypeSpec { ty, typmod, serial })
+    }
+
+    /// `format_type(oid, typmod)` output, e.g. `character varying(20)` or `numeric(10,2)`.
+    pub fn format_with_typmod(self, typmod: i32) -> String {
+        match self {
+            PgType::Varchar | PgType::Bpchar if typmod >= 4 => {
+                format!("{}({})", self.name(), typmod - 4)
+            }
+            PgType::Numeric if typmod >= 4 => {
+                let t = typmod - 4;
+                format!("numeric({},{})", t >> 16, t & 0xffff)
+            }
+            _ => self.name().to_string(),
+        }
+    }
+}
+
+impl fmt::Display for PgType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A parsed type name: the type, PostgreSQL's type modifier, and whether it was `serial`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeSpec {
+    /// The type.
+    pub ty: PgType,
+    /// `atttypmod`: -1 when none.
+    pub typmod: i32,
+    /// Declared as `serial`, `bigserial` or `smallserial`.
+    pub serial: bool,
+}
+
+impl TypeSpec {
+    /// The scale of a `numeric(p,s)`, if declared.
+    pub fn numeric_scale(&self) -> Option<u32> {
+        numeric_scale(self.ty, self.typmod)
+    }
+}
+
+/// The scale of a `numeric(p,s)` column given its typmod.
+pub fn numeric_scale(ty: PgType, typmod: i32) -> Option<u32> {
+    if ty == PgType::Numeric && typmod >= 4 {
+        Some(((typmod - 4) & 0xffff) as u32)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_common_names() {
+        let s = PgType::parse_sql_name("VARCHAR(20)").unwrap();
+        assert_eq!((s.ty, s.typmod), (PgType::Varchar, 24));
+        let s = PgType::parse_sql_name("numeric(10, 2)").unwrap();
+        assert_eq!(s.ty, PgType::Numeric);
+        assert_eq!(s.numeric_scale(), Some(2));
+        assert_eq!(
+            PgType::Numeric.format_with_typmod(s.typmod),
+            "numeric(10,2)"
+        );
+        assert!(PgType::parse_sql_name("bigserial").unwrap().serial);
+        assert_eq!(
+            PgType::parse_sql_name("timestamp(3) with time zone")
+                .unwrap()
+                .ty,
+            PgType::Timestamptz
+        );
+        assert_eq!(
+            PgType::parse_sql_name("DOUBLE PRECISION").unwrap().ty,
+            PgType::Float8
+        );
+        assert!(PgType::parse_sql_name("geometry").is_none());
+        assert!(PgType::parse_sql_name("varchar(x)").is_none());
+    }
+
+    #[test]
+    fn oids_round_trip() {
+        for t in [
+            PgType::Bool,
+            PgType::Int2,
+            PgType::Int4,
+            PgType::Int8,
+            PgType::Float4,
+            PgType::Float8,
+            PgType::Numeric,
+            PgType::Text,
+            PgType::Varchar,
+            PgType::Bpchar,
+            PgType::Name,
+            PgType::Bytea,
+            PgType::Date,
+            PgType::Time,
+            PgType::Timestamp,
+            PgType::Timestamptz,
+            PgType::Interval,
+            PgType::Uuid,
+            PgType::Json,
+            PgType::Jsonb,
+            PgType::Oid,
+        ] {
+            assert_eq!(PgType::from_oid(t.oid()), Some(t));
+        }
+    }
+}
