@@ -1,1 +1,123 @@
-fn main() {}
+//! `mdbc-server`: the command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mdbc_server::config::{Config, Synchronous};
+use mdbc_server::store::Store;
+use tracing_subscriber::EnvFilter;
+
+/// mdbc: a multi-site SQL database cache speaking the PostgreSQL wire protocol.
+#[derive(Parser, Debug)]
+#[command(name = "mdbc-server", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a site server in the foreground until SIGINT or SIGTERM.
+    ///
+    /// Settings come from --config (TOML) and are overridden by the flags given here. With
+    /// no [[users]] in the config, loopback clients are trusted and others refused; with
+    /// users, clients authenticate with SCRAM-SHA-256. A [tls] section enables TLS.
+    Start {
+        /// TOML configuration file (keys: listen, data_dir, synchronous, max_connections,
+        /// worker_threads, [[users]] name/password, [tls] cert/key).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Address for PostgreSQL clients [default: 127.0.0.1:5433].
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<SocketAddr>,
+        /// Data directory, created if missing; holds mdbc.db [default: mdbc-data].
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Commit durability: full fsyncs every commit (default), normal fsyncs at WAL
+        /// checkpoints, off never fsyncs.
+        #[arg(long, value_enum)]
+        synchronous: Option<Synchronous>,
+        /// Most simultaneous client connections [default: 500].
+        #[arg(long)]
+        max_connections: Option<usize>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("MDBC_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Cmd::Start {
+            config,
+            listen,
+            data_dir,
+            synchronous,
+            max_connections,
+        } => {
+            let mut cfg = match &config {
+                Some(path) => Config::from_file(path)?,
+                None => Config::default(),
+            };
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
+            if let Some(s) = synchronous {
+                cfg.synchronous = s;
+            }
+            if let Some(m) = max_connections {
+                cfg.max_connections = m;
+            }
+            cfg.validate()?;
+            start(cfg)
+        }
+    }
+}
+
+fn start(cfg: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.effective_worker_threads())
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let store = Store::open(&cfg.data_dir, cfg.synchronous)
+            .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?;
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("listening on {}", cfg.listen))?;
+        tracing::info!(
+            listen = %listener.local_addr()?,
+            data = %store.path().display(),
+            auth = if cfg.users.is_empty() { "trust (loopback only)" } else { "scram-sha-256" },
+            tls = cfg.tls.is_some(),
+            "mdbc-server ready"
+        );
+        mdbc_server::server::run(listener, cfg, store, shutdown_signal()).await
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot watch SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}

@@ -82,6 +82,11 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
             {
                 out.push(Parsed::Noop(tag));
             } else {
+                let chunk = if first.as_deref() == Some("copy") {
+                    normalize_copy_booleans(chunk)
+                } else {
+                    chunk
+                };
                 out.push(Parsed::Statement(Box::new(parse_one(chunk)?)));
             }
         }
@@ -90,6 +95,29 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
         }
     }
     Ok(out)
+}
+
+/// PostgreSQL's COPY options take `on`/`off` as booleans (`freeze on`, which pgbench sends);
+/// sqlparser only knows `true`/`false`. COPY's grammar has no other use of ON or OFF.
+fn normalize_copy_booleans(chunk: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    chunk
+        .into_iter()
+        .map(|mut t| {
+            if let Token::Word(w) = &t.token {
+                if w.quote_style.is_none() {
+                    let replacement = match w.value.to_ascii_lowercase().as_str() {
+                        "on" => Some("true"),
+                        "off" => Some("false"),
+                        _ => None,
+                    };
+                    if let Some(r) = replacement {
+                        t.token = Token::make_keyword(r);
+                    }
+                }
+            }
+            t
+        })
+        .collect()
 }
 
 fn parse_one(chunk: Vec<TokenWithSpan>) -> Result<Statement> {
@@ -137,6 +165,12 @@ mod tests {
     fn recognises_maintenance_statements() {
         let p = parse("vacuum analyze pgbench_branches").unwrap();
         assert!(matches!(p[0], Parsed::Noop("VACUUM")));
+    }
+
+    #[test]
+    fn copy_accepts_on_off() {
+        let p = parse("copy pgbench_accounts from stdin with (freeze on)").unwrap();
+        assert!(matches!(&p[0], Parsed::Statement(s) if matches!(**s, Statement::Copy { .. })));
     }
 
     #[test]

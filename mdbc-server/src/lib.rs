@@ -1,0 +1,20 @@
+//! # mdbc-server
+//!
+//! Room in the design (see `DESIGN.md`, "Crates"): the site server. It speaks PostgreSQL's
+//! wire protocol ([`wire`], on `pgwire`), keeps sessions and transactions ([`session`]),
+//! stores data in the site's SQLite file ([`store`]), converts values between PostgreSQL's
+//! formats and SQLite's storage ([`values`]), and starts and stops the whole ([`server`]).
+//! Translation of SQL text lives in the `sql-capture` crate.
+//!
+//! Replication through MUSIC arrives with the multi-site issue; the single place where a
+//! transaction becomes durable, `Session::end_transaction`, is where its commit hook goes.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod copy;
+pub mod errors;
+pub mod server;
+pub mod session;
+pub mod store;
+pub mod values;
+pub mod wire;

@@ -1,0 +1,1050 @@
+//! One client session: its SQLite connection, transaction state, settings and prepared
+//! statements. Protocol-independent: the pgwire frontend (`wire.rs`) feeds it statements
+//! and sends what it returns.
+//!
+//! Transaction rules (PostgreSQL's): outside a block every statement commits on its own;
+//! inside BEGIN … COMMIT an error fails the block and later statements get 25P02 until
+//! ROLLBACK (or ROLLBACK TO a savepoint). Writes take the store's write lock at the first
+//! write of a transaction and keep it to the end, so SQLite never reports BUSY to a client.
+//!
+//! This is also where a commit hook for replication will sit: [`Session::commit`] is the
+//! one place a transaction's writes become durable.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use pgwire::api::results::{FieldFormat, FieldInfo};
+use pgwire::api::Type;
+use pgwire::messages::data::DataRow;
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::Connection;
+use sql_capture::{
+    Catalog, ColumnInfo, Command, CommandTag, CopyFormat, CopyPlan, Parsed, PgType, SetValue,
+    SqlPlan, StmtKind,
+};
+use tokio::sync::OwnedMutexGuard;
+
+use crate::copy;
+use crate::errors::SqlError;
+use crate::store::{self, SessionIdent, Store};
+use crate::values;
+
+type Result<T> = std::result::Result<T, SqlError>;
+
+/// Transaction state as ReadyForQuery reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxStatus {
+    /// 'I'
+    Idle,
+    /// 'T'
+    InBlock,
+    /// 'E'
+    Failed,
+}
+
+/// A result column: name, PostgreSQL type, typmod.
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// Name.
+    pub name: String,
+    /// Type.
+    pub ty: PgType,
+    /// Type modifier.
+    pub typmod: i32,
+}
+
+impl Column {
+    /// pgwire's field description in `format`.
+    pub fn field(&self, format: FieldFormat) -> FieldInfo {
+        let ty = Type::from_oid(self.ty.oid()).unwrap_or(Type::TEXT);
+        FieldInfo::new(self.name.clone(), None, None, ty, format).with_type_modifier(self.typmod)
+    }
+}
+
+/// What one statement produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Rows, already encoded, with their description and completion tag.
+    Rows {
+        /// Columns.
+        columns: Arc<Vec<Column>>,
+        /// Encoded rows.
+        rows: Vec<DataRow>,
+        /// Completion tag ("SELECT 3", "INSERT 0 1", …).
+        tag: String,
+    },
+    /// A statement without rows.
+    Done {
+        /// Completion tag.
+        tag: String,
+        /// A notice to send before the tag (e.g. "there is already a transaction in
+        /// progress").
+        notice: Option<(&'static str, String)>,
+    },
+    /// COPY FROM STDIN started: the client sends data next.
+    CopyIn {
+        /// Number of columns.
+        columns: usize,
+        /// Text (0) format.
+        csv: bool,
+    },
+    /// COPY TO STDOUT: the data rows.
+    CopyOut {
+        /// Number of columns.
+        columns: usize,
+        /// One message per row.
+        data: Vec<Bytes>,
+    },
+}
+
+impl Outcome {
+    fn done(tag: impl Into<String>) -> Self {
+        Outcome::Done {
+            tag: tag.into(),
+            notice: None,
+        }
+    }
+}
+
+/// A statement prepared with the extended protocol (or cached for the simple one).
+#[derive(Debug)]
+pub struct Prepared {
+    /// The SQL text as the client sent it.
+    pub sql: String,
+    /// Parsed statement (`None`: empty query).
+    pub parsed: Option<Parsed>,
+    /// Parameter types the client declared in Parse (OIDs; 0 = unspecified).
+    pub client_types: Vec<u32>,
+    plan: std::sync::Mutex<Option<(u64, Arc<Command>)>>,
+}
+
+impl Prepared {
+    /// Parses one statement; several in one string are refused as PostgreSQL does.
+    pub fn parse(sql: &str, client_types: Vec<u32>) -> Result<Prepared> {
+        let mut stmts = sql_capture::parse(sql)?;
+        if stmts.len() > 1 {
+            return Err(SqlError::coded(
+                "42601",
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
+        Ok(Prepared {
+            sql: sql.to_string(),
+            parsed: stmts.pop(),
+            client_types,
+            plan: std::sync::Mutex::new(None),
+        })
+    }
+
+    fn plan(&self, catalog: &Catalog) -> Result<Option<Arc<Command>>> {
+        let Some(parsed) = &self.parsed else {
+            return Ok(None);
+        };
+        let mut slot = self.plan.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((v, cmd)) = slot.as_ref() {
+            if *v == catalog.version {
+                return Ok(Some(cmd.clone()));
+            }
+        }
+        let cmd = Arc::new(sql_capture::plan(parsed, catalog)?);
+        *slot = Some((catalog.version, cmd.clone()));
+        Ok(Some(cmd))
+    }
+}
+
+/// Parameter values as the client bound them.
+pub struct Params<'a> {
+    /// Raw values (None = NULL).
+    pub values: &'a [Option<Bytes>],
+    /// Per-parameter binary flag lookup.
+    pub binary: &'a (dyn Fn(usize) -> bool + Sync),
+}
+
+struct CopyIn {
+    plan: CopyPlan,
+    columns: Vec<ColumnInfo>,
+    insert_sql: String,
+    buf: Vec<u8>,
+    rows: u64,
+    error: Option<SqlError>,
+    own_transaction: bool,
+    header_pending: bool,
+    ended: bool,
+}
+
+/// Defaults reported by SHOW and restored by RESET.
+fn default_settings() -> BTreeMap<String, String> {
+    [
+        ("application_name", ""),
+        ("client_encoding", "UTF8"),
+        ("client_min_messages", "notice"),
+        ("datestyle", "ISO, MDY"),
+        ("default_transaction_isolation", "serializable"),
+        ("extra_float_digits", "1"),
+        ("integer_datetimes", "on"),
+        ("intervalstyle", "postgres"),
+        ("is_superuser", "on"),
+        ("lc_messages", "C"),
+        ("lock_timeout", "0"),
+        ("max_identifier_length", "63"),
+        ("search_path", "\"$user\", public"),
+        ("server_encoding", "UTF8"),
+        ("server_version", store::SERVER_VERSION),
+        ("server_version_num", "160006"),
+        ("standard_conforming_strings", "on"),
+        ("statement_timeout", "0"),
+        ("timezone", "UTC"),
+        ("transaction_isolation", "serializable"),
+        ("transaction_read_only", "off"),
+        ("idle_in_transaction_session_timeout", "0"),
+        ("synchronous_commit", "on"),
+        ("bytea_output", "hex"),
+        ("row_security", "on"),
+        ("jit", "off"),
+        ("work_mem", "4MB"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// One client's session.
+pub struct Session {
+    store: Arc<Store>,
+    ident: SessionIdent,
+    conn: Connection,
+    status: TxStatus,
+    write_guard: Option<OwnedMutexGuard<()>>,
+    local_catalog: Option<Arc<Catalog>>,
+    settings: BTreeMap<String, String>,
+    cache: HashMap<String, Arc<Vec<Arc<Prepared>>>>,
+    copy: Option<CopyIn>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // A dropped connection rolls back its transaction (closing SQLite would too; doing
+        // it explicitly releases the write lock only after the rollback).
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.write_guard = None;
+        self.store.forget_session(self.ident.pid);
+    }
+}
+
+impl Session {
+    /// Opens a session on the store.
+    pub fn new(store: Arc<Store>, ident: SessionIdent) -> Result<Session> {
+        let conn = store.connect(&ident)?;
+        Ok(Session {
+            store,
+            ident,
+            conn,
+            status: TxStatus::Idle,
+            write_guard: None,
+            local_catalog: None,
+            settings: default_settings(),
+            cache: HashMap::new(),
+            copy: None,
+        })
+    }
+
+    /// Backend pid.
+    pub fn pid(&self) -> i32 {
+        self.ident.pid
+    }
+
+    /// Transaction status for ReadyForQuery.
+    pub fn status(&self) -> TxStatus {
+        self.status
+    }
+
+    /// Sets a setting from the startup packet (application_name, …).
+    pub fn set_startup_setting(&mut self, name: &str, value: &str) {
+        let n = name.to_ascii_lowercase();
+        if matches!(n.as_str(), "application_name" | "search_path") {
+            self.settings.insert(n, value.to_string());
+        }
+    }
+
+    fn catalog(&self) -> Arc<Catalog> {
+        match &self.local_catalog {
+            Some(c) => c.clone(),
+            None => self.store.catalog(),
+        }
+    }
+
+    /// Parses a simple-protocol query string, reusing earlier parses of the same text.
+    pub fn parse_simple(&mut self, sql: &str) -> Result<Arc<Vec<Arc<Prepared>>>> {
+        if let Some(p) = self.cache.get(sql) {
+            return Ok(p.clone());
+        }
+        let stmts = sql_capture::parse(sql)?;
+        let prepared: Vec<Arc<Prepared>> = stmts
+            .into_iter()
+            .map(|p| {
+                Arc::new(Prepared {
+                    sql: String::new(),
+                    parsed: Some(p),
+                    client_types: Vec::new(),
+                    plan: std::sync::Mutex::new(None),
+                })
+            })
+            .collect();
+        let prepared = Arc::new(prepared);
+        // Texts with inlined values rarely repeat; keep the cache bounded.
+        if self.cache.len() >= 256 {
+            self.cache.clear();
+        }
+        self.cache.insert(sql.to_string(), prepared.clone());
+        Ok(prepared)
+    }
+
+    /// Plans a prepared statement against the session's view of the schema.
+    pub fn plan(&self, p: &Prepared) -> Result<Option<Arc<Command>>> {
+        p.plan(&self.catalog())
+    }
+
+    /// Parameter types for Describe: the client's where given, else inferred, else text.
+    pub fn param_types(&self, p: &Prepared) -> Result<Vec<PgType>> {
+        let cmd = self.plan(p)?;
+        let inferred: Vec<Option<PgType>> = match cmd.as_deref() {
+            Some(Command::Sql(plan)) => plan.param_types.clone(),
+            _ => Vec::new(),
+        };
+        let n = inferred.len().max(p.client_types.len());
+        Ok((0..n)
+            .map(|i| {
+                p.client_types
+                    .get(i)
+                    .and_then(|oid| PgType::from_oid(*oid))
+                    .or_else(|| inferred.get(i).copied().flatten())
+                    .unwrap_or(PgType::Text)
+            })
+            .collect())
+    }
+
+    /// Result columns for Describe (`None`: the statement returns no rows).
+    pub fn describe(&self, p: &Prepared) -> Result<Option<Vec<Column>>> {
+        let Some(cmd) = self.plan(p)? else {
+            return Ok(None);
+        };
+        match cmd.as_ref() {
+            Command::Sql(plan) if plan.returns_rows => {
+                let Some(sql) = plan.sql.last() else {
+                    return Ok(None);
+                };
+                let stmt = self.conn.prepare_cached(sql)?;
+                Ok(Some(result_columns(&stmt, plan, &self.catalog())))
+            }
+            Command::Show(name) => Ok(Some(vec![Column {
+                name: show_name(name),
+                ty: PgType::Text,
+                typmod: -1,
+            }])),
+            _ => Ok(None),
+        }
+    }
+
+    /// Runs one planned statement.
+    pub async fn execute(
+        &mut self,
+        p: &Prepared,
+        params: &Params<'_>,
+        result_binary: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Outcome> {
+        let cmd = match self.plan(p) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(Outcome::done("")),
+            Err(e) => {
+                self.mark_failed();
+                return Err(e);
+            }
+        };
+        let result = self.run(&cmd, p, params, result_binary).await;
+        if result.is_err() {
+            self.mark_failed();
+        }
+        result
+    }
+
+    /// Marks an open transaction block failed (after an error outside `execute`).
+    pub fn mark_failed(&mut self) {
+        if self.status == TxStatus::InBlock {
+            self.status = TxStatus::Failed;
+        }
+    }
+
+    async fn run(
+        &mut self,
+        cmd: &Command,
+        p: &Prepared,
+        params: &Params<'_>,
+        result_binary: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Outcome> {
+        if self.status == TxStatus::Failed
+            && !matches!(cmd, Command::Rollback | Command::Commit | Command::RollbackTo(_))
+        {
+            return Err(SqlError::InFailedTransaction);
+        }
+        match cmd {
+            Command::Begin => {
+                if self.status != TxStatus::Idle {
+                    return Ok(Outcome::Done {
+                        tag: "BEGIN".into(),
+                        notice: Some(("25001", "there is already a transaction in progress".into())),
+                    });
+                }
+                self.conn.execute_batch("BEGIN")?;
+                self.status = TxStatus::InBlock;
+                Ok(Outcome::done("BEGIN"))
+            }
+            Command::Commit => self.commit(),
+            Command::Rollback => {
+                if self.status == TxStatus::Idle {
+                    return Ok(Outcome::Done {
+                        tag: "ROLLBACK".into(),
+                        notice: Some(("25P01", "there is no transaction in progress".into())),
+                    });
+                }
+                self.end_transaction(false)?;
+                Ok(Outcome::done("ROLLBACK"))
+            }
+            Command::Savepoint(name) => {
+                if self.status == TxStatus::Idle {
+                    return Err(SqlError::NoTransaction("SAVEPOINT"));
+                }
+                self.conn
+                    .execute_batch(&format!("SAVEPOINT {}", store::quote(name)))?;
+                Ok(Outcome::done("SAVEPOINT"))
+            }
+            Command::Release(name) => {
+                if self.status == TxStatus::Idle {
+                    return Err(SqlError::NoTransaction("RELEASE SAVEPOINT"));
+                }
+                self.conn
+                    .execute_batch(&format!("RELEASE SAVEPOINT {}", store::quote(name)))?;
+                Ok(Outcome::done("RELEASE"))
+            }
+            Command::RollbackTo(name) => {
+                if self.status == TxStatus::Idle {
+                    return Err(SqlError::NoTransaction("ROLLBACK TO SAVEPOINT"));
+                }
+                self.conn
+                    .execute_batch(&format!("ROLLBACK TO SAVEPOINT {}", store::quote(name)))?;
+                self.status = TxStatus::InBlock;
+                if self.local_catalog.is_some() {
+                    let cat = self.store.load_catalog(&self.conn)?;
+                    self.local_catalog = Some(Arc::new(cat));
+                }
+                Ok(Outcome::done("ROLLBACK"))
+            }
+            Command::Set { name, value } => self.set(name, value),
+            Command::ResetAll => {
+                let app = self.settings.get("application_name").cloned();
+                self.settings = default_settings();
+                if let Some(a) = app {
+                    self.settings.insert("application_name".into(), a);
+                }
+                Ok(Outcome::done("RESET"))
+            }
+            Command::Show(name) => self.show(name, result_binary),
+            Command::Noop(tag) => {
+                if *tag == "CHECKPOINT" && self.status == TxStatus::Idle {
+                    let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+                }
+                Ok(Outcome::done(*tag))
+            }
+            Command::Copy(plan) => self.start_copy(plan).await,
+            Command::Sql(plan) => self.run_sql(plan, p, params, result_binary).await,
+        }
+    }
+
+    async fn ensure_write_lock(&mut self) {
+        if self.write_guard.is_none() {
+            self.write_guard = Some(self.store.write_lock().lock_owned().await);
+        }
+    }
+
+    fn commit(&mut self) -> Result<Outcome> {
+        match self.status {
+            TxStatus::Idle => Ok(Outcome::Done {
+                tag: "COMMIT".into(),
+                notice: Some(("25P01", "there is no transaction in progress".into())),
+            }),
+            TxStatus::Failed => {
+                self.end_transaction(false)?;
+                Ok(Outcome::done("ROLLBACK"))
+            }
+            TxStatus::InBlock => {
+                self.end_transaction(true)?;
+                Ok(Outcome::done("COMMIT"))
+            }
+        }
+    }
+
+    /// Ends the current block: COMMIT (publishing its DDL) or ROLLBACK. A failed COMMIT
+    /// rolls back and reports why.
+    fn end_transaction(&mut self, commit: bool) -> Result<()> {
+        let result = if commit {
+            match self.conn.execute_batch("COMMIT") {
+                Ok(()) => {
+                    if let Some(cat) = self.local_catalog.take() {
+                        self.store.publish_catalog(cat);
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(SqlError::from(e)),
+            }
+        } else {
+            Ok(())
+        };
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.local_catalog = None;
+        self.status = TxStatus::Idle;
+        self.write_guard = None;
+        result
+    }
+
+    fn set(&mut self, name: &str, value: &SetValue) -> Result<Outcome> {
+        let key = name.to_ascii_lowercase();
+        let key = match key.as_str() {
+            "time zone" | "time_zone" => "timezone".to_string(),
+            "session characteristics as transaction isolation level" => {
+                return Ok(Outcome::done("SET"))
+            }
+            k => k.strip_prefix("session ").unwrap_or(k).to_string(),
+        };
+        let defaults = default_settings();
+        let v = match value {
+            SetValue::Default => defaults.get(&key).cloned().unwrap_or_default(),
+            SetValue::Value(v) => v.clone(),
+        };
+        let bad = |hint: &str| {
+            SqlError::coded(
+                "22023",
+                format!("invalid value for parameter \"{key}\": \"{v}\" ({hint})"),
+            )
+        };
+        match key.as_str() {
+            "timezone" => {
+                let u = v.to_ascii_uppercase();
+                if !matches!(u.as_str(), "UTC" | "GMT" | "ETC/UTC" | "Z" | "UCT" | "+00" | "00:00" | "0" | "+00:00" | "ZULU" | "UNIVERSAL") {
+                    return Err(bad("mdbc stores and shows timestamptz in UTC"));
+                }
+                self.settings.insert(key, "UTC".into());
+            }
+            "client_encoding" | "names" => {
+                let u = v.to_ascii_uppercase().replace(['-', '_'], "");
+                if !matches!(u.as_str(), "UTF8" | "UNICODE") {
+                    return Err(bad("only UTF8 is supported"));
+                }
+                self.settings.insert("client_encoding".into(), "UTF8".into());
+            }
+            "datestyle" => {
+                if !v.to_ascii_uppercase().contains("ISO") {
+                    return Err(bad("only ISO output is supported"));
+                }
+                self.settings.insert(key, "ISO, MDY".into());
+            }
+            "standard_conforming_strings" => {
+                if !matches!(v.to_ascii_lowercase().as_str(), "on" | "true" | "1") {
+                    return Err(bad("only on is supported"));
+                }
+            }
+            "transaction_isolation" | "transaction isolation level" | "default_transaction_isolation" => {}
+            k if defaults.contains_key(k) || k.contains('.') => {
+                self.settings.insert(key, v);
+            }
+            _ => {
+                return Err(SqlError::coded(
+                    "42704",
+                    format!("unrecognized configuration parameter \"{name}\""),
+                ))
+            }
+        }
+        Ok(Outcome::done("SET"))
+    }
+
+    fn show(&self, name: &str, result_binary: &(dyn Fn(usize) -> bool + Sync)) -> Result<Outcome> {
+        let key = match name {
+            "transaction isolation level" => "transaction_isolation",
+            "time zone" => "timezone",
+            n => n,
+        };
+        let value = self.settings.get(key).cloned().ok_or_else(|| {
+            SqlError::coded(
+                "42704",
+                format!("unrecognized configuration parameter \"{name}\""),
+            )
+        })?;
+        let col = Column {
+            name: show_name(name),
+            ty: PgType::Text,
+            typmod: -1,
+        };
+        let v = Value::Text(value);
+        let mut row = RowEncoder::new(1);
+        row.push(ValueRef::from(&v), &col, result_binary(0))?;
+        Ok(Outcome::Rows {
+            columns: Arc::new(vec![col]),
+            rows: vec![row.finish()],
+            tag: "SHOW".into(),
+        })
+    }
+
+    async fn run_sql(
+        &mut self,
+        plan: &SqlPlan,
+        p: &Prepared,
+        params: &Params<'_>,
+        result_binary: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Outcome> {
+        let writes = plan.kind != StmtKind::Read;
+        if writes {
+            self.ensure_write_lock().await;
+        }
+        let autocommit = self.status == TxStatus::Idle;
+        let own_txn = autocommit
+            && writes
+            && (plan.sql.len() > 1 || !plan.catalog.is_empty() || plan.rebuild.is_some());
+        let fk_toggle = autocommit && plan.rebuild.is_some();
+        if fk_toggle {
+            self.conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+        }
+        if own_txn {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        }
+        let mut result = self.run_statements(plan, p, params, result_binary);
+        if result.is_ok() && plan.kind == StmtKind::Ddl {
+            if let Err(e) = self.after_ddl(plan) {
+                result = Err(e);
+            }
+        }
+        if own_txn {
+            let end = if result.is_ok() {
+                self.conn.execute_batch("COMMIT").map_err(SqlError::from)
+            } else {
+                Ok(())
+            };
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            if let Err(e) = end {
+                result = Err(e);
+            }
+        }
+        if fk_toggle {
+            let _ = self.conn.execute_batch("PRAGMA foreign_keys = ON");
+        }
+        if autocommit {
+            if plan.kind == StmtKind::Ddl && result.is_ok() {
+                if let Some(cat) = self.local_catalog.take() {
+                    self.store.publish_catalog(cat);
+                }
+            }
+            self.local_catalog = None;
+            self.write_guard = None;
+        }
+        result
+    }
+
+    fn after_ddl(&mut self, plan: &SqlPlan) -> Result<()> {
+        self.store.apply_catalog_changes(&self.conn, &plan.catalog)?;
+        if let Some(rb) = &plan.rebuild {
+            store::rebuild_table(&self.conn, rb)?;
+        }
+        let cat = self.store.load_catalog(&self.conn)?;
+        self.store.init_sequences(&self.conn, &cat)?;
+        self.local_catalog = Some(Arc::new(cat));
+        Ok(())
+    }
+
+    fn run_statements(
+        &mut self,
+        plan: &SqlPlan,
+        p: &Prepared,
+        params: &Params<'_>,
+        result_binary: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Outcome> {
+        let Some((last, before)) = plan.sql.split_last() else {
+            return Ok(Outcome::done(tag_text(&plan.tag, 0)));
+        };
+        for sql in before {
+            self.conn.execute_batch(sql)?;
+        }
+        let catalog = self.catalog();
+        let param_types = self.param_types_for(plan, p);
+        let mut stmt = self.conn.prepare_cached(last)?;
+        let expected = stmt.parameter_count();
+        if params.values.len() < expected {
+            return Err(SqlError::Protocol(format!(
+                "bind message supplies {} parameters, but prepared statement requires {expected}",
+                params.values.len()
+            )));
+        }
+        for i in 0..expected {
+            let v = decode_param(params, i, param_types.get(i).copied().flatten())?;
+            stmt.raw_bind_parameter(i + 1, v)?;
+        }
+        if plan.returns_rows {
+            let columns = Arc::new(result_columns(&stmt, plan, &catalog));
+            let binary: Vec<bool> = (0..columns.len()).map(result_binary).collect();
+            let mut rows_out = Vec::new();
+            let mut rows = stmt.raw_query();
+            while let Some(row) = rows.next()? {
+                let mut enc = RowEncoder::new(columns.len());
+                for (i, col) in columns.iter().enumerate() {
+                    enc.push(row.get_ref(i)?, col, binary[i])?;
+                }
+                rows_out.push(enc.finish());
+            }
+            let n = rows_out.len();
+            Ok(Outcome::Rows {
+                columns,
+                rows: rows_out,
+                tag: tag_text(&plan.tag, n),
+            })
+        } else {
+            let n = stmt.raw_execute()?;
+            Ok(Outcome::done(tag_text(&plan.tag, n)))
+        }
+    }
+
+    fn param_types_for(&self, plan: &SqlPlan, p: &Prepared) -> Vec<Option<PgType>> {
+        let n = plan.param_types.len().max(p.client_types.len());
+        (0..n)
+            .map(|i| {
+                p.client_types
+                    .get(i)
+                    .and_then(|o| PgType::from_oid(*o))
+                    .or_else(|| plan.param_types.get(i).copied().flatten())
+            })
+            .collect()
+    }
+
+    async fn start_copy(&mut self, plan: &CopyPlan) -> Result<Outcome> {
+        let catalog = self.catalog();
+        let def = catalog
+            .table(&plan.table)
+            .ok_or_else(|| SqlError::from(sql_capture::Error::UndefinedTable(plan.table.clone())))?;
+        let columns: Vec<ColumnInfo> = if plan.columns.is_empty() {
+            def.columns.clone()
+        } else {
+            plan.columns
+                .iter()
+                .filter_map(|c| def.column(c).cloned())
+                .collect()
+        };
+        let col_list = columns
+            .iter()
+            .map(|c| store::quote(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if !plan.from_stdin {
+            let sql = format!("SELECT {col_list} FROM {}", store::quote(&plan.table));
+            let mut stmt = self.conn.prepare(&sql)?;
+            let mut rows = stmt.raw_query();
+            let mut data = Vec::new();
+            if plan.header && plan.format == CopyFormat::Csv {
+                let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+                data.push(Bytes::from(format!("{}\n", names.join(&plan.delimiter.to_string()))));
+            }
+            while let Some(row) = rows.next()? {
+                let mut line = BytesMut::new();
+                for (i, c) in columns.iter().enumerate() {
+                    if i > 0 {
+                        line.put_slice(plan.delimiter.to_string().as_bytes());
+                    }
+                    let v = row.get_ref(i)?;
+                    copy::encode_field(v, c, plan, &mut line);
+                }
+                line.put_u8(b'\n');
+                data.push(line.freeze());
+            }
+            return Ok(Outcome::CopyOut {
+                columns: columns.len(),
+                data,
+            });
+        }
+        self.ensure_write_lock().await;
+        let own_transaction = self.status == TxStatus::Idle;
+        if own_transaction {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        }
+        let placeholders = (1..=columns.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let insert_sql = format!(
+            "INSERT INTO {} ({col_list}) VALUES ({placeholders})",
+            store::quote(&plan.table)
+        );
+        let n = columns.len();
+        self.copy = Some(CopyIn {
+            plan: plan.clone(),
+            columns,
+            insert_sql,
+            buf: Vec::new(),
+            rows: 0,
+            error: None,
+            own_transaction,
+            header_pending: plan.header,
+            ended: false,
+        });
+        Ok(Outcome::CopyIn {
+            columns: n,
+            csv: plan.format == CopyFormat::Csv,
+        })
+    }
+
+    /// Feeds COPY data. Errors are kept until CopyDone, as the client is still sending.
+    pub fn copy_data(&mut self, data: &[u8]) {
+        let Some(mut c) = self.copy.take() else {
+            return;
+        };
+        if c.error.is_none() && !c.ended {
+            c.buf.extend_from_slice(data);
+            if let Err(e) = self.copy_lines(&mut c, false) {
+                c.error = Some(e);
+            }
+        }
+        self.copy = Some(c);
+    }
+
+    fn copy_lines(&mut self, c: &mut CopyIn, at_end: bool) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(&c.insert_sql)?;
+        let mut start = 0;
+        let buf = std::mem::take(&mut c.buf);
+        let mut result = Ok(());
+        while let Some(end) = copy::find_line_end(&buf[start..], &c.plan) {
+            let line = &buf[start..start + end];
+            start += end + 1;
+            match copy_row(&mut stmt, c, line) {
+                Ok(true) => {
+                    c.ended = true;
+                    break;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        c.buf = buf;
+        c.buf.drain(..start);
+        result?;
+        if at_end && !c.ended && !c.buf.is_empty() {
+            let line = std::mem::take(&mut c.buf);
+            copy_row(&mut stmt, c, &line)?;
+        }
+        Ok(())
+    }
+
+    /// Finishes COPY FROM STDIN: commits (outside a block) and reports the row count.
+    pub fn copy_done(&mut self) -> Result<String> {
+        let Some(mut c) = self.copy.take() else {
+            return Err(SqlError::Protocol("CopyDone without COPY in progress".into()));
+        };
+        if c.error.is_none() {
+            if let Err(e) = self.copy_lines(&mut c, true) {
+                c.error = Some(e);
+            }
+        }
+        let result = match c.error.take() {
+            Some(e) => Err(e),
+            None => Ok(format!("COPY {}", c.rows)),
+        };
+        self.finish_copy(c.own_transaction, result)
+    }
+
+    /// The client aborted COPY.
+    pub fn copy_fail(&mut self, message: &str) -> SqlError {
+        let own = self.copy.take().map(|c| c.own_transaction).unwrap_or(false);
+        let err = SqlError::coded("57014", format!("COPY from stdin failed: {message}"));
+        match self.finish_copy(own, Err(err)) {
+            Err(e) => e,
+            Ok(_) => SqlError::coded("57014", "COPY from stdin failed"),
+        }
+    }
+
+    fn finish_copy(&mut self, own_transaction: bool, result: Result<String>) -> Result<String> {
+        let result = if own_transaction {
+            let r = match result {
+                Ok(tag) => self.conn.execute_batch("COMMIT").map(|()| tag).map_err(SqlError::from),
+                Err(e) => Err(e),
+            };
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            self.write_guard = None;
+            r
+        } else {
+            result
+        };
+        if result.is_err() {
+            self.mark_failed();
+        }
+        result
+    }
+
+    /// True while COPY FROM STDIN is receiving data.
+    pub fn copy_in_progress(&self) -> bool {
+        self.copy.is_some()
+    }
+}
+
+/// Inserts one COPY line; returns true at the end-of-data marker.
+fn copy_row(stmt: &mut rusqlite::CachedStatement<'_>, c: &mut CopyIn, line: &[u8]) -> Result<bool> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if c.plan.format == CopyFormat::Text && line == b"\\." {
+        return Ok(true);
+    }
+    if c.header_pending {
+        c.header_pending = false;
+        return Ok(false);
+    }
+    let fields = copy::split_fields(line, &c.plan)?;
+    if fields.len() < c.columns.len() {
+        return Err(SqlError::coded(
+            "22P04",
+            format!(
+                "missing data for column \"{}\" (line {})",
+                c.columns[fields.len()].name,
+                c.rows + 1
+            ),
+        ));
+    }
+    if fields.len() > c.columns.len() {
+        return Err(SqlError::coded(
+            "22P04",
+            format!("extra data after last expected column (line {})", c.rows + 1),
+        ));
+    }
+    for (i, (f, col)) in fields.iter().zip(&c.columns).enumerate() {
+        let v = match f {
+            None => Value::Null,
+            Some(text) => values::from_text(text, col.ty, col.typmod).map_err(|mut e| {
+                e.message = format!("{} (COPY {}, line {}, column {})", e.message, c.plan.table, c.rows + 1, col.name);
+                e
+            })?,
+        };
+        stmt.raw_bind_parameter(i + 1, v)?;
+    }
+    stmt.raw_execute()?;
+    c.rows += 1;
+    Ok(false)
+}
+
+fn show_name(name: &str) -> String {
+    match name {
+        "transaction isolation level" => "transaction_isolation".into(),
+        "time zone" => "TimeZone".into(),
+        "timezone" => "TimeZone".into(),
+        "datestyle" => "DateStyle".into(),
+        "intervalstyle" => "IntervalStyle".into(),
+        n => n.to_string(),
+    }
+}
+
+fn tag_text(tag: &CommandTag, n: usize) -> String {
+    match tag {
+        CommandTag::Select => format!("SELECT {n}"),
+        CommandTag::Insert => format!("INSERT 0 {n}"),
+        CommandTag::Update => format!("UPDATE {n}"),
+        CommandTag::Delete => format!("DELETE {n}"),
+        CommandTag::Fixed(t) => (*t).to_string(),
+    }
+}
+
+fn decode_param(params: &Params<'_>, i: usize, ty: Option<PgType>) -> Result<Value> {
+    let Some(raw) = params.values.get(i).and_then(|v| v.as_ref()) else {
+        return Ok(Value::Null);
+    };
+    if (params.binary)(i) {
+        let ty = ty.ok_or_else(|| {
+            SqlError::coded(
+                "42P18",
+                format!("could not determine data type of parameter ${}", i + 1),
+            )
+        })?;
+        return Ok(values::from_binary(raw, ty)?);
+    }
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| SqlError::coded("22021", "invalid byte sequence for encoding \"UTF8\""))?;
+    Ok(match ty {
+        Some(t) => values::from_text(text, t, -1)?,
+        None => Value::Text(text.to_string()),
+    })
+}
+
+/// Types of a statement's result columns: the declared type of the column each comes from
+/// (SQLite knows the origin), else the inferred type of the expression, else text.
+fn result_columns(stmt: &rusqlite::Statement<'_>, plan: &SqlPlan, catalog: &Catalog) -> Vec<Column> {
+    stmt.columns_with_metadata()
+        .enumerate()
+        .map(|(i, m)| {
+            let from_origin = match (m.table_name(), m.origin_name()) {
+                (Some(t), Some(c)) => catalog
+                    .table(t)
+                    .and_then(|d| d.column(c))
+                    .map(|c| (c.ty, c.typmod)),
+                _ => None,
+            };
+            let (ty, typmod) = from_origin
+                .or_else(|| {
+                    plan.columns
+                        .get(i)
+                        .and_then(|c| c.ty.map(|t| (t, c.typmod)))
+                })
+                .unwrap_or((PgType::Text, -1));
+            Column {
+                name: m.name().to_string(),
+                ty,
+                typmod,
+            }
+        })
+        .collect()
+}
+
+/// Builds one DataRow.
+struct RowEncoder {
+    buf: BytesMut,
+    count: i16,
+}
+
+impl RowEncoder {
+    fn new(columns: usize) -> Self {
+        RowEncoder {
+            buf: BytesMut::with_capacity(columns * 16),
+            count: 0,
+        }
+    }
+
+    fn push(&mut self, v: ValueRef<'_>, col: &Column, binary: bool) -> Result<()> {
+        self.count += 1;
+        if v == ValueRef::Null {
+            self.buf.put_i32(-1);
+            return Ok(());
+        }
+        let len_at = self.buf.len();
+        self.buf.put_i32(0);
+        if binary {
+            values::encode_binary(v, col.ty, col.typmod, &mut self.buf)?;
+        } else {
+            values::encode_text(v, col.ty, col.typmod, &mut self.buf);
+        }
+        let len = (self.buf.len() - len_at - 4) as i32;
+        self.buf[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+
+    fn finish(self) -> DataRow {
+        DataRow::new(self.buf, self.count)
+    }
+}

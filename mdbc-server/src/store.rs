@@ -1,0 +1,527 @@
+//! The site's SQLite database: opening connections, the SQL functions translation relies
+//! on, mdbc's catalog of declared types, the write lock, and table rebuilds.
+//!
+//! Concurrency model: every client session owns one SQLite connection (WAL mode), so
+//! readers never block each other or the writer. SQLite allows one writer at a time; rather
+//! than let sessions collide and surface `SQLITE_BUSY`, a session takes [`Store::write_lock`]
+//! (a fair async mutex) before its first write and holds it until its transaction ends.
+//! Waiting writers queue in arrival order without burning CPU.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{params, Connection, InterruptHandle, OpenFlags};
+use sql_capture::{Catalog, CatalogChange, ColumnInfo, PgType, TableDef, TableRebuild};
+
+use crate::config::Synchronous;
+use crate::values;
+
+/// Migrations of mdbc's own tables, applied in order, counted in `PRAGMA user_version`.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_catalog.sql")];
+
+/// The PostgreSQL version mdbc presents itself as; clients adapt their queries to it.
+pub const SERVER_VERSION: &str = concat!("16.6 (mdbc ", env!("CARGO_PKG_VERSION"), ")");
+
+/// What `version()` returns.
+pub fn version_string() -> String {
+    format!(
+        "PostgreSQL 16.6 (mdbc {}) on {}-linux, compiled by rustc, 64-bit",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}
+
+/// Errors opening or maintaining the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Filesystem problem.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file was written by a newer mdbc.
+    #[error("database schema version {found} is newer than this mdbc-server understands ({known})")]
+    TooNew {
+        /// Version in the file.
+        found: i64,
+        /// Newest this binary knows.
+        known: i64,
+    },
+}
+
+/// Who a session is, for the SQL functions that report it.
+#[derive(Debug, Clone)]
+pub struct SessionIdent {
+    /// Backend pid (from BackendKeyData).
+    pub pid: i32,
+    /// Login user.
+    pub user: String,
+    /// Database name the client asked for.
+    pub database: String,
+}
+
+/// Shared state of the site's database.
+pub struct Store {
+    path: PathBuf,
+    sync: Synchronous,
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+    catalog: RwLock<Arc<Catalog>>,
+    catalog_version: AtomicU64,
+    sequences: Arc<Mutex<HashMap<String, i64>>>,
+    interrupts: Mutex<HashMap<i32, (Vec<u8>, InterruptHandle)>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir`, applies migrations and loads
+    /// the catalog.
+    pub fn open(data_dir: &Path, sync: Synchronous) -> Result<Arc<Store>, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join("mdbc.db");
+        let conn = Connection::open(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        migrate(&conn)?;
+        // Refuse a damaged file at start-up rather than at the first unlucky query.
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(format!("integrity check failed: {check}")),
+            )));
+        }
+        let store = Arc::new(Store {
+            path,
+            sync,
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            catalog: RwLock::new(Arc::new(Catalog::default())),
+            catalog_version: AtomicU64::new(1),
+            sequences: Arc::new(Mutex::new(HashMap::new())),
+            interrupts: Mutex::new(HashMap::new()),
+        });
+        let cat = store.load_catalog(&conn)?;
+        store.init_sequences(&conn, &cat)?;
+        *store.catalog.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cat);
+        Ok(store)
+    }
+
+    /// Path of the SQLite file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The lock every writer holds from its first write to the end of its transaction.
+    pub fn write_lock(&self) -> Arc<tokio::sync::Mutex<()>> {
+        self.write_lock.clone()
+    }
+
+    /// The committed catalog.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Publishes a catalog after the DDL that produced it committed.
+    pub fn publish_catalog(&self, cat: Arc<Catalog>) {
+        *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = cat;
+    }
+
+    /// Reads the catalog as `conn` sees it (including its own uncommitted DDL).
+    pub fn load_catalog(&self, conn: &Connection) -> rusqlite::Result<Catalog> {
+        let version = self.catalog_version.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut cat = Catalog::new(version);
+        let mut stmt = conn.prepare_cached(
+            "SELECT tbl, col, pg_type, typmod, serial, not_null FROM __mdbc_columns \
+             ORDER BY tbl, ordinal",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut current: Option<TableDef> = None;
+        while let Some(r) = rows.next()? {
+            let tbl: String = r.get(0)?;
+            let oid: i64 = r.get(2)?;
+            let col = ColumnInfo {
+                name: r.get(1)?,
+                ty: PgType::from_oid(oid as u32).unwrap_or(PgType::Text),
+                typmod: r.get::<_, i64>(3)? as i32,
+                serial: r.get::<_, i64>(4)? != 0,
+                not_null: r.get::<_, i64>(5)? != 0,
+            };
+            match current.as_mut() {
+                Some(t) if t.name == tbl => t.columns.push(col),
+                _ => {
+                    if let Some(t) = current.take() {
+                        cat.insert(t);
+                    }
+                    current = Some(TableDef {
+                        name: tbl,
+                        columns: vec![col],
+                    });
+                }
+            }
+        }
+        if let Some(t) = current {
+            cat.insert(t);
+        }
+        Ok(cat)
+    }
+
+    /// Starts every serial column's sequence after the largest value present.
+    pub fn init_sequences(&self, conn: &Connection, cat: &Catalog) -> rusqlite::Result<()> {
+        let mut seqs = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
+        for t in cat.tables() {
+            for c in t.columns.iter().filter(|c| c.serial) {
+                let name = format!("{}_{}_seq", t.name, c.name);
+                if seqs.contains_key(&name) {
+                    continue;
+                }
+                let max: i64 = conn.query_row(
+                    &format!(
+                        "SELECT coalesce(max({}), 0) FROM {}",
+                        quote(&c.name),
+                        quote(&t.name)
+                    ),
+                    [],
+                    |r| r.get(0),
+                )?;
+                seqs.insert(name, max);
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a connection for one client session.
+    pub fn connect(&self, ident: &SessionIdent) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        conn.pragma_update(None, "synchronous", self.sync.pragma())?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "case_sensitive_like", "ON")?;
+        // Safety net only: the write lock keeps writers apart, checkpoints are passive.
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "mmap_size", 268_435_456i64)?;
+        conn.pragma_update(None, "cache_size", -8192i64)?;
+        conn.set_prepared_statement_cache_capacity(128);
+        rusqlite::vtab::series::load_module(&conn)?;
+        register_functions(&conn, ident, self.sequences.clone())?;
+        self.interrupts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ident.pid, (Vec::new(), conn.get_interrupt_handle()));
+        Ok(conn)
+    }
+
+    /// Remembers the cancel key of a session so a CancelRequest can find it.
+    pub fn set_cancel_key(&self, pid: i32, key: Vec<u8>) {
+        if let Some(e) = self
+            .interrupts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&pid)
+        {
+            e.0 = key;
+        }
+    }
+
+    /// Forgets a closed session.
+    pub fn forget_session(&self, pid: i32) {
+        self.interrupts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pid);
+    }
+
+    /// Interrupts the statement running in session `pid` if `key` matches its secret.
+    pub fn cancel(&self, pid: i32, key: &[u8]) -> bool {
+        let map = self.interrupts.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(&pid) {
+            Some((k, h)) if k.as_slice() == key => {
+                h.interrupt();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Records catalog changes in the current transaction of `conn`.
+    pub fn apply_catalog_changes(
+        &self,
+        conn: &Connection,
+        changes: &[CatalogChange],
+    ) -> rusqlite::Result<()> {
+        for ch in changes {
+            match ch {
+                CatalogChange::CreateTable(def) => {
+                    conn.execute("DELETE FROM __mdbc_columns WHERE tbl = ?1", [&def.name])?;
+                    for (i, c) in def.columns.iter().enumerate() {
+                        insert_column(conn, &def.name, i as i64, c)?;
+                    }
+                    if def.columns.iter().any(|c| c.serial) {
+                        let mut seqs = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
+                        for c in def.columns.iter().filter(|c| c.serial) {
+                            seqs.insert(format!("{}_{}_seq", def.name, c.name), 0);
+                        }
+                    }
+                }
+                CatalogChange::DropTable(t) => {
+                    conn.execute("DELETE FROM __mdbc_columns WHERE tbl = ?1", [t])?;
+                }
+                CatalogChange::AddColumn { table, column } => {
+                    let next: i64 = conn.query_row(
+                        "SELECT coalesce(max(ordinal), -1) + 1 FROM __mdbc_columns WHERE tbl = ?1",
+                        [table],
+                        |r| r.get(0),
+                    )?;
+                    insert_column(conn, table, next, column)?;
+                }
+                CatalogChange::DropColumn { table, column } => {
+                    conn.execute(
+                        "DELETE FROM __mdbc_columns WHERE tbl = ?1 AND col = ?2",
+                        [table, column],
+                    )?;
+                }
+                CatalogChange::RenameColumn { table, from, to } => {
+                    conn.execute(
+                        "UPDATE __mdbc_columns SET col = ?3 WHERE tbl = ?1 AND col = ?2",
+                        [table, from, to],
+                    )?;
+                }
+                CatalogChange::RenameTable { from, to } => {
+                    conn.execute(
+                        "UPDATE __mdbc_columns SET tbl = ?2 WHERE tbl = ?1",
+                        [from, to],
+                    )?;
+                }
+                CatalogChange::SetNotNull { table, columns } => {
+                    for c in columns {
+                        conn.execute(
+                            "UPDATE __mdbc_columns SET not_null = 1 WHERE tbl = ?1 AND col = ?2",
+                            [table, c],
+                        )?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn insert_column(conn: &Connection, table: &str, ordinal: i64, c: &ColumnInfo) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO __mdbc_columns (tbl, col, ordinal, pg_type, typmod, serial, not_null) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            table,
+            c.name,
+            ordinal,
+            c.ty.oid() as i64,
+            c.typmod as i64,
+            c.serial as i64,
+            c.not_null as i64
+        ],
+    )?;
+    Ok(())
+}
+
+/// Quotes an SQLite identifier.
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::TooNew {
+            found: version,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))?;
+    }
+    Ok(())
+}
+
+/// Rebuilds `table` with an extra constraint, inside the caller's transaction (SQLite has
+/// no `ALTER TABLE … ADD CONSTRAINT`). Foreign keys are checked afterwards, as PostgreSQL
+/// validates a new constraint against existing rows.
+pub fn rebuild_table(conn: &Connection, rb: &TableRebuild) -> Result<(), RebuildError> {
+    let create: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [&rb.table],
+            |r| r.get(0),
+        )
+        .map_err(RebuildError::Sqlite)?;
+    let indexes: Vec<String> = {
+        let mut s = conn
+            .prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL")
+            .map_err(RebuildError::Sqlite)?;
+        let rows = s
+            .query_map([&rb.table], |r| r.get(0))
+            .map_err(RebuildError::Sqlite)?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(RebuildError::Sqlite)?
+    };
+    let open = create.find('(').ok_or(RebuildError::Shape)?;
+    let close = create.rfind(')').ok_or(RebuildError::Shape)?;
+    let tmp = "__mdbc_rebuild";
+    let new_sql = format!(
+        "CREATE TABLE {} {}, {})",
+        quote(tmp),
+        &create[open..close],
+        rb.constraint
+    );
+    let t = quote(&rb.table);
+    conn.execute_batch(&format!(
+        "PRAGMA defer_foreign_keys = ON;
+         DROP TABLE IF EXISTS {tmp};
+         {new_sql};
+         INSERT INTO {tmp} SELECT * FROM {t};
+         DROP TABLE {t};
+         ALTER TABLE {tmp} RENAME TO {t};"
+    ))
+    .map_err(RebuildError::Sqlite)?;
+    for idx in indexes {
+        conn.execute_batch(&idx).map_err(RebuildError::Sqlite)?;
+    }
+    let violations: i64 = conn
+        .query_row(
+            &format!("SELECT count(*) FROM pragma_foreign_key_check({})", sql_str(&rb.table)),
+            [],
+            |r| r.get(0),
+        )
+        .map_err(RebuildError::Sqlite)?;
+    if violations > 0 {
+        return Err(RebuildError::ForeignKey(violations));
+    }
+    Ok(())
+}
+
+fn sql_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Why a table rebuild failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    /// SQLite refused (e.g. duplicate keys for a new primary key).
+    #[error(transparent)]
+    Sqlite(rusqlite::Error),
+    /// The stored table definition was not in the expected shape.
+    #[error("cannot rebuild table: unexpected definition")]
+    Shape,
+    /// Existing rows break the new foreign key.
+    #[error("insert or update violates foreign key constraint ({0} rows)")]
+    ForeignKey(i64),
+}
+
+fn user_err(e: values::ValueError) -> rusqlite::Error {
+    // The SQLSTATE travels in the message; errors.rs takes it back out.
+    rusqlite::Error::UserFunctionError(format!("[{}] {}", e.code, e.message).into())
+}
+
+fn register_functions(
+    conn: &Connection,
+    ident: &SessionIdent,
+    sequences: Arc<Mutex<HashMap<String, i64>>>,
+) -> rusqlite::Result<()> {
+    let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    let volatile = FunctionFlags::SQLITE_UTF8;
+    conn.create_scalar_function("pg_coerce", 3, det, |ctx| {
+        let oid: i64 = ctx.get(1)?;
+        let typmod: i64 = ctx.get(2)?;
+        let ty = PgType::from_oid(oid as u32).ok_or_else(|| {
+            rusqlite::Error::UserFunctionError(format!("[42704] type with OID {oid} does not exist").into())
+        })?;
+        values::coerce(ctx.get_raw(0), ty, typmod as i32).map_err(user_err)
+    })?;
+    conn.create_scalar_function("pg_now", 0, volatile, |_| Ok(values::now_text()))?;
+    conn.create_scalar_function("pg_current_date", 0, volatile, |_| Ok(values::today_text()))?;
+    conn.create_scalar_function("pg_random", 0, volatile, |_| Ok(rand::random::<f64>()))?;
+    conn.create_scalar_function("pg_nextval", 1, volatile, move |ctx| {
+        let name = match ctx.get_raw(0) {
+            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            _ => return Err(rusqlite::Error::UserFunctionError("[22023] nextval needs a sequence name".into())),
+        };
+        let name = name.trim_matches('"').to_ascii_lowercase();
+        let name = name.strip_prefix("public.").unwrap_or(&name).to_string();
+        let mut seqs = sequences.lock().unwrap_or_else(|e| e.into_inner());
+        match seqs.get_mut(&name) {
+            Some(v) => {
+                *v += 1;
+                Ok(Value::Integer(*v))
+            }
+            None => Err(rusqlite::Error::UserFunctionError(
+                format!("[42P01] relation \"{name}\" does not exist").into(),
+            )),
+        }
+    })?;
+    let version = version_string();
+    conn.create_scalar_function("version", 0, det, move |_| Ok(version.clone()))?;
+    let db = ident.database.clone();
+    conn.create_scalar_function("current_database", 0, det, move |_| Ok(db.clone()))?;
+    conn.create_scalar_function("current_schema", 0, det, |_| Ok("public"))?;
+    let user = ident.user.clone();
+    conn.create_scalar_function("current_user", 0, det, move |_| Ok(user.clone()))?;
+    let pid = ident.pid;
+    conn.create_scalar_function("pg_backend_pid", 0, det, move |_| Ok(pid))?;
+    // PostgreSQL's greatest/least skip NULLs; SQLite's max/min of several values do not.
+    for (name, pick_max) in [("greatest", true), ("least", false)] {
+        conn.create_scalar_function(name, -1, det, move |ctx| {
+            let mut best: Option<Value> = None;
+            for i in 0..ctx.len() {
+                let v: Value = ctx.get(i)?;
+                if v == Value::Null {
+                    continue;
+                }
+                best = Some(match best {
+                    None => v,
+                    Some(b) => {
+                        let better = match (&v, &b) {
+                            (Value::Integer(a), Value::Integer(c)) => (a > c) == pick_max,
+                            (Value::Real(a), Value::Real(c)) => (a > c) == pick_max,
+                            (Value::Integer(a), Value::Real(c)) => ((*a as f64) > *c) == pick_max,
+                            (Value::Real(a), Value::Integer(c)) => (*a > *c as f64) == pick_max,
+                            (Value::Text(a), Value::Text(c)) => (a > c) == pick_max,
+                            _ => false,
+                        };
+                        if better {
+                            v
+                        } else {
+                            b
+                        }
+                    }
+                });
+            }
+            Ok(best.unwrap_or(Value::Null))
+        })?;
+    }
+    Ok(())
+}
