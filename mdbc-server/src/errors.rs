@@ -81,6 +81,7 @@ impl SqlError {
 fn sqlite_code(e: &rusqlite::Error) -> (String, String) {
     let (err, msg) = match e {
         rusqlite::Error::SqliteFailure(err, msg) => (Some(*err), msg.clone().unwrap_or_default()),
+        rusqlite::Error::SqlInputError { error, msg, .. } => (Some(*error), msg.clone()),
         rusqlite::Error::UserFunctionError(inner) => (None, inner.to_string()),
         other => (None, other.to_string()),
     };

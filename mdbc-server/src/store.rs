@@ -483,6 +483,32 @@ fn register_functions(
             )),
         }
     })?;
+    // `text ~ pattern` (PostgreSQL's POSIX regular expressions; the regex crate's syntax
+    // covers what applications use). The compiled pattern is cached per statement.
+    conn.create_scalar_function("pg_regex", 3, det, |ctx| {
+        if ctx.get_raw(0) == ValueRef::Null || ctx.get_raw(1) == ValueRef::Null {
+            return Ok(Value::Null);
+        }
+        let flags: String = ctx.get(2)?;
+        let re = ctx.get_or_create_aux(1, |v| -> Result<regex::Regex, Box<dyn std::error::Error + Send + Sync>> {
+            let pat = v.as_str().map_err(|e| format!("[22023] {e}"))?;
+            regex::RegexBuilder::new(pat)
+                .case_insensitive(flags.contains('i'))
+                .build()
+                .map_err(|e| format!("[2201B] invalid regular expression: {e}").into())
+        })?;
+        let text: String = match ctx.get_raw(0) {
+            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            other => values::coerce(other, PgType::Text, -1)
+                .ok()
+                .and_then(|v| match v {
+                    Value::Text(t) => Some(t),
+                    _ => None,
+                })
+                .unwrap_or_default(),
+        };
+        Ok(Value::Integer(re.is_match(&text) as i64))
+    })?;
     let version = version_string();
     conn.create_scalar_function("version", 0, det, move |_| Ok(version.clone()))?;
     let db = ident.database.clone();

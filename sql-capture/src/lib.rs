@@ -42,6 +42,8 @@ pub const REQUIRED_FUNCTIONS: &[(&str, i32)] = &[
     ("pg_now", 0),
     ("pg_current_date", 0),
     ("pg_nextval", 1),
+    ("pg_regex", 3),
+    ("pg_random", 0),
     ("version", 0),
     ("current_database", 0),
     ("current_schema", 0),

@@ -1,0 +1,103 @@
+//! psql against a real mdbc-server: DDL, DML, transactions, savepoints, COPY and errors
+//! with their SQLSTATEs (issue 2). Expected output is what PostgreSQL 15 prints for the same
+//! script with `-A -t` and `VERBOSITY sqlstate`.
+
+use tests::Server;
+
+const SCRIPT: &str = r#"
+\set VERBOSITY sqlstate
+create table items (id serial primary key, name varchar(8) not null unique, price numeric(10,2), qty int default 1, added timestamptz default now());
+insert into items (name, price) values ('apple', 1.5), ('pear', 2.25);
+insert into items (name, price, qty) values ('plum', 3, 7) returning id, name, qty;
+select id, name, price, qty from items order by id;
+select count(*), sum(qty) from items;
+update items set qty = qty + 1 where name ilike 'AP%';
+select name, qty from items where id = any(array[1, 3]) order by id;
+begin;
+delete from items where name = 'pear';
+select count(*) from items;
+rollback;
+select count(*) from items;
+begin;
+insert into items (name) values ('kiwi');
+savepoint s1;
+insert into items (name) values ('kiwi');
+rollback to savepoint s1;
+insert into items (name) values ('fig');
+commit;
+select name from items order by id;
+begin;
+select * from nope;
+select 1;
+rollback;
+insert into items (name) values ('toolongname');
+insert into items (name) values (null);
+insert into items (name, qty) values ('x', 'abc');
+select nope from items;
+selec 1;
+select name from items where name ~ '^p[el]' order by id;
+insert into items (name) values ('apple');
+copy items (name, price, qty) from stdin;
+grape	4.5	2
+melon	\N	3
+\.
+select name, price, qty from items where name in ('grape', 'melon') order by id;
+select x, x * 2 from generate_series(1, 3) as x;
+truncate items;
+select count(*) from items;
+drop table items;
+select * from items;
+"#;
+
+const EXPECTED: &str = "\
+3|plum|7
+1|apple|1.50|1
+2|pear|2.25|1
+3|plum|3.00|7
+3|9
+apple|2
+plum|7
+2
+3
+ERROR:  23505
+apple
+pear
+plum
+kiwi
+fig
+ERROR:  42P01
+ERROR:  25P02
+ERROR:  22001
+ERROR:  23502
+ERROR:  22P02
+ERROR:  42703
+ERROR:  42601
+pear
+plum
+ERROR:  23505
+grape|4.50|2
+melon||3
+1|2
+2|4
+3|6
+0
+ERROR:  42P01
+";
+
+#[test]
+fn psql_script_matches_postgres_output() {
+    let server = Server::start().expect("server starts");
+    let (out, _) = server.psql(SCRIPT, &["-A", "-t"]).expect("psql runs");
+    assert_eq!(out, EXPECTED, "server log:\n{}", server.log_text());
+}
+
+#[test]
+fn psql_connects_and_reports_version() {
+    let server = Server::start().expect("server starts");
+    let (out, ok) = server
+        .psql("select version(); show server_version;", &["-A", "-t"])
+        .expect("psql runs");
+    assert!(ok, "{out}");
+    assert!(out.starts_with("PostgreSQL 16.6 (mdbc "), "{out}");
+    assert!(out.contains("16.6 (mdbc "), "{out}");
+}
