@@ -192,7 +192,11 @@ mod tests {
             from_stdin: true,
             format,
             delimiter: if format == CopyFormat::Csv { ',' } else { '\t' },
-            null: if format == CopyFormat::Csv { String::new() } else { "\\N".into() },
+            null: if format == CopyFormat::Csv {
+                String::new()
+            } else {
+                "\\N".into()
+            },
             header: false,
             quote: '"',
         }
@@ -211,7 +215,12 @@ mod tests {
         let f = split_fields(b"1,\"a,\"\"b\"\"\",,\"\"", &p).unwrap();
         assert_eq!(
             f,
-            vec![Some("1".into()), Some("a,\"b\"".into()), None, Some("".into())]
+            vec![
+                Some("1".into()),
+                Some("a,\"b\"".into()),
+                None,
+                Some("".into())
+            ]
         );
         assert_eq!(find_line_end(b"1,\"x\ny\"\n2", &p), Some(7));
         assert!(split_fields(b"\"open", &p).is_err());

@@ -181,7 +181,10 @@ fn classify_message(msg: &str) -> (String, String) {
         return ("42704".into(), format!("index \"{i}\" does not exist"));
     }
     if let Some(c) = quoted("ambiguous column name: ") {
-        return ("42702".into(), format!("column reference \"{c}\" is ambiguous"));
+        return (
+            "42702".into(),
+            format!("column reference \"{c}\" is ambiguous"),
+        );
     }
     if msg.contains("already exists") {
         return ("42P07".into(), msg.to_string());

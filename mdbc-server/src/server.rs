@@ -41,7 +41,12 @@ fn load_tls(tls: &Tls) -> anyhow::Result<(TlsAcceptor, Vec<u8>)> {
 /// A FATAL ErrorResponse written straight to a socket we will not serve.
 fn too_many_clients() -> Vec<u8> {
     let mut body = Vec::new();
-    for (tag, val) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', "53300"), (b'M', "sorry, too many clients already")] {
+    for (tag, val) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', "53300"),
+        (b'M', "sorry, too many clients already"),
+    ] {
         body.push(tag);
         body.extend_from_slice(val.as_bytes());
         body.push(0);
@@ -101,7 +106,10 @@ pub async fn run(
             }
         }
     }
-    tracing::info!(open = tasks.len(), "shutting down: rolling back open transactions");
+    tracing::info!(
+        open = tasks.len(),
+        "shutting down: rolling back open transactions"
+    );
     // Dropping a connection's task drops its session, which rolls back and closes SQLite.
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}

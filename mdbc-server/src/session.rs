@@ -385,7 +385,10 @@ impl Session {
         result_binary: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Outcome> {
         if self.status == TxStatus::Failed
-            && !matches!(cmd, Command::Rollback | Command::Commit | Command::RollbackTo(_))
+            && !matches!(
+                cmd,
+                Command::Rollback | Command::Commit | Command::RollbackTo(_)
+            )
         {
             return Err(SqlError::InFailedTransaction);
         }
@@ -394,7 +397,10 @@ impl Session {
                 if self.status != TxStatus::Idle {
                     return Ok(Outcome::Done {
                         tag: "BEGIN".into(),
-                        notice: Some(("25001", "there is already a transaction in progress".into())),
+                        notice: Some((
+                            "25001",
+                            "there is already a transaction in progress".into(),
+                        )),
                     });
                 }
                 self.conn.execute_batch("BEGIN")?;
@@ -533,7 +539,20 @@ impl Session {
         match key.as_str() {
             "timezone" => {
                 let u = v.to_ascii_uppercase();
-                if !matches!(u.as_str(), "UTC" | "GMT" | "ETC/UTC" | "Z" | "UCT" | "+00" | "00:00" | "0" | "+00:00" | "ZULU" | "UNIVERSAL") {
+                if !matches!(
+                    u.as_str(),
+                    "UTC"
+                        | "GMT"
+                        | "ETC/UTC"
+                        | "Z"
+                        | "UCT"
+                        | "+00"
+                        | "00:00"
+                        | "0"
+                        | "+00:00"
+                        | "ZULU"
+                        | "UNIVERSAL"
+                ) {
                     return Err(bad("mdbc stores and shows timestamptz in UTC"));
                 }
                 self.settings.insert(key, "UTC".into());
@@ -543,7 +562,8 @@ impl Session {
                 if !matches!(u.as_str(), "UTF8" | "UNICODE") {
                     return Err(bad("only UTF8 is supported"));
                 }
-                self.settings.insert("client_encoding".into(), "UTF8".into());
+                self.settings
+                    .insert("client_encoding".into(), "UTF8".into());
             }
             "datestyle" => {
                 if !v.to_ascii_uppercase().contains("ISO") {
@@ -556,7 +576,9 @@ impl Session {
                     return Err(bad("only on is supported"));
                 }
             }
-            "transaction_isolation" | "transaction isolation level" | "default_transaction_isolation" => {}
+            "transaction_isolation"
+            | "transaction isolation level"
+            | "default_transaction_isolation" => {}
             k if defaults.contains_key(k) || k.contains('.') => {
                 self.settings.insert(key, v);
             }
@@ -619,12 +641,16 @@ impl Session {
         if own_txn {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
         }
-        let mut result = self.run_statements(plan, p, params, result_binary);
-        if result.is_ok() && plan.kind == StmtKind::Ddl {
-            if let Err(e) = self.after_ddl(plan) {
-                result = Err(e);
+        // SQLite work blocks this thread; block_in_place hands the worker's other tasks
+        // (and the I/O driver) to another thread meanwhile, so a long statement cannot stall
+        // other clients or the CancelRequest that would interrupt it.
+        let mut result = tokio::task::block_in_place(|| {
+            let r = self.run_statements(plan, p, params, result_binary);
+            if r.is_ok() && plan.kind == StmtKind::Ddl {
+                self.after_ddl(plan)?;
             }
-        }
+            r
+        });
         if own_txn {
             let end = if result.is_ok() {
                 self.conn.execute_batch("COMMIT").map_err(SqlError::from)
@@ -654,7 +680,8 @@ impl Session {
     }
 
     fn after_ddl(&mut self, plan: &SqlPlan) -> Result<()> {
-        self.store.apply_catalog_changes(&self.conn, &plan.catalog)?;
+        self.store
+            .apply_catalog_changes(&self.conn, &plan.catalog)?;
         if let Some(rb) = &plan.rebuild {
             store::rebuild_table(&self.conn, rb)?;
         }
@@ -729,9 +756,9 @@ impl Session {
 
     async fn start_copy(&mut self, plan: &CopyPlan) -> Result<Outcome> {
         let catalog = self.catalog();
-        let def = catalog
-            .table(&plan.table)
-            .ok_or_else(|| SqlError::from(sql_capture::Error::UndefinedTable(plan.table.clone())))?;
+        let def = catalog.table(&plan.table).ok_or_else(|| {
+            SqlError::from(sql_capture::Error::UndefinedTable(plan.table.clone()))
+        })?;
         let columns: Vec<ColumnInfo> = if plan.columns.is_empty() {
             def.columns.clone()
         } else {
@@ -746,30 +773,7 @@ impl Session {
             .collect::<Vec<_>>()
             .join(", ");
         if !plan.from_stdin {
-            let sql = format!("SELECT {col_list} FROM {}", store::quote(&plan.table));
-            let mut stmt = self.conn.prepare(&sql)?;
-            let mut rows = stmt.raw_query();
-            let mut data = Vec::new();
-            if plan.header && plan.format == CopyFormat::Csv {
-                let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
-                data.push(Bytes::from(format!("{}\n", names.join(&plan.delimiter.to_string()))));
-            }
-            while let Some(row) = rows.next()? {
-                let mut line = BytesMut::new();
-                for (i, c) in columns.iter().enumerate() {
-                    if i > 0 {
-                        line.put_slice(plan.delimiter.to_string().as_bytes());
-                    }
-                    let v = row.get_ref(i)?;
-                    copy::encode_field(v, c, plan, &mut line);
-                }
-                line.put_u8(b'\n');
-                data.push(line.freeze());
-            }
-            return Ok(Outcome::CopyOut {
-                columns: columns.len(),
-                data,
-            });
+            return tokio::task::block_in_place(|| self.copy_out(plan, &columns, &col_list));
         }
         self.ensure_write_lock().await;
         let own_transaction = self.status == TxStatus::Idle;
@@ -802,6 +806,36 @@ impl Session {
         })
     }
 
+    fn copy_out(&self, plan: &CopyPlan, columns: &[ColumnInfo], col_list: &str) -> Result<Outcome> {
+        let sql = format!("SELECT {col_list} FROM {}", store::quote(&plan.table));
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.raw_query();
+        let mut data = Vec::new();
+        if plan.header && plan.format == CopyFormat::Csv {
+            let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+            data.push(Bytes::from(format!(
+                "{}\n",
+                names.join(&plan.delimiter.to_string())
+            )));
+        }
+        while let Some(row) = rows.next()? {
+            let mut line = BytesMut::new();
+            for (i, c) in columns.iter().enumerate() {
+                if i > 0 {
+                    line.put_slice(plan.delimiter.to_string().as_bytes());
+                }
+                let v = row.get_ref(i)?;
+                copy::encode_field(v, c, plan, &mut line);
+            }
+            line.put_u8(b'\n');
+            data.push(line.freeze());
+        }
+        return Ok(Outcome::CopyOut {
+            columns: columns.len(),
+            data,
+        });
+    }
+
     /// Feeds COPY data. Errors are kept until CopyDone, as the client is still sending.
     pub fn copy_data(&mut self, data: &[u8]) {
         let Some(mut c) = self.copy.take() else {
@@ -809,7 +843,7 @@ impl Session {
         };
         if c.error.is_none() && !c.ended {
             c.buf.extend_from_slice(data);
-            if let Err(e) = self.copy_lines(&mut c, false) {
+            if let Err(e) = tokio::task::block_in_place(|| self.copy_lines(&mut c, false)) {
                 c.error = Some(e);
             }
         }
@@ -849,7 +883,9 @@ impl Session {
     /// Finishes COPY FROM STDIN: commits (outside a block) and reports the row count.
     pub fn copy_done(&mut self) -> Result<String> {
         let Some(mut c) = self.copy.take() else {
-            return Err(SqlError::Protocol("CopyDone without COPY in progress".into()));
+            return Err(SqlError::Protocol(
+                "CopyDone without COPY in progress".into(),
+            ));
         };
         if c.error.is_none() {
             if let Err(e) = self.copy_lines(&mut c, true) {
@@ -876,7 +912,11 @@ impl Session {
     fn finish_copy(&mut self, own_transaction: bool, result: Result<String>) -> Result<String> {
         let result = if own_transaction {
             let r = match result {
-                Ok(tag) => self.conn.execute_batch("COMMIT").map(|()| tag).map_err(SqlError::from),
+                Ok(tag) => self
+                    .conn
+                    .execute_batch("COMMIT")
+                    .map(|()| tag)
+                    .map_err(SqlError::from),
                 Err(e) => Err(e),
             };
             if !self.conn.is_autocommit() {
@@ -923,14 +963,23 @@ fn copy_row(stmt: &mut rusqlite::CachedStatement<'_>, c: &mut CopyIn, line: &[u8
     if fields.len() > c.columns.len() {
         return Err(SqlError::coded(
             "22P04",
-            format!("extra data after last expected column (line {})", c.rows + 1),
+            format!(
+                "extra data after last expected column (line {})",
+                c.rows + 1
+            ),
         ));
     }
     for (i, (f, col)) in fields.iter().zip(&c.columns).enumerate() {
         let v = match f {
             None => Value::Null,
             Some(text) => values::from_text(text, col.ty, col.typmod).map_err(|mut e| {
-                e.message = format!("{} (COPY {}, line {}, column {})", e.message, c.plan.table, c.rows + 1, col.name);
+                e.message = format!(
+                    "{} (COPY {}, line {}, column {})",
+                    e.message,
+                    c.plan.table,
+                    c.rows + 1,
+                    col.name
+                );
                 e
             })?,
         };
@@ -985,7 +1034,11 @@ fn decode_param(params: &Params<'_>, i: usize, ty: Option<PgType>) -> Result<Val
 
 /// Types of a statement's result columns: the declared type of the column each comes from
 /// (SQLite knows the origin), else the inferred type of the expression, else text.
-fn result_columns(stmt: &rusqlite::Statement<'_>, plan: &SqlPlan, catalog: &Catalog) -> Vec<Column> {
+fn result_columns(
+    stmt: &rusqlite::Statement<'_>,
+    plan: &SqlPlan,
+    catalog: &Catalog,
+) -> Vec<Column> {
     stmt.columns_with_metadata()
         .enumerate()
         .map(|(i, m)| {

@@ -50,7 +50,9 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The file was written by a newer mdbc.
-    #[error("database schema version {found} is newer than this mdbc-server understands ({known})")]
+    #[error(
+        "database schema version {found} is newer than this mdbc-server understands ({known})"
+    )]
     TooNew {
         /// Version in the file.
         found: i64,
@@ -328,7 +330,12 @@ impl Store {
     }
 }
 
-fn insert_column(conn: &Connection, table: &str, ordinal: i64, c: &ColumnInfo) -> rusqlite::Result<()> {
+fn insert_column(
+    conn: &Connection,
+    table: &str,
+    ordinal: i64,
+    c: &ColumnInfo,
+) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO __mdbc_columns (tbl, col, ordinal, pg_type, typmod, serial, not_null) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -413,7 +420,10 @@ pub fn rebuild_table(conn: &Connection, rb: &TableRebuild) -> Result<(), Rebuild
     }
     let violations: i64 = conn
         .query_row(
-            &format!("SELECT count(*) FROM pragma_foreign_key_check({})", sql_str(&rb.table)),
+            &format!(
+                "SELECT count(*) FROM pragma_foreign_key_check({})",
+                sql_str(&rb.table)
+            ),
             [],
             |r| r.get(0),
         )
@@ -458,7 +468,9 @@ fn register_functions(
         let oid: i64 = ctx.get(1)?;
         let typmod: i64 = ctx.get(2)?;
         let ty = PgType::from_oid(oid as u32).ok_or_else(|| {
-            rusqlite::Error::UserFunctionError(format!("[42704] type with OID {oid} does not exist").into())
+            rusqlite::Error::UserFunctionError(
+                format!("[42704] type with OID {oid} does not exist").into(),
+            )
         })?;
         values::coerce(ctx.get_raw(0), ty, typmod as i32).map_err(user_err)
     })?;
@@ -468,7 +480,11 @@ fn register_functions(
     conn.create_scalar_function("pg_nextval", 1, volatile, move |ctx| {
         let name = match ctx.get_raw(0) {
             ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-            _ => return Err(rusqlite::Error::UserFunctionError("[22023] nextval needs a sequence name".into())),
+            _ => {
+                return Err(rusqlite::Error::UserFunctionError(
+                    "[22023] nextval needs a sequence name".into(),
+                ))
+            }
         };
         let name = name.trim_matches('"').to_ascii_lowercase();
         let name = name.strip_prefix("public.").unwrap_or(&name).to_string();
@@ -490,13 +506,16 @@ fn register_functions(
             return Ok(Value::Null);
         }
         let flags: String = ctx.get(2)?;
-        let re = ctx.get_or_create_aux(1, |v| -> Result<regex::Regex, Box<dyn std::error::Error + Send + Sync>> {
-            let pat = v.as_str().map_err(|e| format!("[22023] {e}"))?;
-            regex::RegexBuilder::new(pat)
-                .case_insensitive(flags.contains('i'))
-                .build()
-                .map_err(|e| format!("[2201B] invalid regular expression: {e}").into())
-        })?;
+        let re = ctx.get_or_create_aux(
+            1,
+            |v| -> Result<regex::Regex, Box<dyn std::error::Error + Send + Sync>> {
+                let pat = v.as_str().map_err(|e| format!("[22023] {e}"))?;
+                regex::RegexBuilder::new(pat)
+                    .case_insensitive(flags.contains('i'))
+                    .build()
+                    .map_err(|e| format!("[2201B] invalid regular expression: {e}").into())
+            },
+        )?;
         let text: String = match ctx.get_raw(0) {
             ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
             other => values::coerce(other, PgType::Text, -1)

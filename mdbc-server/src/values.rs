@@ -26,11 +26,7 @@ pub struct ValueError {
 fn invalid(ty: PgType, input: &str) -> ValueError {
     ValueError {
         code: "22P02",
-        message: format!(
-            "invalid input syntax for type {}: \"{}\"",
-            ty.name(),
-            input
-        ),
+        message: format!("invalid input syntax for type {}: \"{}\"", ty.name(), input),
     }
 }
 
@@ -58,7 +54,11 @@ pub fn from_text(input: &str, ty: PgType, typmod: i32) -> VResult<Value> {
         PgType::Bool => Value::Integer(parse_bool(t).ok_or_else(|| invalid(ty, input))? as i64),
         PgType::Int2 | PgType::Int4 | PgType::Int8 | PgType::Oid => {
             let v: i64 = t.parse().map_err(|_| {
-                if !t.is_empty() && t.trim_start_matches(['-', '+']).chars().all(|c| c.is_ascii_digit()) {
+                if !t.is_empty()
+                    && t.trim_start_matches(['-', '+'])
+                        .chars()
+                        .all(|c| c.is_ascii_digit())
+                {
                     out_of_range(ty, input)
                 } else {
                     invalid(ty, input)
@@ -66,7 +66,9 @@ pub fn from_text(input: &str, ty: PgType, typmod: i32) -> VResult<Value> {
             })?;
             Value::Integer(check_int_range(v, ty, input)?)
         }
-        PgType::Float4 | PgType::Float8 => Value::Real(parse_float(t).ok_or_else(|| invalid(ty, input))?),
+        PgType::Float4 | PgType::Float8 => {
+            Value::Real(parse_float(t).ok_or_else(|| invalid(ty, input))?)
+        }
         PgType::Numeric => numeric_from_text(t, typmod).map_err(|e| {
             if e.code == "22P02" {
                 invalid(ty, input)
@@ -77,8 +79,12 @@ pub fn from_text(input: &str, ty: PgType, typmod: i32) -> VResult<Value> {
         PgType::Text | PgType::Name => Value::Text(input.to_string()),
         PgType::Varchar | PgType::Bpchar => Value::Text(fit_length(input, ty, typmod)?),
         PgType::Bytea => Value::Blob(bytea_from_text(input).ok_or_else(|| invalid(ty, input))?),
-        PgType::Date => Value::Text(format_date(parse_date(t).ok_or_else(|| invalid(ty, input))?)),
-        PgType::Time => Value::Text(format_time(parse_time(t).ok_or_else(|| invalid(ty, input))?)),
+        PgType::Date => Value::Text(format_date(
+            parse_date(t).ok_or_else(|| invalid(ty, input))?,
+        )),
+        PgType::Time => Value::Text(format_time(
+            parse_time(t).ok_or_else(|| invalid(ty, input))?,
+        )),
         PgType::Timestamp => {
             let (dt, _) = parse_timestamp(t).ok_or_else(|| invalid(ty, input))?;
             Value::Text(format_timestamp(dt))
@@ -137,7 +143,11 @@ pub fn coerce(v: ValueRef<'_>, ty: PgType, typmod: i32) -> VResult<Value> {
                 if !r.is_finite() || r < i64::MIN as f64 || r > i64::MAX as f64 {
                     return Err(out_of_range(ty, &f.to_string()));
                 }
-                Ok(Value::Integer(check_int_range(r as i64, ty, &f.to_string())?))
+                Ok(Value::Integer(check_int_range(
+                    r as i64,
+                    ty,
+                    &f.to_string(),
+                )?))
             }
             PgType::Float4 | PgType::Float8 => Ok(Value::Real(f)),
             PgType::Numeric => numeric_from_text(&format_float(f), typmod),
@@ -193,7 +203,8 @@ fn parse_float(t: &str) -> Option<f64> {
 /// values with more integer digits than `p - s` allows.
 fn numeric_from_text(t: &str, typmod: i32) -> VResult<Value> {
     let ok_shape = !t.is_empty()
-        && t.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
+        && t.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
         && t.chars().any(|c| c.is_ascii_digit());
     if !ok_shape {
         if t.eq_ignore_ascii_case("nan") {
@@ -212,7 +223,11 @@ fn numeric_from_text(t: &str, typmod: i32) -> VResult<Value> {
     };
     if let Ok(i) = t.parse::<i64>() {
         if let (Some(p), Some(s)) = (precision, scale) {
-            let digits = i.unsigned_abs().checked_ilog10().map(|d| d + 1).unwrap_or(0);
+            let digits = i
+                .unsigned_abs()
+                .checked_ilog10()
+                .map(|d| d + 1)
+                .unwrap_or(0);
             if digits > p.saturating_sub(s) {
                 return Err(numeric_overflow(p, s));
             }
@@ -306,8 +321,12 @@ fn bytea_from_text(s: &str) -> Option<Vec<u8>> {
             if b.get(i + 1) == Some(&b'\\') {
                 out.push(b'\\');
                 i += 2;
-            } else if i + 3 < b.len() + 0 && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-                let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+            } else if i + 3 < b.len() + 0
+                && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+            {
+                let v = (b[i + 1] - b'0') as u32 * 64
+                    + (b[i + 2] - b'0') as u32 * 8
+                    + (b[i + 3] - b'0') as u32;
                 out.push(u8::try_from(v).ok()?);
                 i += 4;
             } else {
@@ -469,7 +488,8 @@ fn format_interval(iv: Interval) -> String {
     let mut parts = Vec::new();
     let years = iv.months / 12;
     let mons = iv.months % 12;
-    let plural = |n: i64, one: &str, many: &str| format!("{n} {}", if n.abs() == 1 { one } else { many });
+    let plural =
+        |n: i64, one: &str, many: &str| format!("{n} {}", if n.abs() == 1 { one } else { many });
     if years != 0 {
         parts.push(plural(years as i64, "year", "years"));
     }
@@ -670,7 +690,9 @@ pub fn encode_binary(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMu
         PgType::Float8 => out.put_f64(as_f64(v).ok_or_else(bad)?),
         PgType::Numeric => {
             let text = match v {
-                ValueRef::Integer(_) | ValueRef::Real(_) => format_numeric(v, typmod).ok_or_else(bad)?,
+                ValueRef::Integer(_) | ValueRef::Real(_) => {
+                    format_numeric(v, typmod).ok_or_else(bad)?
+                }
                 other => as_text(other),
             };
             numeric_binary(&text, out).ok_or_else(bad)?;
@@ -731,7 +753,11 @@ fn numeric_binary(text: &str, out: &mut BytesMut) -> Option<()> {
         None => (false, text),
     };
     let (int_part, frac_part) = t.split_once('.').unwrap_or((t, ""));
-    if !int_part.chars().chain(frac_part.chars()).all(|c| c.is_ascii_digit()) {
+    if !int_part
+        .chars()
+        .chain(frac_part.chars())
+        .all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     let dscale = frac_part.len() as u16;
@@ -742,7 +768,11 @@ fn numeric_binary(text: &str, out: &mut BytesMut) -> Option<()> {
     let pad_right = (4 - frac_part.len() % 4) % 4;
     let frac_digits = format!("{}{}", frac_part, "0".repeat(pad_right));
     let mut groups: Vec<i16> = Vec::new();
-    for c in int_digits.as_bytes().chunks(4).chain(frac_digits.as_bytes().chunks(4)) {
+    for c in int_digits
+        .as_bytes()
+        .chunks(4)
+        .chain(frac_digits.as_bytes().chunks(4))
+    {
         groups.push(std::str::from_utf8(c).ok()?.parse().ok()?);
     }
     let mut weight = (int_digits.len() / 4) as i16 - 1;
@@ -768,7 +798,8 @@ fn numeric_binary(text: &str, out: &mut BytesMut) -> Option<()> {
 }
 
 fn numeric_from_binary(b: &[u8]) -> Option<String> {
-    let rd16 = |i: usize| -> Option<i16> { Some(i16::from_be_bytes(b.get(i..i + 2)?.try_into().ok()?)) };
+    let rd16 =
+        |i: usize| -> Option<i16> { Some(i16::from_be_bytes(b.get(i..i + 2)?.try_into().ok()?)) };
     let ndigits = rd16(0)? as usize;
     let weight = rd16(2)? as i32;
     let sign = rd16(4)? as u16;
@@ -776,7 +807,9 @@ fn numeric_from_binary(b: &[u8]) -> Option<String> {
     if sign == 0xC000 {
         return Some("NaN".into());
     }
-    let digits: Vec<i16> = (0..ndigits).map(|i| rd16(8 + 2 * i)).collect::<Option<_>>()?;
+    let digits: Vec<i16> = (0..ndigits)
+        .map(|i| rd16(8 + 2 * i))
+        .collect::<Option<_>>()?;
     let mut int_part = String::new();
     for w in 0..=weight.max(-1) {
         let d = digits.get(w as usize).copied().unwrap_or(0);
@@ -821,14 +854,28 @@ pub fn from_binary(b: &[u8], ty: PgType) -> VResult<Value> {
         code: "22P03",
         message: format!("incorrect binary data format for type {}", ty.name()),
     };
-    let arr = |n: usize| -> VResult<&[u8]> { if b.len() == n { Ok(b) } else { Err(bad()) } };
+    let arr = |n: usize| -> VResult<&[u8]> {
+        if b.len() == n {
+            Ok(b)
+        } else {
+            Err(bad())
+        }
+    };
     Ok(match ty {
         PgType::Bool => Value::Integer((arr(1)?[0] != 0) as i64),
-        PgType::Int2 => Value::Integer(i16::from_be_bytes(arr(2)?.try_into().map_err(|_| bad())?) as i64),
-        PgType::Int4 => Value::Integer(i32::from_be_bytes(arr(4)?.try_into().map_err(|_| bad())?) as i64),
-        PgType::Oid => Value::Integer(u32::from_be_bytes(arr(4)?.try_into().map_err(|_| bad())?) as i64),
+        PgType::Int2 => {
+            Value::Integer(i16::from_be_bytes(arr(2)?.try_into().map_err(|_| bad())?) as i64)
+        }
+        PgType::Int4 => {
+            Value::Integer(i32::from_be_bytes(arr(4)?.try_into().map_err(|_| bad())?) as i64)
+        }
+        PgType::Oid => {
+            Value::Integer(u32::from_be_bytes(arr(4)?.try_into().map_err(|_| bad())?) as i64)
+        }
         PgType::Int8 => Value::Integer(i64::from_be_bytes(arr(8)?.try_into().map_err(|_| bad())?)),
-        PgType::Float4 => Value::Real(f32::from_be_bytes(arr(4)?.try_into().map_err(|_| bad())?) as f64),
+        PgType::Float4 => {
+            Value::Real(f32::from_be_bytes(arr(4)?.try_into().map_err(|_| bad())?) as f64)
+        }
         PgType::Float8 => Value::Real(f64::from_be_bytes(arr(8)?.try_into().map_err(|_| bad())?)),
         PgType::Numeric => numeric_from_text(&numeric_from_binary(b).ok_or_else(bad)?, -1)?,
         PgType::Bytea => Value::Blob(b.to_vec()),
@@ -838,7 +885,8 @@ pub fn from_binary(b: &[u8], ty: PgType) -> VResult<Value> {
         }
         PgType::Date => {
             let days = i32::from_be_bytes(arr(4)?.try_into().map_err(|_| bad())?);
-            let d = NaiveDate::from_num_days_from_ce_opt(days + PG_EPOCH_DAYS_FROM_CE).ok_or_else(bad)?;
+            let d = NaiveDate::from_num_days_from_ce_opt(days + PG_EPOCH_DAYS_FROM_CE)
+                .ok_or_else(bad)?;
             Value::Text(format_date(d))
         }
         PgType::Time => {
@@ -906,13 +954,33 @@ mod tests {
             ("yes", PgType::Bool, -1, "t"),
             ("42", PgType::Int4, -1, "42"),
             ("1.5", PgType::Numeric, (10 << 16 | 2) + 4, "1.50"),
-            ("2024-02-03 04:05:06.5+02", PgType::Timestamptz, -1, "2024-02-03 02:05:06.5+00"),
-            ("2024-02-03T04:05:06", PgType::Timestamp, -1, "2024-02-03 04:05:06"),
+            (
+                "2024-02-03 04:05:06.5+02",
+                PgType::Timestamptz,
+                -1,
+                "2024-02-03 02:05:06.5+00",
+            ),
+            (
+                "2024-02-03T04:05:06",
+                PgType::Timestamp,
+                -1,
+                "2024-02-03 04:05:06",
+            ),
             ("2024-02-03", PgType::Date, -1, "2024-02-03"),
             ("1 day 02:03:04", PgType::Interval, -1, "1 day 02:03:04"),
-            ("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", PgType::Uuid, -1, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+            (
+                "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+                PgType::Uuid,
+                -1,
+                "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            ),
             ("\\x00ff", PgType::Bytea, -1, "\\x00ff"),
-            ("{\"b\":1,\"a\":[1,2]}", PgType::Jsonb, -1, "{\"a\": [1, 2], \"b\": 1}"),
+            (
+                "{\"b\":1,\"a\":[1,2]}",
+                PgType::Jsonb,
+                -1,
+                "{\"a\": [1, 2], \"b\": 1}",
+            ),
             ("ab", PgType::Bpchar, 4 + 4, "ab  "),
         ] {
             let v = from_text(input, ty, typmod).unwrap();
@@ -922,11 +990,30 @@ mod tests {
 
     #[test]
     fn bad_input_is_refused_with_sqlstate() {
-        assert_eq!(from_text("abc", PgType::Int4, -1).unwrap_err().code, "22P02");
-        assert_eq!(from_text("99999999999", PgType::Int4, -1).unwrap_err().code, "22003");
-        assert_eq!(from_text("toolong", PgType::Varchar, 3 + 4).unwrap_err().code, "22001");
-        assert_eq!(from_text("123.4", PgType::Numeric, (3 << 16 | 1) + 4).unwrap_err().code, "22003");
-        assert_eq!(from_text("2024-13-01", PgType::Date, -1).unwrap_err().code, "22P02");
+        assert_eq!(
+            from_text("abc", PgType::Int4, -1).unwrap_err().code,
+            "22P02"
+        );
+        assert_eq!(
+            from_text("99999999999", PgType::Int4, -1).unwrap_err().code,
+            "22003"
+        );
+        assert_eq!(
+            from_text("toolong", PgType::Varchar, 3 + 4)
+                .unwrap_err()
+                .code,
+            "22001"
+        );
+        assert_eq!(
+            from_text("123.4", PgType::Numeric, (3 << 16 | 1) + 4)
+                .unwrap_err()
+                .code,
+            "22003"
+        );
+        assert_eq!(
+            from_text("2024-13-01", PgType::Date, -1).unwrap_err().code,
+            "22P02"
+        );
         assert_eq!(from_text("{", PgType::Json, -1).unwrap_err().code, "22P02");
     }
 
@@ -958,7 +1045,10 @@ mod tests {
         let mut b = BytesMut::new();
         numeric_binary("12345.678", &mut b).unwrap();
         // ndigits 3, weight 1, sign 0, dscale 3, digits 1 2345 6780
-        assert_eq!(&b[..], &[0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 0x09, 0x29, 0x1a, 0x7c]);
+        assert_eq!(
+            &b[..],
+            &[0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 0x09, 0x29, 0x1a, 0x7c]
+        );
         assert_eq!(numeric_from_binary(&b).unwrap(), "12345.678");
         let mut b = BytesMut::new();
         numeric_binary("-0.05", &mut b).unwrap();

@@ -23,14 +23,15 @@ use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
-    DescribePortalResponse, DescribeResponse, DescribeStatementResponse, FieldFormat, QueryResponse, Response,
+    DescribePortalResponse, DescribeResponse, DescribeStatementResponse, FieldFormat,
+    QueryResponse, Response,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{
     ClientInfo, ClientPortalStore, ErrorHandler, PgWireConnectionState, PgWireServerHandlers,
-    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type, DEFAULT_NAME, METADATA_APPLICATION_NAME,
-    METADATA_DATABASE, METADATA_USER,
+    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type, DEFAULT_NAME,
+    METADATA_APPLICATION_NAME, METADATA_DATABASE, METADATA_USER,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
@@ -94,7 +95,9 @@ impl ServerParameterProvider for ServerParams {
         }
         p.insert(
             "application_name".into(),
-            meta.get(METADATA_APPLICATION_NAME).cloned().unwrap_or_default(),
+            meta.get(METADATA_APPLICATION_NAME)
+                .cloned()
+                .unwrap_or_default(),
         );
         p.insert("session_authorization".into(), user);
         Some(p)
@@ -129,7 +132,11 @@ struct TrustStartup {
 
 #[async_trait]
 impl StartupHandler for TrustStartup {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -164,7 +171,11 @@ enum Startup {
 
 #[async_trait]
 impl StartupHandler for Startup {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -186,7 +197,11 @@ pub struct Handlers {
 
 impl Handlers {
     /// Builds the handlers; `tls_cert_pem` enables SCRAM channel binding.
-    pub fn new(store: Arc<Store>, cfg: &Config, tls_cert_pem: Option<&[u8]>) -> anyhow::Result<Arc<Handlers>> {
+    pub fn new(
+        store: Arc<Store>,
+        cfg: &Config,
+        tls_cert_pem: Option<&[u8]>,
+    ) -> anyhow::Result<Arc<Handlers>> {
         let startup = if cfg.users.is_empty() {
             Startup::Trust(TrustStartup {
                 pids: RandomPidSecretKeyGenerator::default(),
@@ -226,9 +241,19 @@ fn session_of<C: ClientInfo>(store: &Arc<Store>, client: &C) -> PgWireResult<Arc
     }
     let (pid, key) = client.pid_and_secret_key();
     let meta = client.metadata();
-    let user = meta.get(METADATA_USER).cloned().unwrap_or_else(|| "mdbc".into());
-    let database = meta.get(METADATA_DATABASE).cloned().unwrap_or_else(|| user.clone());
-    let ident = SessionIdent { pid, user, database };
+    let user = meta
+        .get(METADATA_USER)
+        .cloned()
+        .unwrap_or_else(|| "mdbc".into());
+    let database = meta
+        .get(METADATA_DATABASE)
+        .cloned()
+        .unwrap_or_else(|| user.clone());
+    let ident = SessionIdent {
+        pid,
+        user,
+        database,
+    };
     let mut session = Session::new(store.clone(), ident).map_err(SqlError::into_pgwire)?;
     if let Some(app) = meta.get(METADATA_APPLICATION_NAME) {
         session.set_startup_setting("application_name", app);
@@ -253,14 +278,18 @@ where
                     .map(|c| (&c.field(FieldFormat::Text)).into())
                     .collect();
                 client
-                    .feed(PgWireBackendMessage::RowDescription(RowDescription::new(fields)))
+                    .feed(PgWireBackendMessage::RowDescription(RowDescription::new(
+                        fields,
+                    )))
                     .await?;
             }
             for r in rows {
                 client.feed(PgWireBackendMessage::DataRow(r)).await?;
             }
             client
-                .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(tag)))
+                .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                    tag,
+                )))
                 .await?;
         }
         Outcome::Done { tag, notice } => {
@@ -273,11 +302,15 @@ where
             }
             if tag.is_empty() {
                 client
-                    .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
                     .await?;
             } else {
                 client
-                    .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(tag)))
+                    .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                        tag,
+                    )))
                     .await?;
             }
         }
@@ -308,9 +341,9 @@ where
                 .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
                 .await?;
             client
-                .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(format!(
-                    "COPY {n}"
-                ))))
+                .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                    format!("COPY {n}"),
+                )))
                 .await?;
         }
     }
@@ -341,12 +374,16 @@ impl SimpleQueryHandler for Handlers {
             Err(e) => {
                 s.mark_failed();
                 client
-                    .feed(PgWireBackendMessage::ErrorResponse(e.to_error_info().into()))
+                    .feed(PgWireBackendMessage::ErrorResponse(
+                        e.to_error_info().into(),
+                    ))
                     .await?;
             }
             Ok(stmts) if stmts.is_empty() => {
                 client
-                    .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
                     .await?;
             }
             Ok(stmts) => {
@@ -365,7 +402,9 @@ impl SimpleQueryHandler for Handlers {
                         Ok(outcome) => send_outcome(client, outcome, true).await?,
                         Err(e) => {
                             client
-                                .feed(PgWireBackendMessage::ErrorResponse(e.to_error_info().into()))
+                                .feed(PgWireBackendMessage::ErrorResponse(
+                                    e.to_error_info().into(),
+                                ))
                                 .await?;
                             break;
                         }
@@ -378,7 +417,9 @@ impl SimpleQueryHandler for Handlers {
         client.set_state(PgWireConnectionState::ReadyForQuery);
         client.set_transaction_status(status);
         client
-            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status)))
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
             .await?;
         Ok(())
     }
@@ -404,15 +445,27 @@ pub struct Parser {
 impl QueryParser for Parser {
     type Statement = Arc<Prepared>;
 
-    async fn parse_sql<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Self::Statement>>
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let oids = types.iter().map(|t| t.as_ref().map(|t| t.oid()).unwrap_or(0)).collect();
+        let oids = types
+            .iter()
+            .map(|t| t.as_ref().map(|t| t.oid()).unwrap_or(0))
+            .collect();
         let prepared = Prepared::parse(sql, oids).map_err(SqlError::into_pgwire)?;
         // Plan now so errors such as unsupported syntax surface at Parse, as in PostgreSQL.
         let session = session_of(&self.store, client)?;
-        session.lock().await.plan(&prepared).map_err(SqlError::into_pgwire)?;
+        session
+            .lock()
+            .await
+            .plan(&prepared)
+            .map_err(SqlError::into_pgwire)?;
         Ok(Some(Arc::new(prepared)))
     }
 
@@ -457,7 +510,9 @@ impl ExtendedQueryHandler for Handlers {
             Some(Entry::Value(p)) => p,
             Some(Entry::Empty) => {
                 client
-                    .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
                     .await?;
                 return Ok(());
             }
@@ -474,7 +529,9 @@ impl ExtendedQueryHandler for Handlers {
                 values: &portal.parameters,
                 binary: &binary_param,
             };
-            let result = s.execute(&portal.statement.statement, &params, &binary_result).await;
+            let result = s
+                .execute(&portal.statement.statement, &params, &binary_result)
+                .await;
             let status = tx_status(s.status());
             drop(s);
             client.set_transaction_status(status);
@@ -490,8 +547,12 @@ impl ExtendedQueryHandler for Handlers {
                             .collect::<Vec<_>>(),
                     );
                     // pgwire appends the count of rows sent by each Execute to this prefix.
-                    let prefix = tag.rsplit_once(' ').map(|(p, _)| p.to_string()).unwrap_or(tag);
-                    let mut resp = QueryResponse::new(fields, stream::iter(rows.into_iter().map(Ok)));
+                    let prefix = tag
+                        .rsplit_once(' ')
+                        .map(|(p, _)| p.to_string())
+                        .unwrap_or(tag);
+                    let mut resp =
+                        QueryResponse::new(fields, stream::iter(rows.into_iter().map(Ok)));
                     resp.set_command_tag(&prefix);
                     portal.start(resp).await;
                 }
@@ -522,9 +583,9 @@ impl ExtendedQueryHandler for Handlers {
                 .await?;
         } else {
             client
-                .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(format!(
-                    "{prefix} {n}"
-                ))))
+                .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                    format!("{prefix} {n}"),
+                )))
                 .await?;
         }
         Ok(())
@@ -584,7 +645,12 @@ impl ExtendedQueryHandler for Handlers {
         }
     }
 
-    async fn do_query<C>(&self, _client: &mut C, _portal: &Portal<Self::Statement>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        _portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
@@ -622,7 +688,9 @@ impl CopyHandler for Handlers {
         drop(s);
         let tag = result.map_err(SqlError::into_pgwire)?;
         client
-            .send(PgWireBackendMessage::CommandComplete(CommandComplete::new(tag)))
+            .send(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                tag,
+            )))
             .await?;
         Ok(())
     }

@@ -496,7 +496,10 @@ fn visit<T: VisitMut>(node: &mut T) -> Result<()> {
 fn needs_coercion(e: &Expr, col: &ColumnInfo) -> bool {
     match e {
         Expr::Value(v) => match &v.value {
-            Value::Null | Value::Placeholder(_) => false,
+            Value::Null => false,
+            // Parameters arrive decoded to the column's type, but a length or precision
+            // (varchar(n), char(n), numeric(p,s)) still has to be checked and applied.
+            Value::Placeholder(_) => col.typmod >= 0,
             Value::Number(n, _) => {
                 !(col.ty.is_integer() && !n.contains(['.', 'e', 'E']))
                     && !matches!(col.ty, PgType::Float4 | PgType::Float8)

@@ -29,8 +29,14 @@ pub fn server_binary() -> Result<PathBuf> {
         let release = !cfg!(debug_assertions);
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.current_dir(workspace())
-            .args(["build", "-q", "-p", "mdbc-server", "--bin", "mdbc-server"]);
+        cmd.current_dir(workspace()).args([
+            "build",
+            "-q",
+            "-p",
+            "mdbc-server",
+            "--bin",
+            "mdbc-server",
+        ]);
         if release {
             cmd.arg("--release");
         }
@@ -103,7 +109,10 @@ impl Server {
 
     /// Temporary directory owned by this server (for certificates and scripts).
     pub fn tmp_dir(&self) -> &Path {
-        self._tmp.as_ref().map(|t| t.path()).unwrap_or(Path::new("/tmp"))
+        self._tmp
+            .as_ref()
+            .map(|t| t.path())
+            .unwrap_or(Path::new("/tmp"))
     }
 
     fn spawn(&mut self) -> Result<()> {

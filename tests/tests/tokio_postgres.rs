@@ -1,0 +1,345 @@
+//! tokio-postgres against a real mdbc-server (issue 2): binary parameters and binary results
+//! for every supported type, exact result types (int4 stays int4, int8 stays int8),
+//! parameter types inferred at Describe, transactions, row limits, cancel, errors with
+//! SQLSTATE, and many concurrent connections.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use rust_decimal::Decimal;
+use tests::Server;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, NoTls};
+
+async fn connect(server: &Server) -> Client {
+    let (client, conn) = tokio_postgres::connect(&server.conninfo("tester"), NoTls)
+        .await
+        .expect("connects");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+const CREATE: &str = "create table every_type (
+    id int primary key, b boolean, i2 smallint, i4 integer, i8 bigint, f4 real,
+    f8 double precision, n numeric(12,3), t text, v varchar(20), c char(4), by bytea,
+    d date, tm time, ts timestamp, tz timestamptz, u uuid, j json, jb jsonb)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_type_round_trips_in_binary() {
+    let server = Server::start().unwrap();
+    let client = connect(&server).await;
+    client.batch_execute(CREATE).await.unwrap();
+
+    let n = Decimal::new(123_456, 3); // 123.456
+    let d = NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
+    let tm = NaiveTime::from_hms_micro_opt(13, 14, 15, 123_456).unwrap();
+    let ts = NaiveDateTime::new(d, tm);
+    let tz: DateTime<Utc> = DateTime::from_naive_utc_and_offset(ts, Utc);
+    let u = uuid::Uuid::parse_str("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").unwrap();
+    let j = serde_json::json!({"k": [1, 2, {"x": null}]});
+    let insert = client
+        .prepare(
+            "insert into every_type values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)",
+        )
+        .await
+        .unwrap();
+    // Parameter types come from the column types (Describe statement).
+    let expect_params = [
+        Type::INT4,
+        Type::BOOL,
+        Type::INT2,
+        Type::INT4,
+        Type::INT8,
+        Type::FLOAT4,
+        Type::FLOAT8,
+        Type::NUMERIC,
+        Type::TEXT,
+        Type::VARCHAR,
+        Type::BPCHAR,
+        Type::BYTEA,
+        Type::DATE,
+        Type::TIME,
+        Type::TIMESTAMP,
+        Type::TIMESTAMPTZ,
+        Type::UUID,
+        Type::JSON,
+        Type::JSONB,
+    ];
+    assert_eq!(insert.params(), &expect_params);
+    let rows = client
+        .execute(
+            &insert,
+            &[
+                &1i32,
+                &true,
+                &-7i16,
+                &2_000_000_000i32,
+                &-9_000_000_000_000i64,
+                &1.5f32,
+                &-2.25f64,
+                &n,
+                &"text ✓",
+                &"varchar",
+                &"ab",
+                &vec![0u8, 1, 255],
+                &d,
+                &tm,
+                &ts,
+                &tz,
+                &u,
+                &j,
+                &j,
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    client
+        .execute("insert into every_type (id) values ($1)", &[&2i32])
+        .await
+        .unwrap();
+
+    let row = client
+        .query_one("select * from every_type where id = $1", &[&1i32])
+        .await
+        .unwrap();
+    let types: Vec<Type> = row.columns().iter().map(|c| c.type_().clone()).collect();
+    let mut expect_cols = vec![Type::INT4];
+    expect_cols.extend_from_slice(&expect_params[1..]);
+    assert_eq!(types, expect_cols);
+    assert!(row.get::<_, bool>("b"));
+    assert_eq!(row.get::<_, i16>("i2"), -7);
+    assert_eq!(row.get::<_, i32>("i4"), 2_000_000_000);
+    assert_eq!(row.get::<_, i64>("i8"), -9_000_000_000_000);
+    assert_eq!(row.get::<_, f32>("f4"), 1.5);
+    assert_eq!(row.get::<_, f64>("f8"), -2.25);
+    assert_eq!(row.get::<_, Decimal>("n"), n);
+    assert_eq!(row.get::<_, String>("t"), "text ✓");
+    assert_eq!(row.get::<_, String>("v"), "varchar");
+    assert_eq!(row.get::<_, String>("c"), "ab  ");
+    assert_eq!(row.get::<_, Vec<u8>>("by"), vec![0u8, 1, 255]);
+    assert_eq!(row.get::<_, NaiveDate>("d"), d);
+    assert_eq!(row.get::<_, NaiveTime>("tm"), tm);
+    assert_eq!(row.get::<_, NaiveDateTime>("ts"), ts);
+    assert_eq!(row.get::<_, DateTime<Utc>>("tz"), tz);
+    assert_eq!(row.get::<_, uuid::Uuid>("u"), u);
+    assert_eq!(row.get::<_, serde_json::Value>("j"), j);
+    assert_eq!(row.get::<_, serde_json::Value>("jb"), j);
+
+    let nulls = client
+        .query_one("select * from every_type where id = 2", &[])
+        .await
+        .unwrap();
+    assert_eq!(nulls.get::<_, Option<i64>>("i8"), None);
+    assert_eq!(nulls.get::<_, Option<String>>("t"), None);
+    assert_eq!(nulls.get::<_, Option<DateTime<Utc>>>("tz"), None);
+    assert_eq!(nulls.get::<_, Option<Decimal>>("n"), None);
+
+    // Expressions get PostgreSQL's result types.
+    let r = client
+        .query_one(
+            "select count(*), sum(i4), max(i2), 1 + 1, $1::int8 * 2 from every_type",
+            &[&21i64],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.columns()[0].type_(), &Type::INT8);
+    assert_eq!(r.get::<_, i64>(0), 2);
+    assert_eq!(r.get::<_, i64>(1), 2_000_000_000);
+    assert_eq!(r.get::<_, i16>(2), -7);
+    assert_eq!(r.get::<_, i32>(3), 2);
+    assert_eq!(r.get::<_, i64>(4), 42);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_errors_and_portals() {
+    let server = Server::start().unwrap();
+    let mut client = connect(&server).await;
+    client
+        .batch_execute("create table acc (id int primary key, bal bigint not null)")
+        .await
+        .unwrap();
+    {
+        let tx = client.transaction().await.unwrap();
+        for i in 0..100i32 {
+            tx.execute("insert into acc values ($1, $2)", &[&i, &100i64])
+                .await
+                .unwrap();
+        }
+        tx.rollback().await.unwrap();
+    }
+    let n: i64 = client
+        .query_one("select count(*) from acc", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "rolled back");
+    {
+        let tx = client.transaction().await.unwrap();
+        for i in 0..100i32 {
+            tx.execute("insert into acc values ($1, $2)", &[&i, &100i64])
+                .await
+                .unwrap();
+        }
+        // A portal read 7 rows at a time (Execute with a row limit, PortalSuspended).
+        let stmt = tx.prepare("select id from acc order by id").await.unwrap();
+        let portal = tx.bind(&stmt, &[]).await.unwrap();
+        let mut seen = Vec::new();
+        loop {
+            let rows = tx.query_portal(&portal, 7).await.unwrap();
+            if rows.is_empty() {
+                break;
+            }
+            assert!(rows.len() <= 7);
+            seen.extend(rows.iter().map(|r| r.get::<_, i32>(0)));
+        }
+        assert_eq!(seen, (0..100).collect::<Vec<_>>());
+        tx.commit().await.unwrap();
+    }
+    let total: i64 = client
+        .query_one("select sum(bal)::int8 from acc", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(total, 10_000);
+
+    for (sql, code) in [
+        ("selec 1", "42601"),
+        ("select * from missing", "42P01"),
+        ("select nope from acc", "42703"),
+        ("insert into acc values (1, 1)", "23505"),
+        ("insert into acc values (500, null)", "23502"),
+        ("select 'x'::int", "22P02"),
+        ("create view v as select 1", "0A000"),
+    ] {
+        let err = client.simple_query(sql).await.unwrap_err();
+        let got = err.code().map(|c| c.code().to_string());
+        assert_eq!(got.as_deref(), Some(code), "{sql}: {err}");
+        // The extended protocol reports the same.
+        let err = client.query(sql, &[]).await.unwrap_err();
+        assert_eq!(err.code().map(|c| c.code()), Some(code), "{sql}: {err}");
+    }
+    // Inside a transaction an error fails the block until ROLLBACK.
+    client.batch_execute("begin").await.unwrap();
+    assert!(client.simple_query("select * from missing").await.is_err());
+    let err = client.simple_query("select 1").await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("25P02"));
+    client.batch_execute("rollback").await.unwrap();
+    assert_eq!(
+        client
+            .query_one("select 1 + 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_interrupts_a_running_statement() {
+    let server = Server::start().unwrap();
+    let client = connect(&server).await;
+    let token = client.cancel_token();
+    let long = tokio::spawn(async move {
+        client
+            .simple_query("select count(*) from generate_series(1, 100000000000) a")
+            .await
+    });
+    // The cancel may arrive before the statement starts (then it is a no-op, as in
+    // PostgreSQL), so repeat it until the statement reports the cancellation.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        token.cancel_query(NoTls).await.unwrap();
+        if long.is_finished() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "statement was never cancelled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let err = long.await.unwrap().unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_connections_write_concurrently() {
+    let server = Server::start().unwrap();
+    let admin = connect(&server).await;
+    admin
+        .batch_execute("create table hits (conn int primary key, n int not null)")
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200i32 {
+        let info = server.conninfo("tester");
+        tasks.push(tokio::spawn(async move {
+            let (mut c, conn) = tokio_postgres::connect(&info, NoTls).await.unwrap();
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let tx = c.transaction().await.unwrap();
+            tx.execute("insert into hits values ($1, 0)", &[&i])
+                .await
+                .unwrap();
+            tx.execute("update hits set n = n + 1 where conn = $1", &[&i])
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            let n: i32 = c
+                .query_one("select n from hits where conn = $1", &[&i])
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(n, 1);
+            c
+        }));
+    }
+    let mut clients = Vec::new();
+    for t in tasks {
+        clients.push(t.await.unwrap());
+    }
+    let r = admin
+        .query_one("select count(*), sum(n) from hits", &[])
+        .await
+        .unwrap();
+    assert_eq!((r.get::<_, i64>(0), r.get::<_, i64>(1)), (200, 200));
+    drop(clients);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_rolls_back_and_releases_the_writer() {
+    let server = Server::start().unwrap();
+    let admin = connect(&server).await;
+    admin.batch_execute("create table t (x int)").await.unwrap();
+    {
+        let (c, conn) = tokio_postgres::connect(&server.conninfo("tester"), NoTls)
+            .await
+            .unwrap();
+        let handle = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        c.batch_execute("begin; insert into t values (1)")
+            .await
+            .unwrap();
+        // Kill the connection mid-transaction.
+        handle.abort();
+        drop(c);
+    }
+    // This write needs the writer the dead session held; it must not wait forever.
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        admin.execute("insert into t values (2)", &[]),
+    )
+    .await
+    .expect("writer released")
+    .unwrap();
+    let xs: Vec<i32> = admin
+        .query("select x from t order by x", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(xs, vec![2]);
+}
