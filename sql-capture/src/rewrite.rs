@@ -501,8 +501,15 @@ fn needs_coercion(e: &Expr, col: &ColumnInfo) -> bool {
             // (varchar(n), char(n), numeric(p,s)) still has to be checked and applied.
             Value::Placeholder(_) => col.typmod >= 0,
             Value::Number(n, _) => {
-                !(col.ty.is_integer() && !n.contains(['.', 'e', 'E']))
-                    && !matches!(col.ty, PgType::Float4 | PgType::Float8)
+                let fits = match (col.ty, n.parse::<i64>()) {
+                    (PgType::Int2, Ok(v)) => i16::try_from(v).is_ok(),
+                    (PgType::Int4, Ok(v)) => i32::try_from(v).is_ok(),
+                    (PgType::Int8, Ok(_)) => true,
+                    (PgType::Oid, Ok(v)) => u32::try_from(v).is_ok(),
+                    (PgType::Float4 | PgType::Float8, _) => true,
+                    _ => false,
+                };
+                !fits
             }
             Value::Boolean(_) => col.ty != PgType::Bool,
             Value::SingleQuotedString(_) => {
@@ -547,6 +554,15 @@ pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalo
     };
     if let Some(src) = ins.source.as_mut() {
         if let SetExpr::Values(values) = src.body.as_mut() {
+            // PostgreSQL fills columns missing from a short VALUES row with their defaults;
+            // SQLite wants the count to match, so name the columns being written.
+            let width = values.rows.iter().map(|r| r.content.len()).max().unwrap_or(0);
+            if ins.columns.is_empty() && width < def.columns.len() {
+                ins.columns = def.columns[..width]
+                    .iter()
+                    .map(|c| ObjectName::from(vec![Ident::with_quote('"', c.name.clone())]))
+                    .collect();
+            }
             drop_default_columns(&mut ins.columns, values, &target, def)?;
             let target: Vec<ColumnInfo> = if ins.columns.is_empty() {
                 def.columns.clone()
