@@ -456,6 +456,11 @@ fn rewrite_function(expr: &mut Expr) -> Result<()> {
         | "statement_timestamp"
         | "clock_timestamp" => *expr = call("pg_now", vec![]),
         "current_date" => *expr = call("pg_current_date", vec![]),
+        "current_user" | "session_user" | "user" | "current_role" => {
+            *expr = call("current_user", vec![])
+        }
+        "current_schema" => *expr = call("current_schema", vec![]),
+        "current_catalog" => *expr = call("current_database", vec![]),
         "random" => *expr = call("pg_random", vec![]),
         "nextval" => {
             let args: Vec<Expr> = function_args(f).into_iter().cloned().collect();
@@ -751,6 +756,15 @@ fn pg_item_name(item: &SelectItem) -> Option<String> {
 
 fn pg_expr_name(e: &Expr) -> Option<String> {
     match e {
+        Expr::Identifier(id)
+            if id.quote_style.is_none()
+                && matches!(
+                    id.value.to_ascii_lowercase().as_str(),
+                    "current_user" | "session_user" | "user" | "current_schema" | "current_catalog"
+                ) =>
+        {
+            Some(id.value.to_ascii_lowercase())
+        }
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
         Expr::Nested(inner) => pg_expr_name(inner).or_else(|| match inner.as_ref() {
             Expr::Identifier(i) => Some(ident_value(i)),
@@ -881,6 +895,14 @@ mod tests {
     fn values_alias_columns() {
         let s = sqlite("select p0 from (values (1, 2)) as v(p0, p1)");
         assert!(s.contains("column1 AS \"p0\""), "{s}");
+    }
+
+    #[test]
+    fn session_functions_without_parentheses() {
+        assert_eq!(
+            sqlite("select current_user, current_schema"),
+            "SELECT current_user() AS \"current_user\", current_schema() AS \"current_schema\""
+        );
     }
 
     #[test]
