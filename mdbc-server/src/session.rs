@@ -830,10 +830,10 @@ impl Session {
             line.put_u8(b'\n');
             data.push(line.freeze());
         }
-        return Ok(Outcome::CopyOut {
+        Ok(Outcome::CopyOut {
             columns: columns.len(),
             data,
-        });
+        })
     }
 
     /// Feeds COPY data. Errors are kept until CopyDone, as the client is still sending.

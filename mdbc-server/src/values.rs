@@ -300,7 +300,7 @@ fn fit_length(input: &str, ty: PgType, typmod: i32) -> VResult<String> {
 fn bytea_from_text(s: &str) -> Option<Vec<u8>> {
     if let Some(hex) = s.strip_prefix("\\x") {
         let hex: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        if hex.len() % 2 != 0 {
+        if !hex.len().is_multiple_of(2) {
             return None;
         }
         return hex
@@ -321,9 +321,7 @@ fn bytea_from_text(s: &str) -> Option<Vec<u8>> {
             if b.get(i + 1) == Some(&b'\\') {
                 out.push(b'\\');
                 i += 2;
-            } else if i + 3 < b.len() + 0
-                && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-            {
+            } else if i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
                 let v = (b[i + 1] - b'0') as u32 * 64
                     + (b[i + 2] - b'0') as u32 * 8
                     + (b[i + 3] - b'0') as u32;
@@ -346,7 +344,7 @@ fn parse_date(t: &str) -> Option<NaiveDate> {
 }
 
 fn parse_time(t: &str) -> Option<NaiveTime> {
-    let t = t.trim_end_matches(|c: char| c == 'Z' || c == 'z');
+    let t = t.trim_end_matches(['Z', 'z']);
     NaiveTime::parse_from_str(t, "%H:%M:%S%.f")
         .or_else(|_| NaiveTime::parse_from_str(t, "%H:%M"))
         .ok()

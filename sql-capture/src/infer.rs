@@ -97,10 +97,8 @@ fn push_factor<'a>(
                 push_factor(&j.relation, catalog, out);
             }
         }
-        TableFactor::Derived { alias, .. } => {
-            if let Some(a) = alias {
-                out.push((ident_value(&a.name), None));
-            }
+        TableFactor::Derived { alias: Some(a), .. } => {
+            out.push((ident_value(&a.name), None));
         }
         _ => {}
     }

@@ -561,7 +561,12 @@ pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalo
         if let SetExpr::Values(values) = src.body.as_mut() {
             // PostgreSQL fills columns missing from a short VALUES row with their defaults;
             // SQLite wants the count to match, so name the columns being written.
-            let width = values.rows.iter().map(|r| r.content.len()).max().unwrap_or(0);
+            let width = values
+                .rows
+                .iter()
+                .map(|r| r.content.len())
+                .max()
+                .unwrap_or(0);
             if ins.columns.is_empty() && width < def.columns.len() {
                 ins.columns = def.columns[..width]
                     .iter()

@@ -238,7 +238,7 @@ impl PgType {
             // char without a length means char(1), as in PostgreSQL.
             PgType::Bpchar => args.first().map(|n| n + 4).unwrap_or(5),
             PgType::Numeric => match args.as_slice() {
-                [p] => ((p << 16) | 0) + 4,
+                [p] => (p << 16) + 4,
                 [p, s] => ((p << 16) | (s & 0xffff)) + 4,
                 _ => -1,
             },

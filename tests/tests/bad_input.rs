@@ -50,7 +50,9 @@ fn still_serving(server: &mut Server) {
 }
 
 fn has_error(reply: &[u8], code: &str) -> bool {
-    reply.windows(code.len() + 1).any(|w| w[0] == b'C' && &w[1..] == code.as_bytes())
+    reply
+        .windows(code.len() + 1)
+        .any(|w| w[0] == b'C' && &w[1..] == code.as_bytes())
 }
 
 #[test]
@@ -73,7 +75,11 @@ fn malformed_frames_are_refused_and_the_server_keeps_serving() {
     // A valid startup, then garbage bytes and an unknown message type.
     let reply = exchange(
         &server,
-        &[&startup_packet("tester"), &[b'?', 0, 0, 0, 8, 1, 2, 3, 4], &[0xff; 64]],
+        &[
+            &startup_packet("tester"),
+            &[b'?', 0, 0, 0, 8, 1, 2, 3, 4],
+            &[0xff; 64],
+        ],
     );
     assert!(reply.starts_with(b"R"), "startup answered: {reply:?}");
     still_serving(&mut server);
@@ -89,7 +95,11 @@ fn malformed_frames_are_refused_and_the_server_keeps_serving() {
     ok_query.extend_from_slice(&((text.len() + 4) as i32).to_be_bytes());
     ok_query.extend_from_slice(text);
     let reply = exchange(&server, &[&startup_packet("tester"), &ok_query]);
-    assert!(has_error(&reply, "42601"), "{:?}", String::from_utf8_lossy(&reply));
+    assert!(
+        has_error(&reply, "42601"),
+        "{:?}",
+        String::from_utf8_lossy(&reply)
+    );
     still_serving(&mut server);
 }
 
@@ -102,21 +112,55 @@ fn wrong_password_is_refused_with_28p01() {
     let port = server.port().to_string();
     let psql = |password: &str, user: &str| {
         run(Command::new("psql")
-            .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-p", &port, "-U", user, "-d", "mdbc"])
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                user,
+                "-d",
+                "mdbc",
+            ])
             .args(["-c", "select current_user"])
             .env("PGPASSWORD", password))
         .unwrap()
     };
     let (out, ok) = psql("wrong", "app");
-    assert!(!ok && out.to_lowercase().contains("password authentication failed"), "{out}");
+    assert!(
+        !ok && out
+            .to_lowercase()
+            .contains("password authentication failed"),
+        "{out}"
+    );
     let (out, ok) = psql("right horse battery", "nobody");
-    assert!(!ok && out.to_lowercase().contains("password authentication failed"), "{out}");
+    assert!(
+        !ok && out
+            .to_lowercase()
+            .contains("password authentication failed"),
+        "{out}"
+    );
     let (out, ok) = psql("right horse battery", "app");
     assert!(ok && out.trim() == "app", "{out}");
     assert!(server.is_running());
     // Without a password psql cannot log in at all.
-    let (out, ok) = run(Command::new("psql")
-        .args(["-X", "-w", "-h", "127.0.0.1", "-p", &port, "-U", "app", "-d", "mdbc", "-c", "select 1"]))
+    let (out, ok) = run(Command::new("psql").args([
+        "-X",
+        "-w",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        "app",
+        "-d",
+        "mdbc",
+        "-c",
+        "select 1",
+    ]))
     .unwrap();
     assert!(!ok, "{out}");
 }
@@ -127,7 +171,9 @@ fn tls_with_scram_and_plain_refusal_of_tls_when_not_configured() {
     let port = plain.port().to_string();
     let (out, ok) = run(Command::new("psql")
         .args(["-X", "-c", "select 1"])
-        .arg(format!("host=127.0.0.1 port={port} user=t dbname=mdbc sslmode=require")))
+        .arg(format!(
+            "host=127.0.0.1 port={port} user=t dbname=mdbc sslmode=require"
+        )))
     .unwrap();
     assert!(!ok && out.contains("does not support SSL"), "{out}");
     still_serving(&mut plain);
@@ -136,7 +182,17 @@ fn tls_with_scram_and_plain_refusal_of_tls_when_not_configured() {
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");
     let (out, ok) = run(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -152,10 +208,16 @@ fn tls_with_scram_and_plain_refusal_of_tls_when_not_configured() {
     let port = server.port().to_string();
     let (out, ok) = run(Command::new("psql")
         .args(["-X", "-A", "-t", "-c", "select 'over tls'"])
-        .arg(format!("host=127.0.0.1 port={port} user=app dbname=mdbc sslmode=require"))
+        .arg(format!(
+            "host=127.0.0.1 port={port} user=app dbname=mdbc sslmode=require"
+        ))
         .env("PGPASSWORD", "s3cret"))
     .unwrap();
-    assert!(ok && out.contains("over tls"), "{out}\n{}", server.log_text());
+    assert!(
+        ok && out.contains("over tls"),
+        "{out}\n{}",
+        server.log_text()
+    );
 }
 
 #[test]
@@ -174,7 +236,11 @@ fn bad_config_files_are_refused_with_a_clear_message() {
         assert!(!ok, "accepted {text:?}");
         assert!(out.contains(needle), "{text:?}: {out}");
     }
-    let (out, ok) = run(Command::new(&bin).arg("start").arg("--config").arg(dir.path().join("missing.toml"))).unwrap();
+    let (out, ok) = run(Command::new(&bin)
+        .arg("start")
+        .arg("--config")
+        .arg(dir.path().join("missing.toml")))
+    .unwrap();
     assert!(!ok && out.contains("cannot read config file"), "{out}");
 }
 

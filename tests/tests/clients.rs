@@ -14,7 +14,11 @@ fn script(interpreter: &str, name: &str) {
         .arg(server.port().to_string())
         .current_dir(workspace().join("tests/clients")))
     .expect("interpreter runs");
-    assert!(ok, "{name} failed:\n{out}\nserver log:\n{}", server.log_text());
+    assert!(
+        ok,
+        "{name} failed:\n{out}\nserver log:\n{}",
+        server.log_text()
+    );
 }
 
 #[test]

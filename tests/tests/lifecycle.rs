@@ -32,12 +32,20 @@ async fn sigterm_rolls_back_open_transactions_and_keeps_commits() {
         .await
         .unwrap();
     let status = server.terminate().unwrap();
-    assert!(status.success(), "exit status {status}\n{}", server.log_text());
+    assert!(
+        status.success(),
+        "exit status {status}\n{}",
+        server.log_text()
+    );
     assert!(server.log_text().contains("rolling back open transactions"));
 
     server.restart().unwrap();
     let c = client(&server).await;
-    let total: i64 = c.query_one("select count(*) from t", &[]).await.unwrap().get(0);
+    let total: i64 = c
+        .query_one("select count(*) from t", &[])
+        .await
+        .unwrap()
+        .get(0);
     let committed: i64 = c
         .query_one("select count(*) from t where note = 'committed'", &[])
         .await
@@ -50,17 +58,29 @@ async fn sigterm_rolls_back_open_transactions_and_keeps_commits() {
 async fn acknowledged_commits_survive_kill_9() {
     let mut server = Server::start().unwrap();
     let c = client(&server).await;
-    c.batch_execute("create table log (seq int primary key)").await.unwrap();
+    c.batch_execute("create table log (seq int primary key)")
+        .await
+        .unwrap();
     let mut acked = 0;
     for i in 0..200 {
-        c.execute("insert into log values ($1)", &[&i]).await.unwrap();
+        c.execute("insert into log values ($1)", &[&i])
+            .await
+            .unwrap();
         acked += 1;
     }
     server.kill().unwrap();
     server.restart().unwrap();
     let c = client(&server).await;
-    let n: i64 = c.query_one("select count(*) from log", &[]).await.unwrap().get(0);
+    let n: i64 = c
+        .query_one("select count(*) from log", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, acked);
-    let max: i32 = c.query_one("select max(seq) from log", &[]).await.unwrap().get(0);
+    let max: i32 = c
+        .query_one("select max(seq) from log", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(max, 199);
 }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace: unit tests, and end-to-end tests that start real
+# mdbc-server processes and drive them with psql, pgbench, psycopg2, SQLAlchemy,
+# node-postgres and tokio-postgres. Installs whatever of those is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '== %s\n' "$*" >&2; }
+
+apt_missing=()
+command -v psql >/dev/null 2>&1 || apt_missing+=(postgresql-client)
+{ command -v pgbench >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pgbench ]; } || apt_missing+=(postgresql-15)
+command -v openssl >/dev/null 2>&1 || apt_missing+=(openssl)
+command -v node >/dev/null 2>&1 || apt_missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || apt_missing+=(npm)
+command -v python3 >/dev/null 2>&1 || apt_missing+=(python3 python3-pip)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  log "installing ${apt_missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+fi
+# pgbench lives outside PATH in Debian's server package.
+if ! command -v pgbench >/dev/null 2>&1 && [ -x /usr/lib/postgresql/15/bin/pgbench ]; then
+  export PATH="/usr/lib/postgresql/15/bin:$PATH"
+fi
+
+if ! python3 -c 'import psycopg2, sqlalchemy' >/dev/null 2>&1; then
+  log "installing psycopg2-binary and SQLAlchemy"
+  python3 -m pip install -q psycopg2-binary 'sqlalchemy>=2' ||
+    python3 -m pip install -q --break-system-packages psycopg2-binary 'sqlalchemy>=2'
+fi
+if [ ! -d tests/clients/node_modules/pg ]; then
+  log "installing node-postgres"
+  (cd tests/clients && npm install --no-audit --no-fund --silent)
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets -q -- -D warnings
+log "cargo test"
+cargo build -q -p mdbc-server --bin mdbc-server
+cargo test --workspace
