@@ -41,4 +41,14 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets -q -- -D warnings
 log "cargo test"
 cargo build -q -p mdbc-server --bin mdbc-server
-cargo test --workspace
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+set +e
+cargo test --workspace 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole workspace (cargo prints one per test binary).
+passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$out" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '^test result: .*; ([0-9]+) failed' "$out" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+echo "total: ${passed} passed, ${failed} failed"
+exit "$status"
