@@ -68,9 +68,6 @@ pub struct Config {
     pub users: Vec<User>,
     /// TLS; when absent, SSLRequest is answered 'N'.
     pub tls: Option<Tls>,
-    /// Tokio worker threads (0: twice the number of cores, at least 4). SQLite work runs on
-    /// them, so more threads than cores keep a long query from stalling other clients.
-    pub worker_threads: usize,
 }
 
 impl Default for Config {
@@ -82,7 +79,6 @@ impl Default for Config {
             max_connections: 500,
             users: Vec::new(),
             tls: None,
-            worker_threads: 0,
         }
     }
 }
@@ -178,18 +174,6 @@ impl Config {
             });
         }
         Ok(())
-    }
-
-    /// Worker threads to start.
-    pub fn effective_worker_threads(&self) -> usize {
-        if self.worker_threads > 0 {
-            self.worker_threads
-        } else {
-            let cores = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2);
-            (cores * 2).max(4)
-        }
     }
 }
 

@@ -26,7 +26,7 @@ enum Cmd {
     /// users, clients authenticate with SCRAM-SHA-256. A [tls] section enables TLS.
     Start {
         /// TOML configuration file (keys: listen, data_dir, synchronous, max_connections,
-        /// worker_threads, [[users]] name/password, [tls] cert/key).
+        /// [[users]] name/password, [tls] cert/key).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Address for PostgreSQL clients [default: 127.0.0.1:5433].
@@ -84,8 +84,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn start(cfg: Config) -> anyhow::Result<()> {
+    // This runtime only accepts connections and watches signals; each connection runs on
+    // its own thread (server.rs).
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cfg.effective_worker_threads())
+        .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;

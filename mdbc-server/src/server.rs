@@ -9,7 +9,6 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
@@ -60,6 +59,11 @@ fn too_many_clients() -> Vec<u8> {
 
 /// Serves clients on `listener` until `shutdown` completes, then rolls back every open
 /// transaction and closes every session before returning.
+///
+/// Each connection gets its own OS thread with a single-threaded runtime, as PostgreSQL gives
+/// each its own process: SQLite calls run inline on that thread, so a long statement delays
+/// only its own client, never the others nor the CancelRequest that interrupts it, and
+/// there is no hand-off between threads on the per-query path.
 pub async fn run(
     listener: TcpListener,
     cfg: Config,
@@ -75,12 +79,11 @@ pub async fn run(
     };
     let handlers = Handlers::new(store.clone(), &cfg, cert_pem.as_deref())?;
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
-    let mut tasks = JoinSet::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => {
                 let (mut socket, peer) = match accepted {
                     Ok(a) => a,
@@ -95,24 +98,64 @@ pub async fn run(
                     let _ = socket.write_all(&too_many_clients()).await;
                     continue;
                 };
+                let socket = match socket.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(%peer, "cannot hand over connection: {e}");
+                        continue;
+                    }
+                };
                 let handlers = handlers.clone();
                 let tls = tls.clone();
-                tasks.spawn(async move {
-                    if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
-                        tracing::debug!(%peer, "connection ended: {e}");
-                    }
-                    drop(permit);
-                });
+                let mut stop = stop_rx.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("conn-{peer}"))
+                    .spawn(move || {
+                        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                            Ok(rt) => rt,
+                            Err(e) => {
+                                tracing::error!(%peer, "cannot start connection runtime: {e}");
+                                return;
+                            }
+                        };
+                        rt.block_on(async move {
+                            let socket = match tokio::net::TcpStream::from_std(socket) {
+                                Ok(s) => s,
+                                Err(e) => {
+                                    tracing::warn!(%peer, "{e}");
+                                    return;
+                                }
+                            };
+                            tokio::select! {
+                                r = pgwire::tokio::process_socket(socket, tls, handlers) => {
+                                    if let Err(e) = r {
+                                        tracing::debug!(%peer, "connection ended: {e}");
+                                    }
+                                }
+                                // Dropping the connection drops its session: rollback, close.
+                                _ = stop.wait_for(|s| *s) => {}
+                            }
+                        });
+                        drop(permit);
+                    });
+                if let Err(e) = spawned {
+                    tracing::error!(%peer, "cannot start connection thread: {e}");
+                }
             }
         }
     }
-    tracing::info!(
-        open = tasks.len(),
-        "shutting down: rolling back open transactions"
-    );
-    // Dropping a connection's task drops its session, which rolls back and closes SQLite.
-    tasks.abort_all();
-    while tasks.join_next().await.is_some() {}
+    let open = cfg.max_connections - slots.available_permits();
+    tracing::info!(open, "shutting down: rolling back open transactions");
+    let _ = stop_tx.send(true);
+    // A statement in progress ends at its next interrupt check.
+    store.interrupt_all();
+    let all = u32::try_from(cfg.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(std::time::Duration::from_secs(30), slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close within 30 s");
+    }
     if let Ok(conn) = rusqlite::Connection::open(store.path()) {
         let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
     }

@@ -641,16 +641,14 @@ impl Session {
         if own_txn {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
         }
-        // SQLite work blocks this thread; block_in_place hands the worker's other tasks
-        // (and the I/O driver) to another thread meanwhile, so a long statement cannot stall
-        // other clients or the CancelRequest that would interrupt it.
-        let mut result = tokio::task::block_in_place(|| {
-            let r = self.run_statements(plan, p, params, result_binary);
-            if r.is_ok() && plan.kind == StmtKind::Ddl {
-                self.after_ddl(plan)?;
+        // SQLite runs inline: each connection has its own thread (see server.rs), so a long
+        // statement blocks only its own client.
+        let mut result = self.run_statements(plan, p, params, result_binary);
+        if result.is_ok() && plan.kind == StmtKind::Ddl {
+            if let Err(e) = self.after_ddl(plan) {
+                result = Err(e);
             }
-            r
-        });
+        }
         if own_txn {
             let end = if result.is_ok() {
                 self.conn.execute_batch("COMMIT").map_err(SqlError::from)
@@ -773,7 +771,7 @@ impl Session {
             .collect::<Vec<_>>()
             .join(", ");
         if !plan.from_stdin {
-            return tokio::task::block_in_place(|| self.copy_out(plan, &columns, &col_list));
+            return self.copy_out(plan, &columns, &col_list);
         }
         self.ensure_write_lock().await;
         let own_transaction = self.status == TxStatus::Idle;
@@ -843,7 +841,7 @@ impl Session {
         };
         if c.error.is_none() && !c.ended {
             c.buf.extend_from_slice(data);
-            if let Err(e) = tokio::task::block_in_place(|| self.copy_lines(&mut c, false)) {
+            if let Err(e) = self.copy_lines(&mut c, false) {
                 c.error = Some(e);
             }
         }

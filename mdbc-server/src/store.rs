@@ -235,6 +235,18 @@ impl Store {
         Ok(conn)
     }
 
+    /// Interrupts every running statement (shutdown).
+    pub fn interrupt_all(&self) {
+        for (_, h) in self
+            .interrupts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            h.interrupt();
+        }
+    }
+
     /// Remembers the cancel key of a session so a CancelRequest can find it.
     pub fn set_cancel_key(&self, pid: i32, key: Vec<u8>) {
         if let Some(e) = self

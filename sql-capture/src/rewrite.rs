@@ -594,6 +594,25 @@ pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalo
                 }
             }
         }
+        if let SetExpr::Select(sel) = src.body.as_mut() {
+            // INSERT … SELECT: the selected values are written into typed columns too.
+            let target: Vec<ColumnInfo> = if ins.columns.is_empty() {
+                def.columns.clone()
+            } else {
+                ins.columns
+                    .iter()
+                    .filter_map(|c| def.column(&object_name_to_table(c)).cloned())
+                    .collect()
+            };
+            for (item, col) in sel.projection.iter_mut().zip(&target) {
+                match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                        wrap_for_column(e, col)
+                    }
+                    _ => break,
+                }
+            }
+        }
         visit(src.as_mut())?;
         // SQLite's parser needs a WHERE before ON CONFLICT in INSERT … SELECT.
         if ins.on.is_some() {

@@ -256,3 +256,47 @@ fn a_corrupted_database_file_is_refused_at_start() {
     assert!(!ok, "started on a corrupted file");
     assert!(out.contains("opening data directory"), "{out}");
 }
+
+/// Seeded random frames after a valid startup: every frame type byte, random lengths and
+/// bodies. The server may answer with errors or close the connection, but it must keep
+/// serving other clients. A failure names its seed (`SEED=n` replays it).
+#[test]
+fn random_frames_never_take_the_server_down() {
+    let mut server = Server::start().unwrap();
+    let seeds: Vec<u64> = match std::env::var("SEED") {
+        Ok(s) => vec![s.parse().expect("SEED is a number")],
+        Err(_) => (1..=60).collect(),
+    };
+    for seed in seeds {
+        let mut st = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move || {
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            st
+        };
+        let mut frames: Vec<Vec<u8>> = vec![startup_packet("tester")];
+        for _ in 0..(1 + next() % 8) {
+            let kind = b"QPBEDSCHFdcfXp?\0"[(next() % 16) as usize];
+            let body_len = (next() % 64) as usize;
+            let body: Vec<u8> = (0..body_len).map(|_| next() as u8).collect();
+            // Mostly honest lengths, sometimes lies.
+            let len = match next() % 4 {
+                0 => (next() % 0x7fff_ffff) as i32,
+                _ => (body_len + 4) as i32,
+            };
+            let mut f = vec![kind];
+            f.extend_from_slice(&len.to_be_bytes());
+            f.extend_from_slice(&body);
+            frames.push(f);
+        }
+        let parts: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+        exchange(&server, &parts);
+        assert!(
+            server.is_running(),
+            "server died on seed {seed} (replay: SEED={seed}):\n{}",
+            server.log_text()
+        );
+    }
+    still_serving(&mut server);
+}

@@ -343,3 +343,68 @@ async fn a_dropped_connection_rolls_back_and_releases_the_writer() {
         .collect();
     assert_eq!(xs, vec![2]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_table_adds_keys_and_columns_like_postgres() {
+    let server = Server::start().unwrap();
+    let client = connect(&server).await;
+    client
+        .batch_execute(
+            "create table parent (id int not null, name text);
+             create table child (id int, parent_id int);
+             insert into parent values (1, 'one'), (2, 'two');
+             insert into child values (10, 1);
+             alter table parent add primary key (id);
+             alter table child add constraint child_parent_fk foreign key (parent_id) references parent (id);
+             alter table child add column note varchar(5) default 'n/a';
+             alter table parent rename column name to label;",
+        )
+        .await
+        .unwrap();
+    // The primary key added by a rebuild is enforced, and the rows survived it.
+    let err = client
+        .execute("insert into parent values (1, 'dup')", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("23505"));
+    let err = client
+        .execute("insert into child values (11, 99)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("23503"));
+    let row = client
+        .query_one(
+            "select c.note, p.label from child c join parent p on p.id = c.parent_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "n/a");
+    assert_eq!(row.get::<_, String>(1), "one");
+    // A foreign key that existing rows break is refused, as PostgreSQL validates it.
+    client
+        .batch_execute("create table orphan (pid int); insert into orphan values (42)")
+        .await
+        .unwrap();
+    let err = client
+        .batch_execute("alter table orphan add foreign key (pid) references parent (id)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("23503"), "{err}");
+    // pgbench's server-side data generation (init step G).
+    client
+        .batch_execute(
+            "create table gen (aid int primary key, bid int, abalance int, filler char(8));
+             insert into gen (aid, bid, abalance, filler)
+               select aid, (aid - 1) / 100 + 1, 0, '' from generate_series(1, 1000) as aid;",
+        )
+        .await
+        .unwrap();
+    let r = client
+        .query_one("select count(*), max(bid), min(filler) from gen", &[])
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, i64>(0), 1000);
+    assert_eq!(r.get::<_, i32>(1), 10);
+    assert_eq!(r.get::<_, String>(2), "        ");
+}
