@@ -111,7 +111,10 @@ pub async fn run(
                 let spawned = std::thread::Builder::new()
                     .name(format!("conn-{peer}"))
                     .spawn(move || {
-                        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                        let rt = match tokio::runtime::Builder::new_current_thread()
+                            .enable_io()
+                            .enable_time()
+                            .build() {
                             Ok(rt) => rt,
                             Err(e) => {
                                 tracing::error!(%peer, "cannot start connection runtime: {e}");
