@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod copy;
+pub mod durability;
 pub mod errors;
 pub mod server;
 pub mod session;

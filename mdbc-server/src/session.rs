@@ -407,7 +407,7 @@ impl Session {
                 self.status = TxStatus::InBlock;
                 Ok(Outcome::done("BEGIN"))
             }
-            Command::Commit => self.commit(),
+            Command::Commit => self.commit().await,
             Command::Rollback => {
                 if self.status == TxStatus::Idle {
                     return Ok(Outcome::Done {
@@ -418,34 +418,16 @@ impl Session {
                 self.end_transaction(false)?;
                 Ok(Outcome::done("ROLLBACK"))
             }
-            Command::Savepoint(name) => {
-                if self.status == TxStatus::Idle {
-                    return Err(SqlError::NoTransaction("SAVEPOINT"));
-                }
-                self.conn
-                    .execute_batch(&format!("SAVEPOINT {}", store::quote(name)))?;
-                Ok(Outcome::done("SAVEPOINT"))
-            }
-            Command::Release(name) => {
-                if self.status == TxStatus::Idle {
-                    return Err(SqlError::NoTransaction("RELEASE SAVEPOINT"));
-                }
-                self.conn
-                    .execute_batch(&format!("RELEASE SAVEPOINT {}", store::quote(name)))?;
-                Ok(Outcome::done("RELEASE"))
-            }
+            Command::Savepoint(name) => self.savepoint_command("SAVEPOINT", name, "SAVEPOINT"),
+            Command::Release(name) => self.savepoint_command("RELEASE SAVEPOINT", name, "RELEASE"),
             Command::RollbackTo(name) => {
-                if self.status == TxStatus::Idle {
-                    return Err(SqlError::NoTransaction("ROLLBACK TO SAVEPOINT"));
-                }
-                self.conn
-                    .execute_batch(&format!("ROLLBACK TO SAVEPOINT {}", store::quote(name)))?;
+                let outcome = self.savepoint_command("ROLLBACK TO SAVEPOINT", name, "ROLLBACK")?;
                 self.status = TxStatus::InBlock;
                 if self.local_catalog.is_some() {
                     let cat = self.store.load_catalog(&self.conn)?;
                     self.local_catalog = Some(Arc::new(cat));
                 }
-                Ok(Outcome::done("ROLLBACK"))
+                Ok(outcome)
             }
             Command::Set { name, value } => self.set(name, value),
             Command::ResetAll => {
@@ -468,13 +450,52 @@ impl Session {
         }
     }
 
+    /// SAVEPOINT, RELEASE and ROLLBACK TO: only inside a block, as in PostgreSQL (SQLite
+    /// would open a transaction for a savepoint outside one).
+    fn savepoint_command(&mut self, verb: &'static str, name: &str, tag: &str) -> Result<Outcome> {
+        if self.status == TxStatus::Idle {
+            return Err(SqlError::NoTransaction(verb));
+        }
+        self.conn
+            .execute_batch(&format!("{verb} {}", store::quote(name)))?;
+        Ok(Outcome::done(tag))
+    }
+
     async fn ensure_write_lock(&mut self) {
         if self.write_guard.is_none() {
             self.write_guard = Some(self.store.write_lock().lock_owned().await);
         }
     }
 
-    fn commit(&mut self) -> Result<Outcome> {
+    /// SQLite's COMMIT; under group commit it is bracketed by a ticket to wait on once the
+    /// write lock is released (see durability.rs).
+    fn sqlite_commit(&self) -> (rusqlite::Result<()>, Option<u64>) {
+        match self.store.group() {
+            Some(g) => {
+                let ticket = g.begin_commit();
+                let r = self.conn.execute_batch("COMMIT");
+                g.written(ticket);
+                (r, Some(ticket))
+            }
+            None => (self.conn.execute_batch("COMMIT"), None),
+        }
+    }
+
+    /// Acknowledges nothing before the commit behind `ticket` is on disk.
+    async fn wait_durable(store: Arc<Store>, ticket: Option<u64>) {
+        if let (Some(t), Some(g)) = (ticket, store.group()) {
+            g.wait(t).await;
+        }
+    }
+
+    /// Before rows go out: everything this reader could have seen must be on disk.
+    async fn wait_visible_durable(store: Arc<Store>) {
+        if let Some(g) = store.group() {
+            g.wait(g.latest()).await;
+        }
+    }
+
+    async fn commit(&mut self) -> Result<Outcome> {
         match self.status {
             TxStatus::Idle => Ok(Outcome::Done {
                 tag: "COMMIT".into(),
@@ -485,7 +506,8 @@ impl Session {
                 Ok(Outcome::done("ROLLBACK"))
             }
             TxStatus::InBlock => {
-                self.end_transaction(true)?;
+                let ticket = self.end_transaction(true)?;
+                Self::wait_durable(self.store.clone(), ticket).await;
                 Ok(Outcome::done("COMMIT"))
             }
         }
@@ -493,19 +515,26 @@ impl Session {
 
     /// Ends the current block: COMMIT (publishing its DDL) or ROLLBACK. A failed COMMIT
     /// rolls back and reports why.
-    fn end_transaction(&mut self, commit: bool) -> Result<()> {
-        let result = if commit {
-            match self.conn.execute_batch("COMMIT") {
-                Ok(()) => {
+    /// Returns the group-commit ticket to wait for before acknowledging.
+    fn end_transaction(&mut self, commit: bool) -> Result<Option<u64>> {
+        let result = if commit && self.write_guard.is_some() {
+            match self.sqlite_commit() {
+                (Ok(()), ticket) => {
                     if let Some(cat) = self.local_catalog.take() {
                         self.store.publish_catalog(cat);
                     }
-                    Ok(())
+                    Ok(ticket)
                 }
-                Err(e) => Err(SqlError::from(e)),
+                (Err(e), _) => Err(SqlError::from(e)),
             }
+        } else if commit {
+            // A block that never wrote has nothing to make durable.
+            self.conn
+                .execute_batch("COMMIT")
+                .map(|()| None)
+                .map_err(SqlError::from)
         } else {
-            Ok(())
+            Ok(None)
         };
         if !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
@@ -631,9 +660,13 @@ impl Session {
             self.ensure_write_lock().await;
         }
         let autocommit = self.status == TxStatus::Idle;
+        // Under group commit every autocommit write gets an explicit COMMIT to bracket.
         let own_txn = autocommit
             && writes
-            && (plan.sql.len() > 1 || !plan.catalog.is_empty() || plan.rebuild.is_some());
+            && (self.store.group().is_some()
+                || plan.sql.len() > 1
+                || !plan.catalog.is_empty()
+                || plan.rebuild.is_some());
         let fk_toggle = autocommit && plan.rebuild.is_some();
         if fk_toggle {
             self.conn.execute_batch("PRAGMA foreign_keys = OFF")?;
@@ -649,9 +682,12 @@ impl Session {
                 result = Err(e);
             }
         }
+        let mut ticket = None;
         if own_txn {
             let end = if result.is_ok() {
-                self.conn.execute_batch("COMMIT").map_err(SqlError::from)
+                let (r, t) = self.sqlite_commit();
+                ticket = t;
+                r.map_err(SqlError::from)
             } else {
                 Ok(())
             };
@@ -673,6 +709,13 @@ impl Session {
             }
             self.local_catalog = None;
             self.write_guard = None;
+        }
+        if result.is_ok() {
+            if ticket.is_some() {
+                Self::wait_durable(self.store.clone(), ticket).await;
+            } else if plan.kind == StmtKind::Read {
+                Self::wait_visible_durable(self.store.clone()).await;
+            }
         }
         result
     }
@@ -771,7 +814,11 @@ impl Session {
             .collect::<Vec<_>>()
             .join(", ");
         if !plan.from_stdin {
-            return self.copy_out(plan, &columns, &col_list);
+            let out = self.copy_out(plan, &columns, &col_list);
+            if out.is_ok() {
+                Self::wait_visible_durable(self.store.clone()).await;
+            }
+            return out;
         }
         self.ensure_write_lock().await;
         let own_transaction = self.status == TxStatus::Idle;
@@ -879,7 +926,7 @@ impl Session {
     }
 
     /// Finishes COPY FROM STDIN: commits (outside a block) and reports the row count.
-    pub fn copy_done(&mut self) -> Result<String> {
+    pub async fn copy_done(&mut self) -> Result<String> {
         let Some(mut c) = self.copy.take() else {
             return Err(SqlError::Protocol(
                 "CopyDone without COPY in progress".into(),
@@ -894,7 +941,11 @@ impl Session {
             Some(e) => Err(e),
             None => Ok(format!("COPY {}", c.rows)),
         };
-        self.finish_copy(c.own_transaction, result)
+        let (result, ticket) = self.finish_copy(c.own_transaction, result);
+        if result.is_ok() {
+            Self::wait_durable(self.store.clone(), ticket).await;
+        }
+        result
     }
 
     /// The client aborted COPY.
@@ -902,19 +953,24 @@ impl Session {
         let own = self.copy.take().map(|c| c.own_transaction).unwrap_or(false);
         let err = SqlError::coded("57014", format!("COPY from stdin failed: {message}"));
         match self.finish_copy(own, Err(err)) {
-            Err(e) => e,
-            Ok(_) => SqlError::coded("57014", "COPY from stdin failed"),
+            (Err(e), _) => e,
+            (Ok(_), _) => SqlError::coded("57014", "COPY from stdin failed"),
         }
     }
 
-    fn finish_copy(&mut self, own_transaction: bool, result: Result<String>) -> Result<String> {
+    fn finish_copy(
+        &mut self,
+        own_transaction: bool,
+        result: Result<String>,
+    ) -> (Result<String>, Option<u64>) {
+        let mut ticket = None;
         let result = if own_transaction {
             let r = match result {
-                Ok(tag) => self
-                    .conn
-                    .execute_batch("COMMIT")
-                    .map(|()| tag)
-                    .map_err(SqlError::from),
+                Ok(tag) => {
+                    let (r, t) = self.sqlite_commit();
+                    ticket = t;
+                    r.map(|()| tag).map_err(SqlError::from)
+                }
                 Err(e) => Err(e),
             };
             if !self.conn.is_autocommit() {
@@ -928,7 +984,7 @@ impl Session {
         if result.is_err() {
             self.mark_failed();
         }
-        result
+        (result, ticket)
     }
 
     /// True while COPY FROM STDIN is receiving data.

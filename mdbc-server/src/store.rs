@@ -18,6 +18,7 @@ use rusqlite::{params, Connection, InterruptHandle, OpenFlags};
 use sql_capture::{Catalog, CatalogChange, ColumnInfo, PgType, TableDef, TableRebuild};
 
 use crate::config::Synchronous;
+use crate::durability::GroupCommit;
 use crate::values;
 
 /// Migrations of mdbc's own tables, applied in order, counted in `PRAGMA user_version`.
@@ -76,6 +77,10 @@ pub struct SessionIdent {
 pub struct Store {
     path: PathBuf,
     sync: Synchronous,
+    group: Option<GroupCommit>,
+    // Kept open for the store's lifetime so SQLite never deletes the -wal file whose
+    // descriptor the group-commit thread fsyncs.
+    _anchor: Mutex<Connection>,
     write_lock: Arc<tokio::sync::Mutex<()>>,
     catalog: RwLock<Arc<Catalog>>,
     catalog_version: AtomicU64,
@@ -109,19 +114,42 @@ impl Store {
                 Some(format!("integrity check failed: {check}")),
             )));
         }
+        // `full` durability is provided by group commit over a WAL written with NORMAL.
+        let group = match sync {
+            Synchronous::Full => {
+                Some(
+                    GroupCommit::for_wal(&path).map_err(|source| StoreError::Io {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            _ => None,
+        };
         let store = Arc::new(Store {
             path,
             sync,
+            group,
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             catalog: RwLock::new(Arc::new(Catalog::default())),
             catalog_version: AtomicU64::new(1),
             sequences: Arc::new(Mutex::new(HashMap::new())),
             interrupts: Mutex::new(HashMap::new()),
+            _anchor: Mutex::new(conn),
         });
-        let cat = store.load_catalog(&conn)?;
-        store.init_sequences(&conn, &cat)?;
+        let cat = {
+            let anchor = store._anchor.lock().unwrap_or_else(|e| e.into_inner());
+            let cat = store.load_catalog(&anchor)?;
+            store.init_sequences(&anchor, &cat)?;
+            cat
+        };
         *store.catalog.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cat);
         Ok(store)
+    }
+
+    /// The durability barrier, when commits are fsynced (`synchronous = full`).
+    pub fn group(&self) -> Option<&GroupCommit> {
+        self.group.as_ref()
     }
 
     /// Path of the SQLite file.
@@ -218,7 +246,12 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI,
         )?;
-        conn.pragma_update(None, "synchronous", self.sync.pragma())?;
+        let sync = if self.group.is_some() {
+            "NORMAL"
+        } else {
+            self.sync.pragma()
+        };
+        conn.pragma_update(None, "synchronous", sync)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "case_sensitive_like", "ON")?;
         // Safety net only: the write lock keeps writers apart, checkpoints are passive.

@@ -738,7 +738,7 @@ impl CopyHandler for Handlers {
     {
         let session = session_of(&self.store, client)?;
         let mut s = session.lock().await;
-        let result = s.copy_done();
+        let result = s.copy_done().await;
         client.set_transaction_status(tx_status(s.status()));
         drop(s);
         let tag = result.map_err(SqlError::into_pgwire)?;
