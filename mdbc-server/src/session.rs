@@ -656,7 +656,13 @@ impl Session {
         result_binary: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Outcome> {
         let writes = plan.kind != StmtKind::Read;
-        if writes {
+        if writes && self.write_guard.is_none() {
+            // Compile the statement before queueing for the writer, so SQLite's parse and
+            // code generation do not lengthen the time other writers wait. An error here is
+            // reported by the real run below.
+            if let Some(last) = plan.sql.last() {
+                let _ = self.conn.prepare_cached(last);
+            }
             self.ensure_write_lock().await;
         }
         let autocommit = self.status == TxStatus::Idle;

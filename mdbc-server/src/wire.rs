@@ -191,6 +191,7 @@ impl StartupHandler for Startup {
 }
 
 /// All of mdbc's protocol handlers.
+#[derive(Clone)]
 pub struct Handlers {
     store: Arc<Store>,
     startup: Arc<Startup>,
@@ -848,11 +849,11 @@ impl ErrorHandler for Handlers {
 
 impl PgWireServerHandlers for Handlers {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        Arc::new(self.clone_handle())
+        Arc::new(self.clone())
     }
 
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        Arc::new(self.clone_handle())
+        Arc::new(self.clone())
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
@@ -860,24 +861,14 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
-        Arc::new(self.clone_handle())
+        Arc::new(self.clone())
     }
 
     fn error_handler(&self) -> Arc<impl ErrorHandler> {
-        Arc::new(self.clone_handle())
+        Arc::new(self.clone())
     }
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
-        Arc::new(self.clone_handle())
-    }
-}
-
-impl Handlers {
-    fn clone_handle(&self) -> Handlers {
-        Handlers {
-            store: self.store.clone(),
-            startup: self.startup.clone(),
-            parser: self.parser.clone(),
-        }
+        Arc::new(self.clone())
     }
 }

@@ -73,53 +73,7 @@ pub struct TableRebuild {
 }
 
 fn rewrite_expr_in_place(e: &mut sqlparser::ast::Expr) -> Result<()> {
-    // Reuse the query rewriter by wrapping the expression in a throwaway SELECT.
-    let mut q = sqlparser::ast::Query {
-        with: None,
-        body: Box::new(sqlparser::ast::SetExpr::Select(Box::new(
-            sqlparser::ast::Select {
-                select_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-                optimizer_hints: vec![],
-                distinct: None,
-                select_modifiers: None,
-                top: None,
-                top_before_distinct: false,
-                projection: vec![sqlparser::ast::SelectItem::UnnamedExpr(e.clone())],
-                exclude: None,
-                into: None,
-                from: vec![],
-                lateral_views: vec![],
-                prewhere: None,
-                selection: None,
-                connect_by: vec![],
-                group_by: sqlparser::ast::GroupByExpr::Expressions(vec![], vec![]),
-                cluster_by: vec![],
-                distribute_by: vec![],
-                sort_by: vec![],
-                having: None,
-                named_window: vec![],
-                qualify: None,
-                window_before_qualify: false,
-                value_table_mode: None,
-                flavor: sqlparser::ast::SelectFlavor::Standard,
-            },
-        ))),
-        order_by: None,
-        limit_clause: None,
-        fetch: None,
-        locks: vec![],
-        for_clause: None,
-        settings: None,
-        format_clause: None,
-        pipe_operators: vec![],
-    };
-    crate::rewrite::rewrite_query(&mut q, &Catalog::default())?;
-    if let sqlparser::ast::SetExpr::Select(s) = *q.body {
-        if let Some(sqlparser::ast::SelectItem::UnnamedExpr(x)) = s.projection.into_iter().next() {
-            *e = x;
-        }
-    }
-    Ok(())
+    crate::rewrite::visit(e)
 }
 
 struct ColumnOut {

@@ -487,7 +487,8 @@ pub fn rewrite_query(q: &mut Query, _catalog: &Catalog) -> Result<()> {
     }
 }
 
-fn visit<T: VisitMut>(node: &mut T) -> Result<()> {
+/// Rewrites every expression and table reference inside `node`.
+pub(crate) fn visit<T: VisitMut>(node: &mut T) -> Result<()> {
     match node.visit(&mut Rewriter) {
         ControlFlow::Continue(()) => Ok(()),
         ControlFlow::Break(e) => Err(e),
