@@ -545,19 +545,7 @@ pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalo
         };
         return Err(Error::UndefinedTable(name));
     };
-    let target: Vec<ColumnInfo> = if ins.columns.is_empty() {
-        def.columns.clone()
-    } else {
-        ins.columns
-            .iter()
-            .map(|c| {
-                let name = object_name_to_table(c);
-                def.column(&name)
-                    .cloned()
-                    .ok_or(Error::UndefinedColumn(name))
-            })
-            .collect::<Result<_>>()?
-    };
+    let target = target_columns(&ins.columns, def)?;
     if let Some(src) = ins.source.as_mut() {
         if let SetExpr::Values(values) = src.body.as_mut() {
             // PostgreSQL fills columns missing from a short VALUES row with their defaults;
@@ -575,14 +563,7 @@ pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalo
                     .collect();
             }
             drop_default_columns(&mut ins.columns, values, &target, def)?;
-            let target: Vec<ColumnInfo> = if ins.columns.is_empty() {
-                def.columns.clone()
-            } else {
-                ins.columns
-                    .iter()
-                    .filter_map(|c| def.column(&object_name_to_table(c)).cloned())
-                    .collect()
-            };
+            let target = target_columns(&ins.columns, def)?;
             for row in values.rows.iter_mut() {
                 let row = &mut row.content;
                 if row.len() > target.len() {
@@ -597,14 +578,7 @@ pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalo
         }
         if let SetExpr::Select(sel) = src.body.as_mut() {
             // INSERT … SELECT: the selected values are written into typed columns too.
-            let target: Vec<ColumnInfo> = if ins.columns.is_empty() {
-                def.columns.clone()
-            } else {
-                ins.columns
-                    .iter()
-                    .filter_map(|c| def.column(&object_name_to_table(c)).cloned())
-                    .collect()
-            };
+            let target = target_columns(&ins.columns, def)?;
             for (item, col) in sel.projection.iter_mut().zip(&target) {
                 match item {
                     SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
@@ -649,6 +623,22 @@ pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalo
     }
     let _ = catalog;
     Ok(())
+}
+
+/// The columns an INSERT writes, in order: those named, or all of the table's.
+fn target_columns(columns: &[ObjectName], def: &TableDef) -> Result<Vec<ColumnInfo>> {
+    if columns.is_empty() {
+        return Ok(def.columns.clone());
+    }
+    columns
+        .iter()
+        .map(|c| {
+            let name = object_name_to_table(c);
+            def.column(&name)
+                .cloned()
+                .ok_or(Error::UndefinedColumn(name))
+        })
+        .collect()
 }
 
 /// `VALUES (DEFAULT, …)`: SQLite has no DEFAULT inside VALUES, so a column that is DEFAULT
