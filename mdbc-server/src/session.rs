@@ -992,11 +992,6 @@ impl Session {
         }
         (result, ticket)
     }
-
-    /// True while COPY FROM STDIN is receiving data.
-    pub fn copy_in_progress(&self) -> bool {
-        self.copy.is_some()
-    }
 }
 
 /// Inserts one COPY line; returns true at the end-of-data marker.

@@ -615,3 +615,35 @@ fn register_functions(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every SQL function translation emits is registered on a session connection.
+    #[test]
+    fn registers_every_function_translation_needs() {
+        let dir = std::env::temp_dir().join(format!("mdbc-store-test-{}", std::process::id()));
+        let store = Store::open(&dir, Synchronous::Off).unwrap();
+        let conn = store
+            .connect(&SessionIdent {
+                pid: 1,
+                user: "u".into(),
+                database: "d".into(),
+            })
+            .unwrap();
+        for (name, nargs) in sql_capture::REQUIRED_FUNCTIONS {
+            let found: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM pragma_function_list WHERE name = ?1 AND (narg = ?2 OR narg = -1)",
+                    rusqlite::params![name, nargs],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert!(found > 0, "{name}/{nargs} is not registered");
+        }
+        drop(conn);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -49,4 +49,6 @@ pub const REQUIRED_FUNCTIONS: &[(&str, i32)] = &[
     ("current_schema", 0),
     ("current_user", 0),
     ("pg_backend_pid", 0),
+    ("greatest", -1),
+    ("least", -1),
 ];
