@@ -391,6 +391,24 @@ async fn alter_table_adds_keys_and_columns_like_postgres() {
         .await
         .unwrap_err();
     assert_eq!(err.code().map(|c| c.code()), Some("23503"), "{err}");
+    // DROP COLUMN and RENAME TO keep the catalog in step with SQLite.
+    client
+        .batch_execute("alter table child drop column note; alter table orphan rename to orphan2")
+        .await
+        .unwrap();
+    let cols = client.query_one("select * from child", &[]).await.unwrap();
+    assert_eq!(cols.len(), 2);
+    let pid: i32 = client
+        .query_one("select pid from orphan2", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pid, 42);
+    let err = client
+        .simple_query("select * from orphan")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("42P01"));
     // pgbench's server-side data generation (init step G).
     client
         .batch_execute(
