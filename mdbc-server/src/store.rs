@@ -451,6 +451,9 @@ pub fn rebuild_table(conn: &Connection, rb: &TableRebuild) -> Result<(), Rebuild
         rb.constraint
     );
     let t = quote(&rb.table);
+    // Long on big tables: say what is happening, as PostgreSQL's ALTER would hold its lock.
+    let started = std::time::Instant::now();
+    tracing::info!(table = %rb.table, constraint = %rb.constraint, "rebuilding table to add a constraint");
     conn.execute_batch(&format!(
         "PRAGMA defer_foreign_keys = ON;
          DROP TABLE IF EXISTS {tmp};
@@ -476,6 +479,7 @@ pub fn rebuild_table(conn: &Connection, rb: &TableRebuild) -> Result<(), Rebuild
     if violations > 0 {
         return Err(RebuildError::ForeignKey(violations));
     }
+    tracing::info!(table = %rb.table, elapsed_ms = started.elapsed().as_millis() as u64, "table rebuilt");
     Ok(())
 }
 
