@@ -110,13 +110,14 @@ impl Outcome {
 /// A statement prepared with the extended protocol (or cached for the simple one).
 #[derive(Debug)]
 pub struct Prepared {
-    /// The SQL text as the client sent it.
-    pub sql: String,
     /// Parsed statement (`None`: empty query).
     pub parsed: Option<Parsed>,
     /// Parameter types the client declared in Parse (OIDs; 0 = unspecified).
     pub client_types: Vec<u32>,
     plan: std::sync::Mutex<Option<(u64, Arc<Command>)>>,
+    // Result columns for the catalog version they were computed at: Describe and every
+    // Execute of the statement would otherwise recompute them from SQLite's metadata.
+    columns: std::sync::Mutex<Option<(u64, Arc<Vec<Column>>)>>,
 }
 
 impl Prepared {
@@ -129,12 +130,28 @@ impl Prepared {
                 "cannot insert multiple commands into a prepared statement",
             ));
         }
-        Ok(Prepared {
-            sql: sql.to_string(),
-            parsed: stmts.pop(),
+        Ok(Prepared::new(stmts.pop(), client_types))
+    }
+
+    fn new(parsed: Option<Parsed>, client_types: Vec<u32>) -> Prepared {
+        Prepared {
+            parsed,
             client_types,
             plan: std::sync::Mutex::new(None),
-        })
+            columns: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn columns(&self, version: u64, compute: impl FnOnce() -> Vec<Column>) -> Arc<Vec<Column>> {
+        let mut slot = self.columns.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some((v, cols)) if *v == version => cols.clone(),
+            _ => {
+                let cols = Arc::new(compute());
+                *slot = Some((version, cols.clone()));
+                cols
+            }
+        }
     }
 
     fn plan(&self, catalog: &Catalog) -> Result<Option<Arc<Command>>> {
@@ -284,14 +301,7 @@ impl Session {
         let stmts = sql_capture::parse(sql)?;
         let prepared: Vec<Arc<Prepared>> = stmts
             .into_iter()
-            .map(|p| {
-                Arc::new(Prepared {
-                    sql: String::new(),
-                    parsed: Some(p),
-                    client_types: Vec::new(),
-                    plan: std::sync::Mutex::new(None),
-                })
-            })
+            .map(|p| Arc::new(Prepared::new(Some(p), Vec::new())))
             .collect();
         let prepared = Arc::new(prepared);
         // Texts with inlined values rarely repeat; keep the cache bounded.
@@ -327,7 +337,7 @@ impl Session {
     }
 
     /// Result columns for Describe (`None`: the statement returns no rows).
-    pub fn describe(&self, p: &Prepared) -> Result<Option<Vec<Column>>> {
+    pub fn describe(&self, p: &Prepared) -> Result<Option<Arc<Vec<Column>>>> {
         let Some(cmd) = self.plan(p)? else {
             return Ok(None);
         };
@@ -337,13 +347,15 @@ impl Session {
                     return Ok(None);
                 };
                 let stmt = self.conn.prepare_cached(sql)?;
-                Ok(Some(result_columns(&stmt, plan, &self.catalog())))
+                let catalog = self.catalog();
+                let cols = p.columns(catalog.version, || result_columns(&stmt, plan, &catalog));
+                Ok(Some(cols))
             }
-            Command::Show(name) => Ok(Some(vec![Column {
+            Command::Show(name) => Ok(Some(Arc::new(vec![Column {
                 name: show_name(name),
                 ty: PgType::Text,
                 typmod: -1,
-            }])),
+            }]))),
             _ => Ok(None),
         }
     }
@@ -766,7 +778,7 @@ impl Session {
             stmt.raw_bind_parameter(i + 1, v)?;
         }
         if plan.returns_rows {
-            let columns = Arc::new(result_columns(&stmt, plan, &catalog));
+            let columns = p.columns(catalog.version, || result_columns(&stmt, plan, &catalog));
             let binary: Vec<bool> = (0..columns.len()).map(result_binary).collect();
             let mut rows_out = Vec::new();
             let mut rows = stmt.raw_query();

@@ -51,6 +51,18 @@ impl Conn {
         self.0.read_exact(&mut body).unwrap();
         (head[0], body)
     }
+
+    /// Message types up to and including ReadyForQuery, and the transaction status it gives.
+    fn until_ready(&mut self) -> (Vec<u8>, u8) {
+        let mut kinds = Vec::new();
+        loop {
+            let (t, body) = self.next();
+            kinds.push(t);
+            if t == b'Z' {
+                return (kinds, body[0]);
+            }
+        }
+    }
 }
 
 #[test]
@@ -124,15 +136,8 @@ fn pipelined_begin_without_sync_and_error_skips_to_sync() {
     out.extend(unnamed("select 1"));
     out.extend(msg(b'S', &[]));
     c.0.write_all(&out).unwrap();
-    let mut kinds = Vec::new();
-    loop {
-        let (t, body) = c.next();
-        kinds.push(t);
-        if t == b'Z' {
-            assert_eq!(body, vec![b'T']);
-            break;
-        }
-    }
+    let (kinds, status) = c.until_ready();
+    assert_eq!(status, b'T');
     assert_eq!(kinds, b"12C12DCZ".to_vec());
     // An error mid-pipeline: the rest up to Sync is skipped, the block is failed ('E').
     let mut out = unnamed("select * from missing_table");
@@ -141,15 +146,8 @@ fn pipelined_begin_without_sync_and_error_skips_to_sync() {
     c.0.write_all(&out).unwrap();
     // PostgreSQL fails this at Parse, mdbc at Execute: either way one ErrorResponse, then
     // nothing from the skipped statement, then ReadyForQuery in the failed state.
-    let mut kinds = Vec::new();
-    loop {
-        let (t, body) = c.next();
-        kinds.push(t);
-        if t == b'Z' {
-            assert_eq!(body, vec![b'E']);
-            break;
-        }
-    }
+    let (kinds, status) = c.until_ready();
+    assert_eq!(status, b'E');
     assert_eq!(kinds.iter().filter(|k| **k == b'E').count(), 1, "{kinds:?}");
     assert!(
         !kinds.contains(&b'D') && !kinds.contains(&b'C'),
