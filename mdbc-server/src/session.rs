@@ -114,6 +114,8 @@ pub struct Prepared {
     pub parsed: Option<Parsed>,
     /// Parameter types the client declared in Parse (OIDs; 0 = unspecified).
     pub client_types: Vec<u32>,
+    // A simple query cached by shape: where its literals were (see sql_capture::literals).
+    literals: Option<sql_capture::Literals>,
     plan: std::sync::Mutex<Option<(u64, Arc<Command>)>>,
     // Result columns for the catalog version they were computed at: Describe and every
     // Execute of the statement would otherwise recompute them from SQLite's metadata.
@@ -137,6 +139,7 @@ impl Prepared {
         Prepared {
             parsed,
             client_types,
+            literals: None,
             plan: std::sync::Mutex::new(None),
             columns: std::sync::Mutex::new(None),
         }
@@ -164,7 +167,10 @@ impl Prepared {
                 return Ok(Some(cmd.clone()));
             }
         }
-        let cmd = Arc::new(sql_capture::plan(parsed, catalog)?);
+        let cmd = Arc::new(match &self.literals {
+            Some(l) => sql_capture::plan_shape(parsed, catalog, l)?,
+            None => sql_capture::plan(parsed, catalog)?,
+        });
         *slot = Some((catalog.version, cmd.clone()));
         Ok(Some(cmd))
     }
@@ -176,6 +182,47 @@ pub struct Params<'a> {
     pub values: &'a [Option<Bytes>],
     /// Per-parameter binary flag lookup.
     pub binary: &'a (dyn Fn(usize) -> bool + Sync),
+    /// A simple query run by shape: its literals, bound as they are.
+    pub literals: &'a [Value],
+    /// The plan the literals were checked against (a concurrent schema change must not
+    /// swap in one that inlines another execution's values).
+    pub pinned: Option<Arc<Command>>,
+}
+
+impl<'a> Params<'a> {
+    /// No parameters.
+    pub fn none() -> Params<'static> {
+        fn text(_: usize) -> bool {
+            false
+        }
+        Params {
+            values: &[],
+            binary: &text,
+            literals: &[],
+            pinned: None,
+        }
+    }
+}
+
+/// A simple-protocol query ready to run.
+pub struct SimpleQuery {
+    /// Its statements.
+    pub stmts: Arc<Vec<Arc<Prepared>>>,
+    /// Run by shape: the literals to bind and the plan they fit.
+    pub literals: Vec<Value>,
+    /// The plan `literals` fit.
+    pub pinned: Option<Arc<Command>>,
+}
+
+impl SimpleQuery {
+    /// The parameters to run statement `p` with.
+    pub fn params(&self) -> Params<'_> {
+        Params {
+            literals: &self.literals,
+            pinned: self.pinned.clone(),
+            ..Params::none()
+        }
+    }
 }
 
 struct CopyIn {
@@ -236,6 +283,8 @@ pub struct Session {
     local_catalog: Option<Arc<Catalog>>,
     settings: BTreeMap<String, String>,
     cache: HashMap<String, Arc<Vec<Arc<Prepared>>>>,
+    // Simple queries by shape; `None`: this shape cannot be reused (see parse_simple).
+    shapes: HashMap<String, Option<Arc<Prepared>>>,
     copy: Option<CopyIn>,
 }
 
@@ -264,6 +313,7 @@ impl Session {
             local_catalog: None,
             settings: default_settings(),
             cache: HashMap::new(),
+            shapes: HashMap::new(),
             copy: None,
         })
     }
@@ -293,23 +343,109 @@ impl Session {
         }
     }
 
-    /// Parses a simple-protocol query string, reusing earlier parses of the same text.
-    pub fn parse_simple(&mut self, sql: &str) -> Result<Arc<Vec<Arc<Prepared>>>> {
-        if let Some(p) = self.cache.get(sql) {
-            return Ok(p.clone());
+    /// Parses a simple-protocol query string. A statement with inlined values is planned
+    /// once per shape and run with its values bound (sql_capture::literals); anything else
+    /// reuses earlier parses of the same text.
+    pub fn parse_simple(&mut self, sql: &str) -> Result<SimpleQuery> {
+        let Some(shape) = sql_capture::literals::scan(sql) else {
+            return self.parse_text(sql, None);
+        };
+        let literals = || shape.values.iter().map(literal_value).collect::<Vec<_>>();
+        match self.shapes.get(&shape.key) {
+            Some(None) => return self.parse_text(sql, None),
+            Some(Some(p)) => {
+                let p = p.clone();
+                if let Some(pinned) = self.shape_plan(&p, shape.values.len()) {
+                    return Ok(SimpleQuery {
+                        stmts: Arc::new(vec![p]),
+                        literals: literals(),
+                        pinned: Some(pinned),
+                    });
+                }
+                // The schema changed under the shape; plan it afresh below.
+                self.shapes.remove(&shape.key);
+            }
+            None => {}
         }
-        let stmts = sql_capture::parse(sql)?;
+        let mut stmts = sql_capture::parse(sql)?;
+        let located = sql_capture::Literals::find(sql, &shape);
+        let (1, Some(located)) = (stmts.len(), located) else {
+            self.remember_shape(shape.key, None);
+            return self.parse_text(sql, Some(stmts));
+        };
+        let mut p = Prepared::new(stmts.pop(), Vec::new());
+        p.literals = Some(located);
+        let p = Arc::new(p);
+        match self.shape_plan(&p, shape.values.len()) {
+            Some(pinned) => {
+                self.remember_shape(shape.key, Some(p.clone()));
+                Ok(SimpleQuery {
+                    stmts: Arc::new(vec![p]),
+                    literals: literals(),
+                    pinned: Some(pinned),
+                })
+            }
+            None => {
+                self.remember_shape(shape.key, None);
+                // Some literal must stay inline. A statement without literal positions
+                // keeps it so even if replanned after a schema change.
+                let plain = Arc::new(vec![Arc::new(Prepared::new(p.parsed.clone(), Vec::new()))]);
+                self.cache_text(sql, plain.clone());
+                Ok(SimpleQuery {
+                    stmts: plain,
+                    literals: Vec::new(),
+                    pinned: None,
+                })
+            }
+        }
+    }
+
+    /// The plan of a shape-cached statement if every literal is a parameter in it.
+    fn shape_plan(&self, p: &Prepared, literals: usize) -> Option<Arc<Command>> {
+        let cmd = self.plan(p).ok()??;
+        match cmd.as_ref() {
+            Command::Sql(plan) if plan.literals == literals && plan.sql.len() == 1 => Some(cmd),
+            _ => None,
+        }
+    }
+
+    fn remember_shape(&mut self, key: String, p: Option<Arc<Prepared>>) {
+        // Shapes repeat far more than texts, but clients can still make many; bound it.
+        if self.shapes.len() >= 1024 {
+            self.shapes.clear();
+        }
+        self.shapes.insert(key, p);
+    }
+
+    /// The ordinary path: cached by exact text (`parsed`: already parsed by the caller).
+    fn parse_text(&mut self, sql: &str, parsed: Option<Vec<Parsed>>) -> Result<SimpleQuery> {
+        let plain = |stmts| SimpleQuery {
+            stmts,
+            literals: Vec::new(),
+            pinned: None,
+        };
+        if let Some(p) = self.cache.get(sql) {
+            return Ok(plain(p.clone()));
+        }
+        let stmts = match parsed {
+            Some(s) => s,
+            None => sql_capture::parse(sql)?,
+        };
         let prepared: Vec<Arc<Prepared>> = stmts
             .into_iter()
             .map(|p| Arc::new(Prepared::new(Some(p), Vec::new())))
             .collect();
         let prepared = Arc::new(prepared);
+        self.cache_text(sql, prepared.clone());
+        Ok(plain(prepared))
+    }
+
+    fn cache_text(&mut self, sql: &str, stmts: Arc<Vec<Arc<Prepared>>>) {
         // Texts with inlined values rarely repeat; keep the cache bounded.
         if self.cache.len() >= 256 {
             self.cache.clear();
         }
-        self.cache.insert(sql.to_string(), prepared.clone());
-        Ok(prepared)
+        self.cache.insert(sql.to_string(), stmts);
     }
 
     /// Plans a prepared statement against the session's view of the schema.
@@ -367,7 +503,11 @@ impl Session {
         params: &Params<'_>,
         result_binary: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Outcome> {
-        let cmd = match self.plan(p) {
+        let planned = match params.pinned.clone() {
+            Some(c) => Ok(Some(c)),
+            None => self.plan(p),
+        };
+        let cmd = match planned {
             Ok(Some(c)) => c,
             Ok(None) => return Ok(Outcome::done("")),
             Err(e) => {
@@ -731,7 +871,8 @@ impl Session {
         if result.is_ok() {
             if ticket.is_some() {
                 Self::wait_durable(self.store.clone(), ticket).await;
-            } else if plan.kind == StmtKind::Read {
+            } else if plan.kind == StmtKind::Read && self.write_guard.is_none() {
+                // (A writer reads without waiting: see durability.rs.)
                 Self::wait_visible_durable(self.store.clone()).await;
             }
         }
@@ -767,15 +908,21 @@ impl Session {
         let param_types = self.param_types_for(plan, p);
         let mut stmt = self.conn.prepare_cached(last)?;
         let expected = stmt.parameter_count();
-        if params.values.len() < expected {
+        if !params.literals.is_empty() {
+            // parse_simple checked that the plan's parameters are exactly these.
+            for (i, v) in params.literals.iter().enumerate() {
+                stmt.raw_bind_parameter(i + 1, v)?;
+            }
+        } else if params.values.len() < expected {
             return Err(SqlError::Protocol(format!(
                 "bind message supplies {} parameters, but prepared statement requires {expected}",
                 params.values.len()
             )));
-        }
-        for i in 0..expected {
-            let v = decode_param(params, i, param_types.get(i).copied().flatten())?;
-            stmt.raw_bind_parameter(i + 1, v)?;
+        } else {
+            for i in 0..expected {
+                let v = decode_param(params, i, param_types.get(i).copied().flatten())?;
+                stmt.raw_bind_parameter(i + 1, v)?;
+            }
         }
         if plan.returns_rows {
             let columns = p.columns(catalog.version, || result_columns(&stmt, plan, &catalog));
@@ -1130,6 +1277,14 @@ fn result_columns(
             }
         })
         .collect()
+}
+
+fn literal_value(v: &sql_capture::LiteralValue) -> Value {
+    match v {
+        sql_capture::LiteralValue::Int(i) => Value::Integer(*i),
+        sql_capture::LiteralValue::Real(f) => Value::Real(*f),
+        sql_capture::LiteralValue::Text(t) => Value::Text(t.clone()),
+    }
 }
 
 /// Builds one DataRow.

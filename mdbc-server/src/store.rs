@@ -103,6 +103,7 @@ impl Store {
             source,
         })?;
         let path = data_dir.join("mdbc.db");
+        disable_memory_statistics();
         let conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         migrate(&conn)?;
@@ -395,6 +396,27 @@ fn insert_column(
         ],
     )?;
     Ok(())
+}
+
+/// SQLite keeps allocation statistics behind one process-wide mutex taken on every
+/// allocation; with a connection per client thread that mutex is contended on every query
+/// (futex calls in a select-only profile). mdbc never reads the statistics.
+fn disable_memory_statistics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sqlite3_config only sets a global option; called before SQLite is
+        // initialised (this runs before the process opens its first connection). If it
+        // comes too late, SQLite returns SQLITE_MISUSE and changes nothing.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_config(
+                rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS,
+                0 as std::ffi::c_int,
+            )
+        };
+        if rc != rusqlite::ffi::SQLITE_OK {
+            tracing::debug!("SQLite memory statistics stay on (sqlite3_config returned {rc})");
+        }
+    });
 }
 
 /// Quotes an SQLite identifier.

@@ -382,19 +382,16 @@ impl SimpleQueryHandler for Handlers {
                     ))
                     .await?;
             }
-            Ok(stmts) if stmts.is_empty() => {
+            Ok(q) if q.stmts.is_empty() => {
                 client
                     .feed(PgWireBackendMessage::EmptyQueryResponse(
                         EmptyQueryResponse::new(),
                     ))
                     .await?;
             }
-            Ok(stmts) => {
-                let params = Params {
-                    values: &[],
-                    binary: &no_params,
-                };
-                for p in stmts.iter() {
+            Ok(q) => {
+                let params = q.params();
+                for p in q.stmts.iter() {
                     match s.execute(p, &params, &no_params).await {
                         Ok(Outcome::CopyIn { columns, csv }) => {
                             send_outcome(client, Outcome::CopyIn { columns, csv }, true).await?;
@@ -645,6 +642,7 @@ impl ExtendedQueryHandler for Handlers {
             let params = Params {
                 values: &portal.parameters,
                 binary: &binary_param,
+                ..Params::none()
             };
             let result = s
                 .execute(&portal.statement.statement, &params, &binary_result)

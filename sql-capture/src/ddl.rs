@@ -229,6 +229,7 @@ fn ddl_plan(sql: Vec<String>, tag: &'static str, catalog: Vec<CatalogChange>) ->
         writes: Vec::new(),
         catalog,
         rebuild: None,
+        literals: 0,
     }))
 }
 

@@ -8,7 +8,9 @@
 //! - classifies each statement (read, write, DDL, transaction control, session command) and
 //!   rewrites its syntax tree into SQLite's dialect ([`plan`]);
 //! - infers PostgreSQL types for `$n` parameters and result columns from the schema
-//!   ([`Catalog`]), so strict drivers get exactly the types they expect.
+//!   ([`Catalog`]), so strict drivers get exactly the types they expect;
+//! - reduces queries with inlined values to their shape so that a statement is planned once
+//!   however its values change ([`literals`]).
 //!
 //! Capture of row changes and their application at other sites arrive with the multi-site
 //! issue; the [`Command::Sql`] plans already name the tables each statement writes, which is
@@ -23,6 +25,7 @@ mod catalog;
 mod ddl;
 mod error;
 mod infer;
+pub mod literals;
 mod rewrite;
 mod split;
 mod translate;
@@ -31,8 +34,11 @@ pub mod types;
 pub use catalog::{Catalog, ColumnInfo, TableDef};
 pub use ddl::{CatalogChange, TableRebuild};
 pub use error::{Error, Result};
+pub use literals::{LiteralValue, Literals, Shape};
 pub use split::{parse, Parsed};
-pub use translate::{plan, Command, CommandTag, CopyFormat, CopyPlan, SetValue, SqlPlan, StmtKind};
+pub use translate::{
+    plan, plan_shape, Command, CommandTag, CopyFormat, CopyPlan, SetValue, SqlPlan, StmtKind,
+};
 pub use types::{PgType, TypeSpec};
 
 /// Names of the SQL functions the executing side must register on every SQLite connection,

@@ -11,10 +11,12 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{
     BinaryOperator, Delete, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
     FunctionArguments, Ident, Insert, ObjectName, ObjectNamePart, OnConflictAction, OnInsert,
-    Query, SelectItem, SetExpr, TableAlias, TableFactor, Update, Value, VisitMut, VisitorMut,
+    Query, SelectItem, SetExpr, TableAlias, TableFactor, Update, Value, ValueWithSpan, VisitMut,
+    VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Span;
 
 use crate::catalog::{Catalog, ColumnInfo, TableDef};
 use crate::error::{Error, Result};
@@ -249,13 +251,26 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
     Ok(())
 }
 
+/// Parses SQL text the rewriter generated. Its values lose their source positions: they
+/// point into the generated text, and a literal is only ever matched to the client's text
+/// by position (see literals.rs).
 fn parse_query(sql: &str) -> Result<Query> {
+    struct ForgetSpans;
+    impl VisitorMut for ForgetSpans {
+        type Break = ();
+        fn pre_visit_value(&mut self, v: &mut ValueWithSpan) -> ControlFlow<()> {
+            v.span = Span::empty();
+            ControlFlow::Continue(())
+        }
+    }
     let dialect = PostgreSqlDialect {};
-    Parser::new(&dialect)
+    let mut q = Parser::new(&dialect)
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_query())
         .map(|q| *q)
-        .map_err(|e| Error::Syntax(e.to_string()))
+        .map_err(|e| Error::Syntax(e.to_string()))?;
+    let _ = q.visit(&mut ForgetSpans);
+    Ok(q)
 }
 
 fn rewrite_expr(expr: &mut Expr) -> Result<()> {
@@ -524,7 +539,9 @@ fn needs_coercion(e: &Expr, col: &ColumnInfo) -> bool {
             _ => true,
         },
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => false,
-        _ => !(col.ty.is_integer() && infer::is_integer_arith(e)),
+        // Integer arithmetic can leave a narrower column's range (`-40000` into int2):
+        // only int8 takes any result as is.
+        _ => !(col.ty == PgType::Int8 && infer::is_integer_arith(e)),
     }
 }
 
@@ -852,18 +869,30 @@ fn apply_names(items: &mut [SelectItem], names: Vec<Option<String>>) {
 
 /// PostgreSQL's names for the top-level result columns, taken before rewriting (after it,
 /// `now()` would be named `pg_now`).
+/// A set operation takes its column names from its leftmost SELECT.
 pub fn pg_column_names(q: &Query) -> Vec<Option<String>> {
-    match q.body.as_ref() {
-        SetExpr::Select(s) => s.projection.iter().map(pg_item_name).collect(),
-        _ => Vec::new(),
+    fn of(body: &SetExpr) -> Vec<Option<String>> {
+        match body {
+            SetExpr::Select(s) => s.projection.iter().map(pg_item_name).collect(),
+            SetExpr::SetOperation { left, .. } => of(left),
+            SetExpr::Query(q) => of(&q.body),
+            _ => Vec::new(),
+        }
     }
+    of(&q.body)
 }
 
 /// Gives the top-level result columns the names PostgreSQL would.
 pub fn apply_column_names(q: &mut Query, names: Vec<Option<String>>) {
-    if let SetExpr::Select(s) = q.body.as_mut() {
-        apply_names(&mut s.projection, names);
+    fn apply(body: &mut SetExpr, names: Vec<Option<String>>) {
+        match body {
+            SetExpr::Select(s) => apply_names(&mut s.projection, names),
+            SetExpr::SetOperation { left, .. } => apply(left, names),
+            SetExpr::Query(q) => apply(&mut q.body, names),
+            _ => {}
+        }
     }
+    apply(&mut q.body, names)
 }
 
 #[cfg(test)]

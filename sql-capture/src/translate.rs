@@ -9,6 +9,7 @@ use crate::catalog::Catalog;
 use crate::ddl::{self, CatalogChange, TableRebuild};
 use crate::error::{Error, Result};
 use crate::infer::{self, ResultColumn};
+use crate::literals::{self, Literals};
 use crate::rewrite::{self, object_name_to_table};
 use crate::split::Parsed;
 use crate::types::PgType;
@@ -60,6 +61,9 @@ pub struct SqlPlan {
     pub catalog: Vec<CatalogChange>,
     /// A table rebuild the executor must perform (ALTER TABLE … ADD PRIMARY KEY).
     pub rebuild: Option<TableRebuild>,
+    /// Planned by shape ([`plan_shape`]): the client's literals are the parameters
+    /// `?1..?n` of the (single) SQLite statement, bound from the query text at each run.
+    pub literals: usize,
 }
 
 /// COPY's data format.
@@ -137,11 +141,31 @@ pub enum Command {
 
 /// Plans one parsed statement against the current schema.
 pub fn plan(parsed: &Parsed, catalog: &Catalog) -> Result<Command> {
+    plan_with(parsed, catalog, None)
+}
+
+/// Plans a statement for reuse by shape (see [`crate::literals`]): where every literal
+/// the client wrote can be a parameter, the plan's `literals` counts them; otherwise it is
+/// 0 and the plan is an ordinary one for this text only.
+pub fn plan_shape(parsed: &Parsed, catalog: &Catalog, literals: &Literals) -> Result<Command> {
+    plan_with(parsed, catalog, Some(literals))
+}
+
+fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) -> Result<Command> {
+    // Where the literals became parameters: how many.
+    let bound = std::cell::Cell::new(0);
+    let shape = |node: &mut dyn FnMut(&Literals) -> bool| {
+        if let Some(l) = literals {
+            if node(l) {
+                bound.set(l.len());
+            }
+        }
+    };
     let stmt = match parsed {
         Parsed::Noop(tag) => return Ok(Command::Noop(tag)),
         Parsed::Statement(s) => s.as_ref(),
     };
-    match stmt {
+    let mut cmd = match stmt {
         Statement::StartTransaction { .. } => Ok(Command::Begin),
         Statement::Commit { .. } => Ok(Command::Commit),
         Statement::Rollback {
@@ -176,6 +200,7 @@ pub fn plan(parsed: &Parsed, catalog: &Catalog) -> Result<Command> {
             let names = rewrite::pg_column_names(&q);
             rewrite::rewrite_query(&mut q, catalog)?;
             rewrite::apply_column_names(&mut q, names);
+            shape(&mut |l| literals::parameterize(&mut q, l));
             Ok(sql_plan(
                 if for_update {
                     StmtKind::Write
@@ -204,6 +229,7 @@ pub fn plan(parsed: &Parsed, catalog: &Catalog) -> Result<Command> {
                 .unwrap_or_default();
             let mut ins = ins.clone();
             rewrite::rewrite_insert(&mut ins, def.as_deref(), catalog)?;
+            shape(&mut |l| literals::parameterize(&mut ins, l));
             let returns = ins.returning.is_some();
             Ok(sql_plan(
                 StmtKind::Write,
@@ -229,6 +255,7 @@ pub fn plan(parsed: &Parsed, catalog: &Catalog) -> Result<Command> {
             let def = catalog.table(&table).cloned();
             let mut up = up.clone();
             rewrite::rewrite_update(&mut up, def.as_deref(), catalog)?;
+            shape(&mut |l| literals::parameterize(&mut up, l));
             let returns = up.returning.is_some();
             Ok(sql_plan(
                 StmtKind::Write,
@@ -261,6 +288,7 @@ pub fn plan(parsed: &Parsed, catalog: &Catalog) -> Result<Command> {
                 return Err(Error::Unsupported("DELETE … USING".into()));
             }
             rewrite::rewrite_delete(&mut del, catalog)?;
+            shape(&mut |l| literals::parameterize(&mut del, l));
             let returns = del.returning.is_some();
             Ok(sql_plan(
                 StmtKind::Write,
@@ -317,7 +345,11 @@ pub fn plan(parsed: &Parsed, catalog: &Catalog) -> Result<Command> {
             Err(Error::Unsupported("LISTEN/NOTIFY".into()))
         }
         other => Err(Error::Unsupported(statement_name(other))),
+    }?;
+    if let Command::Sql(p) = &mut cmd {
+        p.literals = bound.get();
     }
+    Ok(cmd)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -340,6 +372,7 @@ fn sql_plan(
         writes,
         catalog: Vec::new(),
         rebuild: None,
+        literals: 0,
     }))
 }
 
