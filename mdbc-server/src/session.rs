@@ -23,11 +23,11 @@ use sql_capture::{
     Catalog, ColumnInfo, Command, CommandTag, CopyFormat, CopyPlan, Parsed, PgType, SetValue,
     SqlPlan, StmtKind,
 };
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::Notify;
 
 use crate::copy;
 use crate::errors::SqlError;
-use crate::store::{self, SessionIdent, Store};
+use crate::store::{self, SessionIdent, Store, WriteGuard};
 use crate::values;
 
 type Result<T> = std::result::Result<T, SqlError>;
@@ -279,7 +279,12 @@ pub struct Session {
     ident: SessionIdent,
     conn: Connection,
     status: TxStatus,
-    write_guard: Option<OwnedMutexGuard<()>>,
+    write_guard: Option<WriteGuard>,
+    // An SQLite read transaction kept open between autocommit reads, with the write epoch
+    // it began at (see store.rs); `snapshot_taken` tells the session's janitor to watch
+    // for a write that makes it stale.
+    snapshot: Option<u64>,
+    snapshot_taken: Arc<Notify>,
     local_catalog: Option<Arc<Catalog>>,
     settings: BTreeMap<String, String>,
     cache: HashMap<String, Arc<Vec<Arc<Prepared>>>>,
@@ -310,6 +315,8 @@ impl Session {
             conn,
             status: TxStatus::Idle,
             write_guard: None,
+            snapshot: None,
+            snapshot_taken: Arc::new(Notify::new()),
             local_catalog: None,
             settings: default_settings(),
             cache: HashMap::new(),
@@ -544,6 +551,12 @@ impl Session {
         {
             return Err(SqlError::InFailedTransaction);
         }
+        if let Some(epoch) = self.snapshot {
+            let read = matches!(cmd, Command::Sql(p) if p.kind == StmtKind::Read);
+            if !read || epoch != self.store.write_epoch() {
+                self.end_snapshot();
+            }
+        }
         match cmd {
             Command::Begin => {
                 if self.status != TxStatus::Idle {
@@ -615,8 +628,36 @@ impl Session {
 
     async fn ensure_write_lock(&mut self) {
         if self.write_guard.is_none() {
-            self.write_guard = Some(self.store.write_lock().lock_owned().await);
+            self.write_guard = Some(self.store.lock_writer().await);
         }
+    }
+
+    /// Ends a kept read transaction.
+    fn end_snapshot(&mut self) {
+        if self.snapshot.take().is_some()
+            && !self.conn.is_autocommit()
+            && self.conn.execute_batch("COMMIT").is_err()
+        {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
+    /// Ends a kept read transaction that a write has made stale; returns whether the
+    /// session now holds no snapshot to watch.
+    pub fn end_stale_snapshot(&mut self) -> bool {
+        match self.snapshot {
+            Some(e) if e == self.store.write_epoch() => false,
+            Some(_) => {
+                self.end_snapshot();
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// Signalled each time the session keeps a read transaction open.
+    pub fn snapshot_signal(&self) -> Arc<Notify> {
+        self.snapshot_taken.clone()
     }
 
     /// SQLite's COMMIT; under group commit it is bracketed by a ticket to wait on once the
@@ -825,6 +866,15 @@ impl Session {
                 || plan.sql.len() > 1
                 || !plan.catalog.is_empty()
                 || plan.rebuild.is_some());
+        let keep_snapshot = autocommit && !writes;
+        if keep_snapshot && self.snapshot.is_none() {
+            // The epoch is read before the snapshot exists, so the snapshot is at least
+            // as new as the epoch says (see store.rs).
+            let epoch = self.store.write_epoch();
+            self.conn.execute_batch("BEGIN")?;
+            self.snapshot = Some(epoch);
+            self.snapshot_taken.notify_one();
+        }
         let fk_toggle = autocommit && plan.rebuild.is_some();
         if fk_toggle {
             self.conn.execute_batch("PRAGMA foreign_keys = OFF")?;
@@ -835,6 +885,9 @@ impl Session {
         // SQLite runs inline: each connection has its own thread (see server.rs), so a long
         // statement blocks only its own client.
         let mut result = self.run_statements(plan, p, params, result_binary);
+        if keep_snapshot && result.is_err() {
+            self.end_snapshot();
+        }
         if result.is_ok() && plan.kind == StmtKind::Ddl {
             if let Err(e) = self.after_ddl(plan) {
                 result = Err(e);

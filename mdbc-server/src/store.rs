@@ -6,6 +6,12 @@
 //! than let sessions collide and surface `SQLITE_BUSY`, a session takes [`Store::write_lock`]
 //! (a fair async mutex) before its first write and holds it until its transaction ends.
 //! Waiting writers queue in arrival order without burning CPU.
+//!
+//! Every release of the write lock advances the *write epoch* ([`Store::write_epoch`]).
+//! A session that ran a read with no write since can keep its SQLite read transaction open
+//! and serve the next autocommit read from the same snapshot, which is still the newest
+//! one: that skips SQLite's two shared-memory lock operations per read transaction, whose
+//! process-wide mutex convoys once there are more client threads than cores.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -82,6 +88,8 @@ pub struct Store {
     // descriptor the group-commit thread fsyncs.
     _anchor: Mutex<Connection>,
     write_lock: Arc<tokio::sync::Mutex<()>>,
+    write_epoch: AtomicU64,
+    epoch_changed: tokio::sync::watch::Sender<u64>,
     catalog: RwLock<Arc<Catalog>>,
     catalog_version: AtomicU64,
     sequences: Arc<Mutex<HashMap<String, i64>>>,
@@ -132,6 +140,8 @@ impl Store {
             sync,
             group,
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            write_epoch: AtomicU64::new(0),
+            epoch_changed: tokio::sync::watch::channel(0).0,
             catalog: RwLock::new(Arc::new(Catalog::default())),
             catalog_version: AtomicU64::new(1),
             sequences: Arc::new(Mutex::new(HashMap::new())),
@@ -158,9 +168,24 @@ impl Store {
         &self.path
     }
 
-    /// The lock every writer holds from its first write to the end of its transaction.
-    pub fn write_lock(&self) -> Arc<tokio::sync::Mutex<()>> {
-        self.write_lock.clone()
+    /// Takes the lock every writer holds from its first write to the end of its
+    /// transaction (committed or rolled back) — queueing fairly behind other writers.
+    pub async fn lock_writer(self: &Arc<Self>) -> WriteGuard {
+        WriteGuard {
+            _guard: self.write_lock.clone().lock_owned().await,
+            store: self.clone(),
+        }
+    }
+
+    /// Advances with every release of the write lock, that is after every transaction
+    /// that could have changed the database.
+    pub fn write_epoch(&self) -> u64 {
+        self.write_epoch.load(Ordering::SeqCst)
+    }
+
+    /// Notified when the write epoch advances.
+    pub fn watch_write_epoch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.epoch_changed.subscribe()
     }
 
     /// The committed catalog.
@@ -396,6 +421,22 @@ fn insert_column(
         ],
     )?;
     Ok(())
+}
+
+/// Held by the session that writes; see [`Store::lock_writer`].
+pub struct WriteGuard {
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+    store: Arc<Store>,
+}
+
+impl Drop for WriteGuard {
+    fn drop(&mut self) {
+        // The transaction has ended (the lock is dropped only after COMMIT or ROLLBACK),
+        // and the epoch moves before the next writer can start: a reader that still sees
+        // the old epoch afterwards cannot have missed a commit acknowledged to anyone.
+        let e = self.store.write_epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.store.epoch_changed.send_replace(e);
+    }
 }
 
 /// SQLite keeps allocation statistics behind one process-wide mutex taken on every

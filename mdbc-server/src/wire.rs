@@ -262,9 +262,38 @@ fn session_of<C: ClientInfo>(store: &Arc<Store>, client: &C) -> PgWireResult<Arc
         session.set_startup_setting("application_name", app);
     }
     store.set_cancel_key(pid, key.to_bytes().to_vec());
+    let taken = session.snapshot_signal();
     let slot = SessionSlot(Arc::new(Mutex::new(session)));
     client.session_extensions().insert(slot.clone());
+    spawn_snapshot_janitor(store, Arc::downgrade(&slot.0), taken);
     Ok(slot.0)
+}
+
+/// A session may keep a read snapshot open between queries (see store.rs). An idle client
+/// must not pin it after a write: SQLite could not checkpoint past it and the WAL would
+/// grow. This task, on the connection's own runtime, waits while the session holds a
+/// snapshot and ends it at the first write that makes it stale; it only wakes for sessions
+/// that hold one.
+fn spawn_snapshot_janitor(
+    store: &Arc<Store>,
+    session: std::sync::Weak<Mutex<Session>>,
+    taken: Arc<tokio::sync::Notify>,
+) {
+    let mut epochs = store.watch_write_epoch();
+    tokio::spawn(async move {
+        loop {
+            taken.notified().await;
+            loop {
+                if epochs.changed().await.is_err() {
+                    return;
+                }
+                let Some(s) = session.upgrade() else { return };
+                if s.lock().await.end_stale_snapshot() {
+                    break;
+                }
+            }
+        }
+    });
 }
 
 async fn send_outcome<C>(client: &mut C, outcome: Outcome, describe: bool) -> PgWireResult<()>

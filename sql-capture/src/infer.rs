@@ -6,15 +6,16 @@
 //! mdbc supports. Where nothing tells, the answer is `None` and the executor falls back to
 //! SQLite's column origin, then to `text`.
 
+use std::borrow::Cow;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AssignmentTarget, BinaryOperator, Expr, FromTable, OnConflictAction, OnInsert, Query,
-    SelectItem, SetExpr, Statement, TableFactor, TableWithJoins, UnaryOperator, Value, Visit,
-    Visitor,
+    AssignmentTarget, BinaryOperator, Expr, FromTable, FunctionArg, FunctionArgExpr,
+    OnConflictAction, OnInsert, Query, SelectItem, SetExpr, Statement, TableFactor, TableWithJoins,
+    UnaryOperator, Value, Visit, Visitor,
 };
 
-use crate::catalog::{Catalog, TableDef};
+use crate::catalog::{Catalog, ColumnInfo, TableDef};
 use crate::rewrite::{function_args, function_name, ident_value, object_name_to_table};
 use crate::types::PgType;
 
@@ -44,7 +45,7 @@ impl ResultColumn {
 
 /// Tables in scope: (name or alias, definition).
 struct Scope<'a> {
-    tables: Vec<(String, Option<&'a TableDef>)>,
+    tables: Vec<(String, Option<Cow<'a, TableDef>>)>,
 }
 
 impl<'a> Scope<'a> {
@@ -66,7 +67,7 @@ impl<'a> Scope<'a> {
                     continue;
                 }
             }
-            if let Some(c) = def.and_then(|d| d.column(name)) {
+            if let Some(c) = def.as_ref().and_then(|d| d.column(name)) {
                 return Some(ResultColumn::of(c.ty, c.typmod));
             }
         }
@@ -77,12 +78,49 @@ impl<'a> Scope<'a> {
 fn push_factor<'a>(
     tf: &TableFactor,
     catalog: &'a Catalog,
-    out: &mut Vec<(String, Option<&'a TableDef>)>,
+    out: &mut Vec<(String, Option<Cow<'a, TableDef>>)>,
 ) {
     match tf {
+        TableFactor::Table {
+            name,
+            alias,
+            args: Some(args),
+            ..
+        } if object_name_to_table(name) == "generate_series" => {
+            // One column, named by the alias, typed as PostgreSQL's overloads are: by the
+            // start argument (int4 unless it says otherwise).
+            let (table, column) = match alias {
+                Some(a) => {
+                    let t = ident_value(&a.name);
+                    let c = a.columns.first().map(|c| ident_value(&c.name));
+                    (t.clone(), c.unwrap_or(t))
+                }
+                None => ("generate_series".to_string(), "generate_series".to_string()),
+            };
+            let empty = Scope { tables: Vec::new() };
+            let start = match args.args.first() {
+                Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) => infer_expr(e, &empty),
+                _ => None,
+            };
+            let ty = match start.and_then(|c| c.ty) {
+                Some(t @ (PgType::Int8 | PgType::Numeric)) => t,
+                _ => PgType::Int4,
+            };
+            let def = TableDef {
+                name: table.clone(),
+                columns: vec![ColumnInfo {
+                    name: column,
+                    ty,
+                    typmod: -1,
+                    serial: false,
+                    not_null: true,
+                }],
+            };
+            out.push((table, Some(Cow::Owned(def))));
+        }
         TableFactor::Table { name, alias, .. } => {
             let table = object_name_to_table(name);
-            let def = catalog.table(&table).map(|d| d.as_ref());
+            let def = catalog.table(&table).map(|d| Cow::Borrowed(d.as_ref()));
             let alias = alias
                 .as_ref()
                 .map(|a| ident_value(&a.name))
@@ -130,7 +168,7 @@ fn projection_columns(items: &[SelectItem], scope: &Scope) -> Option<Vec<ResultC
             }
             SelectItem::Wildcard(_) => {
                 for (_, def) in &scope.tables {
-                    let def = (*def)?;
+                    let def = def.as_ref()?;
                     out.extend(def.columns.iter().map(|c| ResultColumn::of(c.ty, c.typmod)));
                 }
             }
@@ -147,7 +185,7 @@ fn projection_columns(items: &[SelectItem], scope: &Scope) -> Option<Vec<ResultC
                     .tables
                     .iter()
                     .find(|(a, _)| a.eq_ignore_ascii_case(&q))
-                    .and_then(|(_, d)| *d)?;
+                    .and_then(|(_, d)| d.as_ref())?;
                 out.extend(def.columns.iter().map(|c| ResultColumn::of(c.ty, c.typmod)));
             }
         }
@@ -162,7 +200,10 @@ pub fn returning_columns(
     catalog: &Catalog,
 ) -> Vec<ResultColumn> {
     let scope = Scope {
-        tables: vec![(table.to_string(), catalog.table(table).map(|d| d.as_ref()))],
+        tables: vec![(
+            table.to_string(),
+            catalog.table(table).map(|d| Cow::Borrowed(d.as_ref())),
+        )],
     };
     projection_columns(items, &scope).unwrap_or_default()
 }
@@ -525,7 +566,10 @@ fn statement_scope<'a>(stmt: &Statement, catalog: &'a Catalog) -> Scope<'a> {
             Some((a, t)) => (a.to_string(), t.to_string()),
             None => (r.clone(), r),
         };
-        tables.push((alias, catalog.table(&table).map(|d| d.as_ref())));
+        tables.push((
+            alias,
+            catalog.table(&table).map(|d| Cow::Borrowed(d.as_ref())),
+        ));
     }
     Scope { tables }
 }

@@ -150,8 +150,7 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
             if fname != "generate_series" {
                 return Err(Error::Unsupported(format!("table function {fname}")));
             }
-            let arg_sql: Vec<String> = args.args.iter().map(|a| a.to_string()).collect();
-            if !(2..=3).contains(&arg_sql.len()) {
+            if !(2..=3).contains(&args.args.len()) {
                 return Err(Error::InvalidParameter(
                     "generate_series takes a start, a stop and an optional step".into(),
                 ));
@@ -167,12 +166,21 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
                 }
                 None => (Ident::new("generate_series"), "generate_series".to_string()),
             };
+            // The client's argument expressions move into the subquery as they are (not
+            // printed and re-parsed: `?1` is not PostgreSQL syntax).
             let sub = format!(
-                "SELECT value AS \"{}\" FROM generate_series({})",
-                column.replace('"', "\"\""),
-                arg_sql.join(", ")
+                "SELECT value AS \"{}\" FROM generate_series(0, 0)",
+                column.replace('"', "\"\"")
             );
-            let subquery = parse_query(&sub)?;
+            let mut subquery = parse_query(&sub)?;
+            if let SetExpr::Select(sel) = subquery.body.as_mut() {
+                if let Some(TableFactor::Table {
+                    args: Some(inner), ..
+                }) = sel.from.first_mut().map(|f| &mut f.relation)
+                {
+                    inner.args = std::mem::take(&mut args.args);
+                }
+            }
             *tf = TableFactor::Derived {
                 lateral: false,
                 subquery: Box::new(subquery),
@@ -209,9 +217,19 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
                         .enumerate()
                         .map(|(i, n)| format!("column{} AS \"{}\"", i + 1, n.replace('"', "\"\"")))
                         .collect();
-                    let inner = subquery.to_string();
-                    let sub = format!("SELECT {} FROM ({inner})", projection.join(", "));
-                    **subquery = parse_query(&sub)?;
+                    // The VALUES query moves in as it is (re-parsing its text would fail
+                    // on `?1`, already SQLite's syntax).
+                    let sub = format!("SELECT {} FROM (SELECT 1)", projection.join(", "));
+                    let mut outer = parse_query(&sub)?;
+                    if let SetExpr::Select(sel) = outer.body.as_mut() {
+                        if let Some(TableFactor::Derived {
+                            subquery: inner, ..
+                        }) = sel.from.first_mut().map(|f| &mut f.relation)
+                        {
+                            std::mem::swap(inner, subquery);
+                        }
+                    }
+                    **subquery = outer;
                 }
                 SetExpr::Select(select) => {
                     if select.projection.len() != names.len()

@@ -426,3 +426,35 @@ async fn alter_table_adds_keys_and_columns_like_postgres() {
     assert_eq!(r.get::<_, i32>(1), 10);
     assert_eq!(r.get::<_, String>(2), "        ");
 }
+
+/// Parameters inside constructs the rewriter restructures (CLIENTS.md: SQLAlchemy's bulk
+/// insert selects from `(VALUES …) AS alias(cols)`; `generate_series($1, $2) AS x`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_inside_values_aliases_and_generate_series() {
+    let server = Server::start().unwrap();
+    let client = connect(&server).await;
+    client
+        .batch_execute("create table bulk (id int primary key, name text)")
+        .await
+        .unwrap();
+    let n = client
+        .execute(
+            "insert into bulk (id, name) select p0, p1 from (values ($1::int, $2::text), ($3::int, $4::text)) as imp(p0, p1)",
+            &[&1i32, &"one", &2i32, &"two"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let rows = client
+        .query(
+            "select x, (select name from bulk where id = x) from generate_series($1::int, $2::int) as x",
+            &[&1i32, &3i32],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(i32, Option<String>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        got,
+        vec![(1, Some("one".into())), (2, Some("two".into())), (3, None)]
+    );
+}
