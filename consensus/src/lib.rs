@@ -1,8 +1,33 @@
 //! # consensus
 //!
-//! Room in the design (see `DESIGN.md`, "Consensus"): the sans-IO Multi-Paxos core, its
-//! durable log and its transports (`tcp`, `shm`, `rdma`). MUSIC's lock service stands on it.
+//! Room in the design (see `DESIGN.md`, "Consensus"): the Multi-Paxos replicated state
+//! machine beneath MUSIC's lock service, and so beneath every strong table and failover.
 //!
-//! Nothing is built here yet: the crate exists so the workspace has its final shape. The
-//! capability is tracked by issue 3, which is open; no other crate depends on this one yet.
+//! - [`paxos`]: the sans-IO core ([`Paxos`]): ballots, phase 1 only on leader change,
+//!   batched and pipelined phase 2, leader leases and read index. No clock, thread, socket
+//!   or ambient randomness: ticks, messages, proposals, reads and storage completions go
+//!   in; [`Ready`] (messages now, a batch to persist, messages after it, decided entries,
+//!   read grants) comes out.
+//! - [`replica`]: a replicated [`StateMachine`] on the core, with request ids so a retried
+//!   proposal is applied once.
+//! - [`sim`]: a deterministic simulator (seeded, virtual time) with message loss,
+//!   duplication, reordering and delay, partitions, crashes and restarts from durable state,
+//!   torn log tails and clock drift; [`check`] holds the checkers it runs (one value per
+//!   slot, no acknowledged write lost, one lease at a time, linearizable histories).
+//!
+//! Durable storage on disk and the TCP transport are the next steps of issue 3.
 #![deny(missing_docs)]
+
+pub mod check;
+pub mod config;
+pub mod kv;
+pub mod paxos;
+pub mod replica;
+pub mod rng;
+pub mod sim;
+pub mod types;
+
+pub use config::{Config, ConfigError};
+pub use paxos::{HardState, Paxos, ProposeError, Role};
+pub use replica::{Outcome, Replica, ReplicaReady, RequestId, StateMachine};
+pub use types::{Ballot, Entry, Message, NodeId, Persist, ReadGrant, Ready, Slot};

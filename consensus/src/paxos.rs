@@ -1,0 +1,1225 @@
+//! The Multi-Paxos core: a deterministic state machine, fed with ticks, messages,
+//! proposals, reads and storage completions, drained with [`Paxos::take_ready`].
+//!
+//! The protocol is Multi-Paxos over a replicated *sequence* (log), with one stable leader:
+//!
+//! - **Phase 1 only on leader change.** A candidate takes a ballot above every round it has
+//!   seen and sends `Prepare` with the shape of its log; each acceptor promises and returns
+//!   the part of its log the candidate may lack. With promises from a majority the
+//!   candidate adopts the log accepted in the highest round (longest on a tie): it holds
+//!   every entry that can have been chosen. It appends a `Noop`, so that something is
+//!   decided in its own ballot, and syncs each promiser's log from that promiser's decided
+//!   point (`AcceptSync`).
+//! - **Phase 2 in steady state**: proposals are batched into one `Accept` per follower,
+//!   pipelined without waiting for earlier acknowledgements; an entry is decided once a
+//!   majority (the leader included, after its own fsync) has accepted it in the leader's
+//!   ballot. Acceptors answer only after their write is durable ([`Ready::after_persist`]).
+//! - **Leases.** A follower that hears from the leader promises not to help any other
+//!   candidate for `lease_ticks` of its own clock; the leader, once a majority has
+//!   answered a heartbeat, holds a lease for [`Config::leader_lease_ticks`] from the
+//!   heartbeat's sending, short enough to end first under the drift bound. A replica that
+//!   restarts has forgotten its promises and so refuses candidates for `lease_ticks` after
+//!   boot. Under the lease, with its `Noop` decided, the leader grants reads at once;
+//!   otherwise a read waits for a heartbeat round acknowledged by a majority (read index).
+//! - **Elections** start after a randomised timeout without a leader, never while the
+//!   replica is bound by a lease; a leader that has not heard from a majority for an
+//!   election timeout steps down, so a partitioned leader stops taking proposals.
+//!
+//! Safety never depends on time: ballots and majorities alone keep one value per slot.
+//! Time only decides liveness and leases, and leases only under the drift bound.
+//!
+//! The seam for one-sided transports (the RDMA path of a later issue) is [`Message`]:
+//! `Accept`/`Accepted` are the only messages of the steady state, so a transport that
+//! writes entries into a follower's memory and reads its acknowledged length back can
+//! stand in for them without changing the rest of the core.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::rng::Rng;
+use crate::types::{Ballot, Entry, Message, NodeId, Persist, ReadGrant, Ready, Slot};
+
+/// Why a proposal was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// No leader is known; try again later. The command is given back.
+    #[error("no leader is known")]
+    NoLeader(Bytes),
+}
+
+/// The durable state a replica restarts from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HardState {
+    /// Highest ballot promised.
+    pub promised: Ballot,
+    /// Ballot in which the log was last accepted.
+    pub accepted_round: Ballot,
+    /// Decided length known when last written.
+    pub decided: Slot,
+    /// The log.
+    pub log: Vec<Entry>,
+}
+
+impl HardState {
+    /// Applies a persisted batch (what a storage does, in memory).
+    pub fn apply(&mut self, p: &Persist) {
+        if let Some(b) = p.promised {
+            self.promised = b;
+        }
+        if let Some(b) = p.accepted_round {
+            self.accepted_round = b;
+        }
+        if let Some(t) = p.truncate {
+            self.log.truncate(t as usize);
+        }
+        if let Some((from, entries)) = &p.append {
+            self.log.truncate(*from as usize);
+            self.log.extend(entries.iter().cloned());
+        }
+        if let Some(d) = p.decided {
+            self.decided = self.decided.max(d);
+        }
+    }
+}
+
+/// The replica's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Collecting promises for its ballot.
+    Candidate,
+    /// Leads in its ballot.
+    Leader,
+}
+
+#[derive(Debug)]
+struct PromiseInfo {
+    accepted_round: Ballot,
+    decided: Slot,
+    log_len: Slot,
+    suffix_from: Slot,
+    suffix: Vec<Entry>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Progress {
+    synced: bool,
+    acked: Slot,
+    next: Slot,
+    acked_seq: u64,
+    heard: u64,
+}
+
+#[derive(Debug)]
+struct LeaderState {
+    followers: BTreeMap<NodeId, Progress>,
+    self_acked: Slot,
+    seq: u64,
+    // (seq, tick sent) of recent heartbeats, for the lease.
+    sent: VecDeque<(u64, u64)>,
+    noop_slot: Slot,
+    lease_until: u64,
+    last_heartbeat: u64,
+    reads: Vec<(u64, u64)>,
+}
+
+#[derive(Debug)]
+enum Action {
+    SelfPromised(Ballot),
+    SelfAccepted(Ballot, Slot),
+}
+
+/// One replica's Multi-Paxos state machine.
+#[derive(Debug)]
+pub struct Paxos {
+    cfg: Config,
+    rng: Rng,
+    now: u64,
+    // Durable.
+    promised: Ballot,
+    accepted_round: Ballot,
+    decided: Slot,
+    log: Vec<Entry>,
+    // Volatile.
+    role: Role,
+    leader: Option<Ballot>,
+    max_round: u64,
+    election_deadline: u64,
+    lease_promise_until: u64,
+    candidate: BTreeMap<NodeId, PromiseInfo>,
+    self_promised: bool,
+    leading: Option<LeaderState>,
+    pending: Vec<Bytes>,
+    reported: Slot,
+    // Output being built.
+    ready: Ready,
+    persist: Persist,
+    persist_id: u64,
+    actions: VecDeque<(u64, Action)>,
+}
+
+impl Paxos {
+    /// A replica with empty state. Validates `cfg`.
+    pub fn new(cfg: Config) -> Result<Paxos, crate::ConfigError> {
+        Paxos::restore(cfg, HardState::default())
+    }
+
+    /// A replica restarting from what it had persisted. It refuses to promise any candidate
+    /// for `lease_ticks` (it may have promised a lease before the restart).
+    pub fn restore(cfg: Config, hard: HardState) -> Result<Paxos, crate::ConfigError> {
+        cfg.validate()?;
+        let decided = hard.decided.min(hard.log.len() as Slot);
+        let mut p = Paxos {
+            rng: Rng::new(cfg.seed),
+            now: 0,
+            promised: hard.promised,
+            accepted_round: hard.accepted_round,
+            decided,
+            log: hard.log,
+            role: Role::Follower,
+            leader: None,
+            max_round: hard.promised.round,
+            election_deadline: 0,
+            lease_promise_until: cfg.lease_ticks,
+            candidate: BTreeMap::new(),
+            self_promised: false,
+            leading: None,
+            pending: Vec::new(),
+            reported: 0,
+            ready: Ready::default(),
+            persist: Persist::default(),
+            persist_id: 0,
+            actions: VecDeque::new(),
+            cfg,
+        };
+        p.reset_election_timer();
+        Ok(p)
+    }
+
+    /// This replica's id.
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+
+    /// Current role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The ballot this replica believes leads, if any.
+    pub fn leader(&self) -> Option<Ballot> {
+        self.leader
+    }
+
+    /// Highest ballot promised.
+    pub fn promised(&self) -> Ballot {
+        self.promised
+    }
+
+    /// Number of decided entries known here.
+    pub fn decided(&self) -> Slot {
+        self.decided
+    }
+
+    /// The log (decided prefix and the rest).
+    pub fn log(&self) -> &[Entry] {
+        &self.log
+    }
+
+    /// This replica's clock, in ticks since it started.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Whether this replica is the leader and may serve reads under its lease right now.
+    pub fn has_lease(&self) -> bool {
+        match (&self.leading, self.role) {
+            (Some(l), Role::Leader) => self.now < l.lease_until && self.decided > l.noop_slot,
+            _ => false,
+        }
+    }
+
+    // ---- inputs ----
+
+    /// Advances this replica's clock by one tick.
+    pub fn tick(&mut self) {
+        self.now += 1;
+        match self.role {
+            Role::Leader => {
+                let (due, lost) = match &self.leading {
+                    Some(l) => {
+                        let heard = self.majority_heard(l);
+                        (
+                            self.now >= l.last_heartbeat + self.cfg.heartbeat_ticks,
+                            self.now > heard + self.cfg.election_ticks,
+                        )
+                    }
+                    None => (false, false),
+                };
+                if lost {
+                    tracing::debug!(node = self.cfg.id, "no majority heard; stepping down");
+                    self.step_down(None);
+                } else if due {
+                    self.heartbeat();
+                }
+            }
+            Role::Candidate | Role::Follower => {
+                if self.now >= self.election_deadline && self.now >= self.lease_promise_until {
+                    self.start_election();
+                }
+            }
+        }
+    }
+
+    /// Proposes a command; the leader batches it, a follower forwards it to the leader it
+    /// knows. Acceptance here is no promise: the command is decided when it appears in
+    /// [`Ready::decided`].
+    pub fn propose(&mut self, command: Bytes) -> Result<(), ProposeError> {
+        match (self.role, self.leader) {
+            (Role::Leader, _) => {
+                self.pending.push(command);
+                Ok(())
+            }
+            (_, Some(b)) if b.node != self.cfg.id => {
+                self.ready.send.push((
+                    b.node,
+                    Message::Forward {
+                        commands: vec![command],
+                    },
+                ));
+                Ok(())
+            }
+            _ => Err(ProposeError::NoLeader(command)),
+        }
+    }
+
+    /// Asks for a linearizable read; answered by a [`ReadGrant`] in [`Ready::reads`] or
+    /// a refusal in [`Ready::reads_refused`] (not the leader).
+    pub fn read(&mut self, id: u64) {
+        if self.role != Role::Leader {
+            self.ready.reads_refused.push(id);
+            return;
+        }
+        if self.has_lease() {
+            self.ready.reads.push(ReadGrant {
+                id,
+                index: self.decided,
+                by_lease: true,
+            });
+            return;
+        }
+        let Some(l) = self.leading.as_mut() else {
+            self.ready.reads_refused.push(id);
+            return;
+        };
+        // Wait for a heartbeat sent after the read arrived to be acknowledged by a majority.
+        l.reads.push((id, l.seq + 1));
+        self.heartbeat();
+    }
+
+    /// The driver has made every batch up to `id` durable.
+    pub fn on_persisted(&mut self, id: u64) {
+        while let Some((aid, _)) = self.actions.front() {
+            if *aid > id {
+                break;
+            }
+            let Some((_, action)) = self.actions.pop_front() else {
+                break;
+            };
+            match action {
+                Action::SelfPromised(b) => {
+                    if self.role == Role::Candidate && self.promised == b {
+                        self.self_promised = true;
+                        self.check_promises();
+                    }
+                }
+                Action::SelfAccepted(b, len) => {
+                    if self.role == Role::Leader && self.accepted_round == b {
+                        if let Some(l) = self.leading.as_mut() {
+                            l.self_acked = l.self_acked.max(len);
+                        }
+                        self.advance_decided();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles a message from `from`.
+    pub fn step(&mut self, from: NodeId, msg: Message) {
+        if from == self.cfg.id || !self.cfg.peers.contains(&from) {
+            tracing::warn!(
+                node = self.cfg.id,
+                from,
+                "message from a non-member dropped"
+            );
+            return;
+        }
+        if let Some(b) = msg.ballot() {
+            self.max_round = self.max_round.max(b.round);
+        }
+        match msg {
+            Message::Prepare {
+                ballot,
+                decided,
+                accepted_round,
+                log_len,
+            } => self.on_prepare(from, ballot, decided, accepted_round, log_len),
+            Message::Promise {
+                ballot,
+                accepted_round,
+                decided,
+                log_len,
+                suffix_from,
+                suffix,
+            } => self.on_promise(
+                from,
+                ballot,
+                PromiseInfo {
+                    accepted_round,
+                    decided,
+                    log_len,
+                    suffix_from,
+                    suffix,
+                },
+            ),
+            Message::AcceptSync {
+                ballot,
+                from: start,
+                entries,
+                decided,
+                seq,
+            } => self.on_accept_sync(from, ballot, start, entries, decided, seq),
+            Message::Accept {
+                ballot,
+                from: start,
+                entries,
+                decided,
+                seq,
+            } => self.on_accept(from, ballot, start, entries, decided, seq),
+            Message::Accepted {
+                ballot,
+                log_len,
+                seq,
+                gap,
+            } => self.on_accepted(from, ballot, log_len, seq, gap),
+            Message::Nack { ballot, promised } => self.on_nack(ballot, promised),
+            Message::NeedSync { ballot } => self.on_need_sync(from, ballot),
+            Message::Forward { commands } => {
+                for c in commands {
+                    // A replica forwards at most to the leader it knows; a command that finds
+                    // no leader is dropped and the client's retry (same request id) recovers.
+                    if self.role == Role::Leader {
+                        self.pending.push(c);
+                    } else if let Some(b) = self.leader.filter(|b| b.node != from) {
+                        self.ready
+                            .send
+                            .push((b.node, Message::Forward { commands: vec![c] }));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drains what the driver must do. Flushes batched proposals first.
+    pub fn take_ready(&mut self) -> Ready {
+        self.flush_proposals();
+        if self.decided > self.reported {
+            let from = self.reported;
+            self.ready.decided_from = from;
+            self.ready.decided = self.log[from as usize..self.decided as usize].to_vec();
+            self.reported = self.decided;
+            if self.persist.decided.is_none() && !self.persist.is_empty() {
+                self.persist.decided = Some(self.decided);
+            }
+        }
+        let mut ready = std::mem::take(&mut self.ready);
+        if !self.persist.is_empty() {
+            let mut p = std::mem::take(&mut self.persist);
+            p.id = self.persist_id;
+            ready.persist = Some(p);
+            self.persist_id += 1;
+        }
+        ready
+    }
+
+    // ---- phase 1 ----
+
+    fn start_election(&mut self) {
+        let round = self.max_round.max(self.promised.round) + 1;
+        let ballot = Ballot::new(round, self.cfg.id);
+        tracing::debug!(node = self.cfg.id, %ballot, "starting election");
+        self.fail_reads();
+        self.role = Role::Candidate;
+        self.leading = None;
+        self.leader = None;
+        self.promised = ballot;
+        self.max_round = round;
+        self.candidate.clear();
+        self.self_promised = false;
+        self.persist.promised = Some(ballot);
+        self.actions
+            .push_back((self.persist_id, Action::SelfPromised(ballot)));
+        for &p in &self.cfg.peers {
+            self.ready.send.push((
+                p,
+                Message::Prepare {
+                    ballot,
+                    decided: self.decided,
+                    accepted_round: self.accepted_round,
+                    log_len: self.log.len() as Slot,
+                },
+            ));
+        }
+        self.reset_election_timer();
+    }
+
+    fn bound_by_lease(&self, ballot: Ballot) -> bool {
+        self.now < self.lease_promise_until && self.leader != Some(ballot)
+    }
+
+    fn on_prepare(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        decided: Slot,
+        accepted_round: Ballot,
+        log_len: Slot,
+    ) {
+        if ballot < self.promised || (ballot > self.promised && self.bound_by_lease(ballot)) {
+            self.ready.send.push((
+                from,
+                Message::Nack {
+                    ballot,
+                    promised: self.promised,
+                },
+            ));
+            return;
+        }
+        if ballot > self.promised {
+            self.promised = ballot;
+            self.persist.promised = Some(ballot);
+            if self.role != Role::Follower {
+                self.step_down(None);
+            }
+            self.leader = None;
+            self.reset_election_timer();
+        } else if self.role == Role::Leader && ballot.node == self.cfg.id {
+            return;
+        }
+        let len = self.log.len() as Slot;
+        let suffix_from = if self.accepted_round > accepted_round {
+            decided.min(len)
+        } else if self.accepted_round == accepted_round && len > log_len {
+            log_len
+        } else {
+            len
+        };
+        let msg = Message::Promise {
+            ballot,
+            accepted_round: self.accepted_round,
+            decided: self.decided,
+            log_len: len,
+            suffix_from,
+            suffix: self.log[suffix_from as usize..].to_vec(),
+        };
+        self.ready.after_persist.push((from, msg));
+    }
+
+    fn on_promise(&mut self, from: NodeId, ballot: Ballot, info: PromiseInfo) {
+        match self.role {
+            Role::Candidate if self.promised == ballot => {
+                self.candidate.insert(from, info);
+                self.check_promises();
+            }
+            Role::Leader if self.accepted_round == ballot => {
+                // A late promise: bring that acceptor into the ballot.
+                self.sync_follower(from, info.decided);
+            }
+            _ => {}
+        }
+    }
+
+    fn check_promises(&mut self) {
+        if !self.self_promised || self.candidate.len() + 1 < self.cfg.quorum() {
+            return;
+        }
+        let ballot = self.promised;
+        // Adopt the log accepted in the highest round, the longest on a tie.
+        let mine = (self.accepted_round, self.log.len() as Slot);
+        let best = self
+            .candidate
+            .iter()
+            .map(|(id, p)| ((p.accepted_round, p.log_len), *id))
+            .max();
+        let mut changed_from = self.log.len() as Slot;
+        if let Some((key, id)) = best {
+            if key > mine {
+                if let Some(p) = self.candidate.get_mut(&id) {
+                    let cut = p.suffix_from.min(self.log.len() as Slot);
+                    self.log.truncate(cut as usize);
+                    self.log.append(&mut p.suffix);
+                    changed_from = cut;
+                }
+            }
+        }
+        let promisers: Vec<(NodeId, Slot)> = self
+            .candidate
+            .iter()
+            .map(|(id, p)| (*id, p.decided))
+            .collect();
+        self.candidate.clear();
+        tracing::debug!(node = self.cfg.id, %ballot, log = self.log.len(), "elected leader");
+        self.role = Role::Leader;
+        self.leader = Some(ballot);
+        self.accepted_round = ballot;
+        let noop_slot = self.log.len() as Slot;
+        self.log.push(Entry::Noop);
+        self.persist.accepted_round = Some(ballot);
+        self.persist_log_from(changed_from);
+        self.actions.push_back((
+            self.persist_id,
+            Action::SelfAccepted(ballot, self.log.len() as Slot),
+        ));
+        let followers = self
+            .cfg
+            .peers
+            .iter()
+            .map(|&p| (p, Progress::default()))
+            .collect();
+        self.leading = Some(LeaderState {
+            followers,
+            self_acked: 0,
+            seq: 0,
+            sent: VecDeque::new(),
+            noop_slot,
+            lease_until: 0,
+            last_heartbeat: self.now,
+            reads: Vec::new(),
+        });
+        for (id, decided) in promisers {
+            self.sync_follower(id, decided);
+        }
+    }
+
+    fn sync_follower(&mut self, id: NodeId, decided: Slot) {
+        let ballot = self.accepted_round;
+        let log_len = self.log.len() as Slot;
+        let from = decided.min(log_len);
+        let Some(l) = self.leading.as_mut() else {
+            return;
+        };
+        let now = self.now;
+        let Some(p) = l.followers.get_mut(&id) else {
+            return;
+        };
+        *p = Progress {
+            synced: true,
+            acked: 0,
+            next: log_len,
+            acked_seq: 0,
+            heard: now,
+        };
+        let msg = Message::AcceptSync {
+            ballot,
+            from,
+            entries: self.log[from as usize..].to_vec(),
+            decided: self.decided,
+            seq: l.seq,
+        };
+        self.ready.send.push((id, msg));
+    }
+
+    // ---- phase 2 ----
+
+    fn heard_leader(&mut self, ballot: Ballot) {
+        self.leader = Some(ballot);
+        self.lease_promise_until = self.now + self.cfg.lease_ticks;
+        self.reset_election_timer();
+    }
+
+    fn refuse(&mut self, to: NodeId, ballot: Ballot) {
+        self.ready.send.push((
+            to,
+            Message::Nack {
+                ballot,
+                promised: self.promised,
+            },
+        ));
+    }
+
+    fn on_accept_sync(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        start: Slot,
+        entries: Vec<Entry>,
+        decided: Slot,
+        seq: u64,
+    ) {
+        if ballot < self.promised || (ballot > self.promised && self.bound_by_lease(ballot)) {
+            self.refuse(from, ballot);
+            return;
+        }
+        if start > self.log.len() as Slot {
+            // Cannot happen for a sync built from this replica's promise; ask again.
+            self.ready.send.push((from, Message::NeedSync { ballot }));
+            return;
+        }
+        if self.role != Role::Follower {
+            self.step_down(None);
+        }
+        if ballot > self.promised {
+            self.promised = ballot;
+            self.persist.promised = Some(ballot);
+        }
+        if self.accepted_round == ballot {
+            // Synced in this ballot already (a duplicate or late promise made the leader
+            // sync again): this log is a prefix of the leader's, so only the tail is new.
+            // Rewriting the rest would put accepted entries at risk for nothing.
+            let len = self.log.len() as Slot;
+            let skip = len.saturating_sub(start) as usize;
+            if entries.len() > skip {
+                let new: Vec<Entry> = entries.into_iter().skip(skip).collect();
+                self.log.extend(new.iter().cloned());
+                match &mut self.persist.append {
+                    Some((_, pending)) => pending.extend(new),
+                    None => self.persist.append = Some((len, new)),
+                }
+            }
+        } else {
+            self.accepted_round = ballot;
+            self.persist.accepted_round = Some(ballot);
+            self.log.truncate(start as usize);
+            self.log.extend(entries);
+            self.persist_log_from(start);
+        }
+        // `start` is at most what this replica had decided when it promised; the leader's
+        // log holds those same entries (every chosen entry is in it), so nothing decided
+        // here changes.
+        let len = self.log.len() as Slot;
+        self.decided = self.decided.max(decided.min(len));
+        self.heard_leader(ballot);
+        self.ready.after_persist.push((
+            from,
+            Message::Accepted {
+                ballot,
+                log_len: self.log.len() as Slot,
+                seq,
+                gap: false,
+            },
+        ));
+    }
+
+    fn on_accept(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        start: Slot,
+        entries: Vec<Entry>,
+        decided: Slot,
+        seq: u64,
+    ) {
+        if ballot < self.promised {
+            self.refuse(from, ballot);
+            return;
+        }
+        if ballot > self.promised || self.accepted_round != ballot {
+            if self.bound_by_lease(ballot) {
+                self.refuse(from, ballot);
+            } else {
+                self.ready.send.push((from, Message::NeedSync { ballot }));
+            }
+            return;
+        }
+        self.heard_leader(ballot);
+        let len = self.log.len() as Slot;
+        if start > len {
+            self.ready.send.push((
+                from,
+                Message::Accepted {
+                    ballot,
+                    log_len: len,
+                    seq,
+                    gap: true,
+                },
+            ));
+            return;
+        }
+        // Within one ballot the leader never rewrites a slot, so an overlap repeats what
+        // this log holds: append only what is new.
+        let skip = (len - start) as usize;
+        if entries.len() > skip {
+            let new: Vec<Entry> = entries.into_iter().skip(skip).collect();
+            self.log.extend(new.iter().cloned());
+            match &mut self.persist.append {
+                // The batch already rewrites the log up to `len`: extend it.
+                Some((_, pending)) => pending.extend(new),
+                None => self.persist.append = Some((len, new)),
+            }
+        }
+        let new_decided = decided.min(self.log.len() as Slot);
+        if new_decided > self.decided {
+            self.decided = new_decided;
+        }
+        self.ready.after_persist.push((
+            from,
+            Message::Accepted {
+                ballot,
+                log_len: self.log.len() as Slot,
+                seq,
+                gap: false,
+            },
+        ));
+    }
+
+    fn on_accepted(&mut self, from: NodeId, ballot: Ballot, log_len: Slot, seq: u64, gap: bool) {
+        if self.role != Role::Leader || self.accepted_round != ballot {
+            return;
+        }
+        let now = self.now;
+        let Some(l) = self.leading.as_mut() else {
+            return;
+        };
+        let Some(p) = l.followers.get_mut(&from) else {
+            return;
+        };
+        if !p.synced {
+            return;
+        }
+        p.heard = now;
+        p.acked_seq = p.acked_seq.max(seq);
+        if gap {
+            p.next = p.next.min(log_len);
+        } else {
+            p.acked = p.acked.max(log_len);
+        }
+        self.advance_decided();
+        self.advance_reads_and_lease();
+    }
+
+    fn on_nack(&mut self, ballot: Ballot, promised: Ballot) {
+        let mine = matches!(self.role, Role::Candidate | Role::Leader) && self.promised == ballot;
+        if mine && promised > ballot {
+            tracing::debug!(node = self.cfg.id, %ballot, %promised, "outvoted; stepping down");
+            self.step_down(None);
+        }
+    }
+
+    fn on_need_sync(&mut self, from: NodeId, ballot: Ballot) {
+        if self.role == Role::Leader && self.accepted_round == ballot {
+            self.ready.send.push((
+                from,
+                Message::Prepare {
+                    ballot,
+                    decided: self.decided,
+                    accepted_round: self.accepted_round,
+                    log_len: self.log.len() as Slot,
+                },
+            ));
+        }
+    }
+
+    fn flush_proposals(&mut self) {
+        if self.role != Role::Leader || self.pending.is_empty() {
+            return;
+        }
+        while !self.pending.is_empty() {
+            let n = self.pending.len().min(self.cfg.max_batch);
+            let start = self.log.len() as Slot;
+            let batch: Vec<Entry> = self.pending.drain(..n).map(Entry::Command).collect();
+            self.log.extend(batch.iter().cloned());
+            match &mut self.persist.append {
+                Some((_, pending)) => pending.extend(batch),
+                None => self.persist.append = Some((start, batch)),
+            }
+        }
+        self.actions.push_back((
+            self.persist_id,
+            Action::SelfAccepted(self.accepted_round, self.log.len() as Slot),
+        ));
+        self.send_appends(false);
+    }
+
+    /// Sends every synced follower what it has not been sent (or a heartbeat).
+    fn send_appends(&mut self, heartbeat: bool) {
+        let ballot = self.accepted_round;
+        let decided = self.decided;
+        let len = self.log.len() as Slot;
+        let Some(l) = self.leading.as_mut() else {
+            return;
+        };
+        for (&id, p) in l.followers.iter_mut() {
+            if !p.synced {
+                if heartbeat {
+                    // Tells a replica that missed the election who leads; it asks to sync.
+                    self.ready.send.push((
+                        id,
+                        Message::Accept {
+                            ballot,
+                            from: len,
+                            entries: Vec::new(),
+                            decided: 0,
+                            seq: l.seq,
+                        },
+                    ));
+                }
+                continue;
+            }
+            if p.next < len || heartbeat {
+                let from = p.next.min(len);
+                let entries = self.log[from as usize..].to_vec();
+                p.next = len;
+                self.ready.send.push((
+                    id,
+                    Message::Accept {
+                        ballot,
+                        from,
+                        entries,
+                        decided,
+                        seq: l.seq,
+                    },
+                ));
+            }
+        }
+    }
+
+    fn heartbeat(&mut self) {
+        let now = self.now;
+        if let Some(l) = self.leading.as_mut() {
+            l.seq += 1;
+            l.sent.push_back((l.seq, now));
+            l.last_heartbeat = now;
+            while l.sent.len() > 64 {
+                l.sent.pop_front();
+            }
+        }
+        // The leader is bound by its own lease like any follower.
+        self.lease_promise_until = now + self.cfg.lease_ticks;
+        self.send_appends(true);
+        self.advance_reads_and_lease();
+    }
+
+    fn advance_decided(&mut self) {
+        let Some(l) = self.leading.as_ref() else {
+            return;
+        };
+        let mut acked: Vec<Slot> = l
+            .followers
+            .values()
+            .filter(|p| p.synced)
+            .map(|p| p.acked)
+            .collect();
+        acked.push(l.self_acked);
+        acked.sort_unstable_by(|a, b| b.cmp(a));
+        let q = self.cfg.quorum();
+        if acked.len() < q {
+            return;
+        }
+        let chosen = acked[q - 1].min(self.log.len() as Slot);
+        if chosen > self.decided {
+            self.decided = chosen;
+            let had_reads = !l.reads.is_empty();
+            if had_reads {
+                self.advance_reads_and_lease();
+            }
+        }
+    }
+
+    /// The newest heartbeat a majority has answered: it extends the lease and releases
+    /// reads waiting for it.
+    fn advance_reads_and_lease(&mut self) {
+        let lease = self.cfg.leader_lease_ticks();
+        let q = self.cfg.quorum();
+        let decided = self.decided;
+        let Some(l) = self.leading.as_mut() else {
+            return;
+        };
+        let mut seqs: Vec<u64> = l
+            .followers
+            .values()
+            .filter(|p| p.synced)
+            .map(|p| p.acked_seq)
+            .collect();
+        seqs.push(l.seq);
+        seqs.sort_unstable_by(|a, b| b.cmp(a));
+        if seqs.len() < q {
+            return;
+        }
+        let quorum_seq = seqs[q - 1];
+        if let Some(&(_, sent)) = l.sent.iter().find(|(s, _)| *s == quorum_seq) {
+            l.lease_until = l.lease_until.max(sent + lease);
+        }
+        if decided <= l.noop_slot {
+            return;
+        }
+        let mut i = 0;
+        while i < l.reads.len() {
+            if l.reads[i].1 <= quorum_seq {
+                let (id, _) = l.reads.swap_remove(i);
+                self.ready.reads.push(ReadGrant {
+                    id,
+                    index: decided,
+                    by_lease: false,
+                });
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn majority_heard(&self, l: &LeaderState) -> u64 {
+        let mut heard: Vec<u64> = l.followers.values().map(|p| p.heard).collect();
+        heard.push(self.now);
+        heard.sort_unstable_by(|a, b| b.cmp(a));
+        let q = self.cfg.quorum();
+        heard.get(q - 1).copied().unwrap_or(0)
+    }
+
+    fn fail_reads(&mut self) {
+        if let Some(l) = self.leading.as_mut() {
+            for (id, _) in l.reads.drain(..) {
+                self.ready.reads_refused.push(id);
+            }
+        }
+    }
+
+    fn step_down(&mut self, leader: Option<Ballot>) {
+        self.fail_reads();
+        self.role = Role::Follower;
+        self.leading = None;
+        self.leader = leader;
+        self.candidate.clear();
+        self.pending.clear();
+        self.reset_election_timer();
+    }
+
+    /// Records that the log changed from `slot` on: the batch cuts there and rewrites the
+    /// rest (merged with whatever the batch already holds).
+    fn persist_log_from(&mut self, slot: Slot) {
+        let mut from = slot;
+        if let Some(t) = self.persist.truncate {
+            from = from.min(t);
+        }
+        if let Some((a, _)) = &self.persist.append {
+            from = from.min(*a);
+        }
+        let from = from.min(self.log.len() as Slot);
+        self.persist.truncate = Some(from);
+        self.persist.append = Some((from, self.log[from as usize..].to_vec()));
+    }
+
+    fn reset_election_timer(&mut self) {
+        let e = self.cfg.election_ticks;
+        self.election_deadline = self.now + self.rng.range(e, 2 * e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cluster with an instant, lossless network and instant storage.
+    struct Cluster {
+        nodes: Vec<Paxos>,
+        disks: Vec<HardState>,
+        decided: Vec<Vec<Entry>>,
+        grants: Vec<Vec<ReadGrant>>,
+        refused: Vec<Vec<u64>>,
+        cut: Vec<u64>,
+    }
+
+    impl Cluster {
+        fn new(n: u64) -> Cluster {
+            let nodes: Vec<Paxos> = (1..=n)
+                .map(|id| {
+                    let peers = (1..=n).filter(|p| *p != id).collect();
+                    Paxos::new(Config::new(id, peers)).unwrap()
+                })
+                .collect();
+            let k = nodes.len();
+            Cluster {
+                nodes,
+                disks: vec![HardState::default(); k],
+                decided: vec![Vec::new(); k],
+                grants: vec![Vec::new(); k],
+                refused: vec![Vec::new(); k],
+                cut: Vec::new(),
+            }
+        }
+
+        fn settle(&mut self) {
+            loop {
+                let mut msgs = Vec::new();
+                let mut work = false;
+                for (i, n) in self.nodes.iter_mut().enumerate() {
+                    let r = n.take_ready();
+                    if r.is_empty() {
+                        continue;
+                    }
+                    work = true;
+                    if let Some(p) = &r.persist {
+                        self.disks[i].apply(p);
+                        n.on_persisted(p.id);
+                    }
+                    self.decided[i].extend(r.decided);
+                    self.grants[i].extend(r.reads);
+                    self.refused[i].extend(r.reads_refused);
+                    for (to, m) in r.send.into_iter().chain(r.after_persist) {
+                        msgs.push((n.id(), to, m));
+                    }
+                }
+                if !work {
+                    return;
+                }
+                for (from, to, m) in msgs {
+                    if self.cut.contains(&from) || self.cut.contains(&to) {
+                        continue;
+                    }
+                    self.nodes[(to - 1) as usize].step(from, m);
+                }
+            }
+        }
+
+        fn ticks(&mut self, k: u64) {
+            for _ in 0..k {
+                for n in self.nodes.iter_mut() {
+                    n.tick();
+                }
+                self.settle();
+            }
+        }
+
+        fn leader(&self) -> Option<usize> {
+            self.nodes.iter().position(|n| n.role() == Role::Leader)
+        }
+    }
+
+    fn cmd(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn a_single_replica_elects_itself_and_decides() {
+        let mut c = Cluster::new(1);
+        c.ticks(200);
+        assert_eq!(c.leader(), Some(0));
+        c.nodes[0].propose(cmd("a")).unwrap();
+        c.settle();
+        assert_eq!(c.decided[0], vec![Entry::Noop, Entry::Command(cmd("a"))]);
+    }
+
+    #[test]
+    fn three_replicas_decide_the_same_log_and_followers_forward() {
+        let mut c = Cluster::new(3);
+        c.ticks(200);
+        let l = c.leader().expect("a leader");
+        let f = (l + 1) % 3;
+        c.nodes[l].propose(cmd("from leader")).unwrap();
+        c.nodes[f].propose(cmd("from follower")).unwrap();
+        c.settle();
+        c.ticks(10);
+        for i in 0..3 {
+            assert_eq!(c.decided[i], c.decided[l], "replica {i}");
+            assert_eq!(c.disks[i].log.len(), c.decided[l].len());
+        }
+        assert!(c.decided[l].contains(&Entry::Command(cmd("from follower"))));
+    }
+
+    #[test]
+    fn reads_at_the_leader_are_granted_and_followers_refuse() {
+        let mut c = Cluster::new(3);
+        c.ticks(200);
+        let l = c.leader().expect("a leader");
+        assert!(
+            c.nodes[l].has_lease(),
+            "heartbeats answered: the leader holds a lease"
+        );
+        c.nodes[l].read(7);
+        c.nodes[(l + 1) % 3].read(8);
+        c.settle();
+        assert_eq!(c.grants[l].len(), 1);
+        assert!(c.grants[l][0].by_lease);
+        assert_eq!(c.refused[(l + 1) % 3], vec![8]);
+    }
+
+    #[test]
+    fn an_isolated_leader_loses_its_lease_before_another_is_elected() {
+        let mut c = Cluster::new(3);
+        c.ticks(200);
+        let old = c.leader().expect("a leader");
+        c.cut = vec![old as u64 + 1];
+        let mut new_leader_at = None;
+        for t in 0..400 {
+            c.ticks(1);
+            let leaders: Vec<usize> = (0..3).filter(|&i| c.nodes[i].has_lease()).collect();
+            assert!(leaders.len() <= 1, "two leases at tick {t}: {leaders:?}");
+            if let Some(n) = c.leader().filter(|&n| n != old) {
+                if c.nodes[n].role() == Role::Leader && new_leader_at.is_none() {
+                    new_leader_at = Some(t);
+                    assert!(!c.nodes[old].has_lease());
+                }
+            }
+        }
+        assert!(new_leader_at.is_some(), "the majority side elects a leader");
+        assert_ne!(
+            c.nodes[old].role(),
+            Role::Leader,
+            "the isolated leader steps down"
+        );
+    }
+
+    #[test]
+    fn a_restarted_replica_keeps_its_log_and_refuses_candidates_for_a_lease() {
+        let mut c = Cluster::new(3);
+        c.ticks(200);
+        let l = c.leader().expect("a leader");
+        c.nodes[l].propose(cmd("x")).unwrap();
+        c.settle();
+        let f = (l + 1) % 3;
+        let cfg = Config::new(
+            f as u64 + 1,
+            vec![1, 2, 3]
+                .into_iter()
+                .filter(|p| *p != f as u64 + 1)
+                .collect(),
+        );
+        let restarted = Paxos::restore(cfg, c.disks[f].clone()).unwrap();
+        assert_eq!(restarted.log(), c.nodes[l].log());
+        let mut r = restarted;
+        let b = Ballot::new(99, (l as u64) + 1);
+        r.step(
+            b.node,
+            Message::Prepare {
+                ballot: b,
+                decided: 0,
+                accepted_round: Ballot::default(),
+                log_len: 0,
+            },
+        );
+        let out = r.take_ready();
+        assert!(
+            matches!(out.send.as_slice(), [(_, Message::Nack { .. })]),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn messages_from_strangers_are_dropped() {
+        let mut c = Cluster::new(3);
+        c.nodes[0].step(
+            42,
+            Message::Prepare {
+                ballot: Ballot::new(1000, 42),
+                decided: 0,
+                accepted_round: Ballot::default(),
+                log_len: 0,
+            },
+        );
+        assert!(c.nodes[0].take_ready().is_empty());
+        assert_eq!(c.nodes[0].promised(), Ballot::default());
+    }
+}

@@ -1,0 +1,199 @@
+//! A replicated state machine on top of the core: applies decided commands in order,
+//! answers each client request once however often it was retried, and serves linearizable
+//! reads. Still sans-IO: the driver moves messages and storage, the replica tells it what
+//! each request produced.
+
+use std::collections::HashMap;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::paxos::{HardState, Paxos, ProposeError, Role};
+use crate::types::{Entry, Message, NodeId, Persist, Slot};
+use crate::Config;
+
+/// The application replicated by consensus. Commands and queries are bytes; the
+/// application decodes them (and must treat garbage as a result, not a panic).
+pub trait StateMachine {
+    /// Applies a decided command and returns its result.
+    fn apply(&mut self, command: &[u8]) -> Bytes;
+    /// Answers a read-only query against the current state.
+    fn query(&self, query: &[u8]) -> Bytes;
+}
+
+/// A client request id: `(client, seq)`. A client numbers its requests 1, 2, 3, … and
+/// retries a request with the same id; it is applied once. Client 0 opts out.
+pub type RequestId = (u64, u64);
+
+/// What became of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A proposal was applied (here or, for a retry, earlier) with this result.
+    Applied(RequestId, Bytes),
+    /// A read was answered.
+    Read(u64, Bytes),
+    /// A read could not be served here (not the leader); retry at the leader.
+    ReadRefused(u64),
+}
+
+/// What the driver must do after feeding the replica.
+#[derive(Debug, Default)]
+pub struct ReplicaReady {
+    /// Messages to send now.
+    pub send: Vec<(NodeId, Message)>,
+    /// State to write durably (see [`Persist`]).
+    pub persist: Option<Persist>,
+    /// Messages to send once every batch handed out so far is durable.
+    pub after_persist: Vec<(NodeId, Message)>,
+    /// Results for clients.
+    pub outcomes: Vec<Outcome>,
+    /// Entries decided since the last call, starting at slot `decided_from`.
+    pub decided: Vec<Entry>,
+    /// Slot of the first entry of `decided`.
+    pub decided_from: Slot,
+    /// How many entries have been applied.
+    pub applied: Slot,
+}
+
+fn envelope(id: RequestId, command: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(16 + command.len());
+    b.put_u64(id.0);
+    b.put_u64(id.1);
+    b.put_slice(command);
+    b.freeze()
+}
+
+fn open_envelope(mut b: Bytes) -> Option<(RequestId, Bytes)> {
+    if b.len() < 16 {
+        return None;
+    }
+    let client = b.get_u64();
+    let seq = b.get_u64();
+    Some(((client, seq), b))
+}
+
+/// A replica: the Paxos core plus the application it replicates.
+pub struct Replica<S> {
+    core: Paxos,
+    sm: S,
+    applied: Slot,
+    // Last request applied per client, with its result.
+    sessions: HashMap<u64, (u64, Bytes)>,
+    // Reads waiting for their grant.
+    reads: HashMap<u64, Bytes>,
+}
+
+impl<S: StateMachine> Replica<S> {
+    /// A fresh replica.
+    pub fn new(cfg: Config, sm: S) -> Result<Self, crate::ConfigError> {
+        Self::restore(cfg, HardState::default(), sm)
+    }
+
+    /// A replica restarting from its durable state; `sm` must be the empty application:
+    /// decided entries are applied again as they are learned.
+    pub fn restore(cfg: Config, hard: HardState, sm: S) -> Result<Self, crate::ConfigError> {
+        Ok(Replica {
+            core: Paxos::restore(cfg, hard)?,
+            sm,
+            applied: 0,
+            sessions: HashMap::new(),
+            reads: HashMap::new(),
+        })
+    }
+
+    /// The core.
+    pub fn core(&self) -> &Paxos {
+        &self.core
+    }
+
+    /// The application.
+    pub fn state_machine(&self) -> &S {
+        &self.sm
+    }
+
+    /// Whether this replica leads.
+    pub fn is_leader(&self) -> bool {
+        self.core.role() == Role::Leader
+    }
+
+    /// Advances the clock by one tick.
+    pub fn tick(&mut self) {
+        self.core.tick();
+    }
+
+    /// Handles a message.
+    pub fn step(&mut self, from: NodeId, msg: Message) {
+        self.core.step(from, msg);
+    }
+
+    /// Proposes `command` for request `id`. `Err` gives the command back: no leader known.
+    pub fn propose(&mut self, id: RequestId, command: &[u8]) -> Result<(), Bytes> {
+        match self.core.propose(envelope(id, command)) {
+            Ok(()) => Ok(()),
+            Err(ProposeError::NoLeader(_)) => Err(Bytes::copy_from_slice(command)),
+        }
+    }
+
+    /// Asks for a linearizable read with the caller's id.
+    pub fn read(&mut self, id: u64, query: &[u8]) {
+        self.reads.insert(id, Bytes::copy_from_slice(query));
+        self.core.read(id);
+    }
+
+    /// The driver made every batch up to `id` durable.
+    pub fn on_persisted(&mut self, id: u64) {
+        self.core.on_persisted(id);
+    }
+
+    /// Drains the core and applies what it decided.
+    pub fn take_ready(&mut self) -> ReplicaReady {
+        let ready = self.core.take_ready();
+        let mut outcomes = Vec::new();
+        debug_assert!(ready.decided.is_empty() || ready.decided_from == self.applied);
+        for entry in ready.decided.iter().cloned() {
+            self.applied += 1;
+            let Entry::Command(data) = entry else {
+                continue;
+            };
+            let Some((id, command)) = open_envelope(data) else {
+                continue;
+            };
+            if id.0 != 0 {
+                if let Some((last, result)) = self.sessions.get(&id.0) {
+                    if id.1 <= *last {
+                        // A retry of an applied request: its result again, applied once.
+                        if id.1 == *last {
+                            outcomes.push(Outcome::Applied(id, result.clone()));
+                        }
+                        continue;
+                    }
+                }
+            }
+            let result = self.sm.apply(&command);
+            if id.0 != 0 {
+                self.sessions.insert(id.0, (id.1, result.clone()));
+            }
+            outcomes.push(Outcome::Applied(id, result));
+        }
+        for grant in ready.reads {
+            // Decided entries up to the grant's index are applied above: the core grants
+            // at most what it has decided, and reports decided entries in the same Ready.
+            debug_assert!(grant.index <= self.applied);
+            if let Some(q) = self.reads.remove(&grant.id) {
+                outcomes.push(Outcome::Read(grant.id, self.sm.query(&q)));
+            }
+        }
+        for id in ready.reads_refused {
+            self.reads.remove(&id);
+            outcomes.push(Outcome::ReadRefused(id));
+        }
+        ReplicaReady {
+            send: ready.send,
+            persist: ready.persist,
+            after_persist: ready.after_persist,
+            outcomes,
+            decided: ready.decided,
+            decided_from: ready.decided_from,
+            applied: self.applied,
+        }
+    }
+}

@@ -1,0 +1,726 @@
+//! A deterministic simulator: a whole cluster in one thread, virtual time, every random
+//! choice drawn from one seed (FoundationDB-style). Faults: message loss, duplication,
+//! reordering and delay; symmetric and one-way partitions; leader isolation; crashes with
+//! restart from durable state, losing unsynced writes or keeping a torn tail of them;
+//! clock drift within the configured bound.
+//!
+//! Clients put and get keys in a [`Kv`] through the replicas, retrying with the same
+//! request id on timeouts; the run is checked by [`crate::check`]: one value per slot,
+//! one valid lease at a time, no acknowledged write lost, a linearizable history, and
+//! liveness (after the faults heal, every client finishes within a bound).
+//!
+//! A failing run returns an error that names its seed; `SEED=n` replays it (see the
+//! `simulation` test).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+
+use bytes::Bytes;
+
+use crate::check::{self, Agreement, Op};
+use crate::kv::Kv;
+use crate::paxos::HardState;
+use crate::replica::{Outcome, Replica};
+use crate::rng::Rng;
+use crate::types::{Entry, Message, NodeId, Persist};
+use crate::Config;
+
+/// Operations each client must complete after the faults heal.
+const AFTER_HEAL_OPS: usize = 3;
+
+/// What one simulated run does.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Cluster size.
+    pub nodes: usize,
+    /// Seed for every random choice.
+    pub seed: u64,
+    /// Virtual microseconds of faults, after which the network heals and crashed replicas
+    /// restart.
+    pub fault_time: u64,
+    /// Virtual microseconds allowed after healing for every client to finish.
+    pub heal_time: u64,
+    /// Probability that a message is lost.
+    pub drop: f64,
+    /// Probability that a message is delivered twice.
+    pub duplicate: f64,
+    /// Message delay range, microseconds (random within: messages reorder).
+    pub delay: (u64, u64),
+    /// Write-to-durable delay range, microseconds.
+    pub fsync: (u64, u64),
+    /// Nominal tick length, microseconds.
+    pub tick: u64,
+    /// Clocks run up to this far from real time, parts per million (must not exceed the
+    /// replicas' `max_drift_ppm`).
+    pub drift_ppm: u64,
+    /// Crash and restart replicas.
+    pub crashes: bool,
+    /// Partition the network.
+    pub partitions: bool,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Distinct keys they use.
+    pub keys: usize,
+}
+
+impl SimConfig {
+    /// A run with every fault switched on.
+    pub fn with_faults(nodes: usize, seed: u64) -> SimConfig {
+        SimConfig {
+            nodes,
+            seed,
+            fault_time: 1_500_000,
+            heal_time: 3_000_000,
+            drop: 0.05,
+            duplicate: 0.02,
+            delay: (50, 2_000),
+            fsync: (50, 3_000),
+            tick: 1_000,
+            drift_ppm: 40_000,
+            crashes: true,
+            partitions: true,
+            clients: 4,
+            keys: 3,
+        }
+    }
+
+    /// The replica configuration used for node `id`.
+    pub fn replica_config(&self, id: NodeId) -> Config {
+        let peers = (1..=self.nodes as u64).filter(|p| *p != id).collect();
+        let mut c = Config::new(id, peers);
+        c.heartbeat_ticks = 5;
+        // Barely above the lease, so elections follow lease expiry closely and the lease
+        // checker sees the tightest case.
+        c.election_ticks = 32;
+        c.lease_ticks = 30;
+        c.max_drift_ppm = 50_000;
+        c.max_batch = 64;
+        c.seed = self.seed.wrapping_mul(31).wrapping_add(id);
+        c
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone)]
+pub struct SimReport {
+    /// Client operations completed.
+    pub completed: usize,
+    /// Entries decided.
+    pub decided: usize,
+    /// Events processed.
+    pub events: u64,
+    /// Leader changes seen.
+    pub elections: usize,
+    /// Reads served under a lease.
+    pub lease_reads: usize,
+}
+
+#[derive(Debug)]
+enum Event {
+    Tick(usize, u64),
+    Deliver(usize, usize, Message),
+    Persisted(usize, u64, u64),
+    ClientStart(usize),
+    ClientTimeout(usize, u64),
+    ClientRetry(usize, u64),
+    Restart(usize),
+    Fault,
+    Heal,
+}
+
+struct Node {
+    id: NodeId,
+    replica: Option<Replica<Kv>>,
+    disk: HardState,
+    unsynced: VecDeque<Persist>,
+    held: Vec<(u64, usize, Message)>,
+    incarnation: u64,
+    // Tick period in microseconds (drift applied).
+    period: u64,
+    last_persist_done: u64,
+}
+
+#[derive(Debug, Clone)]
+enum ClientOp {
+    Put(Bytes, Bytes),
+    Get(Bytes),
+}
+
+struct Client {
+    op: Option<ClientOp>,
+    // Operations completed since the faults healed (liveness: each must do a few).
+    after_heal: usize,
+    history_index: usize,
+    seq: u64,
+    attempt: u64,
+    node: usize,
+    read_id: u64,
+}
+
+/// One simulated cluster run.
+pub struct Sim {
+    cfg: SimConfig,
+    rng: Rng,
+    now: u64,
+    queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    events: HashMap<usize, Event>,
+    next_event: usize,
+    seq: u64,
+    nodes: Vec<Node>,
+    blocked: BTreeSet<(usize, usize)>,
+    faults_on: bool,
+    clients: Vec<Client>,
+    history: Vec<Op>,
+    agreement: Agreement,
+    acked_puts: Vec<(u64, u64)>,
+    report: SimReport,
+    last_leader: Option<crate::Ballot>,
+}
+
+impl Sim {
+    /// Builds the cluster.
+    pub fn new(cfg: SimConfig) -> Sim {
+        let mut rng = Rng::new(cfg.seed);
+        let mut nodes = Vec::new();
+        for i in 0..cfg.nodes {
+            let id = i as u64 + 1;
+            let drift = rng.range(0, 2 * cfg.drift_ppm + 1) as i64 - cfg.drift_ppm as i64;
+            let period = (cfg.tick as i64 * (1_000_000 + drift) / 1_000_000) as u64;
+            let replica = Replica::new(cfg.replica_config(id), Kv::default())
+                .expect("simulator replica configuration is valid");
+            nodes.push(Node {
+                id,
+                replica: Some(replica),
+                disk: HardState::default(),
+                unsynced: VecDeque::new(),
+                held: Vec::new(),
+                incarnation: 0,
+                period: period.max(1),
+                last_persist_done: 0,
+            });
+        }
+        let clients = (0..cfg.clients)
+            .map(|c| Client {
+                op: None,
+                after_heal: 0,
+                history_index: 0,
+                seq: 0,
+                attempt: 0,
+                node: c % cfg.nodes,
+                read_id: 0,
+            })
+            .collect();
+        let mut sim = Sim {
+            rng,
+            now: 0,
+            queue: BinaryHeap::new(),
+            events: HashMap::new(),
+            next_event: 0,
+            seq: 0,
+            nodes,
+            blocked: BTreeSet::new(),
+            faults_on: true,
+            clients,
+            history: Vec::new(),
+            agreement: Agreement::default(),
+            acked_puts: Vec::new(),
+            report: SimReport::default(),
+            last_leader: None,
+            cfg,
+        };
+        for i in 0..sim.nodes.len() {
+            let first = sim.rng.range(1, sim.nodes[i].period);
+            sim.schedule(first, Event::Tick(i, 0));
+        }
+        for c in 0..sim.clients.len() {
+            let t = sim.rng.range(1_000, 50_000);
+            sim.schedule(t, Event::ClientStart(c));
+        }
+        if sim.cfg.crashes || sim.cfg.partitions {
+            let t = sim.rng.range(50_000, 200_000);
+            sim.schedule(t, Event::Fault);
+        }
+        let heal = sim.cfg.fault_time;
+        sim.schedule(heal, Event::Heal);
+        sim
+    }
+
+    fn schedule(&mut self, after: u64, e: Event) {
+        let id = self.next_event;
+        self.next_event += 1;
+        self.seq += 1;
+        self.events.insert(id, e);
+        self.queue.push(Reverse((self.now + after, self.seq, id)));
+    }
+
+    /// Runs to the end; `Err` describes the first broken property, with the seed.
+    pub fn run(mut self) -> Result<SimReport, String> {
+        let end = self.cfg.fault_time + self.cfg.heal_time;
+        let seed = self.cfg.seed;
+        let nodes = self.cfg.nodes;
+        let fail = |m: String| format!("seed {seed} ({nodes} replicas): {m}");
+        while let Some(Reverse((t, _, id))) = self.queue.pop() {
+            if t > end {
+                break;
+            }
+            self.now = t;
+            let Some(e) = self.events.remove(&id) else {
+                continue;
+            };
+            self.report.events += 1;
+            self.handle(e).map_err(fail)?;
+            self.check_leases().map_err(fail)?;
+            if self.now > self.cfg.fault_time && self.all_clients_done() && self.converged() {
+                break;
+            }
+        }
+        if !self.all_clients_done() {
+            return Err(fail(format!(
+                "liveness: clients still waiting {} µs after the faults healed",
+                self.cfg.heal_time
+            )));
+        }
+        self.check_acked_puts().map_err(fail)?;
+        check::linearizable(&self.history).map_err(fail)?;
+        self.report.decided = self.agreement.chosen().len();
+        Ok(self.report)
+    }
+
+    fn all_clients_done(&self) -> bool {
+        // After the faults heal, every client must complete a few more operations.
+        self.clients
+            .iter()
+            .all(|c| c.op.is_none() && c.after_heal >= AFTER_HEAL_OPS)
+    }
+
+    fn converged(&self) -> bool {
+        let target = self.agreement.chosen().len() as u64;
+        self.nodes.iter().all(|n| {
+            n.replica
+                .as_ref()
+                .is_some_and(|r| r.core().decided() >= target)
+        })
+    }
+
+    fn handle(&mut self, e: Event) -> Result<(), String> {
+        match e {
+            Event::Tick(i, inc) => {
+                if self.nodes[i].incarnation != inc {
+                    return Ok(());
+                }
+                if let Some(r) = self.nodes[i].replica.as_mut() {
+                    r.tick();
+                }
+                let p = self.nodes[i].period;
+                self.schedule(p, Event::Tick(i, inc));
+                self.process(i)
+            }
+            Event::Deliver(from, to, msg) => {
+                let from_id = self.nodes[from].id;
+                if let Some(r) = self.nodes[to].replica.as_mut() {
+                    r.step(from_id, msg);
+                    self.process(to)?;
+                }
+                Ok(())
+            }
+            Event::Persisted(i, inc, id) => {
+                if self.nodes[i].incarnation != inc {
+                    return Ok(());
+                }
+                let node = &mut self.nodes[i];
+                while node.unsynced.front().is_some_and(|p| p.id <= id) {
+                    if let Some(p) = node.unsynced.pop_front() {
+                        node.disk.apply(&p);
+                    }
+                }
+                if let Some(r) = node.replica.as_mut() {
+                    r.on_persisted(id);
+                }
+                let held = std::mem::take(&mut self.nodes[i].held);
+                let mut keep = Vec::new();
+                for (bound, to, msg) in held {
+                    if bound <= id {
+                        self.send(i, to, msg);
+                    } else {
+                        keep.push((bound, to, msg));
+                    }
+                }
+                self.nodes[i].held = keep;
+                self.process(i)
+            }
+            Event::ClientStart(c) => self.client_start(c),
+            Event::ClientTimeout(c, attempt) => {
+                if self.clients[c].op.is_some() && self.clients[c].attempt == attempt {
+                    self.client_retry(c, true)?;
+                }
+                Ok(())
+            }
+            Event::ClientRetry(c, attempt) => {
+                if self.clients[c].op.is_some() && self.clients[c].attempt == attempt {
+                    self.client_retry(c, false)?;
+                }
+                Ok(())
+            }
+            Event::Restart(i) => {
+                if self.nodes[i].replica.is_none() {
+                    self.restart(i);
+                }
+                Ok(())
+            }
+            Event::Fault => {
+                if self.faults_on {
+                    self.inject_fault();
+                    let next = self.rng.range(20_000, 150_000);
+                    self.schedule(next, Event::Fault);
+                }
+                Ok(())
+            }
+            Event::Heal => {
+                self.faults_on = false;
+                self.blocked.clear();
+                self.cfg.drop = 0.0;
+                self.cfg.duplicate = 0.0;
+                for i in 0..self.nodes.len() {
+                    if self.nodes[i].replica.is_none() {
+                        self.restart(i);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Feeds the replica's output to the network, the disk and the clients.
+    fn process(&mut self, i: usize) -> Result<(), String> {
+        let id = self.nodes[i].id;
+        let Some(r) = self.nodes[i].replica.as_mut() else {
+            return Ok(());
+        };
+        let ready = r.take_ready();
+        let leader = r.is_leader().then(|| r.core().promised());
+        if let Some(b) = leader {
+            if self.last_leader != Some(b) {
+                self.last_leader = Some(b);
+                self.report.elections += 1;
+            }
+        }
+        self.agreement
+            .observe(id, ready.decided_from, &ready.decided)?;
+        for (to, msg) in ready.send {
+            self.send(i, (to - 1) as usize, msg);
+        }
+        if let Some(p) = ready.persist {
+            let pid = p.id;
+            let node = &mut self.nodes[i];
+            node.unsynced.push_back(p);
+            // Writes complete in order.
+            let done = (self.now + self.rng.range(self.cfg.fsync.0, self.cfg.fsync.1))
+                .max(node.last_persist_done + 1);
+            node.last_persist_done = done;
+            let inc = node.incarnation;
+            let after = done - self.now;
+            self.schedule(after, Event::Persisted(i, inc, pid));
+        }
+        let bound = self.nodes[i].unsynced.back().map(|p| p.id);
+        for (to, msg) in ready.after_persist {
+            match bound {
+                Some(b) => self.nodes[i].held.push((b, (to - 1) as usize, msg)),
+                None => self.send(i, (to - 1) as usize, msg),
+            }
+        }
+        for o in ready.outcomes {
+            self.client_outcome(i, o);
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, from: usize, to: usize, msg: Message) {
+        if self.blocked.contains(&(from, to)) || self.rng.chance(self.cfg.drop) {
+            return;
+        }
+        let copies = if self.rng.chance(self.cfg.duplicate) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let d = self.rng.range(self.cfg.delay.0, self.cfg.delay.1);
+            self.schedule(d, Event::Deliver(from, to, msg.clone()));
+        }
+    }
+
+    fn check_leases(&self) -> Result<(), String> {
+        let holders: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|n| n.replica.as_ref().is_some_and(|r| r.core().has_lease()))
+            .map(|n| n.id)
+            .collect();
+        if holders.len() > 1 {
+            return Err(format!(
+                "at {} µs replicas {holders:?} all hold a valid lease",
+                self.now
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_acked_puts(&self) -> Result<(), String> {
+        let mut decided = std::collections::HashSet::new();
+        for e in self.agreement.chosen() {
+            if let Entry::Command(b) = e {
+                if b.len() >= 16 {
+                    let client = u64::from_be_bytes(b[0..8].try_into().unwrap_or([0; 8]));
+                    let seq = u64::from_be_bytes(b[8..16].try_into().unwrap_or([0; 8]));
+                    decided.insert((client, seq));
+                }
+            }
+        }
+        for id in &self.acked_puts {
+            if !decided.contains(id) {
+                return Err(format!(
+                    "acknowledged request {id:?} is not in the decided log"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    // ---- faults ----
+
+    fn inject_fault(&mut self) {
+        let n = self.nodes.len();
+        let choice = match self.rng.range(0, 9) {
+            7 | 8 => 5,
+            c => c,
+        };
+        match choice {
+            0 if self.cfg.crashes => {
+                let i = self.rng.range(0, n as u64) as usize;
+                if self.nodes[i].replica.is_some() {
+                    self.crash(i);
+                    let back = self.rng.range(20_000, 400_000);
+                    self.schedule(back, Event::Restart(i));
+                } else {
+                    self.restart(i);
+                }
+            }
+            1 if self.cfg.crashes => {
+                // Crash the leader, if there is one.
+                if let Some(i) = self.leader_index() {
+                    self.crash(i);
+                }
+            }
+            2 if self.cfg.partitions => {
+                // Isolate the leader.
+                if let Some(i) = self.leader_index() {
+                    for j in 0..n {
+                        if j != i {
+                            self.blocked.insert((i, j));
+                            self.blocked.insert((j, i));
+                        }
+                    }
+                }
+            }
+            3 if self.cfg.partitions => {
+                // A random split into two sides.
+                self.blocked.clear();
+                let side: Vec<bool> = (0..n).map(|_| self.rng.chance(0.5)).collect();
+                for a in 0..n {
+                    for b in 0..n {
+                        if side[a] != side[b] {
+                            self.blocked.insert((a, b));
+                        }
+                    }
+                }
+            }
+            5 if self.cfg.crashes => {
+                // A power loss: a majority goes down at once, losing unsynced writes.
+                let mut order: Vec<usize> = (0..n).collect();
+                for k in (1..n).rev() {
+                    let j = self.rng.range(0, k as u64 + 1) as usize;
+                    order.swap(k, j);
+                }
+                for &i in order.iter().take(n / 2 + 1) {
+                    if self.nodes[i].replica.is_some() {
+                        self.crash(i);
+                        let back = self.rng.range(5_000, 100_000);
+                        self.schedule(back, Event::Restart(i));
+                    }
+                }
+            }
+            4 if self.cfg.partitions => {
+                // A one-way link failure.
+                let a = self.rng.range(0, n as u64) as usize;
+                let b = self.rng.range(0, n as u64) as usize;
+                if a != b {
+                    self.blocked.insert((a, b));
+                }
+            }
+            _ => {
+                self.blocked.clear();
+                for i in 0..n {
+                    if self.nodes[i].replica.is_none() {
+                        self.restart(i);
+                    }
+                }
+            }
+        }
+    }
+
+    fn leader_index(&self) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.replica.as_ref().is_some_and(|r| r.is_leader()))
+    }
+
+    fn crash(&mut self, i: usize) {
+        let keep = self.rng.range(0, self.nodes[i].unsynced.len() as u64 + 1) as usize;
+        let node = &mut self.nodes[i];
+        node.replica = None;
+        node.incarnation += 1;
+        node.held.clear();
+        // Writes reach the disk in order: a prefix of the unsynced batches survives. The
+        // next one may be on disk torn; storage recovery discards a batch without its
+        // commit record (see `Persist`), so a torn batch counts as lost.
+        let unsynced: Vec<Persist> = node.unsynced.drain(..).collect();
+        for p in unsynced.iter().take(keep) {
+            node.disk.apply(p);
+        }
+        node.last_persist_done = 0;
+    }
+
+    fn restart(&mut self, i: usize) {
+        let cfg = self.cfg.replica_config(self.nodes[i].id);
+        let hard = self.nodes[i].disk.clone();
+        match Replica::restore(cfg, hard, Kv::default()) {
+            Ok(r) => {
+                let node = &mut self.nodes[i];
+                node.replica = Some(r);
+                node.incarnation += 1;
+                let inc = node.incarnation;
+                let p = node.period;
+                self.schedule(p, Event::Tick(i, inc));
+            }
+            Err(e) => tracing::error!("restart of node {} failed: {e}", i + 1),
+        }
+    }
+
+    // ---- clients ----
+
+    fn client_start(&mut self, c: usize) -> Result<(), String> {
+        if !self.faults_on && self.clients[c].after_heal >= AFTER_HEAL_OPS {
+            return Ok(());
+        }
+        let key = Bytes::from(format!("k{}", self.rng.range(0, self.cfg.keys as u64)));
+        let op = if self.rng.chance(0.5) {
+            let v = Bytes::from(format!("c{c}-{}", self.clients[c].seq + 1));
+            ClientOp::Put(key.clone(), v)
+        } else {
+            ClientOp::Get(key.clone())
+        };
+        self.history.push(Op {
+            client: c as u64,
+            key,
+            write: match &op {
+                ClientOp::Put(_, v) => Some(v.clone()),
+                ClientOp::Get(_) => None,
+            },
+            invoked: self.now,
+            returned: None,
+        });
+        let client = &mut self.clients[c];
+        client.history_index = self.history.len() - 1;
+        client.seq += 1;
+        client.op = Some(op);
+        client.attempt = 0;
+        self.client_retry(c, false)
+    }
+
+    fn client_retry(&mut self, c: usize, timed_out: bool) -> Result<(), String> {
+        let n = self.nodes.len();
+        // Prefer the replica believed to lead; otherwise another one at random.
+        let hint = self.clients[c].node;
+        let target = if timed_out {
+            self.rng.range(0, n as u64) as usize
+        } else {
+            self.nodes[hint]
+                .replica
+                .as_ref()
+                .and_then(|r| r.core().leader())
+                .map(|b| (b.node - 1) as usize)
+                .unwrap_or(hint)
+        };
+        let client = &mut self.clients[c];
+        client.attempt += 1;
+        client.node = target;
+        let attempt = client.attempt;
+        let Some(op) = client.op.clone() else {
+            return Ok(());
+        };
+        let seq = client.seq;
+        self.clients[c].read_id = (c as u64) << 32 | attempt;
+        let read_id = self.clients[c].read_id;
+        if let Some(r) = self.nodes[target].replica.as_mut() {
+            match &op {
+                ClientOp::Put(k, v) => {
+                    let _ = r.propose((c as u64 + 1, seq), &Kv::put(k, v));
+                }
+                ClientOp::Get(k) => r.read(read_id, &Kv::get(k)),
+            }
+            self.process(target)?;
+        }
+        let timeout = self.rng.range(100_000, 200_000);
+        self.schedule(timeout, Event::ClientTimeout(c, attempt));
+        Ok(())
+    }
+
+    fn client_outcome(&mut self, node: usize, o: Outcome) {
+        for c in 0..self.clients.len() {
+            let client = &self.clients[c];
+            if client.node != node {
+                continue;
+            }
+            let Some(op) = client.op.clone() else {
+                continue;
+            };
+            let done = match (&op, &o) {
+                (ClientOp::Put(..), Outcome::Applied(id, _))
+                    if *id == (c as u64 + 1, client.seq) =>
+                {
+                    self.acked_puts.push(*id);
+                    Some(Bytes::new())
+                }
+                (ClientOp::Get(_), Outcome::Read(id, v)) if *id == client.read_id => {
+                    if self.nodes[node]
+                        .replica
+                        .as_ref()
+                        .is_some_and(|r| r.core().has_lease())
+                    {
+                        self.report.lease_reads += 1;
+                    }
+                    Some(v.clone())
+                }
+                (ClientOp::Get(_), Outcome::ReadRefused(id)) if *id == client.read_id => {
+                    // Try the leader this replica knows, shortly.
+                    let attempt = client.attempt;
+                    let wait = self.rng.range(1_000, 5_000);
+                    self.schedule(wait, Event::ClientRetry(c, attempt));
+                    None
+                }
+                _ => None,
+            };
+            if let Some(v) = done {
+                let idx = self.clients[c].history_index;
+                self.history[idx].returned = Some((self.now, v));
+                self.clients[c].op = None;
+                if !self.faults_on && self.history[idx].invoked >= self.cfg.fault_time {
+                    self.clients[c].after_heal += 1;
+                }
+                self.report.completed += 1;
+                let think = self.rng.range(1_000, 20_000);
+                self.schedule(think, Event::ClientStart(c));
+            }
+        }
+    }
+}
