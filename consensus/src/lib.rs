@@ -15,7 +15,10 @@
 //!   torn log tails and clock drift; [`check`] holds the checkers it runs (one value per
 //!   slot, no acknowledged write lost, one lease at a time, linearizable histories).
 //!
-//! Durable storage on disk and the TCP transport are the next steps of issue 3.
+//! - [`storage`]: the durable log: segmented, one checksummed record per atomic batch,
+//!   group-committed fsync, recovery that cuts a torn tail and refuses corruption.
+//!
+//! The TCP transport, snapshots and membership changes are the next steps of issue 3.
 #![deny(missing_docs)]
 
 pub mod check;
@@ -25,9 +28,11 @@ pub mod paxos;
 pub mod replica;
 pub mod rng;
 pub mod sim;
+pub mod storage;
 pub mod types;
 
 pub use config::{Config, ConfigError};
 pub use paxos::{HardState, Paxos, ProposeError, Role};
 pub use replica::{Outcome, Replica, ReplicaReady, RequestId, StateMachine};
+pub use storage::{FileStorage, MemStorage, Storage, StorageError};
 pub use types::{Ballot, Entry, Message, NodeId, Persist, ReadGrant, Ready, Slot};

@@ -1,0 +1,648 @@
+//! Durable storage for a replica: an append-only, segmented log of [`Persist`] batches.
+//!
+//! Each batch is one record `[len u32][crc32 u32][payload]`, so a batch is on disk whole or
+//! not at all (the core requires that, see [`Persist`]). Segments are files
+//! `NNNNNNNN.seg` in the replica's directory, numbered from 1 with no gaps; a new one starts
+//! when the current one passes `segment_bytes`. Writes are group-committed: the driver
+//! [`FileStorage::append`]s every batch the core produced and calls
+//! [`FileStorage::sync`] once before acknowledging any of them.
+//!
+//! Recovery replays every record in order. An incomplete or mismatching record at the very
+//! end of the last segment is a torn write of a batch that was never acknowledged: it is cut
+//! off (and the file truncated) and the replica starts from the batches before it. Anything
+//! else — a bad record followed by more data, a bad record in an older segment, a missing
+//! segment, an undecodable payload — is corruption of acknowledged state, and opening fails
+//! with an error naming the file and offset rather than silently losing decisions.
+//!
+//! Error rule (as raft-rs states for its `Storage`): if a write or sync fails, the replica
+//! MUST stop; what reached the disk is then decided by recovery at the next start.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::paxos::HardState;
+use crate::types::{Ballot, Entry, Persist};
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// An operating-system error on a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Stored data is damaged where it cannot be a torn final write.
+    #[error("{path}: corrupted log at byte {offset}: {reason}; refusing to start (restore this replica from its peers)")]
+    Corrupted {
+        /// The segment.
+        path: PathBuf,
+        /// Where the bad record starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A segment in the middle of the sequence is missing.
+    #[error(
+        "{dir}: segment {missing} is missing (found segments up to {last}); refusing to start"
+    )]
+    MissingSegment {
+        /// The log directory.
+        dir: PathBuf,
+        /// The missing number.
+        missing: u64,
+        /// The highest number present.
+        last: u64,
+    },
+}
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+/// Where a replica's batches go. Implementations apply each batch atomically.
+pub trait Storage {
+    /// Writes batches in order (not yet durable).
+    fn append(&mut self, batches: &[Persist]) -> Result<()>;
+    /// Makes every appended batch durable.
+    fn sync(&mut self) -> Result<()>;
+    /// The state the batches written so far add up to.
+    fn state(&self) -> &HardState;
+}
+
+/// Storage in memory, for tests and the simulator.
+#[derive(Debug, Default, Clone)]
+pub struct MemStorage {
+    state: HardState,
+}
+
+impl Storage for MemStorage {
+    fn append(&mut self, batches: &[Persist]) -> Result<()> {
+        for b in batches {
+            self.state.apply(b);
+        }
+        Ok(())
+    }
+    fn sync(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn state(&self) -> &HardState {
+        &self.state
+    }
+}
+
+/// The on-disk log.
+#[derive(Debug)]
+pub struct FileStorage {
+    dir: PathBuf,
+    segment_bytes: u64,
+    current: File,
+    current_no: u64,
+    current_len: u64,
+    new_segment: bool,
+    state: HardState,
+}
+
+const HEADER: usize = 8;
+/// Records larger than this are refused as corruption (a batch is bounded by `max_batch`).
+const MAX_RECORD: u32 = 256 << 20;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn segment_path(dir: &Path, no: u64) -> PathBuf {
+    dir.join(format!("{no:08}.seg"))
+}
+
+impl FileStorage {
+    /// Opens (creating if needed) the log in `dir`, recovering as described above.
+    pub fn open(dir: &Path, segment_bytes: u64) -> Result<FileStorage> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let mut numbers = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+            let entry = entry.map_err(io(dir))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some(n) = name
+                .strip_suffix(".seg")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                numbers.push(n);
+            }
+        }
+        numbers.sort_unstable();
+        let last = numbers.last().copied().unwrap_or(0);
+        for (i, n) in numbers.iter().enumerate() {
+            let expected = i as u64 + 1;
+            if *n != expected {
+                return Err(StorageError::MissingSegment {
+                    dir: dir.to_path_buf(),
+                    missing: expected,
+                    last,
+                });
+            }
+        }
+        let mut state = HardState::default();
+        let mut current_len = 0;
+        for &n in &numbers {
+            let path = segment_path(dir, n);
+            let is_last = n == last;
+            let valid = replay(&path, is_last, &mut state)?;
+            if is_last {
+                let len = std::fs::metadata(&path).map_err(io(&path))?.len();
+                if valid < len {
+                    tracing::warn!(
+                        path = %path.display(),
+                        kept = valid,
+                        dropped = len - valid,
+                        "torn write at the end of the log: dropping the unacknowledged tail"
+                    );
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(io(&path))?;
+                    f.set_len(valid).map_err(io(&path))?;
+                    f.sync_all().map_err(io(&path))?;
+                }
+                current_len = valid;
+            }
+        }
+        let current_no = last.max(1);
+        let path = segment_path(dir, current_no);
+        let current = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        Ok(FileStorage {
+            dir: dir.to_path_buf(),
+            segment_bytes,
+            current,
+            current_no,
+            current_len,
+            new_segment: numbers.is_empty(),
+            state,
+        })
+    }
+
+    fn rotate(&mut self) -> Result<()> {
+        self.current.sync_data().map_err(io(&self.dir))?;
+        self.current_no += 1;
+        let path = segment_path(&self.dir, self.current_no);
+        self.current = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        self.current_len = 0;
+        self.new_segment = true;
+        Ok(())
+    }
+}
+
+impl Storage for FileStorage {
+    fn append(&mut self, batches: &[Persist]) -> Result<()> {
+        let mut buf = Vec::new();
+        for b in batches {
+            if self.current_len >= self.segment_bytes && self.current_len > 0 {
+                self.flush_buf(&mut buf)?;
+                self.rotate()?;
+            }
+            let start = buf.len();
+            buf.extend_from_slice(&[0u8; HEADER]);
+            encode(b, &mut buf);
+            let payload = &buf[start + HEADER..];
+            let len = payload.len() as u32;
+            let crc = crc32fast::hash(payload);
+            buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+            buf[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
+            self.current_len += (buf.len() - start) as u64;
+            self.state.apply(b);
+        }
+        self.flush_buf(&mut buf)
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        let path = segment_path(&self.dir, self.current_no);
+        self.current.sync_data().map_err(io(&path))?;
+        if self.new_segment {
+            // A new file's directory entry must be durable too.
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(&self.dir))?;
+            self.new_segment = false;
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> &HardState {
+        &self.state
+    }
+}
+
+impl FileStorage {
+    fn flush_buf(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let path = segment_path(&self.dir, self.current_no);
+        self.current.write_all(buf).map_err(io(&path))?;
+        buf.clear();
+        Ok(())
+    }
+}
+
+/// Replays one segment into `state`; returns the length of its valid prefix.
+fn replay(path: &Path, is_last: bool, state: &mut HardState) -> Result<u64> {
+    let mut data = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut data))
+        .map_err(io(path))?;
+    let mut pos = 0usize;
+    let corrupted = |offset: usize, reason: String| StorageError::Corrupted {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        reason,
+    };
+    while pos < data.len() {
+        let rest = data.len() - pos;
+        let torn_ok = is_last;
+        if rest < HEADER {
+            if torn_ok {
+                return Ok(pos as u64);
+            }
+            return Err(corrupted(pos, "truncated record header".into()));
+        }
+        let len = u32::from_be_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]]);
+        let crc = u32::from_be_bytes([data[pos + 4], data[pos + 5], data[pos + 6], data[pos + 7]]);
+        let end = pos + HEADER + len as usize;
+        if len > MAX_RECORD || end > data.len() {
+            // A length running past the end: the last write was torn — unless a whole
+            // record follows, in which case this length field was damaged in place and
+            // dropping the rest would lose acknowledged batches.
+            if torn_ok && !record_follows(&data, pos + 1) {
+                return Ok(pos as u64);
+            }
+            return Err(corrupted(
+                pos,
+                format!("record length {len} runs past the segment"),
+            ));
+        }
+        let payload = &data[pos + HEADER..end];
+        if crc32fast::hash(payload) != crc {
+            if torn_ok && end == data.len() {
+                return Ok(pos as u64);
+            }
+            return Err(corrupted(pos, "checksum mismatch".into()));
+        }
+        let batch = decode(payload).map_err(|e| corrupted(pos, e))?;
+        state.apply(&batch);
+        pos = end;
+    }
+    Ok(pos as u64)
+}
+
+/// Whether a complete record with a matching checksum starts anywhere from `from`.
+fn record_follows(data: &[u8], from: usize) -> bool {
+    (from..data.len().saturating_sub(HEADER)).any(|p| {
+        let len = u32::from_be_bytes([data[p], data[p + 1], data[p + 2], data[p + 3]]) as usize;
+        let crc = u32::from_be_bytes([data[p + 4], data[p + 5], data[p + 6], data[p + 7]]);
+        let end = p + HEADER + len;
+        len > 0 && end <= data.len() && crc32fast::hash(&data[p + HEADER..end]) == crc
+    })
+}
+
+// ---- record payload: a Persist batch ----
+
+const F_PROMISED: u8 = 1;
+const F_ACCEPTED: u8 = 2;
+const F_DECIDED: u8 = 4;
+const F_TRUNCATE: u8 = 8;
+const F_APPEND: u8 = 16;
+
+fn put_ballot(out: &mut Vec<u8>, b: Ballot) {
+    out.extend_from_slice(&b.round.to_be_bytes());
+    out.extend_from_slice(&b.node.to_be_bytes());
+}
+
+/// Encodes a batch (the payload of one record).
+pub fn encode(p: &Persist, out: &mut Vec<u8>) {
+    let mut flags = 0;
+    if p.promised.is_some() {
+        flags |= F_PROMISED;
+    }
+    if p.accepted_round.is_some() {
+        flags |= F_ACCEPTED;
+    }
+    if p.decided.is_some() {
+        flags |= F_DECIDED;
+    }
+    if p.truncate.is_some() {
+        flags |= F_TRUNCATE;
+    }
+    if p.append.is_some() {
+        flags |= F_APPEND;
+    }
+    out.push(flags);
+    if let Some(b) = p.promised {
+        put_ballot(out, b);
+    }
+    if let Some(b) = p.accepted_round {
+        put_ballot(out, b);
+    }
+    if let Some(d) = p.decided {
+        out.extend_from_slice(&d.to_be_bytes());
+    }
+    if let Some(t) = p.truncate {
+        out.extend_from_slice(&t.to_be_bytes());
+    }
+    if let Some((from, entries)) = &p.append {
+        out.extend_from_slice(&from.to_be_bytes());
+        out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+        for e in entries {
+            match e {
+                Entry::Noop => out.push(0),
+                Entry::Command(c) => {
+                    out.push(1);
+                    out.extend_from_slice(&(c.len() as u32).to_be_bytes());
+                    out.extend_from_slice(c);
+                }
+            }
+        }
+    }
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> std::result::Result<&[u8], String> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.data.len())
+            .ok_or_else(|| format!("record ends inside a field at {}", self.pos))?;
+        let s = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u64(&mut self) -> std::result::Result<u64, String> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+    fn u32(&mut self) -> std::result::Result<u32, String> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn ballot(&mut self) -> std::result::Result<Ballot, String> {
+        Ok(Ballot::new(self.u64()?, self.u64()?))
+    }
+}
+
+/// Decodes a record payload; `Err` says what is malformed.
+pub fn decode(data: &[u8]) -> std::result::Result<Persist, String> {
+    let mut r = Reader { data, pos: 0 };
+    let flags = r.take(1)?[0];
+    if flags & !(F_PROMISED | F_ACCEPTED | F_DECIDED | F_TRUNCATE | F_APPEND) != 0 {
+        return Err(format!("unknown flags {flags:#x}"));
+    }
+    let mut p = Persist::default();
+    if flags & F_PROMISED != 0 {
+        p.promised = Some(r.ballot()?);
+    }
+    if flags & F_ACCEPTED != 0 {
+        p.accepted_round = Some(r.ballot()?);
+    }
+    if flags & F_DECIDED != 0 {
+        p.decided = Some(r.u64()?);
+    }
+    if flags & F_TRUNCATE != 0 {
+        p.truncate = Some(r.u64()?);
+    }
+    if flags & F_APPEND != 0 {
+        let from = r.u64()?;
+        let n = r.u32()? as usize;
+        let mut entries = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            match r.take(1)?[0] {
+                0 => entries.push(Entry::Noop),
+                1 => {
+                    let len = r.u32()? as usize;
+                    entries.push(Entry::Command(Bytes::copy_from_slice(r.take(len)?)));
+                }
+                t => return Err(format!("unknown entry tag {t}")),
+            }
+        }
+        p.append = Some((from, entries));
+    }
+    if r.pos != data.len() {
+        return Err(format!("{} bytes after the batch", data.len() - r.pos));
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn batch(rng: &mut Rng, len: &mut u64) -> Persist {
+        let mut p = Persist::default();
+        if rng.chance(0.3) {
+            p.promised = Some(Ballot::new(rng.range(0, 100), rng.range(1, 4)));
+        }
+        if rng.chance(0.2) {
+            p.accepted_round = Some(Ballot::new(rng.range(0, 100), rng.range(1, 4)));
+        }
+        if rng.chance(0.2) && *len > 0 {
+            let t = rng.range(0, *len + 1);
+            p.truncate = Some(t);
+            *len = t;
+        }
+        if rng.chance(0.8) {
+            let n = rng.range(0, 20);
+            let entries: Vec<Entry> = (0..n)
+                .map(|i| {
+                    if rng.chance(0.1) {
+                        Entry::Noop
+                    } else {
+                        Entry::Command(Bytes::from(format!("cmd {} {i}", rng.next_u64())))
+                    }
+                })
+                .collect();
+            p.append = Some((*len, entries));
+            *len += n;
+        }
+        if rng.chance(0.3) {
+            p.decided = Some(rng.range(0, *len + 1));
+        }
+        p
+    }
+
+    fn write_random(dir: &Path, seed: u64, batches: usize, segment: u64) -> HardState {
+        let mut rng = Rng::new(seed);
+        let mut s = FileStorage::open(dir, segment).unwrap();
+        let mut mem = MemStorage::default();
+        let mut len = 0;
+        for _ in 0..batches {
+            let group: Vec<Persist> = (0..rng.range(1, 4))
+                .map(|_| batch(&mut rng, &mut len))
+                .collect();
+            s.append(&group).unwrap();
+            mem.append(&group).unwrap();
+            s.sync().unwrap();
+        }
+        assert_eq!(s.state(), mem.state());
+        mem.state().clone()
+    }
+
+    fn segments(dir: &Path) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn batches_round_trip_through_the_codec() {
+        let mut rng = Rng::new(1);
+        let mut len = 0;
+        for _ in 0..500 {
+            let p = batch(&mut rng, &mut len);
+            let mut buf = Vec::new();
+            encode(&p, &mut buf);
+            assert_eq!(decode(&buf).unwrap(), p);
+        }
+        for garbage in [&b""[..], &[0xff], &[16, 0, 0], &[1, 2, 3]] {
+            assert!(decode(garbage).is_err());
+        }
+    }
+
+    #[test]
+    fn reopening_replays_every_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let want = write_random(dir.path(), 7, 300, 4096);
+        assert!(segments(dir.path()).len() > 3, "rotation happened");
+        let s = FileStorage::open(dir.path(), 4096).unwrap();
+        assert_eq!(s.state(), &want);
+    }
+
+    #[test]
+    fn a_torn_final_record_is_dropped_and_writing_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = FileStorage::open(dir.path(), 1 << 20).unwrap();
+        let a = Persist {
+            append: Some((0, vec![Entry::Command(Bytes::from_static(b"kept"))])),
+            ..Persist::default()
+        };
+        let b = Persist {
+            append: Some((1, vec![Entry::Command(Bytes::from_static(b"torn away"))])),
+            ..Persist::default()
+        };
+        s.append(&[a.clone(), b]).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        let seg = segments(dir.path()).pop().unwrap();
+        let len = std::fs::metadata(&seg).unwrap().len();
+        // Every cut inside the second record leaves the first batch only.
+        let full = std::fs::read(&seg).unwrap();
+        let first_len = {
+            let mut buf = Vec::new();
+            encode(&a, &mut buf);
+            (HEADER + buf.len()) as u64
+        };
+        for cut in first_len + 1..len {
+            std::fs::write(&seg, &full[..cut as usize]).unwrap();
+            let s = FileStorage::open(dir.path(), 1 << 20).unwrap();
+            assert_eq!(s.state().log.len(), 1, "cut at {cut}");
+            assert_eq!(std::fs::metadata(&seg).unwrap().len(), first_len);
+        }
+        // A flipped byte in the last record's payload is a torn write too.
+        let mut flipped = full.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x55;
+        std::fs::write(&seg, &flipped).unwrap();
+        let mut s = FileStorage::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(s.state().log.len(), 1);
+        let c = Persist {
+            append: Some((1, vec![Entry::Noop])),
+            ..Persist::default()
+        };
+        s.append(&[c]).unwrap();
+        s.sync().unwrap();
+        let s = FileStorage::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(
+            s.state().log,
+            vec![Entry::Command(Bytes::from_static(b"kept")), Entry::Noop]
+        );
+    }
+
+    #[test]
+    fn corruption_in_the_middle_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write_random(dir.path(), 9, 50, 1 << 20);
+        let seg = segments(dir.path()).pop().unwrap();
+        let mut data = std::fs::read(&seg).unwrap();
+        data[HEADER + 1] ^= 0xff;
+        std::fs::write(&seg, &data).unwrap();
+        let err = FileStorage::open(dir.path(), 1 << 20).unwrap_err();
+        assert!(
+            matches!(err, StorageError::Corrupted { offset: 0, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("refusing to start"));
+    }
+
+    #[test]
+    fn a_damaged_length_in_the_middle_is_not_mistaken_for_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        write_random(dir.path(), 5, 40, 1 << 20);
+        let seg = segments(dir.path()).pop().unwrap();
+        let mut data = std::fs::read(&seg).unwrap();
+        data[0] = 0x7f; // the first record now claims to run past the end
+        std::fs::write(&seg, &data).unwrap();
+        let err = FileStorage::open(dir.path(), 1 << 20).unwrap_err();
+        assert!(
+            matches!(err, StorageError::Corrupted { offset: 0, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_record_in_an_older_segment_is_refused_even_at_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        write_random(dir.path(), 11, 200, 2048);
+        let first = segments(dir.path()).remove(0);
+        let data = std::fs::read(&first).unwrap();
+        std::fs::write(&first, &data[..data.len() - 3]).unwrap();
+        let err = FileStorage::open(dir.path(), 2048).unwrap_err();
+        assert!(matches!(err, StorageError::Corrupted { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_missing_segment_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write_random(dir.path(), 13, 200, 2048);
+        let segs = segments(dir.path());
+        assert!(segs.len() >= 3);
+        std::fs::remove_file(&segs[1]).unwrap();
+        let err = FileStorage::open(dir.path(), 2048).unwrap_err();
+        assert!(
+            matches!(err, StorageError::MissingSegment { missing: 2, .. }),
+            "{err}"
+        );
+    }
+}
