@@ -18,18 +18,24 @@
 //! - [`storage`]: the durable log: segmented, one checksummed record per atomic batch,
 //!   group-committed fsync, recovery that cuts a torn tail and refuses corruption.
 //!
-//! The TCP transport, snapshots and membership changes are the next steps of issue 3.
+//! - [`wire`] and [`net`]: the TCP driver — checksummed frames, nodes proving the cluster
+//!   secret to each other, reconnection with back-off, group commit — and the
+//!   `consensus-node` binary serving a replicated key-value store.
+//!
+//! Snapshots, membership changes and leader transfer are the next steps of issue 3.
 #![deny(missing_docs)]
 
 pub mod check;
 pub mod config;
 pub mod kv;
+pub mod net;
 pub mod paxos;
 pub mod replica;
 pub mod rng;
 pub mod sim;
 pub mod storage;
 pub mod types;
+pub mod wire;
 
 pub use config::{Config, ConfigError};
 pub use paxos::{HardState, Paxos, ProposeError, Role};

@@ -1,0 +1,667 @@
+//! The TCP driver: runs a [`Replica`] of the [`Kv`] state machine on tokio, with its log in
+//! a [`FileStorage`], talking to its peers over authenticated TCP and serving clients.
+//!
+//! - **Frames** are `[len][crc32][payload]` ([`crate::wire`]); a damaged frame is dropped
+//!   (Paxos tolerates loss), an impossible length closes the connection.
+//! - **Authentication**: both ends of every connection prove they hold the cluster secret
+//!   (HMAC-SHA256 over both sides' fresh nonces and ids); a peer that cannot, or that
+//!   claims an id outside the configuration, is refused and logged.
+//! - **Connections**: each replica dials each peer and keeps that connection up, retrying
+//!   with exponential back-off and jitter; messages for a peer that is down are dropped
+//!   (a bounded queue), as the protocol expects of a network.
+//! - **Group commit**: the event loop takes every message already waiting before it drains
+//!   the core, so one fsync covers everything that arrived meanwhile.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ring::hmac;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::kv::Kv;
+use crate::replica::{Outcome, Replica};
+use crate::storage::{FileStorage, Storage};
+use crate::types::{Message, NodeId};
+use crate::wire::{self, ClientRequest, ClientResponse, Frame};
+use crate::Config;
+
+/// How a node runs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Protocol settings (id, peers, timeouts in ticks).
+    pub consensus: Config,
+    /// Address for peers.
+    pub listen: SocketAddr,
+    /// Address for clients.
+    pub client_listen: SocketAddr,
+    /// Where each peer listens.
+    pub peers: HashMap<NodeId, SocketAddr>,
+    /// The replica's log directory.
+    pub data_dir: PathBuf,
+    /// Shared by every member; nobody without it joins or writes.
+    pub secret: Vec<u8>,
+    /// Length of a tick.
+    pub tick: Duration,
+    /// Fsync the log (off only for benchmarks that say so).
+    pub fsync: bool,
+}
+
+const PEER_MAGIC: &[u8; 12] = b"MDBC-PAXOS/1";
+const CLIENT_MAGIC: &[u8; 12] = b"MDBC-CLIENT1";
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+// ---- framing over a socket ----
+
+async fn read_frame(s: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<Option<Bytes>> {
+    loop {
+        match wire::take_frame(buf) {
+            Ok(Frame::Good(b)) => return Ok(Some(b)),
+            Ok(Frame::Damaged) => {
+                tracing::warn!("dropped a frame with a bad checksum");
+                continue;
+            }
+            Ok(Frame::Incomplete) => {}
+            Err(e) => {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+            }
+        }
+        if s.read_buf(buf).await? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+async fn write_frame(s: &mut TcpStream, payload: &[u8]) -> std::io::Result<()> {
+    let mut out = BytesMut::with_capacity(payload.len() + 8);
+    wire::put_frame(&mut out, payload);
+    s.write_all(&out).await
+}
+
+// ---- authentication ----
+
+fn mac(key: &hmac::Key, role: &[u8], a: &[u8], b: &[u8], x: u64, y: u64) -> hmac::Tag {
+    let mut ctx = hmac::Context::with_key(key);
+    ctx.update(role);
+    ctx.update(a);
+    ctx.update(b);
+    ctx.update(&x.to_be_bytes());
+    ctx.update(&y.to_be_bytes());
+    ctx.sign()
+}
+
+fn nonce() -> [u8; 16] {
+    let mut n = [0u8; 16];
+    // The OS generator; on failure the handshake fails, it never runs without a nonce.
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut n).is_err() {
+        tracing::error!("no randomness for a handshake nonce");
+    }
+    n
+}
+
+fn bad(msg: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::PermissionDenied, msg.into())
+}
+
+/// Proves the secret to the other end and checks its proof; returns the other end's id.
+pub async fn handshake_initiator(
+    s: &mut TcpStream,
+    buf: &mut BytesMut,
+    secret: &[u8],
+    magic: &[u8; 12],
+    my_id: u64,
+) -> std::io::Result<u64> {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let ni = nonce();
+    let mut hello = Vec::with_capacity(36);
+    hello.extend_from_slice(magic);
+    hello.extend_from_slice(&my_id.to_be_bytes());
+    hello.extend_from_slice(&ni);
+    write_frame(s, &hello).await?;
+    let ch = read_frame(s, buf)
+        .await?
+        .ok_or_else(|| bad("closed during handshake"))?;
+    if ch.len() != 8 + 16 + 32 {
+        return Err(bad("malformed challenge"));
+    }
+    let their_id = u64::from_be_bytes(ch[0..8].try_into().map_err(|_| bad("id"))?);
+    let nr = &ch[8..24];
+    hmac::verify(
+        &key,
+        &{
+            let mut m = Vec::new();
+            m.extend_from_slice(b"resp");
+            m.extend_from_slice(&ni);
+            m.extend_from_slice(nr);
+            m.extend_from_slice(&their_id.to_be_bytes());
+            m.extend_from_slice(&my_id.to_be_bytes());
+            m
+        },
+        &ch[24..56],
+    )
+    .map_err(|_| bad("the other end does not hold the cluster secret"))?;
+    let proof = mac(&key, b"init", &ni, nr, my_id, their_id);
+    write_frame(s, proof.as_ref()).await?;
+    Ok(their_id)
+}
+
+/// Checks the other end's proof of the secret (and proves it back); returns its id.
+pub async fn handshake_responder(
+    s: &mut TcpStream,
+    buf: &mut BytesMut,
+    secret: &[u8],
+    magic: &[u8; 12],
+    my_id: u64,
+) -> std::io::Result<u64> {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let hello = read_frame(s, buf)
+        .await?
+        .ok_or_else(|| bad("closed during handshake"))?;
+    if hello.len() != 12 + 8 + 16 || &hello[..12] != magic {
+        return Err(bad("not a handshake of this protocol"));
+    }
+    let their_id = u64::from_be_bytes(hello[12..20].try_into().map_err(|_| bad("id"))?);
+    let ni = &hello[20..36];
+    let nr = nonce();
+    let tag = mac(&key, b"resp", ni, &nr, my_id, their_id);
+    let mut ch = Vec::with_capacity(56);
+    ch.extend_from_slice(&my_id.to_be_bytes());
+    ch.extend_from_slice(&nr);
+    ch.extend_from_slice(tag.as_ref());
+    write_frame(s, &ch).await?;
+    let proof = read_frame(s, buf)
+        .await?
+        .ok_or_else(|| bad("closed during handshake"))?;
+    let mut m = Vec::new();
+    m.extend_from_slice(b"init");
+    m.extend_from_slice(ni);
+    m.extend_from_slice(&nr);
+    m.extend_from_slice(&their_id.to_be_bytes());
+    m.extend_from_slice(&my_id.to_be_bytes());
+    hmac::verify(&key, &m, &proof).map_err(|_| bad("wrong cluster secret"))?;
+    Ok(their_id)
+}
+
+// ---- the node ----
+
+enum Input {
+    Peer(NodeId, Message),
+    Client(ClientRequest, oneshot::Sender<ClientResponse>),
+}
+
+/// Runs a node until `shutdown` turns true. Binds its listeners first and returns their
+/// addresses through `bound` (useful with port 0).
+pub async fn run_node(
+    cfg: NodeConfig,
+    mut shutdown: watch::Receiver<bool>,
+    bound: Option<oneshot::Sender<(SocketAddr, SocketAddr)>>,
+) -> anyhow::Result<()> {
+    cfg.consensus.validate()?;
+    let storage = FileStorage::open(&cfg.data_dir, 64 << 20)?;
+    let hard = storage.state().clone();
+    tracing::info!(
+        node = cfg.consensus.id,
+        log = hard.log.len(),
+        decided = hard.decided,
+        "recovered"
+    );
+    let replica = Replica::restore(cfg.consensus.clone(), hard, Kv::default())?;
+    let peer_listener = TcpListener::bind(cfg.listen).await?;
+    let client_listener = TcpListener::bind(cfg.client_listen).await?;
+    if let Some(b) = bound {
+        let _ = b.send((peer_listener.local_addr()?, client_listener.local_addr()?));
+    }
+    let (in_tx, mut in_rx) = mpsc::channel::<Input>(65_536);
+    let secret: Arc<[u8]> = cfg.secret.clone().into();
+    let id = cfg.consensus.id;
+
+    // Outbound: one dialer per peer.
+    let mut outboxes: HashMap<NodeId, mpsc::Sender<Bytes>> = HashMap::new();
+    for (&peer, &addr) in &cfg.peers {
+        let (tx, rx) = mpsc::channel::<Bytes>(16_384);
+        outboxes.insert(peer, tx);
+        tokio::spawn(dial_peer(id, peer, addr, secret.clone(), rx));
+    }
+    // Inbound peers.
+    {
+        let secret = secret.clone();
+        let tx = in_tx.clone();
+        let members: Vec<NodeId> = cfg.peers.keys().copied().collect();
+        tokio::spawn(async move {
+            loop {
+                let Ok((sock, addr)) = peer_listener.accept().await else {
+                    continue;
+                };
+                let _ = sock.set_nodelay(true);
+                tokio::spawn(serve_peer(
+                    sock,
+                    addr,
+                    id,
+                    members.clone(),
+                    secret.clone(),
+                    tx.clone(),
+                ));
+            }
+        });
+    }
+    // Clients.
+    {
+        let secret = secret.clone();
+        let tx = in_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((sock, addr)) = client_listener.accept().await else {
+                    continue;
+                };
+                let _ = sock.set_nodelay(true);
+                tokio::spawn(serve_client(sock, addr, id, secret.clone(), tx.clone()));
+            }
+        });
+    }
+
+    let mut node = NodeLoop {
+        replica,
+        storage,
+        fsync: cfg.fsync,
+        outboxes,
+        puts: HashMap::new(),
+        reads: HashMap::new(),
+        next_read: 1,
+    };
+    let mut ticker = tokio::time::interval(cfg.tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => node.replica.tick(),
+            input = in_rx.recv() => {
+                let Some(input) = input else { break };
+                node.input(input);
+                // Group commit: take what else is already waiting before draining.
+                for _ in 0..4096 {
+                    match in_rx.try_recv() {
+                        Ok(i) => node.input(i),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    break;
+                }
+            }
+        }
+        node.drain()?;
+    }
+    tracing::info!(node = id, "stopped");
+    Ok(())
+}
+
+struct NodeLoop {
+    replica: Replica<Kv>,
+    storage: FileStorage,
+    fsync: bool,
+    outboxes: HashMap<NodeId, mpsc::Sender<Bytes>>,
+    puts: HashMap<(u64, u64), Vec<oneshot::Sender<ClientResponse>>>,
+    reads: HashMap<u64, oneshot::Sender<ClientResponse>>,
+    next_read: u64,
+}
+
+impl NodeLoop {
+    fn leader_hint(&self) -> u64 {
+        self.replica.core().leader().map(|b| b.node).unwrap_or(0)
+    }
+
+    fn input(&mut self, input: Input) {
+        match input {
+            Input::Peer(from, msg) => self.replica.step(from, msg),
+            Input::Client(req, reply) => match req {
+                ClientRequest::Put {
+                    client,
+                    seq,
+                    key,
+                    value,
+                } => {
+                    if client == 0 {
+                        let _ = reply.send(ClientResponse::Error("client id 0 is reserved".into()));
+                        return;
+                    }
+                    if key.len() > u16::MAX as usize {
+                        let _ = reply.send(ClientResponse::Error("key too long".into()));
+                        return;
+                    }
+                    match self.replica.propose((client, seq), &Kv::put(&key, &value)) {
+                        Ok(()) => self.puts.entry((client, seq)).or_default().push(reply),
+                        Err(_) => {
+                            let _ = reply.send(ClientResponse::Redirect {
+                                leader: self.leader_hint(),
+                            });
+                        }
+                    }
+                }
+                ClientRequest::Get { key } => {
+                    let id = self.next_read;
+                    self.next_read += 1;
+                    self.reads.insert(id, reply);
+                    self.replica.read(id, &Kv::get(&key));
+                }
+            },
+        }
+    }
+
+    fn send(&self, to: NodeId, msg: &Message) {
+        if let Some(tx) = self.outboxes.get(&to) {
+            let mut out = BytesMut::new();
+            wire::encode_message(msg, &mut out);
+            // A full queue means the peer is away: drop, as a network would.
+            let _ = tx.try_send(out.freeze());
+        }
+    }
+
+    fn drain(&mut self) -> anyhow::Result<()> {
+        loop {
+            let ready = self.replica.take_ready();
+            let idle = ready.send.is_empty()
+                && ready.persist.is_none()
+                && ready.after_persist.is_empty()
+                && ready.outcomes.is_empty();
+            for (to, m) in &ready.send {
+                self.send(*to, m);
+            }
+            if let Some(p) = &ready.persist {
+                // The error rule of storage.rs: a failed write stops the replica.
+                self.storage.append(std::slice::from_ref(p))?;
+                if self.fsync {
+                    self.storage.sync()?;
+                }
+                self.replica.on_persisted(p.id);
+            }
+            for (to, m) in &ready.after_persist {
+                self.send(*to, m);
+            }
+            for o in ready.outcomes {
+                match o {
+                    Outcome::Applied(id, _) => {
+                        for reply in self.puts.remove(&id).unwrap_or_default() {
+                            let _ = reply.send(ClientResponse::Ok(Bytes::new()));
+                        }
+                    }
+                    Outcome::Read(id, v) => {
+                        if let Some(reply) = self.reads.remove(&id) {
+                            let _ = reply.send(ClientResponse::Ok(v));
+                        }
+                    }
+                    Outcome::ReadRefused(id) => {
+                        if let Some(reply) = self.reads.remove(&id) {
+                            let _ = reply.send(ClientResponse::Redirect {
+                                leader: self.leader_hint(),
+                            });
+                        }
+                    }
+                }
+            }
+            if idle {
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn dial_peer(
+    me: NodeId,
+    peer: NodeId,
+    addr: SocketAddr,
+    secret: Arc<[u8]>,
+    mut rx: mpsc::Receiver<Bytes>,
+) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let attempt = async {
+            let mut s = TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            let mut buf = BytesMut::new();
+            let their = tokio::time::timeout(
+                HANDSHAKE_TIMEOUT,
+                handshake_initiator(&mut s, &mut buf, &secret, PEER_MAGIC, me),
+            )
+            .await
+            .map_err(|_| bad("handshake timed out"))??;
+            if their != peer {
+                return Err(bad(format!("{addr} is node {their}, expected {peer}")));
+            }
+            Ok::<TcpStream, std::io::Error>(s)
+        };
+        match attempt.await {
+            Ok(mut s) => {
+                tracing::debug!(node = me, peer, "connected");
+                backoff = Duration::from_millis(10);
+                // Drop what queued while disconnected: it is stale, and Paxos resends.
+                while rx.try_recv().is_ok() {}
+                let mut out = BytesMut::new();
+                loop {
+                    let Some(first) = rx.recv().await else { return };
+                    out.clear();
+                    wire::put_frame(&mut out, &first);
+                    while let Ok(more) = rx.try_recv() {
+                        wire::put_frame(&mut out, &more);
+                        if out.len() > 1 << 20 {
+                            break;
+                        }
+                    }
+                    if let Err(e) = s.write_all(&out).await {
+                        tracing::debug!(node = me, peer, "connection lost: {e}");
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    tracing::warn!(node = me, peer, %addr, "peer refused: {e}");
+                }
+                let jitter = Duration::from_micros(u64::from(nonce()[0]) * 40);
+                tokio::time::sleep(backoff + jitter).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+async fn serve_peer(
+    mut s: TcpStream,
+    addr: SocketAddr,
+    me: NodeId,
+    members: Vec<NodeId>,
+    secret: Arc<[u8]>,
+    tx: mpsc::Sender<Input>,
+) {
+    let mut buf = BytesMut::new();
+    let who = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        handshake_responder(&mut s, &mut buf, &secret, PEER_MAGIC, me),
+    )
+    .await
+    .map_err(|_| bad("handshake timed out"))
+    .and_then(|r| r);
+    let peer = match who {
+        Ok(p) if members.contains(&p) => p,
+        Ok(p) => {
+            tracing::warn!(node = me, %addr, "refused peer claiming id {p}: not a member");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(node = me, %addr, "refused unauthenticated peer: {e}");
+            return;
+        }
+    };
+    loop {
+        match read_frame(&mut s, &mut buf).await {
+            Ok(Some(payload)) => match wire::decode_message(payload) {
+                Ok(m) => {
+                    if tx.send(Input::Peer(peer, m)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(node = me, peer, "dropped a malformed message: {e}"),
+            },
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(node = me, peer, "closing connection: {e}");
+                return;
+            }
+        }
+    }
+}
+
+async fn serve_client(
+    mut s: TcpStream,
+    addr: SocketAddr,
+    me: NodeId,
+    secret: Arc<[u8]>,
+    tx: mpsc::Sender<Input>,
+) {
+    let mut buf = BytesMut::new();
+    let auth = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        handshake_responder(&mut s, &mut buf, &secret, CLIENT_MAGIC, me),
+    )
+    .await;
+    if !matches!(auth, Ok(Ok(_))) {
+        tracing::warn!(node = me, %addr, "refused unauthenticated client");
+        return;
+    }
+    loop {
+        let payload = match read_frame(&mut s, &mut buf).await {
+            Ok(Some(p)) => p,
+            _ => return,
+        };
+        let resp = match wire::decode_request(payload) {
+            Ok(req) => {
+                let (rtx, rrx) = oneshot::channel();
+                if tx.send(Input::Client(req, rtx)).await.is_err() {
+                    return;
+                }
+                rrx.await
+                    .unwrap_or_else(|_| ClientResponse::Error("node stopping".into()))
+            }
+            Err(e) => ClientResponse::Error(format!("malformed request: {e}")),
+        };
+        let mut out = BytesMut::new();
+        wire::encode_response(&resp, &mut out);
+        if write_frame(&mut s, &out).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A client of a `consensus-node` cluster: retries each request (same id) across replicas
+/// until one answers.
+pub struct Client {
+    addrs: HashMap<NodeId, SocketAddr>,
+    secret: Vec<u8>,
+    id: u64,
+    seq: u64,
+    current: NodeId,
+    conn: Option<(TcpStream, BytesMut)>,
+    /// How long one attempt may take.
+    pub attempt_timeout: Duration,
+    /// How long a request may take in all.
+    pub deadline: Duration,
+}
+
+impl Client {
+    /// A client with a fresh random id, knowing each replica's client address.
+    pub fn new(addrs: HashMap<NodeId, SocketAddr>, secret: &[u8]) -> Client {
+        let n = nonce();
+        let id = u64::from_be_bytes(n[..8].try_into().unwrap_or([1; 8])) | 1;
+        let current = addrs.keys().copied().min().unwrap_or(1);
+        Client {
+            addrs,
+            secret: secret.to_vec(),
+            id,
+            seq: 0,
+            current,
+            conn: None,
+            attempt_timeout: Duration::from_secs(1),
+            deadline: Duration::from_secs(30),
+        }
+    }
+
+    async fn attempt(&mut self, req: &ClientRequest) -> std::io::Result<ClientResponse> {
+        if self.conn.is_none() {
+            let addr = self
+                .addrs
+                .get(&self.current)
+                .copied()
+                .ok_or_else(|| bad("unknown node"))?;
+            let mut s = TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            let mut buf = BytesMut::new();
+            handshake_initiator(&mut s, &mut buf, &self.secret, CLIENT_MAGIC, self.id).await?;
+            self.conn = Some((s, buf));
+        }
+        let Some((s, buf)) = self.conn.as_mut() else {
+            return Err(bad("no connection"));
+        };
+        let mut out = BytesMut::new();
+        wire::encode_request(req, &mut out);
+        write_frame(s, &out).await?;
+        let payload = read_frame(s, buf)
+            .await?
+            .ok_or_else(|| bad("connection closed"))?;
+        wire::decode_response(payload)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+
+    async fn request(&mut self, req: ClientRequest) -> anyhow::Result<Bytes> {
+        let start = tokio::time::Instant::now();
+        let mut nodes: Vec<NodeId> = self.addrs.keys().copied().collect();
+        nodes.sort_unstable();
+        let mut turn = 0usize;
+        while start.elapsed() < self.deadline {
+            let r = tokio::time::timeout(self.attempt_timeout, self.attempt(&req)).await;
+            match r {
+                Ok(Ok(ClientResponse::Ok(v))) => return Ok(v),
+                Ok(Ok(ClientResponse::Error(e))) => anyhow::bail!("refused: {e}"),
+                Ok(Ok(ClientResponse::Redirect { leader }))
+                    if leader != 0 && leader != self.current =>
+                {
+                    self.current = leader;
+                    self.conn = None;
+                    continue;
+                }
+                _ => {
+                    // Timeout, lost connection or no leader known: try the next replica.
+                    self.conn = None;
+                    turn += 1;
+                    self.current = nodes[turn % nodes.len()];
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        anyhow::bail!("no replica answered within {:?}", self.deadline)
+    }
+
+    /// Puts `value` at `key`; applied exactly once however often it is retried.
+    pub async fn put(&mut self, key: &[u8], value: &[u8]) -> anyhow::Result<()> {
+        self.seq += 1;
+        let req = ClientRequest::Put {
+            client: self.id,
+            seq: self.seq,
+            key: Bytes::copy_from_slice(key),
+            value: Bytes::copy_from_slice(value),
+        };
+        self.request(req).await.map(|_| ())
+    }
+
+    /// Reads `key` linearizably (empty if absent).
+    pub async fn get(&mut self, key: &[u8]) -> anyhow::Result<Bytes> {
+        self.request(ClientRequest::Get {
+            key: Bytes::copy_from_slice(key),
+        })
+        .await
+    }
+}

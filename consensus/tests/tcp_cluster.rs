@@ -1,0 +1,232 @@
+//! Issue 3, multi-process: three `consensus-node` processes over TCP on loopback. The
+//! leader and then a follower are killed with SIGKILL and restarted from their logs while a
+//! client keeps writing; every write the cluster acknowledged must still be there, and a
+//! peer without the cluster secret must be refused.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use consensus::net::Client;
+
+const SECRET: &str = "test-cluster-secret-0123456789";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Node {
+    id: u64,
+    peer: SocketAddr,
+    client: SocketAddr,
+    dir: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(n: u64) -> Cluster {
+        let tmp = tempfile::tempdir().unwrap();
+        let nodes = (1..=n)
+            .map(|id| Node {
+                id,
+                peer: SocketAddr::from(([127, 0, 0, 1], free_port())),
+                client: SocketAddr::from(([127, 0, 0, 1], free_port())),
+                dir: tmp.path().join(format!("n{id}")),
+                log: tmp.path().join(format!("n{id}.log")),
+                child: None,
+            })
+            .collect();
+        let mut c = Cluster { nodes, _tmp: tmp };
+        for i in 0..c.nodes.len() {
+            c.spawn(i);
+        }
+        c
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let peers: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.id != self.nodes[i].id)
+            .map(|n| format!("{}={}", n.id, n.peer))
+            .collect();
+        let n = &mut self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&n.log)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_consensus-node"));
+        cmd.arg("--id")
+            .arg(n.id.to_string())
+            .arg("--listen")
+            .arg(n.peer.to_string())
+            .arg("--client-listen")
+            .arg(n.client.to_string())
+            .arg("--data-dir")
+            .arg(&n.dir)
+            .env("MDBC_CLUSTER_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(log);
+        for p in &peers {
+            cmd.arg("--peer").arg(p);
+        }
+        n.child = Some(cmd.spawn().expect("consensus-node starts"));
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill(); // SIGKILL
+            let _ = c.wait();
+        }
+    }
+
+    fn client_addrs(&self) -> HashMap<u64, SocketAddr> {
+        self.nodes.iter().map(|n| (n.id, n.client)).collect()
+    }
+
+    /// The replica that serves linearizable reads right now (the leader).
+    async fn leader(&self) -> usize {
+        for _ in 0..200 {
+            for (i, n) in self.nodes.iter().enumerate() {
+                if n.child.is_none() {
+                    continue;
+                }
+                let mut c = Client::new(HashMap::from([(n.id, n.client)]), SECRET.as_bytes());
+                c.attempt_timeout = Duration::from_millis(300);
+                c.deadline = Duration::from_millis(300);
+                if c.get(b"probe").await.is_ok() {
+                    return i;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no leader emerged");
+    }
+
+    fn log_text(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+async fn write_batch(
+    client: &mut Client,
+    acked: &mut Vec<(String, String)>,
+    from: usize,
+    n: usize,
+) {
+    for k in from..from + n {
+        let key = format!("key{k}");
+        let value = format!("value{k}");
+        client
+            .put(key.as_bytes(), value.as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e}"));
+        acked.push((key, value));
+    }
+}
+
+fn dir_has_log(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|d| d.count() > 0)
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_the_leader_then_a_follower_and_lose_nothing_acknowledged() {
+    let mut cluster = Cluster::start(3);
+    let mut client = Client::new(cluster.client_addrs(), SECRET.as_bytes());
+    let mut acked = Vec::new();
+    write_batch(&mut client, &mut acked, 0, 50).await;
+
+    let leader = cluster.leader().await;
+    cluster.kill(leader);
+    write_batch(&mut client, &mut acked, 50, 50).await;
+    cluster.spawn(leader);
+    write_batch(&mut client, &mut acked, 100, 30).await;
+
+    let new_leader = cluster.leader().await;
+    let follower = (0..3).find(|&i| i != new_leader).unwrap();
+    cluster.kill(follower);
+    write_batch(&mut client, &mut acked, 130, 50).await;
+    cluster.spawn(follower);
+    write_batch(&mut client, &mut acked, 180, 20).await;
+
+    // Every acknowledged write, read back linearizably.
+    for (k, v) in &acked {
+        let got = client.get(k.as_bytes()).await.unwrap();
+        assert_eq!(got, v.as_bytes(), "{k}");
+    }
+    // Kill the current leader as well: the other two elect a leader and still hold
+    // everything.
+    let last = cluster.leader().await;
+    cluster.kill(last);
+    for (k, v) in acked.iter().step_by(7) {
+        let got = client.get(k.as_bytes()).await.unwrap();
+        assert_eq!(got, v.as_bytes(), "{k} after killing the leader again");
+    }
+    for n in &cluster.nodes {
+        assert!(dir_has_log(&n.dir), "node {} wrote its log", n.id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_without_the_secret_is_refused_and_logged() {
+    let cluster = Cluster::start(3);
+    let _ = cluster.leader().await;
+    let target = &cluster.nodes[0];
+    let mut s = tokio::net::TcpStream::connect(target.peer).await.unwrap();
+    let mut buf = BytesMut::new();
+    let r = consensus::net::handshake_initiator(
+        &mut s,
+        &mut buf,
+        b"not-the-cluster-secret-at-all",
+        b"MDBC-PAXOS/1",
+        2,
+    )
+    .await;
+    assert!(r.is_err(), "the handshake must fail without the secret");
+    // Garbage instead of a handshake is refused too, and the node keeps serving.
+    let mut g = tokio::net::TcpStream::connect(target.peer).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    let _ = g
+        .write_all(b"\x00\x00\x00\x05\x00\x00\x00\x00hello garbage")
+        .await;
+    drop(g);
+    let mut client = Client::new(cluster.client_addrs(), SECRET.as_bytes());
+    client.put(b"still", b"serving").await.unwrap();
+    let mut logged = false;
+    for _ in 0..50 {
+        if cluster.log_text(0).contains("refused unauthenticated peer") {
+            logged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(logged, "log:\n{}", cluster.log_text(0));
+    // A client without the secret cannot write.
+    let mut intruder = Client::new(cluster.client_addrs(), b"wrong-secret-wrong-secret");
+    intruder.deadline = Duration::from_secs(2);
+    assert!(intruder.put(b"evil", b"write").await.is_err());
+    assert!(client.get(b"evil").await.unwrap().is_empty());
+}
