@@ -95,13 +95,12 @@ fn mac(key: &hmac::Key, role: &[u8], a: &[u8], b: &[u8], x: u64, y: u64) -> hmac
     ctx.sign()
 }
 
-fn nonce() -> [u8; 16] {
+fn nonce() -> std::io::Result<[u8; 16]> {
     let mut n = [0u8; 16];
-    // The OS generator; on failure the handshake fails, it never runs without a nonce.
-    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut n).is_err() {
-        tracing::error!("no randomness for a handshake nonce");
-    }
-    n
+    // From the OS generator; without one there is no handshake.
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut n)
+        .map_err(|_| std::io::Error::other("no randomness for a handshake nonce"))?;
+    Ok(n)
 }
 
 fn bad(msg: impl Into<String>) -> std::io::Error {
@@ -117,7 +116,7 @@ pub async fn handshake_initiator(
     my_id: u64,
 ) -> std::io::Result<u64> {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    let ni = nonce();
+    let ni = nonce()?;
     let mut hello = Vec::with_capacity(36);
     hello.extend_from_slice(magic);
     hello.extend_from_slice(&my_id.to_be_bytes());
@@ -167,7 +166,7 @@ pub async fn handshake_responder(
     }
     let their_id = u64::from_be_bytes(hello[12..20].try_into().map_err(|_| bad("id"))?);
     let ni = &hello[20..36];
-    let nr = nonce();
+    let nr = nonce()?;
     let tag = mac(&key, b"resp", ni, &nr, my_id, their_id);
     let mut ch = Vec::with_capacity(56);
     ch.extend_from_slice(&my_id.to_be_bytes());
@@ -273,11 +272,23 @@ pub async fn run_node(
         reads: HashMap::new(),
         next_read: 1,
     };
+    let mut ticks = 0u64;
     let mut ticker = tokio::time::interval(cfg.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = ticker.tick() => node.replica.tick(),
+            _ = ticker.tick() => {
+                node.replica.tick();
+                ticks += 1;
+                if ticks.is_multiple_of(1024) {
+                    // Requests whose client gave up (it retries with the same id).
+                    node.puts.retain(|_, w| {
+                        w.retain(|r| !r.is_closed());
+                        !w.is_empty()
+                    });
+                    node.reads.retain(|_, r| !r.is_closed());
+                }
+            }
             input = in_rx.recv() => {
                 let Some(input) = input else { break };
                 node.input(input);
@@ -462,7 +473,8 @@ async fn dial_peer(
                 if e.kind() == std::io::ErrorKind::PermissionDenied {
                     tracing::warn!(node = me, peer, %addr, "peer refused: {e}");
                 }
-                let jitter = Duration::from_micros(u64::from(nonce()[0]) * 40);
+                let jitter =
+                    Duration::from_micros(u64::from(nonce().map(|n| n[0]).unwrap_or(0)) * 40);
                 tokio::time::sleep(backoff + jitter).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
@@ -575,8 +587,15 @@ pub struct Client {
 impl Client {
     /// A client with a fresh random id, knowing each replica's client address.
     pub fn new(addrs: HashMap<NodeId, SocketAddr>, secret: &[u8]) -> Client {
-        let n = nonce();
-        let id = u64::from_be_bytes(n[..8].try_into().unwrap_or([1; 8])) | 1;
+        // A random id, so two clients never share request ids; the clock if the OS
+        // generator fails.
+        let id = match nonce() {
+            Ok(n) => u64::from_be_bytes(n[..8].try_into().unwrap_or([1; 8])),
+            Err(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1),
+        } | 1;
         let current = addrs.keys().copied().min().unwrap_or(1);
         Client {
             addrs,

@@ -1,0 +1,148 @@
+//! Closed-loop put load: `--clients` tasks each put one key after another for
+//! `--seconds`, against a `consensus-node` cluster or etcd; prints one JSON line with the
+//! count, throughput and latency percentiles (microseconds).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    target: Target,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 1, global = true)]
+    clients: usize,
+    /// Measured seconds (after one second of warm-up).
+    #[arg(long, default_value_t = 5.0, global = true)]
+    seconds: f64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 64, global = true)]
+    value_size: usize,
+}
+
+#[derive(Subcommand)]
+enum Target {
+    /// consensus-node replicas: ID=HOST:PORT of each client port.
+    Mdbc {
+        #[arg(long, value_delimiter = ',')]
+        addrs: Vec<String>,
+        #[arg(long, env = "MDBC_CLUSTER_SECRET")]
+        secret: String,
+    },
+    /// etcd endpoints (host:port).
+    Etcd {
+        #[arg(long, value_delimiter = ',')]
+        endpoints: Vec<String>,
+    },
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let warmup = Duration::from_secs(1);
+    let measure = Duration::from_secs_f64(args.seconds);
+    let value = vec![b'v'; args.value_size];
+    let mut tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Vec<u64>>>> = Vec::new();
+    match &args.target {
+        Target::Mdbc { addrs, secret } => {
+            let mut map = HashMap::new();
+            for a in addrs {
+                let (id, addr) = a.split_once('=').context("ID=HOST:PORT")?;
+                map.insert(id.parse::<u64>()?, addr.parse::<SocketAddr>()?);
+            }
+            for c in 0..args.clients {
+                let mut client = consensus::net::Client::new(map.clone(), secret.as_bytes());
+                let value = value.clone();
+                tasks.push(tokio::spawn(async move {
+                    // Find the leader first: followers redirect reads to it.
+                    client.get(b"warmup").await?;
+                    let mut clock = Clock::new(warmup, measure);
+                    let mut i = 0u64;
+                    while let Some(t0) = clock.next() {
+                        client.put(format!("c{c}-{i}").as_bytes(), &value).await?;
+                        clock.done(t0);
+                        i += 1;
+                    }
+                    Ok(clock.latencies)
+                }));
+            }
+        }
+        Target::Etcd { endpoints } => {
+            let client = etcd_client::Client::connect(endpoints.clone(), None).await?;
+            for c in 0..args.clients {
+                let mut kv = client.kv_client();
+                let value = value.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut clock = Clock::new(warmup, measure);
+                    let mut i = 0u64;
+                    while let Some(t0) = clock.next() {
+                        kv.put(format!("c{c}-{i}"), value.clone(), None).await?;
+                        clock.done(t0);
+                        i += 1;
+                    }
+                    Ok(clock.latencies)
+                }));
+            }
+        }
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    latencies.sort_unstable();
+    let ops = latencies.len();
+    println!(
+        "{}",
+        serde_json::json!({
+            "ops": ops,
+            "tps": ops as f64 / measure.as_secs_f64(),
+            "p50_us": percentile(&latencies, 0.50),
+            "p99_us": percentile(&latencies, 0.99),
+        })
+    );
+    Ok(())
+}
+
+/// Times a closed loop: operations run back to back; those started after the warm-up
+/// and before the end are measured (µs).
+struct Clock {
+    start: Instant,
+    warmup: Duration,
+    end: Duration,
+    latencies: Vec<u64>,
+}
+
+impl Clock {
+    fn new(warmup: Duration, measure: Duration) -> Clock {
+        Clock {
+            start: Instant::now(),
+            warmup,
+            end: warmup + measure,
+            latencies: Vec::new(),
+        }
+    }
+
+    /// The start of the next operation, or `None` when time is up.
+    fn next(&self) -> Option<Instant> {
+        let now = Instant::now();
+        (now - self.start < self.end).then_some(now)
+    }
+
+    fn done(&mut self, t0: Instant) {
+        if t0 - self.start >= self.warmup {
+            self.latencies.push(t0.elapsed().as_micros() as u64);
+        }
+    }
+}
