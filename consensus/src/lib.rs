@@ -38,7 +38,7 @@ pub mod types;
 pub mod wire;
 
 pub use config::{Config, ConfigError};
-pub use paxos::{HardState, Paxos, ProposeError, Role};
+pub use paxos::{HardState, Paxos, ProposeError, Role, TransferError};
 pub use replica::{Outcome, Replica, ReplicaReady, RequestId, StateMachine};
 pub use storage::{FileStorage, MemStorage, Storage, StorageError};
 pub use types::{Ballot, Entry, Message, NodeId, Persist, ReadGrant, Ready, Slot};

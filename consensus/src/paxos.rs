@@ -44,9 +44,21 @@ use crate::types::{Ballot, Entry, Message, NodeId, Persist, ReadGrant, Ready, Sl
 /// Why a proposal was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProposeError {
-    /// No leader is known; try again later. The command is given back.
+    /// No leader is known (or leadership is being handed over); try again later. The
+    /// command is given back.
     #[error("no leader is known")]
     NoLeader(Bytes),
+}
+
+/// Why a leader transfer was not started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    /// Only the leader can hand over leadership.
+    #[error("this replica is not the leader")]
+    NotLeader,
+    /// The target is not a member (or is this replica).
+    #[error("node {0} is not a peer")]
+    UnknownNode(NodeId),
 }
 
 /// The durable state a replica restarts from.
@@ -124,6 +136,8 @@ struct LeaderState {
     lease_until: u64,
     last_heartbeat: u64,
     reads: Vec<(u64, u64)>,
+    // A leader transfer in progress: the target and the tick it is abandoned at.
+    transfer: Option<(NodeId, u64)>,
 }
 
 #[derive(Debug)]
@@ -262,8 +276,11 @@ impl Paxos {
                 if lost {
                     tracing::debug!(node = self.cfg.id, "no majority heard; stepping down");
                     self.step_down(None);
-                } else if due {
-                    self.heartbeat();
+                } else {
+                    if due {
+                        self.heartbeat();
+                    }
+                    self.check_transfer();
                 }
             }
             Role::Candidate | Role::Follower => {
@@ -278,7 +295,9 @@ impl Paxos {
     /// knows. Acceptance here is no promise: the command is decided when it appears in
     /// [`Ready::decided`].
     pub fn propose(&mut self, command: Bytes) -> Result<(), ProposeError> {
+        let transferring = self.leading.as_ref().is_some_and(|l| l.transfer.is_some());
         match (self.role, self.leader) {
+            (Role::Leader, _) if transferring => Err(ProposeError::NoLeader(command)),
             (Role::Leader, _) => {
                 self.pending.push(command);
                 Ok(())
@@ -320,6 +339,56 @@ impl Paxos {
         self.heartbeat();
     }
 
+    /// Hands leadership to `to`: new proposals are refused meanwhile; once `to` holds the
+    /// whole log, this replica steps down, gives up its lease and asks `to` to stand for
+    /// election at once. Abandoned after an election timeout if `to` does not catch up.
+    pub fn transfer_leadership(&mut self, to: NodeId) -> Result<(), TransferError> {
+        if !self.cfg.peers.contains(&to) {
+            return Err(TransferError::UnknownNode(to));
+        }
+        let deadline = self.now + self.cfg.election_ticks;
+        match (self.role, self.leading.as_mut()) {
+            (Role::Leader, Some(l)) => {
+                l.transfer = Some((to, deadline));
+                self.check_transfer();
+                Ok(())
+            }
+            _ => Err(TransferError::NotLeader),
+        }
+    }
+
+    fn check_transfer(&mut self) {
+        let len = self.log.len() as Slot;
+        let Some(l) = self.leading.as_mut() else {
+            return;
+        };
+        let Some((to, deadline)) = l.transfer else {
+            return;
+        };
+        if self.now > deadline {
+            tracing::debug!(node = self.cfg.id, to, "leader transfer abandoned");
+            l.transfer = None;
+            return;
+        }
+        let caught_up = l.self_acked >= len
+            && l.followers
+                .get(&to)
+                .is_some_and(|p| p.synced && p.acked >= len);
+        if !caught_up {
+            return;
+        }
+        let ballot = self.accepted_round;
+        tracing::debug!(node = self.cfg.id, to, %ballot, "handing leadership over");
+        // Stepping down ends the lease (has_lease needs the leader role) before anyone is
+        // told they may help another candidate.
+        self.step_down(None);
+        self.lease_promise_until = self.now;
+        for &p in &self.cfg.peers {
+            self.ready.send.push((p, Message::Relinquish { ballot }));
+        }
+        self.ready.send.push((to, Message::TimeoutNow { ballot }));
+    }
+
     /// The driver has made every batch up to `id` durable.
     pub fn on_persisted(&mut self, id: u64) {
         while let Some((aid, _)) = self.actions.front() {
@@ -342,6 +411,7 @@ impl Paxos {
                             l.self_acked = l.self_acked.max(len);
                         }
                         self.advance_decided();
+                        self.check_transfer();
                     }
                 }
             }
@@ -408,6 +478,17 @@ impl Paxos {
             } => self.on_accepted(from, ballot, log_len, seq, gap),
             Message::Nack { ballot, promised } => self.on_nack(ballot, promised),
             Message::NeedSync { ballot } => self.on_need_sync(from, ballot),
+            Message::Relinquish { ballot } => {
+                if self.leader == Some(ballot) && self.role == Role::Follower {
+                    self.lease_promise_until = self.now;
+                }
+            }
+            Message::TimeoutNow { ballot } => {
+                if self.leader == Some(ballot) && self.role == Role::Follower {
+                    self.lease_promise_until = self.now;
+                    self.start_election();
+                }
+            }
             Message::Forward { commands } => {
                 for c in commands {
                     // A replica forwards at most to the leader it knows; a command that finds
@@ -599,6 +680,7 @@ impl Paxos {
             lease_until: 0,
             last_heartbeat: self.now,
             reads: Vec::new(),
+            transfer: None,
         });
         for (id, decided) in promisers {
             self.sync_follower(id, decided);
@@ -799,6 +881,7 @@ impl Paxos {
         }
         self.advance_decided();
         self.advance_reads_and_lease();
+        self.check_transfer();
     }
 
     fn on_nack(&mut self, ballot: Ballot, promised: Ballot) {
@@ -1205,6 +1288,36 @@ mod tests {
             matches!(out.send.as_slice(), [(_, Message::Nack { .. })]),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn leadership_is_handed_over_without_two_leases() {
+        let mut c = Cluster::new(3);
+        c.ticks(200);
+        let old = c.leader().expect("a leader");
+        let to = ((old + 1) % 3) as u64 + 1;
+        assert_eq!(
+            c.nodes[old].transfer_leadership(42),
+            Err(TransferError::UnknownNode(42))
+        );
+        c.nodes[old].transfer_leadership(to).unwrap();
+        assert!(c.nodes[old].propose(cmd("during")).is_err());
+        c.settle();
+        for t in 0..20 {
+            let leases: Vec<usize> = (0..3).filter(|&i| c.nodes[i].has_lease()).collect();
+            assert!(leases.len() <= 1, "tick {t}: {leases:?}");
+            c.ticks(1);
+        }
+        assert_eq!(
+            c.leader(),
+            Some((to - 1) as usize),
+            "well before an election timeout"
+        );
+        let l = (to - 1) as usize;
+        c.nodes[l].propose(cmd("after")).unwrap();
+        c.settle();
+        c.ticks(10);
+        assert!(c.decided[old].contains(&Entry::Command(cmd("after"))));
     }
 
     #[test]

@@ -133,6 +133,11 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
+    /// Hands leadership to `to` (see [`Paxos::transfer_leadership`]).
+    pub fn transfer_leadership(&mut self, to: NodeId) -> Result<(), crate::TransferError> {
+        self.core.transfer_leadership(to)
+    }
+
     /// Asks for a linearizable read with the caller's id.
     pub fn read(&mut self, id: u64, query: &[u8]) {
         self.reads.insert(id, Bytes::copy_from_slice(query));

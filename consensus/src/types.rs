@@ -124,6 +124,18 @@ pub enum Message {
         /// The leader's ballot.
         ballot: Ballot,
     },
+    /// Leader transfer: the leader has stepped down in `ballot` and asks the receiver to
+    /// stand for election at once.
+    TimeoutNow {
+        /// The ballot the sender led.
+        ballot: Ballot,
+    },
+    /// The leader of `ballot` has stepped down and no longer holds its lease: replicas
+    /// following it may help another candidate at once.
+    Relinquish {
+        /// The ballot the sender led.
+        ballot: Ballot,
+    },
     /// Proposals a follower forwards to the leader it knows.
     Forward {
         /// Commands, in order.
@@ -141,7 +153,9 @@ impl Message {
             | Message::Accept { ballot, .. }
             | Message::Accepted { ballot, .. }
             | Message::Nack { ballot, .. }
-            | Message::NeedSync { ballot } => Some(*ballot),
+            | Message::NeedSync { ballot }
+            | Message::TimeoutNow { ballot }
+            | Message::Relinquish { ballot } => Some(*ballot),
             Message::Forward { .. } => None,
         }
     }

@@ -218,6 +218,14 @@ pub fn encode_message(m: &Message, out: &mut BytesMut) {
             out.put_u8(7);
             put_ballot(out, *ballot);
         }
+        Message::TimeoutNow { ballot } => {
+            out.put_u8(9);
+            put_ballot(out, *ballot);
+        }
+        Message::Relinquish { ballot } => {
+            out.put_u8(10);
+            put_ballot(out, *ballot);
+        }
         Message::Forward { commands } => {
             out.put_u8(8);
             out.put_u32(commands.len() as u32);
@@ -286,6 +294,12 @@ pub fn decode_message(b: Bytes) -> Result<Message, String> {
             }
             Message::Forward { commands }
         }
+        9 => Message::TimeoutNow {
+            ballot: r.ballot()?,
+        },
+        10 => Message::Relinquish {
+            ballot: r.ballot()?,
+        },
         t => return Err(format!("unknown message type {t}")),
     };
     r.done()?;
@@ -446,6 +460,8 @@ mod tests {
                 promised: Ballot::new(9, 1),
             },
             Message::NeedSync { ballot: b },
+            Message::TimeoutNow { ballot: b },
+            Message::Relinquish { ballot: b },
             Message::Forward {
                 commands: vec![Bytes::from_static(b"x"), Bytes::new()],
             },

@@ -37,11 +37,13 @@ fn sweep(nodes: usize, default_seeds: u64) {
         total.events += r.events;
         total.elections += r.elections;
         total.lease_reads += r.lease_reads;
+        total.transfers += r.transfers;
     }
     println!("{nodes} replicas, {seeds} seeds: {total:?}");
     // The runs must have exercised something: operations completed, leaders changed.
     assert!(total.completed as u64 >= seeds * 4, "{total:?}");
     assert!(total.elections as u64 >= seeds, "{total:?}");
+    assert!(total.transfers as u64 >= seeds / 4, "{total:?}");
 }
 
 #[test]

@@ -113,6 +113,8 @@ pub struct SimReport {
     pub elections: usize,
     /// Reads served under a lease.
     pub lease_reads: usize,
+    /// Leader transfers started.
+    pub transfers: usize,
 }
 
 #[derive(Debug)]
@@ -490,7 +492,7 @@ impl Sim {
 
     fn inject_fault(&mut self) {
         let n = self.nodes.len();
-        let choice = match self.rng.range(0, 9) {
+        let choice = match self.rng.range(0, 10) {
             7 | 8 => 5,
             c => c,
         };
@@ -546,6 +548,20 @@ impl Sim {
                         self.crash(i);
                         let back = self.rng.range(5_000, 100_000);
                         self.schedule(back, Event::Restart(i));
+                    }
+                }
+            }
+            9 => {
+                // Hand leadership to a random follower.
+                if let Some(i) = self.leader_index() {
+                    let to = self.rng.range(1, n as u64 + 1);
+                    if to != self.nodes[i].id {
+                        if let Some(r) = self.nodes[i].replica.as_mut() {
+                            if r.transfer_leadership(to).is_ok() {
+                                self.report.transfers += 1;
+                            }
+                        }
+                        // Its output goes out with the next event at that node.
                     }
                 }
             }
