@@ -85,14 +85,16 @@ async fn write_frame(s: &mut TcpStream, payload: &[u8]) -> std::io::Result<()> {
 
 // ---- authentication ----
 
-fn mac(key: &hmac::Key, role: &[u8], a: &[u8], b: &[u8], x: u64, y: u64) -> hmac::Tag {
-    let mut ctx = hmac::Context::with_key(key);
-    ctx.update(role);
-    ctx.update(a);
-    ctx.update(b);
-    ctx.update(&x.to_be_bytes());
-    ctx.update(&y.to_be_bytes());
-    ctx.sign()
+/// What each side signs: its role, both nonces and both ids, so a proof cannot be replayed
+/// on another connection or reflected back with the roles swapped.
+fn mac_input(role: &[u8], a: &[u8], b: &[u8], x: u64, y: u64) -> Vec<u8> {
+    let mut m = Vec::with_capacity(4 + a.len() + b.len() + 16);
+    m.extend_from_slice(role);
+    m.extend_from_slice(a);
+    m.extend_from_slice(b);
+    m.extend_from_slice(&x.to_be_bytes());
+    m.extend_from_slice(&y.to_be_bytes());
+    m
 }
 
 fn nonce() -> std::io::Result<[u8; 16]> {
@@ -130,21 +132,10 @@ pub async fn handshake_initiator(
     }
     let their_id = u64::from_be_bytes(ch[0..8].try_into().map_err(|_| bad("id"))?);
     let nr = &ch[8..24];
-    hmac::verify(
-        &key,
-        &{
-            let mut m = Vec::new();
-            m.extend_from_slice(b"resp");
-            m.extend_from_slice(&ni);
-            m.extend_from_slice(nr);
-            m.extend_from_slice(&their_id.to_be_bytes());
-            m.extend_from_slice(&my_id.to_be_bytes());
-            m
-        },
-        &ch[24..56],
-    )
-    .map_err(|_| bad("the other end does not hold the cluster secret"))?;
-    let proof = mac(&key, b"init", &ni, nr, my_id, their_id);
+    let expected = mac_input(b"resp", &ni, nr, their_id, my_id);
+    hmac::verify(&key, &expected, &ch[24..56])
+        .map_err(|_| bad("the other end does not hold the cluster secret"))?;
+    let proof = hmac::sign(&key, &mac_input(b"init", &ni, nr, my_id, their_id));
     write_frame(s, proof.as_ref()).await?;
     Ok(their_id)
 }
@@ -167,7 +158,7 @@ pub async fn handshake_responder(
     let their_id = u64::from_be_bytes(hello[12..20].try_into().map_err(|_| bad("id"))?);
     let ni = &hello[20..36];
     let nr = nonce()?;
-    let tag = mac(&key, b"resp", ni, &nr, my_id, their_id);
+    let tag = hmac::sign(&key, &mac_input(b"resp", ni, &nr, my_id, their_id));
     let mut ch = Vec::with_capacity(56);
     ch.extend_from_slice(&my_id.to_be_bytes());
     ch.extend_from_slice(&nr);
@@ -176,13 +167,8 @@ pub async fn handshake_responder(
     let proof = read_frame(s, buf)
         .await?
         .ok_or_else(|| bad("closed during handshake"))?;
-    let mut m = Vec::new();
-    m.extend_from_slice(b"init");
-    m.extend_from_slice(ni);
-    m.extend_from_slice(&nr);
-    m.extend_from_slice(&their_id.to_be_bytes());
-    m.extend_from_slice(&my_id.to_be_bytes());
-    hmac::verify(&key, &m, &proof).map_err(|_| bad("wrong cluster secret"))?;
+    let expected = mac_input(b"init", ni, &nr, their_id, my_id);
+    hmac::verify(&key, &expected, &proof).map_err(|_| bad("wrong cluster secret"))?;
     Ok(their_id)
 }
 

@@ -990,19 +990,12 @@ impl Paxos {
         let Some(l) = self.leading.as_ref() else {
             return;
         };
-        let mut acked: Vec<Slot> = l
-            .followers
-            .values()
-            .filter(|p| p.synced)
-            .map(|p| p.acked)
-            .collect();
-        acked.push(l.self_acked);
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        let q = self.cfg.quorum();
-        if acked.len() < q {
+        let synced = l.followers.values().filter(|p| p.synced);
+        let Some(chosen) = majority_value(synced.map(|p| p.acked), l.self_acked, self.cfg.quorum())
+        else {
             return;
-        }
-        let chosen = acked[q - 1].min(self.log.len() as Slot);
+        };
+        let chosen = chosen.min(self.log.len() as Slot);
         if chosen > self.decided {
             self.decided = chosen;
             let had_reads = !l.reads.is_empty();
@@ -1021,18 +1014,10 @@ impl Paxos {
         let Some(l) = self.leading.as_mut() else {
             return;
         };
-        let mut seqs: Vec<u64> = l
-            .followers
-            .values()
-            .filter(|p| p.synced)
-            .map(|p| p.acked_seq)
-            .collect();
-        seqs.push(l.seq);
-        seqs.sort_unstable_by(|a, b| b.cmp(a));
-        if seqs.len() < q {
+        let synced = l.followers.values().filter(|p| p.synced);
+        let Some(quorum_seq) = majority_value(synced.map(|p| p.acked_seq), l.seq, q) else {
             return;
-        }
-        let quorum_seq = seqs[q - 1];
+        };
         if let Some(&(_, sent)) = l.sent.iter().find(|(s, _)| *s == quorum_seq) {
             l.lease_until = l.lease_until.max(sent + lease);
         }
@@ -1055,11 +1040,8 @@ impl Paxos {
     }
 
     fn majority_heard(&self, l: &LeaderState) -> u64 {
-        let mut heard: Vec<u64> = l.followers.values().map(|p| p.heard).collect();
-        heard.push(self.now);
-        heard.sort_unstable_by(|a, b| b.cmp(a));
-        let q = self.cfg.quorum();
-        heard.get(q - 1).copied().unwrap_or(0)
+        let heard = l.followers.values().map(|p| p.heard);
+        majority_value(heard, self.now, self.cfg.quorum()).unwrap_or(0)
     }
 
     fn fail_reads(&mut self) {
@@ -1101,9 +1083,26 @@ impl Paxos {
     }
 }
 
+/// The largest value that at least `quorum` replicas have reached, given the followers'
+/// values and the leader's own; `None` when fewer than `quorum` replicas report.
+fn majority_value(followers: impl Iterator<Item = u64>, own: u64, quorum: usize) -> Option<u64> {
+    let mut v: Vec<u64> = followers.collect();
+    v.push(own);
+    v.sort_unstable_by(|a, b| b.cmp(a));
+    v.get(quorum.checked_sub(1)?).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn majority_value_is_the_quorum_th_largest() {
+        assert_eq!(majority_value([5, 1].into_iter(), 3, 2), Some(3));
+        assert_eq!(majority_value([5, 9, 1, 2].into_iter(), 3, 3), Some(3));
+        assert_eq!(majority_value(std::iter::empty(), 7, 1), Some(7));
+        assert_eq!(majority_value([1].into_iter(), 7, 3), None);
+    }
 
     /// A cluster with an instant, lossless network and instant storage.
     struct Cluster {

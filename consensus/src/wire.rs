@@ -103,6 +103,16 @@ impl Reader {
         }
         Ok(v)
     }
+    /// The fields both phase-2a messages carry.
+    fn accept(&mut self) -> Result<(Ballot, u64, Vec<Entry>, u64, u64), String> {
+        Ok((
+            self.ballot()?,
+            self.u64()?,
+            self.entries()?,
+            self.u64()?,
+            self.u64()?,
+        ))
+    }
     fn done(&self) -> Result<(), String> {
         if self.b.has_remaining() {
             Err(format!(
@@ -136,6 +146,23 @@ fn put_entries(out: &mut BytesMut, entries: &[Entry]) {
             }
         }
     }
+}
+
+fn put_accept(
+    out: &mut BytesMut,
+    tag: u8,
+    ballot: Ballot,
+    from: u64,
+    entries: &[Entry],
+    decided: u64,
+    seq: u64,
+) {
+    out.put_u8(tag);
+    put_ballot(out, ballot);
+    out.put_u64(from);
+    put_entries(out, entries);
+    out.put_u64(decided);
+    out.put_u64(seq);
 }
 
 /// Encodes a protocol message.
@@ -175,28 +202,14 @@ pub fn encode_message(m: &Message, out: &mut BytesMut) {
             entries,
             decided,
             seq,
-        } => {
-            out.put_u8(3);
-            put_ballot(out, *ballot);
-            out.put_u64(*from);
-            put_entries(out, entries);
-            out.put_u64(*decided);
-            out.put_u64(*seq);
-        }
+        } => put_accept(out, 3, *ballot, *from, entries, *decided, *seq),
         Message::Accept {
             ballot,
             from,
             entries,
             decided,
             seq,
-        } => {
-            out.put_u8(4);
-            put_ballot(out, *ballot);
-            out.put_u64(*from);
-            put_entries(out, entries);
-            out.put_u64(*decided);
-            out.put_u64(*seq);
-        }
+        } => put_accept(out, 4, *ballot, *from, entries, *decided, *seq),
         Message::Accepted {
             ballot,
             log_len,
@@ -254,20 +267,26 @@ pub fn decode_message(b: Bytes) -> Result<Message, String> {
             suffix_from: r.u64()?,
             suffix: r.entries()?,
         },
-        3 => Message::AcceptSync {
-            ballot: r.ballot()?,
-            from: r.u64()?,
-            entries: r.entries()?,
-            decided: r.u64()?,
-            seq: r.u64()?,
-        },
-        4 => Message::Accept {
-            ballot: r.ballot()?,
-            from: r.u64()?,
-            entries: r.entries()?,
-            decided: r.u64()?,
-            seq: r.u64()?,
-        },
+        3 => {
+            let (ballot, from, entries, decided, seq) = r.accept()?;
+            Message::AcceptSync {
+                ballot,
+                from,
+                entries,
+                decided,
+                seq,
+            }
+        }
+        4 => {
+            let (ballot, from, entries, decided, seq) = r.accept()?;
+            Message::Accept {
+                ballot,
+                from,
+                entries,
+                decided,
+                seq,
+            }
+        }
         5 => Message::Accepted {
             ballot: r.ballot()?,
             log_len: r.u64()?,

@@ -297,3 +297,17 @@ pub fn run(cmd: &mut Command) -> Result<(String, bool)> {
         .with_context(|| format!("running {cmd:?}"))?;
     Ok((combined(&out), out.status.success()))
 }
+
+/// A tokio-postgres client on `server` as user `tester`, its connection driven by a task.
+///
+/// # Panics
+/// If the connection fails (the tests using it are about a running server).
+pub async fn connect(server: &Server) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&server.conninfo("tester"), tokio_postgres::NoTls)
+        .await
+        .expect("connects");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}

@@ -7,18 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use tests::Server;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
-
-async fn connect(server: &Server) -> Client {
-    let (client, conn) = tokio_postgres::connect(&server.conninfo("tester"), NoTls)
-        .await
-        .expect("connects");
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
+use tests::{connect, Server};
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// Rows of a simple query as text.
 async fn rows(c: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, tokio_postgres::Error> {

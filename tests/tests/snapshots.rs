@@ -3,18 +3,8 @@
 //! a read that starts after another session's COMMIT was acknowledged sees that commit, and
 //! an idle session never pins an old snapshot that would stop SQLite from checkpointing.
 
-use tests::Server;
-use tokio_postgres::{Client, NoTls};
-
-async fn connect(server: &Server) -> Client {
-    let (client, conn) = tokio_postgres::connect(&server.conninfo("tester"), NoTls)
-        .await
-        .expect("connects");
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
+use tests::{connect, Server};
+use tokio_postgres::Client;
 
 async fn count(c: &Client) -> i64 {
     c.query_one("select count(*) from t", &[])

@@ -7,19 +7,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use rust_decimal::Decimal;
-use tests::Server;
+use tests::{connect, Server};
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client, NoTls};
-
-async fn connect(server: &Server) -> Client {
-    let (client, conn) = tokio_postgres::connect(&server.conninfo("tester"), NoTls)
-        .await
-        .expect("connects");
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
+use tokio_postgres::NoTls;
 
 const CREATE: &str = "create table every_type (
     id int primary key, b boolean, i2 smallint, i4 integer, i8 bigint, f4 real,
