@@ -8,7 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::replica::StateMachine;
 
 /// A map from keys to values.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Kv {
     map: BTreeMap<Bytes, Bytes>,
 }
@@ -78,6 +78,41 @@ impl StateMachine for Kv {
             _ => Bytes::from_static(b"ERR bad query"),
         }
     }
+
+    fn snapshot(&self) -> Bytes {
+        let mut b = BytesMut::new();
+        for (k, v) in &self.map {
+            b.put_u32(k.len() as u32);
+            b.put_slice(k);
+            b.put_u32(v.len() as u32);
+            b.put_slice(v);
+        }
+        b.freeze()
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+        let mut map = BTreeMap::new();
+        let mut rest = data;
+        let take = |rest: &mut &[u8]| -> Result<Bytes, String> {
+            if rest.len() < 4 {
+                return Err("kv snapshot ends inside a length".into());
+            }
+            let n = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            let body = rest
+                .get(4..4 + n)
+                .ok_or_else(|| "kv snapshot ends inside a value".to_string())?;
+            let out = Bytes::copy_from_slice(body);
+            *rest = &rest[4 + n..];
+            Ok(out)
+        };
+        while !rest.is_empty() {
+            let k = take(&mut rest)?;
+            let v = take(&mut rest)?;
+            map.insert(k, v);
+        }
+        self.map = map;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -100,5 +135,9 @@ mod tests {
         for garbage in [&b""[..], b"P", b"P\xff\xff", b"X123"] {
             assert!(kv.apply(garbage).starts_with(b"ERR"));
         }
+        let mut copy = Kv::default();
+        copy.restore(&kv.snapshot()).unwrap();
+        assert_eq!(copy, kv);
+        assert!(copy.restore(b"\0\0\0\x09abc").is_err());
     }
 }

@@ -9,25 +9,29 @@
 //!   in; [`Ready`] (messages now, a batch to persist, messages after it, decided entries,
 //!   read grants) comes out.
 //! - [`replica`]: a replicated [`StateMachine`] on the core, with request ids so a retried
-//!   proposal is applied once.
+//!   proposal is applied once, and periodic snapshots that compact the log ([`log`]); a
+//!   replica behind a peer's compacted log catches up by snapshot transfer.
 //! - [`sim`]: a deterministic simulator (seeded, virtual time) with message loss,
 //!   duplication, reordering and delay, partitions, crashes and restarts from durable state,
 //!   torn log tails and clock drift; [`check`] holds the checkers it runs (one value per
 //!   slot, no acknowledged write lost, one lease at a time, linearizable histories).
 //!
 //! - [`storage`]: the durable log: segmented, one checksummed record per atomic batch,
-//!   group-committed fsync, recovery that cuts a torn tail and refuses corruption.
+//!   group-committed fsync, recovery that cuts a torn tail and refuses corruption; a
+//!   snapshot starts a checkpoint segment and the older ones are deleted.
 //!
 //! - [`wire`] and [`net`]: the TCP driver — checksummed frames, nodes proving the cluster
 //!   secret to each other, reconnection with back-off, group commit — and the
 //!   `consensus-node` binary serving a replicated key-value store.
 //!
-//! Snapshots, membership changes and leader transfer are the next steps of issue 3.
+//! Leader transfer is [`Paxos::transfer_leadership`]. Membership changes are the next step
+//! of issue 3.
 #![deny(missing_docs)]
 
 pub mod check;
 pub mod config;
 pub mod kv;
+pub mod log;
 pub mod net;
 pub mod paxos;
 pub mod replica;
@@ -38,6 +42,7 @@ pub mod types;
 pub mod wire;
 
 pub use config::{Config, ConfigError};
+pub use log::Log;
 pub use paxos::{HardState, Paxos, ProposeError, Role, TransferError};
 pub use replica::{Outcome, Replica, ReplicaReady, RequestId, StateMachine};
 pub use storage::{FileStorage, MemStorage, Storage, StorageError};

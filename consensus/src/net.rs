@@ -50,6 +50,8 @@ pub struct NodeConfig {
     pub tick: Duration,
     /// Fsync the log (off only for benchmarks that say so).
     pub fsync: bool,
+    /// Compact the log into a snapshot every this many entries (0: never).
+    pub snapshot_every: u64,
 }
 
 const PEER_MAGIC: &[u8; 12] = b"MDBC-PAXOS/1";
@@ -195,7 +197,8 @@ pub async fn run_node(
         decided = hard.decided,
         "recovered"
     );
-    let replica = Replica::restore(cfg.consensus.clone(), hard, Kv::default())?;
+    let replica = Replica::restore(cfg.consensus.clone(), hard, Kv::default())?
+        .with_snapshot_every(cfg.snapshot_every);
     let peer_listener = TcpListener::bind(cfg.listen).await?;
     let client_listener = TcpListener::bind(cfg.client_listen).await?;
     if let Some(b) = bound {
@@ -362,6 +365,9 @@ impl NodeLoop {
     fn drain(&mut self) -> anyhow::Result<()> {
         loop {
             let ready = self.replica.take_ready();
+            if let Some(e) = ready.fatal {
+                anyhow::bail!("replica stopped: {e}");
+            }
             let idle = ready.send.is_empty()
                 && ready.persist.is_none()
                 && ready.after_persist.is_empty()

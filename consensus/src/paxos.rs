@@ -38,8 +38,9 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 
 use crate::config::Config;
+use crate::log::Log;
 use crate::rng::Rng;
-use crate::types::{Ballot, Entry, Message, NodeId, Persist, ReadGrant, Ready, Slot};
+use crate::types::{Ballot, Entry, Message, NodeId, Persist, ReadGrant, Ready, Slot, Snapshot};
 
 /// Why a proposal was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,13 +71,22 @@ pub struct HardState {
     pub accepted_round: Ballot,
     /// Decided length known when last written.
     pub decided: Slot,
+    /// The snapshot the log starts after.
+    pub snapshot: Option<Snapshot>,
     /// The log.
-    pub log: Vec<Entry>,
+    pub log: Log,
 }
 
 impl HardState {
     /// Applies a persisted batch (what a storage does, in memory).
     pub fn apply(&mut self, p: &Persist) {
+        if let Some(s) = &p.snapshot {
+            if s.upto > self.log.offset() || self.snapshot.is_none() {
+                self.log.compact(s.upto);
+                self.decided = self.decided.max(s.upto);
+                self.snapshot = Some(s.clone());
+            }
+        }
         if let Some(b) = p.promised {
             self.promised = b;
         }
@@ -84,11 +94,10 @@ impl HardState {
             self.accepted_round = b;
         }
         if let Some(t) = p.truncate {
-            self.log.truncate(t as usize);
+            self.log.truncate(t);
         }
         if let Some((from, entries)) = &p.append {
-            self.log.truncate(*from as usize);
-            self.log.extend(entries.iter().cloned());
+            self.log.write_at(*from, entries);
         }
         if let Some(d) = p.decided {
             self.decided = self.decided.max(d);
@@ -114,6 +123,7 @@ struct PromiseInfo {
     log_len: Slot,
     suffix_from: Slot,
     suffix: Vec<Entry>,
+    snapshot: Option<Snapshot>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -156,7 +166,8 @@ pub struct Paxos {
     promised: Ballot,
     accepted_round: Ballot,
     decided: Slot,
-    log: Vec<Entry>,
+    snapshot: Option<Snapshot>,
+    log: Log,
     // Volatile.
     role: Role,
     leader: Option<Ballot>,
@@ -185,13 +196,15 @@ impl Paxos {
     /// for `lease_ticks` (it may have promised a lease before the restart).
     pub fn restore(cfg: Config, hard: HardState) -> Result<Paxos, crate::ConfigError> {
         cfg.validate()?;
-        let decided = hard.decided.min(hard.log.len() as Slot);
+        let decided = hard.decided.min(hard.log.len()).max(hard.log.offset());
+        let reported = hard.log.offset();
         let mut p = Paxos {
             rng: Rng::new(cfg.seed),
             now: 0,
             promised: hard.promised,
             accepted_round: hard.accepted_round,
             decided,
+            snapshot: hard.snapshot,
             log: hard.log,
             role: Role::Follower,
             leader: None,
@@ -202,7 +215,7 @@ impl Paxos {
             self_promised: false,
             leading: None,
             pending: Vec::new(),
-            reported: 0,
+            reported,
             ready: Ready::default(),
             persist: Persist::default(),
             persist_id: 0,
@@ -239,7 +252,7 @@ impl Paxos {
     }
 
     /// The log (decided prefix and the rest).
-    pub fn log(&self) -> &[Entry] {
+    pub fn log(&self) -> &Log {
         &self.log
     }
 
@@ -339,6 +352,19 @@ impl Paxos {
         self.heartbeat();
     }
 
+    /// Compacts the log: `data` is the application's state after the first `upto`
+    /// entries, which it has applied. Ignored unless `upto` is decided, applied (reported)
+    /// and beyond the current snapshot.
+    pub fn compact(&mut self, upto: Slot, data: Bytes) {
+        if upto <= self.log.offset() || upto > self.reported || upto > self.decided {
+            return;
+        }
+        let snap = Snapshot { upto, data };
+        self.log.compact(upto);
+        self.persist.snapshot = Some(snap.clone());
+        self.snapshot = Some(snap);
+    }
+
     /// Hands leadership to `to`: new proposals are refused meanwhile; once `to` holds the
     /// whole log, this replica steps down, gives up its lease and asks `to` to stand for
     /// election at once. Abandoned after an election timeout if `to` does not catch up.
@@ -358,7 +384,7 @@ impl Paxos {
     }
 
     fn check_transfer(&mut self) {
-        let len = self.log.len() as Slot;
+        let len = self.log.len();
         let Some(l) = self.leading.as_mut() else {
             return;
         };
@@ -445,6 +471,7 @@ impl Paxos {
                 log_len,
                 suffix_from,
                 suffix,
+                snapshot,
             } => self.on_promise(
                 from,
                 ballot,
@@ -454,15 +481,17 @@ impl Paxos {
                     log_len,
                     suffix_from,
                     suffix,
+                    snapshot,
                 },
             ),
             Message::AcceptSync {
                 ballot,
+                snapshot,
                 from: start,
                 entries,
                 decided,
                 seq,
-            } => self.on_accept_sync(from, ballot, start, entries, decided, seq),
+            } => self.on_accept_sync(from, ballot, snapshot, start, entries, decided, seq),
             Message::Accept {
                 ballot,
                 from: start,
@@ -508,10 +537,15 @@ impl Paxos {
     /// Drains what the driver must do. Flushes batched proposals first.
     pub fn take_ready(&mut self) -> Ready {
         self.flush_proposals();
+        if self.reported < self.log.offset() {
+            // Installed a snapshot from a peer: the application takes it first.
+            self.ready.snapshot = self.snapshot.clone();
+            self.reported = self.log.offset();
+        }
         if self.decided > self.reported {
             let from = self.reported;
             self.ready.decided_from = from;
-            self.ready.decided = self.log[from as usize..self.decided as usize].to_vec();
+            self.ready.decided = self.log.range(from, self.decided);
             self.reported = self.decided;
             if self.persist.decided.is_none() && !self.persist.is_empty() {
                 self.persist.decided = Some(self.decided);
@@ -551,7 +585,7 @@ impl Paxos {
                     ballot,
                     decided: self.decided,
                     accepted_round: self.accepted_round,
-                    log_len: self.log.len() as Slot,
+                    log_len: self.log.len(),
                 },
             ));
         }
@@ -591,7 +625,7 @@ impl Paxos {
         } else if self.role == Role::Leader && ballot.node == self.cfg.id {
             return;
         }
-        let len = self.log.len() as Slot;
+        let len = self.log.len();
         let suffix_from = if self.accepted_round > accepted_round {
             decided.min(len)
         } else if self.accepted_round == accepted_round && len > log_len {
@@ -599,13 +633,20 @@ impl Paxos {
         } else {
             len
         };
+        // What the candidate lacks may start before this log does: send the snapshot.
+        let (suffix_from, snapshot) = if suffix_from < self.log.offset() {
+            (self.log.offset(), self.snapshot.clone())
+        } else {
+            (suffix_from, None)
+        };
         let msg = Message::Promise {
             ballot,
             accepted_round: self.accepted_round,
             decided: self.decided,
             log_len: len,
             suffix_from,
-            suffix: self.log[suffix_from as usize..].to_vec(),
+            suffix: self.log.from(suffix_from),
+            snapshot,
         };
         self.ready.after_persist.push((from, msg));
     }
@@ -630,20 +671,26 @@ impl Paxos {
         }
         let ballot = self.promised;
         // Adopt the log accepted in the highest round, the longest on a tie.
-        let mine = (self.accepted_round, self.log.len() as Slot);
+        let mine = (self.accepted_round, self.log.len());
         let best = self
             .candidate
             .iter()
             .map(|(id, p)| ((p.accepted_round, p.log_len), *id))
             .max();
-        let mut changed_from = self.log.len() as Slot;
+        let mut changed_from = self.log.len();
         if let Some((key, id)) = best {
             if key > mine {
-                if let Some(p) = self.candidate.get_mut(&id) {
-                    let cut = p.suffix_from.min(self.log.len() as Slot);
-                    self.log.truncate(cut as usize);
-                    self.log.append(&mut p.suffix);
+                if let Some(mut p) = self.candidate.remove(&id) {
+                    if let Some(snap) = p.snapshot.take() {
+                        if snap.upto > self.log.offset() {
+                            self.install_snapshot(snap);
+                        }
+                    }
+                    let cut = p.suffix_from.min(self.log.len()).max(self.log.offset());
+                    self.log.truncate(cut);
+                    self.log.extend(std::mem::take(&mut p.suffix));
                     changed_from = cut;
+                    self.candidate.insert(id, p);
                 }
             }
         }
@@ -657,13 +704,13 @@ impl Paxos {
         self.role = Role::Leader;
         self.leader = Some(ballot);
         self.accepted_round = ballot;
-        let noop_slot = self.log.len() as Slot;
+        let noop_slot = self.log.len();
         self.log.push(Entry::Noop);
         self.persist.accepted_round = Some(ballot);
         self.persist_log_from(changed_from);
         self.actions.push_back((
             self.persist_id,
-            Action::SelfAccepted(ballot, self.log.len() as Slot),
+            Action::SelfAccepted(ballot, self.log.len()),
         ));
         let followers = self
             .cfg
@@ -689,8 +736,15 @@ impl Paxos {
 
     fn sync_follower(&mut self, id: NodeId, decided: Slot) {
         let ballot = self.accepted_round;
-        let log_len = self.log.len() as Slot;
-        let from = decided.min(log_len);
+        let log_len = self.log.len();
+        let mut from = decided.min(log_len);
+        // A follower behind the start of this log gets the snapshot first.
+        let snapshot = if from < self.log.offset() {
+            from = self.log.offset();
+            self.snapshot.clone()
+        } else {
+            None
+        };
         let Some(l) = self.leading.as_mut() else {
             return;
         };
@@ -707,8 +761,9 @@ impl Paxos {
         };
         let msg = Message::AcceptSync {
             ballot,
+            snapshot,
             from,
-            entries: self.log[from as usize..].to_vec(),
+            entries: self.log.from(from),
             decided: self.decided,
             seq: l.seq,
         };
@@ -733,10 +788,12 @@ impl Paxos {
         ));
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_accept_sync(
         &mut self,
         from: NodeId,
         ballot: Ballot,
+        snapshot: Option<Snapshot>,
         start: Slot,
         entries: Vec<Entry>,
         decided: Slot,
@@ -746,7 +803,10 @@ impl Paxos {
             self.refuse(from, ballot);
             return;
         }
-        if start > self.log.len() as Slot {
+        let installs = snapshot
+            .as_ref()
+            .is_some_and(|s| s.upto > self.log.offset());
+        if start > self.log.len() && !installs {
             // Cannot happen for a sync built from this replica's promise; ask again.
             self.ready.send.push((from, Message::NeedSync { ballot }));
             return;
@@ -758,11 +818,14 @@ impl Paxos {
             self.promised = ballot;
             self.persist.promised = Some(ballot);
         }
+        if let Some(snap) = snapshot.filter(|s| s.upto > self.log.offset()) {
+            self.install_snapshot(snap);
+        }
         if self.accepted_round == ballot {
             // Synced in this ballot already (a duplicate or late promise made the leader
             // sync again): this log is a prefix of the leader's, so only the tail is new.
             // Rewriting the rest would put accepted entries at risk for nothing.
-            let len = self.log.len() as Slot;
+            let len = self.log.len();
             let skip = len.saturating_sub(start) as usize;
             if entries.len() > skip {
                 let new: Vec<Entry> = entries.into_iter().skip(skip).collect();
@@ -775,21 +838,20 @@ impl Paxos {
         } else {
             self.accepted_round = ballot;
             self.persist.accepted_round = Some(ballot);
-            self.log.truncate(start as usize);
-            self.log.extend(entries);
+            self.log.write_at(start, &entries);
             self.persist_log_from(start);
         }
         // `start` is at most what this replica had decided when it promised; the leader's
         // log holds those same entries (every chosen entry is in it), so nothing decided
         // here changes.
-        let len = self.log.len() as Slot;
+        let len = self.log.len();
         self.decided = self.decided.max(decided.min(len));
         self.heard_leader(ballot);
         self.ready.after_persist.push((
             from,
             Message::Accepted {
                 ballot,
-                log_len: self.log.len() as Slot,
+                log_len: self.log.len(),
                 seq,
                 gap: false,
             },
@@ -818,7 +880,7 @@ impl Paxos {
             return;
         }
         self.heard_leader(ballot);
-        let len = self.log.len() as Slot;
+        let len = self.log.len();
         if start > len {
             self.ready.send.push((
                 from,
@@ -843,7 +905,7 @@ impl Paxos {
                 None => self.persist.append = Some((len, new)),
             }
         }
-        let new_decided = decided.min(self.log.len() as Slot);
+        let new_decided = decided.min(self.log.len());
         if new_decided > self.decided {
             self.decided = new_decided;
         }
@@ -851,7 +913,7 @@ impl Paxos {
             from,
             Message::Accepted {
                 ballot,
-                log_len: self.log.len() as Slot,
+                log_len: self.log.len(),
                 seq,
                 gap: false,
             },
@@ -900,7 +962,7 @@ impl Paxos {
                     ballot,
                     decided: self.decided,
                     accepted_round: self.accepted_round,
-                    log_len: self.log.len() as Slot,
+                    log_len: self.log.len(),
                 },
             ));
         }
@@ -912,7 +974,7 @@ impl Paxos {
         }
         while !self.pending.is_empty() {
             let n = self.pending.len().min(self.cfg.max_batch);
-            let start = self.log.len() as Slot;
+            let start = self.log.len();
             let batch: Vec<Entry> = self.pending.drain(..n).map(Entry::Command).collect();
             self.log.extend(batch.iter().cloned());
             match &mut self.persist.append {
@@ -922,7 +984,7 @@ impl Paxos {
         }
         self.actions.push_back((
             self.persist_id,
-            Action::SelfAccepted(self.accepted_round, self.log.len() as Slot),
+            Action::SelfAccepted(self.accepted_round, self.log.len()),
         ));
         self.send_appends(false);
     }
@@ -931,11 +993,18 @@ impl Paxos {
     fn send_appends(&mut self, heartbeat: bool) {
         let ballot = self.accepted_round;
         let decided = self.decided;
-        let len = self.log.len() as Slot;
+        let len = self.log.len();
+        let offset = self.log.offset();
+        let mut behind = Vec::new();
         let Some(l) = self.leading.as_mut() else {
             return;
         };
         for (&id, p) in l.followers.iter_mut() {
+            if p.synced && p.next < offset {
+                // What it needs was compacted away: sync it from the snapshot.
+                behind.push((id, p.next));
+                continue;
+            }
             if !p.synced {
                 if heartbeat {
                     // Tells a replica that missed the election who leads; it asks to sync.
@@ -954,7 +1023,7 @@ impl Paxos {
             }
             if p.next < len || heartbeat {
                 let from = p.next.min(len);
-                let entries = self.log[from as usize..].to_vec();
+                let entries = self.log.from(from);
                 p.next = len;
                 self.ready.send.push((
                     id,
@@ -967,6 +1036,9 @@ impl Paxos {
                     },
                 ));
             }
+        }
+        for (id, next) in behind {
+            self.sync_follower(id, next);
         }
     }
 
@@ -995,7 +1067,7 @@ impl Paxos {
         else {
             return;
         };
-        let chosen = chosen.min(self.log.len() as Slot);
+        let chosen = chosen.min(self.log.len());
         if chosen > self.decided {
             self.decided = chosen;
             let had_reads = !l.reads.is_empty();
@@ -1062,6 +1134,14 @@ impl Paxos {
         self.reset_election_timer();
     }
 
+    /// Replaces the log before `snap.upto` with the snapshot (a peer's, this replica lagged).
+    fn install_snapshot(&mut self, snap: Snapshot) {
+        self.log.compact(snap.upto);
+        self.decided = self.decided.max(snap.upto);
+        self.persist.snapshot = Some(snap.clone());
+        self.snapshot = Some(snap);
+    }
+
     /// Records that the log changed from `slot` on: the batch cuts there and rewrites the
     /// rest (merged with whatever the batch already holds).
     fn persist_log_from(&mut self, slot: Slot) {
@@ -1072,9 +1152,9 @@ impl Paxos {
         if let Some((a, _)) = &self.persist.append {
             from = from.min(*a);
         }
-        let from = from.min(self.log.len() as Slot);
+        let from = from.min(self.log.len()).max(self.log.offset());
         self.persist.truncate = Some(from);
-        self.persist.append = Some((from, self.log[from as usize..].to_vec()));
+        self.persist.append = Some((from, self.log.from(from)));
     }
 
     fn reset_election_timer(&mut self) {
@@ -1206,7 +1286,7 @@ mod tests {
         c.ticks(10);
         for i in 0..3 {
             assert_eq!(c.decided[i], c.decided[l], "replica {i}");
-            assert_eq!(c.disks[i].log.len(), c.decided[l].len());
+            assert_eq!(c.disks[i].log.len(), c.decided[l].len() as Slot);
         }
         assert!(c.decided[l].contains(&Entry::Command(cmd("from follower"))));
     }

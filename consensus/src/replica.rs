@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::paxos::{HardState, Paxos, ProposeError, Role};
-use crate::types::{Entry, Message, NodeId, Persist, Slot};
+use crate::types::{Entry, Message, NodeId, Persist, Slot, Snapshot};
 use crate::Config;
 
 /// The application replicated by consensus. Commands and queries are bytes; the
@@ -18,6 +18,10 @@ pub trait StateMachine {
     fn apply(&mut self, command: &[u8]) -> Bytes;
     /// Answers a read-only query against the current state.
     fn query(&self, query: &[u8]) -> Bytes;
+    /// The whole state, encoded (for a snapshot).
+    fn snapshot(&self) -> Bytes;
+    /// Replaces the state with a decoded snapshot; `Err` if `data` is not one.
+    fn restore(&mut self, data: &[u8]) -> Result<(), String>;
 }
 
 /// A client request id: `(client, seq)`. A client numbers its requests 1, 2, 3, … and
@@ -52,6 +56,11 @@ pub struct ReplicaReady {
     pub decided_from: Slot,
     /// How many entries have been applied.
     pub applied: Slot,
+    /// A peer's snapshot replaced this replica's state (it lagged behind the peer's log).
+    pub installed_snapshot: bool,
+    /// The replica cannot go on (a peer sent state it cannot decode); the driver MUST
+    /// stop it.
+    pub fatal: Option<String>,
 }
 
 fn envelope(id: RequestId, command: &[u8]) -> Bytes {
@@ -80,6 +89,9 @@ pub struct Replica<S> {
     sessions: HashMap<u64, (u64, Bytes)>,
     // Reads waiting for their grant.
     reads: HashMap<u64, Bytes>,
+    // Compact the log every this many applied entries (0: never).
+    snapshot_every: u64,
+    last_snapshot: Slot,
 }
 
 impl<S: StateMachine> Replica<S> {
@@ -91,13 +103,72 @@ impl<S: StateMachine> Replica<S> {
     /// A replica restarting from its durable state; `sm` must be the empty application:
     /// decided entries are applied again as they are learned.
     pub fn restore(cfg: Config, hard: HardState, sm: S) -> Result<Self, crate::ConfigError> {
-        Ok(Replica {
+        let snapshot = hard.snapshot.clone();
+        let mut r = Replica {
             core: Paxos::restore(cfg, hard)?,
             sm,
             applied: 0,
             sessions: HashMap::new(),
             reads: HashMap::new(),
-        })
+            snapshot_every: 0,
+            last_snapshot: 0,
+        };
+        if let Some(s) = snapshot {
+            r.install(&s).map_err(|e| {
+                crate::ConfigError(format!("the stored snapshot does not decode: {e}"))
+            })?;
+        }
+        Ok(r)
+    }
+
+    /// Compacts the log into a snapshot every `n` applied entries (0: never).
+    pub fn with_snapshot_every(mut self, n: u64) -> Self {
+        self.snapshot_every = n;
+        self
+    }
+
+    /// Snapshot format: the session table, then the application's own bytes.
+    fn encode_snapshot(&self) -> Bytes {
+        let app = self.sm.snapshot();
+        let mut b = BytesMut::with_capacity(8 + self.sessions.len() * 32 + app.len());
+        b.put_u32(self.sessions.len() as u32);
+        let mut clients: Vec<_> = self.sessions.iter().collect();
+        clients.sort_unstable_by_key(|(c, _)| **c);
+        for (client, (seq, result)) in clients {
+            b.put_u64(*client);
+            b.put_u64(*seq);
+            b.put_u32(result.len() as u32);
+            b.put_slice(result);
+        }
+        b.put_slice(&app);
+        b.freeze()
+    }
+
+    fn install(&mut self, snap: &Snapshot) -> Result<(), String> {
+        let mut b = snap.data.clone();
+        let short = || "snapshot ends early".to_string();
+        if b.len() < 4 {
+            return Err(short());
+        }
+        let n = b.get_u32() as usize;
+        let mut sessions = HashMap::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            if b.len() < 20 {
+                return Err(short());
+            }
+            let client = b.get_u64();
+            let seq = b.get_u64();
+            let len = b.get_u32() as usize;
+            if b.len() < len {
+                return Err(short());
+            }
+            sessions.insert(client, (seq, b.split_to(len)));
+        }
+        self.sm.restore(&b)?;
+        self.sessions = sessions;
+        self.applied = snap.upto;
+        self.last_snapshot = snap.upto;
+        Ok(())
     }
 
     /// The core.
@@ -153,6 +224,18 @@ impl<S: StateMachine> Replica<S> {
     pub fn take_ready(&mut self) -> ReplicaReady {
         let ready = self.core.take_ready();
         let mut outcomes = Vec::new();
+        if let Some(snap) = &ready.snapshot {
+            // A peer's snapshot, sent because this replica lagged behind its log. Its
+            // bytes passed a checksum on the way; one that does not decode is a bug in a
+            // peer, and applying entries on top of a wrong state would be worse.
+            if let Err(e) = self.install(snap) {
+                // Fail-stop: the driver must stop this replica.
+                return ReplicaReady {
+                    fatal: Some(format!("a peer's snapshot does not decode: {e}")),
+                    ..ReplicaReady::default()
+                };
+            }
+        }
         debug_assert!(ready.decided.is_empty() || ready.decided_from == self.applied);
         for entry in ready.decided.iter().cloned() {
             self.applied += 1;
@@ -191,6 +274,11 @@ impl<S: StateMachine> Replica<S> {
             self.reads.remove(&id);
             outcomes.push(Outcome::ReadRefused(id));
         }
+        if self.snapshot_every > 0 && self.applied >= self.last_snapshot + self.snapshot_every {
+            let data = self.encode_snapshot();
+            self.core.compact(self.applied, data);
+            self.last_snapshot = self.applied;
+        }
         ReplicaReady {
             send: ready.send,
             persist: ready.persist,
@@ -199,6 +287,8 @@ impl<S: StateMachine> Replica<S> {
             decided: ready.decided,
             decided_from: ready.decided_from,
             applied: self.applied,
+            installed_snapshot: ready.snapshot.is_some(),
+            fatal: None,
         }
     }
 }

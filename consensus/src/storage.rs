@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::paxos::HardState;
-use crate::types::{Ballot, Entry, Persist};
+use crate::types::{Ballot, Entry, Persist, Snapshot};
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +103,9 @@ pub struct FileStorage {
     current_no: u64,
     current_len: u64,
     new_segment: bool,
+    // A snapshot was appended: at the next sync, start a segment with a checkpoint and
+    // delete the older ones.
+    compact_pending: bool,
     state: HardState,
 }
 
@@ -139,8 +142,11 @@ impl FileStorage {
         }
         numbers.sort_unstable();
         let last = numbers.last().copied().unwrap_or(0);
+        // Compaction deletes old segments: the sequence starts at the oldest one kept,
+        // which begins with a checkpoint of the whole state.
+        let first = numbers.first().copied().unwrap_or(1);
         for (i, n) in numbers.iter().enumerate() {
-            let expected = i as u64 + 1;
+            let expected = first + i as u64;
             if *n != expected {
                 return Err(StorageError::MissingSegment {
                     dir: dir.to_path_buf(),
@@ -188,6 +194,7 @@ impl FileStorage {
             current_no,
             current_len,
             new_segment: numbers.is_empty(),
+            compact_pending: false,
             state,
         })
     }
@@ -225,6 +232,9 @@ impl Storage for FileStorage {
             buf[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
             self.current_len += (buf.len() - start) as u64;
             self.state.apply(b);
+            if b.snapshot.is_some() {
+                self.compact_pending = true;
+            }
         }
         self.flush_buf(&mut buf)
     }
@@ -232,6 +242,10 @@ impl Storage for FileStorage {
     fn sync(&mut self) -> Result<()> {
         let path = segment_path(&self.dir, self.current_no);
         self.current.sync_data().map_err(io(&path))?;
+        if self.compact_pending {
+            self.compact_pending = false;
+            self.checkpoint()?;
+        }
         if self.new_segment {
             // A new file's directory entry must be durable too.
             File::open(&self.dir)
@@ -248,6 +262,52 @@ impl Storage for FileStorage {
 }
 
 impl FileStorage {
+    /// Starts a segment with the whole state (snapshot, hard state, log after it), makes
+    /// it durable, then deletes every older segment: the log no longer grows without
+    /// bound. A crash before the deletion leaves both, and replaying the old segments and
+    /// then the checkpoint gives the same state.
+    fn checkpoint(&mut self) -> Result<()> {
+        self.rotate()?;
+        let st = &self.state;
+        let batch = Persist {
+            id: 0,
+            snapshot: st.snapshot.clone(),
+            promised: Some(st.promised),
+            accepted_round: Some(st.accepted_round),
+            decided: Some(st.decided),
+            truncate: Some(st.log.offset()),
+            append: Some((st.log.offset(), st.log.entries().to_vec())),
+        };
+        let mut buf = vec![0u8; HEADER];
+        encode(&batch, &mut buf);
+        let len = (buf.len() - HEADER) as u32;
+        let crc = crc32fast::hash(&buf[HEADER..]);
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        buf[4..8].copy_from_slice(&crc.to_be_bytes());
+        self.current_len += buf.len() as u64;
+        self.flush_buf(&mut buf)?;
+        let path = segment_path(&self.dir, self.current_no);
+        self.current.sync_data().map_err(io(&path))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&self.dir))?;
+        self.new_segment = false;
+        for no in (1..self.current_no).rev() {
+            let old = segment_path(&self.dir, no);
+            match std::fs::remove_file(&old) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) => {
+                    return Err(StorageError::Io {
+                        path: old,
+                        source: e,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn flush_buf(&mut self, buf: &mut Vec<u8>) -> Result<()> {
         if buf.is_empty() {
             return Ok(());
@@ -326,6 +386,7 @@ const F_ACCEPTED: u8 = 2;
 const F_DECIDED: u8 = 4;
 const F_TRUNCATE: u8 = 8;
 const F_APPEND: u8 = 16;
+const F_SNAPSHOT: u8 = 32;
 
 fn put_ballot(out: &mut Vec<u8>, b: Ballot) {
     out.extend_from_slice(&b.round.to_be_bytes());
@@ -350,7 +411,15 @@ pub fn encode(p: &Persist, out: &mut Vec<u8>) {
     if p.append.is_some() {
         flags |= F_APPEND;
     }
+    if p.snapshot.is_some() {
+        flags |= F_SNAPSHOT;
+    }
     out.push(flags);
+    if let Some(snap) = &p.snapshot {
+        out.extend_from_slice(&snap.upto.to_be_bytes());
+        out.extend_from_slice(&(snap.data.len() as u32).to_be_bytes());
+        out.extend_from_slice(&snap.data);
+    }
     if let Some(b) = p.promised {
         put_ballot(out, b);
     }
@@ -414,10 +483,18 @@ impl Reader<'_> {
 pub fn decode(data: &[u8]) -> std::result::Result<Persist, String> {
     let mut r = Reader { data, pos: 0 };
     let flags = r.take(1)?[0];
-    if flags & !(F_PROMISED | F_ACCEPTED | F_DECIDED | F_TRUNCATE | F_APPEND) != 0 {
+    if flags & !(F_PROMISED | F_ACCEPTED | F_DECIDED | F_TRUNCATE | F_APPEND | F_SNAPSHOT) != 0 {
         return Err(format!("unknown flags {flags:#x}"));
     }
     let mut p = Persist::default();
+    if flags & F_SNAPSHOT != 0 {
+        let upto = r.u64()?;
+        let len = r.u32()? as usize;
+        p.snapshot = Some(Snapshot {
+            upto,
+            data: Bytes::copy_from_slice(r.take(len)?),
+        });
+    }
     if flags & F_PROMISED != 0 {
         p.promised = Some(r.ballot()?);
     }
@@ -459,6 +536,12 @@ mod tests {
 
     fn batch(rng: &mut Rng, len: &mut u64) -> Persist {
         let mut p = Persist::default();
+        if rng.chance(0.05) {
+            p.snapshot = Some(Snapshot {
+                upto: rng.range(0, *len + 1),
+                data: Bytes::from(format!("state {}", rng.next_u64())),
+            });
+        }
         if rng.chance(0.3) {
             p.promised = Some(Ballot::new(rng.range(0, 100), rng.range(1, 4)));
         }
@@ -491,13 +574,29 @@ mod tests {
     }
 
     fn write_random(dir: &Path, seed: u64, batches: usize, segment: u64) -> HardState {
+        write_random_with(dir, seed, batches, segment, false)
+    }
+
+    fn write_random_with(
+        dir: &Path,
+        seed: u64,
+        batches: usize,
+        segment: u64,
+        snapshots: bool,
+    ) -> HardState {
         let mut rng = Rng::new(seed);
         let mut s = FileStorage::open(dir, segment).unwrap();
         let mut mem = MemStorage::default();
         let mut len = 0;
         for _ in 0..batches {
             let group: Vec<Persist> = (0..rng.range(1, 4))
-                .map(|_| batch(&mut rng, &mut len))
+                .map(|_| {
+                    let mut b = batch(&mut rng, &mut len);
+                    if !snapshots {
+                        b.snapshot = None;
+                    }
+                    b
+                })
                 .collect();
             s.append(&group).unwrap();
             mem.append(&group).unwrap();
@@ -538,6 +637,51 @@ mod tests {
         assert!(segments(dir.path()).len() > 3, "rotation happened");
         let s = FileStorage::open(dir.path(), 4096).unwrap();
         assert_eq!(s.state(), &want);
+    }
+
+    #[test]
+    fn reopening_with_snapshots_gives_the_same_state() {
+        for seed in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let want = write_random_with(dir.path(), seed, 200, 2048, true);
+            let s = FileStorage::open(dir.path(), 2048).unwrap();
+            assert_eq!(s.state(), &want, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_starts_a_checkpoint_segment_and_old_segments_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = FileStorage::open(dir.path(), 1024).unwrap();
+        let mut len = 0;
+        let mut rng = Rng::new(21);
+        for _ in 0..100 {
+            let mut b = batch(&mut rng, &mut len);
+            b.snapshot = None;
+            s.append(&[b]).unwrap();
+        }
+        s.sync().unwrap();
+        let before = segments(dir.path()).len();
+        assert!(before > 3);
+        let upto = s.state().log.len() / 2;
+        s.append(&[Persist {
+            snapshot: Some(Snapshot {
+                upto,
+                data: Bytes::from_static(b"app state"),
+            }),
+            ..Persist::default()
+        }])
+        .unwrap();
+        s.sync().unwrap();
+        let want = s.state().clone();
+        assert_eq!(want.log.offset(), upto);
+        assert_eq!(
+            segments(dir.path()).len(),
+            1,
+            "only the checkpoint segment is left"
+        );
+        let reopened = FileStorage::open(dir.path(), 1024).unwrap();
+        assert_eq!(reopened.state(), &want);
     }
 
     #[test]
@@ -585,8 +729,8 @@ mod tests {
         s.sync().unwrap();
         let s = FileStorage::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(
-            s.state().log,
-            vec![Entry::Command(Bytes::from_static(b"kept")), Entry::Noop]
+            s.state().log.entries(),
+            &[Entry::Command(Bytes::from_static(b"kept")), Entry::Noop]
         );
     }
 

@@ -44,6 +44,15 @@ pub enum Entry {
     Command(Bytes),
 }
 
+/// The application state after the first `upto` entries, replacing them in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Entries covered (slots `0..upto`).
+    pub upto: Slot,
+    /// The state, as the replicated application encodes it.
+    pub data: Bytes,
+}
+
 /// A protocol message between replicas.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
@@ -74,11 +83,17 @@ pub enum Message {
         suffix_from: Slot,
         /// Entries from `suffix_from` to the end of the acceptor's log.
         suffix: Vec<Entry>,
+        /// The acceptor's snapshot, when what the candidate lacks starts before the
+        /// acceptor's log does (`suffix_from` is then the snapshot's end).
+        snapshot: Option<Snapshot>,
     },
-    /// Phase 2a after a leader change: replace the acceptor's log from `from` with `entries`.
+    /// Phase 2a after a leader change: replace the acceptor's log from `from` with `entries`
+    /// (after installing `snapshot`, when the acceptor lags behind the leader's log start).
     AcceptSync {
         /// Leader's ballot.
         ballot: Ballot,
+        /// The leader's snapshot, ending at `from`.
+        snapshot: Option<Snapshot>,
         /// Where the acceptor's log is cut.
         from: Slot,
         /// The leader's log from `from`.
@@ -172,6 +187,8 @@ impl Message {
 pub struct Persist {
     /// Identifies the batch in `on_persisted`.
     pub id: u64,
+    /// A snapshot replacing the log before its end (applied first).
+    pub snapshot: Option<Snapshot>,
     /// New promised ballot.
     pub promised: Option<Ballot>,
     /// New accepted round.
@@ -188,6 +205,7 @@ impl Persist {
     /// Whether the batch changes nothing.
     pub fn is_empty(&self) -> bool {
         self.promised.is_none()
+            && self.snapshot.is_none()
             && self.accepted_round.is_none()
             && self.decided.is_none()
             && self.truncate.is_none()
@@ -216,6 +234,9 @@ pub struct Ready {
     pub persist: Option<Persist>,
     /// Messages to send only once `persist` is durable.
     pub after_persist: Vec<(NodeId, Message)>,
+    /// A snapshot to install in the application before applying `decided` (this replica
+    /// lagged behind the log a peer still holds).
+    pub snapshot: Option<Snapshot>,
     /// Newly decided entries, in order, starting at `decided_from`.
     pub decided: Vec<Entry>,
     /// Slot of the first entry in `decided`.
@@ -232,6 +253,7 @@ impl Ready {
         self.send.is_empty()
             && self.persist.is_none()
             && self.after_persist.is_empty()
+            && self.snapshot.is_none()
             && self.decided.is_empty()
             && self.reads.is_empty()
             && self.reads_refused.is_empty()

@@ -6,7 +6,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::types::{Ballot, Entry, Message};
+use crate::types::{Ballot, Entry, Message, Snapshot};
 
 /// Largest frame accepted (a batch of `max_batch` commands fits easily).
 pub const MAX_FRAME: usize = 64 << 20;
@@ -103,6 +103,16 @@ impl Reader {
         }
         Ok(v)
     }
+    fn snapshot(&mut self) -> Result<Option<Snapshot>, String> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(Snapshot {
+                upto: self.u64()?,
+                data: self.bytes()?,
+            })),
+            f => Err(format!("bad snapshot flag {f}")),
+        }
+    }
     /// The fields both phase-2a messages carry.
     fn accept(&mut self) -> Result<(Ballot, u64, Vec<Entry>, u64, u64), String> {
         Ok((
@@ -148,6 +158,17 @@ fn put_entries(out: &mut BytesMut, entries: &[Entry]) {
     }
 }
 
+fn put_snapshot(out: &mut BytesMut, s: Option<&Snapshot>) {
+    match s {
+        None => out.put_u8(0),
+        Some(s) => {
+            out.put_u8(1);
+            out.put_u64(s.upto);
+            put_bytes(out, &s.data);
+        }
+    }
+}
+
 fn put_accept(
     out: &mut BytesMut,
     tag: u8,
@@ -187,6 +208,7 @@ pub fn encode_message(m: &Message, out: &mut BytesMut) {
             log_len,
             suffix_from,
             suffix,
+            snapshot,
         } => {
             out.put_u8(2);
             put_ballot(out, *ballot);
@@ -195,14 +217,19 @@ pub fn encode_message(m: &Message, out: &mut BytesMut) {
             out.put_u64(*log_len);
             out.put_u64(*suffix_from);
             put_entries(out, suffix);
+            put_snapshot(out, snapshot.as_ref());
         }
         Message::AcceptSync {
             ballot,
+            snapshot,
             from,
             entries,
             decided,
             seq,
-        } => put_accept(out, 3, *ballot, *from, entries, *decided, *seq),
+        } => {
+            put_accept(out, 3, *ballot, *from, entries, *decided, *seq);
+            put_snapshot(out, snapshot.as_ref());
+        }
         Message::Accept {
             ballot,
             from,
@@ -266,11 +293,13 @@ pub fn decode_message(b: Bytes) -> Result<Message, String> {
             log_len: r.u64()?,
             suffix_from: r.u64()?,
             suffix: r.entries()?,
+            snapshot: r.snapshot()?,
         },
         3 => {
             let (ballot, from, entries, decided, seq) = r.accept()?;
             Message::AcceptSync {
                 ballot,
+                snapshot: r.snapshot()?,
                 from,
                 entries,
                 decided,
@@ -453,9 +482,14 @@ mod tests {
                 log_len: 2,
                 suffix_from: 0,
                 suffix: e.clone(),
+                snapshot: None,
             },
             Message::AcceptSync {
                 ballot: b,
+                snapshot: Some(Snapshot {
+                    upto: 7,
+                    data: Bytes::from_static(b"state"),
+                }),
                 from: 0,
                 entries: e.clone(),
                 decided: 1,

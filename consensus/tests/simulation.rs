@@ -38,12 +38,14 @@ fn sweep(nodes: usize, default_seeds: u64) {
         total.elections += r.elections;
         total.lease_reads += r.lease_reads;
         total.transfers += r.transfers;
+        total.snapshot_installs += r.snapshot_installs;
     }
     println!("{nodes} replicas, {seeds} seeds: {total:?}");
     // The runs must have exercised something: operations completed, leaders changed.
     assert!(total.completed as u64 >= seeds * 4, "{total:?}");
     assert!(total.elections as u64 >= seeds, "{total:?}");
     assert!(total.transfers as u64 >= seeds / 4, "{total:?}");
+    assert!(total.snapshot_installs as u64 >= seeds / 4, "{total:?}");
 }
 
 #[test]

@@ -45,6 +45,9 @@ struct Args {
     /// Do not fsync the log (benchmarks comparing without fsync only).
     #[arg(long)]
     no_fsync: bool,
+    /// Compact the log into a snapshot every this many entries (0: never).
+    #[arg(long, default_value_t = 10_000)]
+    snapshot_every: u64,
 }
 
 fn parse_peer(s: &str) -> Result<(u64, SocketAddr), String> {
@@ -93,6 +96,7 @@ fn main() -> anyhow::Result<()> {
         secret,
         tick: Duration::from_millis(args.tick_ms.max(1)),
         fsync: !args.no_fsync,
+        snapshot_every: args.snapshot_every,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -61,6 +61,8 @@ pub struct SimConfig {
     pub clients: usize,
     /// Distinct keys they use.
     pub keys: usize,
+    /// Replicas compact their log every this many entries (0: never).
+    pub snapshot_every: u64,
 }
 
 impl SimConfig {
@@ -81,6 +83,8 @@ impl SimConfig {
             partitions: true,
             clients: 4,
             keys: 3,
+            // Small, so that lagging and restarted replicas catch up by snapshot.
+            snapshot_every: 10 + seed % 40,
         }
     }
 
@@ -115,6 +119,8 @@ pub struct SimReport {
     pub lease_reads: usize,
     /// Leader transfers started.
     pub transfers: usize,
+    /// Snapshots installed from a peer.
+    pub snapshot_installs: usize,
 }
 
 #[derive(Debug)]
@@ -189,7 +195,8 @@ impl Sim {
             let drift = rng.range(0, 2 * cfg.drift_ppm + 1) as i64 - cfg.drift_ppm as i64;
             let period = (cfg.tick as i64 * (1_000_000 + drift) / 1_000_000) as u64;
             let replica = Replica::new(cfg.replica_config(id), Kv::default())
-                .expect("simulator replica configuration is valid");
+                .expect("simulator replica configuration is valid")
+                .with_snapshot_every(cfg.snapshot_every);
             nodes.push(Node {
                 id,
                 replica: Some(replica),
@@ -283,6 +290,7 @@ impl Sim {
             )));
         }
         self.check_acked_puts().map_err(fail)?;
+        self.check_replicas_agree().map_err(fail)?;
         check::linearizable(&self.history).map_err(fail)?;
         self.report.decided = self.agreement.chosen().len();
         Ok(self.report)
@@ -399,6 +407,12 @@ impl Sim {
             return Ok(());
         };
         let ready = r.take_ready();
+        if ready.installed_snapshot {
+            self.report.snapshot_installs += 1;
+        }
+        if let Some(e) = ready.fatal {
+            return Err(format!("node {id}: {e}"));
+        }
         let leader = r.is_leader().then(|| r.core().promised());
         if let Some(b) = leader {
             if self.last_leader != Some(b) {
@@ -483,6 +497,32 @@ impl Sim {
                 return Err(format!(
                     "acknowledged request {id:?} is not in the decided log"
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Replicas that applied the whole decided log hold the same application state
+    /// (whether they got there entry by entry or from a snapshot).
+    fn check_replicas_agree(&self) -> Result<(), String> {
+        let target = self.agreement.chosen().len() as u64;
+        let mut first: Option<(NodeId, &Kv)> = None;
+        for n in &self.nodes {
+            let Some(r) = n.replica.as_ref() else {
+                continue;
+            };
+            if r.core().decided() < target {
+                continue;
+            }
+            match first {
+                None => first = Some((n.id, r.state_machine())),
+                Some((id, kv)) if kv != r.state_machine() => {
+                    return Err(format!(
+                        "replicas {id} and {} applied {target} entries into different states",
+                        n.id
+                    ));
+                }
+                Some(_) => {}
             }
         }
         Ok(())
@@ -611,6 +651,7 @@ impl Sim {
         let hard = self.nodes[i].disk.clone();
         match Replica::restore(cfg, hard, Kv::default()) {
             Ok(r) => {
+                let r = r.with_snapshot_every(self.cfg.snapshot_every);
                 let node = &mut self.nodes[i];
                 node.replica = Some(r);
                 node.incarnation += 1;
