@@ -1,6 +1,6 @@
 //! Replica configuration, validated once by [`Config::validate`].
 
-use crate::types::NodeId;
+use crate::types::{Membership, NodeId};
 
 /// How one replica runs. Times are in ticks of the replica's own clock; the driver decides
 /// how long a tick is (the simulator: virtual time; TCP: a timer).
@@ -8,8 +8,13 @@ use crate::types::NodeId;
 pub struct Config {
     /// This replica.
     pub id: NodeId,
-    /// The other members.
+    /// The other members the cluster starts with (a replica that joins later lists the
+    /// members it knows; see `join`).
     pub peers: Vec<NodeId>,
+    /// This replica is not one of the members the cluster started with: it waits, without
+    /// standing for election, until a leader adds it (see
+    /// [`crate::Paxos::propose_membership`]) and its log says so.
+    pub join: bool,
     /// A leader sends a heartbeat after this many ticks without one.
     pub heartbeat_ticks: u64,
     /// A follower that hears nothing from a leader for a random time between this and
@@ -39,6 +44,7 @@ impl Config {
         Config {
             id,
             peers,
+            join: false,
             heartbeat_ticks: 5,
             election_ticks: 40,
             lease_ticks: 30,
@@ -88,14 +94,14 @@ impl Config {
         Ok(())
     }
 
-    /// Number of replicas.
-    pub fn cluster_size(&self) -> usize {
-        self.peers.len() + 1
-    }
-
-    /// Replicas that make a majority.
-    pub fn quorum(&self) -> usize {
-        self.cluster_size() / 2 + 1
+    /// The membership the cluster starts with: this replica and its peers, or nobody known
+    /// for a replica that joins later.
+    pub fn initial_members(&self) -> Membership {
+        if self.join {
+            Membership::default()
+        } else {
+            Membership::of(std::iter::once(self.id).chain(self.peers.iter().copied()))
+        }
     }
 
     /// How long, in the leader's ticks, a heartbeat acknowledged by a majority keeps the
@@ -119,7 +125,7 @@ mod tests {
     fn defaults_validate_and_lease_is_shorter_than_the_promise() {
         let c = Config::new(1, vec![2, 3]);
         c.validate().unwrap();
-        assert_eq!(c.quorum(), 2);
+        assert_eq!(c.initial_members().quorum(), 2);
         assert!(c.leader_lease_ticks() < c.lease_ticks);
         // (30 - 2) * 0.95 / 1.05 = 25.3
         assert_eq!(c.leader_lease_ticks(), 25);

@@ -24,11 +24,12 @@
 //!   secret to each other, reconnection with back-off, group commit — and the
 //!   `consensus-node` binary serving a replicated key-value store.
 //!
-//! Leader transfer is [`Paxos::transfer_leadership`]. Membership changes are the next step
-//! of issue 3.
+//! Leader transfer is [`Paxos::transfer_leadership`]; membership changes, one replica at
+//! a time, are [`Paxos::propose_membership`] (see `DESIGN.md`, "Membership changes").
 #![deny(missing_docs)]
 
 pub mod check;
+mod codec;
 pub mod config;
 pub mod kv;
 pub mod log;
@@ -43,7 +44,9 @@ pub mod wire;
 
 pub use config::{Config, ConfigError};
 pub use log::Log;
-pub use paxos::{HardState, Paxos, ProposeError, Role, TransferError};
+pub use paxos::{
+    HardState, MembershipChange, MembershipError, Paxos, ProposeError, Role, TransferError,
+};
 pub use replica::{Outcome, Replica, ReplicaReady, RequestId, StateMachine};
 pub use storage::{FileStorage, MemStorage, Storage, StorageError};
-pub use types::{Ballot, Entry, Message, NodeId, Persist, ReadGrant, Ready, Slot};
+pub use types::{Ballot, Entry, Membership, Message, NodeId, Persist, ReadGrant, Ready, Slot};

@@ -1,19 +1,58 @@
 //! The replicated log as a replica holds it: entries from `offset` on, the ones before
 //! compacted into a snapshot. Positions are absolute slots throughout.
+//!
+//! The log also indexes its membership entries, because the core asks "which membership
+//! governs this slot" on every acknowledgement and must not scan the log to answer.
 
-use crate::types::{Entry, Slot};
+use crate::types::{Entry, Membership, Slot};
 
 /// Entries from slot `offset` on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Log {
     offset: Slot,
     entries: Vec<Entry>,
+    // Slots of the `Entry::Config` entries held, ascending.
+    configs: Vec<Slot>,
 }
 
 impl Log {
     /// A log holding `entries` from slot `offset`.
     pub fn new(offset: Slot, entries: Vec<Entry>) -> Log {
-        Log { offset, entries }
+        let mut l = Log {
+            offset,
+            entries: Vec::new(),
+            configs: Vec::new(),
+        };
+        l.extend(entries);
+        l
+    }
+
+    fn membership(&self, slot: Slot) -> Option<&Membership> {
+        match self.get(slot) {
+            Some(Entry::Config(m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The last membership entry before `slot` (the one governing `slot`), if the log
+    /// holds one.
+    pub fn config_before(&self, slot: Slot) -> Option<(Slot, &Membership)> {
+        let i = self.configs.partition_point(|&c| c < slot);
+        let c = *self.configs.get(i.checked_sub(1)?)?;
+        self.membership(c).map(|m| (c, m))
+    }
+
+    /// Membership entries at `slot` or later, in order.
+    pub fn configs_from(&self, slot: Slot) -> impl Iterator<Item = (Slot, &Membership)> + '_ {
+        let i = self.configs.partition_point(|&c| c < slot);
+        self.configs[i..]
+            .iter()
+            .filter_map(|&c| self.membership(c).map(|m| (c, m)))
+    }
+
+    /// Slot of the last membership entry held.
+    pub fn last_config_slot(&self) -> Option<Slot> {
+        self.configs.last().copied()
     }
 
     /// First slot still held (everything before is in the snapshot).
@@ -60,18 +99,25 @@ impl Log {
 
     /// Drops every slot from `len` on (never below the offset).
     pub fn truncate(&mut self, len: Slot) {
-        self.entries
-            .truncate(len.saturating_sub(self.offset) as usize);
+        let len = len.max(self.offset);
+        self.entries.truncate((len - self.offset) as usize);
+        let keep = self.configs.partition_point(|&c| c < len);
+        self.configs.truncate(keep);
     }
 
     /// Appends at the end.
     pub fn push(&mut self, e: Entry) {
+        if matches!(e, Entry::Config(_)) {
+            self.configs.push(self.len());
+        }
         self.entries.push(e);
     }
 
     /// Appends at the end.
     pub fn extend(&mut self, es: impl IntoIterator<Item = Entry>) {
-        self.entries.extend(es);
+        for e in es {
+            self.push(e);
+        }
     }
 
     /// Writes `entries` at slot `from`, cutting what followed; entries below the offset
@@ -79,7 +125,7 @@ impl Log {
     pub fn write_at(&mut self, from: Slot, entries: &[Entry]) {
         let skip = self.offset.saturating_sub(from) as usize;
         self.truncate(from.max(self.offset));
-        self.entries.extend(entries.iter().skip(skip).cloned());
+        self.extend(entries.iter().skip(skip).cloned());
     }
 
     /// Forgets every slot below `upto` (compacted into a snapshot); a log shorter than
@@ -91,6 +137,8 @@ impl Log {
         let n = ((upto - self.offset) as usize).min(self.entries.len());
         self.entries.drain(..n);
         self.offset = upto;
+        let gone = self.configs.partition_point(|&c| c < upto);
+        self.configs.drain(..gone);
     }
 }
 
@@ -119,5 +167,28 @@ mod tests {
         assert_eq!((l.offset(), l.len()), (2, 2));
         l.compact(10);
         assert_eq!((l.offset(), l.len()), (10, 10));
+    }
+
+    #[test]
+    fn membership_entries_are_indexed_through_every_change() {
+        let m = |ids: &[u64]| Entry::Config(Membership::of(ids.iter().copied()));
+        let mut l = Log::new(0, vec![m(&[1, 2, 3]), c("a"), m(&[1, 2, 3, 4]), c("b")]);
+        assert_eq!(l.config_before(0), None);
+        assert_eq!(l.config_before(1).map(|(s, _)| s), Some(0));
+        assert_eq!(l.config_before(2).map(|(s, _)| s), Some(0));
+        assert_eq!(l.config_before(3).map(|(s, m)| (s, m.len())), Some((2, 4)));
+        assert_eq!(
+            l.configs_from(1).map(|(s, _)| s).collect::<Vec<_>>(),
+            vec![2]
+        );
+        l.truncate(2);
+        assert_eq!(l.last_config_slot(), Some(0));
+        l.write_at(1, &[m(&[1, 2]), c("x")]);
+        assert_eq!(l.last_config_slot(), Some(1));
+        l.compact(2);
+        assert_eq!(l.last_config_slot(), None, "compacted away");
+        assert_eq!(l.config_before(5), None);
+        l.push(m(&[7]));
+        assert_eq!(l.config_before(4).map(|(s, _)| s), Some(3));
     }
 }

@@ -11,11 +11,14 @@
 //!   (a bounded queue), as the protocol expects of a network.
 //! - **Group commit**: the event loop takes every message already waiting before it drains
 //!   the core, so one fsync covers everything that arrived meanwhile.
+//! - **Membership**: the replicas a node talks to are those its log names (a membership
+//!   entry records each member's peer address) plus the peers on its command line; when
+//!   a change adds a replica the node dials it, and only replicas named there may connect.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -25,9 +28,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::kv::Kv;
+use crate::paxos::{MembershipChange, Role};
 use crate::replica::{Outcome, Replica};
 use crate::storage::{FileStorage, Storage};
-use crate::types::{Message, NodeId};
+use crate::types::{Entry, Message, NodeId, Slot};
 use crate::wire::{self, ClientRequest, ClientResponse, Frame};
 use crate::Config;
 
@@ -57,6 +61,39 @@ pub struct NodeConfig {
 const PEER_MAGIC: &[u8; 12] = b"MDBC-PAXOS/1";
 const CLIENT_MAGIC: &[u8; 12] = b"MDBC-CLIENT1";
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Parses `ID=HOST:PORT` (a replica and one of its addresses), as the command lines take
+/// them.
+pub fn parse_node_addr(s: &str) -> Result<(NodeId, SocketAddr), String> {
+    let (id, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected ID=HOST:PORT, got {s:?}"))?;
+    let id: NodeId = id.parse().map_err(|_| format!("bad node id {id:?}"))?;
+    if id == 0 {
+        return Err("node id 0 is reserved".into());
+    }
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|e| format!("bad address {addr:?}: {e}"))?;
+    Ok((id, addr))
+}
+
+/// The cluster secret, from `file` or else the `MDBC_CLUSTER_SECRET` environment
+/// variable, without surrounding whitespace; at least 16 bytes.
+pub fn read_secret(file: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    let secret = match file {
+        Some(f) => std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+        None => std::env::var("MDBC_CLUSTER_SECRET")
+            .context("set MDBC_CLUSTER_SECRET or --secret-file: nodes authenticate each other")?
+            .into_bytes(),
+    };
+    let secret = secret.trim_ascii().to_vec();
+    if secret.len() < 16 {
+        anyhow::bail!("the cluster secret must be at least 16 bytes");
+    }
+    Ok(secret)
+}
 
 // ---- framing over a socket ----
 
@@ -207,19 +244,14 @@ pub async fn run_node(
     let (in_tx, mut in_rx) = mpsc::channel::<Input>(65_536);
     let secret: Arc<[u8]> = cfg.secret.clone().into();
     let id = cfg.consensus.id;
-
-    // Outbound: one dialer per peer.
-    let mut outboxes: HashMap<NodeId, mpsc::Sender<Bytes>> = HashMap::new();
-    for (&peer, &addr) in &cfg.peers {
-        let (tx, rx) = mpsc::channel::<Bytes>(16_384);
-        outboxes.insert(peer, tx);
-        tokio::spawn(dial_peer(id, peer, addr, secret.clone(), rx));
-    }
+    // Replicas allowed to connect; kept in step with the membership by the node loop.
+    let allowed: Arc<RwLock<HashSet<NodeId>>> =
+        Arc::new(RwLock::new(cfg.peers.keys().copied().collect()));
     // Inbound peers.
     {
         let secret = secret.clone();
         let tx = in_tx.clone();
-        let members: Vec<NodeId> = cfg.peers.keys().copied().collect();
+        let allowed = allowed.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((sock, addr)) = peer_listener.accept().await else {
@@ -230,7 +262,7 @@ pub async fn run_node(
                     sock,
                     addr,
                     id,
-                    members.clone(),
+                    allowed.clone(),
                     secret.clone(),
                     tx.clone(),
                 ));
@@ -256,11 +288,19 @@ pub async fn run_node(
         replica,
         storage,
         fsync: cfg.fsync,
-        outboxes,
+        outboxes: HashMap::new(),
         puts: HashMap::new(),
         reads: HashMap::new(),
         next_read: 1,
+        changes: Vec::new(),
+        me: id,
+        secret,
+        configured: cfg.peers.iter().map(|(p, a)| (*p, a.to_string())).collect(),
+        allowed,
+        seen: None,
+        member: false,
     };
+    node.refresh_peers();
     let mut ticks = 0u64;
     let mut ticker = tokio::time::interval(cfg.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -301,6 +341,10 @@ pub async fn run_node(
     Ok(())
 }
 
+/// What the membership looked like when the peers were last refreshed: the last
+/// membership entry's slot, the log's start, and whether that entry is decided.
+type MembershipMark = (Option<Slot>, Slot, bool);
+
 struct NodeLoop {
     replica: Replica<Kv>,
     storage: FileStorage,
@@ -309,9 +353,160 @@ struct NodeLoop {
     puts: HashMap<(u64, u64), Vec<oneshot::Sender<ClientResponse>>>,
     reads: HashMap<u64, oneshot::Sender<ClientResponse>>,
     next_read: u64,
+    // Membership changes proposed here: answered when their slot is decided.
+    changes: Vec<(Slot, Entry, oneshot::Sender<ClientResponse>)>,
+    me: NodeId,
+    secret: Arc<[u8]>,
+    // Peer addresses from the command line.
+    configured: HashMap<NodeId, String>,
+    allowed: Arc<RwLock<HashSet<NodeId>>>,
+    seen: Option<MembershipMark>,
+    member: bool,
 }
 
 impl NodeLoop {
+    /// Dials every replica the log names that has no connection yet, and lets exactly
+    /// those (and the configured peers) connect. Cheap when nothing changed.
+    fn refresh_peers(&mut self) {
+        let core = self.replica.core();
+        let last = core.log().last_config_slot();
+        let mark = (
+            last,
+            core.log().offset(),
+            last.is_some_and(|c| c < core.decided()),
+        );
+        if self.seen == Some(mark) {
+            return;
+        }
+        self.seen = Some(mark);
+        let member = core.members().contains(self.me);
+        if self.member && !member {
+            tracing::warn!(
+                node = self.me,
+                members = %core.members(),
+                "this replica was removed from the cluster; it answers clients with redirects"
+            );
+        } else if !self.member && member {
+            tracing::info!(node = self.me, members = %core.members(), "a member of the cluster");
+        }
+        self.member = member;
+        let mut known: HashSet<NodeId> = core.known_replicas().into_iter().collect();
+        known.extend(self.configured.keys().copied());
+        known.remove(&self.me);
+        for &peer in &known {
+            if self.outboxes.contains_key(&peer) {
+                continue;
+            }
+            let named = core
+                .latest_members()
+                .addr(peer)
+                .or_else(|| core.members().addr(peer))
+                .filter(|a| !a.is_empty())
+                .map(str::to_string);
+            let Some(addr) = named.or_else(|| self.configured.get(&peer).cloned()) else {
+                tracing::warn!(node = self.me, peer, "no address known for member {peer}");
+                continue;
+            };
+            tracing::info!(node = self.me, peer, %addr, "connecting to a new peer");
+            let (tx, rx) = mpsc::channel::<Bytes>(16_384);
+            self.outboxes.insert(peer, tx);
+            tokio::spawn(dial_peer(self.me, peer, addr, self.secret.clone(), rx));
+        }
+        if let Ok(mut a) = self.allowed.write() {
+            *a = known;
+        }
+    }
+
+    fn status(&self) -> String {
+        let core = self.replica.core();
+        let role = match core.role() {
+            Role::Leader => "leader",
+            Role::Candidate => "candidate",
+            Role::Follower => "follower",
+        };
+        let ids =
+            |m: &crate::Membership| m.ids().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        format!(
+            "id={} role={role} leader={} decided={} members={} latest={}",
+            self.me,
+            self.leader_hint(),
+            core.decided(),
+            ids(core.members()),
+            ids(core.latest_members())
+        )
+    }
+
+    /// Proposes a membership change. A change the log already holds is not made twice:
+    /// a client retrying is answered when that one is decided (at once, if it is).
+    fn change_membership(
+        &mut self,
+        change: MembershipChange,
+        reply: oneshot::Sender<ClientResponse>,
+    ) {
+        use crate::paxos::MembershipError;
+        let core = self.replica.core();
+        if core.role() == Role::Leader {
+            let (latest, decided) = (core.latest_members(), core.members());
+            let done_in = |m: &crate::Membership| match &change {
+                MembershipChange::Add { id, addr } => m.addr(*id) == Some(addr.as_str()),
+                MembershipChange::Remove(id) => !m.contains(*id),
+            };
+            if done_in(decided) && done_in(latest) {
+                let _ = reply.send(ClientResponse::Ok(Bytes::new()));
+                return;
+            }
+            if done_in(latest) {
+                let pending = core.log().last_config_slot().and_then(|slot| {
+                    let e = core.log().get(slot)?.clone();
+                    Some((slot, e))
+                });
+                if let Some((slot, e)) = pending {
+                    self.changes.push((slot, e, reply));
+                    return;
+                }
+            }
+        }
+        match self.replica.propose_membership(change) {
+            Ok(slot) => {
+                if let Some(e) = self.replica.core().log().get(slot).cloned() {
+                    self.changes.push((slot, e, reply));
+                }
+            }
+            Err(MembershipError::NotLeader) => {
+                let _ = reply.send(ClientResponse::Redirect {
+                    leader: self.leader_hint(),
+                });
+            }
+            Err(e) => {
+                let _ = reply.send(ClientResponse::Error(e.to_string()));
+            }
+        }
+    }
+
+    /// Answers membership changes whose slot is now decided: done if the slot holds the
+    /// change, refused if leadership changed and another entry took the slot.
+    fn answer_changes(&mut self, from: Slot, decided: &[Entry]) {
+        let end = from + decided.len() as Slot;
+        let mut i = 0;
+        while i < self.changes.len() {
+            let slot = self.changes[i].0;
+            if slot >= end {
+                i += 1;
+                continue;
+            }
+            let (slot, entry, reply) = self.changes.swap_remove(i);
+            let got = slot.checked_sub(from).and_then(|k| decided.get(k as usize));
+            let resp = if got == Some(&entry) {
+                ClientResponse::Ok(Bytes::new())
+            } else {
+                ClientResponse::Error(
+                    "leadership changed before the membership change was decided; retry".into(),
+                )
+            };
+            let _ = reply.send(resp);
+        }
+    }
+
     fn leader_hint(&self) -> u64 {
         self.replica.core().leader().map(|b| b.node).unwrap_or(0)
     }
@@ -349,6 +544,19 @@ impl NodeLoop {
                     self.reads.insert(id, reply);
                     self.replica.read(id, &Kv::get(&key));
                 }
+                ClientRequest::AddMember { id, addr } => {
+                    if id == 0 {
+                        let _ = reply.send(ClientResponse::Error("node id 0 is reserved".into()));
+                        return;
+                    }
+                    self.change_membership(MembershipChange::Add { id, addr }, reply);
+                }
+                ClientRequest::RemoveMember { id } => {
+                    self.change_membership(MembershipChange::Remove(id), reply);
+                }
+                ClientRequest::Status => {
+                    let _ = reply.send(ClientResponse::Ok(Bytes::from(self.status())));
+                }
             },
         }
     }
@@ -368,6 +576,13 @@ impl NodeLoop {
             if let Some(e) = ready.fatal {
                 anyhow::bail!("replica stopped: {e}");
             }
+            if ready.installed_snapshot {
+                tracing::info!(
+                    node = self.me,
+                    applied = ready.applied,
+                    "caught up from a peer's snapshot"
+                );
+            }
             let idle = ready.send.is_empty()
                 && ready.persist.is_none()
                 && ready.after_persist.is_empty()
@@ -386,6 +601,10 @@ impl NodeLoop {
             for (to, m) in &ready.after_persist {
                 self.send(*to, m);
             }
+            if !self.changes.is_empty() {
+                self.answer_changes(ready.decided_from, &ready.decided);
+            }
+            self.refresh_peers();
             for o in ready.outcomes {
                 match o {
                     Outcome::Applied(id, _) => {
@@ -417,14 +636,14 @@ impl NodeLoop {
 async fn dial_peer(
     me: NodeId,
     peer: NodeId,
-    addr: SocketAddr,
+    addr: String,
     secret: Arc<[u8]>,
     mut rx: mpsc::Receiver<Bytes>,
 ) {
     let mut backoff = Duration::from_millis(10);
     loop {
         let attempt = async {
-            let mut s = TcpStream::connect(addr).await?;
+            let mut s = TcpStream::connect(addr.as_str()).await?;
             s.set_nodelay(true)?;
             let mut buf = BytesMut::new();
             let their = tokio::time::timeout(
@@ -478,7 +697,7 @@ async fn serve_peer(
     mut s: TcpStream,
     addr: SocketAddr,
     me: NodeId,
-    members: Vec<NodeId>,
+    allowed: Arc<RwLock<HashSet<NodeId>>>,
     secret: Arc<[u8]>,
     tx: mpsc::Sender<Input>,
 ) {
@@ -490,8 +709,9 @@ async fn serve_peer(
     .await
     .map_err(|_| bad("handshake timed out"))
     .and_then(|r| r);
+    let known = |p: NodeId| allowed.read().map(|a| a.contains(&p)).unwrap_or(false);
     let peer = match who {
-        Ok(p) if members.contains(&p) => p,
+        Ok(p) if known(p) => p,
         Ok(p) => {
             tracing::warn!(node = me, %addr, "refused peer claiming id {p}: not a member");
             return;
@@ -601,6 +821,11 @@ impl Client {
         }
     }
 
+    /// Tells the client where replica `id` serves clients (one added after it started).
+    pub fn add_node(&mut self, id: NodeId, client_addr: SocketAddr) {
+        self.addrs.insert(id, client_addr);
+    }
+
     async fn attempt(&mut self, req: &ClientRequest) -> std::io::Result<ClientResponse> {
         if self.conn.is_none() {
             let addr = self
@@ -666,6 +891,31 @@ impl Client {
             value: Bytes::copy_from_slice(value),
         };
         self.request(req).await.map(|_| ())
+    }
+
+    /// Adds replica `id`, which its peers reach at `peer_addr`; returns once the change
+    /// is decided. Start the replica first (with `--join`) so that it can catch up.
+    pub async fn add_member(&mut self, id: NodeId, peer_addr: &str) -> anyhow::Result<()> {
+        self.request(ClientRequest::AddMember {
+            id,
+            addr: peer_addr.to_string(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Removes replica `id`; returns once the change is decided.
+    pub async fn remove_member(&mut self, id: NodeId) -> anyhow::Result<()> {
+        self.request(ClientRequest::RemoveMember { id })
+            .await
+            .map(|_| ())
+    }
+
+    /// The view of the replica this client is connected to (see
+    /// [`ClientRequest::Status`]).
+    pub async fn status(&mut self) -> anyhow::Result<String> {
+        let b = self.request(ClientRequest::Status).await?;
+        Ok(String::from_utf8_lossy(&b).into_owned())
     }
 
     /// Reads `key` linearizably (empty if absent).

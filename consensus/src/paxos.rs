@@ -33,14 +33,16 @@
 //! writes entries into a follower's memory and reads its acknowledged length back can
 //! stand in for them without changing the rest of the core.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 
 use crate::config::Config;
 use crate::log::Log;
 use crate::rng::Rng;
-use crate::types::{Ballot, Entry, Message, NodeId, Persist, ReadGrant, Ready, Slot, Snapshot};
+use crate::types::{
+    Ballot, Entry, Membership, Message, NodeId, Persist, ReadGrant, Ready, Slot, Snapshot,
+};
 
 /// Why a proposal was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +51,42 @@ pub enum ProposeError {
     /// command is given back.
     #[error("no leader is known")]
     NoLeader(Bytes),
+}
+
+/// A change of the voting membership, one replica at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Add replica `id`, which peers reach at `addr` (opaque to the core; see
+    /// [`Membership`]).
+    Add {
+        /// The new replica.
+        id: NodeId,
+        /// Where its peers reach it.
+        addr: String,
+    },
+    /// Remove replica `id` (the leader itself included: it hands over once the change is
+    /// decided).
+    Remove(NodeId),
+}
+
+/// Why a membership change was not started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipError {
+    /// Only the leader changes the membership (and not while it hands over leadership).
+    #[error("this replica is not the leader")]
+    NotLeader,
+    /// The previous change is not decided yet; one change at a time.
+    #[error("a membership change is still being decided")]
+    InProgress,
+    /// Adding a replica that is already a member.
+    #[error("node {0} is already a member")]
+    AlreadyMember(NodeId),
+    /// Removing a replica that is not a member.
+    #[error("node {0} is not a member")]
+    NotMember(NodeId),
+    /// The cluster cannot be left without members.
+    #[error("the last member cannot be removed")]
+    LastMember,
 }
 
 /// Why a leader transfer was not started.
@@ -175,7 +213,11 @@ pub struct Paxos {
     election_deadline: u64,
     lease_promise_until: u64,
     candidate: BTreeMap<NodeId, PromiseInfo>,
+    // Replicas this candidate has sent its Prepare to.
+    asked: BTreeSet<NodeId>,
     self_promised: bool,
+    // The membership before any entry (a cluster's first leader writes it as slot 0).
+    initial: Membership,
     leading: Option<LeaderState>,
     pending: Vec<Bytes>,
     reported: Slot,
@@ -212,7 +254,9 @@ impl Paxos {
             election_deadline: 0,
             lease_promise_until: cfg.lease_ticks,
             candidate: BTreeMap::new(),
+            asked: BTreeSet::new(),
             self_promised: false,
+            initial: cfg.initial_members(),
             leading: None,
             pending: Vec::new(),
             reported,
@@ -256,6 +300,48 @@ impl Paxos {
         &self.log
     }
 
+    /// The membership this replica knows to be decided (the one governing its first
+    /// undecided slot).
+    pub fn members(&self) -> &Membership {
+        self.config_at(self.decided)
+    }
+
+    /// The newest membership in this replica's log, decided or not.
+    pub fn latest_members(&self) -> &Membership {
+        self.config_at(self.log.len())
+    }
+
+    /// Every replica named by a membership this replica may still need: the decided one
+    /// and any newer one in its log. A driver keeps connections to these.
+    pub fn known_replicas(&self) -> BTreeSet<NodeId> {
+        self.configs_from(self.decided)
+            .flat_map(|m| m.ids())
+            .collect()
+    }
+
+    fn base_members(&self) -> &Membership {
+        self.snapshot
+            .as_ref()
+            .map(|s| &s.members)
+            .unwrap_or(&self.initial)
+    }
+
+    /// The membership governing `slot`.
+    fn config_at(&self, slot: Slot) -> &Membership {
+        members_at(&self.log, self.base_members(), slot)
+    }
+
+    /// The membership governing `from` and every newer one in the log.
+    fn configs_from(&self, from: Slot) -> impl Iterator<Item = &Membership> + '_ {
+        std::iter::once(self.config_at(from)).chain(self.log.configs_from(from).map(|(_, m)| m))
+    }
+
+    /// Whether the leader may append: nothing goes after a membership entry until it is
+    /// decided, so that every undecided slot has one membership.
+    fn may_append(&self) -> bool {
+        self.log.last_config_slot().is_none_or(|c| c < self.decided)
+    }
+
     /// This replica's clock, in ticks since it started.
     pub fn now(&self) -> u64 {
         self.now
@@ -293,11 +379,17 @@ impl Paxos {
                     if due {
                         self.heartbeat();
                     }
+                    self.check_removed();
                     self.check_transfer();
                 }
             }
             Role::Candidate | Role::Follower => {
-                if self.now >= self.election_deadline && self.now >= self.lease_promise_until {
+                // Only a member stands: a replica that was removed, or that waits to be
+                // added, would only disturb the others.
+                if self.now >= self.election_deadline
+                    && self.now >= self.lease_promise_until
+                    && self.members().contains(self.cfg.id)
+                {
                     self.start_election();
                 }
             }
@@ -326,6 +418,57 @@ impl Paxos {
             }
             _ => Err(ProposeError::NoLeader(command)),
         }
+    }
+
+    /// Proposes a membership change (leader only). The new membership governs the slots
+    /// after its entry; nothing more is appended until that entry is decided, so a
+    /// second change must wait for the first. Returns the entry's slot: the change is
+    /// made when that slot is decided holding it.
+    pub fn propose_membership(
+        &mut self,
+        change: MembershipChange,
+    ) -> Result<Slot, MembershipError> {
+        let transferring = self.leading.as_ref().is_some_and(|l| l.transfer.is_some());
+        if self.role != Role::Leader || transferring {
+            return Err(MembershipError::NotLeader);
+        }
+        if !self.may_append() {
+            return Err(MembershipError::InProgress);
+        }
+        let current = self.latest_members();
+        let next = match change {
+            MembershipChange::Add { id, addr } => {
+                if current.contains(id) {
+                    return Err(MembershipError::AlreadyMember(id));
+                }
+                current.with(id, addr)
+            }
+            MembershipChange::Remove(id) => {
+                if !current.contains(id) {
+                    return Err(MembershipError::NotMember(id));
+                }
+                if current.len() == 1 {
+                    return Err(MembershipError::LastMember);
+                }
+                current.without(id)
+            }
+        };
+        tracing::info!(node = self.cfg.id, from = %current, to = %next, "membership change proposed");
+        // Commands already taken go before the change.
+        self.flush_proposals();
+        let slot = self.log.len();
+        self.log.push(Entry::Config(next.clone()));
+        match &mut self.persist.append {
+            Some((_, pending)) => pending.push(Entry::Config(next)),
+            None => self.persist.append = Some((slot, vec![Entry::Config(next)])),
+        }
+        self.actions.push_back((
+            self.persist_id,
+            Action::SelfAccepted(self.accepted_round, self.log.len()),
+        ));
+        self.update_followers();
+        self.send_appends(false);
+        Ok(slot)
     }
 
     /// Asks for a linearizable read; answered by a [`ReadGrant`] in [`Ready::reads`] or
@@ -359,7 +502,11 @@ impl Paxos {
         if upto <= self.log.offset() || upto > self.reported || upto > self.decided {
             return;
         }
-        let snap = Snapshot { upto, data };
+        let snap = Snapshot {
+            upto,
+            data,
+            members: self.config_at(upto).clone(),
+        };
         self.log.compact(upto);
         self.persist.snapshot = Some(snap.clone());
         self.snapshot = Some(snap);
@@ -369,7 +516,7 @@ impl Paxos {
     /// whole log, this replica steps down, gives up its lease and asks `to` to stand for
     /// election at once. Abandoned after an election timeout if `to` does not catch up.
     pub fn transfer_leadership(&mut self, to: NodeId) -> Result<(), TransferError> {
-        if !self.cfg.peers.contains(&to) {
+        if to == self.cfg.id || !self.latest_members().contains(to) {
             return Err(TransferError::UnknownNode(to));
         }
         let deadline = self.now + self.cfg.election_ticks;
@@ -404,15 +551,49 @@ impl Paxos {
             return;
         }
         let ballot = self.accepted_round;
+        let followers: Vec<NodeId> = l.followers.keys().copied().collect();
         tracing::debug!(node = self.cfg.id, to, %ballot, "handing leadership over");
         // Stepping down ends the lease (has_lease needs the leader role) before anyone is
         // told they may help another candidate.
         self.step_down(None);
         self.lease_promise_until = self.now;
-        for &p in &self.cfg.peers {
+        for p in followers {
             self.ready.send.push((p, Message::Relinquish { ballot }));
         }
         self.ready.send.push((to, Message::TimeoutNow { ballot }));
+    }
+
+    /// A leader that the decided membership no longer names hands leadership to the
+    /// member that holds the most of its log.
+    fn check_removed(&mut self) {
+        if self.role != Role::Leader || self.members().contains(self.cfg.id) {
+            return;
+        }
+        let members = self.members();
+        let Some(l) = self.leading.as_ref() else {
+            return;
+        };
+        if l.transfer.is_some() {
+            return;
+        }
+        let best = l
+            .followers
+            .iter()
+            .filter(|(id, p)| p.synced && members.contains(**id))
+            .max_by_key(|(_, p)| p.acked)
+            .map(|(id, _)| *id);
+        if let Some(to) = best {
+            tracing::info!(
+                node = self.cfg.id,
+                to,
+                "removed from the membership; handing over"
+            );
+            let deadline = self.now + self.cfg.election_ticks;
+            if let Some(l) = self.leading.as_mut() {
+                l.transfer = Some((to, deadline));
+            }
+            self.check_transfer();
+        }
     }
 
     /// The driver has made every batch up to `id` durable.
@@ -445,13 +626,13 @@ impl Paxos {
     }
 
     /// Handles a message from `from`.
+    ///
+    /// Any replica may send (the driver authenticates peers): ballots and memberships, not
+    /// the sender's name, decide what a message can do. A candidate that the membership
+    /// this replica knows does not name is refused.
     pub fn step(&mut self, from: NodeId, msg: Message) {
-        if from == self.cfg.id || !self.cfg.peers.contains(&from) {
-            tracing::warn!(
-                node = self.cfg.id,
-                from,
-                "message from a non-member dropped"
-            );
+        if from == self.cfg.id {
+            tracing::warn!(node = self.cfg.id, "message from itself dropped");
             return;
         }
         if let Some(b) = msg.ballot() {
@@ -574,11 +755,22 @@ impl Paxos {
         self.promised = ballot;
         self.max_round = round;
         self.candidate.clear();
+        self.asked.clear();
         self.self_promised = false;
         self.persist.promised = Some(ballot);
         self.actions
             .push_back((self.persist_id, Action::SelfPromised(ballot)));
-        for &p in &self.cfg.peers {
+        let voters = self.known_replicas();
+        self.ask_for_promises(voters);
+        self.reset_election_timer();
+    }
+
+    fn ask_for_promises(&mut self, voters: BTreeSet<NodeId>) {
+        let ballot = self.promised;
+        for p in voters {
+            if p == self.cfg.id || !self.asked.insert(p) {
+                continue;
+            }
             self.ready.send.push((
                 p,
                 Message::Prepare {
@@ -589,7 +781,16 @@ impl Paxos {
                 },
             ));
         }
-        self.reset_election_timer();
+    }
+
+    /// Whether this replica refuses `candidate`: neither the membership it knows to be
+    /// decided nor the newest one in its log names it. (A replica that knows no
+    /// membership yet, one waiting to be added, refuses nobody.)
+    fn refuses_candidate(&self, candidate: NodeId) -> bool {
+        let decided = self.members();
+        !decided.is_empty()
+            && !decided.contains(candidate)
+            && !self.latest_members().contains(candidate)
     }
 
     fn bound_by_lease(&self, ballot: Ballot) -> bool {
@@ -604,7 +805,9 @@ impl Paxos {
         accepted_round: Ballot,
         log_len: Slot,
     ) {
-        if ballot < self.promised || (ballot > self.promised && self.bound_by_lease(ballot)) {
+        let refused = ballot > self.promised
+            && (self.bound_by_lease(ballot) || self.refuses_candidate(ballot.node));
+        if ballot < self.promised || refused {
             self.ready.send.push((
                 from,
                 Message::Nack {
@@ -665,8 +868,34 @@ impl Paxos {
         }
     }
 
+    /// The log this candidate would lead with if it adopted promise `p` (whose log was
+    /// accepted in a higher round than its own, or is longer): its own log up to where
+    /// `p`'s suffix starts, then that suffix, after `p`'s snapshot if it brings one.
+    /// Returns the log, the snapshot to install, and where the log changed.
+    fn adopted_log(&self, p: &PromiseInfo) -> (Log, Option<Snapshot>, Slot) {
+        let mut log = self.log.clone();
+        let snapshot = p
+            .snapshot
+            .as_ref()
+            .filter(|s| s.upto > log.offset())
+            .cloned();
+        if let Some(s) = &snapshot {
+            log.compact(s.upto);
+        }
+        let cut = p.suffix_from.min(log.len()).max(log.offset());
+        log.truncate(cut);
+        log.extend(p.suffix.iter().cloned());
+        (log, snapshot, cut)
+    }
+
+    /// Becomes leader once it holds promises from a majority of every membership that
+    /// governs a slot it may still have to decide: from the highest decided point any
+    /// promiser reported up to the slot after the log it would adopt. A membership
+    /// entry at slot `c` governs the slots after `c`, and one replica's old view must
+    /// never outvote a newer membership, so the set is recomputed as promises (and
+    /// with them newer logs) arrive, and the replicas it newly names are asked too.
     fn check_promises(&mut self) {
-        if !self.self_promised || self.candidate.len() + 1 < self.cfg.quorum() {
+        if !self.self_promised {
             return;
         }
         let ballot = self.promised;
@@ -676,23 +905,53 @@ impl Paxos {
             .candidate
             .iter()
             .map(|(id, p)| ((p.accepted_round, p.log_len), *id))
-            .max();
-        let mut changed_from = self.log.len();
-        if let Some((key, id)) = best {
-            if key > mine {
-                if let Some(mut p) = self.candidate.remove(&id) {
-                    if let Some(snap) = p.snapshot.take() {
-                        if snap.upto > self.log.offset() {
-                            self.install_snapshot(snap);
-                        }
-                    }
-                    let cut = p.suffix_from.min(self.log.len()).max(self.log.offset());
-                    self.log.truncate(cut);
-                    self.log.extend(std::mem::take(&mut p.suffix));
-                    changed_from = cut;
-                    self.candidate.insert(id, p);
-                }
+            .max()
+            .filter(|(key, _)| *key > mine)
+            .map(|(_, id)| id);
+        let adopted = best
+            .and_then(|id| self.candidate.get(&id))
+            .map(|p| self.adopted_log(p));
+        let known_decided = self
+            .candidate
+            .values()
+            .map(|p| p.decided)
+            .fold(self.decided, Slot::max);
+        let (log, base) = match &adopted {
+            Some((log, snap, _)) => (
+                log,
+                snap.as_ref().map_or(self.base_members(), |s| &s.members),
+            ),
+            None => (&self.log, self.base_members()),
+        };
+        let from = known_decided.min(log.len());
+        let needed = std::iter::once(members_at(log, base, from)).chain(
+            log.configs_from(from)
+                .filter(|(c, _)| *c < log.len())
+                .map(|(_, m)| m),
+        );
+        let mut short = false;
+        let mut to_ask = BTreeSet::new();
+        for m in needed {
+            let votes = m
+                .ids()
+                .filter(|id| *id == self.cfg.id || self.candidate.contains_key(id))
+                .count();
+            if votes < m.quorum() {
+                short = true;
+                to_ask.extend(m.ids());
             }
+        }
+        if short {
+            self.ask_for_promises(to_ask);
+            return;
+        }
+        let mut changed_from = self.log.len();
+        if let Some((log, snap, cut)) = adopted {
+            if let Some(snap) = snap {
+                self.install_snapshot(snap);
+            }
+            self.log = log;
+            changed_from = cut;
         }
         let promisers: Vec<(NodeId, Slot)> = self
             .candidate
@@ -704,22 +963,32 @@ impl Paxos {
         self.role = Role::Leader;
         self.leader = Some(ballot);
         self.accepted_round = ballot;
-        let noop_slot = self.log.len();
-        self.log.push(Entry::Noop);
+        // Slots below what a promiser knew decided are in the adopted log (it holds every
+        // chosen entry) and decided.
+        self.decided = self.decided.max(known_decided.min(self.log.len()));
+        let noop_slot = if self.may_append() {
+            let slot = self.log.len();
+            if slot == 0 {
+                // A new cluster: its first entry records the membership it started with,
+                // so that every later slot's membership is in the log or a snapshot.
+                self.log.push(Entry::Config(self.initial.clone()));
+            } else {
+                self.log.push(Entry::Noop);
+            }
+            slot
+        } else {
+            // The log ends with an undecided membership entry: nothing may follow it until
+            // it is decided, in this ballot, which also serves as the new leader's mark.
+            self.log.len() - 1
+        };
         self.persist.accepted_round = Some(ballot);
         self.persist_log_from(changed_from);
         self.actions.push_back((
             self.persist_id,
             Action::SelfAccepted(ballot, self.log.len()),
         ));
-        let followers = self
-            .cfg
-            .peers
-            .iter()
-            .map(|&p| (p, Progress::default()))
-            .collect();
         self.leading = Some(LeaderState {
-            followers,
+            followers: BTreeMap::new(),
             self_acked: 0,
             seq: 0,
             sent: VecDeque::new(),
@@ -729,8 +998,53 @@ impl Paxos {
             reads: Vec::new(),
             transfer: None,
         });
+        self.update_followers();
         for (id, decided) in promisers {
             self.sync_follower(id, decided);
+        }
+    }
+
+    /// Keeps the leader's followers in step with the memberships that matter: the decided
+    /// one and any newer one in the log. A replica that leaves is sent what was decided
+    /// (so it learns it left and stays quiet) and then forgotten.
+    fn update_followers(&mut self) {
+        let want = self.known_replicas();
+        let ballot = self.accepted_round;
+        let decided = self.decided;
+        let now = self.now;
+        let me = self.cfg.id;
+        let Some(l) = self.leading.as_mut() else {
+            return;
+        };
+        for &id in want.iter().filter(|id| **id != me) {
+            l.followers.entry(id).or_insert(Progress {
+                heard: now,
+                ..Progress::default()
+            });
+        }
+        let gone: Vec<NodeId> = l
+            .followers
+            .keys()
+            .copied()
+            .filter(|id| !want.contains(id))
+            .collect();
+        for id in gone {
+            let Some(p) = l.followers.remove(&id) else {
+                continue;
+            };
+            if p.synced {
+                let from = p.next.min(self.log.len()).max(self.log.offset());
+                self.ready.send.push((
+                    id,
+                    Message::Accept {
+                        ballot,
+                        from,
+                        entries: self.log.from(from),
+                        decided,
+                        seq: l.seq,
+                    },
+                ));
+            }
         }
     }
 
@@ -955,7 +1269,11 @@ impl Paxos {
     }
 
     fn on_need_sync(&mut self, from: NodeId, ballot: Ballot) {
-        if self.role == Role::Leader && self.accepted_round == ballot {
+        let follows = self
+            .leading
+            .as_ref()
+            .is_some_and(|l| l.followers.contains_key(&from));
+        if self.role == Role::Leader && self.accepted_round == ballot && follows {
             self.ready.send.push((
                 from,
                 Message::Prepare {
@@ -969,7 +1287,8 @@ impl Paxos {
     }
 
     fn flush_proposals(&mut self) {
-        if self.role != Role::Leader || self.pending.is_empty() {
+        // Proposals wait while a membership change is undecided.
+        if self.role != Role::Leader || self.pending.is_empty() || !self.may_append() {
             return;
         }
         while !self.pending.is_empty() {
@@ -1058,36 +1377,78 @@ impl Paxos {
         self.advance_reads_and_lease();
     }
 
+    /// Decides what a majority of the governing membership has accepted, one membership
+    /// at a time: slots up to and including a membership entry are decided by the
+    /// membership before it, the slots after by the new one.
     fn advance_decided(&mut self) {
         let Some(l) = self.leading.as_ref() else {
             return;
         };
-        let synced = l.followers.values().filter(|p| p.synced);
-        let Some(chosen) = majority_value(synced.map(|p| p.acked), l.self_acked, self.cfg.quorum())
-        else {
-            return;
-        };
-        let chosen = chosen.min(self.log.len());
-        if chosen > self.decided {
-            self.decided = chosen;
+        let len = self.log.len();
+        let mut d = self.decided;
+        loop {
+            let m = self.config_at(d);
+            let end = self.log.configs_from(d).next().map_or(len, |(c, _)| c + 1);
+            let acked = |id: NodeId| l.followers.get(&id).filter(|p| p.synced).map(|p| p.acked);
+            let Some(chosen) = quorum_value(m, self.cfg.id, l.self_acked, acked) else {
+                break;
+            };
+            let chosen = chosen.min(end);
+            if chosen <= d {
+                break;
+            }
+            d = chosen;
+            if d < end || end >= len {
+                break;
+            }
+        }
+        if d > self.decided {
             let had_reads = !l.reads.is_empty();
+            let crossed_config = self.log.configs_from(self.decided).any(|(c, _)| c < d);
+            self.decided = d;
+            if crossed_config {
+                tracing::info!(node = self.cfg.id, members = %self.members(), "membership change decided");
+                self.update_followers();
+                self.check_removed();
+            }
             if had_reads {
                 self.advance_reads_and_lease();
             }
         }
     }
 
+    /// The largest value that a majority of *every* membership still in play has
+    /// reached (the decided one and any newer one): leases and reads must hold whichever
+    /// membership the next leader is elected under.
+    fn active_quorum_value(
+        &self,
+        l: &LeaderState,
+        own: u64,
+        f: impl Fn(&Progress) -> u64,
+    ) -> Option<u64> {
+        let mut out: Option<u64> = None;
+        for m in self.configs_from(self.decided) {
+            let v = quorum_value(m, self.cfg.id, own, |id| {
+                l.followers.get(&id).filter(|p| p.synced).map(&f)
+            })?;
+            out = Some(out.map_or(v, |o| o.min(v)));
+        }
+        out
+    }
+
     /// The newest heartbeat a majority has answered: it extends the lease and releases
     /// reads waiting for it.
     fn advance_reads_and_lease(&mut self) {
         let lease = self.cfg.leader_lease_ticks();
-        let q = self.cfg.quorum();
         let decided = self.decided;
-        let Some(l) = self.leading.as_mut() else {
+        let Some(quorum_seq) = self
+            .leading
+            .as_ref()
+            .and_then(|l| self.active_quorum_value(l, l.seq, |p| p.acked_seq))
+        else {
             return;
         };
-        let synced = l.followers.values().filter(|p| p.synced);
-        let Some(quorum_seq) = majority_value(synced.map(|p| p.acked_seq), l.seq, q) else {
+        let Some(l) = self.leading.as_mut() else {
             return;
         };
         if let Some(&(_, sent)) = l.sent.iter().find(|(s, _)| *s == quorum_seq) {
@@ -1112,8 +1473,16 @@ impl Paxos {
     }
 
     fn majority_heard(&self, l: &LeaderState) -> u64 {
-        let heard = l.followers.values().map(|p| p.heard);
-        majority_value(heard, self.now, self.cfg.quorum()).unwrap_or(0)
+        // Unsynced followers count too: hearing from a replica is what matters here.
+        let mut out: Option<u64> = None;
+        for m in self.configs_from(self.decided) {
+            let v = quorum_value(m, self.cfg.id, self.now, |id| {
+                l.followers.get(&id).map(|p| p.heard)
+            })
+            .unwrap_or(0);
+            out = Some(out.map_or(v, |o| o.min(v)));
+        }
+        out.unwrap_or(0)
     }
 
     fn fail_reads(&mut self) {
@@ -1163,13 +1532,27 @@ impl Paxos {
     }
 }
 
-/// The largest value that at least `quorum` replicas have reached, given the followers'
-/// values and the leader's own; `None` when fewer than `quorum` replicas report.
-fn majority_value(followers: impl Iterator<Item = u64>, own: u64, quorum: usize) -> Option<u64> {
-    let mut v: Vec<u64> = followers.collect();
-    v.push(own);
+/// The membership governing `slot` of `log`: the last membership entry before it, else
+/// the membership the log starts with (`base`).
+fn members_at<'a>(log: &'a Log, base: &'a Membership, slot: Slot) -> &'a Membership {
+    log.config_before(slot).map_or(base, |(_, m)| m)
+}
+
+/// The largest value that a majority of `m` has reached: `own` for this replica (if a
+/// member), `other(id)` for the rest (`None`: no report). `None` when fewer than a
+/// majority report.
+fn quorum_value(
+    m: &Membership,
+    me: NodeId,
+    own: u64,
+    other: impl Fn(NodeId) -> Option<u64>,
+) -> Option<u64> {
+    let mut v: Vec<u64> = m
+        .ids()
+        .filter_map(|id| if id == me { Some(own) } else { other(id) })
+        .collect();
     v.sort_unstable_by(|a, b| b.cmp(a));
-    v.get(quorum.checked_sub(1)?).copied()
+    v.get(m.quorum().checked_sub(1)?).copied()
 }
 
 #[cfg(test)]
@@ -1177,11 +1560,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn majority_value_is_the_quorum_th_largest() {
-        assert_eq!(majority_value([5, 1].into_iter(), 3, 2), Some(3));
-        assert_eq!(majority_value([5, 9, 1, 2].into_iter(), 3, 3), Some(3));
-        assert_eq!(majority_value(std::iter::empty(), 7, 1), Some(7));
-        assert_eq!(majority_value([1].into_iter(), 7, 3), None);
+    fn quorum_value_is_what_a_majority_of_members_reached() {
+        let vals: BTreeMap<NodeId, u64> = [(2, 5), (3, 1), (4, 9), (5, 2)].into();
+        let other = |id: NodeId| vals.get(&id).copied();
+        assert_eq!(
+            quorum_value(&Membership::of([1, 2, 3]), 1, 3, other),
+            Some(3)
+        );
+        assert_eq!(quorum_value(&Membership::of(1..=5), 1, 3, other), Some(3));
+        assert_eq!(quorum_value(&Membership::of([1]), 1, 7, other), Some(7));
+        // Non-members' values and the leader's own, when it is not a member, do not count.
+        assert_eq!(
+            quorum_value(&Membership::of([2, 3, 4]), 1, 100, other),
+            Some(5)
+        );
+        assert_eq!(quorum_value(&Membership::of([1, 6, 7]), 1, 7, other), None);
     }
 
     /// A cluster with an instant, lossless network and instant storage.
@@ -1196,10 +1589,17 @@ mod tests {
 
     impl Cluster {
         fn new(n: u64) -> Cluster {
-            let nodes: Vec<Paxos> = (1..=n)
+            Cluster::with_spares(n, 0)
+        }
+
+        /// `n` founding members and `spares` replicas waiting to be added.
+        fn with_spares(n: u64, spares: u64) -> Cluster {
+            let nodes: Vec<Paxos> = (1..=n + spares)
                 .map(|id| {
                     let peers = (1..=n).filter(|p| *p != id).collect();
-                    Paxos::new(Config::new(id, peers)).unwrap()
+                    let mut cfg = Config::new(id, peers);
+                    cfg.join = id > n;
+                    Paxos::new(cfg).unwrap()
                 })
                 .collect();
             let k = nodes.len();
@@ -1271,7 +1671,10 @@ mod tests {
         assert_eq!(c.leader(), Some(0));
         c.nodes[0].propose(cmd("a")).unwrap();
         c.settle();
-        assert_eq!(c.decided[0], vec![Entry::Noop, Entry::Command(cmd("a"))]);
+        assert_eq!(
+            c.decided[0],
+            vec![Entry::Config(Membership::of([1])), Entry::Command(cmd("a"))]
+        );
     }
 
     #[test]
@@ -1399,19 +1802,128 @@ mod tests {
         assert!(c.decided[old].contains(&Entry::Command(cmd("after"))));
     }
 
+    fn commands(entries: &[Entry]) -> Vec<Bytes> {
+        entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Command(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
-    fn messages_from_strangers_are_dropped() {
-        let mut c = Cluster::new(3);
-        c.nodes[0].step(
-            42,
-            Message::Prepare {
-                ballot: Ballot::new(1000, 42),
-                decided: 0,
-                accepted_round: Ballot::default(),
-                log_len: 0,
-            },
+    fn a_replica_is_added_then_the_leader_removes_itself() {
+        let mut c = Cluster::with_spares(3, 1);
+        c.ticks(200);
+        let l = c.leader().expect("a leader");
+        assert_eq!(c.nodes[l].members(), &Membership::of([1, 2, 3]));
+        assert_ne!(c.nodes[3].role(), Role::Leader, "a spare never stands");
+        c.nodes[l].propose(cmd("before")).unwrap();
+        let slot = c.nodes[l]
+            .propose_membership(MembershipChange::Add {
+                id: 4,
+                addr: "n4".into(),
+            })
+            .unwrap();
+        assert_eq!(
+            c.nodes[l].propose_membership(MembershipChange::Remove(2)),
+            Err(MembershipError::InProgress),
+            "one change at a time"
         );
-        assert!(c.nodes[0].take_ready().is_empty());
+        c.nodes[l].propose(cmd("after")).unwrap();
+        c.settle();
+        c.ticks(20);
+        let four = Membership::of([1, 2, 3]).with(4, "n4");
+        for i in 0..4 {
+            assert_eq!(c.nodes[i].members(), &four, "replica {}", i + 1);
+            assert_eq!(commands(&c.decided[i]), vec![cmd("before"), cmd("after")]);
+        }
+        assert_eq!(c.decided[l][slot as usize], Entry::Config(four.clone()));
+        // With 4 members a majority is 3: two replicas down stop progress.
+        c.cut = vec![if l == 0 { 2 } else { 1 }, 4];
+        c.nodes[l].propose(cmd("needs three")).unwrap();
+        c.settle();
+        assert!(!commands(&c.decided[l]).contains(&cmd("needs three")));
+        c.cut.clear();
+        c.ticks(20);
+        assert!(commands(&c.decided[3]).contains(&cmd("needs three")));
+
+        // The leader removes itself, hands over, and then never stands again.
+        let l = c.leader().expect("a leader");
+        let me = l as u64 + 1;
+        c.nodes[l]
+            .propose_membership(MembershipChange::Remove(me))
+            .unwrap();
+        c.settle();
+        c.ticks(30);
+        let nl = c.leader().expect("a new leader");
+        assert_ne!(nl, l);
+        assert!(!c.nodes[l].members().contains(me));
+        c.nodes[nl].propose(cmd("without")).unwrap();
+        c.settle();
+        c.ticks(500);
+        assert_ne!(c.nodes[l].role(), Role::Leader);
+        assert_ne!(c.nodes[l].role(), Role::Candidate);
+        for i in (0..4).filter(|&i| i != l) {
+            assert!(commands(&c.decided[i]).contains(&cmd("without")));
+            assert_eq!(c.nodes[i].members().len(), 3);
+        }
+    }
+
+    #[test]
+    fn membership_changes_are_checked() {
+        let mut c = Cluster::new(1);
+        c.ticks(200);
+        assert_eq!(
+            c.nodes[0].propose_membership(MembershipChange::Remove(1)),
+            Err(MembershipError::LastMember)
+        );
+        assert_eq!(
+            c.nodes[0].propose_membership(MembershipChange::Remove(5)),
+            Err(MembershipError::NotMember(5))
+        );
+        assert_eq!(
+            c.nodes[0].propose_membership(MembershipChange::Add {
+                id: 1,
+                addr: String::new()
+            }),
+            Err(MembershipError::AlreadyMember(1))
+        );
+        let mut c = Cluster::new(3);
+        c.ticks(200);
+        let f = (c.leader().expect("a leader") + 1) % 3;
+        assert_eq!(
+            c.nodes[f].propose_membership(MembershipChange::Remove(1)),
+            Err(MembershipError::NotLeader)
+        );
+    }
+
+    #[test]
+    fn a_stranger_cannot_win_promises() {
+        let mut c = Cluster::new(3);
+        // Past the boot lease, before an election timeout: free to promise.
+        for _ in 0..35 {
+            c.nodes[0].tick();
+        }
+        let prepare = |node| Message::Prepare {
+            ballot: Ballot::new(1000, node),
+            decided: 0,
+            accepted_round: Ballot::default(),
+            log_len: 0,
+        };
+        c.nodes[0].step(42, prepare(42));
+        let out = c.nodes[0].take_ready();
+        assert!(
+            matches!(out.send.as_slice(), [(42, Message::Nack { .. })]),
+            "{out:?}"
+        );
         assert_eq!(c.nodes[0].promised(), Ballot::default());
+        c.nodes[0].step(2, prepare(2));
+        let out = c.nodes[0].take_ready();
+        assert!(
+            matches!(out.after_persist.as_slice(), [(2, Message::Promise { .. })]),
+            "a member is promised: {out:?}"
+        );
     }
 }

@@ -204,6 +204,15 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
+    /// Proposes a membership change (see [`Paxos::propose_membership`]); returns the slot
+    /// of its entry.
+    pub fn propose_membership(
+        &mut self,
+        change: crate::paxos::MembershipChange,
+    ) -> Result<Slot, crate::paxos::MembershipError> {
+        self.core.propose_membership(change)
+    }
+
     /// Hands leadership to `to` (see [`Paxos::transfer_leadership`]).
     pub fn transfer_leadership(&mut self, to: NodeId) -> Result<(), crate::TransferError> {
         self.core.transfer_leadership(to)

@@ -23,8 +23,9 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use crate::codec::{self, Reader};
 use crate::paxos::HardState;
-use crate::types::{Ballot, Entry, Persist, Snapshot};
+use crate::types::Persist;
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -388,11 +389,6 @@ const F_TRUNCATE: u8 = 8;
 const F_APPEND: u8 = 16;
 const F_SNAPSHOT: u8 = 32;
 
-fn put_ballot(out: &mut Vec<u8>, b: Ballot) {
-    out.extend_from_slice(&b.round.to_be_bytes());
-    out.extend_from_slice(&b.node.to_be_bytes());
-}
-
 /// Encodes a batch (the payload of one record).
 pub fn encode(p: &Persist, out: &mut Vec<u8>) {
     let mut flags = 0;
@@ -416,15 +412,13 @@ pub fn encode(p: &Persist, out: &mut Vec<u8>) {
     }
     out.push(flags);
     if let Some(snap) = &p.snapshot {
-        out.extend_from_slice(&snap.upto.to_be_bytes());
-        out.extend_from_slice(&(snap.data.len() as u32).to_be_bytes());
-        out.extend_from_slice(&snap.data);
+        codec::put_snapshot(out, snap);
     }
     if let Some(b) = p.promised {
-        put_ballot(out, b);
+        codec::put_ballot(out, b);
     }
     if let Some(b) = p.accepted_round {
-        put_ballot(out, b);
+        codec::put_ballot(out, b);
     }
     if let Some(d) = p.decided {
         out.extend_from_slice(&d.to_be_bytes());
@@ -434,66 +428,21 @@ pub fn encode(p: &Persist, out: &mut Vec<u8>) {
     }
     if let Some((from, entries)) = &p.append {
         out.extend_from_slice(&from.to_be_bytes());
-        out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
-        for e in entries {
-            match e {
-                Entry::Noop => out.push(0),
-                Entry::Command(c) => {
-                    out.push(1);
-                    out.extend_from_slice(&(c.len() as u32).to_be_bytes());
-                    out.extend_from_slice(c);
-                }
-            }
-        }
-    }
-}
-
-struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> std::result::Result<&[u8], String> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|e| *e <= self.data.len())
-            .ok_or_else(|| format!("record ends inside a field at {}", self.pos))?;
-        let s = &self.data[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-    fn u64(&mut self) -> std::result::Result<u64, String> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_be_bytes(a))
-    }
-    fn u32(&mut self) -> std::result::Result<u32, String> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn ballot(&mut self) -> std::result::Result<Ballot, String> {
-        Ok(Ballot::new(self.u64()?, self.u64()?))
+        codec::put_entries(out, entries);
     }
 }
 
 /// Decodes a record payload; `Err` says what is malformed.
 pub fn decode(data: &[u8]) -> std::result::Result<Persist, String> {
-    let mut r = Reader { data, pos: 0 };
-    let flags = r.take(1)?[0];
+    // One copy of the record; entries then share it.
+    let mut r = Reader::new(Bytes::copy_from_slice(data));
+    let flags = r.u8()?;
     if flags & !(F_PROMISED | F_ACCEPTED | F_DECIDED | F_TRUNCATE | F_APPEND | F_SNAPSHOT) != 0 {
         return Err(format!("unknown flags {flags:#x}"));
     }
     let mut p = Persist::default();
     if flags & F_SNAPSHOT != 0 {
-        let upto = r.u64()?;
-        let len = r.u32()? as usize;
-        p.snapshot = Some(Snapshot {
-            upto,
-            data: Bytes::copy_from_slice(r.take(len)?),
-        });
+        p.snapshot = Some(r.snapshot()?);
     }
     if flags & F_PROMISED != 0 {
         p.promised = Some(r.ballot()?);
@@ -509,23 +458,9 @@ pub fn decode(data: &[u8]) -> std::result::Result<Persist, String> {
     }
     if flags & F_APPEND != 0 {
         let from = r.u64()?;
-        let n = r.u32()? as usize;
-        let mut entries = Vec::with_capacity(n.min(1 << 16));
-        for _ in 0..n {
-            match r.take(1)?[0] {
-                0 => entries.push(Entry::Noop),
-                1 => {
-                    let len = r.u32()? as usize;
-                    entries.push(Entry::Command(Bytes::copy_from_slice(r.take(len)?)));
-                }
-                t => return Err(format!("unknown entry tag {t}")),
-            }
-        }
-        p.append = Some((from, entries));
+        p.append = Some((from, r.entries()?));
     }
-    if r.pos != data.len() {
-        return Err(format!("{} bytes after the batch", data.len() - r.pos));
-    }
+    r.done()?;
     Ok(p)
 }
 
@@ -533,6 +468,7 @@ pub fn decode(data: &[u8]) -> std::result::Result<Persist, String> {
 mod tests {
     use super::*;
     use crate::rng::Rng;
+    use crate::types::{Ballot, Entry, Membership, Snapshot};
 
     fn batch(rng: &mut Rng, len: &mut u64) -> Persist {
         let mut p = Persist::default();
@@ -540,6 +476,7 @@ mod tests {
             p.snapshot = Some(Snapshot {
                 upto: rng.range(0, *len + 1),
                 data: Bytes::from(format!("state {}", rng.next_u64())),
+                members: Membership::of(1..=rng.range(1, 6)),
             });
         }
         if rng.chance(0.3) {
@@ -559,6 +496,8 @@ mod tests {
                 .map(|i| {
                     if rng.chance(0.1) {
                         Entry::Noop
+                    } else if rng.chance(0.05) {
+                        Entry::Config(Membership::of([1, 2]).with(rng.range(3, 9), "127.0.0.1:1"))
                     } else {
                         Entry::Command(Bytes::from(format!("cmd {} {i}", rng.next_u64())))
                     }
@@ -668,6 +607,7 @@ mod tests {
             snapshot: Some(Snapshot {
                 upto,
                 data: Bytes::from_static(b"app state"),
+                members: Membership::of([1, 2, 3]),
             }),
             ..Persist::default()
         }])

@@ -1,6 +1,8 @@
 //! The vocabulary of the protocol: node ids, ballots, log entries, messages, and what the
 //! core asks its driver to do ([`Ready`]).
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +36,85 @@ impl std::fmt::Display for Ballot {
     }
 }
 
+/// The voting members of the cluster, each with the address its peers reach it at.
+///
+/// The address is the driver's business (the TCP driver dials it; the core never reads
+/// it); an empty address means the driver knows the member from its own configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Membership {
+    members: BTreeMap<NodeId, String>,
+}
+
+impl Membership {
+    /// The members `ids`, with no addresses.
+    pub fn of(ids: impl IntoIterator<Item = NodeId>) -> Membership {
+        Membership {
+            members: ids.into_iter().map(|id| (id, String::new())).collect(),
+        }
+    }
+
+    /// Whether `id` votes.
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.members.contains_key(&id)
+    }
+
+    /// The members, in id order.
+    pub fn ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.members.keys().copied()
+    }
+
+    /// Members with their addresses, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (NodeId, &str)> + '_ {
+        self.members.iter().map(|(id, a)| (*id, a.as_str()))
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether there is no member (a replica that waits to be added knows none).
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Members that make a majority.
+    pub fn quorum(&self) -> usize {
+        self.members.len() / 2 + 1
+    }
+
+    /// The address recorded for `id`.
+    pub fn addr(&self, id: NodeId) -> Option<&str> {
+        self.members.get(&id).map(String::as_str)
+    }
+
+    /// Adds `id`; false if it was there already.
+    pub(crate) fn insert(&mut self, id: NodeId, addr: String) -> bool {
+        self.members.insert(id, addr).is_none()
+    }
+
+    /// This membership with `id` added (or its address replaced).
+    pub fn with(&self, id: NodeId, addr: impl Into<String>) -> Membership {
+        let mut m = self.clone();
+        m.members.insert(id, addr.into());
+        m
+    }
+
+    /// This membership without `id`.
+    pub fn without(&self, id: NodeId) -> Membership {
+        let mut m = self.clone();
+        m.members.remove(&id);
+        m
+    }
+}
+
+impl std::fmt::Display for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<String> = self.ids().map(|i| i.to_string()).collect();
+        write!(f, "{{{}}}", ids.join(", "))
+    }
+}
+
 /// One log entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Entry {
@@ -42,6 +123,10 @@ pub enum Entry {
     Noop,
     /// An application command, opaque to the core.
     Command(Bytes),
+    /// A new membership. It governs every slot *after* its own (the entry itself is decided
+    /// by the membership before it), and the leader appends nothing after it until it is
+    /// decided, so at most one membership change is ever in flight.
+    Config(Membership),
 }
 
 /// The application state after the first `upto` entries, replacing them in the log.
@@ -51,6 +136,8 @@ pub struct Snapshot {
     pub upto: Slot,
     /// The state, as the replicated application encodes it.
     pub data: Bytes,
+    /// The membership governing slot `upto` (entries before it are gone).
+    pub members: Membership,
 }
 
 /// A protocol message between replicas.

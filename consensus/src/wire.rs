@@ -6,6 +6,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::codec::{put_ballot, put_bytes, put_entries, put_snapshot, Reader};
 use crate::types::{Ballot, Entry, Message, Snapshot};
 
 /// Largest frame accepted (a batch of `max_batch` commands fits easily).
@@ -54,117 +55,25 @@ pub fn take_frame(buf: &mut BytesMut) -> Result<Frame, String> {
     Ok(Frame::Good(payload))
 }
 
-struct Reader {
-    b: Bytes,
+/// The fields both phase-2a messages carry.
+fn read_accept(r: &mut Reader) -> Result<(Ballot, u64, Vec<Entry>, u64, u64), String> {
+    Ok((r.ballot()?, r.u64()?, r.entries()?, r.u64()?, r.u64()?))
 }
 
-impl Reader {
-    fn need(&self, n: usize) -> Result<(), String> {
-        if self.b.remaining() < n {
-            Err(format!(
-                "message ends early ({} of {n} bytes)",
-                self.b.remaining()
-            ))
-        } else {
-            Ok(())
-        }
-    }
-    fn u8(&mut self) -> Result<u8, String> {
-        self.need(1)?;
-        Ok(self.b.get_u8())
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        self.need(4)?;
-        Ok(self.b.get_u32())
-    }
-    fn u64(&mut self) -> Result<u64, String> {
-        self.need(8)?;
-        Ok(self.b.get_u64())
-    }
-    fn ballot(&mut self) -> Result<Ballot, String> {
-        Ok(Ballot::new(self.u64()?, self.u64()?))
-    }
-    fn bytes(&mut self) -> Result<Bytes, String> {
-        let n = self.u32()? as usize;
-        self.need(n)?;
-        Ok(self.b.split_to(n))
-    }
-    fn entries(&mut self) -> Result<Vec<Entry>, String> {
-        let n = self.u32()? as usize;
-        // Each entry takes at least one byte: a count beyond that is a lie.
-        self.need(n)?;
-        let mut v = Vec::with_capacity(n);
-        for _ in 0..n {
-            v.push(match self.u8()? {
-                0 => Entry::Noop,
-                1 => Entry::Command(self.bytes()?),
-                t => return Err(format!("unknown entry tag {t}")),
-            });
-        }
-        Ok(v)
-    }
-    fn snapshot(&mut self) -> Result<Option<Snapshot>, String> {
-        match self.u8()? {
-            0 => Ok(None),
-            1 => Ok(Some(Snapshot {
-                upto: self.u64()?,
-                data: self.bytes()?,
-            })),
-            f => Err(format!("bad snapshot flag {f}")),
-        }
-    }
-    /// The fields both phase-2a messages carry.
-    fn accept(&mut self) -> Result<(Ballot, u64, Vec<Entry>, u64, u64), String> {
-        Ok((
-            self.ballot()?,
-            self.u64()?,
-            self.entries()?,
-            self.u64()?,
-            self.u64()?,
-        ))
-    }
-    fn done(&self) -> Result<(), String> {
-        if self.b.has_remaining() {
-            Err(format!(
-                "{} stray bytes after the message",
-                self.b.remaining()
-            ))
-        } else {
-            Ok(())
-        }
+fn read_snapshot(r: &mut Reader) -> Result<Option<Snapshot>, String> {
+    match r.u8()? {
+        0 => Ok(None),
+        1 => Ok(Some(r.snapshot()?)),
+        f => Err(format!("bad snapshot flag {f}")),
     }
 }
 
-fn put_ballot(out: &mut BytesMut, b: Ballot) {
-    out.put_u64(b.round);
-    out.put_u64(b.node);
-}
-
-fn put_bytes(out: &mut BytesMut, b: &[u8]) {
-    out.put_u32(b.len() as u32);
-    out.put_slice(b);
-}
-
-fn put_entries(out: &mut BytesMut, entries: &[Entry]) {
-    out.put_u32(entries.len() as u32);
-    for e in entries {
-        match e {
-            Entry::Noop => out.put_u8(0),
-            Entry::Command(c) => {
-                out.put_u8(1);
-                put_bytes(out, c);
-            }
-        }
-    }
-}
-
-fn put_snapshot(out: &mut BytesMut, s: Option<&Snapshot>) {
+fn put_opt_snapshot(out: &mut BytesMut, s: Option<&Snapshot>) {
     match s {
         None => out.put_u8(0),
         Some(s) => {
             out.put_u8(1);
-            out.put_u64(s.upto);
-            put_bytes(out, &s.data);
+            put_snapshot(out, s);
         }
     }
 }
@@ -217,7 +126,7 @@ pub fn encode_message(m: &Message, out: &mut BytesMut) {
             out.put_u64(*log_len);
             out.put_u64(*suffix_from);
             put_entries(out, suffix);
-            put_snapshot(out, snapshot.as_ref());
+            put_opt_snapshot(out, snapshot.as_ref());
         }
         Message::AcceptSync {
             ballot,
@@ -228,7 +137,7 @@ pub fn encode_message(m: &Message, out: &mut BytesMut) {
             seq,
         } => {
             put_accept(out, 3, *ballot, *from, entries, *decided, *seq);
-            put_snapshot(out, snapshot.as_ref());
+            put_opt_snapshot(out, snapshot.as_ref());
         }
         Message::Accept {
             ballot,
@@ -278,7 +187,7 @@ pub fn encode_message(m: &Message, out: &mut BytesMut) {
 
 /// Decodes a protocol message.
 pub fn decode_message(b: Bytes) -> Result<Message, String> {
-    let mut r = Reader { b };
+    let mut r = Reader::new(b);
     let m = match r.u8()? {
         1 => Message::Prepare {
             ballot: r.ballot()?,
@@ -293,13 +202,13 @@ pub fn decode_message(b: Bytes) -> Result<Message, String> {
             log_len: r.u64()?,
             suffix_from: r.u64()?,
             suffix: r.entries()?,
-            snapshot: r.snapshot()?,
+            snapshot: read_snapshot(&mut r)?,
         },
         3 => {
-            let (ballot, from, entries, decided, seq) = r.accept()?;
+            let (ballot, from, entries, decided, seq) = read_accept(&mut r)?;
             Message::AcceptSync {
                 ballot,
-                snapshot: r.snapshot()?,
+                snapshot: read_snapshot(&mut r)?,
                 from,
                 entries,
                 decided,
@@ -307,7 +216,7 @@ pub fn decode_message(b: Bytes) -> Result<Message, String> {
             }
         }
         4 => {
-            let (ballot, from, entries, decided, seq) = r.accept()?;
+            let (ballot, from, entries, decided, seq) = read_accept(&mut r)?;
             Message::Accept {
                 ballot,
                 from,
@@ -373,6 +282,21 @@ pub enum ClientRequest {
         /// Key.
         key: Bytes,
     },
+    /// Add replica `id`, reached by its peers at `addr` (at the leader; answered once
+    /// the change is decided).
+    AddMember {
+        /// The new replica.
+        id: u64,
+        /// Its peer address, `host:port`.
+        addr: String,
+    },
+    /// Remove replica `id` (at the leader; answered once the change is decided).
+    RemoveMember {
+        /// The replica.
+        id: u64,
+    },
+    /// This replica's view: role, leader, decided length and membership, as text.
+    Status,
 }
 
 /// The answer.
@@ -409,12 +333,22 @@ pub fn encode_request(r: &ClientRequest, out: &mut BytesMut) {
             out.put_u8(2);
             put_bytes(out, key);
         }
+        ClientRequest::AddMember { id, addr } => {
+            out.put_u8(3);
+            out.put_u64(*id);
+            put_bytes(out, addr.as_bytes());
+        }
+        ClientRequest::RemoveMember { id } => {
+            out.put_u8(4);
+            out.put_u64(*id);
+        }
+        ClientRequest::Status => out.put_u8(5),
     }
 }
 
 /// Decodes a client request.
 pub fn decode_request(b: Bytes) -> Result<ClientRequest, String> {
-    let mut r = Reader { b };
+    let mut r = Reader::new(b);
     let req = match r.u8()? {
         1 => ClientRequest::Put {
             client: r.u64()?,
@@ -423,6 +357,13 @@ pub fn decode_request(b: Bytes) -> Result<ClientRequest, String> {
             value: r.bytes()?,
         },
         2 => ClientRequest::Get { key: r.bytes()? },
+        3 => ClientRequest::AddMember {
+            id: r.u64()?,
+            addr: String::from_utf8(r.bytes()?.to_vec())
+                .map_err(|_| "the address is not UTF-8".to_string())?,
+        },
+        4 => ClientRequest::RemoveMember { id: r.u64()? },
+        5 => ClientRequest::Status,
         t => return Err(format!("unknown request type {t}")),
     };
     r.done()?;
@@ -449,7 +390,7 @@ pub fn encode_response(r: &ClientResponse, out: &mut BytesMut) {
 
 /// Decodes a client response.
 pub fn decode_response(b: Bytes) -> Result<ClientResponse, String> {
-    let mut r = Reader { b };
+    let mut r = Reader::new(b);
     let resp = match r.u8()? {
         1 => ClientResponse::Ok(r.bytes()?),
         2 => ClientResponse::Redirect { leader: r.u64()? },
@@ -467,7 +408,11 @@ mod tests {
 
     fn samples() -> Vec<Message> {
         let b = Ballot::new(3, 2);
-        let e = vec![Entry::Noop, Entry::Command(Bytes::from_static(b"cmd"))];
+        let e = vec![
+            Entry::Noop,
+            Entry::Command(Bytes::from_static(b"cmd")),
+            Entry::Config(crate::types::Membership::of([1, 2]).with(4, "127.0.0.1:7004")),
+        ];
         vec![
             Message::Prepare {
                 ballot: b,
@@ -489,6 +434,7 @@ mod tests {
                 snapshot: Some(Snapshot {
                     upto: 7,
                     data: Bytes::from_static(b"state"),
+                    members: crate::types::Membership::of([1, 2, 3]),
                 }),
                 from: 0,
                 entries: e.clone(),
@@ -538,6 +484,12 @@ mod tests {
             ClientRequest::Get {
                 key: Bytes::from_static(b"k"),
             },
+            ClientRequest::AddMember {
+                id: 4,
+                addr: "127.0.0.1:7004".into(),
+            },
+            ClientRequest::RemoveMember { id: 2 },
+            ClientRequest::Status,
         ] {
             let mut out = BytesMut::new();
             encode_request(&r, &mut out);

@@ -1,7 +1,8 @@
 //! Issue 3: the Multi-Paxos core under the deterministic simulator, through message loss,
 //! duplication, reordering and delay, partitions (symmetric, one-way, leader isolation),
 //! crashes with restarts from durable state (torn tails included) and clock drift within
-//! the bound. Each run checks one value per slot, one lease at a time, no acknowledged
+//! the bound, and membership changes (a spare replica added, members removed, the leader
+//! among them) under the same faults. Each run checks one value per slot, one lease at a time, no acknowledged
 //! write lost, a linearizable history, and that clients finish after the faults heal.
 //!
 //! `SIM_SEEDS=n` sets how many seeds per cluster size (default 1000 each); `SEED=s` replays
@@ -39,6 +40,7 @@ fn sweep(nodes: usize, default_seeds: u64) {
         total.lease_reads += r.lease_reads;
         total.transfers += r.transfers;
         total.snapshot_installs += r.snapshot_installs;
+        total.membership_changes += r.membership_changes;
     }
     println!("{nodes} replicas, {seeds} seeds: {total:?}");
     // The runs must have exercised something: operations completed, leaders changed.
@@ -46,6 +48,7 @@ fn sweep(nodes: usize, default_seeds: u64) {
     assert!(total.elections as u64 >= seeds, "{total:?}");
     assert!(total.transfers as u64 >= seeds / 4, "{total:?}");
     assert!(total.snapshot_installs as u64 >= seeds / 4, "{total:?}");
+    assert!(total.membership_changes as u64 >= seeds, "{total:?}");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! consensus-node --id 1 --listen 127.0.0.1:7001 --client-listen 127.0.0.1:8001 \
 //!     --peer 2=127.0.0.1:7002 --peer 3=127.0.0.1:7003 --data-dir /var/lib/n1
 //! ```
+//! A replica added later starts with `--join` and is then added with `consensus-ctl`.
 //! The cluster secret comes from `MDBC_CLUSTER_SECRET` or `--secret-file`.
 
 use std::collections::HashMap;
@@ -12,9 +13,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Parser;
-use consensus::net::{run_node, NodeConfig};
+use consensus::net::{parse_node_addr, read_secret, run_node, NodeConfig};
 use consensus::Config;
 
 /// One replica of a Multi-Paxos replicated key-value store.
@@ -31,7 +32,7 @@ struct Args {
     #[arg(long)]
     client_listen: SocketAddr,
     /// A peer as ID=HOST:PORT (repeat for each).
-    #[arg(long = "peer", value_parser = parse_peer)]
+    #[arg(long = "peer", value_parser = parse_node_addr)]
     peers: Vec<(u64, SocketAddr)>,
     /// Directory of this replica's log (created if missing).
     #[arg(long)]
@@ -48,17 +49,12 @@ struct Args {
     /// Compact the log into a snapshot every this many entries (0: never).
     #[arg(long, default_value_t = 10_000)]
     snapshot_every: u64,
-}
-
-fn parse_peer(s: &str) -> Result<(u64, SocketAddr), String> {
-    let (id, addr) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected ID=HOST:PORT, got {s:?}"))?;
-    let id: u64 = id.parse().map_err(|_| format!("bad peer id {id:?}"))?;
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|e| format!("bad address {addr:?}: {e}"))?;
-    Ok((id, addr))
+    /// Start outside the cluster and wait to be added (`consensus-ctl add-member`); the
+    /// `--peer`s are members to reach meanwhile. Without it, the `--peer`s and this
+    /// replica are the founding members (only on the first start: afterwards the log
+    /// holds the membership).
+    #[arg(long)]
+    join: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,21 +66,16 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let secret = match &args.secret_file {
-        Some(f) => std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
-        None => std::env::var("MDBC_CLUSTER_SECRET")
-            .context("set MDBC_CLUSTER_SECRET or --secret-file: nodes authenticate each other")?
-            .into_bytes(),
-    };
-    let secret: Vec<u8> = secret.trim_ascii().to_vec();
-    if secret.len() < 16 {
-        bail!("the cluster secret must be at least 16 bytes");
-    }
+    let secret = read_secret(args.secret_file.as_deref())?;
     let peers: HashMap<u64, SocketAddr> = args.peers.iter().copied().collect();
     if peers.len() != args.peers.len() {
         bail!("a peer id is given twice");
     }
+    if args.join && peers.is_empty() {
+        bail!("--join needs at least one --peer to reach the cluster through");
+    }
     let mut consensus = Config::new(args.id, peers.keys().copied().collect());
+    consensus.join = args.join;
     consensus.seed = args.id ^ std::process::id() as u64;
     consensus.validate()?;
     let cfg = NodeConfig {

@@ -2,7 +2,8 @@
 //! choice drawn from one seed (FoundationDB-style). Faults: message loss, duplication,
 //! reordering and delay; symmetric and one-way partitions; leader isolation; crashes with
 //! restart from durable state, losing unsynced writes or keeping a torn tail of them;
-//! clock drift within the configured bound.
+//! clock drift within the configured bound; membership changes (spare replicas added,
+//! members removed, the leader included) in the middle of all that.
 //!
 //! Clients put and get keys in a [`Kv`] through the replicas, retrying with the same
 //! request id on timeouts; the run is checked by [`crate::check`]: one value per slot,
@@ -20,6 +21,7 @@ use bytes::Bytes;
 use crate::check::{self, Agreement, Op};
 use crate::kv::Kv;
 use crate::paxos::HardState;
+use crate::paxos::MembershipChange;
 use crate::replica::{Outcome, Replica};
 use crate::rng::Rng;
 use crate::types::{Entry, Message, NodeId, Persist};
@@ -31,8 +33,12 @@ const AFTER_HEAL_OPS: usize = 3;
 /// What one simulated run does.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
-    /// Cluster size.
+    /// Members the cluster starts with.
     pub nodes: usize,
+    /// Replicas that start outside the cluster and may be added (and removed again).
+    pub spares: usize,
+    /// Change the membership (add a spare, remove a member) as one of the faults.
+    pub membership: bool,
     /// Seed for every random choice.
     pub seed: u64,
     /// Virtual microseconds of faults, after which the network heals and crashed replicas
@@ -70,6 +76,8 @@ impl SimConfig {
     pub fn with_faults(nodes: usize, seed: u64) -> SimConfig {
         SimConfig {
             nodes,
+            spares: 1,
+            membership: true,
             seed,
             fault_time: 1_500_000,
             heal_time: 3_000_000,
@@ -92,6 +100,7 @@ impl SimConfig {
     pub fn replica_config(&self, id: NodeId) -> Config {
         let peers = (1..=self.nodes as u64).filter(|p| *p != id).collect();
         let mut c = Config::new(id, peers);
+        c.join = id > self.nodes as u64;
         c.heartbeat_ticks = 5;
         // Barely above the lease, so elections follow lease expiry closely and the lease
         // checker sees the tightest case.
@@ -121,6 +130,8 @@ pub struct SimReport {
     pub transfers: usize,
     /// Snapshots installed from a peer.
     pub snapshot_installs: usize,
+    /// Membership changes proposed.
+    pub membership_changes: usize,
 }
 
 #[derive(Debug)]
@@ -190,7 +201,7 @@ impl Sim {
     pub fn new(cfg: SimConfig) -> Sim {
         let mut rng = Rng::new(cfg.seed);
         let mut nodes = Vec::new();
-        for i in 0..cfg.nodes {
+        for i in 0..cfg.nodes + cfg.spares {
             let id = i as u64 + 1;
             let drift = rng.range(0, 2 * cfg.drift_ppm + 1) as i64 - cfg.drift_ppm as i64;
             let period = (cfg.tick as i64 * (1_000_000 + drift) / 1_000_000) as u64;
@@ -285,8 +296,9 @@ impl Sim {
         }
         if !self.all_clients_done() {
             return Err(fail(format!(
-                "liveness: clients still waiting {} µs after the faults healed",
-                self.cfg.heal_time
+                "liveness: clients still waiting {} µs after the faults healed\n{}",
+                self.cfg.heal_time,
+                self.describe()
             )));
         }
         self.check_acked_puts().map_err(fail)?;
@@ -296,6 +308,36 @@ impl Sim {
         Ok(self.report)
     }
 
+    /// Each replica's view, for a failure report.
+    fn describe(&self) -> String {
+        let mut out = String::new();
+        for n in &self.nodes {
+            let line = match n.replica.as_ref() {
+                None => format!("  node {}: down\n", n.id),
+                Some(r) => {
+                    let c = r.core();
+                    format!(
+                        "  node {}: {:?} leader {:?} promised {} log {} decided {} members {} latest {}\n",
+                        n.id,
+                        c.role(),
+                        c.leader(),
+                        c.promised(),
+                        c.log().len(),
+                        c.decided(),
+                        c.members(),
+                        c.latest_members()
+                    )
+                }
+            };
+            out.push_str(&line);
+        }
+        out.push_str(&format!(
+            "  chosen: {} entries\n",
+            self.agreement.chosen().len()
+        ));
+        out
+    }
+
     fn all_clients_done(&self) -> bool {
         // After the faults heal, every client must complete a few more operations.
         self.clients
@@ -303,13 +345,24 @@ impl Sim {
             .all(|c| c.op.is_none() && c.after_heal >= AFTER_HEAL_OPS)
     }
 
+    /// Every member of the last decided membership has learned the whole decided log
+    /// (replicas removed along the way are not waited for).
     fn converged(&self) -> bool {
         let target = self.agreement.chosen().len() as u64;
-        self.nodes.iter().all(|n| {
-            n.replica
-                .as_ref()
-                .is_some_and(|r| r.core().decided() >= target)
-        })
+        let Some(members) = self.agreement.chosen().iter().rev().find_map(|e| match e {
+            Entry::Config(m) => Some(m),
+            _ => None,
+        }) else {
+            return false;
+        };
+        self.nodes
+            .iter()
+            .filter(|n| members.contains(n.id))
+            .all(|n| {
+                n.replica
+                    .as_ref()
+                    .is_some_and(|r| r.core().decided() >= target)
+            })
     }
 
     fn handle(&mut self, e: Event) -> Result<(), String> {
@@ -532,11 +585,12 @@ impl Sim {
 
     fn inject_fault(&mut self) {
         let n = self.nodes.len();
-        let choice = match self.rng.range(0, 10) {
+        let choice = match self.rng.range(0, 12) {
             7 | 8 => 5,
             c => c,
         };
         match choice {
+            10 | 11 if self.cfg.membership => self.change_membership(),
             0 if self.cfg.crashes => {
                 let i = self.rng.range(0, n as u64) as usize;
                 if self.nodes[i].replica.is_some() {
@@ -624,6 +678,50 @@ impl Sim {
         }
     }
 
+    /// The leader adds a spare that is not a member, or removes a member (itself
+    /// included), keeping the size between one below the founding size (at least two)
+    /// and every replica.
+    fn change_membership(&mut self) {
+        let Some(i) = self.leader_index() else {
+            return;
+        };
+        let Some(members) = self.nodes[i]
+            .replica
+            .as_ref()
+            .map(|r| r.core().latest_members().clone())
+        else {
+            return;
+        };
+        let outside: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .map(|n| n.id)
+            .filter(|id| !members.contains(*id))
+            .collect();
+        let min = self.cfg.nodes.saturating_sub(1).max(2);
+        let add = !outside.is_empty() && (members.len() <= min || self.rng.chance(0.5));
+        let change = if add {
+            let id = outside[self.rng.range(0, outside.len() as u64) as usize];
+            MembershipChange::Add {
+                id,
+                addr: format!("sim-{id}"),
+            }
+        } else if members.len() > min {
+            let ids: Vec<NodeId> = members.ids().collect();
+            MembershipChange::Remove(ids[self.rng.range(0, ids.len() as u64) as usize])
+        } else {
+            return;
+        };
+        let proposed = self.nodes[i]
+            .replica
+            .as_mut()
+            .is_some_and(|r| r.propose_membership(change).is_ok());
+        if proposed {
+            self.report.membership_changes += 1;
+        }
+        // Its output goes out with the next event at that node.
+    }
+
     fn leader_index(&self) -> Option<usize> {
         self.nodes
             .iter()
@@ -698,15 +796,16 @@ impl Sim {
         let n = self.nodes.len();
         // Prefer the replica believed to lead; otherwise another one at random.
         let hint = self.clients[c].node;
-        let target = if timed_out {
-            self.rng.range(0, n as u64) as usize
-        } else {
-            self.nodes[hint]
-                .replica
-                .as_ref()
-                .and_then(|r| r.core().leader())
-                .map(|b| (b.node - 1) as usize)
-                .unwrap_or(hint)
+        let known = self.nodes[hint]
+            .replica
+            .as_ref()
+            .and_then(|r| r.core().leader())
+            .map(|b| (b.node - 1) as usize);
+        // A replica that knows no leader (one waiting to be added, say) sends the client
+        // elsewhere, as a timeout does.
+        let target = match known {
+            Some(l) if !timed_out => l,
+            _ => self.rng.range(0, n as u64) as usize,
         };
         let client = &mut self.clients[c];
         client.attempt += 1;
