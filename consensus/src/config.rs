@@ -28,6 +28,12 @@ pub struct Config {
     pub max_drift_ppm: u64,
     /// Most commands a leader puts into one append.
     pub max_batch: usize,
+    /// Thrifty replication: the leader sends new entries at once only to as many
+    /// responsive followers as a majority needs, and to the others with the next
+    /// heartbeat. Fewer replicas wake per commit (what limits latency when replicas share
+    /// cores); a slow or failed eager follower costs at most a heartbeat or two before
+    /// the others step in. Safety does not depend on it.
+    pub thrifty: bool,
     /// Seed for the randomised election timeouts (time and randomness are inputs).
     pub seed: u64,
 }
@@ -50,6 +56,7 @@ impl Config {
             lease_ticks: 30,
             max_drift_ppm: 50_000,
             max_batch: 4096,
+            thrifty: true,
             seed: id,
         }
     }

@@ -1,16 +1,22 @@
 //! A key-value state machine: the application the simulator and the TCP tests replicate,
 //! and an example of [`StateMachine`].
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::replica::StateMachine;
 
+// A fixed-key hasher: the same map iterates (and snapshots) in the same order in every
+// run, which keeps simulations replayable. Keys come only from authenticated clients.
+type Map = HashMap<Bytes, Bytes, BuildHasherDefault<DefaultHasher>>;
+
 /// A map from keys to values.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Kv {
-    map: BTreeMap<Bytes, Bytes>,
+    map: Map,
 }
 
 /// A decoded KV command.
@@ -80,7 +86,8 @@ impl StateMachine for Kv {
     }
 
     fn snapshot(&self) -> Bytes {
-        let mut b = BytesMut::new();
+        let size: usize = self.map.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+        let mut b = BytesMut::with_capacity(size);
         for (k, v) in &self.map {
             b.put_u32(k.len() as u32);
             b.put_slice(k);
@@ -91,7 +98,7 @@ impl StateMachine for Kv {
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), String> {
-        let mut map = BTreeMap::new();
+        let mut map = Map::default();
         let mut rest = data;
         let take = |rest: &mut &[u8]| -> Result<Bytes, String> {
             if rest.len() < 4 {

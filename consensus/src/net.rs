@@ -301,30 +301,26 @@ pub async fn run_node(
         member: false,
     };
     node.refresh_peers();
+    // The replica's clock counts ticks of real time: every tick that elapsed is fed in
+    // before any input is handled, so its clock never falls behind (a leader whose clock
+    // lagged would believe in its lease for too long). Between events the loop sleeps
+    // as long as the replica says nothing is due, rather than waking every tick.
+    let tick = cfg.tick;
+    let mut next_tick = tokio::time::Instant::now() + tick;
     let mut ticks = 0u64;
-    let mut ticker = tokio::time::interval(cfg.tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let idle = node.replica.core().idle_ticks().max(1);
+        let wake = next_tick + tick * u32::try_from(idle - 1).unwrap_or(u32::MAX);
+        let mut inputs = Vec::new();
         tokio::select! {
-            _ = ticker.tick() => {
-                node.replica.tick();
-                ticks += 1;
-                if ticks.is_multiple_of(1024) {
-                    // Requests whose client gave up (it retries with the same id).
-                    node.puts.retain(|_, w| {
-                        w.retain(|r| !r.is_closed());
-                        !w.is_empty()
-                    });
-                    node.reads.retain(|_, r| !r.is_closed());
-                }
-            }
+            _ = tokio::time::sleep_until(wake) => {}
             input = in_rx.recv() => {
                 let Some(input) = input else { break };
-                node.input(input);
+                inputs.push(input);
                 // Group commit: take what else is already waiting before draining.
-                for _ in 0..4096 {
+                while inputs.len() < 4096 {
                     match in_rx.try_recv() {
-                        Ok(i) => node.input(i),
+                        Ok(i) => inputs.push(i),
                         Err(_) => break,
                     }
                 }
@@ -334,6 +330,23 @@ pub async fn run_node(
                     break;
                 }
             }
+        }
+        let now = tokio::time::Instant::now();
+        while now >= next_tick {
+            node.replica.tick();
+            next_tick += tick;
+            ticks += 1;
+            if ticks.is_multiple_of(1024) {
+                // Requests whose client gave up (it retries with the same id).
+                node.puts.retain(|_, w| {
+                    w.retain(|r| !r.is_closed());
+                    !w.is_empty()
+                });
+                node.reads.retain(|_, r| !r.is_closed());
+            }
+        }
+        for i in inputs {
+            node.input(i);
         }
         node.drain()?;
     }

@@ -186,6 +186,9 @@ struct LeaderState {
     reads: Vec<(u64, u64)>,
     // A leader transfer in progress: the target and the tick it is abandoned at.
     transfer: Option<(NodeId, u64)>,
+    // Thrifty replication: new entries go at once only to these followers (just enough
+    // for a majority); the rest get them with the next heartbeat. Empty: everyone.
+    eager: Vec<NodeId>,
 }
 
 #[derive(Debug)]
@@ -353,6 +356,21 @@ impl Paxos {
             (Some(l), Role::Leader) => self.now < l.lease_until && self.decided > l.noop_slot,
             _ => false,
         }
+    }
+
+    /// How many ticks can pass before [`Paxos::tick`] has anything to do (at least one):
+    /// a driver with no input may sleep that long, then feed every elapsed tick.
+    pub fn idle_ticks(&self) -> u64 {
+        let due = match (self.role, &self.leading) {
+            (Role::Leader, Some(l)) => l.last_heartbeat + self.cfg.heartbeat_ticks,
+            (Role::Leader, None) => self.now + 1,
+            _ if self.members().contains(self.cfg.id) => {
+                self.election_deadline.max(self.lease_promise_until)
+            }
+            // Never stands: nothing to do on a tick.
+            _ => self.now + self.cfg.election_ticks,
+        };
+        due.saturating_sub(self.now).max(1)
     }
 
     // ---- inputs ----
@@ -997,6 +1015,7 @@ impl Paxos {
             last_heartbeat: self.now,
             reads: Vec::new(),
             transfer: None,
+            eager: Vec::new(),
         });
         self.update_followers();
         for (id, decided) in promisers {
@@ -1308,7 +1327,41 @@ impl Paxos {
         self.send_appends(false);
     }
 
-    /// Sends every synced follower what it has not been sent (or a heartbeat).
+    /// Picks the followers that get new entries at once (see `Config::thrifty`): just
+    /// enough responsive ones, lowest ids first so the choice stays put, to make a
+    /// majority with the leader. Everyone while a membership change is undecided, or
+    /// when too few followers answer.
+    fn choose_eager(&mut self) {
+        let members = self.config_at(self.decided);
+        let changing = self.log.configs_from(self.decided).next().is_some();
+        let need = members
+            .quorum()
+            .saturating_sub(usize::from(members.contains(self.cfg.id)));
+        let fresh = 2 * self.cfg.heartbeat_ticks;
+        let now = self.now;
+        let Some(l) = self.leading.as_ref() else {
+            return;
+        };
+        let mut eager: Vec<NodeId> = if self.cfg.thrifty && !changing {
+            l.followers
+                .iter()
+                .filter(|(id, p)| p.synced && members.contains(**id) && now <= p.heard + fresh)
+                .map(|(id, _)| *id)
+                .take(need)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if eager.len() < need {
+            eager.clear();
+        }
+        if let Some(l) = self.leading.as_mut() {
+            l.eager = eager;
+        }
+    }
+
+    /// Sends synced followers what they have not been sent: on a heartbeat every one of
+    /// them (an empty append if nothing is new), otherwise the eager ones.
     fn send_appends(&mut self, heartbeat: bool) {
         let ballot = self.accepted_round;
         let decided = self.decided;
@@ -1340,7 +1393,8 @@ impl Paxos {
                 }
                 continue;
             }
-            if p.next < len || heartbeat {
+            let lazy = !heartbeat && !l.eager.is_empty() && !l.eager.contains(&id);
+            if (p.next < len && !lazy) || heartbeat {
                 let from = p.next.min(len);
                 let entries = self.log.from(from);
                 p.next = len;
@@ -1373,6 +1427,7 @@ impl Paxos {
         }
         // The leader is bound by its own lease like any follower.
         self.lease_promise_until = now + self.cfg.lease_ticks;
+        self.choose_eager();
         self.send_appends(true);
         self.advance_reads_and_lease();
     }

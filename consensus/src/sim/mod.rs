@@ -108,6 +108,8 @@ impl SimConfig {
         c.lease_ticks = 30;
         c.max_drift_ppm = 50_000;
         c.max_batch = 64;
+        // Half the runs replicate thriftily (to a bare majority at once), half to all.
+        c.thrifty = self.seed.is_multiple_of(2);
         c.seed = self.seed.wrapping_mul(31).wrapping_add(id);
         c
     }
