@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
+pub mod client;
 mod codec;
 pub mod config;
 pub mod kv;

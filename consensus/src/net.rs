@@ -21,12 +21,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use ring::hmac;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use crate::client::Client;
 use crate::kv::Kv;
 use crate::paxos::{MembershipChange, Role};
 use crate::replica::{Outcome, Replica};
@@ -59,7 +60,8 @@ pub struct NodeConfig {
 }
 
 const PEER_MAGIC: &[u8; 12] = b"MDBC-PAXOS/1";
-const CLIENT_MAGIC: &[u8; 12] = b"MDBC-CLIENT1";
+/// Clients speak a pipelined protocol: every frame starts with the client's tag.
+pub(crate) const CLIENT_MAGIC: &[u8; 12] = b"MDBC-CLIENT2";
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Parses `ID=HOST:PORT` (a replica and one of its addresses), as the command lines take
@@ -97,7 +99,10 @@ pub fn read_secret(file: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
 
 // ---- framing over a socket ----
 
-async fn read_frame(s: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<Option<Bytes>> {
+pub(crate) async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
+    s: &mut R,
+    buf: &mut BytesMut,
+) -> std::io::Result<Option<Bytes>> {
     loop {
         match wire::take_frame(buf) {
             Ok(Frame::Good(b)) => return Ok(Some(b)),
@@ -215,7 +220,25 @@ pub async fn handshake_responder(
 
 enum Input {
     Peer(NodeId, Message),
-    Client(ClientRequest, oneshot::Sender<ClientResponse>),
+    Client(ClientRequest, Reply),
+}
+
+/// Where the answer to one client request goes: its connection's writer, with the tag
+/// the client gave the request.
+struct Reply {
+    tag: u64,
+    tx: mpsc::UnboundedSender<(u64, ClientResponse)>,
+}
+
+impl Reply {
+    fn send(self, resp: ClientResponse) {
+        // The client may have gone; its answer goes nowhere.
+        let _ = self.tx.send((self.tag, resp));
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
 }
 
 /// Runs a node until `shutdown` turns true. Binds its listeners first and returns their
@@ -363,11 +386,11 @@ struct NodeLoop {
     storage: FileStorage,
     fsync: bool,
     outboxes: HashMap<NodeId, mpsc::Sender<Bytes>>,
-    puts: HashMap<(u64, u64), Vec<oneshot::Sender<ClientResponse>>>,
-    reads: HashMap<u64, oneshot::Sender<ClientResponse>>,
+    puts: HashMap<(u64, u64), Vec<Reply>>,
+    reads: HashMap<u64, Reply>,
     next_read: u64,
     // Membership changes proposed here: answered when their slot is decided.
-    changes: Vec<(Slot, Entry, oneshot::Sender<ClientResponse>)>,
+    changes: Vec<(Slot, Entry, Reply)>,
     me: NodeId,
     secret: Arc<[u8]>,
     // Peer addresses from the command line.
@@ -451,11 +474,7 @@ impl NodeLoop {
 
     /// Proposes a membership change. A change the log already holds is not made twice:
     /// a client retrying is answered when that one is decided (at once, if it is).
-    fn change_membership(
-        &mut self,
-        change: MembershipChange,
-        reply: oneshot::Sender<ClientResponse>,
-    ) {
+    fn change_membership(&mut self, change: MembershipChange, reply: Reply) {
         use crate::paxos::MembershipError;
         let core = self.replica.core();
         if core.role() == Role::Leader {
@@ -465,7 +484,7 @@ impl NodeLoop {
                 MembershipChange::Remove(id) => !m.contains(*id),
             };
             if done_in(decided) && done_in(latest) {
-                let _ = reply.send(ClientResponse::Ok(Bytes::new()));
+                reply.send(ClientResponse::Ok(Bytes::new()));
                 return;
             }
             if done_in(latest) {
@@ -486,12 +505,12 @@ impl NodeLoop {
                 }
             }
             Err(MembershipError::NotLeader) => {
-                let _ = reply.send(ClientResponse::Redirect {
+                reply.send(ClientResponse::Redirect {
                     leader: self.leader_hint(),
                 });
             }
             Err(e) => {
-                let _ = reply.send(ClientResponse::Error(e.to_string()));
+                reply.send(ClientResponse::Error(e.to_string()));
             }
         }
     }
@@ -516,7 +535,7 @@ impl NodeLoop {
                     "leadership changed before the membership change was decided; retry".into(),
                 )
             };
-            let _ = reply.send(resp);
+            reply.send(resp);
         }
     }
 
@@ -535,17 +554,17 @@ impl NodeLoop {
                     value,
                 } => {
                     if client == 0 {
-                        let _ = reply.send(ClientResponse::Error("client id 0 is reserved".into()));
+                        reply.send(ClientResponse::Error("client id 0 is reserved".into()));
                         return;
                     }
                     if key.len() > u16::MAX as usize {
-                        let _ = reply.send(ClientResponse::Error("key too long".into()));
+                        reply.send(ClientResponse::Error("key too long".into()));
                         return;
                     }
                     match self.replica.propose((client, seq), &Kv::put(&key, &value)) {
                         Ok(()) => self.puts.entry((client, seq)).or_default().push(reply),
                         Err(_) => {
-                            let _ = reply.send(ClientResponse::Redirect {
+                            reply.send(ClientResponse::Redirect {
                                 leader: self.leader_hint(),
                             });
                         }
@@ -559,7 +578,7 @@ impl NodeLoop {
                 }
                 ClientRequest::AddMember { id, addr } => {
                     if id == 0 {
-                        let _ = reply.send(ClientResponse::Error("node id 0 is reserved".into()));
+                        reply.send(ClientResponse::Error("node id 0 is reserved".into()));
                         return;
                     }
                     self.change_membership(MembershipChange::Add { id, addr }, reply);
@@ -568,7 +587,7 @@ impl NodeLoop {
                     self.change_membership(MembershipChange::Remove(id), reply);
                 }
                 ClientRequest::Status => {
-                    let _ = reply.send(ClientResponse::Ok(Bytes::from(self.status())));
+                    reply.send(ClientResponse::Ok(Bytes::from(self.status())));
                 }
             },
         }
@@ -622,17 +641,17 @@ impl NodeLoop {
                 match o {
                     Outcome::Applied(id, _) => {
                         for reply in self.puts.remove(&id).unwrap_or_default() {
-                            let _ = reply.send(ClientResponse::Ok(Bytes::new()));
+                            reply.send(ClientResponse::Ok(Bytes::new()));
                         }
                     }
                     Outcome::Read(id, v) => {
                         if let Some(reply) = self.reads.remove(&id) {
-                            let _ = reply.send(ClientResponse::Ok(v));
+                            reply.send(ClientResponse::Ok(v));
                         }
                     }
                     Outcome::ReadRefused(id) => {
                         if let Some(reply) = self.reads.remove(&id) {
-                            let _ = reply.send(ClientResponse::Redirect {
+                            reply.send(ClientResponse::Redirect {
                                 leader: self.leader_hint(),
                             });
                         }
@@ -770,172 +789,54 @@ async fn serve_client(
         tracing::warn!(node = me, %addr, "refused unauthenticated client");
         return;
     }
+    // Requests are pipelined and answered as they complete (each tagged by the client),
+    // answers that are ready together leaving in one write.
+    let (mut rd, mut wr) = s.into_split();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<(u64, ClientResponse)>();
+    let writer = tokio::spawn(async move {
+        let mut out = BytesMut::new();
+        let mut payload = BytesMut::new();
+        while let Some(first) = out_rx.recv().await {
+            out.clear();
+            let mut next = Some(first);
+            while let Some((tag, resp)) = next {
+                payload.clear();
+                payload.put_u64(tag);
+                wire::encode_response(&resp, &mut payload);
+                wire::put_frame(&mut out, &payload);
+                next = if out.len() < 1 << 20 {
+                    out_rx.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            if wr.write_all(&out).await.is_err() {
+                return;
+            }
+        }
+    });
     loop {
-        let payload = match read_frame(&mut s, &mut buf).await {
-            Ok(Some(p)) => p,
-            _ => return,
+        let mut payload = match read_frame(&mut rd, &mut buf).await {
+            Ok(Some(p)) if p.len() >= 8 => p,
+            Ok(Some(_)) => {
+                tracing::warn!(node = me, %addr, "client frame without a tag; closing");
+                break;
+            }
+            _ => break,
         };
-        let resp = match wire::decode_request(payload) {
+        let tag = payload.get_u64();
+        let reply = Reply {
+            tag,
+            tx: out_tx.clone(),
+        };
+        match wire::decode_request(payload) {
             Ok(req) => {
-                let (rtx, rrx) = oneshot::channel();
-                if tx.send(Input::Client(req, rtx)).await.is_err() {
-                    return;
-                }
-                rrx.await
-                    .unwrap_or_else(|_| ClientResponse::Error("node stopping".into()))
-            }
-            Err(e) => ClientResponse::Error(format!("malformed request: {e}")),
-        };
-        let mut out = BytesMut::new();
-        wire::encode_response(&resp, &mut out);
-        if write_frame(&mut s, &out).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// A client of a `consensus-node` cluster: retries each request (same id) across replicas
-/// until one answers.
-pub struct Client {
-    addrs: HashMap<NodeId, SocketAddr>,
-    secret: Vec<u8>,
-    id: u64,
-    seq: u64,
-    current: NodeId,
-    conn: Option<(TcpStream, BytesMut)>,
-    /// How long one attempt may take.
-    pub attempt_timeout: Duration,
-    /// How long a request may take in all.
-    pub deadline: Duration,
-}
-
-impl Client {
-    /// A client with a fresh random id, knowing each replica's client address.
-    pub fn new(addrs: HashMap<NodeId, SocketAddr>, secret: &[u8]) -> Client {
-        // A random id, so two clients never share request ids; the clock if the OS
-        // generator fails.
-        let id = match nonce() {
-            Ok(n) => u64::from_be_bytes(n[..8].try_into().unwrap_or([1; 8])),
-            Err(_) => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1),
-        } | 1;
-        let current = addrs.keys().copied().min().unwrap_or(1);
-        Client {
-            addrs,
-            secret: secret.to_vec(),
-            id,
-            seq: 0,
-            current,
-            conn: None,
-            attempt_timeout: Duration::from_secs(1),
-            deadline: Duration::from_secs(30),
-        }
-    }
-
-    /// Tells the client where replica `id` serves clients (one added after it started).
-    pub fn add_node(&mut self, id: NodeId, client_addr: SocketAddr) {
-        self.addrs.insert(id, client_addr);
-    }
-
-    async fn attempt(&mut self, req: &ClientRequest) -> std::io::Result<ClientResponse> {
-        if self.conn.is_none() {
-            let addr = self
-                .addrs
-                .get(&self.current)
-                .copied()
-                .ok_or_else(|| bad("unknown node"))?;
-            let mut s = TcpStream::connect(addr).await?;
-            s.set_nodelay(true)?;
-            let mut buf = BytesMut::new();
-            handshake_initiator(&mut s, &mut buf, &self.secret, CLIENT_MAGIC, self.id).await?;
-            self.conn = Some((s, buf));
-        }
-        let Some((s, buf)) = self.conn.as_mut() else {
-            return Err(bad("no connection"));
-        };
-        let mut out = BytesMut::new();
-        wire::encode_request(req, &mut out);
-        write_frame(s, &out).await?;
-        let payload = read_frame(s, buf)
-            .await?
-            .ok_or_else(|| bad("connection closed"))?;
-        wire::decode_response(payload)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-    }
-
-    async fn request(&mut self, req: ClientRequest) -> anyhow::Result<Bytes> {
-        let start = tokio::time::Instant::now();
-        let mut nodes: Vec<NodeId> = self.addrs.keys().copied().collect();
-        nodes.sort_unstable();
-        let mut turn = 0usize;
-        while start.elapsed() < self.deadline {
-            let r = tokio::time::timeout(self.attempt_timeout, self.attempt(&req)).await;
-            match r {
-                Ok(Ok(ClientResponse::Ok(v))) => return Ok(v),
-                Ok(Ok(ClientResponse::Error(e))) => anyhow::bail!("refused: {e}"),
-                Ok(Ok(ClientResponse::Redirect { leader }))
-                    if leader != 0 && leader != self.current =>
-                {
-                    self.current = leader;
-                    self.conn = None;
-                    continue;
-                }
-                _ => {
-                    // Timeout, lost connection or no leader known: try the next replica.
-                    self.conn = None;
-                    turn += 1;
-                    self.current = nodes[turn % nodes.len()];
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                if tx.send(Input::Client(req, reply)).await.is_err() {
+                    break;
                 }
             }
+            Err(e) => reply.send(ClientResponse::Error(format!("malformed request: {e}"))),
         }
-        anyhow::bail!("no replica answered within {:?}", self.deadline)
     }
-
-    /// Puts `value` at `key`; applied exactly once however often it is retried.
-    pub async fn put(&mut self, key: &[u8], value: &[u8]) -> anyhow::Result<()> {
-        self.seq += 1;
-        let req = ClientRequest::Put {
-            client: self.id,
-            seq: self.seq,
-            key: Bytes::copy_from_slice(key),
-            value: Bytes::copy_from_slice(value),
-        };
-        self.request(req).await.map(|_| ())
-    }
-
-    /// Adds replica `id`, which its peers reach at `peer_addr`; returns once the change
-    /// is decided. Start the replica first (with `--join`) so that it can catch up.
-    pub async fn add_member(&mut self, id: NodeId, peer_addr: &str) -> anyhow::Result<()> {
-        self.request(ClientRequest::AddMember {
-            id,
-            addr: peer_addr.to_string(),
-        })
-        .await
-        .map(|_| ())
-    }
-
-    /// Removes replica `id`; returns once the change is decided.
-    pub async fn remove_member(&mut self, id: NodeId) -> anyhow::Result<()> {
-        self.request(ClientRequest::RemoveMember { id })
-            .await
-            .map(|_| ())
-    }
-
-    /// The view of the replica this client is connected to (see
-    /// [`ClientRequest::Status`]).
-    pub async fn status(&mut self) -> anyhow::Result<String> {
-        let b = self.request(ClientRequest::Status).await?;
-        Ok(String::from_utf8_lossy(&b).into_owned())
-    }
-
-    /// Reads `key` linearizably (empty if absent).
-    pub async fn get(&mut self, key: &[u8]) -> anyhow::Result<Bytes> {
-        self.request(ClientRequest::Get {
-            key: Bytes::copy_from_slice(key),
-        })
-        .await
-    }
+    writer.abort();
 }

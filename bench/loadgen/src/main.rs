@@ -48,9 +48,24 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The same runtime for every target: one thread for one client (a closed loop of one
+    // is sequential; a second thread only adds hand-offs between threads), two otherwise.
+    let rt = if args.clients <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+    };
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let warmup = Duration::from_secs(1);
     let measure = Duration::from_secs_f64(args.seconds);
     let value = vec![b'v'; args.value_size];
@@ -62,8 +77,11 @@ async fn main() -> anyhow::Result<()> {
                 let (id, addr) = a.split_once('=').context("ID=HOST:PORT")?;
                 map.insert(id.parse::<u64>()?, addr.parse::<SocketAddr>()?);
             }
+            // One client, its connections shared by every task (as the etcd client's
+            // channel is below); each task is its own session.
+            let shared = consensus::net::Client::new(map, secret.as_bytes());
             for c in 0..args.clients {
-                let mut client = consensus::net::Client::new(map.clone(), secret.as_bytes());
+                let mut client = shared.session();
                 let value = value.clone();
                 tasks.push(tokio::spawn(async move {
                     // Find the leader first: followers redirect reads to it.
