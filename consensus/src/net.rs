@@ -624,7 +624,17 @@ impl NodeLoop {
             }
             if let Some(p) = &ready.persist {
                 // The error rule of storage.rs: a failed write stops the replica.
+                let started = std::time::Instant::now();
                 self.storage.append(std::slice::from_ref(p))?;
+                if let Some(s) = &p.snapshot {
+                    tracing::info!(
+                        node = self.me,
+                        upto = s.upto,
+                        bytes = s.data.len(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "checkpoint written"
+                    );
+                }
                 if self.fsync {
                     self.storage.sync()?;
                 }

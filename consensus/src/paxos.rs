@@ -191,6 +191,17 @@ struct LeaderState {
     eager: Vec<NodeId>,
 }
 
+/// Which followers [`Paxos::send_appends`] sends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Appends {
+    /// New entries, to the eager followers only.
+    Eager,
+    /// New entries, to every follower that lacks some (an entry waited a tick).
+    Lagging,
+    /// A heartbeat: to every follower, an empty append if nothing is new.
+    Heartbeat,
+}
+
 #[derive(Debug)]
 enum Action {
     SelfPromised(Ballot),
@@ -362,6 +373,8 @@ impl Paxos {
     /// a driver with no input may sleep that long, then feed every elapsed tick.
     pub fn idle_ticks(&self) -> u64 {
         let due = match (self.role, &self.leading) {
+            // Undecided entries are pushed to slow followers every tick.
+            (Role::Leader, Some(_)) if self.decided < self.log.len() => self.now + 1,
             (Role::Leader, Some(l)) => l.last_heartbeat + self.cfg.heartbeat_ticks,
             (Role::Leader, None) => self.now + 1,
             _ if self.members().contains(self.cfg.id) => {
@@ -396,6 +409,10 @@ impl Paxos {
                 } else {
                     if due {
                         self.heartbeat();
+                    } else if self.decided < self.log.len() {
+                        // Something waited a whole tick: an eager follower is slow, so
+                        // the others get the entries now rather than at the heartbeat.
+                        self.send_appends(Appends::Lagging);
                     }
                     self.check_removed();
                     self.check_transfer();
@@ -485,7 +502,7 @@ impl Paxos {
             Action::SelfAccepted(self.accepted_round, self.log.len()),
         ));
         self.update_followers();
-        self.send_appends(false);
+        self.send_appends(Appends::Eager);
         Ok(slot)
     }
 
@@ -1324,7 +1341,7 @@ impl Paxos {
             self.persist_id,
             Action::SelfAccepted(self.accepted_round, self.log.len()),
         ));
-        self.send_appends(false);
+        self.send_appends(Appends::Eager);
     }
 
     /// Picks the followers that get new entries at once (see `Config::thrifty`): just
@@ -1360,9 +1377,9 @@ impl Paxos {
         }
     }
 
-    /// Sends synced followers what they have not been sent: on a heartbeat every one of
-    /// them (an empty append if nothing is new), otherwise the eager ones.
-    fn send_appends(&mut self, heartbeat: bool) {
+    /// Sends synced followers what they have not been sent (see [`Appends`]).
+    fn send_appends(&mut self, mode: Appends) {
+        let heartbeat = mode == Appends::Heartbeat;
         let ballot = self.accepted_round;
         let decided = self.decided;
         let len = self.log.len();
@@ -1393,7 +1410,7 @@ impl Paxos {
                 }
                 continue;
             }
-            let lazy = !heartbeat && !l.eager.is_empty() && !l.eager.contains(&id);
+            let lazy = mode == Appends::Eager && !l.eager.is_empty() && !l.eager.contains(&id);
             if (p.next < len && !lazy) || heartbeat {
                 let from = p.next.min(len);
                 let entries = self.log.from(from);
@@ -1428,7 +1445,7 @@ impl Paxos {
         // The leader is bound by its own lease like any follower.
         self.lease_promise_until = now + self.cfg.lease_ticks;
         self.choose_eager();
-        self.send_appends(true);
+        self.send_appends(Appends::Heartbeat);
         self.advance_reads_and_lease();
     }
 

@@ -7,6 +7,9 @@
 //! [`FileStorage::append`]s every batch the core produced and calls
 //! [`FileStorage::sync`] once before acknowledging any of them.
 //!
+//! A batch carrying a snapshot is not written as a record: it starts a checkpoint segment
+//! holding the whole state (made durable at once), and the older segments are deleted.
+//!
 //! Recovery replays every record in order. An incomplete or mismatching record at the very
 //! end of the last segment is a torn write of a batch that was never acknowledged: it is cut
 //! off (and the file truncated) and the replica starts from the batches before it. Anything
@@ -104,9 +107,6 @@ pub struct FileStorage {
     current_no: u64,
     current_len: u64,
     new_segment: bool,
-    // A snapshot was appended: at the next sync, start a segment with a checkpoint and
-    // delete the older ones.
-    compact_pending: bool,
     state: HardState,
 }
 
@@ -195,7 +195,6 @@ impl FileStorage {
             current_no,
             current_len,
             new_segment: numbers.is_empty(),
-            compact_pending: false,
             state,
         })
     }
@@ -219,6 +218,14 @@ impl Storage for FileStorage {
     fn append(&mut self, batches: &[Persist]) -> Result<()> {
         let mut buf = Vec::new();
         for b in batches {
+            if b.snapshot.is_some() {
+                // A snapshot is written once, in the checkpoint that replaces every older
+                // segment, not also as a record of its own.
+                self.flush_buf(&mut buf)?;
+                self.state.apply(b);
+                self.checkpoint()?;
+                continue;
+            }
             if self.current_len >= self.segment_bytes && self.current_len > 0 {
                 self.flush_buf(&mut buf)?;
                 self.rotate()?;
@@ -233,9 +240,6 @@ impl Storage for FileStorage {
             buf[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
             self.current_len += (buf.len() - start) as u64;
             self.state.apply(b);
-            if b.snapshot.is_some() {
-                self.compact_pending = true;
-            }
         }
         self.flush_buf(&mut buf)
     }
@@ -243,10 +247,6 @@ impl Storage for FileStorage {
     fn sync(&mut self) -> Result<()> {
         let path = segment_path(&self.dir, self.current_no);
         self.current.sync_data().map_err(io(&path))?;
-        if self.compact_pending {
-            self.compact_pending = false;
-            self.checkpoint()?;
-        }
         if self.new_segment {
             // A new file's directory entry must be durable too.
             File::open(&self.dir)

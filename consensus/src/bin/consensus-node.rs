@@ -40,9 +40,21 @@ struct Args {
     /// File holding the cluster secret (else MDBC_CLUSTER_SECRET).
     #[arg(long)]
     secret_file: Option<PathBuf>,
-    /// Tick length in milliseconds (heartbeats every 5 ticks, elections after 40-80).
+    /// Tick length in milliseconds: the clock's resolution.
     #[arg(long, default_value_t = 1)]
     tick_ms: u64,
+    /// Ticks between the leader's heartbeats.
+    #[arg(long, default_value_t = 10)]
+    heartbeat_ticks: u64,
+    /// A follower that hears no leader for between this many ticks and twice that
+    /// stands for election. Keep it well above the round trip between replicas and
+    /// above the longest write stall of the disk (a snapshot's checkpoint included).
+    #[arg(long, default_value_t = 300)]
+    election_ticks: u64,
+    /// How long a follower, hearing from the leader, refuses other candidates (the
+    /// leader's lease is derived from it); below --election-ticks.
+    #[arg(long, default_value_t = 250)]
+    lease_ticks: u64,
     /// Do not fsync the log (benchmarks comparing without fsync only).
     #[arg(long)]
     no_fsync: bool,
@@ -76,6 +88,9 @@ fn main() -> anyhow::Result<()> {
     }
     let mut consensus = Config::new(args.id, peers.keys().copied().collect());
     consensus.join = args.join;
+    consensus.heartbeat_ticks = args.heartbeat_ticks;
+    consensus.election_ticks = args.election_ticks;
+    consensus.lease_ticks = args.lease_ticks;
     consensus.seed = args.id ^ std::process::id() as u64;
     consensus.validate()?;
     let cfg = NodeConfig {
