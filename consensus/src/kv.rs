@@ -2,16 +2,22 @@
 //! and an example of [`StateMachine`].
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::replica::StateMachine;
 
-// A fixed-key hasher: the same map iterates (and snapshots) in the same order in every
-// run, which keeps simulations replayable. Keys come only from authenticated clients.
-type Map = HashMap<Bytes, Bytes, BuildHasherDefault<DefaultHasher>>;
+// A persistent map: a snapshot takes a copy in O(1) and encodes it on another thread
+// while the replica goes on applying. A fixed-key hasher: the same map iterates (and
+// snapshots) in the same order in every run, which keeps simulations replayable. Keys
+// come only from authenticated clients.
+type Map = imbl::GenericHashMap<
+    Bytes,
+    Bytes,
+    BuildHasherDefault<DefaultHasher>,
+    imbl::shared_ptr::DefaultSharedPtr,
+>;
 
 /// A map from keys to values.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -86,15 +92,12 @@ impl StateMachine for Kv {
     }
 
     fn snapshot(&self) -> Bytes {
-        let size: usize = self.map.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
-        let mut b = BytesMut::with_capacity(size);
-        for (k, v) in &self.map {
-            b.put_u32(k.len() as u32);
-            b.put_slice(k);
-            b.put_u32(v.len() as u32);
-            b.put_slice(v);
-        }
-        b.freeze()
+        encode_map(&self.map)
+    }
+
+    fn snapshot_job(&self) -> Box<dyn FnOnce() -> Bytes + Send> {
+        let copy = self.map.clone();
+        Box::new(move || encode_map(&copy))
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), String> {
@@ -120,6 +123,18 @@ impl StateMachine for Kv {
         self.map = map;
         Ok(())
     }
+}
+
+fn encode_map(map: &Map) -> Bytes {
+    let size: usize = map.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+    let mut b = BytesMut::with_capacity(size);
+    for (k, v) in map {
+        b.put_u32(k.len() as u32);
+        b.put_slice(k);
+        b.put_u32(v.len() as u32);
+        b.put_slice(v);
+    }
+    b.freeze()
 }
 
 #[cfg(test)]

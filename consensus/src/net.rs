@@ -221,6 +221,9 @@ pub async fn handshake_responder(
 enum Input {
     Peer(NodeId, Message),
     Client(ClientRequest, Reply),
+    // A snapshot encoded off the loop, and its file written.
+    SnapshotEncoded(Slot, Bytes),
+    SnapshotWritten(Result<Slot, crate::StorageError>),
 }
 
 /// Where the answer to one client request goes: its connection's writer, with the tag
@@ -322,6 +325,8 @@ pub async fn run_node(
         allowed,
         seen: None,
         member: false,
+        inputs: in_tx.clone(),
+        failed: None,
     };
     node.refresh_peers();
     // The replica's clock counts ticks of real time: every tick that elapsed is fed in
@@ -398,6 +403,10 @@ struct NodeLoop {
     allowed: Arc<RwLock<HashSet<NodeId>>>,
     seen: Option<MembershipMark>,
     member: bool,
+    // For snapshot jobs to report back.
+    inputs: mpsc::Sender<Input>,
+    // A storage failure outside the drain: the node must stop.
+    failed: Option<String>,
 }
 
 impl NodeLoop {
@@ -546,6 +555,19 @@ impl NodeLoop {
     fn input(&mut self, input: Input) {
         match input {
             Input::Peer(from, msg) => self.replica.step(from, msg),
+            Input::SnapshotEncoded(upto, data) => self.replica.snapshot_done(upto, data),
+            Input::SnapshotWritten(Ok(upto)) => {
+                if let Err(e) = self.storage.snapshot_written(upto) {
+                    // The checkpoint failed part-way: the log is as it was before it,
+                    // but the error rule of storage.rs applies.
+                    tracing::error!(node = self.me, "checkpoint failed: {e}");
+                    self.failed = Some(e.to_string());
+                }
+            }
+            Input::SnapshotWritten(Err(e)) => {
+                // Only the compaction is lost; the log still holds every entry.
+                tracing::warn!(node = self.me, "writing a snapshot failed: {e}");
+            }
             Input::Client(req, reply) => match req {
                 ClientRequest::Put {
                     client,
@@ -603,10 +625,21 @@ impl NodeLoop {
     }
 
     fn drain(&mut self) -> anyhow::Result<()> {
+        if let Some(e) = self.failed.take() {
+            anyhow::bail!("storage failed: {e}");
+        }
         loop {
-            let ready = self.replica.take_ready();
+            let mut ready = self.replica.take_ready();
             if let Some(e) = ready.fatal {
                 anyhow::bail!("replica stopped: {e}");
+            }
+            if let Some(job) = ready.snapshot_job.take() {
+                // Encoding the state may take a while: off the loop.
+                let tx = self.inputs.clone();
+                tokio::task::spawn_blocking(move || {
+                    let (upto, data) = job.run();
+                    let _ = tx.blocking_send(Input::SnapshotEncoded(upto, data));
+                });
             }
             if ready.installed_snapshot {
                 tracing::info!(
@@ -624,16 +657,19 @@ impl NodeLoop {
             }
             if let Some(p) = &ready.persist {
                 // The error rule of storage.rs: a failed write stops the replica.
-                let started = std::time::Instant::now();
                 self.storage.append(std::slice::from_ref(p))?;
-                if let Some(s) = &p.snapshot {
-                    tracing::info!(
-                        node = self.me,
-                        upto = s.upto,
-                        bytes = s.data.len(),
-                        ms = started.elapsed().as_millis() as u64,
-                        "checkpoint written"
-                    );
+                if let Some(w) = self.storage.take_snapshot_write() {
+                    let tx = self.inputs.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let (upto, started) = (w.upto(), std::time::Instant::now());
+                        let r = w.run();
+                        tracing::debug!(
+                            upto,
+                            ms = started.elapsed().as_millis() as u64,
+                            "snapshot file written"
+                        );
+                        let _ = tx.blocking_send(Input::SnapshotWritten(r));
+                    });
                 }
                 if self.fsync {
                     self.storage.sync()?;

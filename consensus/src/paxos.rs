@@ -118,7 +118,7 @@ pub struct HardState {
 impl HardState {
     /// Applies a persisted batch (what a storage does, in memory).
     pub fn apply(&mut self, p: &Persist) {
-        if let Some(s) = &p.snapshot {
+        for s in p.snapshot.iter().chain(&p.compact) {
             if s.upto > self.log.offset() || self.snapshot.is_none() {
                 self.log.compact(s.upto);
                 self.decided = self.decided.max(s.upto);
@@ -543,7 +543,7 @@ impl Paxos {
             members: self.config_at(upto).clone(),
         };
         self.log.compact(upto);
-        self.persist.snapshot = Some(snap.clone());
+        self.persist.compact = Some(snap.clone());
         self.snapshot = Some(snap);
     }
 

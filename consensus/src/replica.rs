@@ -22,6 +22,39 @@ pub trait StateMachine {
     fn snapshot(&self) -> Bytes;
     /// Replaces the state with a decoded snapshot; `Err` if `data` is not one.
     fn restore(&mut self, data: &[u8]) -> Result<(), String>;
+    /// The state as of now, to be encoded (as [`StateMachine::snapshot`] would) by a job
+    /// that may run on another thread while this one goes on applying. The default
+    /// encodes at once; a state machine with a cheap point-in-time copy (a persistent
+    /// map, say) returns a job that encodes the copy.
+    fn snapshot_job(&self) -> Box<dyn FnOnce() -> Bytes + Send> {
+        let data = self.snapshot();
+        Box::new(move || data)
+    }
+}
+
+/// Encoding a snapshot, possibly on another thread: run it, then hand the result to
+/// [`Replica::snapshot_done`].
+pub struct SnapshotJob {
+    upto: Slot,
+    sessions: Bytes,
+    app: Box<dyn FnOnce() -> Bytes + Send>,
+}
+
+impl SnapshotJob {
+    /// Encodes the snapshot: the entries it covers and its bytes.
+    pub fn run(self) -> (Slot, Bytes) {
+        let app = (self.app)();
+        let mut b = BytesMut::with_capacity(self.sessions.len() + app.len());
+        b.put_slice(&self.sessions);
+        b.put_slice(&app);
+        (self.upto, b.freeze())
+    }
+}
+
+impl std::fmt::Debug for SnapshotJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SnapshotJob {{ upto: {} }}", self.upto)
+    }
 }
 
 /// A client request id: `(client, seq)`. A client numbers its requests 1, 2, 3, … and
@@ -61,6 +94,9 @@ pub struct ReplicaReady {
     /// The replica cannot go on (a peer sent state it cannot decode); the driver MUST
     /// stop it.
     pub fatal: Option<String>,
+    /// Time for a snapshot: run the job (on any thread) and hand its result to
+    /// [`Replica::snapshot_done`]; none is started while one is out.
+    pub snapshot_job: Option<SnapshotJob>,
 }
 
 fn envelope(id: RequestId, command: &[u8]) -> Bytes {
@@ -92,6 +128,8 @@ pub struct Replica<S> {
     // Compact the log every this many applied entries (0: never).
     snapshot_every: u64,
     last_snapshot: Slot,
+    // A snapshot job is out.
+    snapshotting: bool,
 }
 
 impl<S: StateMachine> Replica<S> {
@@ -112,6 +150,7 @@ impl<S: StateMachine> Replica<S> {
             reads: HashMap::new(),
             snapshot_every: 0,
             last_snapshot: 0,
+            snapshotting: false,
         };
         if let Some(s) = snapshot {
             r.install(&s).map_err(|e| {
@@ -127,10 +166,10 @@ impl<S: StateMachine> Replica<S> {
         self
     }
 
-    /// Snapshot format: the session table, then the application's own bytes.
-    fn encode_snapshot(&self) -> Bytes {
-        let app = self.sm.snapshot();
-        let mut b = BytesMut::with_capacity(8 + self.sessions.len() * 32 + app.len());
+    /// Snapshot format: the session table, then the application's own bytes. The
+    /// session table is encoded now (it is small); the application's bytes by the job.
+    fn snapshot_job(&self) -> SnapshotJob {
+        let mut b = BytesMut::with_capacity(8 + self.sessions.len() * 32);
         b.put_u32(self.sessions.len() as u32);
         let mut clients: Vec<_> = self.sessions.iter().collect();
         clients.sort_unstable_by_key(|(c, _)| **c);
@@ -140,8 +179,17 @@ impl<S: StateMachine> Replica<S> {
             b.put_u32(result.len() as u32);
             b.put_slice(result);
         }
-        b.put_slice(&app);
-        b.freeze()
+        SnapshotJob {
+            upto: self.applied,
+            sessions: b.freeze(),
+            app: self.sm.snapshot_job(),
+        }
+    }
+
+    /// A snapshot job finished: the log before `upto` is compacted into `data`.
+    pub fn snapshot_done(&mut self, upto: Slot, data: Bytes) {
+        self.snapshotting = false;
+        self.core.compact(upto, data);
     }
 
     fn install(&mut self, snap: &Snapshot) -> Result<(), String> {
@@ -283,9 +331,13 @@ impl<S: StateMachine> Replica<S> {
             self.reads.remove(&id);
             outcomes.push(Outcome::ReadRefused(id));
         }
-        if self.snapshot_every > 0 && self.applied >= self.last_snapshot + self.snapshot_every {
-            let data = self.encode_snapshot();
-            self.core.compact(self.applied, data);
+        let mut snapshot_job = None;
+        if self.snapshot_every > 0
+            && !self.snapshotting
+            && self.applied >= self.last_snapshot + self.snapshot_every
+        {
+            snapshot_job = Some(self.snapshot_job());
+            self.snapshotting = true;
             self.last_snapshot = self.applied;
         }
         ReplicaReady {
@@ -298,6 +350,7 @@ impl<S: StateMachine> Replica<S> {
             applied: self.applied,
             installed_snapshot: ready.snapshot.is_some(),
             fatal: None,
+            snapshot_job,
         }
     }
 }

@@ -7,8 +7,15 @@
 //! [`FileStorage::append`]s every batch the core produced and calls
 //! [`FileStorage::sync`] once before acknowledging any of them.
 //!
-//! A batch carrying a snapshot is not written as a record: it starts a checkpoint segment
-//! holding the whole state (made durable at once), and the older segments are deleted.
+//! Snapshots end in a *checkpoint*: a new segment whose first record holds the whole
+//! state (snapshot, hard state, the log after the snapshot), after which the older
+//! segments are deleted. A peer's snapshot ([`Persist::snapshot`]) is checkpointed at
+//! once, inline, because the batch that installs it is acknowledged. A snapshot of this
+//! replica's own entries ([`Persist::compact`]) costs the replica's thread nothing: the
+//! rest of its batch is logged as usual, the snapshot is written to `snap-UPTO.snap` by
+//! a [`SnapshotWrite`] on another thread, and only once that file is durable does
+//! [`FileStorage::snapshot_written`] start a checkpoint that refers to the file. A crash
+//! before then loses only the compaction.
 //!
 //! Recovery replays every record in order. An incomplete or mismatching record at the very
 //! end of the last segment is a torn write of a batch that was never acknowledged: it is cut
@@ -28,7 +35,7 @@ use bytes::Bytes;
 
 use crate::codec::{self, Reader};
 use crate::paxos::HardState;
-use crate::types::Persist;
+use crate::types::{Persist, Snapshot};
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +115,8 @@ pub struct FileStorage {
     current_len: u64,
     new_segment: bool,
     state: HardState,
+    // A snapshot of this replica's entries waiting to be written in the background.
+    snapshot_write: Option<Snapshot>,
 }
 
 const HEADER: usize = 8;
@@ -125,15 +134,100 @@ fn segment_path(dir: &Path, no: u64) -> PathBuf {
     dir.join(format!("{no:08}.seg"))
 }
 
+fn snapshot_path(dir: &Path, upto: u64) -> PathBuf {
+    dir.join(format!("snap-{upto:020}.snap"))
+}
+
+const SNAP_MAGIC: &[u8; 8] = b"MDBCSNP1";
+
+/// Writing one snapshot file, off the replica's thread (see the module docs).
+#[derive(Debug)]
+pub struct SnapshotWrite {
+    dir: PathBuf,
+    snapshot: Snapshot,
+}
+
+impl SnapshotWrite {
+    /// The snapshot's end.
+    pub fn upto(&self) -> u64 {
+        self.snapshot.upto
+    }
+
+    /// Writes and syncs the file (through a temporary name, so a file under the final
+    /// name is always whole); returns the snapshot's end for
+    /// [`FileStorage::snapshot_written`].
+    pub fn run(self) -> Result<u64> {
+        let path = snapshot_path(&self.dir, self.snapshot.upto);
+        let tmp = path.with_extension("tmp");
+        let mut payload = Vec::with_capacity(self.snapshot.data.len() + 256);
+        codec::put_snapshot(&mut payload, &self.snapshot);
+        let mut out = Vec::with_capacity(payload.len() + 16);
+        out.extend_from_slice(SNAP_MAGIC);
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
+        out.extend_from_slice(&payload);
+        let mut f = File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(&out).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&self.dir))?;
+        Ok(self.snapshot.upto)
+    }
+}
+
+fn read_snapshot_file(dir: &Path, upto: u64) -> Result<Snapshot> {
+    let path = snapshot_path(dir, upto);
+    let data = std::fs::read(&path).map_err(io(&path))?;
+    let corrupted = |reason: String| StorageError::Corrupted {
+        path: path.clone(),
+        offset: 0,
+        reason,
+    };
+    if data.len() < 16 || &data[..8] != SNAP_MAGIC {
+        return Err(corrupted("not a snapshot file".into()));
+    }
+    let len = u32::from_be_bytes([data[8], data[9], data[10], data[11]]) as usize;
+    let crc = u32::from_be_bytes([data[12], data[13], data[14], data[15]]);
+    let payload = data
+        .get(16..16 + len)
+        .ok_or_else(|| corrupted("snapshot file is shorter than its header says".into()))?;
+    if crc32fast::hash(payload) != crc {
+        return Err(corrupted("snapshot checksum mismatch".into()));
+    }
+    let mut r = Reader::new(Bytes::copy_from_slice(payload));
+    let snap = r.snapshot().map_err(corrupted)?;
+    r.done().map_err(corrupted)?;
+    if snap.upto != upto {
+        return Err(corrupted(format!("holds a snapshot up to {}", snap.upto)));
+    }
+    Ok(snap)
+}
+
 impl FileStorage {
     /// Opens (creating if needed) the log in `dir`, recovering as described above.
     pub fn open(dir: &Path, segment_bytes: u64) -> Result<FileStorage> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let mut numbers = Vec::new();
+        let mut snapshot_files = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io(dir))? {
             let entry = entry.map_err(io(dir))?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
+            if name.ends_with(".tmp") {
+                // A snapshot write cut short: never referred to.
+                let _ = std::fs::remove_file(entry.path());
+                continue;
+            }
+            if let Some(n) = name
+                .strip_prefix("snap-")
+                .and_then(|n| n.strip_suffix(".snap"))
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                snapshot_files.push(n);
+                continue;
+            }
             if let Some(n) = name
                 .strip_suffix(".seg")
                 .and_then(|n| n.parse::<u64>().ok())
@@ -161,7 +255,7 @@ impl FileStorage {
         for &n in &numbers {
             let path = segment_path(dir, n);
             let is_last = n == last;
-            let valid = replay(&path, is_last, &mut state)?;
+            let valid = replay(dir, &path, is_last, &mut state)?;
             if is_last {
                 let len = std::fs::metadata(&path).map_err(io(&path))?.len();
                 if valid < len {
@@ -181,6 +275,12 @@ impl FileStorage {
                 current_len = valid;
             }
         }
+        // Snapshot files the log does not refer to are left over from compactions that a
+        // later checkpoint superseded, or never finished.
+        let kept = state.snapshot.as_ref().map(|s| s.upto);
+        for upto in snapshot_files.into_iter().filter(|u| Some(*u) != kept) {
+            let _ = std::fs::remove_file(snapshot_path(dir, upto));
+        }
         let current_no = last.max(1);
         let path = segment_path(dir, current_no);
         let current = OpenOptions::new()
@@ -196,6 +296,7 @@ impl FileStorage {
             current_len,
             new_segment: numbers.is_empty(),
             state,
+            snapshot_write: None,
         })
     }
 
@@ -219,26 +320,31 @@ impl Storage for FileStorage {
         let mut buf = Vec::new();
         for b in batches {
             if b.snapshot.is_some() {
-                // A snapshot is written once, in the checkpoint that replaces every older
-                // segment, not also as a record of its own.
+                // A peer's snapshot is written once, in the checkpoint that replaces every
+                // older segment, not also as a record of its own.
                 self.flush_buf(&mut buf)?;
                 self.state.apply(b);
-                self.checkpoint()?;
+                self.checkpoint(None)?;
+                continue;
+            }
+            if let Some(snap) = &b.compact {
+                // Log the rest of the batch now; the snapshot goes to its own file.
+                let rest = Persist {
+                    compact: None,
+                    ..b.clone()
+                };
+                if !rest.is_empty() {
+                    self.encode_record(&rest, &mut buf);
+                }
+                self.state.apply(b);
+                self.snapshot_write = Some(snap.clone());
                 continue;
             }
             if self.current_len >= self.segment_bytes && self.current_len > 0 {
                 self.flush_buf(&mut buf)?;
                 self.rotate()?;
             }
-            let start = buf.len();
-            buf.extend_from_slice(&[0u8; HEADER]);
-            encode(b, &mut buf);
-            let payload = &buf[start + HEADER..];
-            let len = payload.len() as u32;
-            let crc = crc32fast::hash(payload);
-            buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
-            buf[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
-            self.current_len += (buf.len() - start) as u64;
+            self.encode_record(b, &mut buf);
             self.state.apply(b);
         }
         self.flush_buf(&mut buf)
@@ -263,29 +369,66 @@ impl Storage for FileStorage {
 }
 
 impl FileStorage {
-    /// Starts a segment with the whole state (snapshot, hard state, log after it), makes
-    /// it durable, then deletes every older segment: the log no longer grows without
+    fn encode_record(&mut self, b: &Persist, buf: &mut Vec<u8>) {
+        self.encode_record_with(b, None, buf);
+    }
+
+    fn encode_record_with(&mut self, b: &Persist, snapshot_file: Option<u64>, buf: &mut Vec<u8>) {
+        let start = buf.len();
+        buf.extend_from_slice(&[0u8; HEADER]);
+        encode_with(b, snapshot_file, buf);
+        let payload = &buf[start + HEADER..];
+        let len = payload.len() as u32;
+        let crc = crc32fast::hash(payload);
+        buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        buf[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
+        self.current_len += (buf.len() - start) as u64;
+    }
+
+    /// The snapshot of this replica's entries waiting to be written, as a job to run on
+    /// another thread; hand its result to [`FileStorage::snapshot_written`].
+    pub fn take_snapshot_write(&mut self) -> Option<SnapshotWrite> {
+        self.snapshot_write.take().map(|snapshot| SnapshotWrite {
+            dir: self.dir.clone(),
+            snapshot,
+        })
+    }
+
+    /// The snapshot file up to `upto` is durable: if it is still the latest snapshot,
+    /// start a checkpoint that refers to it; otherwise it was superseded and goes.
+    pub fn snapshot_written(&mut self, upto: u64) -> Result<()> {
+        if self.state.snapshot.as_ref().map(|s| s.upto) == Some(upto) {
+            self.checkpoint(Some(upto))
+        } else {
+            let _ = std::fs::remove_file(snapshot_path(&self.dir, upto));
+            Ok(())
+        }
+    }
+
+    /// Starts a segment with the whole state (the snapshot — inline, or by reference to
+    /// its durable file — the hard state and the log after it), makes it durable, then
+    /// deletes every older segment and snapshot file: the log no longer grows without
     /// bound. A crash before the deletion leaves both, and replaying the old segments and
     /// then the checkpoint gives the same state.
-    fn checkpoint(&mut self) -> Result<()> {
+    fn checkpoint(&mut self, snapshot_file: Option<u64>) -> Result<()> {
         self.rotate()?;
         let st = &self.state;
         let batch = Persist {
             id: 0,
-            snapshot: st.snapshot.clone(),
+            snapshot: if snapshot_file.is_some() {
+                None
+            } else {
+                st.snapshot.clone()
+            },
+            compact: None,
             promised: Some(st.promised),
             accepted_round: Some(st.accepted_round),
             decided: Some(st.decided),
             truncate: Some(st.log.offset()),
             append: Some((st.log.offset(), st.log.entries().to_vec())),
         };
-        let mut buf = vec![0u8; HEADER];
-        encode(&batch, &mut buf);
-        let len = (buf.len() - HEADER) as u32;
-        let crc = crc32fast::hash(&buf[HEADER..]);
-        buf[..4].copy_from_slice(&len.to_be_bytes());
-        buf[4..8].copy_from_slice(&crc.to_be_bytes());
-        self.current_len += buf.len() as u64;
+        let mut buf = Vec::new();
+        self.encode_record_with(&batch, snapshot_file, &mut buf);
         self.flush_buf(&mut buf)?;
         let path = segment_path(&self.dir, self.current_no);
         self.current.sync_data().map_err(io(&path))?;
@@ -306,6 +449,19 @@ impl FileStorage {
                 }
             }
         }
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                let upto = name
+                    .strip_prefix("snap-")
+                    .and_then(|n| n.strip_suffix(".snap"))
+                    .and_then(|n| n.parse::<u64>().ok());
+                if upto.is_some_and(|u| Some(u) != snapshot_file) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         Ok(())
     }
 
@@ -321,7 +477,7 @@ impl FileStorage {
 }
 
 /// Replays one segment into `state`; returns the length of its valid prefix.
-fn replay(path: &Path, is_last: bool, state: &mut HardState) -> Result<u64> {
+fn replay(dir: &Path, path: &Path, is_last: bool, state: &mut HardState) -> Result<u64> {
     let mut data = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut data))
@@ -363,7 +519,10 @@ fn replay(path: &Path, is_last: bool, state: &mut HardState) -> Result<u64> {
             }
             return Err(corrupted(pos, "checksum mismatch".into()));
         }
-        let batch = decode(payload).map_err(|e| corrupted(pos, e))?;
+        let (mut batch, snapshot_file) = decode_record(payload).map_err(|e| corrupted(pos, e))?;
+        if let Some(upto) = snapshot_file {
+            batch.snapshot = Some(read_snapshot_file(dir, upto)?);
+        }
         state.apply(&batch);
         pos = end;
     }
@@ -388,10 +547,20 @@ const F_DECIDED: u8 = 4;
 const F_TRUNCATE: u8 = 8;
 const F_APPEND: u8 = 16;
 const F_SNAPSHOT: u8 = 32;
+// The checkpoint's snapshot is in the file `snap-UPTO.snap`.
+const F_SNAPSHOT_FILE: u8 = 64;
 
-/// Encodes a batch (the payload of one record).
+/// Encodes a batch (the payload of one record). [`Persist::compact`] is not part of a
+/// record (see the module docs).
 pub fn encode(p: &Persist, out: &mut Vec<u8>) {
+    encode_with(p, None, out)
+}
+
+fn encode_with(p: &Persist, snapshot_file: Option<u64>, out: &mut Vec<u8>) {
     let mut flags = 0;
+    if snapshot_file.is_some() {
+        flags |= F_SNAPSHOT_FILE;
+    }
     if p.promised.is_some() {
         flags |= F_PROMISED;
     }
@@ -411,6 +580,9 @@ pub fn encode(p: &Persist, out: &mut Vec<u8>) {
         flags |= F_SNAPSHOT;
     }
     out.push(flags);
+    if let Some(upto) = snapshot_file {
+        out.extend_from_slice(&upto.to_be_bytes());
+    }
     if let Some(snap) = &p.snapshot {
         codec::put_snapshot(out, snap);
     }
@@ -434,12 +606,24 @@ pub fn encode(p: &Persist, out: &mut Vec<u8>) {
 
 /// Decodes a record payload; `Err` says what is malformed.
 pub fn decode(data: &[u8]) -> std::result::Result<Persist, String> {
+    decode_record(data).map(|(p, _)| p)
+}
+
+/// A record's batch, and the snapshot file it refers to, if any.
+fn decode_record(data: &[u8]) -> std::result::Result<(Persist, Option<u64>), String> {
     // One copy of the record; entries then share it.
     let mut r = Reader::new(Bytes::copy_from_slice(data));
     let flags = r.u8()?;
-    if flags & !(F_PROMISED | F_ACCEPTED | F_DECIDED | F_TRUNCATE | F_APPEND | F_SNAPSHOT) != 0 {
+    let known =
+        F_PROMISED | F_ACCEPTED | F_DECIDED | F_TRUNCATE | F_APPEND | F_SNAPSHOT | F_SNAPSHOT_FILE;
+    if flags & !known != 0 {
         return Err(format!("unknown flags {flags:#x}"));
     }
+    let snapshot_file = if flags & F_SNAPSHOT_FILE != 0 {
+        Some(r.u64()?)
+    } else {
+        None
+    };
     let mut p = Persist::default();
     if flags & F_SNAPSHOT != 0 {
         p.snapshot = Some(r.snapshot()?);
@@ -461,14 +645,14 @@ pub fn decode(data: &[u8]) -> std::result::Result<Persist, String> {
         p.append = Some((from, r.entries()?));
     }
     r.done()?;
-    Ok(p)
+    Ok((p, snapshot_file))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rng::Rng;
-    use crate::types::{Ballot, Entry, Membership, Snapshot};
+    use crate::types::{Ballot, Entry, Membership};
 
     fn batch(rng: &mut Rng, len: &mut u64) -> Persist {
         let mut p = Persist::default();
@@ -549,6 +733,7 @@ mod tests {
         let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "seg"))
             .collect();
         v.sort();
         v
@@ -622,6 +807,107 @@ mod tests {
         );
         let reopened = FileStorage::open(dir.path(), 1024).unwrap();
         assert_eq!(reopened.state(), &want);
+    }
+
+    /// 100 random batches in 1 KiB segments, then a compaction of the first half.
+    fn logged_then_compacted(dir: &Path) -> (FileStorage, u64) {
+        let mut s = FileStorage::open(dir, 1024).unwrap();
+        let mut len = 0;
+        let mut rng = Rng::new(22);
+        for _ in 0..100 {
+            let mut b = batch(&mut rng, &mut len);
+            b.snapshot = None;
+            s.append(&[b]).unwrap();
+        }
+        s.sync().unwrap();
+        let upto = s.state().log.len() / 2;
+        s.append(&[Persist {
+            compact: Some(Snapshot {
+                upto,
+                data: Bytes::from_static(b"own state"),
+                members: Membership::of([1, 2, 3]),
+            }),
+            decided: Some(upto),
+            ..Persist::default()
+        }])
+        .unwrap();
+        s.sync().unwrap();
+        (s, upto)
+    }
+
+    #[test]
+    fn a_compaction_is_written_aside_then_checkpointed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, upto) = logged_then_compacted(dir.path());
+        assert!(segments(dir.path()).len() > 3, "nothing deleted yet");
+        let job = s.take_snapshot_write().expect("a snapshot to write");
+        assert!(s.take_snapshot_write().is_none());
+        assert_eq!(job.run().unwrap(), upto);
+        s.snapshot_written(upto).unwrap();
+        assert_eq!(segments(dir.path()).len(), 1, "only the checkpoint is left");
+        assert!(snapshot_path(dir.path(), upto).exists());
+        let want = s.state().clone();
+        assert_eq!(want.log.offset(), upto);
+        let mut reopened = FileStorage::open(dir.path(), 1024).unwrap();
+        assert_eq!(reopened.state(), &want);
+        // Writing on after the checkpoint, then reopening, still gives the same state.
+        let more = Persist {
+            append: Some((want.log.len(), vec![Entry::Noop])),
+            ..Persist::default()
+        };
+        reopened.append(&[more]).unwrap();
+        reopened.sync().unwrap();
+        let want = reopened.state().clone();
+        assert_eq!(FileStorage::open(dir.path(), 1024).unwrap().state(), &want);
+    }
+
+    #[test]
+    fn a_compaction_cut_short_loses_only_the_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, upto) = logged_then_compacted(dir.path());
+        let compacted = s.state().clone();
+        // The replica stops before the snapshot file is written: a torn temporary file
+        // is all there is.
+        let job = s.take_snapshot_write().unwrap();
+        std::fs::write(
+            snapshot_path(dir.path(), job.upto()).with_extension("tmp"),
+            b"MDBCSNP1 torn",
+        )
+        .unwrap();
+        drop(s);
+        let reopened = FileStorage::open(dir.path(), 1024).unwrap();
+        let st = reopened.state();
+        assert_eq!(st.log.offset(), 0, "the compaction is gone");
+        assert_eq!(st.log.len(), compacted.log.len());
+        assert_eq!(st.decided, compacted.decided.max(upto));
+        assert_eq!(
+            st.log.range(upto, st.log.len()),
+            compacted.log.range(upto, st.log.len())
+        );
+        assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tmp")));
+    }
+
+    #[test]
+    fn a_damaged_or_missing_snapshot_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, upto) = logged_then_compacted(dir.path());
+        s.take_snapshot_write().unwrap().run().unwrap();
+        s.snapshot_written(upto).unwrap();
+        drop(s);
+        let path = snapshot_path(dir.path(), upto);
+        let mut data = std::fs::read(&path).unwrap();
+        let last = data.len() - 1;
+        data[last] ^= 0xff;
+        std::fs::write(&path, &data).unwrap();
+        let e = FileStorage::open(dir.path(), 1024).unwrap_err();
+        assert!(e.to_string().contains("snapshot checksum"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        let e = FileStorage::open(dir.path(), 1024).unwrap_err();
+        assert!(e.to_string().contains("snap-"), "{e}");
     }
 
     #[test]

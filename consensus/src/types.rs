@@ -274,8 +274,14 @@ impl Message {
 pub struct Persist {
     /// Identifies the batch in `on_persisted`.
     pub id: u64,
-    /// A snapshot replacing the log before its end (applied first).
+    /// A peer's snapshot replacing the log before its end (applied first). It holds state
+    /// this replica's log may lack, so it is as durable as the rest of the batch.
     pub snapshot: Option<Snapshot>,
+    /// A snapshot of this replica's own applied entries (applied first): the log before
+    /// its end is no longer needed. Keeping it is optional — the entries it covers are in
+    /// the log — so a storage may write it in the background and acknowledge the batch
+    /// before it is durable.
+    pub compact: Option<Snapshot>,
     /// New promised ballot.
     pub promised: Option<Ballot>,
     /// New accepted round.
@@ -293,6 +299,7 @@ impl Persist {
     pub fn is_empty(&self) -> bool {
         self.promised.is_none()
             && self.snapshot.is_none()
+            && self.compact.is_none()
             && self.accepted_round.is_none()
             && self.decided.is_none()
             && self.truncate.is_none()

@@ -461,7 +461,13 @@ impl Sim {
         let Some(r) = self.nodes[i].replica.as_mut() else {
             return Ok(());
         };
-        let ready = r.take_ready();
+        let mut ready = r.take_ready();
+        if let Some(job) = ready.snapshot_job.take() {
+            // Snapshots are encoded inline here; the compaction goes out with the next
+            // output of this replica.
+            let (upto, data) = job.run();
+            r.snapshot_done(upto, data);
+        }
         if ready.installed_snapshot {
             self.report.snapshot_installs += 1;
         }
