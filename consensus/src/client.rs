@@ -1,8 +1,7 @@
 //! A client of a `consensus-node` cluster.
 //!
 //! Connections are shared: a [`Client`] and every [`Client::session`] made from it send
-//! their requests, tagged, over one pipelined connection per replica, and a task per
-//! connection matches the answers to the waiting requests. Many concurrent sessions then
+//! their requests over one pipelined connection per replica ([`crate::rpc::Channel`]). Many concurrent sessions then
 //! cost the replicas a few large reads and writes rather than a round of system calls
 //! each (as with gRPC's multiplexed channels). Each session is its own logical client
 //! for exactly-once puts: it numbers its requests and retries a request with the same
@@ -10,33 +9,24 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use bytes::{Bytes, BytesMut};
 
-use crate::net::{handshake_initiator, read_frame, CLIENT_MAGIC};
+use crate::kv::Kv;
+use crate::net::CLIENT_MAGIC;
+use crate::rpc::Channel;
 use crate::types::NodeId;
 use crate::wire::{self, ClientRequest, ClientResponse};
-
-struct Outgoing {
-    tag: u64,
-    request: Bytes,
-    reply: oneshot::Sender<ClientResponse>,
-}
 
 struct Shared {
     addrs: Mutex<HashMap<NodeId, SocketAddr>>,
     secret: Vec<u8>,
-    conns: Mutex<HashMap<NodeId, mpsc::UnboundedSender<Outgoing>>>,
-    next_tag: AtomicU64,
+    conns: Mutex<HashMap<NodeId, Channel>>,
 }
 
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     let mut n = [0u8; 8];
     if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut n).is_ok() {
         return u64::from_be_bytes(n);
@@ -50,53 +40,6 @@ fn random_u64() -> u64 {
 
 fn lost() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "connection lost")
-}
-
-/// Owns one connection: writes queued requests (all that are waiting, in one write) and
-/// hands each answer to the request with its tag. Ends, failing whatever waits, when the
-/// connection breaks or every sender is gone.
-async fn run_connection(s: TcpStream, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
-    let (mut rd, mut wr) = s.into_split();
-    let mut rbuf = BytesMut::new();
-    let mut out = BytesMut::new();
-    let mut payload = BytesMut::new();
-    let mut pending: HashMap<u64, oneshot::Sender<ClientResponse>> = HashMap::new();
-    loop {
-        tokio::select! {
-            next = rx.recv() => {
-                let Some(first) = next else { return };
-                out.clear();
-                let mut next = Some(first);
-                while let Some(o) = next {
-                    payload.clear();
-                    payload.put_u64(o.tag);
-                    payload.put_slice(&o.request);
-                    wire::put_frame(&mut out, &payload);
-                    pending.insert(o.tag, o.reply);
-                    next = if out.len() < 1 << 20 { rx.try_recv().ok() } else { None };
-                }
-                if pending.len() > 4096 {
-                    // Requests whose caller gave up waiting.
-                    pending.retain(|_, r| !r.is_closed());
-                }
-                if wr.write_all(&out).await.is_err() {
-                    return;
-                }
-            }
-            frame = read_frame(&mut rd, &mut rbuf) => {
-                let Ok(Some(mut p)) = frame else { return };
-                if p.len() < 8 {
-                    return;
-                }
-                let tag = p.get_u64();
-                let resp = wire::decode_response(p)
-                    .unwrap_or_else(|e| ClientResponse::Error(format!("malformed answer: {e}")));
-                if let Some(r) = pending.remove(&tag) {
-                    let _ = r.send(resp);
-                }
-            }
-        }
-    }
 }
 
 /// A client session of a `consensus-node` cluster (see the module docs).
@@ -119,7 +62,6 @@ impl Client {
             addrs: Mutex::new(addrs),
             secret: secret.to_vec(),
             conns: Mutex::new(HashMap::new()),
-            next_tag: AtomicU64::new(1),
         });
         Client {
             shared,
@@ -164,7 +106,7 @@ impl Client {
     }
 
     /// The connection to `node`, opened (and authenticated) if there is none.
-    async fn connection(&self, node: NodeId) -> std::io::Result<mpsc::UnboundedSender<Outgoing>> {
+    async fn connection(&self, node: NodeId) -> std::io::Result<Channel> {
         if let Some(c) = self.shared.conns.lock().map_err(|_| lost())?.get(&node) {
             if !c.is_closed() {
                 return Ok(c.clone());
@@ -178,12 +120,8 @@ impl Client {
             .get(&node)
             .copied()
             .ok_or_else(|| std::io::Error::other(format!("no address for node {node}")))?;
-        let mut s = TcpStream::connect(addr).await?;
-        s.set_nodelay(true)?;
-        let mut buf = BytesMut::new();
-        handshake_initiator(
-            &mut s,
-            &mut buf,
+        let (ch, _) = Channel::connect(
+            &addr.to_string(),
             &self.shared.secret,
             CLIENT_MAGIC,
             random_u64() | 1,
@@ -194,23 +132,14 @@ impl Client {
             // Another session connected meanwhile: use that one.
             return Ok(c.clone());
         }
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run_connection(s, rx));
-        conns.insert(node, tx.clone());
-        Ok(tx)
+        conns.insert(node, ch.clone());
+        Ok(ch)
     }
 
     async fn attempt(&self, request: &Bytes) -> std::io::Result<ClientResponse> {
-        let conn = self.connection(self.current).await?;
-        let (tx, rx) = oneshot::channel();
-        let tag = self.shared.next_tag.fetch_add(1, Ordering::Relaxed);
-        conn.send(Outgoing {
-            tag,
-            request: request.clone(),
-            reply: tx,
-        })
-        .map_err(|_| lost())?;
-        rx.await.map_err(|_| lost())
+        let answer = self.connection(self.current).await?.call(request.clone()).await?;
+        wire::decode_response(answer)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 
     async fn request(&mut self, req: ClientRequest) -> anyhow::Result<Bytes> {
@@ -243,24 +172,35 @@ impl Client {
         anyhow::bail!("no replica answered within {:?}", self.deadline)
     }
 
-    /// Puts `value` at `key`; applied exactly once however often it is retried.
-    pub async fn put(&mut self, key: &[u8], value: &[u8]) -> anyhow::Result<()> {
+    /// Proposes a command to the cluster's state machine and returns its result; applied
+    /// exactly once however often it is retried.
+    pub async fn propose(&mut self, command: &[u8]) -> anyhow::Result<Bytes> {
         self.seq += 1;
-        let req = ClientRequest::Put {
+        self.request(ClientRequest::Propose {
             client: self.id,
             seq: self.seq,
-            key: Bytes::copy_from_slice(key),
-            value: Bytes::copy_from_slice(value),
-        };
-        self.request(req).await.map(|_| ())
-    }
-
-    /// Reads `key` linearizably (empty if absent).
-    pub async fn get(&mut self, key: &[u8]) -> anyhow::Result<Bytes> {
-        self.request(ClientRequest::Get {
-            key: Bytes::copy_from_slice(key),
+            command: Bytes::copy_from_slice(command),
         })
         .await
+    }
+
+    /// Reads from the cluster's state machine, linearizably.
+    pub async fn read(&mut self, query: &[u8]) -> anyhow::Result<Bytes> {
+        self.request(ClientRequest::Read {
+            query: Bytes::copy_from_slice(query),
+        })
+        .await
+    }
+
+    /// Puts `value` at `key` in a [`Kv`] cluster (`consensus-node`); applied exactly once.
+    pub async fn put(&mut self, key: &[u8], value: &[u8]) -> anyhow::Result<()> {
+        anyhow::ensure!(key.len() <= u16::MAX as usize, "key too long");
+        self.propose(&Kv::put(key, value)).await.map(|_| ())
+    }
+
+    /// Reads `key` linearizably from a [`Kv`] cluster (empty if absent).
+    pub async fn get(&mut self, key: &[u8]) -> anyhow::Result<Bytes> {
+        self.read(&Kv::get(key)).await
     }
 
     /// Adds replica `id`, which its peers reach at `peer_addr`; returns once the change

@@ -266,21 +266,19 @@ pub fn decode_message(b: Bytes) -> Result<Message, String> {
 /// A request to `consensus-node`'s client port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientRequest {
-    /// Put `value` at `key` as request `(client, seq)` (retries reuse it).
-    Put {
+    /// Propose `command` as request `(client, seq)` (retries reuse it; applied once).
+    Propose {
         /// Client id (not 0).
         client: u64,
         /// Request number.
         seq: u64,
-        /// Key.
-        key: Bytes,
-        /// Value.
-        value: Bytes,
+        /// The state machine's command.
+        command: Bytes,
     },
-    /// Linearizable read of `key`.
-    Get {
-        /// Key.
-        key: Bytes,
+    /// A linearizable read (at the leader).
+    Read {
+        /// The state machine's query.
+        query: Bytes,
     },
     /// Add replica `id`, reached by its peers at `addr` (at the leader; answered once
     /// the change is decided).
@@ -317,21 +315,19 @@ pub enum ClientResponse {
 /// Encodes a client request.
 pub fn encode_request(r: &ClientRequest, out: &mut BytesMut) {
     match r {
-        ClientRequest::Put {
+        ClientRequest::Propose {
             client,
             seq,
-            key,
-            value,
+            command,
         } => {
             out.put_u8(1);
             out.put_u64(*client);
             out.put_u64(*seq);
-            put_bytes(out, key);
-            put_bytes(out, value);
+            put_bytes(out, command);
         }
-        ClientRequest::Get { key } => {
+        ClientRequest::Read { query } => {
             out.put_u8(2);
-            put_bytes(out, key);
+            put_bytes(out, query);
         }
         ClientRequest::AddMember { id, addr } => {
             out.put_u8(3);
@@ -350,13 +346,12 @@ pub fn encode_request(r: &ClientRequest, out: &mut BytesMut) {
 pub fn decode_request(b: Bytes) -> Result<ClientRequest, String> {
     let mut r = Reader::new(b);
     let req = match r.u8()? {
-        1 => ClientRequest::Put {
+        1 => ClientRequest::Propose {
             client: r.u64()?,
             seq: r.u64()?,
-            key: r.bytes()?,
-            value: r.bytes()?,
+            command: r.bytes()?,
         },
-        2 => ClientRequest::Get { key: r.bytes()? },
+        2 => ClientRequest::Read { query: r.bytes()? },
         3 => ClientRequest::AddMember {
             id: r.u64()?,
             addr: String::from_utf8(r.bytes()?.to_vec())
@@ -475,14 +470,13 @@ mod tests {
             assert_eq!(decode_message(out.freeze()).unwrap(), m);
         }
         for r in [
-            ClientRequest::Put {
+            ClientRequest::Propose {
                 client: 1,
                 seq: 2,
-                key: Bytes::from_static(b"k"),
-                value: Bytes::from_static(b"v"),
+                command: Bytes::from_static(b"c"),
             },
-            ClientRequest::Get {
-                key: Bytes::from_static(b"k"),
+            ClientRequest::Read {
+                query: Bytes::from_static(b"q"),
             },
             ClientRequest::AddMember {
                 id: 4,
