@@ -1,0 +1,180 @@
+//! One MUSIC node: its consensus replica of the lock table, its replica of the key space
+//! (the embedded store), the node RPC server, and the [`Music`] service on top.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use consensus::node::{start_node, NodeConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::codec::{decode, encode};
+use crate::locks::LockTable;
+use crate::rpc::{Request, Response, MAGIC};
+use crate::service::{Music, MusicConfig};
+use crate::store::embedded::{EmbeddedConfig, EmbeddedStore};
+
+/// Another node, as this one reaches it.
+#[derive(Debug, Clone)]
+pub struct PeerSettings {
+    /// Its id.
+    pub id: u64,
+    /// Its consensus peer address.
+    pub consensus: SocketAddr,
+    /// Its node-RPC address.
+    pub rpc: SocketAddr,
+}
+
+/// How a node runs.
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    /// This node's id (a positive integer, unique in the cluster).
+    pub id: u64,
+    /// Where its lock-table log and its replica of the key space live.
+    pub data_dir: PathBuf,
+    /// Address for consensus peers.
+    pub consensus_listen: SocketAddr,
+    /// Address for node RPC.
+    pub rpc_listen: SocketAddr,
+    /// The other nodes.
+    pub peers: Vec<PeerSettings>,
+    /// Shared by every node; nobody without it joins or writes.
+    pub secret: Vec<u8>,
+    /// Lease of a lock ref that holds, unless renewed.
+    pub lease: Duration,
+    /// Consensus tick, and heartbeat and election timeouts in ticks.
+    pub tick: Duration,
+    /// Ticks between leader heartbeats.
+    pub heartbeat_ticks: u64,
+    /// Election timeout in ticks (randomised up to twice that).
+    pub election_ticks: u64,
+    /// Follower lease in ticks (below the election timeout).
+    pub lease_ticks: u64,
+    /// How long a quorum operation on the store waits.
+    pub quorum_timeout: Duration,
+    /// How often the store runs anti-entropy with each peer.
+    pub anti_entropy_every: Duration,
+}
+
+impl NodeSettings {
+    /// Settings with defaults for a LAN: 1 ms ticks, 10 ms heartbeats, 300-600 ms
+    /// elections, 10 s lock leases.
+    pub fn new(id: u64, data_dir: PathBuf, secret: Vec<u8>) -> NodeSettings {
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        NodeSettings {
+            id,
+            data_dir,
+            consensus_listen: any,
+            rpc_listen: any,
+            peers: Vec::new(),
+            secret,
+            lease: Duration::from_secs(10),
+            tick: Duration::from_millis(1),
+            heartbeat_ticks: 10,
+            election_ticks: 300,
+            lease_ticks: 250,
+            quorum_timeout: Duration::from_secs(2),
+            anti_entropy_every: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A running node.
+pub struct MusicNode {
+    /// The service.
+    pub music: Music<EmbeddedStore>,
+    /// Where consensus peers connect.
+    pub consensus_addr: SocketAddr,
+    /// Where node RPC connects.
+    pub rpc_addr: SocketAddr,
+    /// The consensus replica's loop.
+    pub consensus_task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl MusicNode {
+    /// Starts every part; they run until `shutdown` turns true.
+    pub async fn start(
+        s: NodeSettings,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<MusicNode> {
+        std::fs::create_dir_all(&s.data_dir)?;
+        let secret: Arc<[u8]> = s.secret.clone().into();
+        let mut consensus = consensus::Config::new(s.id, s.peers.iter().map(|p| p.id).collect());
+        consensus.heartbeat_ticks = s.heartbeat_ticks;
+        consensus.election_ticks = s.election_ticks;
+        consensus.lease_ticks = s.lease_ticks;
+        consensus.seed = s.id ^ u64::from(std::process::id());
+        let cfg = NodeConfig {
+            consensus,
+            listen: s.consensus_listen,
+            // Lock-table clients come through the service, not a port of their own.
+            client_listen: ([127, 0, 0, 1], 0).into(),
+            peers: s.peers.iter().map(|p| (p.id, p.consensus)).collect(),
+            data_dir: s.data_dir.join("locks"),
+            secret: s.secret.clone(),
+            tick: s.tick,
+            fsync: true,
+            snapshot_every: 10_000,
+        };
+        let replica = start_node(cfg, LockTable::default(), shutdown.clone()).await?;
+        let mut store_cfg = EmbeddedConfig::new(
+            s.id,
+            s.peers.iter().map(|p| (p.id, p.rpc.to_string())).collect(),
+            secret.clone(),
+        );
+        store_cfg.quorum_timeout = s.quorum_timeout;
+        store_cfg.anti_entropy_every = s.anti_entropy_every;
+        let store = EmbeddedStore::open(&s.data_dir.join("store.db"), store_cfg, shutdown.clone())?;
+        let rpc_peers: HashMap<u64, String> =
+            s.peers.iter().map(|p| (p.id, p.rpc.to_string())).collect();
+        let music = Music::new(
+            s.id,
+            replica.handle.clone(),
+            store.clone(),
+            rpc_peers,
+            secret.clone(),
+            MusicConfig {
+                lease: s.lease,
+                ..MusicConfig::default()
+            },
+            shutdown.clone(),
+        );
+        let listener = TcpListener::bind(s.rpc_listen).await?;
+        let rpc_addr = listener.local_addr()?;
+        let members: Arc<Vec<u64>> = Arc::new(s.peers.iter().map(|p| p.id).collect());
+        let handler = {
+            let (music, store) = (music.clone(), store.clone());
+            move |_peer: u64, payload: Bytes| {
+                let (music, store) = (music.clone(), store.clone());
+                async move {
+                    let resp = match decode::<Request>(&payload) {
+                        Ok(Request::LockRead(q)) => music.answer_lock_read(q).await,
+                        Ok(req) => store.handle(req),
+                        Err(e) => Response::Error(format!("malformed request: {e}")),
+                    };
+                    encode(&resp)
+                }
+            }
+        };
+        tokio::spawn(consensus::rpc::serve(
+            listener,
+            s.id,
+            secret,
+            MAGIC,
+            move |p| members.contains(&p),
+            handler,
+            shutdown,
+        ));
+        tracing::info!(node = s.id, consensus = %replica.peer_addr, rpc = %rpc_addr, "MUSIC node started");
+        Ok(MusicNode {
+            music,
+            consensus_addr: replica.peer_addr,
+            rpc_addr,
+            consensus_task: replica.task,
+        })
+    }
+}

@@ -1,0 +1,596 @@
+//! The embedded store: every MUSIC node keeps a replica of the key space on local disk
+//! ([`LocalStore`]) and replicates to its peers over the node RPC ([`crate::rpc`]).
+//!
+//! - **Plain puts** are stored locally, acknowledged, and shipped to each peer by that
+//!   peer's replicator task, batched. What a peer could not take (it was down or cut off)
+//!   is remembered as a *hint* on disk and replayed until it is acknowledged.
+//! - **Quorum operations** go to every replica at once and finish when a majority has
+//!   answered: critical writes (refused by a replica that has seen a newer lock ref),
+//!   critical reads (the newest version wins, and replicas that lag are repaired), and
+//!   the sync of a key when a lock is acquired.
+//! - **Anti-entropy**: now and then each node compares a digest of its replica (one hash
+//!   per bucket of keys) with each peer's and exchanges what differs, so a replica that
+//!   missed writes without a hint — a node restored from an old disk, say — converges.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch, Mutex};
+use tokio::task::JoinSet;
+
+use consensus::rpc::Channel;
+
+use super::local::{CriticalWrite, LocalStore, BUCKETS};
+use super::{check, DataStore, StoreError, Versioned};
+use crate::codec;
+use crate::rpc::{Item, Request, Response, MAGIC};
+use crate::version::{Hlc, Version};
+
+/// How an embedded store runs.
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    /// This node.
+    pub me: u64,
+    /// The other replicas: id and node-RPC address.
+    pub peers: Vec<(u64, String)>,
+    /// The cluster secret (node RPC authenticates with it).
+    pub secret: Arc<[u8]>,
+    /// How long a quorum operation waits for answers.
+    pub quorum_timeout: Duration,
+    /// How often anti-entropy runs with each peer.
+    pub anti_entropy_every: Duration,
+    /// How often hints are replayed to a peer that did not take them.
+    pub hint_retry_every: Duration,
+}
+
+impl EmbeddedConfig {
+    /// Defaults: 2 s quorum timeout, anti-entropy every 30 s, hints retried every second.
+    pub fn new(me: u64, peers: Vec<(u64, String)>, secret: Arc<[u8]>) -> EmbeddedConfig {
+        EmbeddedConfig {
+            me,
+            peers,
+            secret,
+            quorum_timeout: Duration::from_secs(2),
+            anti_entropy_every: Duration::from_secs(30),
+            hint_retry_every: Duration::from_secs(1),
+        }
+    }
+}
+
+struct Peer {
+    id: u64,
+    addr: String,
+    conn: Mutex<Option<Channel>>,
+    outbox: mpsc::UnboundedSender<String>,
+}
+
+struct Inner {
+    cfg: EmbeddedConfig,
+    local: LocalStore,
+    hlc: Hlc,
+    peers: Vec<Peer>,
+}
+
+/// The embedded store (see the module docs). Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+fn io_err(e: std::io::Error) -> String {
+    e.to_string()
+}
+
+impl Inner {
+    fn quorum(&self) -> usize {
+        let replicas = self.peers.len() + 1;
+        replicas / 2 + 1
+    }
+
+    async fn call(&self, peer: usize, req: &Request) -> Result<Response, String> {
+        let p = &self.peers[peer];
+        let ch = {
+            let mut conn = p.conn.lock().await;
+            match conn.as_ref().filter(|c| !c.is_closed()) {
+                Some(c) => c.clone(),
+                None => {
+                    let (c, them) = Channel::connect(&p.addr, &self.cfg.secret, MAGIC, self.cfg.me)
+                        .await
+                        .map_err(io_err)?;
+                    if them != p.id {
+                        return Err(format!("{} is node {them}, expected {}", p.addr, p.id));
+                    }
+                    *conn = Some(c.clone());
+                    c
+                }
+            }
+        };
+        let answer = ch.call(codec::encode(req)).await.map_err(io_err)?;
+        codec::decode::<Response>(&answer).map_err(|e| format!("malformed answer: {e}"))
+    }
+
+    fn items(&self, keys: &[String]) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Some(v) = self.local.get(k)? {
+                out.push(Item {
+                    key: k.clone(),
+                    value: v.value,
+                    version: v.version,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn apply_items(&self, items: &[Item]) -> Result<(), StoreError> {
+        for it in items {
+            self.hlc.observe(it.version.hlc);
+            self.local.apply(&it.key, &it.value, it.version)?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends `req` to every peer at once; `done` looks at each answer as it arrives (peer
+/// index, answer) and says when enough have come. Returns the answers gathered.
+async fn ask_peers(
+    inner: &Arc<Inner>,
+    req: Request,
+    mut done: impl FnMut(usize, &Response) -> bool,
+) -> Vec<(usize, Response)> {
+    let req = Arc::new(req);
+    let mut set = JoinSet::new();
+    for i in 0..inner.peers.len() {
+        let (inner, req) = (inner.clone(), req.clone());
+        set.spawn(async move { (i, inner.call(i, &req).await) });
+    }
+    let deadline = tokio::time::Instant::now() + inner.cfg.quorum_timeout;
+    let mut got = Vec::new();
+    while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, set.join_next()).await {
+        let Ok((i, answer)) = joined else { continue };
+        match answer {
+            Ok(r) => {
+                let enough = done(i, &r);
+                got.push((i, r));
+                if enough {
+                    break;
+                }
+            }
+            Err(e) => tracing::debug!(peer = inner.peers[i].id, "call failed: {e}"),
+        }
+    }
+    // The rest finish (or fail) in the background; their answers are not needed.
+    set.detach_all();
+    got
+}
+
+impl EmbeddedStore {
+    /// Opens the local replica at `path` and starts the replicator and anti-entropy
+    /// tasks, which run until `shutdown` turns true.
+    pub fn open(
+        path: &std::path::Path,
+        cfg: EmbeddedConfig,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<EmbeddedStore, StoreError> {
+        let local = LocalStore::open(path)?;
+        let mut receivers = Vec::new();
+        let peers = cfg
+            .peers
+            .iter()
+            .map(|(id, addr)| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                receivers.push(rx);
+                Peer {
+                    id: *id,
+                    addr: addr.clone(),
+                    conn: Mutex::new(None),
+                    outbox: tx,
+                }
+            })
+            .collect();
+        let inner = Arc::new(Inner {
+            cfg,
+            local,
+            hlc: Hlc::new(),
+            peers,
+        });
+        for (i, rx) in receivers.into_iter().enumerate() {
+            tokio::spawn(replicator(inner.clone(), i, rx, shutdown.clone()));
+        }
+        tokio::spawn(anti_entropy(inner.clone(), shutdown));
+        Ok(EmbeddedStore { inner })
+    }
+
+    /// This node's replica.
+    pub fn local(&self) -> &LocalStore {
+        &self.inner.local
+    }
+
+    /// Answers a peer's store request (the node's RPC server calls this).
+    pub fn handle(&self, req: Request) -> Response {
+        let local = &self.inner.local;
+        let r = match req {
+            Request::Replicate(items) => self.inner.apply_items(&items).map(|_| Response::Done),
+            Request::CriticalWrite(it) => {
+                self.inner.hlc.observe(it.version.hlc);
+                local
+                    .critical_apply(&it.key, &it.value, it.version)
+                    .map(|w| match w {
+                        CriticalWrite::Done => Response::Done,
+                        CriticalWrite::Fenced(f) => Response::Fenced(f),
+                    })
+            }
+            Request::Read { key, fence } => (|| {
+                if let Some(f) = fence {
+                    let seen = local.fence(&key)?;
+                    if f < seen {
+                        return Ok(Response::Fenced(seen));
+                    }
+                }
+                Ok(Response::Value(local.get(&key)?))
+            })(),
+            Request::Fence { key, epoch } => local.raise_fence(&key, epoch).map(Response::Fence),
+            Request::Digest => local.digest().map(Response::Digest),
+            Request::Bucket(b) => local.bucket(b).map(Response::Versions),
+            Request::Fetch(keys) => self.inner.items(&keys).map(Response::Items),
+            Request::LockRead(_) => Ok(Response::Error("not a store request".into())),
+        };
+        r.unwrap_or_else(|e| Response::Error(e.to_string()))
+    }
+
+    /// Reads `key` from a quorum under `fence`: the newest answer, after repairing the
+    /// replicas that answered with something older.
+    async fn quorum_read(&self, key: &str, fence: u64) -> Result<Option<Versioned>, StoreError> {
+        let inner = &self.inner;
+        let need = inner.quorum();
+        let local_fence = inner.local.fence(key)?;
+        if fence < local_fence {
+            return Err(StoreError::Fenced {
+                lock_ref: fence,
+                seen: local_fence,
+            });
+        }
+        let mine = inner.local.get(key)?;
+        let mut good = 1;
+        let answers = ask_peers(
+            inner,
+            Request::Read {
+                key: key.to_string(),
+                fence: Some(fence),
+            },
+            |_, r| {
+                if matches!(r, Response::Value(_)) {
+                    good += 1;
+                }
+                good >= need
+            },
+        )
+        .await;
+        let mut newest = mine.clone();
+        let mut seen = None;
+        let mut values = vec![(None, mine)];
+        for (i, r) in answers {
+            match r {
+                Response::Value(v) => {
+                    if v.as_ref().map(|x| x.version) > newest.as_ref().map(|x| x.version) {
+                        newest = v.clone();
+                    }
+                    values.push((Some(i), v));
+                }
+                Response::Fenced(f) => seen = seen.max(Some(f)),
+                _ => {}
+            }
+        }
+        if values.len() < need {
+            return Err(match seen {
+                Some(seen) => StoreError::Fenced {
+                    lock_ref: fence,
+                    seen,
+                },
+                None => StoreError::NoQuorum {
+                    got: values.len(),
+                    need,
+                },
+            });
+        }
+        if let Some(n) = &newest {
+            let item = Item {
+                key: key.to_string(),
+                value: n.value.clone(),
+                version: n.version,
+            };
+            for (who, v) in values {
+                if v.as_ref().map(|x| x.version) < Some(n.version) {
+                    match who {
+                        None => inner.apply_items(std::slice::from_ref(&item))?,
+                        // Read repair, in the background.
+                        Some(i) => {
+                            let (inner, item) = (inner.clone(), item.clone());
+                            tokio::spawn(async move {
+                                let _ = inner.call(i, &Request::Replicate(vec![item])).await;
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(newest)
+    }
+
+    /// Writes `item` (its epoch the lock ref) to a quorum.
+    async fn quorum_write(&self, item: Item) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let need = inner.quorum();
+        let lock_ref = item.version.epoch;
+        let mut done = 0;
+        let mut seen = None;
+        match inner
+            .local
+            .critical_apply(&item.key, &item.value, item.version)?
+        {
+            CriticalWrite::Done => done += 1,
+            CriticalWrite::Fenced(f) => seen = Some(f),
+        }
+        let answers = ask_peers(inner, Request::CriticalWrite(item), |_, r| {
+            if matches!(r, Response::Done) {
+                done += 1;
+            }
+            done >= need
+        })
+        .await;
+        for (_, r) in &answers {
+            if let Response::Fenced(f) = r {
+                seen = seen.max(Some(*f));
+            }
+        }
+        if done >= need {
+            return Ok(());
+        }
+        Err(match seen {
+            Some(seen) => StoreError::Fenced { lock_ref, seen },
+            None => StoreError::NoQuorum { got: done, need },
+        })
+    }
+}
+
+impl DataStore for EmbeddedStore {
+    async fn put(&self, key: &str, value: Bytes) -> Result<Version, StoreError> {
+        check(key, Some(&value))?;
+        let inner = &self.inner;
+        let version = Version {
+            epoch: inner.local.put_epoch(key)?,
+            hlc: inner.hlc.now(),
+            node: inner.cfg.me,
+        };
+        inner.local.apply(key, &value, version)?;
+        for p in &inner.peers {
+            // The replicator ships the newest value of the key when it gets to it.
+            let _ = p.outbox.send(key.to_string());
+        }
+        Ok(version)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        check(key, None)?;
+        self.inner.local.get(key)
+    }
+
+    async fn critical_put(
+        &self,
+        key: &str,
+        value: Bytes,
+        lock_ref: u64,
+    ) -> Result<Version, StoreError> {
+        check(key, Some(&value))?;
+        let version = Version {
+            epoch: lock_ref,
+            hlc: self.inner.hlc.now(),
+            node: self.inner.cfg.me,
+        };
+        self.quorum_write(Item {
+            key: key.to_string(),
+            value,
+            version,
+        })
+        .await?;
+        Ok(version)
+    }
+
+    async fn critical_get(
+        &self,
+        key: &str,
+        lock_ref: u64,
+    ) -> Result<Option<Versioned>, StoreError> {
+        check(key, None)?;
+        self.quorum_read(key, lock_ref).await
+    }
+
+    async fn sync(&self, key: &str, lock_ref: u64) -> Result<(), StoreError> {
+        check(key, None)?;
+        let newest = self.quorum_read(key, lock_ref).await?;
+        match newest {
+            // Written back under the new ref: a quorum now holds it, fenced.
+            Some(v) => {
+                let version = Version {
+                    epoch: lock_ref.max(v.version.epoch),
+                    hlc: self.inner.hlc.now(),
+                    node: self.inner.cfg.me,
+                };
+                self.quorum_write(Item {
+                    key: key.to_string(),
+                    value: v.value,
+                    version,
+                })
+                .await
+            }
+            // No value anywhere a quorum can see: raise the fences only.
+            None => {
+                let inner = &self.inner;
+                let need = inner.quorum();
+                let mine = inner.local.raise_fence(key, lock_ref)?;
+                let mut ok = usize::from(mine <= lock_ref);
+                let answers = ask_peers(
+                    inner,
+                    Request::Fence {
+                        key: key.to_string(),
+                        epoch: lock_ref,
+                    },
+                    |_, r| {
+                        if matches!(r, Response::Fence(f) if *f <= lock_ref) {
+                            ok += 1;
+                        }
+                        ok >= need
+                    },
+                )
+                .await;
+                if ok >= need {
+                    return Ok(());
+                }
+                let seen = answers
+                    .iter()
+                    .filter_map(|(_, r)| match r {
+                        Response::Fence(f) if *f > lock_ref => Some(*f),
+                        _ => None,
+                    })
+                    .chain((mine > lock_ref).then_some(mine))
+                    .max();
+                Err(match seen {
+                    Some(seen) => StoreError::Fenced { lock_ref, seen },
+                    None => StoreError::NoQuorum { got: ok, need },
+                })
+            }
+        }
+    }
+}
+
+/// Ships plain puts to one peer, batched; what it cannot deliver becomes hints on disk,
+/// replayed every `hint_retry_every` until the peer takes them.
+async fn replicator(
+    inner: Arc<Inner>,
+    peer: usize,
+    mut rx: mpsc::UnboundedReceiver<String>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let id = inner.peers[peer].id;
+    let mut retry = tokio::time::interval(inner.cfg.hint_retry_every);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut keys: Vec<String> = tokio::select! {
+            k = rx.recv() => match k {
+                Some(k) => vec![k],
+                None => return,
+            },
+            _ = retry.tick() => match inner.local.hints(id, 512) {
+                Ok(h) if !h.is_empty() => h,
+                _ => continue,
+            },
+            _ = shutdown.changed() => return,
+        };
+        while keys.len() < 512 {
+            match rx.try_recv() {
+                Ok(k) => keys.push(k),
+                Err(_) => break,
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        let items = match inner.items(&keys) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(peer = id, "reading values to ship failed: {e}");
+                continue;
+            }
+        };
+        match inner.call(peer, &Request::Replicate(items)).await {
+            Ok(Response::Done) => {
+                let _ = inner.local.clear_hints(id, &keys);
+            }
+            other => {
+                tracing::debug!(
+                    peer = id,
+                    "peer did not take {} keys: {other:?}",
+                    keys.len()
+                );
+                if let Err(e) = inner.local.add_hints(id, &keys) {
+                    tracing::warn!(peer = id, "keeping hints failed: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Compares digests with every peer now and then and exchanges what differs.
+async fn anti_entropy(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(inner.cfg.anti_entropy_every);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        for peer in 0..inner.peers.len() {
+            if let Err(e) = reconcile(&inner, peer).await {
+                tracing::debug!(peer = inner.peers[peer].id, "anti-entropy: {e}");
+            }
+        }
+    }
+}
+
+/// One anti-entropy round with one peer; returns how many keys changed hands.
+async fn reconcile(inner: &Arc<Inner>, peer: usize) -> Result<usize, String> {
+    let theirs = match inner.call(peer, &Request::Digest).await? {
+        Response::Digest(d) if d.len() == BUCKETS as usize => d,
+        other => return Err(format!("unexpected digest answer {other:?}")),
+    };
+    let mine = inner.local.digest().map_err(|e| e.to_string())?;
+    let mut moved = 0;
+    for b in 0..BUCKETS {
+        if mine[b as usize] == theirs[b as usize] {
+            continue;
+        }
+        let their_keys = match inner.call(peer, &Request::Bucket(b)).await? {
+            Response::Versions(v) => v,
+            other => return Err(format!("unexpected bucket answer {other:?}")),
+        };
+        let my_keys = inner.local.bucket(b).map_err(|e| e.to_string())?;
+        let theirs: std::collections::HashMap<&str, Version> =
+            their_keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let mine: std::collections::HashMap<&str, Version> =
+            my_keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let pull: Vec<String> = theirs
+            .iter()
+            .filter(|(k, v)| mine.get(*k).is_none_or(|m| m < *v))
+            .map(|(k, _)| k.to_string())
+            .collect();
+        let push: Vec<String> = mine
+            .iter()
+            .filter(|(k, v)| theirs.get(*k).is_none_or(|t| t < *v))
+            .map(|(k, _)| k.to_string())
+            .collect();
+        if !pull.is_empty() {
+            match inner.call(peer, &Request::Fetch(pull.clone())).await? {
+                Response::Items(items) => {
+                    inner.apply_items(&items).map_err(|e| e.to_string())?;
+                    moved += items.len();
+                }
+                other => return Err(format!("unexpected fetch answer {other:?}")),
+            }
+        }
+        if !push.is_empty() {
+            let items = inner.items(&push).map_err(|e| e.to_string())?;
+            moved += items.len();
+            inner.call(peer, &Request::Replicate(items)).await?;
+        }
+    }
+    if moved > 0 {
+        tracing::info!(
+            peer = inner.peers[peer].id,
+            keys = moved,
+            "anti-entropy repaired"
+        );
+    }
+    Ok(moved)
+}
