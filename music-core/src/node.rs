@@ -40,6 +40,10 @@ pub struct NodeSettings {
     pub consensus_listen: SocketAddr,
     /// Address for node RPC.
     pub rpc_listen: SocketAddr,
+    /// Address for the REST API, if served.
+    pub http_listen: Option<SocketAddr>,
+    /// With it, REST requests must carry `Authorization: Bearer TOKEN`.
+    pub http_token: Option<String>,
     /// The other nodes.
     pub peers: Vec<PeerSettings>,
     /// Shared by every node; nobody without it joins or writes.
@@ -70,6 +74,8 @@ impl NodeSettings {
             data_dir,
             consensus_listen: any,
             rpc_listen: any,
+            http_listen: None,
+            http_token: None,
             peers: Vec::new(),
             secret,
             lease: Duration::from_secs(10),
@@ -91,6 +97,8 @@ pub struct MusicNode {
     pub consensus_addr: SocketAddr,
     /// Where node RPC connects.
     pub rpc_addr: SocketAddr,
+    /// Where the REST API listens, if it does.
+    pub http_addr: Option<SocketAddr>,
     /// The consensus replica's loop.
     pub consensus_task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -167,13 +175,34 @@ impl MusicNode {
             MAGIC,
             move |p| members.contains(&p),
             handler,
-            shutdown,
+            shutdown.clone(),
         ));
-        tracing::info!(node = s.id, consensus = %replica.peer_addr, rpc = %rpc_addr, "MUSIC node started");
+        let http_addr = match s.http_listen {
+            Some(addr) => {
+                let l = TcpListener::bind(addr).await?;
+                let bound = l.local_addr()?;
+                let app = crate::rest::router(music.clone(), s.http_token.clone());
+                let mut stop = shutdown.clone();
+                tokio::spawn(async move {
+                    let served = axum::serve(l, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.changed().await;
+                        })
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!("REST server stopped: {e}");
+                    }
+                });
+                Some(bound)
+            }
+            None => None,
+        };
+        tracing::info!(node = s.id, consensus = %replica.peer_addr, rpc = %rpc_addr, http = ?http_addr, "MUSIC node started");
         Ok(MusicNode {
             music,
             consensus_addr: replica.peer_addr,
             rpc_addr,
+            http_addr,
             consensus_task: replica.task,
         })
     }
