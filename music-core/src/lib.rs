@@ -19,6 +19,7 @@
 pub mod codec;
 pub mod locks;
 pub mod node;
+pub mod recipes;
 pub mod rest;
 pub mod rpc;
 pub mod service;

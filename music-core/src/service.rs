@@ -152,6 +152,11 @@ impl<D: DataStore> Music<D> {
         m
     }
 
+    /// The lease of a lock ref that holds.
+    pub fn lease(&self) -> Duration {
+        self.inner.cfg.lease
+    }
+
     /// The data store.
     pub fn store(&self) -> &D {
         &self.inner.store
