@@ -137,7 +137,11 @@ impl Client {
     }
 
     async fn attempt(&self, request: &Bytes) -> std::io::Result<ClientResponse> {
-        let answer = self.connection(self.current).await?.call(request.clone()).await?;
+        let answer = self
+            .connection(self.current)
+            .await?
+            .call(request.clone())
+            .await?;
         wire::decode_response(answer)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }

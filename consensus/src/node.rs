@@ -23,8 +23,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::kv::Kv;
 use crate::net::{
-    bad, dial_peer, handshake_responder, read_frame, CLIENT_MAGIC, HANDSHAKE_TIMEOUT,
-    PEER_MAGIC,
+    bad, dial_peer, handshake_responder, read_frame, CLIENT_MAGIC, HANDSHAKE_TIMEOUT, PEER_MAGIC,
 };
 use crate::paxos::{MembershipChange, Role};
 use crate::replica::{Outcome, Replica, RequestId, StateMachine};

@@ -21,9 +21,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::net::{
-    handshake_initiator, handshake_responder, read_frame, HANDSHAKE_TIMEOUT,
-};
+use crate::net::{handshake_initiator, handshake_responder, read_frame, HANDSHAKE_TIMEOUT};
 use crate::types::NodeId;
 use crate::wire;
 
@@ -98,7 +96,11 @@ impl Channel {
 /// Owns one connection: writes queued requests (all that are waiting, in one write) and
 /// hands each answer to the request with its tag. Ends, failing whatever waits, when the
 /// connection breaks or every sender is gone.
-async fn run_connection(s: TcpStream, mut rbuf: BytesMut, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+async fn run_connection(
+    s: TcpStream,
+    mut rbuf: BytesMut,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+) {
     let (mut rd, mut wr) = s.into_split();
     let mut out = BytesMut::new();
     let mut payload = BytesMut::new();
