@@ -3,8 +3,8 @@
 //! - [`embedded`]: every MUSIC node keeps a replica ([`local::LocalStore`], SQLite) and
 //!   replicates to its peers over the node RPC: plain puts shipped asynchronously with
 //!   hinted hand-off, quorum reads and writes with read repair, and anti-entropy.
-//! - `scylla` (ScyllaDB/Cassandra through the `scylla` crate) implements the same trait
-//!   and passes the same contract suite (`tests/contract.rs`).
+//! - `scylla` (feature `scylla`, on by default): ScyllaDB/Cassandra through the `scylla`
+//!   crate. Both pass the same contract suite (`tests/contract.rs`).
 //!
 //! The lock table is not here: it is replicated by consensus (see [`crate::locks`]). A
 //! store only has to keep values and fences, and answer at the consistency asked.
@@ -18,6 +18,8 @@ use crate::version::Version;
 
 pub mod embedded;
 pub mod local;
+#[cfg(feature = "scylla")]
+pub mod scylla;
 
 /// A value with its version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
