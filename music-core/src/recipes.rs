@@ -16,9 +16,9 @@ use crate::version::Version;
 /// lease) until it is released or dropped.
 ///
 /// The guard counts itself *lost* — [`MutexGuard::is_lost`], [`MutexGuard::lost`] — as
-/// soon as a renewal is refused, or when a whole lease has passed since the last one that
-/// succeeded (so, by this process's clock, no later than the lock service may give the
-/// lock to someone else). Work done under the lock should stop when it is lost; critical
+/// soon as a renewal is refused, or a tenth of a lease before the lease would end,
+/// counted from when the last successful renewal was *sent* (so, while clocks agree
+/// within that tenth, before the lock service may give the lock to someone else). Work done under the lock should stop when it is lost; critical
 /// writes made after that are refused anyway, by the fences.
 pub struct MutexGuard<D: DataStore> {
     music: Music<D>,
@@ -38,40 +38,46 @@ impl<D: DataStore> Music<D> {
         timeout: Duration,
     ) -> Result<MutexGuard<D>, MusicError> {
         let r = self.create_lock_ref(keys, owner).await?;
-        let held = self.acquire_lock_wait(r, timeout).await.and_then(|a| {
+        let acquired = self.acquire_lock_wait(r, timeout).await.and_then(|a| {
             if a.held {
-                Ok(())
+                Ok(a)
             } else {
                 Err(MusicError::Timeout(r))
             }
         });
-        match held {
-            Ok(()) => {}
+        let acquired = match acquired {
+            Ok(a) => a,
             Err(e) => {
                 // Leave the queue rather than block the ones behind.
                 let _ = self.release_lock(r).await;
                 return Err(e);
             }
-        }
+        };
         let (tx, rx) = watch::channel(false);
         let m = self.clone();
         let lease = self.lease();
+        // Counted lost a margin before the lease would end by this process's clock: the
+        // lock service measures the lease from the request's time on another node's
+        // clock, so the margin must cover the clock skew between nodes.
+        let valid_for = lease - lease / 10;
         let renewer = tokio::spawn(async move {
-            let mut last_ok = tokio::time::Instant::now();
+            let mut valid_until = acquired.requested_at + valid_for;
             loop {
-                tokio::time::sleep(lease / 3).await;
+                let next = (tokio::time::Instant::now() + lease / 3).min(valid_until);
+                tokio::time::sleep_until(next).await;
+                if tokio::time::Instant::now() >= valid_until {
+                    let _ = tx.send(true);
+                    return;
+                }
+                let sent = tokio::time::Instant::now();
                 match m.renew(r).await {
-                    Ok(_) => last_ok = tokio::time::Instant::now(),
+                    Ok(_) => valid_until = sent + valid_for,
                     Err(MusicError::Lock(LockError::UnknownRef(_)))
                     | Err(MusicError::Lock(LockError::NotHolder(_))) => {
                         let _ = tx.send(true);
                         return;
                     }
                     Err(e) => tracing::warn!(lock_ref = r, "lease renewal failed: {e}"),
-                }
-                if last_ok.elapsed() >= lease {
-                    let _ = tx.send(true);
-                    return;
                 }
             }
         });

@@ -87,6 +87,10 @@ pub struct Acquired {
     pub held: bool,
     /// When its lease ends (lock-table clock, ms since the epoch), if it holds.
     pub expires_ms: Option<u64>,
+    /// When the request that renewed the lease left this process: the lease runs from
+    /// no earlier than this (by this process's clock, within the clock skew between
+    /// nodes).
+    pub requested_at: tokio::time::Instant,
 }
 
 struct Inner<D> {
@@ -334,6 +338,7 @@ impl<D: DataStore> Music<D> {
     /// One attempt: true only if `r` heads all its queues; then its keys are synchronised
     /// before this returns, and its lease renewed.
     pub async fn acquire_lock(&self, r: LockRef) -> Result<Acquired, MusicError> {
+        let requested_at = tokio::time::Instant::now();
         let out = self
             .propose(LockCommand::Acquire {
                 lock_ref: r,
@@ -354,7 +359,11 @@ impl<D: DataStore> Music<D> {
                 self.inner.store.sync(k, r).await?;
             }
         }
-        Ok(Acquired { held, expires_ms })
+        Ok(Acquired {
+            held,
+            expires_ms,
+            requested_at,
+        })
     }
 
     /// Waits until `r` holds its lock (woken by the decision that makes it holder), up to

@@ -2,6 +2,12 @@
 //! (highest lock ref seen) per key, and the hints of what each peer still lacks.
 //!
 //! Every operation is one short statement or transaction, so callers run them inline.
+//!
+//! Durability follows consistency: what a critical write or a fence raise commits is
+//! synced to disk before it is acknowledged (a quorum of replicas then holds it through
+//! any minority's crash), while plain puts — acknowledged by one replica and shipped
+//! asynchronously anyway — are synced at checkpoints, as Cassandra's periodic commit log
+//! does.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -53,7 +59,7 @@ impl LocalStore {
         let conn = Connection::open(path).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "wal")
             .map_err(db)?;
-        conn.pragma_update(None, "synchronous", "full")
+        conn.pragma_update(None, "synchronous", "normal")
             .map_err(db)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -165,7 +171,7 @@ impl LocalStore {
     /// Raises `key`'s fence to `epoch` (never lowers it); returns the fence after.
     pub fn raise_fence(&self, key: &str, epoch: u64) -> Result<u64, StoreError> {
         let c = self.conn()?;
-        Self::raise_fence_in(&c, key, epoch)?;
+        durably(&c, |c| Self::raise_fence_in(c, key, epoch))?;
         Self::fence_in(&c, key)
     }
 
@@ -180,15 +186,17 @@ impl LocalStore {
         version: Version,
     ) -> Result<CriticalWrite, StoreError> {
         let c = self.conn()?;
-        let tx = c.unchecked_transaction().map_err(db)?;
-        let fence = Self::fence_in(&tx, key)?;
-        if version.epoch < fence {
-            return Ok(CriticalWrite::Fenced(fence));
-        }
-        Self::raise_fence_in(&tx, key, version.epoch)?;
-        Self::apply_in(&tx, key, value, version)?;
-        tx.commit().map_err(db)?;
-        Ok(CriticalWrite::Done)
+        durably(&c, |c| {
+            let tx = c.unchecked_transaction().map_err(db)?;
+            let fence = Self::fence_in(&tx, key)?;
+            if version.epoch < fence {
+                return Ok(CriticalWrite::Fenced(fence));
+            }
+            Self::raise_fence_in(&tx, key, version.epoch)?;
+            Self::apply_in(&tx, key, value, version)?;
+            tx.commit().map_err(db)?;
+            Ok(CriticalWrite::Done)
+        })
     }
 
     /// The epoch a plain put of `key` takes here: the newest lock ref seen for it.
@@ -294,6 +302,17 @@ impl LocalStore {
         }
         Ok(out)
     }
+}
+
+/// Runs `f` with commits synced to disk (the connection's default syncs at checkpoints).
+fn durably<T>(
+    c: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    c.pragma_update(None, "synchronous", "full").map_err(db)?;
+    let r = f(c);
+    c.pragma_update(None, "synchronous", "normal").map_err(db)?;
+    r
 }
 
 fn row_hash(key: &str, epoch: u64, hlc: u64, node: u64) -> u64 {
