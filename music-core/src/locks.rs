@@ -72,14 +72,21 @@ pub enum LockCommand {
 /// What applying a [`LockCommand`] produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LockOutcome {
-    /// The new ref.
-    Created(LockRef),
+    /// The new ref; `held` when it holds its lock at once (its queues were empty).
+    Created {
+        /// The ref.
+        lock_ref: LockRef,
+        /// It holds already.
+        held: bool,
+    },
     /// Whether the ref holds its lock, and until when (table clock) if it does.
     Acquired {
         /// Heads every queue it is in.
         held: bool,
         /// Lease end, when held.
         expires_ms: Option<u64>,
+        /// The ref's keys.
+        keys: Vec<String>,
     },
     /// The lease now ends at this time.
     Renewed(u64),
@@ -293,17 +300,23 @@ impl LockTable {
                         expires_ms: None,
                     },
                 );
-                self.promote(&keys);
-                LockOutcome::Created(r)
+                let held = self.promote(&keys).contains(&r);
+                LockOutcome::Created { lock_ref: r, held }
             }
             LockCommand::Acquire { lock_ref, .. } => {
                 if !self.refs.contains_key(&lock_ref) {
                     return LockOutcome::Error(LockError::UnknownRef(lock_ref));
                 }
+                let keys = self
+                    .refs
+                    .get(&lock_ref)
+                    .map(|i| i.keys.clone())
+                    .unwrap_or_default();
                 if !self.heads_all(lock_ref) {
                     return LockOutcome::Acquired {
                         held: false,
                         expires_ms: None,
+                        keys,
                     };
                 }
                 let now = self.clock_ms;
@@ -316,6 +329,7 @@ impl LockTable {
                 LockOutcome::Acquired {
                     held: true,
                     expires_ms: expires,
+                    keys,
                 }
             }
             LockCommand::Renew { lock_ref, .. } => {
@@ -415,7 +429,7 @@ mod tests {
             lease_ms: lease,
             now_ms: now,
         }) {
-            LockOutcome::Created(r) => r,
+            LockOutcome::Created { lock_ref, .. } => lock_ref,
             o => panic!("{o:?}"),
         }
     }

@@ -37,14 +37,18 @@ impl<D: DataStore> Music<D> {
         owner: &str,
         timeout: Duration,
     ) -> Result<MutexGuard<D>, MusicError> {
-        let r = self.create_lock_ref(keys, owner).await?;
-        let acquired = self.acquire_lock_wait(r, timeout).await.and_then(|a| {
-            if a.held {
-                Ok(a)
-            } else {
-                Err(MusicError::Timeout(r))
-            }
-        });
+        let (r, first) = self.create_and_acquire(keys, owner).await?;
+        let acquired = if first.held {
+            Ok(first)
+        } else {
+            self.acquire_lock_wait(r, timeout).await.and_then(|a| {
+                if a.held {
+                    Ok(a)
+                } else {
+                    Err(MusicError::Timeout(r))
+                }
+            })
+        };
         let acquired = match acquired {
             Ok(a) => a,
             Err(e) => {

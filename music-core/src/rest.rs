@@ -165,6 +165,12 @@ struct CreateBody {
     keys: Vec<String>,
     #[serde(default)]
     owner: String,
+    /// Acquire at once (in the same decision when the queues are empty).
+    #[serde(default)]
+    acquire: bool,
+    /// With `acquire`: wait up to this long for the lock.
+    #[serde(default)]
+    wait_ms: u64,
 }
 
 #[derive(Deserialize, Default)]
@@ -278,8 +284,24 @@ async fn create_lock<D: DataStore>(
 ) -> ApiResult {
     authorize(&api, &headers)?;
     let Json(b) = body?;
-    let r = api.music.create_lock_ref(&b.keys, &b.owner).await?;
-    Ok((StatusCode::CREATED, Json(json!({"lock_ref": r}))).into_response())
+    if !b.acquire {
+        let r = api.music.create_lock_ref(&b.keys, &b.owner).await?;
+        return Ok((StatusCode::CREATED, Json(json!({"lock_ref": r}))).into_response());
+    }
+    let (r, mut a) = api.music.create_and_acquire(&b.keys, &b.owner).await?;
+    if !a.held && b.wait_ms > 0 {
+        match api
+            .music
+            .acquire_lock_wait(r, Duration::from_millis(b.wait_ms.min(600_000)))
+            .await
+        {
+            Ok(got) => a = got,
+            Err(MusicError::Timeout(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let body = json!({"lock_ref": r, "held": a.held, "expires_ms": a.expires_ms});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 async fn acquire<D: DataStore>(

@@ -315,6 +315,10 @@ impl<D: DataStore> Music<D> {
         keys: &[String],
         owner: &str,
     ) -> Result<LockRef, MusicError> {
+        Ok(self.create(keys, owner).await?.0)
+    }
+
+    async fn create(&self, keys: &[String], owner: &str) -> Result<(LockRef, bool), MusicError> {
         if keys.is_empty() {
             return Err(MusicError::Invalid("a lock needs at least one key".into()));
         }
@@ -328,11 +332,42 @@ impl<D: DataStore> Music<D> {
             now_ms: now_ms(),
         };
         match self.propose(c).await? {
-            LockOutcome::Created(r) => Ok(r),
+            LockOutcome::Created { lock_ref, held } => Ok((lock_ref, held)),
             other => Err(MusicError::Unavailable(format!(
                 "unexpected outcome {other:?}"
             ))),
         }
+    }
+
+    /// Creates a ref and, if its queues were empty, acquires it in the same decision
+    /// (keys synchronised as by [`Music::acquire_lock`]); otherwise it waits in the
+    /// queues (`held` false) for [`Music::acquire_lock_wait`].
+    pub async fn create_and_acquire(
+        &self,
+        keys: &[String],
+        owner: &str,
+    ) -> Result<(LockRef, Acquired), MusicError> {
+        let requested_at = tokio::time::Instant::now();
+        let (r, held) = self.create(keys, owner).await?;
+        if held {
+            self.sync_keys(keys, r).await?;
+        }
+        let expires_ms = held.then(|| now_ms() + self.inner.cfg.lease.as_millis() as u64);
+        Ok((
+            r,
+            Acquired {
+                held,
+                expires_ms,
+                requested_at,
+            },
+        ))
+    }
+
+    async fn sync_keys(&self, keys: &[String], r: LockRef) -> Result<(), MusicError> {
+        for k in keys {
+            self.inner.store.sync(k, r).await?;
+        }
+        Ok(())
     }
 
     /// One attempt: true only if `r` heads all its queues; then its keys are synchronised
@@ -345,19 +380,18 @@ impl<D: DataStore> Music<D> {
                 now_ms: now_ms(),
             })
             .await?;
-        let LockOutcome::Acquired { held, expires_ms } = out else {
+        let LockOutcome::Acquired {
+            held,
+            expires_ms,
+            keys,
+        } = out
+        else {
             return Err(MusicError::Unavailable(format!(
                 "unexpected outcome {out:?}"
             )));
         };
         if held {
-            let keys = match self.lock_read(&LockQuery::Info(r)).await? {
-                LockAnswer::Info(Some(i)) => i.keys,
-                _ => return Err(MusicError::Lock(LockError::UnknownRef(r))),
-            };
-            for k in &keys {
-                self.inner.store.sync(k, r).await?;
-            }
+            self.sync_keys(&keys, r).await?;
         }
         Ok(Acquired {
             held,

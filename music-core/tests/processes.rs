@@ -92,15 +92,22 @@ impl Cluster {
         n.child = Some(cmd.spawn().expect("music-node starts"));
     }
 
-    fn wait_http(&self, i: usize) {
+    fn wait_http(&mut self, i: usize) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(self.nodes[i].http).is_ok() {
                 return;
             }
+            if let Some(status) = self.nodes[i]
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("node {} exited with {status}:\n{}", i + 1, self.log_text(i));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("node {} did not listen", i + 1);
+        panic!("node {} did not listen:\n{}", i + 1, self.log_text(i));
     }
 
     fn kill(&mut self, i: usize) {
