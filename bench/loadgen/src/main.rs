@@ -1,6 +1,10 @@
-//! Closed-loop put load: `--clients` tasks each put one key after another for
-//! `--seconds`, against a `consensus-node` cluster or etcd; prints one JSON line with the
-//! count, throughput and latency percentiles (microseconds).
+//! Closed-loop load: `--clients` tasks each repeat one operation for `--seconds` — puts
+//! against a `consensus-node` cluster or etcd (bench/consensus-vs-etcd), or coordination
+//! operations against MUSIC, ZooKeeper or etcd's lock API (bench/music-vs-zookeeper-etcd,
+//! see `coord.rs`) — and print one JSON line with the count, throughput and latency
+//! percentiles (microseconds).
+
+mod coord;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -37,6 +41,27 @@ enum Target {
     Etcd {
         #[arg(long, value_delimiter = ',')]
         endpoints: Vec<String>,
+    },
+    /// MUSIC nodes' REST addresses (host:port).
+    Music {
+        #[arg(long, value_delimiter = ',')]
+        http: Vec<String>,
+        #[arg(long, value_enum)]
+        op: coord::Op,
+    },
+    /// A ZooKeeper ensemble (host:port,host:port,...).
+    Zk {
+        #[arg(long)]
+        servers: String,
+        #[arg(long, value_enum)]
+        op: coord::Op,
+    },
+    /// etcd's lock API (endpoints host:port).
+    EtcdLock {
+        #[arg(long, value_delimiter = ',')]
+        endpoints: Vec<String>,
+        #[arg(long, value_enum)]
+        op: coord::Op,
     },
 }
 
@@ -113,6 +138,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     Ok(clock.latencies)
                 }));
             }
+        }
+        Target::Music { http, op } => {
+            tasks = coord::music(http, *op, args.clients, args.value_size, (warmup, measure));
+        }
+        Target::Zk { servers, op } => {
+            tasks = coord::zookeeper(
+                servers,
+                *op,
+                args.clients,
+                args.value_size,
+                (warmup, measure),
+            )
+            .await?;
+        }
+        Target::EtcdLock { endpoints, op } => {
+            tasks = coord::etcd_lock(
+                endpoints,
+                *op,
+                args.clients,
+                args.value_size,
+                (warmup, measure),
+            )
+            .await?;
         }
     }
     let mut latencies = Vec::new();
