@@ -32,6 +32,7 @@ pub mod check;
 pub mod client;
 mod codec;
 pub mod config;
+pub mod group_commit;
 pub mod kv;
 pub mod log;
 pub mod net;

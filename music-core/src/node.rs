@@ -161,7 +161,7 @@ impl MusicNode {
                 async move {
                     let resp = match decode::<Request>(&payload) {
                         Ok(Request::LockRead(q)) => music.answer_lock_read(q).await,
-                        Ok(req) => store.handle(req),
+                        Ok(req) => store.handle(req).await,
                         Err(e) => Response::Error(format!("malformed request: {e}")),
                     };
                     encode(&resp)

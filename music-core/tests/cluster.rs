@@ -325,6 +325,7 @@ async fn acquiring_syncs_a_write_that_reached_only_a_minority() {
         .store()
         .local()
         .critical_apply("k", b"minority", minority)
+        .await
         .unwrap();
     let new = c
         .music(1)

@@ -209,7 +209,7 @@ impl EmbeddedStore {
     }
 
     /// Answers a peer's store request (the node's RPC server calls this).
-    pub fn handle(&self, req: Request) -> Response {
+    pub async fn handle(&self, req: Request) -> Response {
         let local = &self.inner.local;
         let r = match req {
             Request::Replicate(items) => self.inner.apply_items(&items).map(|_| Response::Done),
@@ -217,6 +217,7 @@ impl EmbeddedStore {
                 self.inner.hlc.observe(it.version.hlc);
                 local
                     .critical_apply(&it.key, &it.value, it.version)
+                    .await
                     .map(|w| match w {
                         CriticalWrite::Done => Response::Done,
                         CriticalWrite::Fenced(f) => Response::Fenced(f),
@@ -231,7 +232,9 @@ impl EmbeddedStore {
                 }
                 Ok(Response::Value(local.get(&key)?))
             })(),
-            Request::Fence { key, epoch } => local.raise_fence(&key, epoch).map(Response::Fence),
+            Request::Fence { key, epoch } => {
+                local.raise_fence(&key, epoch).await.map(Response::Fence)
+            }
             Request::Digest => local.digest().map(Response::Digest),
             Request::Bucket(b) => local.bucket(b).map(Response::Versions),
             Request::Fetch(keys) => self.inner.items(&keys).map(Response::Items),
@@ -328,7 +331,8 @@ impl EmbeddedStore {
         let mut seen = None;
         match inner
             .local
-            .critical_apply(&item.key, &item.value, item.version)?
+            .critical_apply(&item.key, &item.value, item.version)
+            .await?
         {
             CriticalWrite::Done => done += 1,
             CriticalWrite::Fenced(f) => seen = Some(f),
@@ -429,7 +433,7 @@ impl DataStore for EmbeddedStore {
             None => {
                 let inner = &self.inner;
                 let need = inner.quorum();
-                let mine = inner.local.raise_fence(key, lock_ref)?;
+                let mine = inner.local.raise_fence(key, lock_ref).await?;
                 let mut ok = usize::from(mine <= lock_ref);
                 let answers = ask_peers(
                     inner,

@@ -5,15 +5,17 @@
 //!
 //! Durability follows consistency: what a critical write or a fence raise commits is
 //! synced to disk before it is acknowledged (a quorum of replicas then holds it through
-//! any minority's crash), while plain puts — acknowledged by one replica and shipped
-//! asynchronously anyway — are synced at checkpoints, as Cassandra's periodic commit log
-//! does.
+//! any minority's crash) — by group commit, so concurrent ones share an fsync — while
+//! plain puts, acknowledged by one replica and shipped asynchronously anyway, are synced
+//! at checkpoints, as Cassandra's periodic commit log does.
 
 use std::path::Path;
 use std::sync::Mutex;
 
 use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension};
+
+use consensus::group_commit::GroupCommit;
 
 use super::{StoreError, Versioned};
 use crate::version::Version;
@@ -47,6 +49,8 @@ pub enum CriticalWrite {
 /// A node's replica (see the module docs).
 pub struct LocalStore {
     conn: Mutex<Connection>,
+    // Durable commits share fsyncs of the WAL (none for an in-memory store).
+    group: Option<GroupCommit>,
 }
 
 fn db(e: rusqlite::Error) -> StoreError {
@@ -78,8 +82,28 @@ impl LocalStore {
                 .map_err(db)?;
             tx.commit().map_err(db)?;
         }
+        // Refuse a damaged file at start-up rather than at the first unlucky request; the
+        // read also opens the -wal file that group commit syncs.
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(db)?;
+        if check != "ok" {
+            return Err(StoreError::Storage(format!(
+                "{}: integrity check failed: {check}",
+                path.display()
+            )));
+        }
+        let group = if path == Path::new(":memory:") {
+            None
+        } else {
+            Some(
+                GroupCommit::for_wal(path)
+                    .map_err(|e| StoreError::Storage(format!("{}-wal: {e}", path.display())))?,
+            )
+        };
         Ok(LocalStore {
             conn: Mutex::new(conn),
+            group,
         })
     }
 
@@ -168,35 +192,58 @@ impl LocalStore {
         Self::fence_in(&c, key)
     }
 
-    /// Raises `key`'s fence to `epoch` (never lowers it); returns the fence after.
-    pub fn raise_fence(&self, key: &str, epoch: u64) -> Result<u64, StoreError> {
-        let c = self.conn()?;
-        durably(&c, |c| Self::raise_fence_in(c, key, epoch))?;
-        Self::fence_in(&c, key)
+    /// Raises `key`'s fence to `epoch` (never lowers it); returns the fence after, once
+    /// the raise is durable.
+    pub async fn raise_fence(&self, key: &str, epoch: u64) -> Result<u64, StoreError> {
+        let (fence, ticket) = {
+            let c = self.conn()?;
+            let ticket = self.group.as_ref().map(|g| g.begin_commit());
+            Self::raise_fence_in(&c, key, epoch)?;
+            self.written(ticket);
+            (Self::fence_in(&c, key)?, ticket)
+        };
+        self.durable(ticket).await;
+        Ok(fence)
+    }
+
+    fn written(&self, ticket: Option<u64>) {
+        if let (Some(g), Some(t)) = (&self.group, ticket) {
+            g.written(t);
+        }
+    }
+
+    async fn durable(&self, ticket: Option<u64>) {
+        if let (Some(g), Some(t)) = (&self.group, ticket) {
+            g.wait(t).await;
+        }
     }
 
     /// A critical write under lock ref `version.epoch`: refused if the replica has seen
     /// a newer ref for the key; otherwise the fence rises to it and the value is stored
     /// by last-writer-wins — one transaction, so no other write slips in between the
     /// check and the store.
-    pub fn critical_apply(
+    pub async fn critical_apply(
         &self,
         key: &str,
         value: &[u8],
         version: Version,
     ) -> Result<CriticalWrite, StoreError> {
-        let c = self.conn()?;
-        durably(&c, |c| {
+        let ticket = {
+            let c = self.conn()?;
             let tx = c.unchecked_transaction().map_err(db)?;
             let fence = Self::fence_in(&tx, key)?;
             if version.epoch < fence {
                 return Ok(CriticalWrite::Fenced(fence));
             }
+            let ticket = self.group.as_ref().map(|g| g.begin_commit());
             Self::raise_fence_in(&tx, key, version.epoch)?;
             Self::apply_in(&tx, key, value, version)?;
             tx.commit().map_err(db)?;
-            Ok(CriticalWrite::Done)
-        })
+            self.written(ticket);
+            ticket
+        };
+        self.durable(ticket).await;
+        Ok(CriticalWrite::Done)
     }
 
     /// The epoch a plain put of `key` takes here: the newest lock ref seen for it.
@@ -304,17 +351,6 @@ impl LocalStore {
     }
 }
 
-/// Runs `f` with commits synced to disk (the connection's default syncs at checkpoints).
-fn durably<T>(
-    c: &Connection,
-    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    c.pragma_update(None, "synchronous", "full").map_err(db)?;
-    let r = f(c);
-    c.pragma_update(None, "synchronous", "normal").map_err(db)?;
-    r
-}
-
 fn row_hash(key: &str, epoch: u64, hlc: u64, node: u64) -> u64 {
     // FNV-1a over the row, then a final mix so sums of hashes stay well spread.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -368,17 +404,23 @@ mod tests {
         assert_ne!(a.digest().unwrap(), b.digest().unwrap());
     }
 
-    #[test]
-    fn critical_writes_are_fenced_by_the_newest_lock_ref() {
+    #[tokio::test]
+    async fn critical_writes_are_fenced_by_the_newest_lock_ref() {
         let s = store();
         assert_eq!(
-            s.critical_apply("k", b"by 5", v(5, 1, 1)).unwrap(),
+            s.critical_apply("k", b"by 5", v(5, 1, 1)).await.unwrap(),
             CriticalWrite::Done
         );
-        assert_eq!(s.raise_fence("k", 7).unwrap(), 7);
-        assert_eq!(s.raise_fence("k", 6).unwrap(), 7, "fences never go down");
+        assert_eq!(s.raise_fence("k", 7).await.unwrap(), 7);
         assert_eq!(
-            s.critical_apply("k", b"late by 5", v(5, 99, 1)).unwrap(),
+            s.raise_fence("k", 6).await.unwrap(),
+            7,
+            "fences never go down"
+        );
+        assert_eq!(
+            s.critical_apply("k", b"late by 5", v(5, 99, 1))
+                .await
+                .unwrap(),
             CriticalWrite::Fenced(7)
         );
         assert_eq!(

@@ -1,0 +1,197 @@
+//! Group commit for a SQLite database in WAL mode: one fsync of the `-wal` file makes
+//! every commit written before it durable, so concurrent committers share fsyncs instead
+//! of paying one each, in series.
+//!
+//! Connections run with `synchronous = NORMAL` (the WAL is written, not synced, at
+//! COMMIT). A writer takes a ticket ([`GroupCommit::begin_commit`]), commits, marks the
+//! ticket written ([`GroupCommit::written`]) while still serialised with the other
+//! writers, and acknowledges only once [`GroupCommit::wait`] says the ticket is durable;
+//! one syncer thread fsyncs the WAL for every ticket written meanwhile. The syncer only
+//! declares durable what was fully written before its fsync.
+//!
+//! Used by mdbc-server's SQLite store and by MUSIC's embedded store (critical writes and
+//! fences); the `-wal` file must stay open by some connection for the handle to stay
+//! valid (SQLite deletes it when the last connection closes).
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use tokio::sync::watch;
+
+/// Something that makes written data durable (the `-wal` file; a counter in tests).
+pub trait Syncer: Send + 'static {
+    /// Flushes everything written so far to stable storage.
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
+impl Syncer for File {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.sync_data()
+    }
+}
+
+struct Shared {
+    issued: AtomicU64,
+    written: Mutex<u64>,
+    wake: Condvar,
+    durable: watch::Sender<u64>,
+}
+
+/// The durability barrier shared by all sessions of a store.
+pub struct GroupCommit {
+    shared: Arc<Shared>,
+    durable: watch::Receiver<u64>,
+}
+
+impl GroupCommit {
+    /// Starts the syncer thread for the WAL file of the database at `db`.
+    pub fn for_wal(db: &Path) -> std::io::Result<GroupCommit> {
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        let file = std::fs::OpenOptions::new().read(true).open(&wal)?;
+        Ok(Self::start(file))
+    }
+
+    /// Starts a syncer thread around `syncer`.
+    pub fn start(mut syncer: impl Syncer) -> GroupCommit {
+        let (tx, rx) = watch::channel(0u64);
+        let shared = Arc::new(Shared {
+            issued: AtomicU64::new(0),
+            written: Mutex::new(0),
+            wake: Condvar::new(),
+            durable: tx,
+        });
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("group-commit".into())
+            .spawn(move || {
+                let mut durable = 0u64;
+                loop {
+                    let target = {
+                        let mut w = s.written.lock().unwrap_or_else(|e| e.into_inner());
+                        while *w <= durable {
+                            if s.durable.is_closed() && Arc::strong_count(&s) == 1 {
+                                return;
+                            }
+                            let (g, _) = s
+                                .wake
+                                .wait_timeout(w, std::time::Duration::from_millis(200))
+                                .unwrap_or_else(|e| e.into_inner());
+                            w = g;
+                        }
+                        *w
+                    };
+                    match syncer.sync() {
+                        Ok(()) => {
+                            durable = target;
+                            s.durable.send_replace(durable);
+                        }
+                        Err(e) => {
+                            // Without a durable WAL nothing more can be acknowledged; waiting
+                            // writers keep waiting rather than be told a lie.
+                            tracing::error!(
+                                "fsync of the WAL failed: {e}; commits are not acknowledged"
+                            );
+                            std::thread::sleep(std::time::Duration::from_millis(100));
+                        }
+                    }
+                }
+            })
+            .expect("spawning the group-commit thread");
+        GroupCommit {
+            shared,
+            durable: rx,
+        }
+    }
+
+    /// A ticket for a commit about to run (call while holding the write lock).
+    pub fn begin_commit(&self) -> u64 {
+        self.shared.issued.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Marks `ticket`'s commit as written to the WAL (call before releasing the write lock;
+    /// writers are serialised, so tickets are marked in order).
+    pub fn written(&self, ticket: u64) {
+        let mut w = self
+            .shared
+            .written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if ticket > *w {
+            *w = ticket;
+        }
+        self.shared.wake.notify_one();
+    }
+
+    /// Waits until `ticket` is durable.
+    pub async fn wait(&self, ticket: u64) {
+        if *self.durable.borrow() >= ticket {
+            return;
+        }
+        let mut rx = self.durable.clone();
+        let _ = rx.wait_for(|d| *d >= ticket).await;
+    }
+
+    /// The newest ticket issued: a reader that waits for it sees only durable data.
+    pub fn latest(&self) -> u64 {
+        self.shared.issued.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Counting(Arc<AtomicU64>);
+
+    impl Syncer for Counting {
+        fn sync(&mut self) -> std::io::Result<()> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn tickets_become_durable_only_after_a_sync_that_follows_their_write() {
+        let syncs = Arc::new(AtomicU64::new(0));
+        let g = GroupCommit::start(Counting(syncs.clone()));
+        let t1 = g.begin_commit();
+        let t2 = g.begin_commit();
+        assert_eq!(g.latest(), 2);
+        // Nothing written yet: no sync may claim t1.
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), g.wait(t1))
+                .await
+                .is_err()
+        );
+        g.written(t1);
+        g.wait(t1).await;
+        assert!(syncs.load(Ordering::SeqCst) >= 1);
+        assert!(*g.durable.borrow() < t2, "t2 was never written");
+        g.written(t2);
+        g.wait(t2).await;
+    }
+
+    #[tokio::test]
+    async fn many_writers_share_syncs() {
+        let syncs = Arc::new(AtomicU64::new(0));
+        let g = Arc::new(GroupCommit::start(Counting(syncs.clone())));
+        let tickets: Vec<u64> = (0..100)
+            .map(|_| {
+                let t = g.begin_commit();
+                g.written(t);
+                t
+            })
+            .collect();
+        for t in tickets {
+            g.wait(t).await;
+        }
+        assert!(
+            syncs.load(Ordering::SeqCst) < 100,
+            "one sync covers many commits"
+        );
+    }
+}
