@@ -189,6 +189,9 @@ struct LeaderState {
     // Thrifty replication: new entries go at once only to these followers (just enough
     // for a majority); the rest get them with the next heartbeat. Empty: everyone.
     eager: Vec<NodeId>,
+    // Followers that forwarded commands, and the log length that holds them: told the
+    // moment that is decided, since their clients wait for them to apply it.
+    notify: BTreeMap<NodeId, Slot>,
 }
 
 /// Which followers [`Paxos::send_appends`] sends to.
@@ -234,6 +237,8 @@ pub struct Paxos {
     initial: Membership,
     leading: Option<LeaderState>,
     pending: Vec<Bytes>,
+    // Who forwarded the commands in `pending` (the leader tells them when decided).
+    forwarders: Vec<NodeId>,
     reported: Slot,
     // Output being built.
     ready: Ready,
@@ -273,6 +278,7 @@ impl Paxos {
             initial: cfg.initial_members(),
             leading: None,
             pending: Vec::new(),
+            forwarders: Vec::new(),
             reported,
             ready: Ready::default(),
             persist: Persist::default(),
@@ -740,6 +746,7 @@ impl Paxos {
                     // no leader is dropped and the client's retry (same request id) recovers.
                     if self.role == Role::Leader {
                         self.pending.push(c);
+                        self.forwarders.push(from);
                     } else if let Some(b) = self.leader.filter(|b| b.node != from) {
                         self.ready
                             .send
@@ -1033,6 +1040,7 @@ impl Paxos {
             reads: Vec::new(),
             transfer: None,
             eager: Vec::new(),
+            notify: BTreeMap::new(),
         });
         self.update_followers();
         for (id, decided) in promisers {
@@ -1341,7 +1349,67 @@ impl Paxos {
             self.persist_id,
             Action::SelfAccepted(self.accepted_round, self.log.len()),
         ));
+        let len = self.log.len();
+        if let Some(l) = self.leading.as_mut() {
+            for f in self.forwarders.drain(..) {
+                l.notify.insert(f, len);
+            }
+        }
         self.send_appends(Appends::Eager);
+    }
+
+    /// Tells each follower whose forwarded commands are now decided, at once.
+    fn notify_forwarders(&mut self) {
+        let decided = self.decided;
+        let due: Vec<NodeId> = match self.leading.as_mut() {
+            Some(l) => {
+                let due: Vec<NodeId> = l
+                    .notify
+                    .iter()
+                    .filter(|(_, s)| **s <= decided)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in &due {
+                    l.notify.remove(id);
+                }
+                due
+            }
+            None => return,
+        };
+        for id in due {
+            self.send_append_to(id);
+        }
+    }
+
+    /// Sends one synced follower what it lacks and the decided point (an empty append
+    /// if it lacks nothing).
+    fn send_append_to(&mut self, id: NodeId) {
+        let (ballot, decided, len) = (self.accepted_round, self.decided, self.log.len());
+        let offset = self.log.offset();
+        let Some(l) = self.leading.as_mut() else {
+            return;
+        };
+        let seq = l.seq;
+        let Some(p) = l
+            .followers
+            .get_mut(&id)
+            .filter(|p| p.synced && p.next >= offset)
+        else {
+            return;
+        };
+        let from = p.next.min(len);
+        p.next = len;
+        let entries = self.log.from(from);
+        self.ready.send.push((
+            id,
+            Message::Accept {
+                ballot,
+                from,
+                entries,
+                decided,
+                seq,
+            },
+        ));
     }
 
     /// Picks the followers that get new entries at once (see `Config::thrifty`): just
@@ -1478,6 +1546,7 @@ impl Paxos {
             let had_reads = !l.reads.is_empty();
             let crossed_config = self.log.configs_from(self.decided).any(|(c, _)| c < d);
             self.decided = d;
+            self.notify_forwarders();
             if crossed_config {
                 tracing::info!(node = self.cfg.id, members = %self.members(), "membership change decided");
                 self.update_followers();
@@ -1572,6 +1641,7 @@ impl Paxos {
         self.leader = leader;
         self.candidate.clear();
         self.pending.clear();
+        self.forwarders.clear();
         self.reset_election_timer();
     }
 
@@ -1764,6 +1834,24 @@ mod tests {
             assert_eq!(c.disks[i].log.len(), c.decided[l].len() as Slot);
         }
         assert!(c.decided[l].contains(&Entry::Command(cmd("from follower"))));
+    }
+
+    #[test]
+    fn a_forwarding_follower_learns_the_decision_without_waiting_for_a_heartbeat() {
+        let mut c = Cluster::new(5);
+        c.ticks(200);
+        let l = c.leader().expect("a leader");
+        for f in (0..5).filter(|&f| f != l) {
+            let command = cmd(&format!("from {f}"));
+            c.nodes[f].propose(command.clone()).unwrap();
+            // No ticks: only the messages the proposal itself causes.
+            c.settle();
+            assert!(
+                c.decided[f].contains(&Entry::Command(command)),
+                "replica {} (thrifty: maybe not an eager follower)",
+                f + 1
+            );
+        }
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub enum Request {
         key: String,
         /// The reader's lock ref.
         fence: Option<u64>,
+        /// The read syncs a new holder: a replica with no value for the key raises its
+        /// fence to `fence` (durably) before it answers, so an empty key is fenced in
+        /// one round.
+        sync: bool,
     },
     /// Raise `key`'s fence to `epoch`.
     Fence {

@@ -102,6 +102,9 @@ struct Inner<D> {
     // Node-RPC addresses of the other nodes, for lock reads at the leader.
     rpc_peers: HashMap<u64, String>,
     conns: Mutex<HashMap<u64, Channel>>,
+    // Refs acquired (or renewed) through this node, with their keys and how long this
+    // node may take them to hold without asking the lock table.
+    held: std::sync::Mutex<HashMap<LockRef, (Vec<String>, tokio::time::Instant)>>,
 }
 
 /// The MUSIC service of one node (see the module docs). Cheap to clone.
@@ -150,6 +153,7 @@ impl<D: DataStore> Music<D> {
                 secret,
                 rpc_peers,
                 conns: Mutex::new(HashMap::new()),
+                held: std::sync::Mutex::new(HashMap::new()),
             }),
         };
         tokio::spawn(expirer(m.clone(), shutdown));
@@ -263,8 +267,52 @@ impl<D: DataStore> Music<D> {
         Ok(self.inner.store.get(key).await?)
     }
 
-    /// Checks that `r` holds the lock on `key` with time left on its lease.
+    /// How long after a request that renewed a lease this node counts the ref as
+    /// holding: a tenth short of the lease, for the clock skew between nodes.
+    fn valid_for(&self) -> Duration {
+        self.inner.cfg.lease - self.inner.cfg.lease / 10
+    }
+
+    fn remember(&self, r: LockRef, keys: Option<Vec<String>>, requested_at: tokio::time::Instant) {
+        let Ok(mut held) = self.inner.held.lock() else {
+            return;
+        };
+        let until = requested_at + self.valid_for();
+        match (held.get_mut(&r), keys) {
+            (Some(e), _) => e.1 = e.1.max(until),
+            (None, Some(keys)) => {
+                if held.len() > 10_000 {
+                    let now = tokio::time::Instant::now();
+                    held.retain(|_, (_, u)| *u > now);
+                }
+                held.insert(r, (keys, until));
+            }
+            (None, None) => {}
+        }
+    }
+
+    fn forget(&self, r: LockRef) {
+        if let Ok(mut held) = self.inner.held.lock() {
+            held.remove(&r);
+        }
+    }
+
+    /// Whether this node acquired `r` for `key` and its lease has time left by this
+    /// node's clock (then the lock table need not be asked).
+    fn known_holder(&self, key: &str, r: LockRef) -> bool {
+        self.inner.held.lock().is_ok_and(|held| {
+            held.get(&r).is_some_and(|(keys, until)| {
+                *until > tokio::time::Instant::now() && keys.iter().any(|k| k == key)
+            })
+        })
+    }
+
+    /// Checks that `r` holds the lock on `key` with time left on its lease: known here if
+    /// this node acquired or renewed it, else asked of the lock table.
     async fn check_holder(&self, key: &str, r: LockRef) -> Result<(), MusicError> {
+        if self.known_holder(key, r) {
+            return Ok(());
+        }
         let info = match self.lock_read(&LockQuery::Info(r)).await? {
             LockAnswer::Info(Some(i)) => i,
             LockAnswer::Info(None) => return Err(MusicError::Lock(LockError::UnknownRef(r))),
@@ -351,6 +399,7 @@ impl<D: DataStore> Music<D> {
         let (r, held) = self.create(keys, owner).await?;
         if held {
             self.sync_keys(keys, r).await?;
+            self.remember(r, Some(keys.to_vec()), requested_at);
         }
         let expires_ms = held.then(|| now_ms() + self.inner.cfg.lease.as_millis() as u64);
         Ok((
@@ -392,6 +441,7 @@ impl<D: DataStore> Music<D> {
         };
         if held {
             self.sync_keys(&keys, r).await?;
+            self.remember(r, Some(keys), requested_at);
         }
         Ok(Acquired {
             held,
@@ -445,22 +495,30 @@ impl<D: DataStore> Music<D> {
 
     /// Renews `r`'s lease; returns its new end.
     pub async fn renew(&self, r: LockRef) -> Result<u64, MusicError> {
-        match self
+        let requested_at = tokio::time::Instant::now();
+        let renewed = match self
             .propose(LockCommand::Renew {
                 lock_ref: r,
                 now_ms: now_ms(),
             })
-            .await?
+            .await
         {
-            LockOutcome::Renewed(e) => Ok(e),
-            other => Err(MusicError::Unavailable(format!(
+            Ok(LockOutcome::Renewed(e)) => Ok(e),
+            Ok(other) => Err(MusicError::Unavailable(format!(
                 "unexpected outcome {other:?}"
             ))),
+            Err(e) => Err(e),
+        };
+        match &renewed {
+            Ok(_) => self.remember(r, None, requested_at),
+            Err(_) => self.forget(r),
         }
+        renewed
     }
 
     /// Leaves the queues (holding or waiting); false if `r` was not in them.
     pub async fn release_lock(&self, r: LockRef) -> Result<bool, MusicError> {
+        self.forget(r);
         match self
             .propose(LockCommand::Release {
                 lock_ref: r,

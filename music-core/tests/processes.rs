@@ -417,6 +417,7 @@ fn node_rpc_refuses_whoever_lacks_the_secret() {
             .call(music_core::codec::encode(&Request::Read {
                 key: "nothing".into(),
                 fence: None,
+                sync: false,
             }))
             .await
             .unwrap();

@@ -223,15 +223,26 @@ impl EmbeddedStore {
                         CriticalWrite::Fenced(f) => Response::Fenced(f),
                     })
             }
-            Request::Read { key, fence } => (|| {
-                if let Some(f) = fence {
-                    let seen = local.fence(&key)?;
-                    if f < seen {
-                        return Ok(Response::Fenced(seen));
+            Request::Read { key, fence, sync } => {
+                async {
+                    if let Some(f) = fence {
+                        let seen = local.fence(&key)?;
+                        if f < seen {
+                            return Ok(Response::Fenced(seen));
+                        }
+                        let v = local.get(&key)?;
+                        if sync && v.is_none() {
+                            let now = local.raise_fence(&key, f).await?;
+                            if now > f {
+                                return Ok(Response::Fenced(now));
+                            }
+                        }
+                        return Ok(Response::Value(v));
                     }
+                    Ok(Response::Value(local.get(&key)?))
                 }
-                Ok(Response::Value(local.get(&key)?))
-            })(),
+                .await
+            }
             Request::Fence { key, epoch } => {
                 local.raise_fence(&key, epoch).await.map(Response::Fence)
             }
@@ -245,7 +256,14 @@ impl EmbeddedStore {
 
     /// Reads `key` from a quorum under `fence`: the newest answer, after repairing the
     /// replicas that answered with something older.
-    async fn quorum_read(&self, key: &str, fence: u64) -> Result<Option<Versioned>, StoreError> {
+    /// With `sync`, replicas without a value for the key raise its fence to `fence` as
+    /// they answer (see [`Request::Read`]).
+    async fn quorum_read(
+        &self,
+        key: &str,
+        fence: u64,
+        sync: bool,
+    ) -> Result<Option<Versioned>, StoreError> {
         let inner = &self.inner;
         let need = inner.quorum();
         let local_fence = inner.local.fence(key)?;
@@ -257,20 +275,26 @@ impl EmbeddedStore {
         }
         let mine = inner.local.get(key)?;
         let mut good = 1;
-        let answers = ask_peers(
-            inner,
-            Request::Read {
-                key: key.to_string(),
-                fence: Some(fence),
-            },
-            |_, r| {
-                if matches!(r, Response::Value(_)) {
-                    good += 1;
-                }
-                good >= need
-            },
-        )
-        .await;
+        let read = Request::Read {
+            key: key.to_string(),
+            fence: Some(fence),
+            sync,
+        };
+        let local_sync = async {
+            if sync && mine.is_none() {
+                inner.local.raise_fence(key, fence).await.map(|_| ())
+            } else {
+                Ok(())
+            }
+        };
+        let asked = ask_peers(inner, read, |_, r| {
+            if matches!(r, Response::Value(_)) {
+                good += 1;
+            }
+            good >= need
+        });
+        let (local, answers) = tokio::join!(local_sync, asked);
+        local?;
         let mut newest = mine.clone();
         let mut seen = None;
         let mut values = vec![(None, mine)];
@@ -408,12 +432,12 @@ impl DataStore for EmbeddedStore {
         lock_ref: u64,
     ) -> Result<Option<Versioned>, StoreError> {
         check(key, None)?;
-        self.quorum_read(key, lock_ref).await
+        self.quorum_read(key, lock_ref, false).await
     }
 
     async fn sync(&self, key: &str, lock_ref: u64) -> Result<(), StoreError> {
         check(key, None)?;
-        let newest = self.quorum_read(key, lock_ref).await?;
+        let newest = self.quorum_read(key, lock_ref, true).await?;
         match newest {
             // Written back under the new ref: a quorum now holds it, fenced.
             Some(v) => {
@@ -429,42 +453,8 @@ impl DataStore for EmbeddedStore {
                 })
                 .await
             }
-            // No value anywhere a quorum can see: raise the fences only.
-            None => {
-                let inner = &self.inner;
-                let need = inner.quorum();
-                let mine = inner.local.raise_fence(key, lock_ref).await?;
-                let mut ok = usize::from(mine <= lock_ref);
-                let answers = ask_peers(
-                    inner,
-                    Request::Fence {
-                        key: key.to_string(),
-                        epoch: lock_ref,
-                    },
-                    |_, r| {
-                        if matches!(r, Response::Fence(f) if *f <= lock_ref) {
-                            ok += 1;
-                        }
-                        ok >= need
-                    },
-                )
-                .await;
-                if ok >= need {
-                    return Ok(());
-                }
-                let seen = answers
-                    .iter()
-                    .filter_map(|(_, r)| match r {
-                        Response::Fence(f) if *f > lock_ref => Some(*f),
-                        _ => None,
-                    })
-                    .chain((mine > lock_ref).then_some(mine))
-                    .max();
-                Err(match seen {
-                    Some(seen) => StoreError::Fenced { lock_ref, seen },
-                    None => StoreError::NoQuorum { got: ok, need },
-                })
-            }
+            // No value at a quorum: the sync read has raised those replicas' fences.
+            None => Ok(()),
         }
     }
 }
