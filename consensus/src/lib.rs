@@ -17,12 +17,17 @@
 //!   slot, no acknowledged write lost, one lease at a time, linearizable histories).
 //!
 //! - [`storage`]: the durable log: segmented, one checksummed record per atomic batch,
-//!   group-committed fsync, recovery that cuts a torn tail and refuses corruption; a
-//!   snapshot starts a checkpoint segment and the older ones are deleted.
+//!   group-committed fsync, recovery that cuts a torn tail and refuses corruption;
+//!   snapshots written aside and then checkpointed, after which older segments go.
 //!
-//! - [`wire`] and [`net`]: the TCP driver — checksummed frames, nodes proving the cluster
-//!   secret to each other, reconnection with back-off, group commit — and the
-//!   `consensus-node` binary serving a replicated key-value store.
+//! - [`node`]: a replica of any state machine on tokio, with its peers over [`net`]
+//!   (checksummed frames from [`wire`], nodes proving the cluster secret to each other,
+//!   reconnection with back-off), group commit, snapshots off the loop, a client port and
+//!   an in-process [`node::NodeHandle`]; [`rpc`] pipelined request/response channels,
+//!   used by [`client`] and by MUSIC's node calls; the `consensus-node` binary serves a
+//!   replicated key-value store ([`kv`]) and `consensus-ctl` talks to it.
+//! - [`group_commit`]: one fsync of a SQLite WAL for many commits (shared with
+//!   mdbc-server and MUSIC's embedded store).
 //!
 //! Leader transfer is [`Paxos::transfer_leadership`]; membership changes, one replica at
 //! a time, are [`Paxos::propose_membership`] (see `DESIGN.md`, "Membership changes").

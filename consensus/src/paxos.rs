@@ -1384,7 +1384,7 @@ impl Paxos {
     /// Sends one synced follower what it lacks and the decided point (an empty append
     /// if it lacks nothing).
     fn send_append_to(&mut self, id: NodeId) {
-        let (ballot, decided, len) = (self.accepted_round, self.decided, self.log.len());
+        let (ballot, decided) = (self.accepted_round, self.decided);
         let offset = self.log.offset();
         let Some(l) = self.leading.as_mut() else {
             return;
@@ -1397,19 +1397,8 @@ impl Paxos {
         else {
             return;
         };
-        let from = p.next.min(len);
-        p.next = len;
-        let entries = self.log.from(from);
-        self.ready.send.push((
-            id,
-            Message::Accept {
-                ballot,
-                from,
-                entries,
-                decided,
-                seq,
-            },
-        ));
+        let m = append_for(&self.log, p, ballot, decided, seq);
+        self.ready.send.push((id, m));
     }
 
     /// Picks the followers that get new entries at once (see `Config::thrifty`): just
@@ -1480,19 +1469,8 @@ impl Paxos {
             }
             let lazy = mode == Appends::Eager && !l.eager.is_empty() && !l.eager.contains(&id);
             if (p.next < len && !lazy) || heartbeat {
-                let from = p.next.min(len);
-                let entries = self.log.from(from);
-                p.next = len;
-                self.ready.send.push((
-                    id,
-                    Message::Accept {
-                        ballot,
-                        from,
-                        entries,
-                        decided,
-                        seq: l.seq,
-                    },
-                ));
+                let m = append_for(&self.log, p, ballot, decided, l.seq);
+                self.ready.send.push((id, m));
             }
         }
         for (id, next) in behind {
@@ -1671,6 +1649,21 @@ impl Paxos {
     fn reset_election_timer(&mut self) {
         let e = self.cfg.election_ticks;
         self.election_deadline = self.now + self.rng.range(e, 2 * e);
+    }
+}
+
+/// The append that brings a follower from what it was last sent to the end of `log` (an
+/// empty one is a heartbeat); it is then counted as sent everything.
+fn append_for(log: &Log, p: &mut Progress, ballot: Ballot, decided: Slot, seq: u64) -> Message {
+    let len = log.len();
+    let from = p.next.min(len);
+    p.next = len;
+    Message::Accept {
+        ballot,
+        from,
+        entries: log.from(from),
+        decided,
+        seq,
     }
 }
 

@@ -118,13 +118,29 @@ pub fn router<D: DataStore>(music: Music<D>, token: Option<String>) -> Router {
                 "no such endpoint".into(),
             )
         })
+        .route_layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            authorize::<D>,
+        ))
         // A value of MAX_VALUE bytes, as JSON, with room for the envelope.
         .layer(DefaultBodyLimit::max(2 * MAX_VALUE + 4096))
         .with_state(api)
 }
 
-fn authorize<D>(api: &Api<D>, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &api.token else {
+/// Lets a request through only with the bearer token, when one is set.
+async fn authorize<D>(
+    State(api): State<Arc<Api<D>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match check_token(api.token.as_deref(), req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn check_token(token: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = token else {
         return Ok(());
     };
     let given = headers
@@ -223,11 +239,9 @@ fn ok(v: Value) -> ApiResult {
 
 async fn put_key<D: DataStore>(
     State(api): State<Arc<Api<D>>>,
-    headers: HeaderMap,
     key: Result<Path<String>, PathRejection>,
     body: Result<Json<ValueBody>, JsonRejection>,
 ) -> ApiResult {
-    authorize(&api, &headers)?;
     let Path(key) = key?;
     let value = encode_value(body)?;
     let v = api.music.put(&key, value).await?;
@@ -236,10 +250,8 @@ async fn put_key<D: DataStore>(
 
 async fn get_key<D: DataStore>(
     State(api): State<Arc<Api<D>>>,
-    headers: HeaderMap,
     key: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    authorize(&api, &headers)?;
     let Path(key) = key?;
     match api.music.get(&key).await? {
         Some(v) => ok(value_json(&key, &v)),
@@ -249,12 +261,10 @@ async fn get_key<D: DataStore>(
 
 async fn critical_put<D: DataStore>(
     State(api): State<Arc<Api<D>>>,
-    headers: HeaderMap,
     key: Result<Path<String>, PathRejection>,
     q: Result<Query<RefQuery>, QueryRejection>,
     body: Result<Json<ValueBody>, JsonRejection>,
 ) -> ApiResult {
-    authorize(&api, &headers)?;
     let Path(key) = key?;
     let Query(q) = q?;
     let value = encode_value(body)?;
@@ -264,11 +274,9 @@ async fn critical_put<D: DataStore>(
 
 async fn critical_get<D: DataStore>(
     State(api): State<Arc<Api<D>>>,
-    headers: HeaderMap,
     key: Result<Path<String>, PathRejection>,
     q: Result<Query<RefQuery>, QueryRejection>,
 ) -> ApiResult {
-    authorize(&api, &headers)?;
     let Path(key) = key?;
     let Query(q) = q?;
     match api.music.critical_get(&key, q.lock_ref).await? {
@@ -279,10 +287,8 @@ async fn critical_get<D: DataStore>(
 
 async fn create_lock<D: DataStore>(
     State(api): State<Arc<Api<D>>>,
-    headers: HeaderMap,
     body: Result<Json<CreateBody>, JsonRejection>,
 ) -> ApiResult {
-    authorize(&api, &headers)?;
     let Json(b) = body?;
     if !b.acquire {
         let r = api.music.create_lock_ref(&b.keys, &b.owner).await?;
@@ -306,11 +312,9 @@ async fn create_lock<D: DataStore>(
 
 async fn acquire<D: DataStore>(
     State(api): State<Arc<Api<D>>>,
-    headers: HeaderMap,
     r: Result<Path<LockRef>, PathRejection>,
     body: Option<Json<AcquireBody>>,
 ) -> ApiResult {
-    authorize(&api, &headers)?;
     let Path(r) = r?;
     let wait = body.map(|Json(b)| b.wait_ms).unwrap_or(0);
     let a = if wait == 0 {
@@ -331,10 +335,8 @@ async fn acquire<D: DataStore>(
 
 async fn renew<D: DataStore>(
     State(api): State<Arc<Api<D>>>,
-    headers: HeaderMap,
     r: Result<Path<LockRef>, PathRejection>,
 ) -> ApiResult {
-    authorize(&api, &headers)?;
     let Path(r) = r?;
     let e = api.music.renew(r).await?;
     ok(json!({"lock_ref": r, "expires_ms": e}))
@@ -342,10 +344,8 @@ async fn renew<D: DataStore>(
 
 async fn release<D: DataStore>(
     State(api): State<Arc<Api<D>>>,
-    headers: HeaderMap,
     r: Result<Path<LockRef>, PathRejection>,
 ) -> ApiResult {
-    authorize(&api, &headers)?;
     let Path(r) = r?;
     let removed = api.music.release_lock(r).await?;
     if removed {
@@ -357,10 +357,8 @@ async fn release<D: DataStore>(
 
 async fn lock_info<D: DataStore>(
     State(api): State<Arc<Api<D>>>,
-    headers: HeaderMap,
     r: Result<Path<LockRef>, PathRejection>,
 ) -> ApiResult {
-    authorize(&api, &headers)?;
     let Path(r) = r?;
     match api.music.lock_info(r).await? {
         Some(i) => ok(info_json(&i)),
@@ -370,10 +368,8 @@ async fn lock_info<D: DataStore>(
 
 async fn holder<D: DataStore>(
     State(api): State<Arc<Api<D>>>,
-    headers: HeaderMap,
     key: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    authorize(&api, &headers)?;
     let Path(key) = key?;
     let h = api.music.holder(&key).await?;
     ok(json!({"key": key, "holder": h.as_ref().map(info_json)}))
@@ -381,17 +377,14 @@ async fn holder<D: DataStore>(
 
 async fn queue<D: DataStore>(
     State(api): State<Arc<Api<D>>>,
-    headers: HeaderMap,
     key: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    authorize(&api, &headers)?;
     let Path(key) = key?;
     let q = api.music.queue(&key).await?;
     ok(json!({"key": key, "queue": q.iter().map(info_json).collect::<Vec<_>>()}))
 }
 
-async fn status<D: DataStore>(State(api): State<Arc<Api<D>>>, headers: HeaderMap) -> ApiResult {
-    authorize(&api, &headers)?;
+async fn status<D: DataStore>(State(api): State<Arc<Api<D>>>) -> ApiResult {
     let s = api
         .music
         .locks()

@@ -154,23 +154,7 @@ impl Drop for Cluster {
 
 /// One request; the status and the JSON body (Null if none).
 fn http(method: &str, url: &str, body: Option<&str>) -> (u16, Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
-    let sent = match (method, body) {
-        ("GET", _) => agent.get(url).call(),
-        ("DELETE", _) => agent.delete(url).call(),
-        ("PUT", Some(b)) => agent.put(url).content_type("application/json").send(b),
-        ("POST", Some(b)) => agent.post(url).content_type("application/json").send(b),
-        ("POST", None) => agent.post(url).send_empty(),
-        _ => panic!("unsupported {method}"),
-    };
-    let mut resp = sent.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    http_with(method, url, body, None)
 }
 
 fn create_lock(c: &Cluster, i: usize, keys: &[&str]) -> u64 {
@@ -439,4 +423,104 @@ fn node_rpc_refuses_whoever_lacks_the_secret() {
         assert!(Instant::now() < deadline, "log:\n{}", c.log_text(0));
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn a_config_file_sets_a_rest_token_and_bad_files_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let http = free_addr();
+    let cfg = tmp.path().join("node.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "id = 1\ndata_dir = {:?}\nconsensus_listen = \"{}\"\nrpc_listen = \"{}\"\n\
+             http_listen = \"{http}\"\nhttp_token = \"let-me-in\"\n",
+            tmp.path().join("data"),
+            free_addr(),
+            free_addr()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_music-node"))
+        .arg("--config")
+        .arg(&cfg)
+        .env("MDBC_CLUSTER_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(http).is_err() {
+        assert!(Instant::now() < deadline, "the node did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("http://{http}/v1/status");
+    let (s, v) = http_with("GET", &url, None, None);
+    assert_eq!((s, v["code"].as_str()), (401, Some("unauthorized")), "{v}");
+    let (s, _) = http_with("GET", &url, None, Some("Bearer wrong-token"));
+    assert_eq!(s, 401);
+    // A single node is its own quorum.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, v) = http_with("GET", &url, None, Some("Bearer let-me-in"));
+        assert_eq!(s, 200, "{v}");
+        if v["role"] == "leader" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Unknown keys and bad values are refused at start, naming the place.
+    for (text, want) in [
+        ("id = 1\nlisten_everywhere = true\n", "listen_everywhere"),
+        ("id = \"one\"\n", "id"),
+        (
+            "id = 1\ndata_dir = \"/tmp/x\"\nconsensus_listen = \"nowhere\"\n",
+            "consensus_listen",
+        ),
+    ] {
+        std::fs::write(&cfg, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_music-node"))
+            .arg("--config")
+            .arg(&cfg)
+            .env("MDBC_CLUSTER_SECRET", SECRET)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}");
+        assert!(err.contains(want), "{text}: {err}");
+    }
+}
+
+/// One request with an optional Authorization header.
+fn http_with(method: &str, url: &str, body: Option<&str>, auth: Option<&str>) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let header = auth.unwrap_or("");
+    let sent = match (method, body) {
+        ("GET", _) => agent.get(url).header("Authorization", header).call(),
+        ("DELETE", _) => agent.delete(url).header("Authorization", header).call(),
+        ("PUT", Some(b)) => agent
+            .put(url)
+            .header("Authorization", header)
+            .content_type("application/json")
+            .send(b),
+        ("POST", Some(b)) => agent
+            .post(url)
+            .header("Authorization", header)
+            .content_type("application/json")
+            .send(b),
+        ("POST", None) => agent.post(url).header("Authorization", header).send_empty(),
+        _ => panic!("unsupported {method}"),
+    };
+    let mut resp = sent.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
