@@ -623,3 +623,60 @@ async fn no_lost_or_doubled_increment_under_faults() {
         refused_late.load(Ordering::SeqCst)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_puts_on_both_sides_of_a_partition_converge_when_it_heals() {
+    let c = Cluster::start(3, Duration::from_secs(10)).await;
+    // Node 1 on one side, nodes 2 and 3 on the other (the store's calls only).
+    c.music(0).store().cut_off(&[2, 3]);
+    c.music(1).store().cut_off(&[1]);
+    c.music(2).store().cut_off(&[1]);
+    for i in 0..20 {
+        let side = if i % 2 == 0 { 0 } else { 1 };
+        c.music(side)
+            .put(
+                &format!("p{}", i % 7),
+                Bytes::from(format!("side{side}-{i}")),
+            )
+            .await
+            .unwrap();
+    }
+    // Plain puts stay available on the minority side; quorum operations do not.
+    c.music(0)
+        .put("minority", Bytes::from_static(b"ok"))
+        .await
+        .unwrap();
+    let e = c
+        .music(0)
+        .store()
+        .critical_get("minority", 1_000_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::NoQuorum { .. }), "{e}");
+    let before: Vec<Vec<u64>> = (0..3)
+        .map(|i| c.music(i).store().local().digest().unwrap())
+        .collect();
+    assert_ne!(before[0], before[1], "the sides diverged");
+    for i in 0..3 {
+        c.music(i).store().cut_off(&[]);
+    }
+    eventually(
+        15,
+        "every replica holds the same data after healing",
+        || async {
+            let d: Vec<Vec<u64>> = (0..3)
+                .map(|i| c.music(i).store().local().digest().unwrap())
+                .collect();
+            d[0] == d[1] && d[1] == d[2]
+        },
+    )
+    .await;
+    // And the same value per key: the last writer's.
+    for k in 0..7 {
+        let key = format!("p{k}");
+        let vals: Vec<_> = (0..3)
+            .map(|i| c.music(i).store().local().get(&key).unwrap())
+            .collect();
+        assert!(vals.iter().all(|v| v == &vals[0]), "{key}: {vals:?}");
+    }
+}

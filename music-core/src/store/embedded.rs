@@ -70,6 +70,8 @@ struct Inner {
     local: LocalStore,
     hlc: Hlc,
     peers: Vec<Peer>,
+    // Fault injection: peers this node cannot reach (see `EmbeddedStore::cut_off`).
+    cut: std::sync::RwLock<std::collections::HashSet<u64>>,
 }
 
 /// The embedded store (see the module docs). Cheap to clone.
@@ -90,6 +92,9 @@ impl Inner {
 
     async fn call(&self, peer: usize, req: &Request) -> Result<Response, String> {
         let p = &self.peers[peer];
+        if self.cut.read().is_ok_and(|c| c.contains(&p.id)) {
+            return Err(format!("node {} is cut off (fault injection)", p.id));
+        }
         let ch = {
             let mut conn = p.conn.lock().await;
             match conn.as_ref().filter(|c| !c.is_closed()) {
@@ -195,12 +200,22 @@ impl EmbeddedStore {
             local,
             hlc: Hlc::new(),
             peers,
+            cut: std::sync::RwLock::new(std::collections::HashSet::new()),
         });
         for (i, rx) in receivers.into_iter().enumerate() {
             tokio::spawn(replicator(inner.clone(), i, rx, shutdown.clone()));
         }
         tokio::spawn(anti_entropy(inner.clone(), shutdown));
         Ok(EmbeddedStore { inner })
+    }
+
+    /// Fault injection for tests: from now on this node's calls to `peers` fail, as if
+    /// the network between them were cut (cut both ends for a symmetric partition);
+    /// an empty list heals.
+    pub fn cut_off(&self, peers: &[u64]) {
+        if let Ok(mut c) = self.inner.cut.write() {
+            *c = peers.iter().copied().collect();
+        }
     }
 
     /// This node's replica.
