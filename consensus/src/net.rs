@@ -29,6 +29,18 @@ pub(crate) const PEER_MAGIC: &[u8; 12] = b"MDBC-PAXOS/1";
 pub(crate) const CLIENT_MAGIC: &[u8; 12] = b"MDBC-CLIENT2";
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Logs to stderr through `tracing`, filtered by `MDBC_LOG` (any `tracing` filter;
+/// `info` when unset) — the same for every mdbc binary.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MDBC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 /// Parses `ID=HOST:PORT` (a replica and one of its addresses), as the command lines take
 /// them.
 pub fn parse_node_addr(s: &str) -> Result<(NodeId, SocketAddr), String> {

@@ -7,7 +7,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mdbc_server::config::{Config, Synchronous};
 use mdbc_server::store::Store;
-use tracing_subscriber::EnvFilter;
 
 /// mdbc: a multi-site SQL database cache speaking the PostgreSQL wire protocol.
 #[derive(Parser, Debug)]
@@ -47,12 +46,7 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("MDBC_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    consensus::net::init_logging();
     match cli.command {
         Cmd::Start {
             config,

@@ -29,7 +29,20 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// Starts `n` nodes. Ports are picked free and bound a moment later, so another
+    /// process (or an outgoing connection) may take one in between: then start over.
     async fn start(n: u64, lease: Duration) -> Cluster {
+        for _ in 0..5 {
+            match Cluster::try_start(n, lease).await {
+                Ok(c) => return c,
+                Err(e) if e.to_string().contains("in use") => continue,
+                Err(e) => panic!("starting the cluster: {e}"),
+            }
+        }
+        panic!("no free ports after five tries");
+    }
+
+    async fn try_start(n: u64, lease: Duration) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir().unwrap();
         let addrs: Vec<(SocketAddr, SocketAddr)> =
             (0..n).map(|_| (free_addr(), free_addr())).collect();
@@ -61,11 +74,12 @@ impl Cluster {
         };
         for i in 0..n as usize {
             let (tx, rx) = watch::channel(false);
-            let node = MusicNode::start(c.settings[i].clone(), rx).await.unwrap();
-            c.nodes.push(Some(node));
             c.stops.push(tx);
+            // On failure, dropping `c` stops the nodes started so far.
+            let node = MusicNode::start(c.settings[i].clone(), rx).await?;
+            c.nodes.push(Some(node));
         }
-        c
+        Ok(c)
     }
 
     fn music(&self, i: usize) -> &Music<EmbeddedStore> {

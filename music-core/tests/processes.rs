@@ -35,7 +35,18 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// Starts `n` nodes. Ports are picked free and bound a moment later by the node,
+    /// so another process may take one in between: then start over on new ones.
     fn start(n: u64, lease_ms: u64) -> Cluster {
+        for _ in 0..5 {
+            if let Some(c) = Cluster::try_start(n, lease_ms) {
+                return c;
+            }
+        }
+        panic!("no free ports after five tries");
+    }
+
+    fn try_start(n: u64, lease_ms: u64) -> Option<Cluster> {
         let tmp = tempfile::tempdir().unwrap();
         let nodes = (1..=n)
             .map(|id| Node {
@@ -57,9 +68,11 @@ impl Cluster {
             c.spawn(i);
         }
         for i in 0..c.nodes.len() {
-            c.wait_http(i);
+            if !c.wait_http(i) {
+                return None;
+            }
         }
-        c
+        Some(c)
     }
 
     fn spawn(&mut self, i: usize) {
@@ -92,17 +105,21 @@ impl Cluster {
         n.child = Some(cmd.spawn().expect("music-node starts"));
     }
 
-    fn wait_http(&mut self, i: usize) {
+    /// Waits for node `i`'s REST port; false if the node could not bind its ports.
+    fn wait_http(&mut self, i: usize) -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(self.nodes[i].http).is_ok() {
-                return;
+                return true;
             }
             if let Some(status) = self.nodes[i]
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
+                if self.log_text(i).contains("in use") {
+                    return false;
+                }
                 panic!("node {} exited with {status}:\n{}", i + 1, self.log_text(i));
             }
             std::thread::sleep(Duration::from_millis(50));

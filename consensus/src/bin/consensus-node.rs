@@ -70,13 +70,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MDBC_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    consensus::net::init_logging();
     let args = Args::parse();
     let secret = read_secret(args.secret_file.as_deref())?;
     let peers: HashMap<u64, SocketAddr> = args.peers.iter().copied().collect();

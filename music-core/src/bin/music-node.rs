@@ -92,13 +92,7 @@ fn parse_peer(s: &str) -> Result<PeerFile, String> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MDBC_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    consensus::net::init_logging();
     let args = Args::parse();
     let file: FileConfig = match &args.config {
         Some(p) => {
