@@ -27,10 +27,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, proc, timeout=30):
+def wait_port(port, proc=None, timeout=30):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if proc.poll() is not None:
+        if proc is not None and proc.poll() is not None:
             raise SystemExit(f"process exited with {proc.returncode} before listening on {port}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
