@@ -412,8 +412,8 @@ impl<S: StateMachine> NodeLoop<S> {
     }
 
     fn status(&self) -> String {
-        let core = self.replica.core();
-        let role = match core.role() {
+        let st = self.node_status();
+        let role = match st.role {
             Role::Leader => "leader",
             Role::Candidate => "candidate",
             Role::Follower => "follower",
@@ -422,11 +422,11 @@ impl<S: StateMachine> NodeLoop<S> {
             |m: &crate::Membership| m.ids().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
         format!(
             "id={} role={role} leader={} decided={} members={} latest={}",
-            self.me,
-            self.leader_hint(),
-            core.decided(),
-            ids(core.members()),
-            ids(core.latest_members())
+            st.id,
+            st.leader.unwrap_or(0),
+            st.decided,
+            ids(&st.members),
+            ids(&st.latest)
         )
     }
 

@@ -1073,21 +1073,12 @@ impl Paxos {
             .filter(|id| !want.contains(id))
             .collect();
         for id in gone {
-            let Some(p) = l.followers.remove(&id) else {
+            let Some(mut p) = l.followers.remove(&id) else {
                 continue;
             };
-            if p.synced {
-                let from = p.next.min(self.log.len()).max(self.log.offset());
-                self.ready.send.push((
-                    id,
-                    Message::Accept {
-                        ballot,
-                        from,
-                        entries: self.log.from(from),
-                        decided,
-                        seq: l.seq,
-                    },
-                ));
+            if p.synced && p.next >= self.log.offset() {
+                let m = append_for(&self.log, &mut p, ballot, decided, l.seq);
+                self.ready.send.push((id, m));
             }
         }
     }
@@ -1539,17 +1530,10 @@ impl Paxos {
     /// The largest value that a majority of *every* membership still in play has
     /// reached (the decided one and any newer one): leases and reads must hold whichever
     /// membership the next leader is elected under.
-    fn active_quorum_value(
-        &self,
-        l: &LeaderState,
-        own: u64,
-        f: impl Fn(&Progress) -> u64,
-    ) -> Option<u64> {
+    fn active_quorum_value(&self, own: u64, other: impl Fn(NodeId) -> Option<u64>) -> Option<u64> {
         let mut out: Option<u64> = None;
         for m in self.configs_from(self.decided) {
-            let v = quorum_value(m, self.cfg.id, own, |id| {
-                l.followers.get(&id).filter(|p| p.synced).map(&f)
-            })?;
+            let v = quorum_value(m, self.cfg.id, own, &other)?;
             out = Some(out.map_or(v, |o| o.min(v)));
         }
         out
@@ -1560,11 +1544,14 @@ impl Paxos {
     fn advance_reads_and_lease(&mut self) {
         let lease = self.cfg.leader_lease_ticks();
         let decided = self.decided;
-        let Some(quorum_seq) = self
-            .leading
-            .as_ref()
-            .and_then(|l| self.active_quorum_value(l, l.seq, |p| p.acked_seq))
-        else {
+        let Some(quorum_seq) = self.leading.as_ref().and_then(|l| {
+            self.active_quorum_value(l.seq, |id| {
+                l.followers
+                    .get(&id)
+                    .filter(|p| p.synced)
+                    .map(|p| p.acked_seq)
+            })
+        }) else {
             return;
         };
         let Some(l) = self.leading.as_mut() else {
@@ -1593,15 +1580,8 @@ impl Paxos {
 
     fn majority_heard(&self, l: &LeaderState) -> u64 {
         // Unsynced followers count too: hearing from a replica is what matters here.
-        let mut out: Option<u64> = None;
-        for m in self.configs_from(self.decided) {
-            let v = quorum_value(m, self.cfg.id, self.now, |id| {
-                l.followers.get(&id).map(|p| p.heard)
-            })
-            .unwrap_or(0);
-            out = Some(out.map_or(v, |o| o.min(v)));
-        }
-        out.unwrap_or(0)
+        self.active_quorum_value(self.now, |id| l.followers.get(&id).map(|p| p.heard))
+            .unwrap_or(0)
     }
 
     fn fail_reads(&mut self) {

@@ -138,6 +138,14 @@ fn snapshot_path(dir: &Path, upto: u64) -> PathBuf {
     dir.join(format!("snap-{upto:020}.snap"))
 }
 
+/// The end of the snapshot a file named like [`snapshot_path`] holds.
+fn snapshot_file_upto(name: &str) -> Option<u64> {
+    name.strip_prefix("snap-")?
+        .strip_suffix(".snap")?
+        .parse()
+        .ok()
+}
+
 const SNAP_MAGIC: &[u8; 8] = b"MDBCSNP1";
 
 /// Writing one snapshot file, off the replica's thread (see the module docs).
@@ -161,13 +169,13 @@ impl SnapshotWrite {
         let tmp = path.with_extension("tmp");
         let mut payload = Vec::with_capacity(self.snapshot.data.len() + 256);
         codec::put_snapshot(&mut payload, &self.snapshot);
-        let mut out = Vec::with_capacity(payload.len() + 16);
-        out.extend_from_slice(SNAP_MAGIC);
-        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        out.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
-        out.extend_from_slice(&payload);
+        let mut header = Vec::with_capacity(16);
+        header.extend_from_slice(SNAP_MAGIC);
+        header.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        header.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
         let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&out).map_err(io(&tmp))?;
+        f.write_all(&header).map_err(io(&tmp))?;
+        f.write_all(&payload).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
         File::open(&self.dir)
@@ -179,7 +187,7 @@ impl SnapshotWrite {
 
 fn read_snapshot_file(dir: &Path, upto: u64) -> Result<Snapshot> {
     let path = snapshot_path(dir, upto);
-    let data = std::fs::read(&path).map_err(io(&path))?;
+    let data = Bytes::from(std::fs::read(&path).map_err(io(&path))?);
     let corrupted = |reason: String| StorageError::Corrupted {
         path: path.clone(),
         offset: 0,
@@ -190,13 +198,17 @@ fn read_snapshot_file(dir: &Path, upto: u64) -> Result<Snapshot> {
     }
     let len = u32::from_be_bytes([data[8], data[9], data[10], data[11]]) as usize;
     let crc = u32::from_be_bytes([data[12], data[13], data[14], data[15]]);
-    let payload = data
-        .get(16..16 + len)
-        .ok_or_else(|| corrupted("snapshot file is shorter than its header says".into()))?;
-    if crc32fast::hash(payload) != crc {
+    if data.len() < 16 + len {
+        return Err(corrupted(
+            "snapshot file is shorter than its header says".into(),
+        ));
+    }
+    // The state is sliced out of the file's buffer, not copied.
+    let payload = data.slice(16..16 + len);
+    if crc32fast::hash(&payload) != crc {
         return Err(corrupted("snapshot checksum mismatch".into()));
     }
-    let mut r = Reader::new(Bytes::copy_from_slice(payload));
+    let mut r = Reader::new(payload);
     let snap = r.snapshot().map_err(corrupted)?;
     r.done().map_err(corrupted)?;
     if snap.upto != upto {
@@ -220,11 +232,7 @@ impl FileStorage {
                 let _ = std::fs::remove_file(entry.path());
                 continue;
             }
-            if let Some(n) = name
-                .strip_prefix("snap-")
-                .and_then(|n| n.strip_suffix(".snap"))
-                .and_then(|n| n.parse::<u64>().ok())
-            {
+            if let Some(n) = snapshot_file_upto(&name) {
                 snapshot_files.push(n);
                 continue;
             }
@@ -451,12 +459,7 @@ impl FileStorage {
         }
         if let Ok(entries) = std::fs::read_dir(&self.dir) {
             for e in entries.flatten() {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                let upto = name
-                    .strip_prefix("snap-")
-                    .and_then(|n| n.strip_suffix(".snap"))
-                    .and_then(|n| n.parse::<u64>().ok());
+                let upto = snapshot_file_upto(&e.file_name().to_string_lossy());
                 if upto.is_some_and(|u| Some(u) != snapshot_file) {
                     let _ = std::fs::remove_file(e.path());
                 }

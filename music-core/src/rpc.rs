@@ -43,13 +43,6 @@ pub enum Request {
         /// one round.
         sync: bool,
     },
-    /// Raise `key`'s fence to `epoch`.
-    Fence {
-        /// The key.
-        key: String,
-        /// The lock ref.
-        epoch: u64,
-    },
     /// The anti-entropy digest: one hash per bucket.
     Digest,
     /// Keys and versions in one bucket.
@@ -69,8 +62,6 @@ pub enum Response {
     Fenced(u64),
     /// A value, if the key has one.
     Value(Option<Versioned>),
-    /// The fence after the call.
-    Fence(u64),
     /// One hash per bucket.
     Digest(Vec<u64>),
     /// Keys and versions.

@@ -138,39 +138,6 @@ impl Inner {
     }
 }
 
-/// Sends `req` to every peer at once; `done` looks at each answer as it arrives (peer
-/// index, answer) and says when enough have come. Returns the answers gathered.
-async fn ask_peers(
-    inner: &Arc<Inner>,
-    req: Request,
-    mut done: impl FnMut(usize, &Response) -> bool,
-) -> Vec<(usize, Response)> {
-    let req = Arc::new(req);
-    let mut set = JoinSet::new();
-    for i in 0..inner.peers.len() {
-        let (inner, req) = (inner.clone(), req.clone());
-        set.spawn(async move { (i, inner.call(i, &req).await) });
-    }
-    let deadline = tokio::time::Instant::now() + inner.cfg.quorum_timeout;
-    let mut got = Vec::new();
-    while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, set.join_next()).await {
-        let Ok((i, answer)) = joined else { continue };
-        match answer {
-            Ok(r) => {
-                let enough = done(i, &r);
-                got.push((i, r));
-                if enough {
-                    break;
-                }
-            }
-            Err(e) => tracing::debug!(peer = inner.peers[i].id, "call failed: {e}"),
-        }
-    }
-    // The rest finish (or fail) in the background; their answers are not needed.
-    set.detach_all();
-    got
-}
-
 impl EmbeddedStore {
     /// Opens the local replica at `path` and starts the replicator and anti-entropy
     /// tasks, which run until `shutdown` turns true.
@@ -258,9 +225,6 @@ impl EmbeddedStore {
                 }
                 .await
             }
-            Request::Fence { key, epoch } => {
-                local.raise_fence(&key, epoch).await.map(Response::Fence)
-            }
             Request::Digest => local.digest().map(Response::Digest),
             Request::Bucket(b) => local.bucket(b).map(Response::Versions),
             Request::Fetch(keys) => self.inner.items(&keys).map(Response::Items),
@@ -269,10 +233,51 @@ impl EmbeddedStore {
         r.unwrap_or_else(|e| Response::Error(e.to_string()))
     }
 
+    /// Sends `req` to every replica at once, this node's own included (`None`; it answers
+    /// through [`EmbeddedStore::handle`] like any peer); `done` looks at each answer as it
+    /// arrives and says when enough have come. Returns the answers gathered.
+    async fn ask_replicas(
+        &self,
+        req: Request,
+        mut done: impl FnMut(&Response) -> bool,
+    ) -> Vec<(Option<usize>, Response)> {
+        let inner = &self.inner;
+        let req = Arc::new(req);
+        let mut set = JoinSet::new();
+        for i in 0..inner.peers.len() {
+            let (inner, req) = (inner.clone(), req.clone());
+            set.spawn(async move { (Some(i), inner.call(i, &req).await) });
+        }
+        {
+            let (me, req) = (self.clone(), req.clone());
+            set.spawn(async move { (None, Ok(me.handle((*req).clone()).await)) });
+        }
+        let deadline = tokio::time::Instant::now() + inner.cfg.quorum_timeout;
+        let mut got = Vec::new();
+        while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, set.join_next()).await {
+            let Ok((who, answer)) = joined else { continue };
+            match answer {
+                Ok(r) => {
+                    let enough = done(&r);
+                    got.push((who, r));
+                    if enough {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let peer = who.map(|i| inner.peers[i].id);
+                    tracing::debug!(?peer, "call failed: {e}");
+                }
+            }
+        }
+        // The rest finish (or fail) in the background; their answers are not needed.
+        set.detach_all();
+        got
+    }
+
     /// Reads `key` from a quorum under `fence`: the newest answer, after repairing the
-    /// replicas that answered with something older.
-    /// With `sync`, replicas without a value for the key raise its fence to `fence` as
-    /// they answer (see [`Request::Read`]).
+    /// replicas that answered with something older. With `sync`, replicas without a value
+    /// for the key raise its fence to `fence` as they answer (see [`Request::Read`]).
     async fn quorum_read(
         &self,
         key: &str,
@@ -281,45 +286,28 @@ impl EmbeddedStore {
     ) -> Result<Option<Versioned>, StoreError> {
         let inner = &self.inner;
         let need = inner.quorum();
-        let local_fence = inner.local.fence(key)?;
-        if fence < local_fence {
-            return Err(StoreError::Fenced {
-                lock_ref: fence,
-                seen: local_fence,
-            });
-        }
-        let mine = inner.local.get(key)?;
-        let mut good = 1;
         let read = Request::Read {
             key: key.to_string(),
             fence: Some(fence),
             sync,
         };
-        let local_sync = async {
-            if sync && mine.is_none() {
-                inner.local.raise_fence(key, fence).await.map(|_| ())
-            } else {
-                Ok(())
-            }
-        };
-        let asked = ask_peers(inner, read, |_, r| {
-            if matches!(r, Response::Value(_)) {
-                good += 1;
-            }
-            good >= need
-        });
-        let (local, answers) = tokio::join!(local_sync, asked);
-        local?;
-        let mut newest = mine.clone();
+        let mut good = 0;
+        let answers = self
+            .ask_replicas(read, |r| {
+                good += usize::from(matches!(r, Response::Value(_)));
+                good >= need
+            })
+            .await;
+        let mut newest: Option<Versioned> = None;
         let mut seen = None;
-        let mut values = vec![(None, mine)];
-        for (i, r) in answers {
+        let mut values = Vec::new();
+        for (who, r) in answers {
             match r {
                 Response::Value(v) => {
                     if v.as_ref().map(|x| x.version) > newest.as_ref().map(|x| x.version) {
                         newest = v.clone();
                     }
-                    values.push((Some(i), v));
+                    values.push((who, v));
                 }
                 Response::Fenced(f) => seen = seen.max(Some(f)),
                 _ => {}
@@ -363,34 +351,25 @@ impl EmbeddedStore {
 
     /// Writes `item` (its epoch the lock ref) to a quorum.
     async fn quorum_write(&self, item: Item) -> Result<(), StoreError> {
-        let inner = &self.inner;
-        let need = inner.quorum();
+        let need = self.inner.quorum();
         let lock_ref = item.version.epoch;
         let mut done = 0;
-        let mut seen = None;
-        match inner
-            .local
-            .critical_apply(&item.key, &item.value, item.version)
-            .await?
-        {
-            CriticalWrite::Done => done += 1,
-            CriticalWrite::Fenced(f) => seen = Some(f),
-        }
-        let answers = ask_peers(inner, Request::CriticalWrite(item), |_, r| {
-            if matches!(r, Response::Done) {
-                done += 1;
-            }
-            done >= need
-        })
-        .await;
-        for (_, r) in &answers {
-            if let Response::Fenced(f) = r {
-                seen = seen.max(Some(*f));
-            }
-        }
+        let answers = self
+            .ask_replicas(Request::CriticalWrite(item), |r| {
+                done += usize::from(matches!(r, Response::Done));
+                done >= need
+            })
+            .await;
         if done >= need {
             return Ok(());
         }
+        let seen = answers
+            .iter()
+            .filter_map(|(_, r)| match r {
+                Response::Fenced(f) => Some(*f),
+                _ => None,
+            })
+            .max();
         Err(match seen {
             Some(seen) => StoreError::Fenced { lock_ref, seen },
             None => StoreError::NoQuorum { got: done, need },
@@ -505,23 +484,20 @@ async fn replicator(
         }
         keys.sort();
         keys.dedup();
-        let items = match inner.items(&keys) {
-            Ok(i) => i,
-            Err(e) => {
-                tracing::warn!(peer = id, "reading values to ship failed: {e}");
-                continue;
-            }
+        let shipped = match inner.items(&keys) {
+            Ok(items) => match inner.call(peer, &Request::Replicate(items)).await {
+                Ok(Response::Done) => Ok(()),
+                other => Err(format!("peer did not take them: {other:?}")),
+            },
+            Err(e) => Err(format!("reading their values failed: {e}")),
         };
-        match inner.call(peer, &Request::Replicate(items)).await {
-            Ok(Response::Done) => {
+        match shipped {
+            Ok(()) => {
                 let _ = inner.local.clear_hints(id, &keys);
             }
-            other => {
-                tracing::debug!(
-                    peer = id,
-                    "peer did not take {} keys: {other:?}",
-                    keys.len()
-                );
+            Err(e) => {
+                // Kept as hints, shipped again later (and anti-entropy backs that up).
+                tracing::debug!(peer = id, "{} keys not shipped: {e}", keys.len());
                 if let Err(e) = inner.local.add_hints(id, &keys) {
                     tracing::warn!(peer = id, "keeping hints failed: {e}");
                 }
