@@ -8,7 +8,10 @@
 //! - a writer takes a ticket ([`GroupCommit::begin_commit`]) *before* its COMMIT, runs
 //!   COMMIT, marks the ticket written ([`GroupCommit::written`]) while still holding the
 //!   write lock, releases the lock, and acknowledges only once the ticket is durable;
-//! - one syncer thread fsyncs the `-wal` file for all written tickets at once;
+//! - the first waiter whose ticket is not durable yet fsyncs the `-wal` file for all
+//!   written tickets at once, on its own connection thread, while later ones wait for it
+//!   (no hand-off to a syncer thread: at one client that hand-off cost about a quarter of
+//!   the time COMMIT took);
 //! - a reader, before it returns rows, waits until every ticket issued so far is durable, so
 //!   no client ever sees data a crash could still take away (PostgreSQL also makes a commit
 //!   visible only after its WAL flush). The exception is a reader inside a transaction

@@ -124,17 +124,16 @@ impl Store {
             )));
         }
         // `full` durability is provided by group commit over a WAL written with NORMAL.
-        let group = match sync {
-            Synchronous::Full => {
-                Some(
-                    GroupCommit::for_wal(&path).map_err(|source| StoreError::Io {
+        let group =
+            match sync {
+                Synchronous::Full => Some(GroupCommit::for_wal_inline(&path).map_err(
+                    |source| StoreError::Io {
                         path: path.clone(),
                         source,
-                    })?,
-                )
-            }
-            _ => None,
-        };
+                    },
+                )?),
+                _ => None,
+            };
         let store = Arc::new(Store {
             path,
             sync,
