@@ -218,9 +218,23 @@ impl GroupCommit {
         let Ok(mut syncer) = inline.try_lock() else {
             return Lead::Busy;
         };
+        let (lead, synced_to) = self.lead(syncer.as_mut(), ticket);
+        drop(syncer);
+        // Published only once the syncer is free again, and whatever happened: a waiter
+        // that found it taken is woken by this and tries to lead in turn (had it been
+        // published under the lock, that waiter could miss the last wake-up for good).
+        self.shared.durable.send_modify(|d| {
+            if let Some(t) = synced_to {
+                *d = (*d).max(t);
+            }
+        });
+        lead
+    }
+
+    fn lead(&self, syncer: &mut dyn Syncer, ticket: u64) -> (Lead, Option<u64>) {
         let durable = *self.shared.durable.borrow();
         if durable >= ticket {
-            return Lead::Durable;
+            return (Lead::Durable, None);
         }
         // Only what was completely written before the fsync starts is covered.
         let target = *self
@@ -230,20 +244,15 @@ impl GroupCommit {
             .unwrap_or_else(|e| e.into_inner());
         if target <= durable {
             // A reader waiting for a commit still being written: nothing to sync yet.
-            return Lead::NotWritten;
+            return (Lead::NotWritten, None);
         }
         match syncer.sync() {
-            Ok(()) => {
-                self.shared.durable.send_modify(|d| *d = (*d).max(target));
-                Lead::Synced
-            }
+            Ok(()) => (Lead::Synced, Some(target)),
             Err(e) => {
-                drop(syncer);
                 // As in thread mode: nothing more is acknowledged; the others are woken
                 // to try in turn.
                 tracing::error!("fsync of the WAL failed: {e}; commits are not acknowledged");
-                self.shared.durable.send_modify(|_| {});
-                Lead::Failed
+                (Lead::Failed, None)
             }
         }
     }
@@ -357,5 +366,47 @@ mod tests {
         g.written(t);
         reader.await.expect("reader");
         assert_eq!(syncs.load(Ordering::SeqCst), 1);
+    }
+
+    /// Lost wake-ups show up as a hang under many fast commits (a waiter that found the
+    /// syncer taken just as its last leader finished once waited forever).
+    #[test]
+    fn inline_mode_never_strands_a_waiter() {
+        struct Quick(Arc<AtomicU64>);
+        impl Syncer for Quick {
+            fn sync(&mut self) -> std::io::Result<()> {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                std::thread::yield_now();
+                Ok(())
+            }
+        }
+        let g = Arc::new(GroupCommit::start_inline(Quick(Arc::new(AtomicU64::new(
+            0,
+        )))));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        for _ in 0..4 {
+            let (g, done) = (g.clone(), done_tx.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                for i in 0..3000 {
+                    let t = g.begin_commit();
+                    g.written(t);
+                    if i % 3 == 0 {
+                        // A reader's wait, for a ticket perhaps not written yet.
+                        rt.block_on(g.wait(g.latest()));
+                    }
+                    rt.block_on(g.wait(t));
+                }
+                let _ = done.send(());
+            });
+        }
+        for _ in 0..4 {
+            done_rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("every writer finishes (none left waiting for a wake-up)");
+        }
     }
 }
