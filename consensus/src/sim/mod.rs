@@ -5,10 +5,11 @@
 //! clock drift within the configured bound; membership changes (spare replicas added,
 //! members removed, the leader included) in the middle of all that.
 //!
-//! Clients put and get keys in a [`Kv`] through the replicas, retrying with the same
-//! request id on timeouts; the run is checked by [`crate::check`]: one value per slot,
-//! one valid lease at a time, no acknowledged write lost, a linearizable history, and
-//! liveness (after the faults heal, every client finishes within a bound).
+//! Clients drive a [`Workload`] through the replicas, retrying with the same request id
+//! on timeouts. Every run is checked for one value per slot, one valid lease at a time,
+//! no acknowledged proposal lost, replicas that applied the same log holding the same
+//! state, and liveness (after the faults heal, every client finishes within a bound);
+//! the workload judges its own history on top ([`KvWorkload`]: linearizable registers).
 //!
 //! A failing run returns an error that names its seed; `SEED=n` replays it (see the
 //! `simulation` test).
@@ -16,16 +17,16 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 
-use bytes::Bytes;
-
-use crate::check::{self, Agreement, Op};
-use crate::kv::Kv;
+use crate::check::Agreement;
 use crate::paxos::HardState;
 use crate::paxos::MembershipChange;
 use crate::replica::{Outcome, Replica};
 use crate::rng::Rng;
 use crate::types::{Entry, Message, NodeId, Persist};
 use crate::Config;
+
+mod workload;
+pub use workload::{KvWorkload, Request, Workload};
 
 /// Operations each client must complete after the faults heal.
 const AFTER_HEAL_OPS: usize = 3;
@@ -65,8 +66,6 @@ pub struct SimConfig {
     pub partitions: bool,
     /// Concurrent clients.
     pub clients: usize,
-    /// Distinct keys they use.
-    pub keys: usize,
     /// Replicas compact their log every this many entries (0: never).
     pub snapshot_every: u64,
 }
@@ -90,7 +89,6 @@ impl SimConfig {
             crashes: true,
             partitions: true,
             clients: 4,
-            keys: 3,
             // Small, so that lagging and restarted replicas catch up by snapshot.
             snapshot_every: 10 + seed % 40,
         }
@@ -149,9 +147,9 @@ enum Event {
     Heal,
 }
 
-struct Node {
+struct Node<S> {
     id: NodeId,
-    replica: Option<Replica<Kv>>,
+    replica: Option<Replica<S>>,
     disk: HardState,
     unsynced: VecDeque<Persist>,
     held: Vec<(u64, usize, Message)>,
@@ -161,17 +159,11 @@ struct Node {
     last_persist_done: u64,
 }
 
-#[derive(Debug, Clone)]
-enum ClientOp {
-    Put(Bytes, Bytes),
-    Get(Bytes),
-}
-
 struct Client {
-    op: Option<ClientOp>,
+    op: Option<Request>,
     // Operations completed since the faults healed (liveness: each must do a few).
     after_heal: usize,
-    history_index: usize,
+    invoked: u64,
     seq: u64,
     attempt: u64,
     node: usize,
@@ -179,35 +171,42 @@ struct Client {
 }
 
 /// One simulated cluster run.
-pub struct Sim {
+pub struct Sim<W: Workload = KvWorkload> {
     cfg: SimConfig,
+    workload: W,
     rng: Rng,
     now: u64,
     queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
     events: HashMap<usize, Event>,
     next_event: usize,
     seq: u64,
-    nodes: Vec<Node>,
+    nodes: Vec<Node<W::Sm>>,
     blocked: BTreeSet<(usize, usize)>,
     faults_on: bool,
     clients: Vec<Client>,
-    history: Vec<Op>,
     agreement: Agreement,
     acked_puts: Vec<(u64, u64)>,
     report: SimReport,
     last_leader: Option<crate::Ballot>,
 }
 
-impl Sim {
-    /// Builds the cluster.
-    pub fn new(cfg: SimConfig) -> Sim {
+impl Sim<KvWorkload> {
+    /// Builds the cluster, its clients putting and getting three keys.
+    pub fn new(cfg: SimConfig) -> Sim<KvWorkload> {
+        Sim::with_workload(cfg, KvWorkload::new(3))
+    }
+}
+
+impl<W: Workload> Sim<W> {
+    /// Builds the cluster, its clients driving `workload`.
+    pub fn with_workload(cfg: SimConfig, workload: W) -> Sim<W> {
         let mut rng = Rng::new(cfg.seed);
         let mut nodes = Vec::new();
         for i in 0..cfg.nodes + cfg.spares {
             let id = i as u64 + 1;
             let drift = rng.range(0, 2 * cfg.drift_ppm + 1) as i64 - cfg.drift_ppm as i64;
             let period = (cfg.tick as i64 * (1_000_000 + drift) / 1_000_000) as u64;
-            let replica = Replica::new(cfg.replica_config(id), Kv::default())
+            let replica = Replica::new(cfg.replica_config(id), workload.state_machine())
                 .expect("simulator replica configuration is valid")
                 .with_snapshot_every(cfg.snapshot_every);
             nodes.push(Node {
@@ -225,7 +224,7 @@ impl Sim {
             .map(|c| Client {
                 op: None,
                 after_heal: 0,
-                history_index: 0,
+                invoked: 0,
                 seq: 0,
                 attempt: 0,
                 node: c % cfg.nodes,
@@ -243,7 +242,7 @@ impl Sim {
             blocked: BTreeSet::new(),
             faults_on: true,
             clients,
-            history: Vec::new(),
+            workload,
             agreement: Agreement::default(),
             acked_puts: Vec::new(),
             report: SimReport::default(),
@@ -276,7 +275,12 @@ impl Sim {
     }
 
     /// Runs to the end; `Err` describes the first broken property, with the seed.
-    pub fn run(mut self) -> Result<SimReport, String> {
+    pub fn run(self) -> Result<SimReport, String> {
+        self.run_workload().map(|(report, _)| report)
+    }
+
+    /// As [`Sim::run`], handing back the workload (for what it counted).
+    pub fn run_workload(mut self) -> Result<(SimReport, W), String> {
         let end = self.cfg.fault_time + self.cfg.heal_time;
         let seed = self.cfg.seed;
         let nodes = self.cfg.nodes;
@@ -305,9 +309,9 @@ impl Sim {
         }
         self.check_acked_puts().map_err(fail)?;
         self.check_replicas_agree().map_err(fail)?;
-        check::linearizable(&self.history).map_err(fail)?;
+        self.workload.check().map_err(fail)?;
         self.report.decided = self.agreement.chosen().len();
-        Ok(self.report)
+        Ok((self.report, self.workload))
     }
 
     /// Each replica's view, for a failure report.
@@ -506,7 +510,7 @@ impl Sim {
             }
         }
         for o in ready.outcomes {
-            self.client_outcome(i, o);
+            self.client_outcome(i, o)?;
         }
         Ok(())
     }
@@ -567,7 +571,7 @@ impl Sim {
     /// (whether they got there entry by entry or from a snapshot).
     fn check_replicas_agree(&self) -> Result<(), String> {
         let target = self.agreement.chosen().len() as u64;
-        let mut first: Option<(NodeId, &Kv)> = None;
+        let mut first: Option<(NodeId, &W::Sm)> = None;
         for n in &self.nodes {
             let Some(r) = n.replica.as_ref() else {
                 continue;
@@ -755,7 +759,7 @@ impl Sim {
     fn restart(&mut self, i: usize) {
         let cfg = self.cfg.replica_config(self.nodes[i].id);
         let hard = self.nodes[i].disk.clone();
-        match Replica::restore(cfg, hard, Kv::default()) {
+        match Replica::restore(cfg, hard, self.workload.state_machine()) {
             Ok(r) => {
                 let r = r.with_snapshot_every(self.cfg.snapshot_every);
                 let node = &mut self.nodes[i];
@@ -775,27 +779,11 @@ impl Sim {
         if !self.faults_on && self.clients[c].after_heal >= AFTER_HEAL_OPS {
             return Ok(());
         }
-        let key = Bytes::from(format!("k{}", self.rng.range(0, self.cfg.keys as u64)));
-        let op = if self.rng.chance(0.5) {
-            let v = Bytes::from(format!("c{c}-{}", self.clients[c].seq + 1));
-            ClientOp::Put(key.clone(), v)
-        } else {
-            ClientOp::Get(key.clone())
-        };
-        self.history.push(Op {
-            client: c as u64,
-            key,
-            write: match &op {
-                ClientOp::Put(_, v) => Some(v.clone()),
-                ClientOp::Get(_) => None,
-            },
-            invoked: self.now,
-            returned: None,
-        });
+        let request = self.workload.next(c, self.now, &mut self.rng);
         let client = &mut self.clients[c];
-        client.history_index = self.history.len() - 1;
+        client.invoked = self.now;
         client.seq += 1;
-        client.op = Some(op);
+        client.op = Some(request);
         client.attempt = 0;
         self.client_retry(c, false)
     }
@@ -827,10 +815,10 @@ impl Sim {
         let read_id = self.clients[c].read_id;
         if let Some(r) = self.nodes[target].replica.as_mut() {
             match &op {
-                ClientOp::Put(k, v) => {
-                    let _ = r.propose((c as u64 + 1, seq), &Kv::put(k, v));
+                Request::Propose(command) => {
+                    let _ = r.propose((c as u64 + 1, seq), command);
                 }
-                ClientOp::Get(k) => r.read(read_id, &Kv::get(k)),
+                Request::Read(query) => r.read(read_id, query),
             }
             self.process(target)?;
         }
@@ -839,7 +827,7 @@ impl Sim {
         Ok(())
     }
 
-    fn client_outcome(&mut self, node: usize, o: Outcome) {
+    fn client_outcome(&mut self, node: usize, o: Outcome) -> Result<(), String> {
         for c in 0..self.clients.len() {
             let client = &self.clients[c];
             if client.node != node {
@@ -849,13 +837,13 @@ impl Sim {
                 continue;
             };
             let done = match (&op, &o) {
-                (ClientOp::Put(..), Outcome::Applied(id, _))
+                (Request::Propose(_), Outcome::Applied(id, result))
                     if *id == (c as u64 + 1, client.seq) =>
                 {
                     self.acked_puts.push(*id);
-                    Some(Bytes::new())
+                    Some(result.clone())
                 }
-                (ClientOp::Get(_), Outcome::Read(id, v)) if *id == client.read_id => {
+                (Request::Read(_), Outcome::Read(id, v)) if *id == client.read_id => {
                     if self.nodes[node]
                         .replica
                         .as_ref()
@@ -865,7 +853,7 @@ impl Sim {
                     }
                     Some(v.clone())
                 }
-                (ClientOp::Get(_), Outcome::ReadRefused(id)) if *id == client.read_id => {
+                (Request::Read(_), Outcome::ReadRefused(id)) if *id == client.read_id => {
                     // Try the leader this replica knows, shortly.
                     let attempt = client.attempt;
                     let wait = self.rng.range(1_000, 5_000);
@@ -875,16 +863,16 @@ impl Sim {
                 _ => None,
             };
             if let Some(v) = done {
-                let idx = self.clients[c].history_index;
-                self.history[idx].returned = Some((self.now, v));
+                self.workload.returned(c, self.now, v)?;
                 self.clients[c].op = None;
-                if !self.faults_on && self.history[idx].invoked >= self.cfg.fault_time {
+                if !self.faults_on && self.clients[c].invoked >= self.cfg.fault_time {
                     self.clients[c].after_heal += 1;
                 }
                 self.report.completed += 1;
-                let think = self.rng.range(1_000, 20_000);
+                let think = self.workload.think(c, &mut self.rng);
                 self.schedule(think, Event::ClientStart(c));
             }
         }
+        Ok(())
     }
 }
