@@ -244,6 +244,8 @@ pub async fn start_node<S: StateMachine + Send + 'static>(
         member: false,
         inputs: in_tx.clone(),
         failed: None,
+        unsynced: None,
+        held: Vec::new(),
         applied: applied.clone(),
     };
     node.refresh_peers();
@@ -285,6 +287,10 @@ struct NodeLoop<S> {
     inputs: mpsc::Sender<Input>,
     // A storage failure outside the drain: the node must stop.
     failed: Option<String>,
+    // Written but not yet fsynced: the newest such write, and the messages that must wait
+    // for it to be durable.
+    unsynced: Option<u64>,
+    held: Vec<(NodeId, Message)>,
     applied: broadcast::Sender<Applied>,
 }
 
@@ -342,6 +348,18 @@ impl<S: StateMachine> NodeLoop<S> {
                 self.input(i);
             }
             self.drain()?;
+            while let Some(id) = self.unsynced.take() {
+                // The fsync waits until this round's messages are on the wire (the peer
+                // writers are tasks on this runtime): a leader's followers then write
+                // their copy while it writes its own, rather than after.
+                tokio::task::yield_now().await;
+                self.storage.sync()?;
+                self.replica.on_persisted(id);
+                for (to, m) in std::mem::take(&mut self.held) {
+                    self.send(to, &m);
+                }
+                self.drain()?;
+            }
         }
         tracing::info!(node = self.me, "stopped");
         Ok(())
@@ -619,12 +637,18 @@ impl<S: StateMachine> NodeLoop<S> {
                     });
                 }
                 if self.fsync {
-                    self.storage.sync()?;
+                    // Synced by the run loop once this round's messages are out.
+                    self.unsynced = Some(p.id);
+                } else {
+                    self.replica.on_persisted(p.id);
                 }
-                self.replica.on_persisted(p.id);
             }
-            for (to, m) in &ready.after_persist {
-                self.send(*to, m);
+            if self.unsynced.is_some() {
+                self.held.extend(ready.after_persist);
+            } else {
+                for (to, m) in &ready.after_persist {
+                    self.send(*to, m);
+                }
             }
             if !self.changes.is_empty() {
                 self.answer_changes(ready.decided_from, &ready.decided);
