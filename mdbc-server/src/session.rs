@@ -145,14 +145,18 @@ impl Prepared {
         }
     }
 
-    fn columns(&self, version: u64, compute: impl FnOnce() -> Vec<Column>) -> Arc<Vec<Column>> {
+    fn try_columns(
+        &self,
+        version: u64,
+        compute: impl FnOnce() -> Result<Vec<Column>>,
+    ) -> Result<Arc<Vec<Column>>> {
         let mut slot = self.columns.lock().unwrap_or_else(|e| e.into_inner());
         match slot.as_ref() {
-            Some((v, cols)) if *v == version => cols.clone(),
+            Some((v, cols)) if *v == version => Ok(cols.clone()),
             _ => {
-                let cols = Arc::new(compute());
+                let cols = Arc::new(compute()?);
                 *slot = Some((version, cols.clone()));
-                cols
+                Ok(cols)
             }
         }
     }
@@ -489,9 +493,14 @@ impl Session {
                 let Some(sql) = plan.sql.last() else {
                     return Ok(None);
                 };
-                let stmt = self.conn.prepare_cached(sql)?;
                 let catalog = self.catalog();
-                let cols = p.columns(catalog.version, || result_columns(&stmt, plan, &catalog));
+                // Prepared only when the columns are not known yet: a Describe before every
+                // Execute (libpq's prepared mode) would otherwise pay a statement-cache
+                // lookup by SQL text and a reset each time.
+                let cols = p.try_columns(catalog.version, || {
+                    let stmt = self.conn.prepare_cached(sql)?;
+                    Ok(result_columns(&stmt, plan, &catalog))
+                })?;
                 Ok(Some(cols))
             }
             Command::Show(name) => Ok(Some(Arc::new(vec![Column {
@@ -978,7 +987,9 @@ impl Session {
             }
         }
         if plan.returns_rows {
-            let columns = p.columns(catalog.version, || result_columns(&stmt, plan, &catalog));
+            let columns = p.try_columns(catalog.version, || {
+                Ok(result_columns(&stmt, plan, &catalog))
+            })?;
             let binary: Vec<bool> = (0..columns.len()).map(result_binary).collect();
             let mut rows_out = Vec::new();
             let mut rows = stmt.raw_query();
