@@ -318,6 +318,38 @@ mod tests {
         );
     }
 
+    /// `n` writers on their own threads, as mdbc-server's connections are, each making
+    /// `commits` commits and waiting for each to be durable (with `readers`, also waiting
+    /// as a reader every third commit, for a ticket perhaps not written yet). Fails if one
+    /// is still waiting after a minute: a lost wake-up.
+    fn writers(g: &Arc<GroupCommit>, n: usize, commits: usize, readers: bool) {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        for _ in 0..n {
+            let (g, done) = (g.clone(), done_tx.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                for i in 0..commits {
+                    let t = g.begin_commit();
+                    g.written(t);
+                    if readers && i % 3 == 0 {
+                        rt.block_on(g.wait(g.latest()));
+                    }
+                    rt.block_on(g.wait(t));
+                    assert!(*g.durable.borrow() >= t);
+                }
+                let _ = done.send(());
+            });
+        }
+        for _ in 0..n {
+            done_rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("every writer finishes (none left waiting for a wake-up)");
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn inline_waiters_lead_in_turn_and_cover_each_other() {
         let syncs = Arc::new(AtomicU64::new(0));
@@ -326,27 +358,7 @@ mod tests {
         g.written(t1);
         g.wait(t1).await;
         assert_eq!(syncs.load(Ordering::SeqCst), 1, "a lone waiter syncs once");
-        // Many writers on their own threads, as mdbc-server's connections are.
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let g = g.clone();
-                std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("runtime");
-                    for _ in 0..20 {
-                        let t = g.begin_commit();
-                        g.written(t);
-                        rt.block_on(g.wait(t));
-                        assert!(*g.durable.borrow() >= t);
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().expect("writer thread");
-        }
+        writers(&g, 8, 20, false);
         let n = syncs.load(Ordering::SeqCst);
         assert!(n < 161, "waiters share syncs ({n} for 160 commits)");
     }
@@ -383,30 +395,6 @@ mod tests {
         let g = Arc::new(GroupCommit::start_inline(Quick(Arc::new(AtomicU64::new(
             0,
         )))));
-        let (done_tx, done_rx) = std::sync::mpsc::channel();
-        for _ in 0..4 {
-            let (g, done) = (g.clone(), done_tx.clone());
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                for i in 0..3000 {
-                    let t = g.begin_commit();
-                    g.written(t);
-                    if i % 3 == 0 {
-                        // A reader's wait, for a ticket perhaps not written yet.
-                        rt.block_on(g.wait(g.latest()));
-                    }
-                    rt.block_on(g.wait(t));
-                }
-                let _ = done.send(());
-            });
-        }
-        for _ in 0..4 {
-            done_rx
-                .recv_timeout(std::time::Duration::from_secs(60))
-                .expect("every writer finishes (none left waiting for a wake-up)");
-        }
+        writers(&g, 4, 3000, true);
     }
 }
