@@ -413,9 +413,8 @@ impl<D: DataStore> Music<D> {
     }
 
     async fn sync_keys(&self, keys: &[String], r: LockRef) -> Result<(), MusicError> {
-        for k in keys {
-            self.inner.store.sync(k, r).await?;
-        }
+        // All keys at once: a lock over several keys costs one store round, not one each.
+        futures::future::try_join_all(keys.iter().map(|k| self.inner.store.sync(k, r))).await?;
         Ok(())
     }
 
