@@ -397,4 +397,36 @@ mod tests {
         )))));
         writers(&g, 4, 3000, true);
     }
+
+    /// A failed fsync acknowledges nothing; the waiter tries again and gets through once
+    /// the disk recovers.
+    #[tokio::test]
+    async fn inline_fsync_failure_acknowledges_nothing_until_a_sync_succeeds() {
+        struct Flaky(Arc<AtomicU64>);
+        impl Syncer for Flaky {
+            fn sync(&mut self) -> std::io::Result<()> {
+                if self.0.fetch_add(1, Ordering::SeqCst) < 2 {
+                    return Err(std::io::Error::other("disk said no"));
+                }
+                Ok(())
+            }
+        }
+        let attempts = Arc::new(AtomicU64::new(0));
+        let g = Arc::new(GroupCommit::start_inline(Flaky(attempts.clone())));
+        let t = g.begin_commit();
+        g.written(t);
+        let waiter = tokio::spawn({
+            let g = g.clone();
+            async move { g.wait(t).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "acknowledged after a failed fsync");
+        assert_eq!(*g.durable.borrow(), 0);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("acknowledged once an fsync succeeds")
+            .expect("waiter");
+        assert_eq!(attempts.load(Ordering::SeqCst), 3);
+        assert_eq!(*g.durable.borrow(), t);
+    }
 }
