@@ -6,8 +6,7 @@
 //! COMMIT). A writer takes a ticket ([`GroupCommit::begin_commit`]), commits, marks the
 //! ticket written ([`GroupCommit::written`]) while still serialised with the other
 //! writers, and acknowledges only once [`GroupCommit::wait`] says the ticket is durable;
-//! one syncer thread fsyncs the WAL for every ticket written meanwhile. The syncer only
-//! declares durable what was fully written before its fsync.
+//! one fsync of the WAL covers every ticket written before it starts, and only those.
 //!
 //! Two ways to run the fsync:
 //! - [`GroupCommit::start`]: a syncer thread, for callers on a shared async runtime that
@@ -52,6 +51,13 @@ struct Shared {
     durable: watch::Sender<u64>,
 }
 
+/// The `-wal` file of the database at `db`, opened for fsync.
+fn open_wal(db: &Path) -> std::io::Result<File> {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::OpenOptions::new().read(true).open(&wal)
+}
+
 enum Lead {
     Durable,
     Synced,
@@ -69,18 +75,12 @@ pub struct GroupCommit {
 impl GroupCommit {
     /// Starts the syncer thread for the WAL file of the database at `db`.
     pub fn for_wal(db: &Path) -> std::io::Result<GroupCommit> {
-        let mut wal = db.as_os_str().to_owned();
-        wal.push("-wal");
-        let file = std::fs::OpenOptions::new().read(true).open(&wal)?;
-        Ok(Self::start(file))
+        Ok(Self::start(open_wal(db)?))
     }
 
     /// Inline mode (see the module docs) for the WAL file of the database at `db`.
     pub fn for_wal_inline(db: &Path) -> std::io::Result<GroupCommit> {
-        let mut wal = db.as_os_str().to_owned();
-        wal.push("-wal");
-        let file = std::fs::OpenOptions::new().read(true).open(&wal)?;
-        Ok(Self::start_inline(file))
+        Ok(Self::start_inline(open_wal(db)?))
     }
 
     /// Inline mode around `syncer`: waiters fsync themselves, one at a time.

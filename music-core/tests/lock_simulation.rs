@@ -16,7 +16,8 @@
 //! - never two holders of one key at once (each within the lease it believes it has);
 //! - a write by a holder within its lease is never refused (nobody else got in);
 //! - a linearizable read of the table by a holder within its lease names it as holder;
-//! - no update is lost: each register's value equals the number of writes it accepted;
+//! - no update is lost: each register's value equals the number of writes it accepted
+//!   (behind fences and sync on acquire, that fails only if two holders share a ref);
 //! - liveness: after the faults heal every client still gets through (the simulator).
 //!
 //! `LOCK_SIM_SEEDS=n` sets how many seeds per cluster size; `SEED=s` replays one (with

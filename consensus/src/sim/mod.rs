@@ -185,7 +185,7 @@ pub struct Sim<W: Workload = KvWorkload> {
     faults_on: bool,
     clients: Vec<Client>,
     agreement: Agreement,
-    acked_puts: Vec<(u64, u64)>,
+    acked_proposals: Vec<(u64, u64)>,
     report: SimReport,
     last_leader: Option<crate::Ballot>,
 }
@@ -244,7 +244,7 @@ impl<W: Workload> Sim<W> {
             clients,
             workload,
             agreement: Agreement::default(),
-            acked_puts: Vec::new(),
+            acked_proposals: Vec::new(),
             report: SimReport::default(),
             last_leader: None,
             cfg,
@@ -307,7 +307,7 @@ impl<W: Workload> Sim<W> {
                 self.describe()
             )));
         }
-        self.check_acked_puts().map_err(fail)?;
+        self.check_acked_proposals().map_err(fail)?;
         self.check_replicas_agree().map_err(fail)?;
         self.workload.check().map_err(fail)?;
         self.report.decided = self.agreement.chosen().len();
@@ -546,7 +546,7 @@ impl<W: Workload> Sim<W> {
         Ok(())
     }
 
-    fn check_acked_puts(&self) -> Result<(), String> {
+    fn check_acked_proposals(&self) -> Result<(), String> {
         let mut decided = std::collections::HashSet::new();
         for e in self.agreement.chosen() {
             if let Entry::Command(b) = e {
@@ -557,7 +557,7 @@ impl<W: Workload> Sim<W> {
                 }
             }
         }
-        for id in &self.acked_puts {
+        for id in &self.acked_proposals {
             if !decided.contains(id) {
                 return Err(format!(
                     "acknowledged request {id:?} is not in the decided log"
@@ -840,7 +840,7 @@ impl<W: Workload> Sim<W> {
                 (Request::Propose(_), Outcome::Applied(id, result))
                     if *id == (c as u64 + 1, client.seq) =>
                 {
-                    self.acked_puts.push(*id);
+                    self.acked_proposals.push(*id);
                     Some(result.clone())
                 }
                 (Request::Read(_), Outcome::Read(id, v)) if *id == client.read_id => {
