@@ -28,7 +28,10 @@ use crate::durability::GroupCommit;
 use crate::values;
 
 /// Migrations of mdbc's own tables, applied in order, counted in `PRAGMA user_version`.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_catalog.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_catalog.sql"),
+    include_str!("../../migrations/sqlite/0002_pg_catalog.sql"),
+];
 
 /// The PostgreSQL version mdbc presents itself as; clients adapt their queries to it.
 pub const SERVER_VERSION: &str = concat!("16.6 (mdbc ", env!("CARGO_PKG_VERSION"), ")");
@@ -646,6 +649,21 @@ fn register_functions(
     conn.create_scalar_function("current_schema", 0, det, |_| Ok("public"))?;
     let user = ident.user.clone();
     conn.create_scalar_function("current_user", 0, det, move |_| Ok(user.clone()))?;
+    // Every object belongs to the session's user (see migrations/sqlite/0002), except what
+    // PostgreSQL 15 gives pg_database_owner.
+    let user = ident.user.clone();
+    conn.create_scalar_function("pg_get_userbyid", 1, det, move |ctx| {
+        Ok(match ctx.get::<Option<i64>>(0)? {
+            None => None,
+            Some(6171) => Some("pg_database_owner".to_string()),
+            Some(10) => Some(user.clone()),
+            Some(oid) => Some(format!("unknown (OID={oid})")),
+        })
+    })?;
+    // One schema, every relation in it visible.
+    conn.create_scalar_function("pg_table_is_visible", 1, det, |ctx| {
+        Ok(ctx.get::<Option<i64>>(0)?.map(|_| 1i64))
+    })?;
     let pid = ident.pid;
     conn.create_scalar_function("pg_backend_pid", 0, det, move |_| Ok(pid))?;
     // PostgreSQL's greatest/least skip NULLs; SQLite's max/min of several values do not.

@@ -106,7 +106,11 @@ impl VisitorMut for Rewriter {
     fn pre_visit_relation(&mut self, relation: &mut ObjectName) -> ControlFlow<Error> {
         if relation.0.len() == 2 {
             if let Some(ObjectNamePart::Identifier(schema)) = relation.0.first() {
-                if schema.value.eq_ignore_ascii_case("public") {
+                // One schema; the system catalogs are views beside the tables
+                // (migrations/sqlite/0002_pg_catalog.sql).
+                if schema.value.eq_ignore_ascii_case("public")
+                    || schema.value.eq_ignore_ascii_case("pg_catalog")
+                {
                     relation.0.remove(0);
                 }
             }
@@ -379,7 +383,45 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
         Expr::AtTimeZone { .. } => return Err(Error::Unsupported("AT TIME ZONE".into())),
         Expr::Extract { .. } => return Err(Error::Unsupported("EXTRACT".into())),
         Expr::SimilarTo { .. } => return Err(Error::Unsupported("SIMILAR TO".into())),
+        Expr::Collate {
+            expr: inner,
+            collation,
+        } => {
+            // psql's `COLLATE pg_catalog.default`: the database's collation is SQLite's
+            // binary one, so the clause changes nothing. Other collations are not here.
+            let name = collation
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(|i| i.value.to_ascii_lowercase());
+            match name.as_deref() {
+                Some("default" | "c" | "posix") => {
+                    *expr = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+                }
+                _ => return Err(Error::Unsupported(format!("COLLATE {collation}"))),
+            }
+        }
         Expr::BinaryOp { left, op, right } => {
+            // `OPERATOR(pg_catalog.~)` (what psql writes) is the plain operator.
+            if let BinaryOperator::PGCustomBinaryOperator(parts) = op {
+                let schema_ok = parts.len() == 1
+                    || (parts.len() == 2 && parts[0].eq_ignore_ascii_case("pg_catalog"));
+                let plain = match parts.last().map(String::as_str) {
+                    Some("~") if schema_ok => Some(BinaryOperator::PGRegexMatch),
+                    Some("~*") if schema_ok => Some(BinaryOperator::PGRegexIMatch),
+                    Some("!~") if schema_ok => Some(BinaryOperator::PGRegexNotMatch),
+                    Some("!~*") if schema_ok => Some(BinaryOperator::PGRegexNotIMatch),
+                    Some("=") if schema_ok => Some(BinaryOperator::Eq),
+                    Some("<>") if schema_ok => Some(BinaryOperator::NotEq),
+                    _ => None,
+                };
+                match plain {
+                    Some(p) => *op = p,
+                    None => {
+                        return Err(Error::Unsupported(format!("OPERATOR({})", parts.join("."))))
+                    }
+                }
+            }
             let regex = match op {
                 BinaryOperator::PGRegexMatch => Some(("", false)),
                 BinaryOperator::PGRegexIMatch => Some(("i", false)),
@@ -973,6 +1015,31 @@ mod tests {
             sqlite("select 'A' ilike 'a'"),
             "SELECT lower('A') LIKE lower('a') AS \"?column?\""
         );
+    }
+
+    #[test]
+    fn psql_catalog_idioms() {
+        let s = sqlite(
+            "select c.relname from pg_catalog.pg_class c \
+             where c.relname OPERATOR(pg_catalog.~) '^(t)$' COLLATE pg_catalog.default",
+        );
+        assert!(s.contains("FROM pg_class c"), "{s}");
+        assert!(s.contains("pg_regex(c.relname, '^(t)$', '')"), "{s}");
+        assert!(!s.contains("COLLATE") && !s.contains("OPERATOR"), "{s}");
+        assert!(sqlite("select 1 where 'a' operator(pg_catalog.!~) 'b'").contains("NOT pg_regex"));
+    }
+
+    #[test]
+    fn unknown_operators_and_collations_are_named() {
+        for sql in [
+            "select 1 where 'a' OPERATOR(myschema.~) 'b'",
+            "select 1 where 'a' OPERATOR(pg_catalog.@@) 'b'",
+            "select 'a' COLLATE \"de_DE\"",
+        ] {
+            let p = parse(sql).unwrap();
+            let e = plan(&p[0], &Catalog::default()).unwrap_err();
+            assert_eq!(e.sqlstate(), "0A000", "{sql}: {e}");
+        }
     }
 
     #[test]

@@ -101,3 +101,21 @@ fn psql_connects_and_reports_version() {
     assert!(out.starts_with("PostgreSQL 16.6 (mdbc "), "{out}");
     assert!(out.contains("16.6 (mdbc "), "{out}");
 }
+
+/// psql's meta-commands over the system catalogs (issue 6), compared with what PostgreSQL 15
+/// prints for the same schema: `tests/golden/psql/generate` produced `expected.out`.
+#[test]
+fn psql_meta_commands_match_postgres() {
+    let dir = tests::workspace().join("tests/golden/psql");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let server = Server::start().unwrap();
+    let (out, ok) = server.psql(&read("schema.sql"), &[]).unwrap();
+    assert!(ok && out.is_empty(), "schema.sql failed:\n{out}");
+    let (out, ok) = server.psql(&read("meta.sql"), &[]).unwrap();
+    assert!(ok, "psql failed:\n{out}");
+    assert_eq!(
+        out,
+        read("expected.out"),
+        "psql meta-command output differs"
+    );
+}

@@ -61,13 +61,6 @@ impl LocalStore {
     /// Opens (creating and migrating) the replica at `path`; `:memory:` for tests.
     pub fn open(path: &Path) -> Result<LocalStore, StoreError> {
         let conn = Connection::open(path).map_err(db)?;
-        // One connection owns the file: no file locks or shared-memory index per
-        // transaction (a dozen fcntl calls per lock operation otherwise), and a second
-        // process opening the same data dir is refused instead of sharing it.
-        conn.pragma_update(None, "locking_mode", "exclusive")
-            .map_err(db)?;
-        // Nothing else may hold the file, so there is nothing worth waiting for.
-        conn.busy_timeout(std::time::Duration::ZERO).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "wal")
             .map_err(db)?;
         conn.pragma_update(None, "synchronous", "normal")
@@ -385,23 +378,6 @@ mod tests {
 
     fn store() -> LocalStore {
         LocalStore::open(Path::new(":memory:")).unwrap()
-    }
-
-    #[test]
-    fn a_second_opener_of_the_same_file_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.db");
-        let first = LocalStore::open(&path).unwrap();
-        first.apply("k", b"v", v(0, 1, 1)).unwrap();
-        let second = LocalStore::open(&path);
-        assert!(
-            matches!(&second, Err(StoreError::Storage(m)) if m.contains("locked")),
-            "two stores shared one file: {:?}",
-            second.err()
-        );
-        drop(first);
-        let reopened = LocalStore::open(&path).unwrap();
-        assert_eq!(reopened.get("k").unwrap().unwrap().value.as_ref(), b"v");
     }
 
     #[test]
