@@ -71,6 +71,45 @@ def apt_install(*pkgs):
     subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", *pkgs], check=True, env=env)
 
 
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def ensure_postgres():
+    if not os.path.exists(f"{PG_BIN}/postgres") or not shutil.which("pgbench") and not os.path.exists(f"{PG_BIN}/pgbench"):
+        log("installing postgresql-15 from Debian")
+        apt_install("postgresql-15", "postgresql-client-15")
+
+
+def start_postgres(tmp, superuser, settings=()):
+    """A throw-away PostgreSQL 15 in `tmp`/pg on a free loopback port, trusting local
+    clients, `superuser` its bootstrap role; stopped at exit. Returns the port once it
+    accepts connections."""
+    ensure_postgres()
+    data = os.path.join(tmp, "pg")
+    os.makedirs(data)
+    as_user = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(tmp, "postgres")
+        shutil.chown(data, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(as_user + [f"{PG_BIN}/initdb", "-D", data, "-A", "trust", "-U", superuser],
+                   check=True, stdout=subprocess.DEVNULL)
+    port = free_port()
+    args = [f"{PG_BIN}/postgres", "-D", data, "-p", str(port), "-k", tmp, "-c", "listen_addresses=127.0.0.1"]
+    for s in settings:
+        args += ["-c", s]
+    proc = subprocess.Popen(as_user + args, stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(tmp, "pg.log"), "w"))
+    started.append(lambda: (proc.terminate(), proc.wait(timeout=30)))
+    wait_port(port, proc)
+    for _ in range(100):  # accepting connections may lag the socket
+        if subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", superuser, "-d", "postgres",
+                           "-Atc", "select 1"], capture_output=True).returncode == 0:
+            return port
+        time.sleep(0.1)
+    raise SystemExit(f"PostgreSQL on port {port} does not accept connections; see {tmp}/pg.log")
+
+
 def ensure_etcd():
     if not shutil.which("etcd"):
         log("installing etcd-server from Debian")

@@ -404,23 +404,8 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
         Expr::BinaryOp { left, op, right } => {
             // `OPERATOR(pg_catalog.~)` (what psql writes) is the plain operator.
             if let BinaryOperator::PGCustomBinaryOperator(parts) = op {
-                let schema_ok = parts.len() == 1
-                    || (parts.len() == 2 && parts[0].eq_ignore_ascii_case("pg_catalog"));
-                let plain = match parts.last().map(String::as_str) {
-                    Some("~") if schema_ok => Some(BinaryOperator::PGRegexMatch),
-                    Some("~*") if schema_ok => Some(BinaryOperator::PGRegexIMatch),
-                    Some("!~") if schema_ok => Some(BinaryOperator::PGRegexNotMatch),
-                    Some("!~*") if schema_ok => Some(BinaryOperator::PGRegexNotIMatch),
-                    Some("=") if schema_ok => Some(BinaryOperator::Eq),
-                    Some("<>") if schema_ok => Some(BinaryOperator::NotEq),
-                    _ => None,
-                };
-                match plain {
-                    Some(p) => *op = p,
-                    None => {
-                        return Err(Error::Unsupported(format!("OPERATOR({})", parts.join("."))))
-                    }
-                }
+                *op = plain_operator(parts)
+                    .ok_or_else(|| Error::Unsupported(format!("OPERATOR({})", parts.join("."))))?;
             }
             let regex = match op {
                 BinaryOperator::PGRegexMatch => Some(("", false)),
@@ -568,6 +553,25 @@ pub(crate) fn visit<T: VisitMut>(node: &mut T) -> Result<()> {
         ControlFlow::Continue(()) => Ok(()),
         ControlFlow::Break(e) => Err(e),
     }
+}
+
+/// The built-in operator that `OPERATOR(pg_catalog.op)` (or `OPERATOR(op)`) names, for the
+/// ones clients write that way.
+fn plain_operator(parts: &[String]) -> Option<BinaryOperator> {
+    let op = match parts {
+        [op] => op,
+        [schema, op] if schema.eq_ignore_ascii_case("pg_catalog") => op,
+        _ => return None,
+    };
+    Some(match op.as_str() {
+        "~" => BinaryOperator::PGRegexMatch,
+        "~*" => BinaryOperator::PGRegexIMatch,
+        "!~" => BinaryOperator::PGRegexNotMatch,
+        "!~*" => BinaryOperator::PGRegexNotIMatch,
+        "=" => BinaryOperator::Eq,
+        "<>" => BinaryOperator::NotEq,
+        _ => return None,
+    })
 }
 
 /// Whether a value written into a column of type `col` must pass through `pg_coerce`.
