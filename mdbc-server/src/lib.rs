@@ -14,6 +14,7 @@ pub mod config;
 pub mod copy;
 pub mod durability;
 pub mod errors;
+pub mod pg_catalog;
 pub mod server;
 pub mod session;
 pub mod store;

@@ -31,6 +31,7 @@ use crate::values;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_catalog.sql"),
     include_str!("../../migrations/sqlite/0002_pg_catalog.sql"),
+    include_str!("../../migrations/sqlite/0003_column_defaults.sql"),
 ];
 
 /// The PostgreSQL version mdbc presents itself as; clients adapt their queries to it.
@@ -118,6 +119,7 @@ impl Store {
         let conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         migrate(&conn)?;
+        crate::pg_catalog::refresh(&conn)?;
         // Refuse a damaged file at start-up rather than at the first unlucky query.
         let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
         if check != "ok" {
@@ -207,8 +209,9 @@ impl Store {
     pub fn load_catalog(&self, conn: &Connection) -> rusqlite::Result<Catalog> {
         let version = self.catalog_version.fetch_add(1, Ordering::Relaxed) + 1;
         let mut cat = Catalog::new(version);
+        cat.set_system(crate::pg_catalog::relations());
         let mut stmt = conn.prepare_cached(
-            "SELECT tbl, col, pg_type, typmod, serial, not_null FROM __mdbc_columns \
+            "SELECT tbl, col, pg_type, typmod, serial, not_null, pg_default FROM __mdbc_columns \
              ORDER BY tbl, ordinal",
         )?;
         let mut rows = stmt.query([])?;
@@ -222,6 +225,7 @@ impl Store {
                 typmod: r.get::<_, i64>(3)? as i32,
                 serial: r.get::<_, i64>(4)? != 0,
                 not_null: r.get::<_, i64>(5)? != 0,
+                default: r.get(6)?,
             };
             match current.as_mut() {
                 Some(t) if t.name == tbl => t.columns.push(col),
@@ -410,8 +414,9 @@ fn insert_column(
     c: &ColumnInfo,
 ) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO __mdbc_columns (tbl, col, ordinal, pg_type, typmod, serial, not_null) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO __mdbc_columns \
+         (tbl, col, ordinal, pg_type, typmod, serial, not_null, pg_default) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             table,
             c.name,
@@ -419,7 +424,8 @@ fn insert_column(
             c.ty.oid() as i64,
             c.typmod as i64,
             c.serial as i64,
-            c.not_null as i64
+            c.not_null as i64,
+            c.default
         ],
     )?;
     Ok(())
@@ -642,28 +648,7 @@ fn register_functions(
         };
         Ok(Value::Integer(re.is_match(&text) as i64))
     })?;
-    let version = version_string();
-    conn.create_scalar_function("version", 0, det, move |_| Ok(version.clone()))?;
-    let db = ident.database.clone();
-    conn.create_scalar_function("current_database", 0, det, move |_| Ok(db.clone()))?;
-    conn.create_scalar_function("current_schema", 0, det, |_| Ok("public"))?;
-    let user = ident.user.clone();
-    conn.create_scalar_function("current_user", 0, det, move |_| Ok(user.clone()))?;
-    // Every object belongs to the session's user (see migrations/sqlite/0002), except what
-    // PostgreSQL 15 gives pg_database_owner.
-    let user = ident.user.clone();
-    conn.create_scalar_function("pg_get_userbyid", 1, det, move |ctx| {
-        Ok(match ctx.get::<Option<i64>>(0)? {
-            None => None,
-            Some(6171) => Some("pg_database_owner".to_string()),
-            Some(10) => Some(user.clone()),
-            Some(oid) => Some(format!("unknown (OID={oid})")),
-        })
-    })?;
-    // One schema, every relation in it visible.
-    conn.create_scalar_function("pg_table_is_visible", 1, det, |ctx| {
-        Ok(ctx.get::<Option<i64>>(0)?.map(|_| 1i64))
-    })?;
+    register_catalog_functions(conn, &ident.user, &ident.database)?;
     let pid = ident.pid;
     conn.create_scalar_function("pg_backend_pid", 0, det, move |_| Ok(pid))?;
     // PostgreSQL's greatest/least skip NULLs; SQLite's max/min of several values do not.
@@ -697,6 +682,107 @@ fn register_functions(
             Ok(best.unwrap_or(Value::Null))
         })?;
     }
+    Ok(())
+}
+
+/// Functions the pg_catalog views and catalog queries call (see `pg_catalog.rs`); they
+/// need only the session's user and database.
+pub fn register_catalog_functions(conn: &Connection, user: &str, db: &str) -> rusqlite::Result<()> {
+    let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    let version = version_string();
+    conn.create_scalar_function("version", 0, det, move |_| Ok(version.clone()))?;
+    let db = db.to_string();
+    conn.create_scalar_function("current_database", 0, det, move |_| Ok(db.clone()))?;
+    conn.create_scalar_function("current_schema", 0, det, |_| Ok("public"))?;
+    let current = user.to_string();
+    conn.create_scalar_function("current_user", 0, det, move |_| Ok(current.clone()))?;
+    // Every object belongs to the session's user (pg_catalog.rs), except what PostgreSQL 15
+    // gives pg_database_owner.
+    let owner = user.to_string();
+    conn.create_scalar_function("pg_get_userbyid", 1, det, move |ctx| {
+        Ok(match ctx.get::<Option<i64>>(0)? {
+            None => None,
+            Some(6171) => Some("pg_database_owner".to_string()),
+            Some(10) => Some(owner.clone()),
+            Some(oid) => Some(format!("unknown (OID={oid})")),
+        })
+    })?;
+    // One schema, every relation in it visible.
+    conn.create_scalar_function("pg_table_is_visible", 1, det, |ctx| {
+        Ok(ctx.get::<Option<i64>>(0)?.map(|_| 1i64))
+    })?;
+    conn.create_scalar_function("quote_ident", 1, det, |ctx| {
+        Ok(ctx
+            .get::<Option<String>>(0)?
+            .map(|s| crate::pg_catalog::quote_ident(&s)))
+    })?;
+    conn.create_scalar_function("quote_literal", 1, det, |ctx| {
+        Ok(ctx
+            .get::<Option<String>>(0)?
+            .map(|s| format!("'{}'", s.replace('\'', "''"))))
+    })?;
+    conn.create_scalar_function("format_type", 2, det, |ctx| {
+        let Some(oid) = ctx.get::<Option<i64>>(0)? else {
+            return Ok(None);
+        };
+        let typmod = ctx.get::<Option<i64>>(1)?.unwrap_or(-1) as i32;
+        Ok(Some(match PgType::from_oid(oid as u32) {
+            Some(t) => t.format_with_typmod(typmod),
+            None => crate::pg_catalog::catalog_type_name(oid as u32)
+                .unwrap_or("???")
+                .to_string(),
+        }))
+    })?;
+    conn.create_scalar_function("pg_encoding_to_char", 1, det, |ctx| {
+        Ok(match ctx.get::<Option<i64>>(0)? {
+            Some(6) => "UTF8",
+            Some(0) => "SQL_ASCII",
+            _ => "",
+        })
+    })?;
+    // The catalogs keep expressions as PostgreSQL prints them, so deparsing is the identity.
+    for n in [2, 3] {
+        conn.create_scalar_function("pg_get_expr", n, det, |ctx| ctx.get::<Option<String>>(0))?;
+    }
+    // No comments are stored (COMMENT ON is not supported).
+    conn.create_scalar_function("obj_description", -1, det, |_| Ok(None::<String>))?;
+    conn.create_scalar_function("col_description", 2, det, |_| Ok(None::<String>))?;
+    conn.create_scalar_function("shobj_description", 2, det, |_| Ok(None::<String>))?;
+    // Every session may do everything to every table.
+    for (name, n) in [
+        ("has_table_privilege", 2),
+        ("has_table_privilege", 3),
+        ("has_schema_privilege", 2),
+        ("has_schema_privilege", 3),
+        ("has_database_privilege", 2),
+        ("has_database_privilege", 3),
+        ("has_sequence_privilege", 2),
+        ("has_sequence_privilege", 3),
+        ("has_column_privilege", 3),
+        ("has_column_privilege", 4),
+    ] {
+        conn.create_scalar_function(name, n, det, |_| Ok(1i64))?;
+    }
+    // No partitions and no publications: a relation is its own only ancestor.
+    conn.create_scalar_function("pg_partition_ancestors", 1, det, |ctx| ctx.get::<Value>(0))?;
+    conn.create_scalar_function("pg_relation_is_publishable", 1, det, |_| Ok(0i64))?;
+    conn.create_scalar_function("pg_get_statisticsobjdef_columns", 1, det, |_| {
+        Ok(None::<String>)
+    })?;
+    conn.create_scalar_function("pg_get_triggerdef", -1, det, |_| Ok(None::<String>))?;
+    // Arrays travel in PostgreSQL's text form ('{a,b}'); NULL stays NULL.
+    conn.create_scalar_function("array_to_string", -1, det, |ctx| {
+        let Some(a) = ctx.get::<Option<String>>(0)? else {
+            return Ok(None);
+        };
+        let sep = ctx.get::<Option<String>>(1)?.unwrap_or_default();
+        let inner = a.trim().trim_start_matches('{').trim_end_matches('}');
+        Ok(Some(if inner.is_empty() {
+            String::new()
+        } else {
+            inner.split(',').collect::<Vec<_>>().join(&sep)
+        }))
+    })?;
     Ok(())
 }
 

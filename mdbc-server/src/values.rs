@@ -76,7 +76,7 @@ pub fn from_text(input: &str, ty: PgType, typmod: i32) -> VResult<Value> {
                 e
             }
         })?,
-        PgType::Text | PgType::Name => Value::Text(input.to_string()),
+        PgType::Text | PgType::Name | PgType::Char => Value::Text(input.to_string()),
         PgType::Varchar | PgType::Bpchar => Value::Text(fit_length(input, ty, typmod)?),
         PgType::Bytea => Value::Blob(bytea_from_text(input).ok_or_else(|| invalid(ty, input))?),
         PgType::Date => Value::Text(format_date(
@@ -729,7 +729,12 @@ pub fn encode_binary(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMu
             let u = uuid::Uuid::parse_str(&as_text(v)).map_err(|_| bad())?;
             out.put_slice(u.as_bytes());
         }
-        PgType::Text | PgType::Varchar | PgType::Bpchar | PgType::Name | PgType::Json => match v {
+        PgType::Text
+        | PgType::Varchar
+        | PgType::Bpchar
+        | PgType::Name
+        | PgType::Char
+        | PgType::Json => match v {
             ValueRef::Text(b) | ValueRef::Blob(b) => out.put_slice(b),
             other => out.put_slice(as_text(other).as_bytes()),
         },
@@ -920,9 +925,12 @@ pub fn from_binary(b: &[u8], ty: PgType) -> VResult<Value> {
                 .hyphenated()
                 .to_string(),
         ),
-        PgType::Text | PgType::Varchar | PgType::Bpchar | PgType::Name | PgType::Json => {
-            Value::Text(std::str::from_utf8(b).map_err(|_| bad())?.to_string())
-        }
+        PgType::Text
+        | PgType::Varchar
+        | PgType::Bpchar
+        | PgType::Name
+        | PgType::Char
+        | PgType::Json => Value::Text(std::str::from_utf8(b).map_err(|_| bad())?.to_string()),
     })
 }
 

@@ -20,6 +20,9 @@ pub struct ColumnInfo {
     pub serial: bool,
     /// Declared NOT NULL (or part of the primary key).
     pub not_null: bool,
+    /// The column's default as PostgreSQL would print it (`pg_attrdef`), when it has one
+    /// other than its sequence.
+    pub default: Option<String>,
 }
 
 impl ColumnInfo {
@@ -49,10 +52,25 @@ impl TableDef {
     }
 }
 
+/// A relation the server provides itself (a `pg_catalog` view).
+#[derive(Debug, Clone)]
+pub struct SystemRelation {
+    /// Its columns and their types.
+    pub def: Arc<TableDef>,
+    /// Never has a row (catalogs of features mdbc does not have, such as triggers): a
+    /// query that inner-joins it is answered empty without running.
+    pub always_empty: bool,
+}
+
+/// The system relations by name. They are read like tables but are not the user's: DDL
+/// never sees them.
+pub type SystemRelations = Arc<HashMap<String, SystemRelation>>;
+
 /// A snapshot of every table's definition.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     tables: HashMap<String, Arc<TableDef>>,
+    system: SystemRelations,
     /// Bumped on every schema change, so caches keyed on it know when to drop entries.
     pub version: u64,
 }
@@ -62,8 +80,32 @@ impl Catalog {
     pub fn new(version: u64) -> Self {
         Catalog {
             tables: HashMap::new(),
+            system: SystemRelations::default(),
             version,
         }
+    }
+
+    /// Adds the relations the server provides (see [`SystemRelations`]).
+    pub fn set_system(&mut self, system: SystemRelations) {
+        self.system = system;
+    }
+
+    /// A user table, else a system relation: what a query's FROM can name.
+    pub fn relation(&self, name: &str) -> Option<&Arc<TableDef>> {
+        self.table(name)
+            .or_else(|| self.system_relation(name).map(|r| &r.def))
+    }
+
+    fn system_relation(&self, name: &str) -> Option<&SystemRelation> {
+        self.system
+            .get(name)
+            .or_else(|| self.system.get(&name.to_ascii_lowercase()))
+    }
+
+    /// Whether `name` is a system relation that never has rows (and no user table hides
+    /// it).
+    pub fn always_empty(&self, name: &str) -> bool {
+        self.table(name).is_none() && self.system_relation(name).is_some_and(|r| r.always_empty)
     }
 
     /// Adds or replaces a table.

@@ -6,8 +6,8 @@
 //! catalog. Serial columns that are not the primary key draw from `pg_nextval`.
 
 use sqlparser::ast::{
-    AlterTable, AlterTableOperation, ColumnDef, ColumnOption, CreateIndex, CreateTable,
-    GeneratedAs, ObjectName, ObjectType, TableConstraint, VisitMut,
+    AlterTable, AlterTableOperation, ColumnDef, ColumnOption, CreateIndex, CreateTable, Expr,
+    GeneratedAs, ObjectName, ObjectType, TableConstraint, Value, VisitMut,
 };
 
 use crate::catalog::{Catalog, ColumnInfo, TableDef};
@@ -96,6 +96,7 @@ fn column_sql(table: &str, col: &ColumnDef, table_pk: &[String]) -> Result<Colum
     let mut parts: Vec<String> = Vec::new();
     let mut column_pk = false;
     let mut has_default = false;
+    let mut default = None;
     for opt in &col.options {
         let prefix = opt
             .name
@@ -109,6 +110,7 @@ fn column_sql(table: &str, col: &ColumnDef, table_pk: &[String]) -> Result<Colum
                 parts.push("NOT NULL".into());
             }
             ColumnOption::Default(e) => {
+                default = Some(pg_default_text(e, spec.ty));
                 let mut e = e.clone();
                 rewrite_expr_in_place(&mut e)?;
                 has_default = true;
@@ -173,8 +175,24 @@ fn column_sql(table: &str, col: &ColumnDef, table_pk: &[String]) -> Result<Colum
             typmod: spec.typmod,
             serial,
             not_null,
+            default,
         },
     })
+}
+
+/// A default as PostgreSQL's `pg_get_expr` prints it: string literals carry their cast
+/// (`'x'::text`), the rest as written.
+fn pg_default_text(e: &Expr, ty: PgType) -> String {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => {
+                format!("'{}'::{}", s.replace('\'', "''"), ty.name())
+            }
+            Value::Boolean(b) => b.to_string(),
+            other => other.to_string(),
+        },
+        other => other.to_string(),
+    }
 }
 
 /// PostgreSQL's name for a serial column's sequence.

@@ -43,6 +43,14 @@ impl ResultColumn {
     }
 }
 
+fn is_reg_type(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    matches!(
+        n.trim_start_matches("pg_catalog."),
+        "regclass" | "regtype" | "regnamespace"
+    )
+}
+
 /// Tables in scope: (name or alias, definition).
 struct Scope<'a> {
     tables: Vec<(String, Option<Cow<'a, TableDef>>)>,
@@ -114,13 +122,14 @@ fn push_factor<'a>(
                     typmod: -1,
                     serial: false,
                     not_null: true,
+                    default: None,
                 }],
             };
             out.push((table, Some(Cow::Owned(def))));
         }
         TableFactor::Table { name, alias, .. } => {
             let table = object_name_to_table(name);
-            let def = catalog.table(&table).map(|d| Cow::Borrowed(d.as_ref()));
+            let def = catalog.relation(&table).map(|d| Cow::Borrowed(d.as_ref()));
             let alias = alias
                 .as_ref()
                 .map(|a| ident_value(&a.name))
@@ -234,8 +243,16 @@ fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
             Value::Placeholder(_) => None,
             _ => of(Text),
         },
-        Expr::Cast { data_type, .. } => {
-            PgType::parse_sql_name(&data_type.to_string()).map(|s| ResultColumn::of(s.ty, s.typmod))
+        Expr::Cast {
+            data_type, expr, ..
+        } => {
+            let name = data_type.to_string();
+            // A `reg*` value prints as the object's name (introspect.rs turns an oid into
+            // it); a literal stays an oid for comparisons.
+            if is_reg_type(&name) && !matches!(expr.as_ref(), Expr::Value(_)) {
+                return of(PgType::Text);
+            }
+            PgType::parse_sql_name(&name).map(|s| ResultColumn::of(s.ty, s.typmod))
         }
         Expr::TypedString(ts) => PgType::parse_sql_name(&ts.data_type.to_string())
             .map(|s| ResultColumn::of(s.ty, s.typmod)),
@@ -476,7 +493,13 @@ impl Visitor for ParamTypes<'_> {
                 expr, data_type, ..
             } => {
                 if let Some(i) = placeholder_index(expr) {
-                    let t = PgType::parse_sql_name(&data_type.to_string()).map(|s| s.ty);
+                    let name = data_type.to_string();
+                    // `$1::regclass` takes a relation's name.
+                    let t = if is_reg_type(&name) {
+                        Some(PgType::Text)
+                    } else {
+                        PgType::parse_sql_name(&name).map(|s| s.ty)
+                    };
                     self.set(i, t);
                 }
             }
@@ -568,7 +591,7 @@ fn statement_scope<'a>(stmt: &Statement, catalog: &'a Catalog) -> Scope<'a> {
         };
         tables.push((
             alias,
-            catalog.table(&table).map(|d| Cow::Borrowed(d.as_ref())),
+            catalog.relation(&table).map(|d| Cow::Borrowed(d.as_ref())),
         ));
     }
     Scope { tables }
@@ -669,6 +692,7 @@ mod tests {
             typmod: -1,
             serial: false,
             not_null: false,
+            default: None,
         };
         c.insert(TableDef {
             name: "acc".into(),

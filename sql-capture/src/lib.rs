@@ -25,13 +25,14 @@ mod catalog;
 mod ddl;
 mod error;
 mod infer;
+mod introspect;
 pub mod literals;
 mod rewrite;
 mod split;
 mod translate;
 pub mod types;
 
-pub use catalog::{Catalog, ColumnInfo, TableDef};
+pub use catalog::{Catalog, ColumnInfo, SystemRelation, SystemRelations, TableDef};
 pub use ddl::{CatalogChange, TableRebuild};
 pub use error::{Error, Result};
 pub use literals::{LiteralValue, Literals, Shape};

@@ -509,6 +509,7 @@ mod tests {
             typmod: -1,
             serial: false,
             not_null: false,
+            default: None,
         };
         cat.insert(crate::TableDef {
             name: "t".into(),

@@ -276,7 +276,7 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
 /// Parses SQL text the rewriter generated. Its values lose their source positions: they
 /// point into the generated text, and a literal is only ever matched to the client's text
 /// by position (see literals.rs).
-fn parse_query(sql: &str) -> Result<Query> {
+pub(crate) fn parse_query(sql: &str) -> Result<Query> {
     struct ForgetSpans;
     impl VisitorMut for ForgetSpans {
         type Break = ();
@@ -317,6 +317,10 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
             ..
         } => {
             let name = data_type.to_string();
+            if let Some(r) = crate::introspect::reg_cast(inner, &name) {
+                *expr = r?;
+                return Ok(());
+            }
             let spec = PgType::parse_sql_name(&name).ok_or_else(|| unsupported_type(&name))?;
             let inner = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
             *expr = coerce(inner, spec.ty, spec.typmod);
@@ -504,6 +508,12 @@ fn rewrite_function(expr: &mut Expr) -> Result<()> {
         // Window functions exist in SQLite with the same syntax.
     }
     let name = function_name(f);
+    if let Some(r) = crate::introspect::catalog_function(&name, f)
+        .or_else(|| crate::introspect::array_subquery(f))
+    {
+        *expr = r?;
+        return Ok(());
+    }
     // Drop a `pg_catalog.` qualifier: SQLite would read it as a database name.
     if f.name.0.len() > 1 {
         f.name = ObjectName::from(vec![Ident::new(name.clone())]);
@@ -917,6 +927,7 @@ pub(crate) fn typname(t: PgType) -> &'static str {
         PgType::Json => "json",
         PgType::Jsonb => "jsonb",
         PgType::Oid => "oid",
+        PgType::Char => "\"char\"",
     }
 }
 

@@ -9,6 +9,7 @@ use crate::catalog::Catalog;
 use crate::ddl::{self, CatalogChange, TableRebuild};
 use crate::error::{Error, Result};
 use crate::infer::{self, ResultColumn};
+use crate::introspect;
 use crate::literals::{self, Literals};
 use crate::rewrite::{self, object_name_to_table};
 use crate::split::Parsed;
@@ -197,6 +198,17 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
             q.locks.clear();
             let columns = infer::query_columns(&q, catalog);
             let params = infer::params_of_statement(stmt, catalog);
+            if let Some(sql) = introspect::empty_result(&q, catalog) {
+                return Ok(sql_plan(
+                    StmtKind::Read,
+                    vec![sql],
+                    CommandTag::Select,
+                    true,
+                    params,
+                    columns,
+                    Vec::new(),
+                ));
+            }
             let names = rewrite::pg_column_names(&q);
             rewrite::rewrite_query(&mut q, catalog)?;
             rewrite::apply_column_names(&mut q, names);

@@ -52,6 +52,8 @@ pub enum PgType {
     Jsonb,
     /// `oid`.
     Oid,
+    /// `"char"`: the one-byte type the system catalogs use for kinds and flags.
+    Char,
 }
 
 impl PgType {
@@ -66,6 +68,7 @@ impl PgType {
             PgType::Int4 => 23,
             PgType::Text => 25,
             PgType::Oid => 26,
+            PgType::Char => 18,
             PgType::Json => 114,
             PgType::Float4 => 700,
             PgType::Float8 => 701,
@@ -93,6 +96,7 @@ impl PgType {
             23 => PgType::Int4,
             25 => PgType::Text,
             26 => PgType::Oid,
+            18 => PgType::Char,
             114 => PgType::Json,
             700 => PgType::Float4,
             701 => PgType::Float8,
@@ -134,6 +138,7 @@ impl PgType {
             PgType::Json => "json",
             PgType::Jsonb => "jsonb",
             PgType::Oid => "oid",
+            PgType::Char => "\"char\"",
         }
     }
 
@@ -161,7 +166,7 @@ impl PgType {
     pub fn is_string(self) -> bool {
         matches!(
             self,
-            PgType::Text | PgType::Varchar | PgType::Bpchar | PgType::Name
+            PgType::Text | PgType::Varchar | PgType::Bpchar | PgType::Name | PgType::Char
         )
     }
 
@@ -221,6 +226,7 @@ impl PgType {
             "varchar" | "character varying" | "char varying" => PgType::Varchar,
             "char" | "character" | "bpchar" => PgType::Bpchar,
             "name" => PgType::Name,
+            "\"char\"" => PgType::Char,
             "bytea" => PgType::Bytea,
             "date" => PgType::Date,
             "time" | "time without time zone" => PgType::Time,
@@ -230,7 +236,7 @@ impl PgType {
             "uuid" => PgType::Uuid,
             "json" => PgType::Json,
             "jsonb" => PgType::Jsonb,
-            "oid" | "regclass" | "regtype" => PgType::Oid,
+            "oid" | "regclass" | "regtype" | "regnamespace" | "regproc" => PgType::Oid,
             _ => return None,
         };
         let typmod = match ty {
@@ -352,6 +358,7 @@ mod tests {
             PgType::Json,
             PgType::Jsonb,
             PgType::Oid,
+            PgType::Char,
         ] {
             assert_eq!(PgType::from_oid(t.oid()), Some(t));
         }

@@ -1,0 +1,1101 @@
+//! PostgreSQL's system catalogs, as SQLite views over SQLite's own schema (`sqlite_schema`,
+//! the `pragma_*` table functions) and mdbc's column catalog (`__mdbc_columns`).
+//!
+//! psql's meta-commands, ORMs' reflection and strict drivers' type lookups read these. Each
+//! view is declared here once, with the PostgreSQL type of every column: the store creates
+//! the views from this list, and the same list goes into the translation catalog so that
+//! results over them are typed as PostgreSQL types them (`boolean` prints `t`, `oid` is
+//! `oid`). Catalogs mdbc has nothing for (policies, triggers, publications, inheritance,
+//! extended statistics) are views with no rows and the right columns.
+//!
+//! The views are code, not data: the store recreates them whenever this module's SQL
+//! changes ([`refresh`]), so an upgrade never needs a migration for them.
+//!
+//! Object ids: PostgreSQL's fixed ones for built-in schemas, types and access methods; a
+//! table's or an SQLite index's is 16384 plus its row in `sqlite_schema` (stable until an
+//! ALTER rebuilds the table). Objects SQLite has no row for get ids in ranges of their own,
+//! derived from the table's: an implicit primary-key index 1 000 000 + table oid,
+//! constraints 2 000 000 + index oid (keys) or 3 000 000 + 1000 × table + n (foreign keys),
+//! sequences 4 000 000 + 1000 × table + column, defaults 5 000 000 + 1000 × table + column.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use rusqlite::Connection;
+use sql_capture::{ColumnInfo, PgType, SystemRelation, SystemRelations, TableDef};
+
+use PgType::{Bool, Char, Float4, Int2, Int4, Name, Oid, Text};
+
+/// One system view: its columns with their PostgreSQL types, and the SELECT producing them
+/// (`None`: always empty).
+struct View {
+    name: &'static str,
+    columns: &'static [(&'static str, PgType)],
+    body: Option<Body>,
+}
+
+enum Body {
+    Sql(&'static str),
+    Built(fn() -> String),
+}
+
+/// Helper views the system views share; hidden from pg_class by their `__mdbc` prefix.
+const HELPERS: &[(&str, &str)] = &[
+    (
+        "__mdbc_v_rel",
+        r#"SELECT CAST(s.rowid + 16384 AS INTEGER) AS oid, s.name AS name, s.type AS type
+          FROM sqlite_schema s
+          WHERE s.type IN ('table', 'view')
+            AND s.name NOT LIKE 'sqlite\_%' ESCAPE '\'
+            AND s.name NOT LIKE '\_\_mdbc%' ESCAPE '\'
+            AND NOT (s.type = 'view' AND (s.name LIKE 'pg\_%' ESCAPE '\'
+                     OR s.name LIKE 'information\_schema\_%' ESCAPE '\'))"#,
+    ),
+    (
+        "__mdbc_v_column",
+        r#"SELECT t.oid AS attrelid, c.tbl AS tbl, c.col AS attname, c.ordinal + 1 AS attnum,
+                 c.pg_type AS atttypid, c.typmod AS atttypmod, c.not_null AS attnotnull,
+                 c.serial AS serial,
+                 CASE WHEN c.serial THEN
+                          'nextval(' || quote_literal(quote_ident(c.tbl || '_' || c.col || '_seq'))
+                          || '::regclass)'
+                      ELSE coalesce(c.pg_default, p.dflt_value) END AS adbin
+          FROM __mdbc_v_rel t
+          JOIN __mdbc_columns c ON c.tbl = t.name
+          LEFT JOIN pragma_table_info(t.name) p ON p.name = c.col"#,
+    ),
+    (
+        "__mdbc_v_index",
+        r#"SELECT x.*,
+                 'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
+                 || quote_ident(x.relname) || ' ON public.' || quote_ident(x.tbl)
+                 || ' USING btree (' || x.cols || ')' AS indexdef
+          FROM (
+          SELECT CAST(coalesce(ix.rowid + 16384, 1000000 + t.oid) AS INTEGER) AS indexrelid,
+                 t.oid AS indrelid, t.name AS tbl,
+                 CASE il.origin
+                     WHEN 'pk' THEN t.name || '_pkey'
+                     WHEN 'u' THEN t.name || '_' || (SELECT group_concat(ii.name, '_' ORDER BY ii.seqno)
+                                                     FROM pragma_index_info(il.name) ii) || '_key'
+                     ELSE il.name END AS relname,
+                 il."unique" AS indisunique, il.origin = 'pk' AS indisprimary, il.origin AS origin,
+                 (SELECT group_concat(coalesce(c.ordinal + 1, 0), ' ' ORDER BY ii.seqno)
+                  FROM pragma_index_info(il.name) ii
+                  LEFT JOIN __mdbc_columns c ON c.tbl = t.name AND c.col = ii.name) AS indkey,
+                 (SELECT group_concat(quote_ident(coalesce(ii.name, '?')), ', ' ORDER BY ii.seqno)
+                  FROM pragma_index_info(il.name) ii) AS cols,
+                 (SELECT count(*) FROM pragma_index_info(il.name)) AS indnatts
+          FROM __mdbc_v_rel t
+          JOIN pragma_index_list(t.name) il
+          LEFT JOIN sqlite_schema ix ON ix.type = 'index' AND ix.name = il.name
+          WHERE t.type = 'table'
+          UNION ALL
+          SELECT CAST(1000000 + t.oid AS INTEGER), t.oid, t.name, t.name || '_pkey', 1, 1, 'pk',
+                 (SELECT group_concat(c.ordinal + 1, ' ' ORDER BY p.pk)
+                  FROM pragma_table_info(t.name) p
+                  JOIN __mdbc_columns c ON c.tbl = t.name AND c.col = p.name WHERE p.pk > 0),
+                 (SELECT group_concat(quote_ident(p.name), ', ' ORDER BY p.pk)
+                  FROM pragma_table_info(t.name) p WHERE p.pk > 0),
+                 (SELECT count(*) FROM pragma_table_info(t.name) p WHERE p.pk > 0)
+          FROM __mdbc_v_rel t
+          WHERE t.type = 'table'
+            AND EXISTS (SELECT 1 FROM pragma_table_info(t.name) p WHERE p.pk > 0)
+            AND NOT EXISTS (SELECT 1 FROM pragma_index_list(t.name) il WHERE il.origin = 'pk')
+          ) x"#,
+    ),
+    (
+        "__mdbc_v_constraint",
+        r#"SELECT CAST(2000000 + i.indexrelid AS INTEGER) AS oid, i.relname AS conname,
+                 CASE i.origin WHEN 'pk' THEN 'p' ELSE 'u' END AS contype,
+                 i.indrelid AS conrelid, i.indexrelid AS conindid, 0 AS confrelid,
+                 'a' AS confupdtype, 'a' AS confdeltype, ' ' AS confmatchtype,
+                 '{' || replace(i.indkey, ' ', ',') || '}' AS conkey, NULL AS confkey,
+                 CASE i.origin WHEN 'pk' THEN 'PRIMARY KEY (' ELSE 'UNIQUE (' END
+                     || i.cols || ')' AS condef
+          FROM __mdbc_v_index i WHERE i.origin IN ('pk', 'u')
+          UNION ALL
+          SELECT CAST(3000000 + (t.oid - 16384) * 1000 + fk.id AS INTEGER),
+                 t.name || '_' || group_concat(fk."from", '_' ORDER BY fk.seq) || '_fkey',
+                 'f', t.oid,
+                 coalesce((SELECT i.indexrelid FROM __mdbc_v_index i
+                           WHERE i.tbl = fk."table" AND i.origin IN ('pk', 'u')
+                           ORDER BY i.origin = 'pk' DESC LIMIT 1), 0),
+                 coalesce((SELECT r.oid FROM __mdbc_v_rel r WHERE r.name = fk."table"), 0),
+                 CASE max(fk.on_update) WHEN 'CASCADE' THEN 'c' WHEN 'SET NULL' THEN 'n'
+                     WHEN 'SET DEFAULT' THEN 'd' WHEN 'RESTRICT' THEN 'r' ELSE 'a' END,
+                 CASE max(fk.on_delete) WHEN 'CASCADE' THEN 'c' WHEN 'SET NULL' THEN 'n'
+                     WHEN 'SET DEFAULT' THEN 'd' WHEN 'RESTRICT' THEN 'r' ELSE 'a' END,
+                 's',
+                 '{' || group_concat((SELECT c.ordinal + 1 FROM __mdbc_columns c
+                                      WHERE c.tbl = t.name AND c.col = fk."from"), ','
+                                     ORDER BY fk.seq) || '}',
+                 '{' || group_concat((SELECT c.ordinal + 1 FROM __mdbc_columns c
+                                      WHERE c.tbl = fk."table"
+                                        AND c.col = coalesce(fk."to", (SELECT p.name
+                                            FROM pragma_table_info(fk."table") p
+                                            WHERE p.pk = fk.seq + 1))), ','
+                                     ORDER BY fk.seq) || '}',
+                 'FOREIGN KEY (' || group_concat(quote_ident(fk."from"), ', ' ORDER BY fk.seq)
+                 || ') REFERENCES ' || quote_ident(fk."table") || '('
+                 || group_concat(quote_ident(coalesce(fk."to", (SELECT p.name
+                        FROM pragma_table_info(fk."table") p WHERE p.pk = fk.seq + 1))),
+                        ', ' ORDER BY fk.seq) || ')'
+                 || CASE max(fk.on_update) WHEN 'NO ACTION' THEN ''
+                        ELSE ' ON UPDATE ' || max(fk.on_update) END
+                 || CASE max(fk.on_delete) WHEN 'NO ACTION' THEN ''
+                        ELSE ' ON DELETE ' || max(fk.on_delete) END
+          FROM __mdbc_v_rel t
+          JOIN pragma_foreign_key_list(t.name) fk
+          WHERE t.type = 'table'
+          GROUP BY t.oid, fk.id"#,
+    ),
+    (
+        "__mdbc_v_sequence",
+        r#"SELECT CAST(4000000 + (t.oid - 16384) * 1000 + c.ordinal + 1 AS INTEGER) AS oid,
+                 c.tbl || '_' || c.col || '_seq' AS name, t.oid AS tbloid, c.ordinal + 1 AS attnum,
+                 c.pg_type AS typid
+          FROM __mdbc_columns c JOIN __mdbc_v_rel t ON t.name = c.tbl
+          WHERE c.serial"#,
+    ),
+];
+
+const EMPTY: Option<Body> = None;
+
+const VIEWS: &[View] = &[
+    View {
+        name: "pg_namespace",
+        columns: &[
+            ("oid", Oid),
+            ("nspname", Name),
+            ("nspowner", Oid),
+            ("nspacl", Text),
+        ],
+        body: Some(Body::Sql(
+            "VALUES (11, 'pg_catalog', 10, NULL), (99, 'pg_toast', 10, NULL), \
+             (2200, 'public', 6171, NULL), (13000, 'information_schema', 10, NULL)",
+        )),
+    },
+    View {
+        name: "pg_am",
+        columns: &[
+            ("oid", Oid),
+            ("amname", Name),
+            ("amhandler", Text),
+            ("amtype", Char),
+        ],
+        body: Some(Body::Sql(
+            "VALUES (2, 'heap', 'heap_tableam_handler', 't'), (403, 'btree', 'bthandler', 'i')",
+        )),
+    },
+    View {
+        name: "pg_class",
+        columns: &[
+            ("oid", Oid),
+            ("relname", Name),
+            ("relnamespace", Oid),
+            ("reltype", Oid),
+            ("reloftype", Oid),
+            ("relowner", Oid),
+            ("relam", Oid),
+            ("relfilenode", Oid),
+            ("reltablespace", Oid),
+            ("relpages", Int4),
+            ("reltuples", Float4),
+            ("relallvisible", Int4),
+            ("reltoastrelid", Oid),
+            ("relhasindex", Bool),
+            ("relisshared", Bool),
+            ("relpersistence", Char),
+            ("relkind", Char),
+            ("relnatts", Int2),
+            ("relchecks", Int2),
+            ("relhasrules", Bool),
+            ("relhastriggers", Bool),
+            ("relhassubclass", Bool),
+            ("relrowsecurity", Bool),
+            ("relforcerowsecurity", Bool),
+            ("relispopulated", Bool),
+            ("relreplident", Char),
+            ("relispartition", Bool),
+            ("relrewrite", Oid),
+            ("relacl", Text),
+            ("reloptions", Text),
+            ("relpartbound", Text),
+        ],
+        body: Some(Body::Sql(
+            r#"SELECT r.oid, r.name, 2200, 0, 0, 10, CASE r.type WHEN 'table' THEN 2 ELSE 0 END,
+                     0, 0, 0, -1, 0, 0,
+                     EXISTS (SELECT 1 FROM __mdbc_v_index i WHERE i.indrelid = r.oid), 0, 'p',
+                     CASE r.type WHEN 'table' THEN 'r' ELSE 'v' END,
+                     CASE r.type WHEN 'table'
+                         THEN (SELECT count(*) FROM __mdbc_columns c WHERE c.tbl = r.name)
+                         ELSE (SELECT count(*) FROM pragma_table_info(r.name)) END,
+                     0, r.type = 'view',
+                     -- PostgreSQL enforces foreign keys with triggers on both tables, and
+                     -- psql shows foreign keys only for tables that have triggers.
+                     EXISTS (SELECT 1 FROM __mdbc_v_constraint c WHERE c.contype = 'f'
+                             AND (c.conrelid = r.oid OR c.confrelid = r.oid)),
+                     0, 0, 0, 1, 'd', 0, 0, NULL, NULL, NULL
+              FROM __mdbc_v_rel r
+              UNION ALL
+              SELECT i.indexrelid, i.relname, 2200, 0, 0, 10, 403, 0, 0, 0, -1, 0, 0, 0, 0, 'p',
+                     'i', i.indnatts, 0, 0, 0, 0, 0, 0, 1, 'n', 0, 0, NULL, NULL, NULL
+              FROM __mdbc_v_index i
+              UNION ALL
+              SELECT s.oid, s.name, 2200, 0, 0, 10, 0, 0, 0, 0, -1, 0, 0, 0, 0, 'p',
+                     'S', 3, 0, 0, 0, 0, 0, 0, 1, 'n', 0, 0, NULL, NULL, NULL
+              FROM __mdbc_v_sequence s"#,
+        )),
+    },
+    View {
+        name: "pg_attribute",
+        columns: &[
+            ("attrelid", Oid),
+            ("attname", Name),
+            ("atttypid", Oid),
+            ("attstattarget", Int4),
+            ("attlen", Int2),
+            ("attnum", Int2),
+            ("attndims", Int4),
+            ("attcacheoff", Int4),
+            ("atttypmod", Int4),
+            ("attbyval", Bool),
+            ("attalign", Char),
+            ("attstorage", Char),
+            ("attcompression", Char),
+            ("attnotnull", Bool),
+            ("atthasdef", Bool),
+            ("atthasmissing", Bool),
+            ("attidentity", Char),
+            ("attgenerated", Char),
+            ("attisdropped", Bool),
+            ("attislocal", Bool),
+            ("attinhcount", Int4),
+            ("attcollation", Oid),
+            ("attacl", Text),
+            ("attoptions", Text),
+            ("attfdwoptions", Text),
+            ("attmissingval", Text),
+        ],
+        body: Some(Body::Sql(
+            r#"SELECT a.attrelid, a.attname, a.atttypid, -1, coalesce(t.typlen, -1), a.attnum, 0,
+                     -1, a.atttypmod, coalesce(t.typbyval, 0), coalesce(t.typalign, 'i'),
+                     coalesce(t.typstorage, 'x'), '', a.attnotnull, a.adbin IS NOT NULL, 0, '',
+                     '', 0, 1, 0, coalesce(t.typcollation, 0), NULL, NULL, NULL, NULL
+              FROM __mdbc_v_column a LEFT JOIN pg_type t ON t.oid = a.atttypid"#,
+        )),
+    },
+    View {
+        name: "pg_attrdef",
+        columns: &[
+            ("oid", Oid),
+            ("adrelid", Oid),
+            ("adnum", Int2),
+            ("adbin", Text),
+        ],
+        body: Some(Body::Sql(
+            r#"SELECT CAST(5000000 + (a.attrelid - 16384) * 1000 + a.attnum AS INTEGER),
+                     a.attrelid, a.attnum, a.adbin
+              FROM __mdbc_v_column a WHERE a.adbin IS NOT NULL"#,
+        )),
+    },
+    View {
+        name: "pg_index",
+        columns: &[
+            ("indexrelid", Oid),
+            ("indrelid", Oid),
+            ("indnatts", Int2),
+            ("indnkeyatts", Int2),
+            ("indisunique", Bool),
+            ("indnullsnotdistinct", Bool),
+            ("indisprimary", Bool),
+            ("indisexclusion", Bool),
+            ("indimmediate", Bool),
+            ("indisclustered", Bool),
+            ("indisvalid", Bool),
+            ("indcheckxmin", Bool),
+            ("indisready", Bool),
+            ("indislive", Bool),
+            ("indisreplident", Bool),
+            ("indkey", Text),
+            ("indcollation", Text),
+            ("indclass", Text),
+            ("indoption", Text),
+            ("indexprs", Text),
+            ("indpred", Text),
+        ],
+        body: Some(Body::Sql(
+            r#"SELECT i.indexrelid, i.indrelid, i.indnatts, i.indnatts, i.indisunique, 0,
+                     i.indisprimary, 0, 1, 0, 1, 0, 1, 1, 0, i.indkey, NULL, NULL, NULL, NULL, NULL
+              FROM __mdbc_v_index i"#,
+        )),
+    },
+    View {
+        name: "pg_constraint",
+        columns: &[
+            ("oid", Oid),
+            ("conname", Name),
+            ("connamespace", Oid),
+            ("contype", Char),
+            ("condeferrable", Bool),
+            ("condeferred", Bool),
+            ("convalidated", Bool),
+            ("conrelid", Oid),
+            ("contypid", Oid),
+            ("conindid", Oid),
+            ("conparentid", Oid),
+            ("confrelid", Oid),
+            ("confupdtype", Char),
+            ("confdeltype", Char),
+            ("confmatchtype", Char),
+            ("conislocal", Bool),
+            ("coninhcount", Int4),
+            ("connoinherit", Bool),
+            ("conkey", Text),
+            ("confkey", Text),
+            ("conpfeqop", Text),
+            ("conppeqop", Text),
+            ("conffeqop", Text),
+            ("confdelsetcols", Text),
+            ("conexclop", Text),
+            ("conbin", Text),
+        ],
+        body: Some(Body::Sql(
+            r#"SELECT c.oid, c.conname, 2200, c.contype, 0, 0, 1, c.conrelid, 0, c.conindid, 0,
+                     c.confrelid, c.confupdtype, c.confdeltype, c.confmatchtype, 1, 0, 0,
+                     c.conkey, c.confkey, NULL, NULL, NULL, NULL, NULL, NULL
+              FROM __mdbc_v_constraint c"#,
+        )),
+    },
+    View {
+        name: "pg_type",
+        columns: &[
+            ("oid", Oid),
+            ("typname", Name),
+            ("typnamespace", Oid),
+            ("typowner", Oid),
+            ("typlen", Int2),
+            ("typbyval", Bool),
+            ("typtype", Char),
+            ("typcategory", Char),
+            ("typispreferred", Bool),
+            ("typisdefined", Bool),
+            ("typdelim", Char),
+            ("typrelid", Oid),
+            ("typsubscript", Text),
+            ("typelem", Oid),
+            ("typarray", Oid),
+            ("typinput", Text),
+            ("typoutput", Text),
+            ("typreceive", Text),
+            ("typsend", Text),
+            ("typmodin", Text),
+            ("typmodout", Text),
+            ("typanalyze", Text),
+            ("typalign", Char),
+            ("typstorage", Char),
+            ("typnotnull", Bool),
+            ("typbasetype", Oid),
+            ("typtypmod", Int4),
+            ("typndims", Int4),
+            ("typcollation", Oid),
+            ("typdefaultbin", Text),
+            ("typdefault", Text),
+            ("typacl", Text),
+        ],
+        body: Some(Body::Built(pg_type_rows)),
+    },
+    View {
+        name: "pg_collation",
+        columns: &[
+            ("oid", Oid),
+            ("collname", Name),
+            ("collnamespace", Oid),
+            ("collowner", Oid),
+            ("collprovider", Char),
+            ("collisdeterministic", Bool),
+            ("collencoding", Int4),
+            ("collcollate", Text),
+            ("collctype", Text),
+            ("colliculocale", Text),
+            ("collversion", Text),
+        ],
+        body: Some(Body::Sql(
+            "VALUES (100, 'default', 11, 10, 'd', 1, -1, NULL, NULL, NULL, NULL), \
+                    (950, 'C', 11, 10, 'c', 1, -1, 'C', 'C', NULL, NULL), \
+                    (951, 'POSIX', 11, 10, 'c', 1, -1, 'POSIX', 'POSIX', NULL, NULL)",
+        )),
+    },
+    View {
+        name: "pg_database",
+        columns: &[
+            ("oid", Oid),
+            ("datname", Name),
+            ("datdba", Oid),
+            ("encoding", Int4),
+            ("datlocprovider", Char),
+            ("datistemplate", Bool),
+            ("datallowconn", Bool),
+            ("datconnlimit", Int4),
+            ("dattablespace", Oid),
+            ("datcollate", Text),
+            ("datctype", Text),
+            ("daticulocale", Text),
+            ("datcollversion", Text),
+            ("datacl", Text),
+        ],
+        body: Some(Body::Sql(
+            "SELECT 16383, current_database(), 10, 6, 'c', 0, 1, -1, 1663, 'C.UTF-8', \
+                    'C.UTF-8', NULL, NULL, NULL",
+        )),
+    },
+    View {
+        name: "pg_roles",
+        columns: &[
+            ("rolname", Name),
+            ("rolsuper", Bool),
+            ("rolinherit", Bool),
+            ("rolcreaterole", Bool),
+            ("rolcreatedb", Bool),
+            ("rolcanlogin", Bool),
+            ("rolreplication", Bool),
+            ("rolconnlimit", Int4),
+            ("rolpassword", Text),
+            ("rolvaliduntil", PgType::Timestamptz),
+            ("rolbypassrls", Bool),
+            ("rolconfig", Text),
+            ("oid", Oid),
+        ],
+        // The session's user stands for every role mdbc knows (it may do everything a
+        // client can do); pg_database_owner is there because it owns `public`.
+        body: Some(Body::Sql(
+            "VALUES (current_user(), 1, 1, 0, 0, 1, 0, -1, '********', NULL, 0, NULL, 10), \
+                    ('pg_database_owner', 0, 1, 0, 0, 0, 0, -1, '********', NULL, 0, NULL, 6171)",
+        )),
+    },
+    View {
+        name: "pg_user",
+        columns: &[
+            ("usename", Name),
+            ("usesysid", Oid),
+            ("usecreatedb", Bool),
+            ("usesuper", Bool),
+            ("userepl", Bool),
+            ("usebypassrls", Bool),
+            ("passwd", Text),
+            ("valuntil", PgType::Timestamptz),
+            ("useconfig", Text),
+        ],
+        body: Some(Body::Sql(
+            "SELECT current_user(), 10, 0, 1, 0, 0, '********', NULL, NULL",
+        )),
+    },
+    View {
+        name: "pg_auth_members",
+        columns: &[
+            ("roleid", Oid),
+            ("member", Oid),
+            ("grantor", Oid),
+            ("admin_option", Bool),
+        ],
+        body: EMPTY,
+    },
+    View {
+        name: "pg_tablespace",
+        columns: &[
+            ("oid", Oid),
+            ("spcname", Name),
+            ("spcowner", Oid),
+            ("spcacl", Text),
+            ("spcoptions", Text),
+        ],
+        body: Some(Body::Sql(
+            "VALUES (1663, 'pg_default', 10, NULL, NULL), (1664, 'pg_global', 10, NULL, NULL)",
+        )),
+    },
+    View {
+        name: "pg_sequence",
+        columns: &[
+            ("seqrelid", Oid),
+            ("seqtypid", Oid),
+            ("seqstart", PgType::Int8),
+            ("seqincrement", PgType::Int8),
+            ("seqmax", PgType::Int8),
+            ("seqmin", PgType::Int8),
+            ("seqcache", PgType::Int8),
+            ("seqcycle", Bool),
+        ],
+        body: Some(Body::Sql(
+            r#"SELECT s.oid, s.typid, 1, 1,
+                     CASE s.typid WHEN 21 THEN 32767 WHEN 23 THEN 2147483647
+                         ELSE 9223372036854775807 END,
+                     1, 1, 0
+              FROM __mdbc_v_sequence s"#,
+        )),
+    },
+    View {
+        name: "pg_description",
+        columns: &[
+            ("objoid", Oid),
+            ("classoid", Oid),
+            ("objsubid", Int4),
+            ("description", Text),
+        ],
+        body: EMPTY,
+    },
+    View {
+        name: "pg_inherits",
+        columns: &[
+            ("inhrelid", Oid),
+            ("inhparent", Oid),
+            ("inhseqno", Int4),
+            ("inhdetachpending", Bool),
+        ],
+        body: EMPTY,
+    },
+    View {
+        name: "pg_partitioned_table",
+        columns: &[
+            ("partrelid", Oid),
+            ("partstrat", Char),
+            ("partnatts", Int2),
+            ("partdefid", Oid),
+            ("partattrs", Text),
+            ("partclass", Text),
+            ("partcollation", Text),
+            ("partexprs", Text),
+        ],
+        body: EMPTY,
+    },
+    View {
+        name: "pg_policy",
+        columns: &[
+            ("oid", Oid),
+            ("polname", Name),
+            ("polrelid", Oid),
+            ("polcmd", Char),
+            ("polpermissive", Bool),
+            ("polroles", Text),
+            ("polqual", Text),
+            ("polwithcheck", Text),
+        ],
+        body: EMPTY,
+    },
+    View {
+        name: "pg_trigger",
+        columns: &[
+            ("oid", Oid),
+            ("tgrelid", Oid),
+            ("tgparentid", Oid),
+            ("tgname", Name),
+            ("tgfoid", Oid),
+            ("tgtype", Int2),
+            ("tgenabled", Char),
+            ("tgisinternal", Bool),
+            ("tgconstrrelid", Oid),
+            ("tgconstrindid", Oid),
+            ("tgconstraint", Oid),
+            ("tgdeferrable", Bool),
+            ("tginitdeferred", Bool),
+            ("tgnargs", Int2),
+            ("tgattr", Text),
+            ("tgargs", PgType::Bytea),
+            ("tgqual", Text),
+            ("tgoldtable", Name),
+            ("tgnewtable", Name),
+        ],
+        body: EMPTY,
+    },
+    View {
+        name: "pg_statistic_ext",
+        columns: &[
+            ("oid", Oid),
+            ("stxrelid", Oid),
+            ("stxname", Name),
+            ("stxnamespace", Oid),
+            ("stxowner", Oid),
+            ("stxstattarget", Int4),
+            ("stxkeys", Text),
+            ("stxkind", Text),
+            ("stxexprs", Text),
+        ],
+        body: EMPTY,
+    },
+    View {
+        name: "pg_publication",
+        columns: &[
+            ("oid", Oid),
+            ("pubname", Name),
+            ("pubowner", Oid),
+            ("puballtables", Bool),
+            ("pubinsert", Bool),
+            ("pubupdate", Bool),
+            ("pubdelete", Bool),
+            ("pubtruncate", Bool),
+            ("pubviaroot", Bool),
+        ],
+        body: EMPTY,
+    },
+    View {
+        name: "pg_publication_rel",
+        columns: &[
+            ("oid", Oid),
+            ("prpubid", Oid),
+            ("prrelid", Oid),
+            ("prqual", Text),
+            ("prattrs", Text),
+        ],
+        body: EMPTY,
+    },
+    View {
+        name: "pg_publication_namespace",
+        columns: &[("oid", Oid), ("pnpubid", Oid), ("pnnspid", Oid)],
+        body: EMPTY,
+    },
+    View {
+        name: "pg_range",
+        columns: &[
+            ("rngtypid", Oid),
+            ("rngsubtype", Oid),
+            ("rngmultitypid", Oid),
+            ("rngcollation", Oid),
+            ("rngsubopc", Oid),
+            ("rngcanonical", Text),
+            ("rngsubdiff", Text),
+        ],
+        body: EMPTY,
+    },
+    View {
+        name: "pg_enum",
+        columns: &[
+            ("oid", Oid),
+            ("enumtypid", Oid),
+            ("enumsortorder", Float4),
+            ("enumlabel", Name),
+        ],
+        body: EMPTY,
+    },
+    View {
+        name: "pg_extension",
+        columns: &[
+            ("oid", Oid),
+            ("extname", Name),
+            ("extowner", Oid),
+            ("extnamespace", Oid),
+            ("extrelocatable", Bool),
+            ("extversion", Text),
+            ("extconfig", Text),
+            ("extcondition", Text),
+        ],
+        body: EMPTY,
+    },
+    View {
+        name: "pg_rewrite",
+        columns: &[
+            ("oid", Oid),
+            ("rulename", Name),
+            ("ev_class", Oid),
+            ("ev_type", Char),
+            ("ev_enabled", Char),
+            ("is_instead", Bool),
+            ("ev_qual", Text),
+            ("ev_action", Text),
+        ],
+        body: EMPTY,
+    },
+    View {
+        name: "pg_depend",
+        columns: &[
+            ("classid", Oid),
+            ("objid", Oid),
+            ("objsubid", Int4),
+            ("refclassid", Oid),
+            ("refobjid", Oid),
+            ("refobjsubid", Int4),
+            ("deptype", Char),
+        ],
+        body: EMPTY,
+    },
+];
+
+/// Built-in types as `pg_type` lists them: name, length, by value, category, array type,
+/// alignment, storage, collation.
+fn type_facts(t: PgType) -> (&'static str, i32, bool, char, u32, char, char, u32) {
+    use PgType::*;
+    match t {
+        Bool => ("bool", 1, true, 'B', 1000, 'c', 'p', 0),
+        Bytea => ("bytea", -1, false, 'U', 1001, 'i', 'x', 0),
+        Char => ("char", 1, true, 'Z', 1002, 'c', 'p', 0),
+        Name => ("name", 64, false, 'S', 1003, 'c', 'p', 950),
+        Int8 => ("int8", 8, true, 'N', 1016, 'd', 'p', 0),
+        Int2 => ("int2", 2, true, 'N', 1005, 's', 'p', 0),
+        Int4 => ("int4", 4, true, 'N', 1007, 'i', 'p', 0),
+        Text => ("text", -1, false, 'S', 1009, 'i', 'x', 100),
+        Oid => ("oid", 4, true, 'N', 1028, 'i', 'p', 0),
+        Json => ("json", -1, false, 'U', 199, 'i', 'x', 0),
+        Float4 => ("float4", 4, true, 'N', 1021, 'i', 'p', 0),
+        Float8 => ("float8", 8, true, 'N', 1022, 'd', 'p', 0),
+        Bpchar => ("bpchar", -1, false, 'S', 1014, 'i', 'x', 100),
+        Varchar => ("varchar", -1, false, 'S', 1015, 'i', 'x', 100),
+        Date => ("date", 4, true, 'D', 1182, 'i', 'p', 0),
+        Time => ("time", 8, true, 'D', 1183, 'd', 'p', 0),
+        Timestamp => ("timestamp", 8, true, 'D', 1115, 'd', 'p', 0),
+        Timestamptz => ("timestamptz", 8, true, 'D', 1185, 'd', 'p', 0),
+        Interval => ("interval", 16, false, 'T', 1187, 'd', 'p', 0),
+        Numeric => ("numeric", -1, false, 'N', 1231, 'i', 'm', 0),
+        Uuid => ("uuid", 16, false, 'U', 2951, 'c', 'p', 0),
+        Jsonb => ("jsonb", -1, false, 'U', 3807, 'i', 'x', 0),
+    }
+}
+
+/// Every type mdbc stores, in OID order.
+pub const ALL_TYPES: &[PgType] = &[
+    PgType::Bool,
+    PgType::Bytea,
+    PgType::Char,
+    PgType::Name,
+    PgType::Int8,
+    PgType::Int2,
+    PgType::Int4,
+    PgType::Text,
+    PgType::Oid,
+    PgType::Json,
+    PgType::Float4,
+    PgType::Float8,
+    PgType::Bpchar,
+    PgType::Varchar,
+    PgType::Date,
+    PgType::Time,
+    PgType::Timestamp,
+    PgType::Timestamptz,
+    PgType::Interval,
+    PgType::Numeric,
+    PgType::Uuid,
+    PgType::Jsonb,
+];
+
+/// Types that only the catalogs use (mdbc stores none of them in tables): (oid, name,
+/// length, by value, category, array).
+const CATALOG_TYPES: &[(u32, &str, i32, bool, char, u32)] = &[
+    (22, "int2vector", -1, false, 'A', 1006),
+    (24, "regproc", 4, true, 'N', 1008),
+    (30, "oidvector", -1, false, 'A', 1013),
+    (705, "unknown", -2, false, 'X', 0),
+    (2205, "regclass", 4, true, 'N', 2210),
+    (2206, "regtype", 4, true, 'N', 2211),
+    (4089, "regnamespace", 4, true, 'N', 4090),
+];
+
+/// The name `format_type` gives a catalog-only type.
+pub fn catalog_type_name(oid: u32) -> Option<&'static str> {
+    CATALOG_TYPES.iter().find(|t| t.0 == oid).map(|t| t.1)
+}
+
+/// PostgreSQL's `quote_ident`: quotes only names that would not read back as themselves
+/// (upper case, odd characters, reserved words).
+pub fn quote_ident(name: &str) -> String {
+    const RESERVED: &[&str] = &[
+        "all",
+        "analyse",
+        "analyze",
+        "and",
+        "any",
+        "array",
+        "as",
+        "asc",
+        "asymmetric",
+        "both",
+        "case",
+        "cast",
+        "check",
+        "collate",
+        "column",
+        "constraint",
+        "create",
+        "current_catalog",
+        "current_date",
+        "current_role",
+        "current_time",
+        "current_timestamp",
+        "current_user",
+        "default",
+        "deferrable",
+        "desc",
+        "distinct",
+        "do",
+        "else",
+        "end",
+        "except",
+        "false",
+        "fetch",
+        "for",
+        "foreign",
+        "from",
+        "grant",
+        "group",
+        "having",
+        "in",
+        "initially",
+        "intersect",
+        "into",
+        "lateral",
+        "leading",
+        "limit",
+        "localtime",
+        "localtimestamp",
+        "not",
+        "null",
+        "offset",
+        "on",
+        "only",
+        "or",
+        "order",
+        "placing",
+        "primary",
+        "references",
+        "returning",
+        "select",
+        "session_user",
+        "some",
+        "symmetric",
+        "table",
+        "then",
+        "to",
+        "trailing",
+        "true",
+        "union",
+        "unique",
+        "user",
+        "using",
+        "variadic",
+        "when",
+        "where",
+        "window",
+        "with",
+    ];
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+        && !RESERVED.contains(&name);
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+fn pg_type_rows() -> String {
+    let mut rows: Vec<String> = Vec::new();
+    let mut push =
+        |oid: u32,
+         name: &str,
+         len: i32,
+         byval: bool,
+         cat: char,
+         array: u32,
+         align: char,
+         storage: char,
+         coll: u32| {
+            rows.push(format!(
+            "({oid}, '{name}', 11, 10, {len}, {byval}, 'b', '{cat}', {pref}, 1, ',', 0, NULL, 0, \
+             {array}, '{name}in', '{name}out', '{name}recv', '{name}send', NULL, NULL, NULL, \
+             '{align}', '{storage}', 0, 0, -1, 0, {coll}, NULL, NULL, NULL)",
+            byval = byval as i32,
+            pref = matches!(name, "bool" | "text" | "float8" | "oid" | "timestamptz" | "interval")
+                as i32,
+        ));
+        };
+    for &t in ALL_TYPES {
+        let (name, len, byval, cat, array, align, storage, coll) = type_facts(t);
+        push(t.oid(), name, len, byval, cat, array, align, storage, coll);
+    }
+    for &(oid, name, len, byval, cat, array) in CATALOG_TYPES {
+        push(oid, name, len, byval, cat, array, 'i', 'p', 0);
+    }
+    format!("VALUES {}", rows.join(", "))
+}
+
+fn view_sql(v: &View) -> String {
+    let cols = v
+        .columns
+        .iter()
+        .map(|(n, _)| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let body = match &v.body {
+        Some(Body::Sql(s)) => s.to_string(),
+        Some(Body::Built(f)) => f(),
+        None => format!(
+            "SELECT {} WHERE 0",
+            vec!["NULL"; v.columns.len()].join(", ")
+        ),
+    };
+    format!("CREATE VIEW {} ({cols}) AS {body};\n", v.name)
+}
+
+/// The SQL creating every catalog view, helpers first.
+pub fn create_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let mut s = String::new();
+        for (name, body) in HELPERS {
+            s.push_str(&format!("CREATE VIEW {name} AS {body};\n"));
+        }
+        // pg_type first: pg_attribute reads it.
+        let mut views: Vec<&View> = VIEWS.iter().collect();
+        views.sort_by_key(|v| v.name != "pg_type");
+        for v in views {
+            s.push_str(&view_sql(v));
+        }
+        s
+    })
+}
+
+/// Recreates the catalog views unless those in the file were made from the same SQL.
+/// Runs in its own transaction at open, before any session.
+pub fn refresh(conn: &Connection) -> rusqlite::Result<()> {
+    let sql = create_sql();
+    let current: Option<String> = conn
+        .query_row(
+            "SELECT value FROM __mdbc_meta WHERE key = 'pg_catalog_views'",
+            [],
+            |r| r.get(0),
+        )
+        .ok();
+    if current.as_deref() == Some(sql) {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        let old: Vec<String> = {
+            let mut stmt = conn.prepare(
+                r#"SELECT name FROM sqlite_schema WHERE type = 'view'
+                  AND (name LIKE 'pg\_%' ESCAPE '\' OR name LIKE '\_\_mdbc\_v\_%' ESCAPE '\'
+                       OR name LIKE 'information\_schema\_%' ESCAPE '\')"#,
+            )?;
+            let names = stmt.query_map([], |r| r.get(0))?;
+            names.collect::<rusqlite::Result<_>>()?
+        };
+        for name in old {
+            conn.execute_batch(&format!("DROP VIEW IF EXISTS \"{name}\""))?;
+        }
+        conn.execute_batch(sql)?;
+        conn.execute(
+            "INSERT OR REPLACE INTO __mdbc_meta (key, value) VALUES ('pg_catalog_views', ?1)",
+            [sql],
+        )?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// The views' column types, for the translation catalog.
+pub fn relations() -> SystemRelations {
+    static RELS: OnceLock<SystemRelations> = OnceLock::new();
+    RELS.get_or_init(|| {
+        let mut map = HashMap::new();
+        for v in VIEWS {
+            let def = TableDef {
+                name: v.name.to_string(),
+                columns: v
+                    .columns
+                    .iter()
+                    .map(|&(name, ty)| ColumnInfo {
+                        name: name.to_string(),
+                        ty,
+                        typmod: -1,
+                        serial: false,
+                        not_null: false,
+                        default: None,
+                    })
+                    .collect(),
+            };
+            map.insert(
+                v.name.to_string(),
+                SystemRelation {
+                    def: Arc::new(def),
+                    always_empty: v.body.is_none(),
+                },
+            );
+        }
+        Arc::new(map)
+    })
+    .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(include_str!("../../migrations/sqlite/0001_catalog.sql"))
+            .unwrap();
+        conn.execute_batch(include_str!(
+            "../../migrations/sqlite/0003_column_defaults.sql"
+        ))
+        .unwrap();
+        crate::store::register_catalog_functions(&conn, "tester", "mdbc").unwrap();
+        refresh(&conn).unwrap();
+        conn
+    }
+
+    #[test]
+    fn every_view_has_the_declared_columns() {
+        let conn = store();
+        for v in VIEWS {
+            let mut stmt = conn.prepare(&format!("SELECT * FROM {}", v.name)).unwrap();
+            let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
+            let declared: Vec<&str> = v.columns.iter().map(|c| c.0).collect();
+            assert_eq!(names, declared, "{}", v.name);
+            // Every view runs.
+            let mut rows = stmt.query([]).unwrap();
+            while rows.next().unwrap().is_some() {}
+        }
+    }
+
+    #[test]
+    fn pg_type_lists_every_stored_type_under_its_oid() {
+        let conn = store();
+        for &t in ALL_TYPES {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM pg_type WHERE oid = ?1",
+                    [t.oid() as i64],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 1, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn refresh_is_idempotent_and_replaces_stale_views() {
+        let conn = store();
+        conn.execute_batch(
+            "DROP VIEW pg_am; CREATE VIEW pg_am AS SELECT 1 AS stale; \
+             UPDATE __mdbc_meta SET value = 'old' WHERE key = 'pg_catalog_views'",
+        )
+        .unwrap();
+        refresh(&conn).unwrap();
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pg_am WHERE amname = 'btree'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        refresh(&conn).unwrap();
+    }
+}

@@ -1,0 +1,564 @@
+//! What introspection queries (psql's `\d`, ORMs' reflection, drivers' type lookups) need
+//! beyond plain SQL: the `reg*` casts, the `pg_get_*def` deparsers, a few catalog functions,
+//! and the rule that a query over a catalog mdbc keeps empty has no rows.
+//!
+//! The catalogs themselves are views the server creates (mdbc-server's `pg_catalog.rs`);
+//! what they cannot express — looking an object up by name inside an expression, or
+//! PostgreSQL syntax SQLite lacks in a query that cannot return anything — is translated
+//! here, on the syntax tree.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Expr, Function, FunctionArguments, Ident, JoinOperator, Query, Select, SelectItem, SetExpr,
+    SetOperator, TableFactor, Value, Visit, Visitor, VisitorMut,
+};
+
+use crate::catalog::Catalog;
+use crate::error::Result;
+use crate::rewrite::{function_args, ident_value, object_name_to_table, parse_query};
+use crate::types::PgType;
+
+/// If `q` provably returns no rows because it inner-joins a catalog mdbc keeps empty
+/// (policies, triggers, publications, …), SQLite text returning no rows under the same
+/// column names. Such queries are where clients use syntax SQLite has no counterpart for
+/// (`WITH ORDINALITY`, array subscripts, `= ANY(column)`), so they are not run at all.
+pub(crate) fn empty_result(q: &Query, catalog: &Catalog) -> Option<String> {
+    if q.with.is_some() || !query_empty(q, catalog) {
+        return None;
+    }
+    let names = result_names(&q.body)?;
+    let cols: Vec<String> = names
+        .iter()
+        .map(|n| format!("NULL AS \"{}\"", n.replace('"', "\"\"")))
+        .collect();
+    Some(format!("SELECT {} WHERE 0", cols.join(", ")))
+}
+
+fn query_empty(q: &Query, catalog: &Catalog) -> bool {
+    set_expr_empty(&q.body, catalog)
+}
+
+fn set_expr_empty(body: &SetExpr, catalog: &Catalog) -> bool {
+    match body {
+        SetExpr::Select(s) => select_empty(s, catalog),
+        SetExpr::Query(q) => query_empty(q, catalog),
+        SetExpr::SetOperation {
+            op, left, right, ..
+        } => match op {
+            SetOperator::Union => set_expr_empty(left, catalog) && set_expr_empty(right, catalog),
+            SetOperator::Intersect => {
+                set_expr_empty(left, catalog) || set_expr_empty(right, catalog)
+            }
+            SetOperator::Except | SetOperator::Minus => set_expr_empty(left, catalog),
+        },
+        _ => false,
+    }
+}
+
+fn select_empty(s: &Select, catalog: &Catalog) -> bool {
+    // `SELECT count(*) FROM empty` has a row.
+    if s.group_by_is_empty() && has_aggregate(s) {
+        return false;
+    }
+    s.from.iter().any(|twj| {
+        let outer_after = twj.joins.iter().any(|j| {
+            matches!(
+                j.join_operator,
+                JoinOperator::Right(_)
+                    | JoinOperator::RightOuter(_)
+                    | JoinOperator::FullOuter(_)
+                    | JoinOperator::RightSemi(_)
+                    | JoinOperator::RightAnti(_)
+            )
+        });
+        (!outer_after && factor_empty(&twj.relation, catalog))
+            || twj.joins.iter().any(|j| {
+                matches!(
+                    j.join_operator,
+                    JoinOperator::Join(_)
+                        | JoinOperator::Inner(_)
+                        | JoinOperator::CrossJoin(_)
+                        | JoinOperator::CrossApply
+                ) && factor_empty(&j.relation, catalog)
+            })
+    })
+}
+
+fn factor_empty(tf: &TableFactor, catalog: &Catalog) -> bool {
+    match tf {
+        TableFactor::Table {
+            name, args: None, ..
+        } => catalog.always_empty(&object_name_to_table(name)),
+        TableFactor::Derived { subquery, .. } => query_empty(subquery, catalog),
+        TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => factor_empty(&table_with_joins.relation, catalog) && table_with_joins.joins.is_empty(),
+        _ => false,
+    }
+}
+
+trait GroupByEmpty {
+    fn group_by_is_empty(&self) -> bool;
+}
+
+impl GroupByEmpty for Select {
+    fn group_by_is_empty(&self) -> bool {
+        match &self.group_by {
+            sqlparser::ast::GroupByExpr::Expressions(e, _) => e.is_empty(),
+            sqlparser::ast::GroupByExpr::All(_) => false,
+        }
+    }
+}
+
+fn has_aggregate(s: &Select) -> bool {
+    const AGGREGATES: &[&str] = &[
+        "count",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "array_agg",
+        "string_agg",
+        "json_agg",
+        "jsonb_agg",
+        "json_object_agg",
+        "bool_and",
+        "bool_or",
+        "every",
+        "group_concat",
+    ];
+    // Aggregates inside a subquery of the select list do not make this SELECT one.
+    struct Find {
+        depth: usize,
+    }
+    impl Visitor for Find {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Function(f)
+                    if self.depth == 0 && AGGREGATES.contains(&function_base_name(f).as_str()) =>
+                {
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    let found = s.projection.visit(&mut Find { depth: 0 });
+    found.is_break() || s.having.is_some()
+}
+
+fn function_base_name(f: &Function) -> String {
+    f.name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// PostgreSQL's names for a query's result columns; `None` when a wildcard hides them.
+fn result_names(body: &SetExpr) -> Option<Vec<String>> {
+    match body {
+        SetExpr::Select(s) => s
+            .projection
+            .iter()
+            .map(|item| match item {
+                SelectItem::ExprWithAlias { alias, .. } => Some(ident_value(alias)),
+                SelectItem::UnnamedExpr(e) => Some(expr_name(e)),
+                _ => None,
+            })
+            .collect(),
+        SetExpr::SetOperation { left, .. } => result_names(left),
+        SetExpr::Query(q) => result_names(&q.body),
+        _ => None,
+    }
+}
+
+fn expr_name(e: &Expr) -> String {
+    match e {
+        Expr::Identifier(i) => ident_value(i),
+        Expr::CompoundIdentifier(p) => p.last().map(ident_value).unwrap_or_default(),
+        Expr::Nested(inner) => expr_name(inner),
+        Expr::Function(f) => function_base_name(f),
+        Expr::Cast { expr, .. } => match expr.as_ref() {
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Function(_) => {
+                expr_name(expr)
+            }
+            _ => "?column?".into(),
+        },
+        Expr::Case { .. } => "case".into(),
+        _ => "?column?".into(),
+    }
+}
+
+/// `template` with `$1`, `$2`, … (written as identifiers `__arg1`, …) replaced by `args`,
+/// as a scalar subquery. Templates read their catalog through a derived table whose
+/// columns are named `__…`, so that a client's unqualified column in an argument (`oid`)
+/// still means the client's table, not the catalog the subquery reads.
+fn subquery(template: &str, args: &[Expr]) -> Result<Expr> {
+    struct Fill<'a>(&'a [Expr]);
+    impl VisitorMut for Fill<'_> {
+        type Break = ();
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if let Expr::Identifier(id) = e {
+                if let Some(n) = id.value.strip_prefix("__arg") {
+                    if let Some(a) = n.parse::<usize>().ok().and_then(|n| self.0.get(n - 1)) {
+                        *e = a.clone();
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut q = parse_query(template)?;
+    let _ = sqlparser::ast::VisitMut::visit(&mut q, &mut Fill(args));
+    Ok(Expr::Subquery(Box::new(q)))
+}
+
+fn text(s: &str) -> Expr {
+    Expr::value(Value::SingleQuotedString(s.to_string()))
+}
+
+fn string_literal(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => Some(s),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A relation name as `regclass` input reads it: optionally `public.` or `pg_catalog.`
+/// qualified, folded to lower case unless quoted.
+fn relation_name_input(s: &str) -> String {
+    let s = s.trim();
+    let s = s
+        .strip_prefix("public.")
+        .or_else(|| s.strip_prefix("pg_catalog."))
+        .unwrap_or(s);
+    match s.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(q) => q.replace("\"\"", "\""),
+        None => s.to_ascii_lowercase(),
+    }
+}
+
+/// `want` of the `catalog` row whose `key` equals `arg`.
+fn lookup(catalog: &str, want: &str, key: &str, arg: Expr) -> Result<Expr> {
+    subquery(
+        &format!(
+            "SELECT __v FROM (SELECT {want} AS __v, {key} AS __k FROM {catalog}) \
+             WHERE __k = __arg1"
+        ),
+        &[arg],
+    )
+}
+
+/// `expr::regclass`, `::regtype`, `::regnamespace`: a literal or parameter names an object
+/// and becomes its oid; any other expression is an oid and becomes the object's name (what
+/// a `reg*` value prints as). `None` for other types.
+pub(crate) fn reg_cast(inner: &Expr, type_name: &str) -> Option<Result<Expr>> {
+    let ty = type_name.trim().to_ascii_lowercase();
+    let (catalog, name_col) = match ty.trim_start_matches("pg_catalog.") {
+        "regclass" => ("pg_class", "relname"),
+        "regtype" => ("pg_type", "typname"),
+        "regnamespace" => ("pg_namespace", "nspname"),
+        _ => return None,
+    };
+    let arg = inner.clone();
+    let numeric = match inner {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => s.trim().parse::<u32>().is_ok(),
+            Value::Number(..) => true,
+            _ => false,
+        },
+        _ => {
+            // An oid: print the name (a type as format_type spells it).
+            return Some(if catalog == "pg_type" {
+                subquery("SELECT format_type(__arg1, NULL)", &[arg])
+            } else {
+                lookup(catalog, name_col, "oid", arg)
+            });
+        }
+    };
+    Some(if numeric {
+        Ok(crate::rewrite::coerce(arg, PgType::Oid, -1))
+    } else if catalog == "pg_type" {
+        to_regtype(inner)
+    } else if let (Some(s), "pg_class") = (string_literal(inner), catalog) {
+        lookup(catalog, "oid", name_col, text(&relation_name_input(s)))
+    } else if catalog == "pg_class" {
+        // A parameter: a name, or an oid written as text.
+        subquery(
+            "SELECT __v FROM (SELECT oid AS __v, relname AS __k FROM pg_class) \
+             WHERE __k = __arg1 OR CAST(__v AS TEXT) = __arg1",
+            &[arg],
+        )
+    } else {
+        lookup(catalog, "oid", name_col, arg)
+    })
+}
+
+fn to_regtype(arg: &Expr) -> Result<Expr> {
+    // A literal type name is resolved here, aliases included (`int`, `varchar(20)`).
+    if let Some(s) = string_literal(arg) {
+        if let Some(spec) = PgType::parse_sql_name(s) {
+            return Ok(Expr::value(Value::Number(spec.ty.oid().to_string(), false)));
+        }
+    }
+    subquery(
+        "SELECT __v FROM (SELECT oid AS __v, typname AS __k FROM pg_type) \
+         WHERE __k = __arg1 OR format_type(__v, NULL) = __arg1",
+        std::slice::from_ref(arg),
+    )
+}
+
+/// Catalog functions that need the catalog views (so are not SQL functions the server
+/// registers): the replacement expression, or `None` when `name` is none of them.
+pub(crate) fn catalog_function(name: &str, f: &Function) -> Option<Result<Expr>> {
+    let args: Vec<Expr> = function_args(f).into_iter().cloned().collect();
+    let first = args.first().cloned().unwrap_or(Expr::value(Value::Null));
+    Some(match name {
+        // The column-number form (second argument non-zero) names one column; only the
+        // whole definition is kept.
+        "pg_get_indexdef" => lookup("__mdbc_v_index", "indexdef", "indexrelid", first),
+        "pg_get_constraintdef" => lookup("__mdbc_v_constraint", "condef", "oid", first),
+        "to_regclass" => {
+            let name = match string_literal(&first) {
+                Some(s) => text(&relation_name_input(s)),
+                None => first,
+            };
+            lookup("pg_class", "oid", "relname", name)
+        }
+        "to_regtype" => to_regtype(&first),
+        "to_regnamespace" => lookup("pg_namespace", "oid", "nspname", first),
+        "pg_get_serial_sequence" => {
+            let table = match string_literal(&first) {
+                Some(s) => text(&relation_name_input(s)),
+                None => first,
+            };
+            let column = args.get(1).cloned().unwrap_or(Expr::value(Value::Null));
+            subquery(
+                "SELECT __v FROM (SELECT 'public.' || quote_ident(s.name) AS __v, a.tbl AS __t, \
+                 a.attname AS __c FROM __mdbc_v_sequence s \
+                 JOIN __mdbc_v_column a ON a.attrelid = s.tbloid AND a.attnum = s.attnum) \
+                 WHERE __t = __arg1 AND __c = __arg2",
+                &[table, column],
+            )
+        }
+        // Only what a schema search path holds: `pg_catalog` (when asked) and `public`.
+        "current_schemas" => {
+            let implicit = !matches!(
+                args.first(),
+                Some(Expr::Value(v)) if matches!(v.value, Value::Boolean(false))
+            );
+            let mut elems = Vec::new();
+            if implicit {
+                elems.push(text("pg_catalog"));
+            }
+            elems.push(text("public"));
+            Ok(Expr::Array(sqlparser::ast::Array {
+                elem: elems,
+                named: true,
+            }))
+        }
+        // `array_position(ARRAY[...], x)` over a literal array: its 1-based index.
+        "array_position" => {
+            let Some(Expr::Array(arr)) = args.first() else {
+                return Some(Err(crate::error::Error::Unsupported(
+                    "array_position over a non-literal array".into(),
+                )));
+            };
+            let needle = args.get(1).cloned().unwrap_or(Expr::value(Value::Null));
+            Ok(Expr::Case {
+                case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                operand: Some(Box::new(needle)),
+                conditions: arr
+                    .elem
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| sqlparser::ast::CaseWhen {
+                        condition: e.clone(),
+                        result: Expr::value(Value::Number((i + 1).to_string(), false)),
+                    })
+                    .collect(),
+                else_result: None,
+            })
+        }
+        _ => return None,
+    })
+}
+
+/// `ARRAY(SELECT x …)`: the elements in PostgreSQL's text form, `{a,b}`.
+pub(crate) fn array_subquery(f: &Function) -> Option<Result<Expr>> {
+    if function_base_name(f) != "array" {
+        return None;
+    }
+    let FunctionArguments::Subquery(q) = &f.args else {
+        return None;
+    };
+    let mut q = (**q).clone();
+    let SetExpr::Select(sel) = q.body.as_mut() else {
+        return Some(Err(crate::error::Error::Unsupported(
+            "ARRAY over a set operation".into(),
+        )));
+    };
+    let [item] = sel.projection.as_mut_slice() else {
+        return Some(Err(crate::error::Error::Syntax(
+            "subquery must return only one column".into(),
+        )));
+    };
+    let expr = match item {
+        SelectItem::UnnamedExpr(e) => e.clone(),
+        SelectItem::ExprWithAlias { expr, .. } => expr.clone(),
+        _ => {
+            return Some(Err(crate::error::Error::Unsupported(
+                "ARRAY(SELECT *)".into(),
+            )))
+        }
+    };
+    *item = SelectItem::ExprWithAlias {
+        expr,
+        alias: Ident::new("__elem"),
+    };
+    let outer = parse_query(
+        "SELECT '{' || coalesce(group_concat(__elem, ','), '') || '}' FROM (SELECT 1) AS __a",
+    );
+    Some(outer.map(|mut outer| {
+        if let SetExpr::Select(s) = outer.body.as_mut() {
+            if let Some(TableFactor::Derived { subquery, .. }) =
+                s.from.first_mut().map(|f| &mut f.relation)
+            {
+                **subquery = q;
+            }
+        }
+        Expr::Subquery(Box::new(outer))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use crate::catalog::{Catalog, ColumnInfo, SystemRelation, TableDef};
+    use crate::split::parse;
+    use crate::translate::{plan, Command};
+    use crate::types::PgType;
+
+    fn catalog() -> Catalog {
+        let rel = |name: &str, empty: bool, cols: &[(&str, PgType)]| {
+            (
+                name.to_string(),
+                SystemRelation {
+                    def: Arc::new(TableDef {
+                        name: name.into(),
+                        columns: cols
+                            .iter()
+                            .map(|&(n, ty)| ColumnInfo {
+                                name: n.into(),
+                                ty,
+                                typmod: -1,
+                                serial: false,
+                                not_null: false,
+                                default: None,
+                            })
+                            .collect(),
+                    }),
+                    always_empty: empty,
+                },
+            )
+        };
+        let mut sys = HashMap::new();
+        sys.extend([
+            rel(
+                "pg_class",
+                false,
+                &[("oid", PgType::Oid), ("relname", PgType::Name)],
+            ),
+            rel(
+                "pg_trigger",
+                true,
+                &[("tgname", PgType::Name), ("tgrelid", PgType::Oid)],
+            ),
+            rel("pg_inherits", true, &[("inhrelid", PgType::Oid)]),
+        ]);
+        let mut c = Catalog::default();
+        c.set_system(Arc::new(sys));
+        c
+    }
+
+    fn sqlite(sql: &str) -> String {
+        let p = parse(sql).unwrap();
+        match plan(&p[0], &catalog()).unwrap() {
+            Command::Sql(p) => p.sql.join("; "),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn queries_over_empty_catalogs_are_answered_empty_with_their_names() {
+        // Syntax SQLite lacks (WITH ORDINALITY, subscripts) never reaches it.
+        let s = sqlite(
+            "SELECT t.tgname, x[1] AS first FROM pg_catalog.pg_trigger t, \
+             pg_partition_ancestors(t.tgrelid) WITH ORDINALITY AS a(relid, depth) \
+             WHERE t.tgrelid = '1' ORDER BY 1",
+        );
+        assert_eq!(s, "SELECT NULL AS \"tgname\", NULL AS \"first\" WHERE 0");
+        // Both sides of a UNION must be empty; a LEFT JOIN to an empty catalog keeps rows;
+        // an aggregate has its row.
+        assert!(
+            sqlite("SELECT tgname FROM pg_trigger UNION SELECT relname FROM pg_class")
+                .contains("pg_class")
+        );
+        assert!(sqlite(
+            "SELECT c.relname FROM pg_class c LEFT JOIN pg_inherits i ON i.inhrelid = c.oid"
+        )
+        .contains("LEFT JOIN"));
+        assert!(sqlite("SELECT count(*) FROM pg_trigger").contains("count"));
+        assert!(sqlite(
+            "SELECT c.relname FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid"
+        )
+        .ends_with("WHERE 0"));
+    }
+
+    #[test]
+    fn reg_casts_look_objects_up() {
+        // A literal oid is an oid; a name is looked up; an oid column prints as a name.
+        assert!(sqlite("select '16385'::pg_catalog.regclass").contains("pg_coerce('16385', 26"));
+        let s = sqlite("select 'Public.Books'::regclass");
+        assert!(
+            s.contains("relname AS __k") && s.contains("'public.books'"),
+            "{s}"
+        );
+        let s = sqlite("select oid::regclass from pg_class");
+        assert!(
+            s.contains("WHERE __k = oid"),
+            "the argument must not be captured by the subquery: {s}"
+        );
+        assert!(sqlite("select to_regtype('int')").contains("23"));
+        assert!(sqlite("select to_regtype('hstore')").contains("typname AS __k"));
+    }
+
+    #[test]
+    fn array_subqueries_and_schema_positions() {
+        let s = sqlite("select array(select relname from pg_class order by 1)");
+        assert!(s.contains("group_concat(__elem, ',')"), "{s}");
+        let s = sqlite("select array_position(current_schemas(true), 'public')");
+        assert!(
+            s.contains("CASE 'public' WHEN 'pg_catalog' THEN 1 WHEN 'public' THEN 2 END"),
+            "{s}"
+        );
+    }
+}
