@@ -10,8 +10,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, Function, FunctionArguments, Ident, JoinOperator, Query, Select, SelectItem, SetExpr,
-    SetOperator, TableFactor, Value, Visit, Visitor, VisitorMut,
+    Expr, Function, FunctionArguments, Ident, JoinConstraint, JoinOperator, Query, Select,
+    SelectItem, SetExpr, SetOperator, TableFactor, Value, Visit, Visitor, VisitorMut,
 };
 
 use crate::catalog::Catalog;
@@ -201,6 +201,91 @@ fn expr_name(e: &Expr) -> String {
     }
 }
 
+/// `CROSS JOIN LATERAL (SELECT expr, …) AS o(a, …)` with no FROM in the subquery (pgbench's
+/// partition check computes one value per row this way): SQLite has no LATERAL, so `o.a`
+/// becomes `expr` wherever the query names it, and the join goes.
+pub(crate) fn inline_lateral(q: &mut Query) {
+    let SetExpr::Select(sel) = q.body.as_mut() else {
+        return;
+    };
+    let mut values: Vec<(String, String, Expr)> = Vec::new();
+    for twj in &mut sel.from {
+        twj.joins.retain(|j| {
+            let TableFactor::Derived {
+                lateral: true,
+                subquery,
+                alias: Some(alias),
+                ..
+            } = &j.relation
+            else {
+                return true;
+            };
+            let plain_join = matches!(
+                &j.join_operator,
+                JoinOperator::CrossJoin(JoinConstraint::None)
+                    | JoinOperator::Inner(JoinConstraint::None)
+                    | JoinOperator::Join(JoinConstraint::None)
+            );
+            let SetExpr::Select(inner) = subquery.body.as_ref() else {
+                return true;
+            };
+            if !plain_join
+                || !inner.from.is_empty()
+                || inner.selection.is_some()
+                || subquery.limit_clause.is_some()
+            {
+                return true;
+            }
+            let table = ident_value(&alias.name);
+            let mut found = Vec::new();
+            for (i, item) in inner.projection.iter().enumerate() {
+                let (expr, own) = match item {
+                    SelectItem::UnnamedExpr(e) => (e, expr_name(e)),
+                    SelectItem::ExprWithAlias { expr, alias } => (expr, ident_value(alias)),
+                    _ => return true,
+                };
+                let name = alias
+                    .columns
+                    .get(i)
+                    .map(|c| ident_value(&c.name))
+                    .unwrap_or(own);
+                found.push((table.clone(), name, expr.clone()));
+            }
+            values.extend(found);
+            false
+        });
+    }
+    if values.is_empty() {
+        return;
+    }
+    struct Substitute<'a>(&'a [(String, String, Expr)]);
+    impl VisitorMut for Substitute<'_> {
+        type Break = ();
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if let Expr::CompoundIdentifier(parts) = e {
+                if let [t, c] = parts.as_slice() {
+                    let (t, c) = (ident_value(t), ident_value(c));
+                    if let Some((_, _, v)) = self.0.iter().find(|(a, n, _)| *a == t && *n == c) {
+                        *e = Expr::Nested(Box::new(v.clone()));
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    // The result column keeps the name it had (`n`, not the expression).
+    for item in &mut sel.projection {
+        if let SelectItem::UnnamedExpr(e @ Expr::CompoundIdentifier(_)) = item {
+            let name = expr_name(e);
+            *item = SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias: Ident::with_quote('"', name),
+            };
+        }
+    }
+    let _ = sqlparser::ast::VisitMut::visit(sel.as_mut(), &mut Substitute(&values));
+}
+
 /// `template` with `$1`, `$2`, … (written as identifiers `__arg1`, …) replaced by `args`,
 /// as a scalar subquery. Templates read their catalog through a derived table whose
 /// columns are named `__…`, so that a client's unqualified column in an argument (`oid`)
@@ -268,13 +353,7 @@ fn lookup(catalog: &str, want: &str, key: &str, arg: Expr) -> Result<Expr> {
 /// and becomes its oid; any other expression is an oid and becomes the object's name (what
 /// a `reg*` value prints as). `None` for other types.
 pub(crate) fn reg_cast(inner: &Expr, type_name: &str) -> Option<Result<Expr>> {
-    let ty = type_name.trim().to_ascii_lowercase();
-    let (catalog, name_col) = match ty.trim_start_matches("pg_catalog.") {
-        "regclass" => ("pg_class", "relname"),
-        "regtype" => ("pg_type", "typname"),
-        "regnamespace" => ("pg_namespace", "nspname"),
-        _ => return None,
-    };
+    let (catalog, name_col) = reg_kind(type_name)?;
     let arg = inner.clone();
     let numeric = match inner {
         Expr::Value(v) => match &v.value {
@@ -306,6 +385,54 @@ pub(crate) fn reg_cast(inner: &Expr, type_name: &str) -> Option<Result<Expr>> {
         )
     } else {
         lookup(catalog, "oid", name_col, arg)
+    })
+}
+
+/// `'name'::regclass::text` prints the name back: the literal becomes an oid (inner cast)
+/// that the outer one turns into a name again. Runs before the children are rewritten.
+pub(crate) fn reg_to_text(expr: &mut Expr) {
+    let Expr::Cast {
+        expr: inner,
+        data_type,
+        ..
+    } = expr
+    else {
+        return;
+    };
+    let outer = data_type.to_string().to_ascii_lowercase();
+    if !matches!(
+        outer.trim_start_matches("pg_catalog."),
+        "text" | "varchar" | "name" | "character varying"
+    ) {
+        return;
+    }
+    if let Expr::Cast {
+        expr: literal,
+        data_type: reg,
+        kind,
+        format,
+    } = inner.as_mut()
+    {
+        let is_reg = reg_kind(&reg.to_string()).is_some();
+        if is_reg && matches!(literal.as_ref(), Expr::Value(_)) {
+            let lit = std::mem::replace(literal.as_mut(), Expr::value(Value::Null));
+            **literal = Expr::Cast {
+                kind: kind.clone(),
+                expr: Box::new(lit),
+                data_type: reg.clone(),
+                format: format.clone(),
+            };
+        }
+    }
+}
+
+fn reg_kind(type_name: &str) -> Option<(&'static str, &'static str)> {
+    let ty = type_name.trim().to_ascii_lowercase();
+    Some(match ty.trim_start_matches("pg_catalog.") {
+        "regclass" => ("pg_class", "relname"),
+        "regtype" => ("pg_type", "typname"),
+        "regnamespace" => ("pg_namespace", "nspname"),
+        _ => return None,
     })
 }
 

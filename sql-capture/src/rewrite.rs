@@ -118,6 +118,11 @@ impl VisitorMut for Rewriter {
         ControlFlow::Continue(())
     }
 
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<Error> {
+        crate::introspect::inline_lateral(q);
+        ControlFlow::Continue(())
+    }
+
     fn post_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<Error> {
         match rewrite_table_factor(tf) {
             Ok(()) => ControlFlow::Continue(()),
@@ -126,6 +131,7 @@ impl VisitorMut for Rewriter {
     }
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Error> {
+        crate::introspect::reg_to_text(expr);
         // Before the children: the ARRAY inside `= ANY(ARRAY[…])` must become an IN list
         // before the array itself is visited (bare arrays are unsupported).
         match rewrite_any_all(expr) {

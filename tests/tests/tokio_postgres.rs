@@ -448,3 +448,90 @@ async fn parameters_inside_values_aliases_and_generate_series() {
         vec![(1, Some("one".into())), (2, Some("two".into())), (3, None)]
     );
 }
+
+/// What tokio-postgres sends to learn about a type OID it does not know, decoded into the
+/// Rust types it decodes them into (`"char"` into i8, `oid` into u32): every type mdbc
+/// reports must be found, in pg_catalog. The catalog columns are typed as PostgreSQL
+/// types them, and `$1` is an oid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn type_lookup_by_oid_decodes_like_postgres() {
+    const TYPEINFO: &str = "SELECT t.typname, t.typtype, t.typelem, r.rngsubtype, \
+        t.typbasetype, n.nspname, t.typrelid \
+        FROM pg_catalog.pg_type t \
+        LEFT OUTER JOIN pg_catalog.pg_range r ON r.rngtypid = t.oid \
+        INNER JOIN pg_catalog.pg_namespace n ON t.typnamespace = n.oid \
+        WHERE t.oid = $1";
+    let server = Server::start().unwrap();
+    let client = connect(&server).await;
+    let stmt = client.prepare(TYPEINFO).await.unwrap();
+    assert_eq!(stmt.params(), &[Type::OID]);
+    let types: Vec<&Type> = stmt.columns().iter().map(|c| c.type_()).collect();
+    assert_eq!(
+        types,
+        [
+            &Type::NAME,
+            &Type::CHAR,
+            &Type::OID,
+            &Type::OID,
+            &Type::OID,
+            &Type::NAME,
+            &Type::OID
+        ]
+    );
+    for ty in [
+        Type::BOOL,
+        Type::INT2,
+        Type::INT4,
+        Type::INT8,
+        Type::NUMERIC,
+        Type::VARCHAR,
+        Type::TIMESTAMPTZ,
+        Type::UUID,
+        Type::JSONB,
+        Type::CHAR,
+        Type::OID,
+    ] {
+        let row = client.query_one(&stmt, &[&ty.oid()]).await.unwrap();
+        let name: String = row.get(0);
+        let typtype: i8 = row.get(1);
+        let elem: u32 = row.get(2);
+        let range: Option<u32> = row.get(3);
+        let base: u32 = row.get(4);
+        let schema: String = row.get(5);
+        let relid: u32 = row.get(6);
+        assert_eq!(name, ty.name(), "{ty}");
+        assert_eq!(typtype, b'b' as i8, "{ty}");
+        assert_eq!((elem, range, base, relid), (0, None, 0, 0), "{ty}");
+        assert_eq!(schema, "pg_catalog");
+    }
+    // An OID that names nothing: no row, as in PostgreSQL.
+    assert!(client
+        .query_opt(&stmt, &[&999_999u32])
+        .await
+        .unwrap()
+        .is_none());
+
+    // Catalog booleans and kinds decode as bool and i8.
+    client
+        .batch_execute("create table cat_t (id serial primary key, v text unique)")
+        .await
+        .unwrap();
+    let row = client
+        .query_one(
+            "select c.relkind, c.relhasindex, c.relnatts, c.oid from pg_class c where c.relname = $1",
+            &[&"cat_t"],
+        )
+        .await
+        .unwrap();
+    let kind: i8 = row.get(0);
+    let has_index: bool = row.get(1);
+    let natts: i16 = row.get(2);
+    let oid: u32 = row.get(3);
+    assert_eq!((kind, has_index, natts), (b'r' as i8, true, 2));
+    let name: String = client
+        .query_one("select $1::oid::regclass::text", &[&oid])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "cat_t");
+}
