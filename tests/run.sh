@@ -25,10 +25,10 @@ if ! command -v pgbench >/dev/null 2>&1 && [ -x /usr/lib/postgresql/15/bin/pgben
   export PATH="/usr/lib/postgresql/15/bin:$PATH"
 fi
 
-if ! python3 -c 'import psycopg2, sqlalchemy' >/dev/null 2>&1; then
-  log "installing psycopg2-binary and SQLAlchemy"
-  python3 -m pip install -q psycopg2-binary 'sqlalchemy>=2' ||
-    python3 -m pip install -q --break-system-packages psycopg2-binary 'sqlalchemy>=2'
+if ! python3 -c 'import psycopg2, psycopg, sqlalchemy' >/dev/null 2>&1; then
+  log "installing psycopg2-binary, psycopg 3 and SQLAlchemy"
+  python3 -m pip install -q psycopg2-binary 'psycopg[binary]' 'sqlalchemy>=2' ||
+    python3 -m pip install -q --break-system-packages psycopg2-binary 'psycopg[binary]' 'sqlalchemy>=2'
 fi
 if [ ! -d tests/clients/node_modules/pg ]; then
   log "installing node-postgres"

@@ -10,6 +10,7 @@
 //! transaction becomes durable, `Session::end_transaction`, is where its commit hook goes.
 #![deny(missing_docs)]
 
+pub mod arrays;
 pub mod config;
 pub mod copy;
 pub mod durability;

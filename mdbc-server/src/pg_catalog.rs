@@ -15,7 +15,7 @@
 //! table's or an SQLite index's is 16384 plus its row in `sqlite_schema` (stable until an
 //! ALTER rebuilds the table). Objects SQLite has no row for get ids in ranges of their own,
 //! derived from the table's: an implicit primary-key index 1 000 000 + table oid,
-//! constraints 2 000 000 + index oid (keys) or 3 000 000 + 1000 × table + n (foreign keys),
+//! constraints 2 000 000 + index oid (keys) or 7 000 000 + 1000 × table + n (foreign keys),
 //! sequences 4 000 000 + 1000 × table + column, defaults 5 000 000 + 1000 × table + column.
 
 use std::collections::HashMap;
@@ -65,11 +65,27 @@ const HELPERS: &[(&str, &str)] = &[
           LEFT JOIN pragma_table_info(t.name) p ON p.name = c.col"#,
     ),
     (
+        // Every index, with the name PostgreSQL would show: SQLite's own name for a
+        // CREATE INDEX; for the indexes behind PRIMARY KEY and UNIQUE, the constraint's
+        // recorded name (__mdbc_constraints) or PostgreSQL's default (t_pkey, t_a_b_key).
+        // A rowid primary key has no SQLite index; it gets one here.
         "__mdbc_v_index",
-        r#"SELECT x.*,
-                 'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
-                 || quote_ident(x.relname) || ' ON public.' || quote_ident(x.tbl)
-                 || ' USING btree (' || x.cols || ')' AS indexdef
+        r#"SELECT y.*,
+                 'CREATE ' || CASE WHEN y.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
+                 || quote_ident(y.relname) || ' ON public.' || quote_ident(y.tbl)
+                 || ' USING btree (' || y.cols || ')' AS indexdef
+          FROM (
+          SELECT x.indexrelid, x.indrelid, x.tbl,
+                 coalesce((SELECT k.name FROM __mdbc_constraints k
+                           WHERE x.origin IN ('pk', 'u') AND k.tbl = x.tbl
+                             AND k.kind = CASE x.origin WHEN 'pk' THEN 'p' ELSE 'u' END
+                             AND k.cols = x.colnames), x.relname) AS relname,
+                 x.indisunique, x.indisprimary, x.origin,
+                 CASE WHEN x.origin = 'pk' THEN 'p' WHEN x.origin = 'u' THEN 'u'
+                      WHEN x.indisunique AND EXISTS (SELECT 1 FROM __mdbc_constraints k
+                          WHERE k.tbl = x.tbl AND k.kind = 'u' AND k.name = x.relname)
+                      THEN 'u' END AS contype,
+                 x.indkey, x.cols, x.indnatts
           FROM (
           SELECT CAST(coalesce(ix.rowid + 16384, 1000000 + t.oid) AS INTEGER) AS indexrelid,
                  t.oid AS indrelid, t.name AS tbl,
@@ -79,11 +95,13 @@ const HELPERS: &[(&str, &str)] = &[
                                                      FROM pragma_index_info(il.name) ii) || '_key'
                      ELSE il.name END AS relname,
                  il."unique" AS indisunique, il.origin = 'pk' AS indisprimary, il.origin AS origin,
-                 (SELECT group_concat(coalesce(c.ordinal + 1, 0), ' ' ORDER BY ii.seqno)
+                 (SELECT json_group_array(coalesce(c.ordinal + 1, 0) ORDER BY ii.seqno)
                   FROM pragma_index_info(il.name) ii
                   LEFT JOIN __mdbc_columns c ON c.tbl = t.name AND c.col = ii.name) AS indkey,
                  (SELECT group_concat(quote_ident(coalesce(ii.name, '?')), ', ' ORDER BY ii.seqno)
                   FROM pragma_index_info(il.name) ii) AS cols,
+                 (SELECT json_group_array(ii.name ORDER BY ii.seqno)
+                  FROM pragma_index_info(il.name) ii) AS colnames,
                  (SELECT count(*) FROM pragma_index_info(il.name)) AS indnatts
           FROM __mdbc_v_rel t
           JOIN pragma_index_list(t.name) il
@@ -91,50 +109,59 @@ const HELPERS: &[(&str, &str)] = &[
           WHERE t.type = 'table'
           UNION ALL
           SELECT CAST(1000000 + t.oid AS INTEGER), t.oid, t.name, t.name || '_pkey', 1, 1, 'pk',
-                 (SELECT group_concat(c.ordinal + 1, ' ' ORDER BY p.pk)
+                 (SELECT json_group_array(c.ordinal + 1 ORDER BY p.pk)
                   FROM pragma_table_info(t.name) p
                   JOIN __mdbc_columns c ON c.tbl = t.name AND c.col = p.name WHERE p.pk > 0),
                  (SELECT group_concat(quote_ident(p.name), ', ' ORDER BY p.pk)
+                  FROM pragma_table_info(t.name) p WHERE p.pk > 0),
+                 (SELECT json_group_array(p.name ORDER BY p.pk)
                   FROM pragma_table_info(t.name) p WHERE p.pk > 0),
                  (SELECT count(*) FROM pragma_table_info(t.name) p WHERE p.pk > 0)
           FROM __mdbc_v_rel t
           WHERE t.type = 'table'
             AND EXISTS (SELECT 1 FROM pragma_table_info(t.name) p WHERE p.pk > 0)
             AND NOT EXISTS (SELECT 1 FROM pragma_index_list(t.name) il WHERE il.origin = 'pk')
-          ) x"#,
+          ) x) y"#,
     ),
     (
         "__mdbc_v_constraint",
         r#"SELECT CAST(2000000 + i.indexrelid AS INTEGER) AS oid, i.relname AS conname,
-                 CASE i.origin WHEN 'pk' THEN 'p' ELSE 'u' END AS contype,
+                 i.contype AS contype,
                  i.indrelid AS conrelid, i.indexrelid AS conindid, 0 AS confrelid,
                  'a' AS confupdtype, 'a' AS confdeltype, ' ' AS confmatchtype,
-                 '{' || replace(i.indkey, ' ', ',') || '}' AS conkey, NULL AS confkey,
-                 CASE i.origin WHEN 'pk' THEN 'PRIMARY KEY (' ELSE 'UNIQUE (' END
+                 i.indkey AS conkey, NULL AS confkey,
+                 CASE i.contype WHEN 'p' THEN 'PRIMARY KEY (' ELSE 'UNIQUE (' END
                      || i.cols || ')' AS condef
-          FROM __mdbc_v_index i WHERE i.origin IN ('pk', 'u')
+          FROM __mdbc_v_index i WHERE i.contype IS NOT NULL
           UNION ALL
-          SELECT CAST(3000000 + (t.oid - 16384) * 1000 + fk.id AS INTEGER),
-                 t.name || '_' || group_concat(fk."from", '_' ORDER BY fk.seq) || '_fkey',
-                 'f', t.oid,
+          SELECT g.oid,
+                 coalesce((SELECT k.name FROM __mdbc_constraints k
+                           WHERE k.tbl = g.tbl AND k.kind = 'f' AND k.cols = g.fromcols),
+                          g.tbl || '_' || g.from_us || '_fkey'),
+                 'f', g.conrelid, g.conindid, g.confrelid, g.upd, g.del, 's', g.conkey,
+                 g.confkey, g.condef
+          FROM (
+          SELECT CAST(7000000 + (t.oid - 16384) * 1000 + fk.id AS INTEGER) AS oid,
+                 t.name AS tbl, t.oid AS conrelid,
+                 json_group_array(fk."from" ORDER BY fk.seq) AS fromcols,
+                 group_concat(fk."from", '_' ORDER BY fk.seq) AS from_us,
                  coalesce((SELECT i.indexrelid FROM __mdbc_v_index i
-                           WHERE i.tbl = fk."table" AND i.origin IN ('pk', 'u')
-                           ORDER BY i.origin = 'pk' DESC LIMIT 1), 0),
-                 coalesce((SELECT r.oid FROM __mdbc_v_rel r WHERE r.name = fk."table"), 0),
+                           WHERE i.tbl = fk."table" AND i.contype IS NOT NULL
+                           ORDER BY i.contype = 'p' DESC LIMIT 1), 0) AS conindid,
+                 coalesce((SELECT r.oid FROM __mdbc_v_rel r WHERE r.name = fk."table"), 0)
+                     AS confrelid,
                  CASE max(fk.on_update) WHEN 'CASCADE' THEN 'c' WHEN 'SET NULL' THEN 'n'
-                     WHEN 'SET DEFAULT' THEN 'd' WHEN 'RESTRICT' THEN 'r' ELSE 'a' END,
+                     WHEN 'SET DEFAULT' THEN 'd' WHEN 'RESTRICT' THEN 'r' ELSE 'a' END AS upd,
                  CASE max(fk.on_delete) WHEN 'CASCADE' THEN 'c' WHEN 'SET NULL' THEN 'n'
-                     WHEN 'SET DEFAULT' THEN 'd' WHEN 'RESTRICT' THEN 'r' ELSE 'a' END,
-                 's',
-                 '{' || group_concat((SELECT c.ordinal + 1 FROM __mdbc_columns c
-                                      WHERE c.tbl = t.name AND c.col = fk."from"), ','
-                                     ORDER BY fk.seq) || '}',
-                 '{' || group_concat((SELECT c.ordinal + 1 FROM __mdbc_columns c
-                                      WHERE c.tbl = fk."table"
-                                        AND c.col = coalesce(fk."to", (SELECT p.name
-                                            FROM pragma_table_info(fk."table") p
-                                            WHERE p.pk = fk.seq + 1))), ','
-                                     ORDER BY fk.seq) || '}',
+                     WHEN 'SET DEFAULT' THEN 'd' WHEN 'RESTRICT' THEN 'r' ELSE 'a' END AS del,
+                 json_group_array((SELECT c.ordinal + 1 FROM __mdbc_columns c
+                                   WHERE c.tbl = t.name AND c.col = fk."from") ORDER BY fk.seq)
+                     AS conkey,
+                 json_group_array((SELECT c.ordinal + 1 FROM __mdbc_columns c
+                                   WHERE c.tbl = fk."table"
+                                     AND c.col = coalesce(fk."to", (SELECT p.name
+                                         FROM pragma_table_info(fk."table") p
+                                         WHERE p.pk = fk.seq + 1))) ORDER BY fk.seq) AS confkey,
                  'FOREIGN KEY (' || group_concat(quote_ident(fk."from"), ', ' ORDER BY fk.seq)
                  || ') REFERENCES ' || quote_ident(fk."table") || '('
                  || group_concat(quote_ident(coalesce(fk."to", (SELECT p.name
@@ -143,11 +170,11 @@ const HELPERS: &[(&str, &str)] = &[
                  || CASE max(fk.on_update) WHEN 'NO ACTION' THEN ''
                         ELSE ' ON UPDATE ' || max(fk.on_update) END
                  || CASE max(fk.on_delete) WHEN 'NO ACTION' THEN ''
-                        ELSE ' ON DELETE ' || max(fk.on_delete) END
+                        ELSE ' ON DELETE ' || max(fk.on_delete) END AS condef
           FROM __mdbc_v_rel t
           JOIN pragma_foreign_key_list(t.name) fk
           WHERE t.type = 'table'
-          GROUP BY t.oid, fk.id"#,
+          GROUP BY t.oid, fk.id) g"#,
     ),
     (
         "__mdbc_v_sequence",
@@ -219,7 +246,7 @@ const VIEWS: &[View] = &[
             ("relispartition", Bool),
             ("relrewrite", Oid),
             ("relacl", Text),
-            ("reloptions", Text),
+            ("reloptions", PgType::TextArray),
             ("relpartbound", Text),
         ],
         body: Some(Body::Sql(
@@ -273,8 +300,8 @@ const VIEWS: &[View] = &[
             ("attinhcount", Int4),
             ("attcollation", Oid),
             ("attacl", Text),
-            ("attoptions", Text),
-            ("attfdwoptions", Text),
+            ("attoptions", PgType::TextArray),
+            ("attfdwoptions", PgType::TextArray),
             ("attmissingval", Text),
         ],
         body: Some(Body::Sql(
@@ -317,16 +344,19 @@ const VIEWS: &[View] = &[
             ("indisready", Bool),
             ("indislive", Bool),
             ("indisreplident", Bool),
-            ("indkey", Text),
-            ("indcollation", Text),
-            ("indclass", Text),
-            ("indoption", Text),
+            ("indkey", PgType::Int2Vector),
+            ("indcollation", PgType::OidVector),
+            ("indclass", PgType::OidVector),
+            ("indoption", PgType::Int2Vector),
             ("indexprs", Text),
             ("indpred", Text),
         ],
         body: Some(Body::Sql(
             r#"SELECT i.indexrelid, i.indrelid, i.indnatts, i.indnatts, i.indisunique, 0,
-                     i.indisprimary, 0, 1, 0, 1, 0, 1, 1, 0, i.indkey, NULL, NULL, NULL, NULL, NULL
+                     i.indisprimary, 0, 1, 0, 1, 0, 1, 1, 0, i.indkey,
+                     (SELECT json_group_array(0) FROM json_each(i.indkey)),
+                     (SELECT json_group_array(0) FROM json_each(i.indkey)),
+                     (SELECT json_group_array(0) FROM json_each(i.indkey)), NULL, NULL
               FROM __mdbc_v_index i"#,
         )),
     },
@@ -351,13 +381,13 @@ const VIEWS: &[View] = &[
             ("conislocal", Bool),
             ("coninhcount", Int4),
             ("connoinherit", Bool),
-            ("conkey", Text),
-            ("confkey", Text),
-            ("conpfeqop", Text),
-            ("conppeqop", Text),
-            ("conffeqop", Text),
-            ("confdelsetcols", Text),
-            ("conexclop", Text),
+            ("conkey", PgType::Int2Array),
+            ("confkey", PgType::Int2Array),
+            ("conpfeqop", PgType::OidArray),
+            ("conppeqop", PgType::OidArray),
+            ("conffeqop", PgType::OidArray),
+            ("confdelsetcols", PgType::Int2Array),
+            ("conexclop", PgType::OidArray),
             ("conbin", Text),
         ],
         body: Some(Body::Sql(
@@ -463,7 +493,7 @@ const VIEWS: &[View] = &[
             ("rolpassword", Text),
             ("rolvaliduntil", PgType::Timestamptz),
             ("rolbypassrls", Bool),
-            ("rolconfig", Text),
+            ("rolconfig", PgType::TextArray),
             ("oid", Oid),
         ],
         // The session's user stands for every role mdbc knows (it may do everything a
@@ -484,7 +514,7 @@ const VIEWS: &[View] = &[
             ("usebypassrls", Bool),
             ("passwd", Text),
             ("valuntil", PgType::Timestamptz),
-            ("useconfig", Text),
+            ("useconfig", PgType::TextArray),
         ],
         body: Some(Body::Sql(
             "SELECT current_user(), 10, 0, 1, 0, 0, '********', NULL, NULL",
@@ -507,7 +537,7 @@ const VIEWS: &[View] = &[
             ("spcname", Name),
             ("spcowner", Oid),
             ("spcacl", Text),
-            ("spcoptions", Text),
+            ("spcoptions", PgType::TextArray),
         ],
         body: Some(Body::Sql(
             "VALUES (1663, 'pg_default', 10, NULL, NULL), (1664, 'pg_global', 10, NULL, NULL)",
@@ -531,6 +561,34 @@ const VIEWS: &[View] = &[
                          ELSE 9223372036854775807 END,
                      1, 1, 0
               FROM __mdbc_v_sequence s"#,
+        )),
+    },
+    View {
+        // The session's own settings (session.rs registers __mdbc_settings).
+        name: "pg_settings",
+        columns: &[
+            ("name", Text),
+            ("setting", Text),
+            ("unit", Text),
+            ("category", Text),
+            ("short_desc", Text),
+            ("extra_desc", Text),
+            ("context", Text),
+            ("vartype", Text),
+            ("source", Text),
+            ("min_val", Text),
+            ("max_val", Text),
+            ("enumvals", PgType::TextArray),
+            ("boot_val", Text),
+            ("reset_val", Text),
+            ("sourcefile", Text),
+            ("sourceline", Int4),
+            ("pending_restart", Bool),
+        ],
+        body: Some(Body::Sql(
+            "SELECT key, value, NULL, 'Client Connection Defaults', '', NULL, 'user', \
+                    'string', 'default', NULL, NULL, NULL, value, value, NULL, NULL, 0 \
+             FROM json_each(__mdbc_settings())",
         )),
     },
     View {
@@ -560,9 +618,9 @@ const VIEWS: &[View] = &[
             ("partstrat", Char),
             ("partnatts", Int2),
             ("partdefid", Oid),
-            ("partattrs", Text),
-            ("partclass", Text),
-            ("partcollation", Text),
+            ("partattrs", PgType::Int2Vector),
+            ("partclass", PgType::OidVector),
+            ("partcollation", PgType::OidVector),
             ("partexprs", Text),
         ],
         body: EMPTY,
@@ -575,7 +633,7 @@ const VIEWS: &[View] = &[
             ("polrelid", Oid),
             ("polcmd", Char),
             ("polpermissive", Bool),
-            ("polroles", Text),
+            ("polroles", PgType::OidArray),
             ("polqual", Text),
             ("polwithcheck", Text),
         ],
@@ -598,7 +656,7 @@ const VIEWS: &[View] = &[
             ("tgdeferrable", Bool),
             ("tginitdeferred", Bool),
             ("tgnargs", Int2),
-            ("tgattr", Text),
+            ("tgattr", PgType::Int2Vector),
             ("tgargs", PgType::Bytea),
             ("tgqual", Text),
             ("tgoldtable", Name),
@@ -615,8 +673,8 @@ const VIEWS: &[View] = &[
             ("stxnamespace", Oid),
             ("stxowner", Oid),
             ("stxstattarget", Int4),
-            ("stxkeys", Text),
-            ("stxkind", Text),
+            ("stxkeys", PgType::Int2Vector),
+            ("stxkind", PgType::CharArray),
             ("stxexprs", Text),
         ],
         body: EMPTY,
@@ -643,7 +701,7 @@ const VIEWS: &[View] = &[
             ("prpubid", Oid),
             ("prrelid", Oid),
             ("prqual", Text),
-            ("prattrs", Text),
+            ("prattrs", PgType::Int2Vector),
         ],
         body: EMPTY,
     },
@@ -684,8 +742,8 @@ const VIEWS: &[View] = &[
             ("extnamespace", Oid),
             ("extrelocatable", Bool),
             ("extversion", Text),
-            ("extconfig", Text),
-            ("extcondition", Text),
+            ("extconfig", PgType::OidArray),
+            ("extcondition", PgType::TextArray),
         ],
         body: EMPTY,
     },
@@ -704,6 +762,21 @@ const VIEWS: &[View] = &[
         body: EMPTY,
     },
     View {
+        name: "pg_opclass",
+        columns: &[
+            ("oid", Oid),
+            ("opcmethod", Oid),
+            ("opcname", Name),
+            ("opcnamespace", Oid),
+            ("opcowner", Oid),
+            ("opcfamily", Oid),
+            ("opcintype", Oid),
+            ("opcdefault", Bool),
+            ("opckeytype", Oid),
+        ],
+        body: EMPTY,
+    },
+    View {
         name: "pg_depend",
         columns: &[
             ("classid", Oid),
@@ -718,11 +791,10 @@ const VIEWS: &[View] = &[
     },
 ];
 
-/// Built-in types as `pg_type` lists them: name, length, by value, category, array type,
-/// alignment, storage, collation.
-fn type_facts(t: PgType) -> (&'static str, i32, bool, char, u32, char, char, u32) {
+/// A base type's `pg_type` row (see [`TypeRow`]).
+fn type_facts(t: PgType) -> Option<TypeRow<'static>> {
     use PgType::*;
-    match t {
+    let (name, len, byval, cat, array, align, storage, coll) = match t {
         Bool => ("bool", 1, true, 'B', 1000, 'c', 'p', 0),
         Bytea => ("bytea", -1, false, 'U', 1001, 'i', 'x', 0),
         Char => ("char", 1, true, 'Z', 1002, 'c', 'p', 0),
@@ -745,7 +817,20 @@ fn type_facts(t: PgType) -> (&'static str, i32, bool, char, u32, char, char, u32
         Numeric => ("numeric", -1, false, 'N', 1231, 'i', 'm', 0),
         Uuid => ("uuid", 16, false, 'U', 2951, 'c', 'p', 0),
         Jsonb => ("jsonb", -1, false, 'U', 3807, 'i', 'x', 0),
-    }
+        _ => return None,
+    };
+    Some((
+        t.oid(),
+        name,
+        len,
+        byval,
+        cat,
+        0,
+        array,
+        align,
+        storage,
+        coll,
+    ))
 }
 
 /// Every type mdbc stores, in OID order.
@@ -888,35 +973,49 @@ pub fn quote_ident(name: &str) -> String {
     }
 }
 
+/// A `pg_type` row: oid, name, length, by value, category, element, array, alignment,
+/// storage, collation.
+type TypeRow<'a> = (u32, &'a str, i32, bool, char, u32, u32, char, char, u32);
+
 fn pg_type_rows() -> String {
-    let mut rows: Vec<String> = Vec::new();
-    let mut push =
-        |oid: u32,
-         name: &str,
-         len: i32,
-         byval: bool,
-         cat: char,
-         array: u32,
-         align: char,
-         storage: char,
-         coll: u32| {
-            rows.push(format!(
-            "({oid}, '{name}', 11, 10, {len}, {byval}, 'b', '{cat}', {pref}, 1, ',', 0, NULL, 0, \
-             {array}, '{name}in', '{name}out', '{name}recv', '{name}send', NULL, NULL, NULL, \
-             '{align}', '{storage}', 0, 0, -1, 0, {coll}, NULL, NULL, NULL)",
-            byval = byval as i32,
-            pref = matches!(name, "bool" | "text" | "float8" | "oid" | "timestamptz" | "interval")
-                as i32,
-        ));
-        };
-    for &t in ALL_TYPES {
-        let (name, len, byval, cat, array, align, storage, coll) = type_facts(t);
-        push(t.oid(), name, len, byval, cat, array, align, storage, coll);
-    }
+    let mut rows: Vec<TypeRow> = ALL_TYPES.iter().filter_map(|&t| type_facts(t)).collect();
     for &(oid, name, len, byval, cat, array) in CATALOG_TYPES {
-        push(oid, name, len, byval, cat, array, 'i', 'p', 0);
+        rows.push((oid, name, len, byval, cat, 0, array, 'i', 'p', 0));
     }
-    format!("VALUES {}", rows.join(", "))
+    // The array types of the base types, named as PostgreSQL names them (`_int4`).
+    let arrays: Vec<(u32, String, u32, u32)> = rows
+        .iter()
+        .filter(|r| r.6 != 0)
+        .map(|r| (r.6, format!("_{}", r.1), r.0, r.9))
+        .collect();
+    let mut values: Vec<String> = Vec::new();
+    let mut push = |(oid, name, len, byval, cat, elem, array, align, storage, coll): TypeRow| {
+        let preferred = matches!(
+            name,
+            "bool" | "text" | "float8" | "oid" | "timestamptz" | "interval"
+        );
+        let io = name.trim_start_matches('_');
+        let io = if name.starts_with('_') { "array" } else { io };
+        values.push(format!(
+            "({oid}, '{name}', 11, 10, {len}, {byval}, 'b', '{cat}', {pref}, 1, ',', 0, \
+             {sub}, {elem}, {array}, '{io}_in', '{io}_out', '{io}_recv', '{io}_send', NULL, \
+             NULL, NULL, '{align}', '{storage}', 0, 0, -1, 0, {coll}, NULL, NULL, NULL)",
+            byval = byval as i32,
+            pref = preferred as i32,
+            sub = if elem != 0 {
+                "'array_subscript_handler'"
+            } else {
+                "NULL"
+            },
+        ));
+    };
+    for r in &rows {
+        push(*r);
+    }
+    for (oid, name, elem, coll) in &arrays {
+        push((*oid, name, -1, false, 'A', *elem, 0, 'i', 'x', *coll));
+    }
+    format!("VALUES {}", values.join(", "))
 }
 
 fn view_sql(v: &View) -> String {
@@ -1039,13 +1138,15 @@ mod tests {
 
     fn store() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(include_str!("../../migrations/sqlite/0001_catalog.sql"))
-            .unwrap();
-        conn.execute_batch(include_str!(
-            "../../migrations/sqlite/0003_column_defaults.sql"
-        ))
-        .unwrap();
+        crate::store::migrate(&conn).unwrap();
         crate::store::register_catalog_functions(&conn, "tester", "mdbc").unwrap();
+        conn.create_scalar_function(
+            "__mdbc_settings",
+            0,
+            rusqlite::functions::FunctionFlags::SQLITE_UTF8,
+            |_| Ok(r#"{"work_mem":"4MB"}"#),
+        )
+        .unwrap();
         refresh(&conn).unwrap();
         conn
     }

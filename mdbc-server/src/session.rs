@@ -242,6 +242,64 @@ struct CopyIn {
 }
 
 /// Defaults reported by SHOW and restored by RESET.
+/// The session's settings, shared with the SQL functions that read them
+/// (`current_setting`, and `__mdbc_settings` behind the pg_settings view).
+struct Settings(Arc<std::sync::Mutex<BTreeMap<String, String>>>);
+
+impl Settings {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn get(&self, key: &str) -> Option<String> {
+        self.lock().get(key).cloned()
+    }
+    fn insert(&self, key: String, value: String) {
+        self.lock().insert(key, value);
+    }
+    fn reset(&self) {
+        *self.lock() = default_settings();
+    }
+
+    fn register(&self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+        use rusqlite::functions::FunctionFlags;
+        for n in [1, 2] {
+            let map = self.0.clone();
+            conn.create_scalar_function(
+                "current_setting",
+                n,
+                FunctionFlags::SQLITE_UTF8,
+                move |ctx| {
+                    let name = ctx.get::<String>(0)?.to_ascii_lowercase();
+                    let missing_ok = n == 2 && ctx.get::<Option<bool>>(1)?.unwrap_or(false);
+                    let value = map
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(&name)
+                        .cloned();
+                    match value {
+                        Some(v) => Ok(Some(v)),
+                        None if missing_ok => Ok(None),
+                        None => Err(rusqlite::Error::UserFunctionError(
+                            format!("[42704] unrecognized configuration parameter \"{name}\"")
+                                .into(),
+                        )),
+                    }
+                },
+            )?;
+        }
+        let map = self.0.clone();
+        conn.create_scalar_function(
+            "__mdbc_settings",
+            0,
+            FunctionFlags::SQLITE_UTF8,
+            move |_| {
+                let map = map.lock().unwrap_or_else(|e| e.into_inner());
+                Ok(serde_json::to_string(&*map).unwrap_or_default())
+            },
+        )
+    }
+}
+
 fn default_settings() -> BTreeMap<String, String> {
     [
         ("application_name", ""),
@@ -271,6 +329,9 @@ fn default_settings() -> BTreeMap<String, String> {
         ("row_security", "on"),
         ("jit", "off"),
         ("work_mem", "4MB"),
+        ("default_table_access_method", "heap"),
+        ("max_connections", "500"),
+        ("block_size", "8192"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -290,7 +351,7 @@ pub struct Session {
     snapshot: Option<u64>,
     snapshot_taken: Arc<Notify>,
     local_catalog: Option<Arc<Catalog>>,
-    settings: BTreeMap<String, String>,
+    settings: Settings,
     cache: HashMap<String, Arc<Vec<Arc<Prepared>>>>,
     // Simple queries by shape; `None`: this shape cannot be reused (see parse_simple).
     shapes: HashMap<String, Option<Arc<Prepared>>>,
@@ -313,6 +374,8 @@ impl Session {
     /// Opens a session on the store.
     pub fn new(store: Arc<Store>, ident: SessionIdent) -> Result<Session> {
         let conn = store.connect(&ident)?;
+        let settings = Settings(Arc::new(std::sync::Mutex::new(default_settings())));
+        settings.register(&conn)?;
         Ok(Session {
             store,
             ident,
@@ -322,7 +385,7 @@ impl Session {
             snapshot: None,
             snapshot_taken: Arc::new(Notify::new()),
             local_catalog: None,
-            settings: default_settings(),
+            settings,
             cache: HashMap::new(),
             shapes: HashMap::new(),
             copy: None,
@@ -605,8 +668,8 @@ impl Session {
             }
             Command::Set { name, value } => self.set(name, value),
             Command::ResetAll => {
-                let app = self.settings.get("application_name").cloned();
-                self.settings = default_settings();
+                let app = self.settings.get("application_name");
+                self.settings.reset();
                 if let Some(a) = app {
                     self.settings.insert("application_name".into(), a);
                 }
@@ -829,7 +892,7 @@ impl Session {
             "time zone" => "timezone",
             n => n,
         };
-        let value = self.settings.get(key).cloned().ok_or_else(|| {
+        let value = self.settings.get(key).ok_or_else(|| {
             SqlError::coded(
                 "42704",
                 format!("unrecognized configuration parameter \"{name}\""),

@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_catalog.sql"),
     include_str!("../../migrations/sqlite/0002_pg_catalog.sql"),
     include_str!("../../migrations/sqlite/0003_column_defaults.sql"),
+    include_str!("../../migrations/sqlite/0004_constraint_names.sql"),
 ];
 
 /// The PostgreSQL version mdbc presents itself as; clients adapt their queries to it.
@@ -366,6 +367,20 @@ impl Store {
                 }
                 CatalogChange::DropTable(t) => {
                     conn.execute("DELETE FROM __mdbc_columns WHERE tbl = ?1", [t])?;
+                    conn.execute("DELETE FROM __mdbc_constraints WHERE tbl = ?1", [t])?;
+                }
+                CatalogChange::NameConstraint {
+                    table,
+                    name,
+                    kind,
+                    columns,
+                } => {
+                    let cols = serde_json::Value::from(columns.clone()).to_string();
+                    conn.execute(
+                        "INSERT OR REPLACE INTO __mdbc_constraints (tbl, name, kind, cols) \
+                         VALUES (?1, ?2, ?3, ?4)",
+                        params![table, name, kind.to_string(), cols],
+                    )?;
                 }
                 CatalogChange::AddColumn { table, column } => {
                     let next: i64 = conn.query_row(
@@ -386,10 +401,20 @@ impl Store {
                         "UPDATE __mdbc_columns SET col = ?3 WHERE tbl = ?1 AND col = ?2",
                         [table, from, to],
                     )?;
+                    conn.execute(
+                        "UPDATE __mdbc_constraints SET cols = (SELECT json_group_array( \
+                             CASE WHEN value = ?2 THEN ?3 ELSE value END) FROM json_each(cols)) \
+                         WHERE tbl = ?1",
+                        [table, from, to],
+                    )?;
                 }
                 CatalogChange::RenameTable { from, to } => {
                     conn.execute(
                         "UPDATE __mdbc_columns SET tbl = ?2 WHERE tbl = ?1",
+                        [from, to],
+                    )?;
+                    conn.execute(
+                        "UPDATE __mdbc_constraints SET tbl = ?2 WHERE tbl = ?1",
                         [from, to],
                     )?;
                 }
@@ -473,7 +498,7 @@ pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn migrate(conn: &Connection) -> Result<(), StoreError> {
+pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if version > known {
@@ -770,18 +795,39 @@ pub fn register_catalog_functions(conn: &Connection, user: &str, db: &str) -> ru
         Ok(None::<String>)
     })?;
     conn.create_scalar_function("pg_get_triggerdef", -1, det, |_| Ok(None::<String>))?;
-    // Arrays travel in PostgreSQL's text form ('{a,b}'); NULL stays NULL.
+    for name in [
+        "pg_type_is_visible",
+        "pg_collation_is_visible",
+        "pg_function_is_visible",
+    ] {
+        conn.create_scalar_function(name, 1, det, |ctx| {
+            Ok(ctx.get::<Option<i64>>(0)?.map(|_| 1i64))
+        })?;
+    }
+    // Arrays are JSON arrays (arrays.rs); NULL elements are skipped, as PostgreSQL does
+    // without a third argument.
     conn.create_scalar_function("array_to_string", -1, det, |ctx| {
         let Some(a) = ctx.get::<Option<String>>(0)? else {
             return Ok(None);
         };
         let sep = ctx.get::<Option<String>>(1)?.unwrap_or_default();
-        let inner = a.trim().trim_start_matches('{').trim_end_matches('}');
-        Ok(Some(if inner.is_empty() {
-            String::new()
-        } else {
-            inner.split(',').collect::<Vec<_>>().join(&sep)
-        }))
+        let items = match serde_json::from_str::<serde_json::Value>(&a) {
+            Ok(serde_json::Value::Array(items)) => items,
+            _ => {
+                return Err(rusqlite::Error::UserFunctionError(
+                    "[22P02] array_to_string needs an array".into(),
+                ))
+            }
+        };
+        let parts: Vec<String> = items
+            .iter()
+            .filter(|v| !v.is_null())
+            .map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        Ok(Some(parts.join(&sep)))
     })?;
     Ok(())
 }

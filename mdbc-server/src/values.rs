@@ -37,6 +37,23 @@ fn out_of_range(ty: PgType, input: &str) -> ValueError {
     }
 }
 
+/// Every array and vector type (arrays.rs handles them before the scalar matches below).
+macro_rules! array_types {
+    () => {
+        PgType::BoolArray
+            | PgType::CharArray
+            | PgType::NameArray
+            | PgType::Int2Array
+            | PgType::Int4Array
+            | PgType::TextArray
+            | PgType::OidArray
+            | PgType::Int8Array
+            | PgType::Float8Array
+            | PgType::Int2Vector
+            | PgType::OidVector
+    };
+}
+
 type VResult<T> = std::result::Result<T, ValueError>;
 
 const PG_EPOCH_DAYS_FROM_CE: i32 = 730_120; // 2000-01-01 as days from 0001-01-01 (CE day 1)
@@ -77,6 +94,15 @@ pub fn from_text(input: &str, ty: PgType, typmod: i32) -> VResult<Value> {
             }
         })?,
         PgType::Text | PgType::Name | PgType::Char => Value::Text(input.to_string()),
+        array_types!() => {
+            // Already an array as mdbc keeps them (the result of array_agg, ARRAY[…]).
+            if t.starts_with('[') {
+                if let Ok(j @ serde_json::Value::Array(_)) = serde_json::from_str(t) {
+                    return Ok(Value::Text(j.to_string()));
+                }
+            }
+            Value::Text(crate::arrays::from_pg_text(input, ty)?.to_string())
+        }
         PgType::Varchar | PgType::Bpchar => Value::Text(fit_length(input, ty, typmod)?),
         PgType::Bytea => Value::Blob(bytea_from_text(input).ok_or_else(|| invalid(ty, input))?),
         PgType::Date => Value::Text(format_date(
@@ -610,6 +636,9 @@ fn format_numeric(v: ValueRef<'_>, typmod: i32) -> Option<String> {
 pub fn encode_text(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMut) {
     match (ty, v) {
         (_, ValueRef::Null) => {}
+        (t, ValueRef::Text(b)) if t.element().is_some() => {
+            crate::arrays::encode_text(&String::from_utf8_lossy(b), t, out)
+        }
         (PgType::Bool, ValueRef::Integer(i)) => out.put_slice(if i != 0 { b"t" } else { b"f" }),
         (PgType::Bool, ValueRef::Real(f)) => out.put_slice(if f != 0.0 { b"t" } else { b"f" }),
         (PgType::Numeric, v @ (ValueRef::Integer(_) | ValueRef::Real(_))) => {
@@ -678,6 +707,9 @@ pub fn encode_binary(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMu
         code: "22P03",
         message: format!("stored value cannot be sent as binary {}", ty.name()),
     };
+    if ty.element().is_some() {
+        return crate::arrays::encode_binary(&as_text(v), ty, out);
+    }
     match ty {
         PgType::Bool => out.put_u8((as_i64(v).ok_or_else(bad)? != 0) as u8),
         PgType::Int2 => out.put_i16(as_i64(v).ok_or_else(bad)? as i16),
@@ -738,6 +770,7 @@ pub fn encode_binary(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMu
             ValueRef::Text(b) | ValueRef::Blob(b) => out.put_slice(b),
             other => out.put_slice(as_text(other).as_bytes()),
         },
+        array_types!() => return Err(bad()),
     }
     Ok(())
 }
@@ -864,6 +897,9 @@ pub fn from_binary(b: &[u8], ty: PgType) -> VResult<Value> {
             Err(bad())
         }
     };
+    if ty.element().is_some() {
+        return Ok(Value::Text(crate::arrays::from_binary(b, ty)?.to_string()));
+    }
     Ok(match ty {
         PgType::Bool => Value::Integer((arr(1)?[0] != 0) as i64),
         PgType::Int2 => {
@@ -931,6 +967,7 @@ pub fn from_binary(b: &[u8], ty: PgType) -> VResult<Value> {
         | PgType::Name
         | PgType::Char
         | PgType::Json => Value::Text(std::str::from_utf8(b).map_err(|_| bad())?.to_string()),
+        array_types!() => return Err(bad()),
     })
 }
 

@@ -60,6 +60,52 @@ pub enum CatalogChange {
         /// Columns.
         columns: Vec<String>,
     },
+    /// A constraint's name, which SQLite does not keep where the catalogs can read it:
+    /// `p`rimary key, `u`nique or `f`oreign key, identified by its columns.
+    NameConstraint {
+        /// Table.
+        table: String,
+        /// Constraint name.
+        name: String,
+        /// `p`, `u` or `f`.
+        kind: char,
+        /// Its columns, in order.
+        columns: Vec<String>,
+    },
+}
+
+fn index_column_names(cols: &[sqlparser::ast::IndexColumn]) -> Vec<String> {
+    cols.iter()
+        .map(|c| {
+            c.column
+                .expr
+                .to_string()
+                .trim_matches('"')
+                .to_ascii_lowercase()
+        })
+        .collect()
+}
+
+/// The name a table constraint was given, to record (see [`CatalogChange::NameConstraint`]).
+fn constraint_name(table: &str, c: &TableConstraint) -> Option<CatalogChange> {
+    let (name, kind, columns) = match c {
+        TableConstraint::PrimaryKey(pk) => {
+            (pk.name.as_ref()?, 'p', index_column_names(&pk.columns))
+        }
+        TableConstraint::Unique(u) => (u.name.as_ref()?, 'u', index_column_names(&u.columns)),
+        TableConstraint::ForeignKey(fk) => (
+            fk.name.as_ref()?,
+            'f',
+            fk.columns.iter().map(ident_value).collect(),
+        ),
+        _ => return None,
+    };
+    Some(CatalogChange::NameConstraint {
+        table: table.to_string(),
+        name: ident_value(name),
+        kind,
+        columns,
+    })
 }
 
 /// A constraint SQLite can only get by rebuilding the table (it has no `ALTER TABLE … ADD
@@ -79,17 +125,21 @@ fn rewrite_expr_in_place(e: &mut sqlparser::ast::Expr) -> Result<()> {
 struct ColumnOut {
     sql: String,
     info: ColumnInfo,
+    /// Constraints named on the column (`CONSTRAINT x UNIQUE`): kind and name.
+    named: Vec<(char, String)>,
 }
 
 fn column_sql(table: &str, col: &ColumnDef, table_pk: &[String]) -> Result<ColumnOut> {
     let type_name = col.data_type.to_string();
-    let spec = PgType::parse_sql_name(&type_name).ok_or_else(|| {
-        if type_name.ends_with("[]") {
-            Error::Unsupported(format!("array type {type_name}"))
-        } else {
-            Error::UndefinedType(type_name.to_ascii_lowercase())
-        }
-    })?;
+    let spec = PgType::parse_sql_name(&type_name)
+        .filter(|s| s.ty.element().is_none())
+        .ok_or_else(|| {
+            if type_name.ends_with("[]") || type_name.ends_with("vector") {
+                Error::Unsupported(format!("array type {type_name} in a table"))
+            } else {
+                Error::UndefinedType(type_name.to_ascii_lowercase())
+            }
+        })?;
     let name = ident_value(&col.name);
     let mut serial = spec.serial;
     let mut not_null = false;
@@ -97,7 +147,19 @@ fn column_sql(table: &str, col: &ColumnDef, table_pk: &[String]) -> Result<Colum
     let mut column_pk = false;
     let mut has_default = false;
     let mut default = None;
+    let mut named = Vec::new();
     for opt in &col.options {
+        if let Some(n) = &opt.name {
+            let kind = match &opt.option {
+                ColumnOption::PrimaryKey(_) => Some('p'),
+                ColumnOption::Unique(_) => Some('u'),
+                ColumnOption::ForeignKey(_) => Some('f'),
+                _ => None,
+            };
+            if let Some(k) = kind {
+                named.push((k, ident_value(n)));
+            }
+        }
         let prefix = opt
             .name
             .as_ref()
@@ -177,6 +239,7 @@ fn column_sql(table: &str, col: &ColumnDef, table_pk: &[String]) -> Result<Colum
             not_null,
             default,
         },
+        named,
     })
 }
 
@@ -284,8 +347,17 @@ pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
         .unwrap_or_default();
     let mut cols = Vec::new();
     let mut infos = Vec::new();
+    let mut names = Vec::new();
     for c in &ct.columns {
         let out = column_sql(&name, c, &table_pk)?;
+        for (kind, cname) in &out.named {
+            names.push(CatalogChange::NameConstraint {
+                table: name.clone(),
+                name: cname.clone(),
+                kind: *kind,
+                columns: vec![out.info.name.clone()],
+            });
+        }
         if infos.iter().any(|i: &ColumnInfo| i.name == out.info.name) {
             return Err(Error::InvalidParameter(format!(
                 "column \"{}\" specified more than once",
@@ -302,6 +374,7 @@ pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
     }
     for c in &ct.constraints {
         cols.push(constraint_sql(c)?);
+        names.extend(constraint_name(&name, c));
     }
     let sql = format!(
         "CREATE TABLE {}{} ({})",
@@ -316,10 +389,12 @@ pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
     Ok(ddl_plan(
         vec![sql],
         "CREATE TABLE",
-        vec![CatalogChange::CreateTable(TableDef {
+        std::iter::once(CatalogChange::CreateTable(TableDef {
             name,
             columns: infos,
-        })],
+        }))
+        .chain(names)
+        .collect(),
     ))
 }
 
@@ -449,6 +524,14 @@ pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
                 }
                 let out = column_sql(&table, column_def, &[])?;
                 sql.push(format!("ALTER TABLE {qt} ADD COLUMN {}", out.sql));
+                for (kind, cname) in &out.named {
+                    changes.push(CatalogChange::NameConstraint {
+                        table: table.clone(),
+                        name: cname.clone(),
+                        kind: *kind,
+                        columns: vec![out.info.name.clone()],
+                    });
+                }
                 changes.push(CatalogChange::AddColumn {
                     table: table.clone(),
                     column: out.info,
@@ -531,6 +614,13 @@ pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
                         .as_ref()
                         .map(ident_value)
                         .unwrap_or_else(|| format!("{table}_{}_key", cols.join("_")));
+                    // A unique index, to SQLite; a constraint, to the catalogs.
+                    changes.push(CatalogChange::NameConstraint {
+                        table: table.clone(),
+                        name: name.clone(),
+                        kind: 'u',
+                        columns: cols.clone(),
+                    });
                     sql.push(format!(
                         "CREATE UNIQUE INDEX {} ON {qt} ({})",
                         quote_ident(&name),
@@ -559,6 +649,7 @@ pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
                             columns: cols,
                         });
                     }
+                    changes.extend(constraint_name(&table, constraint));
                     rebuild = Some(TableRebuild {
                         table: table.clone(),
                         constraint: constraint_sql(constraint)?,

@@ -144,8 +144,40 @@ fn push_factor<'a>(
                 push_factor(&j.relation, catalog, out);
             }
         }
-        TableFactor::Derived { alias: Some(a), .. } => {
-            out.push((ident_value(&a.name), None));
+        TableFactor::Derived {
+            subquery,
+            alias: Some(a),
+            ..
+        } => {
+            // The subquery's own columns, typed as its projection is (catalog queries nest
+            // several levels deep and drivers decode the outer columns by these types).
+            let name = ident_value(&a.name);
+            let types = query_columns(subquery, catalog);
+            let names: Option<Vec<String>> = if a.columns.is_empty() {
+                crate::introspect::result_names(&subquery.body)
+            } else {
+                Some(a.columns.iter().map(|c| ident_value(&c.name)).collect())
+            };
+            let def = names.filter(|n| n.len() == types.len()).map(|names| {
+                Cow::Owned(TableDef {
+                    name: name.clone(),
+                    columns: names
+                        .into_iter()
+                        .zip(types)
+                        .filter_map(|(n, t)| {
+                            Some(ColumnInfo {
+                                name: n,
+                                ty: t.ty?,
+                                typmod: t.typmod,
+                                serial: false,
+                                not_null: false,
+                                default: None,
+                            })
+                        })
+                        .collect(),
+                })
+            });
+            out.push((name, def));
         }
         _ => {}
     }
@@ -353,9 +385,55 @@ fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 "gen_random_uuid" => of(Uuid),
                 "nextval" | "currval" | "setval" => of(Int8),
                 "bool_and" | "bool_or" | "every" => of(Bool),
+                // Arrays (JSON in SQLite) and the catalog functions.
+                "array_agg" => arg0()
+                    .and_then(|c| c.ty)
+                    .and_then(PgType::array)
+                    .map(|t| ResultColumn::of(t, -1)),
+                "unnest" => arg0()
+                    .and_then(|c| c.ty)
+                    .and_then(PgType::element)
+                    .map(|t| ResultColumn::of(t, -1)),
+                "generate_subscripts"
+                | "array_length"
+                | "array_upper"
+                | "array_lower"
+                | "cardinality"
+                | "array_position" => of(Int4),
+                "array_to_string"
+                | "format_type"
+                | "pg_get_expr"
+                | "pg_get_indexdef"
+                | "pg_get_constraintdef"
+                | "pg_get_userbyid"
+                | "pg_get_serial_sequence"
+                | "obj_description"
+                | "col_description"
+                | "pg_encoding_to_char" => of(Text),
+                "json_build_object" | "json_build_array" | "json_agg" | "json_object_agg" => {
+                    of(Json)
+                }
+                "jsonb_build_object" | "jsonb_build_array" | "jsonb_agg" | "jsonb_object_agg" => {
+                    of(Jsonb)
+                }
+                "pg_table_is_visible"
+                | "pg_type_is_visible"
+                | "pg_collation_is_visible"
+                | "has_table_privilege"
+                | "has_schema_privilege"
+                | "has_database_privilege" => of(Bool),
+                "to_regclass" | "to_regtype" | "to_regnamespace" => of(Oid),
+                "current_schemas" => of(NameArray),
                 _ => None,
             }
         }
+        Expr::Array(a) => a
+            .elem
+            .iter()
+            .find_map(|e| infer_expr(e, scope))
+            .and_then(|c| c.ty)
+            .and_then(PgType::array)
+            .map(|t| ResultColumn::of(t, -1)),
         _ => None,
     }
 }

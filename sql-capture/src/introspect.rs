@@ -167,7 +167,7 @@ fn function_base_name(f: &Function) -> String {
 }
 
 /// PostgreSQL's names for a query's result columns; `None` when a wildcard hides them.
-fn result_names(body: &SetExpr) -> Option<Vec<String>> {
+pub(crate) fn result_names(body: &SetExpr) -> Option<Vec<String>> {
     match body {
         SetExpr::Select(s) => s
             .projection
@@ -286,11 +286,86 @@ pub(crate) fn inline_lateral(q: &mut Query) {
     let _ = sqlparser::ast::VisitMut::visit(sel.as_mut(), &mut Substitute(&values));
 }
 
-/// `template` with `$1`, `$2`, … (written as identifiers `__arg1`, …) replaced by `args`,
-/// as a scalar subquery. Templates read their catalog through a derived table whose
-/// columns are named `__…`, so that a client's unqualified column in an argument (`oid`)
-/// still means the client's table, not the catalog the subquery reads.
-fn subquery(template: &str, args: &[Expr]) -> Result<Expr> {
+/// `unnest(a)` and `generate_subscripts(a, 1)` as select-list items: PostgreSQL runs
+/// set-returning functions in the select list (several in step); SQLite joins a table
+/// function instead. Arrays are JSON in SQLite (see mdbc-server's arrays.rs), so the first
+/// array becomes `json_each(a) AS __u0` in FROM, any other one is joined to it by position,
+/// and the items read `value` (the element) or `key + 1` (its subscript).
+pub(crate) fn set_returning_select_list(q: &mut Query) -> Result<()> {
+    let SetExpr::Select(sel) = q.body.as_mut() else {
+        return Ok(());
+    };
+    let mut arrays: Vec<Expr> = Vec::new();
+    for item in &mut sel.projection {
+        let (e, unnamed) = match item {
+            SelectItem::UnnamedExpr(e) => (e, true),
+            SelectItem::ExprWithAlias { expr, .. } => (expr, false),
+            _ => continue,
+        };
+        let Expr::Function(f) = &*e else { continue };
+        let name = function_base_name(f);
+        if name != "unnest" && name != "generate_subscripts" {
+            continue;
+        }
+        let args = function_args(f);
+        let Some(&array) = args.first() else { continue };
+        let key = array.to_string();
+        let n = match arrays.iter().position(|a| a.to_string() == key) {
+            Some(n) => n,
+            None => {
+                arrays.push(array.clone());
+                arrays.len() - 1
+            }
+        };
+        let read = if name == "unnest" {
+            format!("__u{n}.value")
+        } else {
+            format!("(__u{n}.key + 1)")
+        };
+        let replacement = crate::rewrite::parse_expr(&read)?;
+        let new_item = if unnamed {
+            SelectItem::ExprWithAlias {
+                expr: replacement,
+                alias: Ident::with_quote('"', name),
+            }
+        } else {
+            *e = replacement;
+            continue;
+        };
+        *item = new_item;
+    }
+    if arrays.is_empty() {
+        return Ok(());
+    }
+    let mut from = String::from("SELECT 1 FROM json_each(__arg1) AS __u0");
+    for n in 1..arrays.len() {
+        from.push_str(&format!(
+            " LEFT JOIN json_each(__arg{}) AS __u{n} ON __u{n}.key = __u0.key",
+            n + 1
+        ));
+    }
+    let mut template = parse_query(&from)?;
+    fill(&mut template, &arrays);
+    if let SetExpr::Select(t) = *template.body {
+        sel.from.extend(t.from);
+    }
+    Ok(())
+}
+
+/// `x = ANY(a)` over an array that is not a literal: `x IN (SELECT value FROM
+/// json_each(a))`.
+pub(crate) fn any_of_array(left: Expr, array: Expr, negated: bool) -> Result<Expr> {
+    let mut q = parse_query("SELECT value FROM json_each(__arg1)")?;
+    fill(&mut q, &[array]);
+    Ok(Expr::InSubquery {
+        expr: Box::new(left),
+        subquery: Box::new(q),
+        negated,
+    })
+}
+
+/// Replaces the identifiers `__arg1`, `__arg2`, … in `q` by `args`.
+fn fill(q: &mut Query, args: &[Expr]) {
     struct Fill<'a>(&'a [Expr]);
     impl VisitorMut for Fill<'_> {
         type Break = ();
@@ -305,8 +380,16 @@ fn subquery(template: &str, args: &[Expr]) -> Result<Expr> {
             ControlFlow::Continue(())
         }
     }
+    let _ = sqlparser::ast::VisitMut::visit(q, &mut Fill(args));
+}
+
+/// `template` with `$1`, `$2`, … (written as identifiers `__arg1`, …) replaced by `args`,
+/// as a scalar subquery. Templates read their catalog through a derived table whose
+/// columns are named `__…`, so that a client's unqualified column in an argument (`oid`)
+/// still means the client's table, not the catalog the subquery reads.
+fn subquery(template: &str, args: &[Expr]) -> Result<Expr> {
     let mut q = parse_query(template)?;
-    let _ = sqlparser::ast::VisitMut::visit(&mut q, &mut Fill(args));
+    fill(&mut q, args);
     Ok(Expr::Subquery(Box::new(q)))
 }
 
@@ -686,6 +769,43 @@ mod tests {
         assert!(
             s.contains("CASE 'public' WHEN 'pg_catalog' THEN 1 WHEN 'public' THEN 2 END"),
             "{s}"
+        );
+    }
+
+    #[test]
+    fn set_returning_functions_in_the_select_list_become_json_each() {
+        let s = sqlite(
+            "select c.relname, unnest(i.indkey) as attnum, generate_subscripts(i.indkey, 1) as ord, \
+             unnest(i.indclass) as opclass from pg_class c join pg_index i on i.indexrelid = c.oid",
+        );
+        assert!(s.contains("__u0.value AS attnum"), "{s}");
+        assert!(s.contains("(__u0.key + 1) AS ord"), "{s}");
+        assert!(s.contains("__u1.value AS opclass"), "{s}");
+        assert!(s.contains("json_each(i.indkey) AS __u0"), "{s}");
+        assert!(
+            s.contains("LEFT JOIN json_each(i.indclass) AS __u1 ON __u1.key = __u0.key"),
+            "{s}"
+        );
+        // An unnamed item keeps PostgreSQL's column name.
+        assert!(sqlite("select unnest(array[1, 2])").contains("AS \"unnest\""));
+    }
+
+    #[test]
+    fn arrays_are_json() {
+        assert_eq!(
+            sqlite("select array[1, 2], array_agg(relname order by oid) from pg_class"),
+            "SELECT json_array(1, 2) AS \"array\", json_group_array(relname ORDER BY oid) \
+             AS \"array_agg\" FROM pg_class"
+        );
+        let s = sqlite("select 1 from pg_class c where c.oid = any(c.relname)");
+        assert!(
+            s.contains("c.oid IN (SELECT value FROM json_each(c.relname))"),
+            "{s}"
+        );
+        let s = sqlite("select (array[5, 6])[2]");
+        assert_eq!(
+            s,
+            "SELECT json_extract((json_array(5, 6)), '$[' || (2 - 1) || ']') AS \"array\""
         );
     }
 }

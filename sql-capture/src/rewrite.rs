@@ -9,10 +9,10 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Delete, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, Insert, ObjectName, ObjectNamePart, OnConflictAction, OnInsert,
-    Query, SelectItem, SetExpr, TableAlias, TableFactor, Update, Value, ValueWithSpan, VisitMut,
-    VisitorMut,
+    AccessExpr, BinaryOperator, Delete, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArgumentList, FunctionArguments, Ident, Insert, ObjectName, ObjectNamePart,
+    OnConflictAction, OnInsert, Query, SelectItem, SetExpr, Subscript, TableAlias, TableFactor,
+    Update, Value, ValueWithSpan, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -120,7 +120,10 @@ impl VisitorMut for Rewriter {
 
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<Error> {
         crate::introspect::inline_lateral(q);
-        ControlFlow::Continue(())
+        match crate::introspect::set_returning_select_list(q) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => ControlFlow::Break(e),
+        }
     }
 
     fn post_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<Error> {
@@ -157,6 +160,10 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
             ..
         } => {
             let fname = object_name_to_table(name);
+            if fname == "json_each" {
+                // What unnest() becomes (introspect.rs): SQLite's own table function.
+                return Ok(());
+            }
             if fname != "generate_series" {
                 return Err(Error::Unsupported(format!("table function {fname}")));
             }
@@ -355,6 +362,14 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
             };
         }
         Expr::Function(_) => rewrite_function(expr)?,
+        // `pg_catalog.pg_class.relname`: the schema goes, as it does on the relation.
+        Expr::CompoundIdentifier(parts)
+            if parts.len() == 3
+                && (parts[0].value.eq_ignore_ascii_case("pg_catalog")
+                    || parts[0].value.eq_ignore_ascii_case("public")) =>
+        {
+            parts.remove(0);
+        }
         Expr::Identifier(id) if id.quote_style.is_none() => {
             let replacement = match id.value.to_ascii_lowercase().as_str() {
                 "current_user" | "session_user" | "user" => Some("current_user"),
@@ -389,7 +404,31 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
             *expr = call("substr", args);
         }
         Expr::Interval(_) => return Err(Error::Unsupported("INTERVAL arithmetic".into())),
-        Expr::Array(_) => return Err(Error::Unsupported("arrays".into())),
+        // Arrays are JSON arrays in SQLite (mdbc-server's arrays.rs).
+        Expr::Array(a) => *expr = call("json_array", std::mem::take(&mut a.elem)),
+        Expr::CompoundFieldAccess { root, access_chain } => {
+            // `a[i]` on a (JSON) array; PostgreSQL counts from 1.
+            let [AccessExpr::Subscript(Subscript::Index { index })] = access_chain.as_mut_slice()
+            else {
+                return Err(Error::Unsupported("array slices and nested access".into()));
+            };
+            let index = std::mem::replace(index, Expr::value(Value::Null));
+            let root = std::mem::replace(root.as_mut(), Expr::value(Value::Null));
+            let path = Expr::BinaryOp {
+                left: Box::new(Expr::BinaryOp {
+                    left: Box::new(Expr::value(Value::SingleQuotedString("$[".into()))),
+                    op: BinaryOperator::StringConcat,
+                    right: Box::new(Expr::Nested(Box::new(Expr::BinaryOp {
+                        left: Box::new(index),
+                        op: BinaryOperator::Minus,
+                        right: Box::new(number(1)),
+                    }))),
+                }),
+                op: BinaryOperator::StringConcat,
+                right: Box::new(Expr::value(Value::SingleQuotedString("]".into()))),
+            };
+            *expr = call("json_extract", vec![root, path]);
+        }
         Expr::AtTimeZone { .. } => return Err(Error::Unsupported("AT TIME ZONE".into())),
         Expr::Extract { .. } => return Err(Error::Unsupported("EXTRACT".into())),
         Expr::SimilarTo { .. } => return Err(Error::Unsupported("SIMILAR TO".into())),
@@ -455,13 +494,17 @@ fn rewrite_any_all(expr: &mut Expr) -> Result<()> {
             right,
             ..
         } => {
-            let list = array_elements(right)
-                .ok_or_else(|| Error::Unsupported("ANY over a non-literal array".into()))?;
             let negated = match compare_op {
                 BinaryOperator::Eq => false,
                 _ => return Err(Error::Unsupported(format!("{compare_op} ANY (…)"))),
             };
             let left = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
+            let Some(list) = array_elements(right) else {
+                // An array value (a catalog column, a parameter): its elements.
+                let array = std::mem::replace(right.as_mut(), Expr::value(Value::Null));
+                *expr = crate::introspect::any_of_array(left, array, negated)?;
+                return Ok(());
+            };
             *expr = Expr::InList {
                 expr: Box::new(left),
                 list,
@@ -542,8 +585,23 @@ fn rewrite_function(expr: &mut Expr) -> Result<()> {
             let args: Vec<Expr> = function_args(f).into_iter().cloned().collect();
             *expr = call("pg_nextval", args);
         }
-        "array_agg" | "unnest" | "array_length" | "array_position" | "generate_subscripts" => {
-            return Err(Error::Unsupported(format!("function {name}")))
+        // Arrays and JSON objects are built by SQLite's JSON functions.
+        "array_agg" | "json_agg" | "jsonb_agg" => rename(f, "json_group_array"),
+        "json_object_agg" | "jsonb_object_agg" => rename(f, "json_group_object"),
+        "json_build_object" | "jsonb_build_object" => rename(f, "json_object"),
+        "json_build_array" | "jsonb_build_array" => rename(f, "json_array"),
+        "cardinality" => rename(f, "json_array_length"),
+        // Booleans are 0/1: all true is the minimum, any true the maximum.
+        "bool_and" | "every" => rename(f, "min"),
+        "bool_or" => rename(f, "max"),
+        "array_length" | "array_upper" => {
+            let first = function_args(f).first().map(|e| (*e).clone());
+            *expr = call("json_array_length", first.into_iter().collect());
+        }
+        "unnest" | "generate_subscripts" => {
+            return Err(Error::Unsupported(format!(
+                "{name} other than as a select-list item"
+            )))
         }
         "generate_series" => {
             return Err(Error::Unsupported(
@@ -553,6 +611,19 @@ fn rewrite_function(expr: &mut Expr) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+fn rename(f: &mut Function, to: &str) {
+    f.name = ObjectName::from(vec![Ident::new(to)]);
+}
+
+/// Parses an expression the rewriter generated.
+pub(crate) fn parse_expr(sql: &str) -> Result<Expr> {
+    let dialect = PostgreSqlDialect {};
+    Parser::new(&dialect)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| Error::Syntax(e.to_string()))
 }
 
 /// Rewrites every expression and table reference of a query.
@@ -897,6 +968,8 @@ fn pg_expr_name(e: &Expr) -> Option<String> {
             ),
         },
         Expr::Case { .. } => Some("case".into()),
+        Expr::Array(_) => Some("array".into()),
+        Expr::CompoundFieldAccess { root, .. } => pg_expr_name(root),
         Expr::Exists { .. } => Some("exists".into()),
         Expr::Position { .. } => Some("position".into()),
         Expr::Substring { .. } => Some("substring".into()),
@@ -933,7 +1006,18 @@ pub(crate) fn typname(t: PgType) -> &'static str {
         PgType::Json => "json",
         PgType::Jsonb => "jsonb",
         PgType::Oid => "oid",
-        PgType::Char => "\"char\"",
+        PgType::Char => "char",
+        PgType::BoolArray => "_bool",
+        PgType::CharArray => "_char",
+        PgType::NameArray => "_name",
+        PgType::Int2Array => "_int2",
+        PgType::Int4Array => "_int4",
+        PgType::TextArray => "_text",
+        PgType::OidArray => "_oid",
+        PgType::Int8Array => "_int8",
+        PgType::Float8Array => "_float8",
+        PgType::Int2Vector => "int2vector",
+        PgType::OidVector => "oidvector",
     }
 }
 

@@ -54,6 +54,30 @@ pub enum PgType {
     Oid,
     /// `"char"`: the one-byte type the system catalogs use for kinds and flags.
     Char,
+    /// `boolean[]`. Arrays are kept as JSON arrays in SQLite (so `json_each` can unnest
+    /// them) and printed in PostgreSQL's `{a,b}` form; the catalogs and `array_agg` make
+    /// them, tables cannot store them.
+    BoolArray,
+    /// `"char"[]`.
+    CharArray,
+    /// `name[]`.
+    NameArray,
+    /// `smallint[]`.
+    Int2Array,
+    /// `integer[]`.
+    Int4Array,
+    /// `text[]`.
+    TextArray,
+    /// `oid[]`.
+    OidArray,
+    /// `bigint[]`.
+    Int8Array,
+    /// `double precision[]`.
+    Float8Array,
+    /// `int2vector` (the catalogs' column lists), printed space-separated.
+    Int2Vector,
+    /// `oidvector`, printed space-separated.
+    OidVector,
 }
 
 impl PgType {
@@ -69,6 +93,17 @@ impl PgType {
             PgType::Text => 25,
             PgType::Oid => 26,
             PgType::Char => 18,
+            PgType::BoolArray => 1000,
+            PgType::CharArray => 1002,
+            PgType::NameArray => 1003,
+            PgType::Int2Array => 1005,
+            PgType::Int4Array => 1007,
+            PgType::TextArray => 1009,
+            PgType::OidArray => 1028,
+            PgType::Int8Array => 1016,
+            PgType::Float8Array => 1022,
+            PgType::Int2Vector => 22,
+            PgType::OidVector => 30,
             PgType::Json => 114,
             PgType::Float4 => 700,
             PgType::Float8 => 701,
@@ -97,6 +132,17 @@ impl PgType {
             25 => PgType::Text,
             26 => PgType::Oid,
             18 => PgType::Char,
+            1000 => PgType::BoolArray,
+            1002 => PgType::CharArray,
+            1003 => PgType::NameArray,
+            1005 => PgType::Int2Array,
+            1007 => PgType::Int4Array,
+            1009 => PgType::TextArray,
+            1028 => PgType::OidArray,
+            1016 => PgType::Int8Array,
+            1022 => PgType::Float8Array,
+            22 => PgType::Int2Vector,
+            30 => PgType::OidVector,
             114 => PgType::Json,
             700 => PgType::Float4,
             701 => PgType::Float8,
@@ -139,6 +185,17 @@ impl PgType {
             PgType::Jsonb => "jsonb",
             PgType::Oid => "oid",
             PgType::Char => "\"char\"",
+            PgType::BoolArray => "boolean[]",
+            PgType::CharArray => "\"char\"[]",
+            PgType::NameArray => "name[]",
+            PgType::Int2Array => "smallint[]",
+            PgType::Int4Array => "integer[]",
+            PgType::TextArray => "text[]",
+            PgType::OidArray => "oid[]",
+            PgType::Int8Array => "bigint[]",
+            PgType::Float8Array => "double precision[]",
+            PgType::Int2Vector => "int2vector",
+            PgType::OidVector => "oidvector",
         }
     }
 
@@ -152,6 +209,38 @@ impl PgType {
             PgType::Bytea => "BLOB",
             _ => "TEXT",
         }
+    }
+
+    /// The element type of an array (or vector) type.
+    pub fn element(self) -> Option<PgType> {
+        Some(match self {
+            PgType::BoolArray => PgType::Bool,
+            PgType::CharArray => PgType::Char,
+            PgType::NameArray => PgType::Name,
+            PgType::Int2Array | PgType::Int2Vector => PgType::Int2,
+            PgType::Int4Array => PgType::Int4,
+            PgType::TextArray => PgType::Text,
+            PgType::OidArray | PgType::OidVector => PgType::Oid,
+            PgType::Int8Array => PgType::Int8,
+            PgType::Float8Array => PgType::Float8,
+            _ => return None,
+        })
+    }
+
+    /// The array type whose elements are `self`, where mdbc has one.
+    pub fn array(self) -> Option<PgType> {
+        Some(match self {
+            PgType::Bool => PgType::BoolArray,
+            PgType::Char => PgType::CharArray,
+            PgType::Name => PgType::NameArray,
+            PgType::Int2 => PgType::Int2Array,
+            PgType::Int4 => PgType::Int4Array,
+            PgType::Text | PgType::Varchar | PgType::Bpchar => PgType::TextArray,
+            PgType::Oid => PgType::OidArray,
+            PgType::Int8 => PgType::Int8Array,
+            PgType::Float8 | PgType::Float4 => PgType::Float8Array,
+            _ => return None,
+        })
     }
 
     /// Whether values are integers in SQLite.
@@ -175,6 +264,14 @@ impl PgType {
     /// (PostgreSQL's `atttypmod`, -1 when none) and whether it is a serial pseudo-type.
     pub fn parse_sql_name(name: &str) -> Option<TypeSpec> {
         let lower = name.trim().to_ascii_lowercase();
+        if let Some(elem) = lower.strip_suffix("[]") {
+            let spec = PgType::parse_sql_name(elem)?;
+            return Some(TypeSpec {
+                ty: spec.ty.array()?,
+                typmod: -1,
+                serial: false,
+            });
+        }
         let (base, args) = match lower.find('(') {
             Some(open) => {
                 let close = lower.rfind(')')?;
@@ -227,6 +324,8 @@ impl PgType {
             "char" | "character" | "bpchar" => PgType::Bpchar,
             "name" => PgType::Name,
             "\"char\"" => PgType::Char,
+            "int2vector" => PgType::Int2Vector,
+            "oidvector" => PgType::OidVector,
             "bytea" => PgType::Bytea,
             "date" => PgType::Date,
             "time" | "time without time zone" => PgType::Time,
@@ -359,6 +458,17 @@ mod tests {
             PgType::Jsonb,
             PgType::Oid,
             PgType::Char,
+            PgType::BoolArray,
+            PgType::CharArray,
+            PgType::NameArray,
+            PgType::Int2Array,
+            PgType::Int4Array,
+            PgType::TextArray,
+            PgType::OidArray,
+            PgType::Int8Array,
+            PgType::Float8Array,
+            PgType::Int2Vector,
+            PgType::OidVector,
         ] {
             assert_eq!(PgType::from_oid(t.oid()), Some(t));
         }
