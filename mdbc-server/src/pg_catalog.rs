@@ -564,6 +564,177 @@ const VIEWS: &[View] = &[
         )),
     },
     View {
+        name: "information_schema_schemata",
+        columns: &[
+            ("catalog_name", Name),
+            ("schema_name", Name),
+            ("schema_owner", Name),
+            ("default_character_set_catalog", Name),
+            ("default_character_set_schema", Name),
+            ("default_character_set_name", Name),
+            ("sql_path", Text),
+        ],
+        body: Some(Body::Sql(
+            // pg_toast is not listed: clients have no privilege on it.
+            "SELECT current_database(), n.nspname, pg_get_userbyid(n.nspowner), NULL, NULL, \
+                    NULL, NULL FROM pg_namespace n WHERE n.nspname <> 'pg_toast'",
+        )),
+    },
+    View {
+        name: "information_schema_tables",
+        columns: &[
+            ("table_catalog", Name),
+            ("table_schema", Name),
+            ("table_name", Name),
+            ("table_type", Text),
+            ("self_referencing_column_name", Name),
+            ("reference_generation", Text),
+            ("user_defined_type_catalog", Name),
+            ("user_defined_type_schema", Name),
+            ("user_defined_type_name", Name),
+            ("is_insertable_into", Text),
+            ("is_typed", Text),
+            ("commit_action", Text),
+        ],
+        body: Some(Body::Sql(
+            r#"SELECT current_database(), 'public', r.name,
+                      CASE r.type WHEN 'table' THEN 'BASE TABLE' ELSE 'VIEW' END,
+                      NULL, NULL, NULL, NULL, NULL,
+                      CASE r.type WHEN 'table' THEN 'YES' ELSE 'NO' END, 'NO', NULL
+               FROM __mdbc_v_rel r"#,
+        )),
+    },
+    View {
+        name: "information_schema_columns",
+        columns: &[
+            ("table_catalog", Name),
+            ("table_schema", Name),
+            ("table_name", Name),
+            ("column_name", Name),
+            ("ordinal_position", Int4),
+            ("column_default", Text),
+            ("is_nullable", Text),
+            ("data_type", Text),
+            ("character_maximum_length", Int4),
+            ("character_octet_length", Int4),
+            ("numeric_precision", Int4),
+            ("numeric_precision_radix", Int4),
+            ("numeric_scale", Int4),
+            ("datetime_precision", Int4),
+            ("interval_type", Text),
+            ("interval_precision", Int4),
+            ("character_set_catalog", Name),
+            ("character_set_schema", Name),
+            ("character_set_name", Name),
+            ("collation_catalog", Name),
+            ("collation_schema", Name),
+            ("collation_name", Name),
+            ("domain_catalog", Name),
+            ("domain_schema", Name),
+            ("domain_name", Name),
+            ("udt_catalog", Name),
+            ("udt_schema", Name),
+            ("udt_name", Name),
+            ("scope_catalog", Name),
+            ("scope_schema", Name),
+            ("scope_name", Name),
+            ("maximum_cardinality", Int4),
+            ("dtd_identifier", Name),
+            ("is_self_referencing", Text),
+            ("is_identity", Text),
+            ("identity_generation", Text),
+            ("identity_start", Text),
+            ("identity_increment", Text),
+            ("identity_maximum", Text),
+            ("identity_minimum", Text),
+            ("identity_cycle", Text),
+            ("is_generated", Text),
+            ("generation_expression", Text),
+            ("is_updatable", Text),
+        ],
+        body: Some(Body::Sql(
+            r#"SELECT current_database(), 'public', a.tbl, a.attname, a.attnum, a.adbin,
+                      CASE WHEN a.attnotnull THEN 'NO' ELSE 'YES' END,
+                      format_type(a.atttypid, NULL),
+                      CASE WHEN a.atttypid IN (1042, 1043) AND a.atttypmod >= 4
+                           THEN a.atttypmod - 4 END,
+                      CASE WHEN a.atttypid IN (1042, 1043) AND a.atttypmod >= 4
+                               THEN (a.atttypmod - 4) * 4
+                           WHEN a.atttypid IN (25, 1042, 1043) THEN 1073741824 END,
+                      CASE a.atttypid WHEN 21 THEN 16 WHEN 23 THEN 32 WHEN 20 THEN 64
+                           WHEN 700 THEN 24 WHEN 701 THEN 53
+                           WHEN 1700 THEN CASE WHEN a.atttypmod >= 4
+                                              THEN (a.atttypmod - 4) >> 16 END END,
+                      CASE WHEN a.atttypid IN (21, 23, 20, 700, 701) THEN 2
+                           WHEN a.atttypid = 1700 THEN 10 END,
+                      CASE WHEN a.atttypid IN (21, 23, 20) THEN 0
+                           WHEN a.atttypid = 1700 AND a.atttypmod >= 4
+                               THEN (a.atttypmod - 4) & 65535 END,
+                      CASE WHEN a.atttypid = 1082 THEN 0
+                           WHEN a.atttypid IN (1083, 1114, 1184, 1186) THEN 6 END,
+                      NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                      current_database(), 'pg_catalog',
+                      (SELECT t.typname FROM pg_type t WHERE t.oid = a.atttypid),
+                      NULL, NULL, NULL, NULL, CAST(a.attnum AS TEXT), 'NO', 'NO', NULL, NULL,
+                      NULL, NULL, NULL, 'NO', 'NEVER', NULL, 'YES'
+               FROM __mdbc_v_column a"#,
+        )),
+    },
+    View {
+        name: "information_schema_table_constraints",
+        columns: &[
+            ("constraint_catalog", Name),
+            ("constraint_schema", Name),
+            ("constraint_name", Name),
+            ("table_catalog", Name),
+            ("table_schema", Name),
+            ("table_name", Name),
+            ("constraint_type", Text),
+            ("is_deferrable", Text),
+            ("initially_deferred", Text),
+            ("enforced", Text),
+            ("nulls_distinct", Text),
+        ],
+        // As in PostgreSQL 15, NOT NULL columns are listed as CHECK constraints named
+        // schema-oid_table-oid_column_not_null.
+        body: Some(Body::Sql(
+            r#"SELECT current_database(), 'public', c.conname, current_database(), 'public',
+                      r.name, CASE c.contype WHEN 'p' THEN 'PRIMARY KEY' WHEN 'u' THEN 'UNIQUE'
+                                             WHEN 'f' THEN 'FOREIGN KEY' ELSE 'CHECK' END,
+                      'NO', 'NO', 'YES', CASE WHEN c.contype = 'u' THEN 'YES' END
+               FROM __mdbc_v_constraint c JOIN __mdbc_v_rel r ON r.oid = c.conrelid
+               UNION ALL
+               SELECT current_database(), 'public',
+                      '2200_' || a.attrelid || '_' || a.attnum || '_not_null',
+                      current_database(), 'public', a.tbl, 'CHECK', 'NO', 'NO', 'YES', NULL
+               FROM __mdbc_v_column a WHERE a.attnotnull"#,
+        )),
+    },
+    View {
+        name: "information_schema_key_column_usage",
+        columns: &[
+            ("constraint_catalog", Name),
+            ("constraint_schema", Name),
+            ("constraint_name", Name),
+            ("table_catalog", Name),
+            ("table_schema", Name),
+            ("table_name", Name),
+            ("column_name", Name),
+            ("ordinal_position", Int4),
+            ("position_in_unique_constraint", Int4),
+        ],
+        body: Some(Body::Sql(
+            r#"SELECT current_database(), 'public', c.conname, current_database(), 'public',
+                      r.name, a.attname, k.key + 1,
+                      CASE WHEN c.contype = 'f' THEN k.key + 1 END
+               FROM __mdbc_v_constraint c
+               JOIN __mdbc_v_rel r ON r.oid = c.conrelid
+               JOIN json_each(c.conkey) k
+               JOIN __mdbc_v_column a ON a.attrelid = c.conrelid AND a.attnum = k.value
+               WHERE c.contype IN ('p', 'u', 'f')"#,
+        )),
+    },
+    View {
         // The session's own settings (session.rs registers __mdbc_settings).
         name: "pg_settings",
         columns: &[

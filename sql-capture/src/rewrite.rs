@@ -27,6 +27,14 @@ use crate::types::PgType;
 /// names fold to lower case as in PostgreSQL.
 pub fn object_name_to_table(name: &ObjectName) -> String {
     let parts: Vec<&ObjectNamePart> = name.0.iter().collect();
+    // information_schema's views live beside the tables, prefixed (mdbc-server's
+    // pg_catalog.rs).
+    if let [ObjectNamePart::Identifier(schema), ObjectNamePart::Identifier(view)] = parts.as_slice()
+    {
+        if schema.value.eq_ignore_ascii_case("information_schema") {
+            return format!("information_schema_{}", ident_value(view));
+        }
+    }
     match parts.last() {
         Some(ObjectNamePart::Identifier(id)) => ident_value(id),
         _ => name.to_string(),
@@ -105,6 +113,11 @@ impl VisitorMut for Rewriter {
 
     fn pre_visit_relation(&mut self, relation: &mut ObjectName) -> ControlFlow<Error> {
         if relation.0.len() == 2 {
+            let name = object_name_to_table(relation);
+            if name.starts_with("information_schema_") {
+                *relation = ObjectName::from(vec![Ident::new(name)]);
+                return ControlFlow::Continue(());
+            }
             if let Some(ObjectNamePart::Identifier(schema)) = relation.0.first() {
                 // One schema; the system catalogs are views beside the tables
                 // (migrations/sqlite/0002_pg_catalog.sql).

@@ -119,3 +119,36 @@ fn psql_meta_commands_match_postgres() {
         "psql meta-command output differs"
     );
 }
+
+/// The meta-commands whose PostgreSQL output names what only that server has (its other
+/// databases and roles): `\l` lists this database, `\du` the session's role, `\timing`
+/// times each query, and none of them errors.
+#[test]
+fn psql_lists_databases_roles_and_times_queries() {
+    let server = Server::start().unwrap();
+    let (out, ok) = server
+        .psql("\\l\n\\du\n\\timing on\nselect 1;\n\\timing off\n", &[])
+        .unwrap();
+    assert!(ok, "{out}");
+    assert!(!out.contains("ERROR"), "{out}");
+    let db_line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("mdbc "))
+        .unwrap_or_else(|| panic!("no database line:\n{out}"));
+    let cells: Vec<&str> = db_line.split('|').map(str::trim).collect();
+    assert_eq!(&cells[..3], ["mdbc", "tester", "UTF8"], "{out}");
+    let role_line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("tester "))
+        .unwrap_or_else(|| panic!("no role line:\n{out}"));
+    assert!(role_line.contains("Superuser"), "{out}");
+    assert!(
+        !out.contains("pg_database_owner"),
+        "\\du hides pg_ roles:\n{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Time: ") && l.ends_with(" ms")),
+        "{out}"
+    );
+}

@@ -28,3 +28,15 @@ SELECT t.typname, t.typtype, t.typelem, r.rngsubtype, t.typbasetype, n.nspname, 
 SELECT t.oid, typarray FROM pg_type t JOIN pg_namespace ns ON typnamespace = ns.oid WHERE typname = 'hstore';
 \echo '-- regclass and format_type'
 select 'books'::regclass::text, pg_catalog.format_type('numeric'::regtype, 655366), to_regclass('nope') is null;
+\echo '-- information_schema'
+select table_name, table_type, is_insertable_into from information_schema.tables where table_schema = 'public' order by 1;
+select table_name, column_name, ordinal_position, column_default, is_nullable, data_type, character_maximum_length, character_octet_length, numeric_precision, numeric_precision_radix, numeric_scale, datetime_precision, udt_name, is_identity, is_generated, is_updatable from information_schema.columns where table_schema = 'public' order by 1, 3;
+select constraint_name, table_name, constraint_type, is_deferrable, nulls_distinct from information_schema.table_constraints where table_schema = 'public' and constraint_type <> 'CHECK' order by 2, 1;
+select table_name, count(*) from information_schema.table_constraints where table_schema = 'public' and constraint_type = 'CHECK' group by 1 order by 1;
+select constraint_name, table_name, column_name, ordinal_position, position_in_unique_constraint from information_schema.key_column_usage where table_schema = 'public' order by 2, 1, 4;
+select catalog_name, schema_name from information_schema.schemata order by 2;
+\echo '-- tab completion: relations and columns'
+SELECT c.relname, NULL::pg_catalog.text FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'S', 'v', 'm', 'f', 'p') AND (c.relname) LIKE 'bo%' AND pg_catalog.pg_table_is_visible(c.oid) AND c.relnamespace <> (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'pg_catalog') UNION ALL SELECT NULL::pg_catalog.text, n.nspname FROM pg_catalog.pg_namespace n WHERE n.nspname LIKE 'bo%' AND n.nspname NOT LIKE E'pg\\_%' LIMIT 1000;
+SELECT a.attname, NULL::pg_catalog.text FROM pg_catalog.pg_attribute a, pg_catalog.pg_class c WHERE c.oid = a.attrelid AND a.attnum > 0 AND NOT a.attisdropped AND (a.attname) LIKE 'ti%' AND (c.relname='books' OR c.oid = 0) ORDER BY 1 LIMIT 1000;
+\echo '-- unique indexes'
+SELECT pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c, pg_catalog.pg_index i WHERE c.oid = i.indexrelid AND i.indisunique AND c.relnamespace = 'public'::regnamespace ORDER BY 1;
