@@ -18,6 +18,7 @@ pub mod errors;
 pub mod pg_catalog;
 pub mod server;
 pub mod session;
+pub mod sqlfuncs;
 pub mod store;
 pub mod values;
 pub mod wire;

@@ -674,6 +674,7 @@ fn register_functions(
         Ok(Value::Integer(re.is_match(&text) as i64))
     })?;
     register_catalog_functions(conn, &ident.user, &ident.database)?;
+    crate::sqlfuncs::register(conn)?;
     let pid = ident.pid;
     conn.create_scalar_function("pg_backend_pid", 0, det, move |_| Ok(pid))?;
     // PostgreSQL's greatest/least skip NULLs; SQLite's max/min of several values do not.

@@ -234,7 +234,11 @@ fn numeric_from_text(t: &str, typmod: i32) -> VResult<Value> {
         && t.chars().any(|c| c.is_ascii_digit());
     if !ok_shape {
         if t.eq_ignore_ascii_case("nan") {
-            return Ok(Value::Real(f64::NAN));
+            // SQLite stores a NaN real as NULL: refuse it rather than lose it.
+            return Err(ValueError {
+                code: "0A000",
+                message: "NaN is not supported in numeric values by mdbc".into(),
+            });
         }
         return Err(ValueError {
             code: "22P02",

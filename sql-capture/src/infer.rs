@@ -11,8 +11,8 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     AssignmentTarget, BinaryOperator, Expr, FromTable, FunctionArg, FunctionArgExpr,
-    OnConflictAction, OnInsert, Query, SelectItem, SetExpr, Statement, TableFactor, TableWithJoins,
-    UnaryOperator, Value, Visit, Visitor,
+    OnConflictAction, OnInsert, OrderBy, OrderByExpr, OrderByKind, OrderBySort, Query, SelectItem,
+    SetExpr, Statement, TableFactor, TableWithJoins, UnaryOperator, Value, Visit, Visitor,
 };
 
 use crate::catalog::{Catalog, ColumnInfo, TableDef};
@@ -51,6 +51,166 @@ fn is_reg_type(name: &str) -> bool {
     )
 }
 
+/// PostgreSQL sorts NULLs last when ascending and first when descending; SQLite does the
+/// opposite. Every ORDER BY without its own NULLS clause gets PostgreSQL's, except on a
+/// top-level key that cannot be NULL (a NOT NULL or primary-key column): there the clause
+/// changes nothing and would keep SQLite from reading an index in order.
+pub fn order_nulls_like_postgres(q: &mut Query, catalog: &Catalog) {
+    struct Every;
+    impl sqlparser::ast::VisitorMut for Every {
+        type Break = ();
+        fn pre_visit_order_by_expr(&mut self, e: &mut OrderByExpr) -> ControlFlow<()> {
+            set_postgres_nulls(e);
+            ControlFlow::Continue(())
+        }
+    }
+    let mut top = q.order_by.take();
+    let _ = sqlparser::ast::VisitMut::visit(q, &mut Every);
+    if let Some(OrderBy {
+        kind: OrderByKind::Expressions(exprs),
+        ..
+    }) = &mut top
+    {
+        let select = match q.body.as_ref() {
+            SetExpr::Select(s) => Some(s),
+            _ => None,
+        };
+        for e in exprs.iter_mut() {
+            let never_null = select.is_some_and(|sel| {
+                let scope = Scope::from_tables(&sel.from, catalog);
+                let target = match &e.expr {
+                    Expr::Value(v) => match &v.value {
+                        Value::Number(n, _) => n
+                            .parse::<usize>()
+                            .ok()
+                            .and_then(|i| sel.projection.get(i.wrapping_sub(1)))
+                            .and_then(|item| match item {
+                                SelectItem::UnnamedExpr(x)
+                                | SelectItem::ExprWithAlias { expr: x, .. } => Some(x),
+                                _ => None,
+                            }),
+                        _ => None,
+                    },
+                    other => Some(other),
+                };
+                target.is_some_and(|t| scope.never_null(t))
+            });
+            if !never_null {
+                set_postgres_nulls(e);
+            }
+        }
+    }
+    q.order_by = top;
+}
+
+/// `date ± integer` and `date - date`, which need the operands' types: SQLite would add
+/// the number to the year. Rewritten to SQLite's date functions before translation, with
+/// each SELECT's own tables in scope.
+pub fn date_arithmetic(q: &mut Query, catalog: &Catalog) {
+    fn query(q: &mut Query, catalog: &Catalog) {
+        set_expr(q.body.as_mut(), catalog);
+    }
+    fn set_expr(body: &mut SetExpr, catalog: &Catalog) {
+        match body {
+            SetExpr::Select(sel) => {
+                let scope = Scope::from_tables(&sel.from, catalog);
+                struct Fix<'a, 'b> {
+                    scope: &'a Scope<'b>,
+                    catalog: &'a Catalog,
+                }
+                impl sqlparser::ast::VisitorMut for Fix<'_, '_> {
+                    type Break = ();
+                    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+                        // A subquery has tables of its own.
+                        query(q, self.catalog);
+                        ControlFlow::Continue(())
+                    }
+                    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+                        fix_date_expr(e, self.scope);
+                        ControlFlow::Continue(())
+                    }
+                }
+                let mut fix = Fix {
+                    scope: &scope,
+                    catalog,
+                };
+                for item in &mut sel.projection {
+                    let _ = sqlparser::ast::VisitMut::visit(item, &mut fix);
+                }
+                if let Some(w) = &mut sel.selection {
+                    let _ = sqlparser::ast::VisitMut::visit(w, &mut fix);
+                }
+                if let Some(h) = &mut sel.having {
+                    let _ = sqlparser::ast::VisitMut::visit(h, &mut fix);
+                }
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                set_expr(left, catalog);
+                set_expr(right, catalog);
+            }
+            SetExpr::Query(q) => query(q, catalog),
+            _ => {}
+        }
+    }
+    query(q, catalog)
+}
+
+fn fix_date_expr(e: &mut Expr, scope: &Scope) {
+    let Expr::BinaryOp { left, op, right } = e else {
+        return;
+    };
+    if !matches!(op, BinaryOperator::Plus | BinaryOperator::Minus) {
+        return;
+    }
+    let l = infer_expr(left, scope).and_then(|c| c.ty);
+    let r = infer_expr(right, scope).and_then(|c| c.ty);
+    let days = |date: Expr, sign: &str, n: Expr| {
+        let modifier = Expr::BinaryOp {
+            left: Box::new(Expr::BinaryOp {
+                left: Box::new(Expr::value(Value::SingleQuotedString(sign.into()))),
+                op: BinaryOperator::StringConcat,
+                right: Box::new(n),
+            }),
+            op: BinaryOperator::StringConcat,
+            right: Box::new(Expr::value(Value::SingleQuotedString(" days".into()))),
+        };
+        crate::rewrite::call("date", vec![date, modifier])
+    };
+    let take = |b: &mut Box<Expr>| std::mem::replace(b.as_mut(), Expr::value(Value::Null));
+    *e = match (l, &*op, r) {
+        (Some(PgType::Date), BinaryOperator::Minus, Some(PgType::Date)) => {
+            let diff = Expr::BinaryOp {
+                left: Box::new(crate::rewrite::call("julianday", vec![take(left)])),
+                op: BinaryOperator::Minus,
+                right: Box::new(crate::rewrite::call("julianday", vec![take(right)])),
+            };
+            Expr::Cast {
+                kind: sqlparser::ast::CastKind::Cast,
+                expr: Box::new(diff),
+                data_type: sqlparser::ast::DataType::Integer(None),
+                format: None,
+            }
+        }
+        (Some(PgType::Date), BinaryOperator::Plus, Some(t)) if t.is_integer() => {
+            days(take(left), "+", take(right))
+        }
+        (Some(PgType::Date), BinaryOperator::Minus, Some(t)) if t.is_integer() => {
+            days(take(left), "-", take(right))
+        }
+        (Some(t), BinaryOperator::Plus, Some(PgType::Date)) if t.is_integer() => {
+            days(take(right), "+", take(left))
+        }
+        _ => return,
+    };
+}
+
+fn set_postgres_nulls(e: &mut OrderByExpr) {
+    if e.options.nulls_first.is_none() {
+        let desc = matches!(e.options.sort, Some(OrderBySort::Desc));
+        e.options.nulls_first = Some(desc);
+    }
+}
+
 /// Tables in scope: (name or alias, definition).
 struct Scope<'a> {
     tables: Vec<(String, Option<Cow<'a, TableDef>>)>,
@@ -66,6 +226,30 @@ impl<'a> Scope<'a> {
             }
         }
         Scope { tables }
+    }
+
+    /// Whether `e` is a column reference to a NOT NULL column.
+    fn never_null(&self, e: &Expr) -> bool {
+        let (qualifier, name) = match e {
+            Expr::Identifier(i) => (None, ident_value(i)),
+            Expr::CompoundIdentifier(p) if p.len() == 2 => {
+                (Some(ident_value(&p[0])), ident_value(&p[1]))
+            }
+            _ => return false,
+        };
+        let mut found = self.tables.iter().filter_map(|(alias, def)| {
+            if qualifier
+                .as_deref()
+                .is_some_and(|q| !alias.eq_ignore_ascii_case(q))
+            {
+                return None;
+            }
+            def.as_ref()?.column(&name)
+        });
+        match (found.next(), found.next()) {
+            (Some(c), None) => c.not_null,
+            _ => false,
+        }
     }
 
     fn column(&self, qualifier: Option<&str>, name: &str) -> Option<ResultColumn> {
@@ -301,9 +485,25 @@ fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
             | BinaryOperator::Modulo => {
                 let l = infer_expr(left, scope).and_then(|c| c.ty);
                 let r = infer_expr(right, scope).and_then(|c| c.ty);
-                arith(l, r).map(|t| ResultColumn::of(t, -1))
+                match (l, op, r) {
+                    (Some(Date), BinaryOperator::Minus, Some(Date)) => of(Int4),
+                    (Some(Date), BinaryOperator::Plus | BinaryOperator::Minus, Some(t))
+                    | (Some(t), BinaryOperator::Plus, Some(Date))
+                        if t.is_integer() =>
+                    {
+                        of(Date)
+                    }
+                    _ => arith(l, r).map(|t| ResultColumn::of(t, -1)),
+                }
             }
             BinaryOperator::StringConcat => of(Text),
+            BinaryOperator::PGExp => match (
+                infer_expr(left, scope).and_then(|c| c.ty),
+                infer_expr(right, scope).and_then(|c| c.ty),
+            ) {
+                (Some(Numeric), _) | (_, Some(Numeric)) => of(Numeric),
+                _ => of(Float8),
+            },
             _ => of(Bool),
         },
         Expr::IsNull(_)
@@ -834,5 +1034,77 @@ mod tests {
                 Some(Text)
             ]
         );
+    }
+
+    fn translated(sql: &str, c: &Catalog) -> String {
+        match crate::translate::plan(&parse(sql).unwrap()[0], c).unwrap() {
+            crate::translate::Command::Sql(p) => p.sql.join("; "),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn nulls_sort_as_in_postgres_except_on_never_null_keys() {
+        let mut c = cat();
+        c.insert(TableDef {
+            name: "k".into(),
+            columns: vec![ColumnInfo {
+                name: "id".into(),
+                ty: PgType::Int4,
+                typmod: -1,
+                serial: false,
+                not_null: true,
+                default: None,
+            }],
+        });
+        let s = translated("select name from acc order by name, aid desc", &c);
+        assert!(
+            s.ends_with("ORDER BY name NULLS LAST, aid DESC NULLS FIRST"),
+            "{s}"
+        );
+        // A NOT NULL key keeps SQLite's index order; by position too.
+        assert!(translated("select id from k order by id", &c).ends_with("ORDER BY id"));
+        assert!(translated("select id from k order by 1 desc", &c).ends_with("ORDER BY 1 DESC"));
+        // Explicit NULLS clauses are kept; subqueries and window orderings get PostgreSQL's.
+        assert!(
+            translated("select name from acc order by name nulls first", &c)
+                .ends_with("ORDER BY name NULLS FIRST")
+        );
+        let s = translated(
+            "select row_number() over (order by name) from (select name from acc order by aid) x",
+            &c,
+        );
+        assert!(s.contains("OVER (ORDER BY name NULLS LAST)"), "{s}");
+        assert!(s.contains("ORDER BY aid NULLS LAST)"), "{s}");
+    }
+
+    #[test]
+    fn date_arithmetic_uses_date_functions() {
+        let mut c = cat();
+        c.insert(TableDef {
+            name: "ev".into(),
+            columns: vec![ColumnInfo {
+                name: "d".into(),
+                ty: PgType::Date,
+                typmod: -1,
+                serial: false,
+                not_null: false,
+                default: None,
+            }],
+        });
+        let s = translated(
+            "select d + 1, d - 2, 3 + d, d - d from ev where d - 7 > d",
+            &c,
+        );
+        assert!(s.contains("date(d, '+' || 1 || ' days')"), "{s}");
+        assert!(s.contains("date(d, '-' || 2 || ' days')"), "{s}");
+        assert!(s.contains("date(d, '+' || 3 || ' days')"), "{s}");
+        assert!(
+            s.contains("pg_coerce(julianday(d) - julianday(d), 23, -1)"),
+            "{s}"
+        );
+        assert!(s.contains("WHERE date(d, '-' || 7 || ' days') > d"), "{s}");
+        // Numbers stay numbers.
+        assert!(translated("select aid + 1 from acc", &c).contains("aid + 1"));
     }
 }

@@ -489,6 +489,28 @@ pub(crate) fn reg_to_text(expr: &mut Expr) {
     ) {
         return;
     }
+    // to_regclass('t')::text: the oid it finds, printed as the name.
+    if let Expr::Function(f) = inner.as_ref() {
+        let reg = match function_base_name(f).as_str() {
+            "to_regclass" => "regclass",
+            "to_regtype" => "regtype",
+            "to_regnamespace" => "regnamespace",
+            _ => "",
+        };
+        if !reg.is_empty() {
+            let call = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+            **inner = Expr::Cast {
+                kind: sqlparser::ast::CastKind::DoubleColon,
+                expr: Box::new(call),
+                data_type: sqlparser::ast::DataType::Custom(
+                    sqlparser::ast::ObjectName::from(vec![Ident::new(reg)]),
+                    vec![],
+                ),
+                format: None,
+            };
+            return;
+        }
+    }
     if let Expr::Cast {
         expr: literal,
         data_type: reg,
@@ -794,7 +816,7 @@ mod tests {
     fn arrays_are_json() {
         assert_eq!(
             sqlite("select array[1, 2], array_agg(relname order by oid) from pg_class"),
-            "SELECT json_array(1, 2) AS \"array\", json_group_array(relname ORDER BY oid) \
+            "SELECT json_array(1, 2) AS \"array\", json_group_array(relname ORDER BY oid NULLS LAST) \
              AS \"array_agg\" FROM pg_class"
         );
         let s = sqlite("select 1 from pg_class c where c.oid = any(c.relname)");

@@ -534,7 +534,7 @@ mod tests {
         assert_eq!(n, 3);
         assert_eq!(
             sql,
-            "SELECT name FROM t WHERE id = ?1 AND name LIKE ?2 LIMIT ?3"
+            "SELECT name FROM t WHERE id = ?1 AND name LIKE ?2 ESCAPE '\\' LIMIT ?3"
         );
         let (sql, n) = shaped("update t set b = b + -7 where id = 9", &cat);
         assert_eq!(

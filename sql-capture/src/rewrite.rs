@@ -10,9 +10,9 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     AccessExpr, BinaryOperator, Delete, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentList, FunctionArguments, Ident, Insert, ObjectName, ObjectNamePart,
-    OnConflictAction, OnInsert, Query, SelectItem, SetExpr, Subscript, TableAlias, TableFactor,
-    Update, Value, ValueWithSpan, VisitMut, VisitorMut,
+    FunctionArgumentList, FunctionArguments, Ident, Insert, LimitClause, ObjectName,
+    ObjectNamePart, OnConflictAction, OnInsert, Query, SelectItem, SetExpr, Subscript, TableAlias,
+    TableFactor, TrimWhereField, Update, Value, ValueWithSpan, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -132,6 +132,15 @@ impl VisitorMut for Rewriter {
     }
 
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<Error> {
+        // SQLite takes OFFSET only after a LIMIT; -1 is no limit.
+        if let Some(LimitClause::LimitOffset {
+            limit: limit @ None,
+            offset: Some(_),
+            ..
+        }) = &mut q.limit_clause
+        {
+            *limit = Some(number(-1));
+        }
         crate::introspect::inline_lateral(q);
         match crate::introspect::set_returning_select_list(q) {
             Ok(()) => ControlFlow::Continue(()),
@@ -348,7 +357,14 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
                 return Ok(());
             }
             let spec = PgType::parse_sql_name(&name).ok_or_else(|| unsupported_type(&name))?;
-            let inner = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+            let mut inner = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+            if matches!(spec.ty, PgType::Varchar | PgType::Bpchar) && spec.typmod >= 4 {
+                // An explicit cast cuts to the length (only storing a value errors).
+                inner = call(
+                    "substr",
+                    vec![inner, number(1), number((spec.typmod - 4) as i64)],
+                );
+            }
             *expr = coerce(inner, spec.ty, spec.typmod);
         }
         Expr::TypedString(ts) => {
@@ -371,10 +387,39 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
                 any: false,
                 expr: Box::new(call("lower", vec![left])),
                 pattern: Box::new(call("lower", vec![pattern])),
-                escape_char: escape_char.clone(),
+                escape_char: Some(escape_char.clone().unwrap_or_else(backslash)),
             };
         }
+        // PostgreSQL's LIKE escapes with a backslash unless told otherwise; SQLite's has
+        // no escape character at all.
+        // Always, even for a literal without a backslash: plans are reused for other
+        // literals of the same shape (literals.rs).
+        Expr::Like {
+            escape_char: escape @ None,
+            ..
+        } => *escape = Some(backslash()),
         Expr::Function(_) => rewrite_function(expr)?,
+        // TRIM([BOTH | LEADING | TRAILING] [chars] FROM s): SQLite's trim(s, chars).
+        Expr::Trim {
+            expr: inner,
+            trim_where,
+            trim_what,
+            trim_characters,
+        } => {
+            let s = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+            let mut args = vec![s];
+            if let Some(w) = trim_what.take() {
+                args.push(*w);
+            } else if let Some(chars) = trim_characters.take() {
+                args.extend(chars);
+            }
+            let f = match trim_where {
+                Some(TrimWhereField::Leading) => "ltrim",
+                Some(TrimWhereField::Trailing) => "rtrim",
+                _ => "trim",
+            };
+            *expr = call(f, args);
+        }
         // `pg_catalog.pg_class.relname`: the schema goes, as it does on the relation.
         Expr::CompoundIdentifier(parts)
             if parts.len() == 3
@@ -474,7 +519,12 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
                 BinaryOperator::PGRegexIMatch => Some(("i", false)),
                 BinaryOperator::PGRegexNotMatch => Some(("", true)),
                 BinaryOperator::PGRegexNotIMatch => Some(("i", true)),
-                BinaryOperator::PGExp => return Err(Error::Unsupported("the ^ operator".into())),
+                BinaryOperator::PGExp => {
+                    let l = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
+                    let r = std::mem::replace(right.as_mut(), Expr::value(Value::Null));
+                    *expr = call("power", vec![l, r]);
+                    return Ok(());
+                }
                 _ => None,
             };
             if let Some((flags, negated)) = regex {
@@ -624,6 +674,10 @@ fn rewrite_function(expr: &mut Expr) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+fn backslash() -> Box<Expr> {
+    Box::new(Expr::value(Value::SingleQuotedString("\\".into())))
 }
 
 fn rename(f: &mut Function, to: &str) {
@@ -1131,7 +1185,7 @@ mod tests {
     fn ilike_lowers_both_sides() {
         assert_eq!(
             sqlite("select 'A' ilike 'a'"),
-            "SELECT lower('A') LIKE lower('a') AS \"?column?\""
+            "SELECT lower('A') LIKE lower('a') ESCAPE '\\' AS \"?column?\""
         );
     }
 

@@ -210,6 +210,8 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 ));
             }
             let names = rewrite::pg_column_names(&q);
+            infer::order_nulls_like_postgres(&mut q, catalog);
+            infer::date_arithmetic(&mut q, catalog);
             rewrite::rewrite_query(&mut q, catalog)?;
             rewrite::apply_column_names(&mut q, names);
             shape(&mut |l| literals::parameterize(&mut q, l));
