@@ -107,30 +107,47 @@ pub fn order_nulls_like_postgres(q: &mut Query, catalog: &Catalog) {
 /// the number to the year. Rewritten to SQLite's date functions before translation, with
 /// each SELECT's own tables in scope.
 pub fn date_arithmetic(q: &mut Query, catalog: &Catalog) {
-    fn query(q: &mut Query, catalog: &Catalog) {
-        set_expr(q.body.as_mut(), catalog);
+    date_query(q, catalog)
+}
+
+/// The same for an INSERT, UPDATE or DELETE (`node` is the statement's clone being
+/// translated; `stmt` the original, whose tables are in scope).
+pub fn date_arithmetic_in<T: sqlparser::ast::VisitMut>(
+    node: &mut T,
+    stmt: &Statement,
+    catalog: &Catalog,
+) {
+    let scope = statement_scope(stmt, catalog);
+    let _ = node.visit(&mut FixDates {
+        scope: &scope,
+        catalog,
+    });
+}
+
+struct FixDates<'a, 'b> {
+    scope: &'a Scope<'b>,
+    catalog: &'a Catalog,
+}
+
+impl sqlparser::ast::VisitorMut for FixDates<'_, '_> {
+    type Break = ();
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        // A subquery has tables of its own.
+        date_query(q, self.catalog);
+        ControlFlow::Continue(())
     }
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        fix_date_expr(e, self.scope);
+        ControlFlow::Continue(())
+    }
+}
+
+fn date_query(q: &mut Query, catalog: &Catalog) {
     fn set_expr(body: &mut SetExpr, catalog: &Catalog) {
         match body {
             SetExpr::Select(sel) => {
                 let scope = Scope::from_tables(&sel.from, catalog);
-                struct Fix<'a, 'b> {
-                    scope: &'a Scope<'b>,
-                    catalog: &'a Catalog,
-                }
-                impl sqlparser::ast::VisitorMut for Fix<'_, '_> {
-                    type Break = ();
-                    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-                        // A subquery has tables of its own.
-                        query(q, self.catalog);
-                        ControlFlow::Continue(())
-                    }
-                    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
-                        fix_date_expr(e, self.scope);
-                        ControlFlow::Continue(())
-                    }
-                }
-                let mut fix = Fix {
+                let mut fix = FixDates {
                     scope: &scope,
                     catalog,
                 };
@@ -148,11 +165,11 @@ pub fn date_arithmetic(q: &mut Query, catalog: &Catalog) {
                 set_expr(left, catalog);
                 set_expr(right, catalog);
             }
-            SetExpr::Query(q) => query(q, catalog),
+            SetExpr::Query(q) => date_query(q, catalog),
             _ => {}
         }
     }
-    query(q, catalog)
+    set_expr(q.body.as_mut(), catalog)
 }
 
 fn fix_date_expr(e: &mut Expr, scope: &Scope) {
@@ -1106,5 +1123,14 @@ mod tests {
         assert!(s.contains("WHERE date(d, '-' || 7 || ' days') > d"), "{s}");
         // Numbers stay numbers.
         assert!(translated("select aid + 1 from acc", &c).contains("aid + 1"));
+        // Writes too.
+        let s = translated("update ev set d = d + 7 where d - 1 < '2020-01-01'", &c);
+        assert!(
+            s.contains("pg_coerce(date(d, '+' || 7 || ' days'), 1082, -1)"),
+            "{s}"
+        );
+        assert!(s.contains("WHERE date(d, '-' || 1 || ' days') <"), "{s}");
+        let s = translated("insert into ev select d + 1 from ev", &c);
+        assert!(s.contains("date(d, '+' || 1 || ' days')"), "{s}");
     }
 }

@@ -242,6 +242,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 .map(|r| infer::returning_columns(r, &table, catalog))
                 .unwrap_or_default();
             let mut ins = ins.clone();
+            infer::date_arithmetic_in(&mut ins, stmt, catalog);
             rewrite::rewrite_insert(&mut ins, def.as_deref(), catalog)?;
             shape(&mut |l| literals::parameterize(&mut ins, l));
             let returns = ins.returning.is_some();
@@ -268,6 +269,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 .unwrap_or_default();
             let def = catalog.table(&table).cloned();
             let mut up = up.clone();
+            infer::date_arithmetic_in(&mut up, stmt, catalog);
             rewrite::rewrite_update(&mut up, def.as_deref(), catalog)?;
             shape(&mut |l| literals::parameterize(&mut up, l));
             let returns = up.returning.is_some();
@@ -298,6 +300,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 .map(|r| infer::returning_columns(r, &table, catalog))
                 .unwrap_or_default();
             let mut del = del.clone();
+            infer::date_arithmetic_in(&mut del, stmt, catalog);
             if del.using.is_some() {
                 return Err(Error::Unsupported("DELETE … USING".into()));
             }
