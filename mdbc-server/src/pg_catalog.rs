@@ -1424,14 +1424,7 @@ pub fn relations() -> SystemRelations {
                 columns: v
                     .columns
                     .iter()
-                    .map(|&(name, ty)| ColumnInfo {
-                        name: name.to_string(),
-                        ty,
-                        typmod: -1,
-                        serial: false,
-                        not_null: false,
-                        default: None,
-                    })
+                    .map(|&(name, ty)| ColumnInfo::plain(name, ty))
                     .collect(),
             };
             map.insert(

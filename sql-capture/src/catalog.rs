@@ -26,6 +26,18 @@ pub struct ColumnInfo {
 }
 
 impl ColumnInfo {
+    /// A nullable column of type `ty` with no modifier, default or sequence.
+    pub fn plain(name: &str, ty: PgType) -> ColumnInfo {
+        ColumnInfo {
+            name: name.to_string(),
+            ty,
+            typmod: -1,
+            serial: false,
+            not_null: false,
+            default: None,
+        }
+    }
+
     /// Scale of a `numeric(p,s)` column.
     pub fn scale(&self) -> Option<u32> {
         numeric_scale(self.ty, self.typmod)

@@ -286,15 +286,7 @@ fn constraint_sql(c: &TableConstraint) -> Result<String> {
 
 fn pk_columns(c: &TableConstraint) -> Option<Vec<String>> {
     match c {
-        TableConstraint::PrimaryKey(pk) => Some(
-            pk.columns
-                .iter()
-                .map(|ic| {
-                    let s = ic.column.expr.to_string();
-                    s.trim_matches('"').to_ascii_lowercase()
-                })
-                .collect(),
-        ),
+        TableConstraint::PrimaryKey(pk) => Some(index_column_names(&pk.columns)),
         _ => None,
     }
 }
@@ -593,17 +585,7 @@ pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
             }
             AlterTableOperation::AddConstraint { constraint, .. } => match constraint {
                 TableConstraint::Unique(u) => {
-                    let cols: Vec<String> = u
-                        .columns
-                        .iter()
-                        .map(|c| {
-                            c.column
-                                .expr
-                                .to_string()
-                                .trim_matches('"')
-                                .to_ascii_lowercase()
-                        })
-                        .collect();
+                    let cols = index_column_names(&u.columns);
                     for c in &cols {
                         if def.column(c).is_none() {
                             return Err(Error::UndefinedColumn(c.clone()));

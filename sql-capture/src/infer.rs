@@ -981,14 +981,7 @@ mod tests {
 
     fn cat() -> Catalog {
         let mut c = Catalog::default();
-        let col = |n: &str, ty| ColumnInfo {
-            name: n.into(),
-            ty,
-            typmod: -1,
-            serial: false,
-            not_null: false,
-            default: None,
-        };
+        let col = ColumnInfo::plain;
         c.insert(TableDef {
             name: "acc".into(),
             columns: vec![
@@ -1066,12 +1059,8 @@ mod tests {
         c.insert(TableDef {
             name: "k".into(),
             columns: vec![ColumnInfo {
-                name: "id".into(),
-                ty: PgType::Int4,
-                typmod: -1,
-                serial: false,
                 not_null: true,
-                default: None,
+                ..ColumnInfo::plain("id", PgType::Int4)
             }],
         });
         let s = translated("select name from acc order by name, aid desc", &c);
@@ -1100,14 +1089,7 @@ mod tests {
         let mut c = cat();
         c.insert(TableDef {
             name: "ev".into(),
-            columns: vec![ColumnInfo {
-                name: "d".into(),
-                ty: PgType::Date,
-                typmod: -1,
-                serial: false,
-                not_null: false,
-                default: None,
-            }],
+            columns: vec![ColumnInfo::plain("d", PgType::Date)],
         });
         let s = translated(
             "select d + 1, d - 2, 3 + d, d - d from ev where d - 7 > d",

@@ -698,14 +698,7 @@ mod tests {
                         name: name.into(),
                         columns: cols
                             .iter()
-                            .map(|&(n, ty)| ColumnInfo {
-                                name: n.into(),
-                                ty,
-                                typmod: -1,
-                                serial: false,
-                                not_null: false,
-                                default: None,
-                            })
+                            .map(|&(n, ty)| ColumnInfo::plain(n, ty))
                             .collect(),
                     }),
                     always_empty: empty,

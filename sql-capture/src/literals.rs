@@ -503,14 +503,7 @@ mod tests {
     fn catalog() -> crate::Catalog {
         use crate::types::PgType;
         let mut cat = crate::Catalog::default();
-        let col = |n: &str, ty| crate::ColumnInfo {
-            name: n.into(),
-            ty,
-            typmod: -1,
-            serial: false,
-            not_null: false,
-            default: None,
-        };
+        let col = crate::ColumnInfo::plain;
         cat.insert(crate::TableDef {
             name: "t".into(),
             columns: vec![
