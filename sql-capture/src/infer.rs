@@ -476,13 +476,11 @@ fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
             Value::Placeholder(_) => None,
             _ => of(Text),
         },
-        Expr::Cast {
-            data_type, expr, ..
-        } => {
+        Expr::Cast { data_type, .. } => {
             let name = data_type.to_string();
-            // A `reg*` value prints as the object's name (introspect.rs turns an oid into
-            // it); a literal stays an oid for comparisons.
-            if is_reg_type(&name) && !matches!(expr.as_ref(), Expr::Value(_)) {
+            // A `reg*` value prints as the object's name (introspect.rs turns the oid into
+            // it in a select list).
+            if is_reg_type(&name) {
                 return of(PgType::Text);
             }
             PgType::parse_sql_name(&name).map(|s| ResultColumn::of(s.ty, s.typmod))

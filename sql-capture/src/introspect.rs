@@ -531,6 +531,30 @@ pub(crate) fn reg_to_text(expr: &mut Expr) {
     }
 }
 
+/// A `reg*` value in the select list prints as the object's name, as PostgreSQL's output
+/// function does; elsewhere (comparisons, joins) it stays an oid.
+pub(crate) fn reg_in_select_list(q: &mut Query) {
+    let SetExpr::Select(sel) = q.body.as_mut() else {
+        return;
+    };
+    for item in &mut sel.projection {
+        let (SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) = item else {
+            continue;
+        };
+        if let Expr::Cast { data_type, .. } = e {
+            if reg_kind(&data_type.to_string()).is_some() {
+                let inner = std::mem::replace(e, Expr::value(Value::Null));
+                *e = Expr::Cast {
+                    kind: sqlparser::ast::CastKind::DoubleColon,
+                    expr: Box::new(inner),
+                    data_type: sqlparser::ast::DataType::Text,
+                    format: None,
+                };
+            }
+        }
+    }
+}
+
 fn reg_kind(type_name: &str) -> Option<(&'static str, &'static str)> {
     let ty = type_name.trim().to_ascii_lowercase();
     Some(match ty.trim_start_matches("pg_catalog.") {
@@ -545,7 +569,11 @@ fn to_regtype(arg: &Expr) -> Result<Expr> {
     // A literal type name is resolved here, aliases included (`int`, `varchar(20)`).
     if let Some(s) = string_literal(arg) {
         if let Some(spec) = PgType::parse_sql_name(s) {
-            return Ok(Expr::value(Value::Number(spec.ty.oid().to_string(), false)));
+            // Nested: an oid now, no longer a name to look up (`'int'::regtype::text`).
+            return Ok(Expr::Nested(Box::new(Expr::value(Value::Number(
+                spec.ty.oid().to_string(),
+                false,
+            )))));
         }
     }
     subquery(

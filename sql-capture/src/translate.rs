@@ -210,6 +210,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 ));
             }
             let names = rewrite::pg_column_names(&q);
+            introspect::reg_in_select_list(&mut q);
             infer::order_nulls_like_postgres(&mut q, catalog);
             infer::date_arithmetic(&mut q, catalog);
             rewrite::rewrite_query(&mut q, catalog)?;
