@@ -3,8 +3,11 @@
 //! Room in the design (see `DESIGN.md`, "Crates"): the site server. It speaks PostgreSQL's
 //! wire protocol ([`wire`], on `pgwire`), keeps sessions and transactions ([`session`]),
 //! stores data in the site's SQLite file ([`store`]), converts values between PostgreSQL's
-//! formats and SQLite's storage ([`values`]), and starts and stops the whole ([`server`]).
-//! Translation of SQL text lives in the `sql-capture` crate.
+//! formats and SQLite's storage ([`values`], arrays in [`arrays`]), answers introspection
+//! from PostgreSQL's system catalogs rebuilt as views over SQLite's schema
+//! ([`pg_catalog`]), provides the PostgreSQL functions SQLite lacks ([`sqlfuncs`]), and
+//! starts and stops the whole ([`server`]). Translation of SQL text lives in the
+//! `sql-capture` crate.
 //!
 //! Replication through MUSIC arrives with the multi-site issue; the single place where a
 //! transaction becomes durable, `Session::end_transaction`, is where its commit hook goes.

@@ -8,7 +8,11 @@
 //! - classifies each statement (read, write, DDL, transaction control, session command) and
 //!   rewrites its syntax tree into SQLite's dialect ([`plan`]);
 //! - infers PostgreSQL types for `$n` parameters and result columns from the schema
-//!   ([`Catalog`]), so strict drivers get exactly the types they expect;
+//!   ([`Catalog`], which also holds the server's system views), so strict drivers get
+//!   exactly the types they expect;
+//! - translates what introspection queries need beyond plain SQL: `reg*` casts, the
+//!   `pg_get_*def` deparsers, set-returning functions in a select list, and queries over
+//!   catalogs mdbc keeps empty, answered without running;
 //! - reduces queries with inlined values to their shape so that a statement is planned once
 //!   however its values change ([`literals`]).
 //!
