@@ -184,7 +184,7 @@ pub(crate) fn result_names(body: &SetExpr) -> Option<Vec<String>> {
     }
 }
 
-fn expr_name(e: &Expr) -> String {
+pub(crate) fn expr_name(e: &Expr) -> String {
     match e {
         Expr::Identifier(i) => ident_value(i),
         Expr::CompoundIdentifier(p) => p.last().map(ident_value).unwrap_or_default(),
@@ -849,6 +849,25 @@ mod tests {
         assert_eq!(
             s,
             "SELECT json_extract((json_array(5, 6)), '$[' || (2 - 1) || ']') AS \"array\""
+        );
+    }
+
+    #[test]
+    fn distinct_on_keeps_the_first_row_of_each_group() {
+        let s = sqlite(
+            "select distinct on (relkind) relkind, relname from pg_class order by relkind, 2 desc",
+        );
+        assert!(
+            s.contains("row_number() OVER (PARTITION BY relkind ORDER BY relkind NULLS LAST, relname DESC NULLS FIRST) AS __rn"),
+            "{s}"
+        );
+        assert!(
+            s.contains("WHERE __d.__rn = 1 ORDER BY __o1 NULLS LAST, __o2 DESC NULLS FIRST"),
+            "{s}"
+        );
+        assert!(
+            s.starts_with("SELECT __c1 AS \"relkind\", __c2 AS \"relname\""),
+            "{s}"
         );
     }
 }

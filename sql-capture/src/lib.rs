@@ -27,6 +27,7 @@
 
 mod catalog;
 mod ddl;
+mod distinct_on;
 mod error;
 mod infer;
 mod introspect;

@@ -132,6 +132,9 @@ impl VisitorMut for Rewriter {
     }
 
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<Error> {
+        if let Err(e) = crate::distinct_on::rewrite(q) {
+            return ControlFlow::Break(e);
+        }
         // SQLite takes OFFSET only after a LIMIT; -1 is no limit.
         if let Some(LimitClause::LimitOffset {
             limit: limit @ None,
