@@ -308,23 +308,37 @@ fn fit_length(input: &str, ty: PgType, typmod: i32) -> VResult<String> {
         // PostgreSQL silently drops trailing spaces beyond the limit.
         let trimmed = input.trim_end_matches(' ');
         if trimmed.chars().count() <= n {
-            let mut s: String = input.chars().take(n).collect();
-            if ty == PgType::Bpchar {
-                s.extend(std::iter::repeat_n(' ', n - s.chars().count()));
-            }
-            return Ok(s);
+            let s: String = input.chars().take(n).collect();
+            return Ok(if ty == PgType::Bpchar {
+                s.trim_end_matches(' ').to_string()
+            } else {
+                s
+            });
         }
         return Err(ValueError {
             code: "22001",
             message: format!("value too long for type {}", ty.format_with_typmod(typmod)),
         });
     }
-    if ty == PgType::Bpchar && len < n {
-        let mut s = input.to_string();
-        s.extend(std::iter::repeat_n(' ', n - len));
-        return Ok(s);
+    if ty == PgType::Bpchar {
+        // Stored without its padding, so that it compares, concatenates and measures as
+        // PostgreSQL's character(n) does (trailing spaces insignificant); the padding is
+        // put back on output (bpchar_padded).
+        return Ok(input.trim_end_matches(' ').to_string());
     }
     Ok(input.to_string())
+}
+
+/// A stored character(n) value with its padding, as PostgreSQL shows it.
+fn bpchar_padded(b: &[u8], typmod: i32, out: &mut BytesMut) {
+    out.put_slice(b);
+    if typmod >= 5 {
+        let have = String::from_utf8_lossy(b).chars().count();
+        let want = (typmod - 4) as usize;
+        for _ in have..want {
+            out.put_u8(b' ');
+        }
+    }
 }
 
 fn bytea_from_text(s: &str) -> Option<Vec<u8>> {
@@ -640,6 +654,7 @@ fn format_numeric(v: ValueRef<'_>, typmod: i32) -> Option<String> {
 pub fn encode_text(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMut) {
     match (ty, v) {
         (_, ValueRef::Null) => {}
+        (PgType::Bpchar, ValueRef::Text(b)) => bpchar_padded(b, typmod, out),
         (t, ValueRef::Text(b)) if t.element().is_some() => {
             crate::arrays::encode_text(&String::from_utf8_lossy(b), t, out)
         }
@@ -765,12 +780,8 @@ pub fn encode_binary(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMu
             let u = uuid::Uuid::parse_str(&as_text(v)).map_err(|_| bad())?;
             out.put_slice(u.as_bytes());
         }
-        PgType::Text
-        | PgType::Varchar
-        | PgType::Bpchar
-        | PgType::Name
-        | PgType::Char
-        | PgType::Json => match v {
+        PgType::Bpchar => bpchar_padded(as_text(v).as_bytes(), typmod, out),
+        PgType::Text | PgType::Varchar | PgType::Name | PgType::Char | PgType::Json => match v {
             ValueRef::Text(b) | ValueRef::Blob(b) => out.put_slice(b),
             other => out.put_slice(as_text(other).as_bytes()),
         },
@@ -965,12 +976,15 @@ pub fn from_binary(b: &[u8], ty: PgType) -> VResult<Value> {
                 .hyphenated()
                 .to_string(),
         ),
-        PgType::Text
-        | PgType::Varchar
-        | PgType::Bpchar
-        | PgType::Name
-        | PgType::Char
-        | PgType::Json => Value::Text(std::str::from_utf8(b).map_err(|_| bad())?.to_string()),
+        PgType::Bpchar => Value::Text(
+            std::str::from_utf8(b)
+                .map_err(|_| bad())?
+                .trim_end_matches(' ')
+                .to_string(),
+        ),
+        PgType::Text | PgType::Varchar | PgType::Name | PgType::Char | PgType::Json => {
+            Value::Text(std::str::from_utf8(b).map_err(|_| bad())?.to_string())
+        }
         array_types!() => return Err(bad()),
     })
 }
