@@ -137,7 +137,7 @@ impl sqlparser::ast::VisitorMut for FixDates<'_, '_> {
         ControlFlow::Continue(())
     }
     fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
-        fix_date_expr(e, self.scope);
+        fix_typed_expr(e, self.scope);
         ControlFlow::Continue(())
     }
 }
@@ -172,7 +172,51 @@ fn date_query(q: &mut Query, catalog: &Catalog) {
     set_expr(q.body.as_mut(), catalog)
 }
 
-fn fix_date_expr(e: &mut Expr, scope: &Scope) {
+/// Rewrites that depend on an operand's type: date arithmetic, `boolean::text` (PostgreSQL
+/// prints `true`, SQLite's 1 would print `1`) and `numeric::integer` (PostgreSQL rounds
+/// half away from zero, the coercion of a real rounds half to even).
+fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
+    if let Expr::Cast {
+        expr: inner,
+        data_type,
+        ..
+    } = e
+    {
+        let Some(target) = PgType::parse_sql_name(&data_type.to_string()) else {
+            return;
+        };
+        let source = infer_expr(inner, scope).and_then(|c| c.ty);
+        match (source, target.ty) {
+            (Some(PgType::Bool), t) if t.is_string() => {
+                let b = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+                **inner = Expr::Case {
+                    case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                    end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                    operand: None,
+                    conditions: vec![
+                        sqlparser::ast::CaseWhen {
+                            condition: b.clone(),
+                            result: Expr::value(Value::SingleQuotedString("true".into())),
+                        },
+                        sqlparser::ast::CaseWhen {
+                            condition: Expr::UnaryOp {
+                                op: UnaryOperator::Not,
+                                expr: Box::new(b),
+                            },
+                            result: Expr::value(Value::SingleQuotedString("false".into())),
+                        },
+                    ],
+                    else_result: None,
+                };
+            }
+            (Some(PgType::Numeric), t) if t.is_integer() => {
+                let x = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+                **inner = crate::rewrite::call("round", vec![x]);
+            }
+            _ => {}
+        }
+        return;
+    }
     let Expr::BinaryOp { left, op, right } = e else {
         return;
     };
