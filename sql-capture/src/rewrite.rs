@@ -1028,6 +1028,22 @@ fn pg_expr_name(e: &Expr) -> Option<String> {
         Expr::Cast {
             expr, data_type, ..
         } => match expr.as_ref() {
+            _ if matches!(
+                data_type
+                    .to_string()
+                    .to_ascii_lowercase()
+                    .trim_start_matches("pg_catalog."),
+                "regclass" | "regtype" | "regnamespace"
+            ) && matches!(expr.as_ref(), Expr::Value(_)) =>
+            {
+                Some(
+                    data_type
+                        .to_string()
+                        .to_ascii_lowercase()
+                        .trim_start_matches("pg_catalog.")
+                        .to_string(),
+                )
+            }
             Expr::Identifier(i) => Some(ident_value(i)),
             Expr::CompoundIdentifier(p) => p.last().map(ident_value),
             Expr::Function(f) => Some(function_name(f)),
