@@ -1351,28 +1351,48 @@ fn view_sql(v: &View) -> String {
     format!("CREATE VIEW {} ({cols}) AS {body};\n", v.name)
 }
 
-/// The SQL creating every catalog view, helpers first.
-pub fn create_sql() -> &'static str {
-    static SQL: OnceLock<String> = OnceLock::new();
+/// Each catalog view's name and the statement creating it, helpers first.
+fn statements() -> &'static [(String, String)] {
+    static SQL: OnceLock<Vec<(String, String)>> = OnceLock::new();
     SQL.get_or_init(|| {
-        let mut s = String::new();
-        for (name, body) in HELPERS {
-            s.push_str(&format!("CREATE VIEW {name} AS {body};\n"));
-        }
+        let mut out: Vec<(String, String)> = HELPERS
+            .iter()
+            .map(|(name, body)| (name.to_string(), format!("CREATE VIEW {name} AS {body};\n")))
+            .collect();
         // pg_type first: pg_attribute reads it.
         let mut views: Vec<&View> = VIEWS.iter().collect();
         views.sort_by_key(|v| v.name != "pg_type");
-        for v in views {
-            s.push_str(&view_sql(v));
-        }
-        s
+        out.extend(views.into_iter().map(|v| (v.name.to_string(), view_sql(v))));
+        out
     })
 }
 
+/// The SQL creating every catalog view, helpers first.
+pub fn create_sql() -> String {
+    statements().iter().map(|(_, sql)| sql.as_str()).collect()
+}
+
 /// Recreates the catalog views unless those in the file were made from the same SQL.
-/// Runs in its own transaction at open, before any session.
+/// Runs in its own transaction at open, before any session. A user table that has a
+/// catalog view's name (an older mdbc allowed it) keeps it: that view is left out, with a
+/// warning, instead of the server refusing to start.
 pub fn refresh(conn: &Connection) -> rusqlite::Result<()> {
-    let sql = create_sql();
+    let tables: std::collections::HashSet<String> = {
+        let mut stmt = conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")?;
+        let names = stmt.query_map([], |r| r.get(0))?;
+        names.collect::<rusqlite::Result<_>>()?
+    };
+    let mut sql = String::new();
+    for (name, stmt) in statements() {
+        if tables.contains(name) {
+            tracing::warn!(
+                "table \"{name}\" hides the catalog view of that name; clients that read \
+                 it get the table"
+            );
+        } else {
+            sql.push_str(stmt);
+        }
+    }
     let current: Option<String> = conn
         .query_row(
             "SELECT value FROM __mdbc_meta WHERE key = 'pg_catalog_views'",
@@ -1380,7 +1400,7 @@ pub fn refresh(conn: &Connection) -> rusqlite::Result<()> {
             |r| r.get(0),
         )
         .ok();
-    if current.as_deref() == Some(sql) {
+    if current.as_deref() == Some(sql.as_str()) {
         return Ok(());
     }
     conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -1395,12 +1415,15 @@ pub fn refresh(conn: &Connection) -> rusqlite::Result<()> {
             names.collect::<rusqlite::Result<_>>()?
         };
         for name in old {
-            conn.execute_batch(&format!("DROP VIEW IF EXISTS \"{name}\""))?;
+            conn.execute_batch(&format!(
+                "DROP VIEW IF EXISTS \"{}\"",
+                name.replace('"', "\"\"")
+            ))?;
         }
-        conn.execute_batch(sql)?;
+        conn.execute_batch(&sql)?;
         conn.execute(
             "INSERT OR REPLACE INTO __mdbc_meta (key, value) VALUES ('pg_catalog_views', ?1)",
-            [sql],
+            [&sql],
         )?;
         Ok(())
     })();
@@ -1486,6 +1509,30 @@ mod tests {
                 .unwrap();
             assert_eq!(n, 1, "{t:?}");
         }
+    }
+
+    #[test]
+    fn a_user_table_with_a_catalog_name_keeps_the_server_starting() {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::store::migrate(&conn).unwrap();
+        conn.execute_batch("CREATE TABLE pg_index (x int)").unwrap();
+        refresh(&conn).unwrap();
+        let kind: String = conn
+            .query_row(
+                "SELECT type FROM sqlite_schema WHERE name = 'pg_index'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(kind, "table");
+        let views: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'view' AND name = 'pg_class'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(views, 1);
     }
 
     #[test]

@@ -6,6 +6,10 @@ use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
 
+/// The longest string a function builds (PostgreSQL's limit is 1 GB): beyond it, 54000
+/// rather than an allocation that would abort the process.
+const MAX_STRING_CHARS: usize = 1 << 28;
+
 fn err(code: &str, msg: impl std::fmt::Display) -> rusqlite::Error {
     rusqlite::Error::UserFunctionError(format!("[{code}] {msg}").into())
 }
@@ -230,6 +234,9 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
                     return Ok(None);
                 };
                 let len = len.max(0) as usize;
+                if len > MAX_STRING_CHARS {
+                    return Err(err("54000", "requested length too large"));
+                }
                 let chars: Vec<char> = s.chars().collect();
                 if chars.len() >= len {
                     return Ok(Some(chars[..len].iter().collect::<String>()));
@@ -247,7 +254,7 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         Ok(match (text(ctx, 0)?, int(ctx, 1)?) {
             (Some(s), Some(n)) => {
                 let n = n.max(0) as usize;
-                if s.len().saturating_mul(n) > 1 << 30 {
+                if s.len().saturating_mul(n) > MAX_STRING_CHARS {
                     return Err(err("54000", "requested length too large"));
                 }
                 Some(s.repeat(n))
@@ -391,6 +398,8 @@ mod tests {
             ("mod(1, 0)", "22012"),
             ("split_part('a', ',', 0)", "22023"),
             ("chr(0)", "54000"),
+            ("lpad('x', 9000000000000000000)", "54000"),
+            ("rpad('x', 2000000000, 'y')", "54000"),
         ] {
             let e = conn
                 .query_row(&format!("SELECT {sql}"), [], |r| r.get::<_, Value>(0))

@@ -120,6 +120,7 @@ impl Store {
         let conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         migrate(&conn)?;
+        upgrade_values(&conn)?;
         crate::pg_catalog::refresh(&conn)?;
         // Refuse a damaged file at start-up rather than at the first unlucky query.
         let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
@@ -516,6 +517,45 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Brings values written by older versions to today's storage, once per data dir:
+/// `char(n)` is kept without its padding, and indexes are rebuilt because `lower`/`upper`
+/// now map Unicode (an expression index over them could otherwise disagree with its
+/// table).
+fn upgrade_values(conn: &Connection) -> Result<(), StoreError> {
+    let done: bool = conn
+        .query_row(
+            "SELECT count(*) FROM __mdbc_meta WHERE key = 'values_v2'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)?;
+    if done {
+        return Ok(());
+    }
+    crate::sqlfuncs::register(conn)?;
+    let columns: Vec<(String, String)> = {
+        let mut stmt = conn.prepare("SELECT tbl, col FROM __mdbc_columns WHERE pg_type = 1042")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut sql = String::from("BEGIN IMMEDIATE;");
+    for (tbl, col) in &columns {
+        sql.push_str(&format!(
+            "UPDATE {t} SET {c} = rtrim({c}, ' ') WHERE {c} LIKE '% ';",
+            t = quote(tbl),
+            c = quote(col)
+        ));
+    }
+    sql.push_str(
+        "REINDEX; INSERT INTO __mdbc_meta (key, value) VALUES ('values_v2', '1'); COMMIT;",
+    );
+    if let Err(e) = conn.execute_batch(&sql) {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(e.into());
+    }
+    Ok(())
+}
+
 /// Rebuilds `table` with an extra constraint, inside the caller's transaction (SQLite has
 /// no `ALTER TABLE … ADD CONSTRAINT`). Foreign keys are checked afterwards, as PostgreSQL
 /// validates a new constraint against existing rows.
@@ -836,6 +876,44 @@ pub fn register_catalog_functions(conn: &Connection, user: &str, db: &str) -> ru
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A data dir written when char(n) was stored padded is trimmed once at open.
+    #[test]
+    fn padded_char_values_from_older_versions_are_trimmed_once() {
+        let dir = tempfile_dir("upgrade");
+        drop(Store::open(&dir, Synchronous::Off).unwrap());
+        {
+            let conn = Connection::open(dir.join("mdbc.db")).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE c (k TEXT PRIMARY KEY);
+                 INSERT INTO __mdbc_columns VALUES ('c', 'k', 0, 1042, 8, 0, 1, NULL);
+                 INSERT INTO c VALUES ('ab  '), ('x');
+                 DELETE FROM __mdbc_meta WHERE key = 'values_v2';",
+            )
+            .unwrap();
+        }
+        drop(Store::open(&dir, Synchronous::Off).unwrap());
+        let conn = Connection::open(dir.join("mdbc.db")).unwrap();
+        let keys: Vec<String> = conn
+            .prepare("SELECT k FROM c ORDER BY k")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(keys, ["ab", "x"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempfile_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "mdbc-store-{name}-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
 
     /// Every SQL function translation emits is registered on a session connection.
     #[test]

@@ -76,14 +76,28 @@ pub enum CatalogChange {
 
 fn index_column_names(cols: &[sqlparser::ast::IndexColumn]) -> Vec<String> {
     cols.iter()
-        .map(|c| {
-            c.column
-                .expr
-                .to_string()
-                .trim_matches('"')
-                .to_ascii_lowercase()
+        .map(|c| match &c.column.expr {
+            Expr::Identifier(id) => ident_value(id),
+            other => other.to_string().to_ascii_lowercase(),
         })
         .collect()
+}
+
+/// Folds the unquoted names of a foreign key as PostgreSQL would (SQLite keeps them as
+/// written, and the catalogs compare them with the stored names).
+fn fold_foreign_key(fk: &mut sqlparser::ast::ForeignKeyConstraint) {
+    let fold = |id: &mut sqlparser::ast::Ident| {
+        if id.quote_style.is_none() {
+            id.value = id.value.to_ascii_lowercase();
+        }
+    };
+    fk.columns.iter_mut().for_each(fold);
+    fk.referred_columns.iter_mut().for_each(fold);
+    for part in &mut fk.foreign_table.0 {
+        if let sqlparser::ast::ObjectNamePart::Identifier(id) = part {
+            fold(id);
+        }
+    }
 }
 
 /// The name a table constraint was given, to record (see [`CatalogChange::NameConstraint`]).
@@ -186,6 +200,9 @@ fn column_sql(table: &str, col: &ColumnDef, table_pk: &[String]) -> Result<Colum
             ColumnOption::Unique(_) => parts.push(format!("{prefix}UNIQUE")),
             ColumnOption::ForeignKey(_) => {
                 let mut o = opt.option.clone();
+                if let ColumnOption::ForeignKey(fk) = &mut o {
+                    fold_foreign_key(fk);
+                }
                 let _ = o.visit(&mut StripPublic);
                 parts.push(format!("{prefix}{o}"));
             }
@@ -277,6 +294,9 @@ impl sqlparser::ast::VisitorMut for StripPublic {
 
 fn constraint_sql(c: &TableConstraint) -> Result<String> {
     let mut c = c.clone();
+    if let TableConstraint::ForeignKey(fk) = &mut c {
+        fold_foreign_key(fk);
+    }
     if let TableConstraint::Check(ch) = &mut c {
         rewrite_expr_in_place(&mut ch.expr)?;
     }

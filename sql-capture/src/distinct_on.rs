@@ -53,7 +53,7 @@ pub(crate) fn rewrite(q: &mut Query) -> Result<()> {
                 let name = ident_value(id);
                 items
                     .iter()
-                    .find(|(x, n)| *n == name && !matches!(x, Expr::Identifier(_)))
+                    .find(|(_, n)| *n == name)
                     .map(|(x, _)| x.clone())
                     .unwrap_or_else(|| e.clone())
             }

@@ -77,6 +77,21 @@ pub fn order_nulls_like_postgres(q: &mut Query, catalog: &Catalog) {
         };
         for e in exprs.iter_mut() {
             let never_null = select.is_some_and(|sel| {
+                // A column of an outer join's nullable side can be NULL whatever it was
+                // declared: any outer join and the shortcut is off.
+                let outer = sel.from.iter().any(|t| {
+                    t.joins.iter().any(|j| {
+                        !matches!(
+                            j.join_operator,
+                            sqlparser::ast::JoinOperator::Join(_)
+                                | sqlparser::ast::JoinOperator::Inner(_)
+                                | sqlparser::ast::JoinOperator::CrossJoin(_)
+                        )
+                    })
+                });
+                if outer {
+                    return false;
+                }
                 let scope = Scope::from_tables(&sel.from, catalog);
                 let target = match &e.expr {
                     Expr::Value(v) => match &v.value {
@@ -91,6 +106,19 @@ pub fn order_nulls_like_postgres(q: &mut Query, catalog: &Catalog) {
                             }),
                         _ => None,
                     },
+                    // An output column's name means that column, not a table's.
+                    Expr::Identifier(id) => sel
+                        .projection
+                        .iter()
+                        .find_map(|item| match item {
+                            SelectItem::ExprWithAlias { expr, alias }
+                                if ident_value(alias) == ident_value(id) =>
+                            {
+                                Some(expr)
+                            }
+                            _ => None,
+                        })
+                        .or(Some(&e.expr)),
                     other => Some(other),
                 };
                 target.is_some_and(|t| scope.never_null(t))
@@ -121,55 +149,94 @@ pub fn date_arithmetic_in<T: sqlparser::ast::VisitMut>(
     let _ = node.visit(&mut FixDates {
         scope: &scope,
         catalog,
+        depth: 0,
     });
 }
 
 struct FixDates<'a, 'b> {
     scope: &'a Scope<'b>,
     catalog: &'a Catalog,
+    // Inside a subquery: date_query has fixed it with its own tables in scope.
+    depth: usize,
 }
 
 impl sqlparser::ast::VisitorMut for FixDates<'_, '_> {
     type Break = ();
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-        // A subquery has tables of its own.
-        date_query(q, self.catalog);
+        if self.depth == 0 {
+            date_query(q, self.catalog);
+        }
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+    fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.depth -= 1;
         ControlFlow::Continue(())
     }
     fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
-        fix_typed_expr(e, self.scope);
+        if self.depth == 0 {
+            fix_typed_expr(e, self.scope);
+        }
         ControlFlow::Continue(())
     }
 }
 
 fn date_query(q: &mut Query, catalog: &Catalog) {
-    fn set_expr(body: &mut SetExpr, catalog: &Catalog) {
+    if let Some(with) = &mut q.with {
+        for cte in &mut with.cte_tables {
+            date_query(&mut cte.query, catalog);
+        }
+    }
+    fn set_expr(body: &mut SetExpr, catalog: &Catalog) -> Option<Vec<(String, Option<TableDef>)>> {
         match body {
             SetExpr::Select(sel) => {
                 let scope = Scope::from_tables(&sel.from, catalog);
                 let mut fix = FixDates {
                     scope: &scope,
                     catalog,
+                    depth: 0,
                 };
-                for item in &mut sel.projection {
-                    let _ = sqlparser::ast::VisitMut::visit(item, &mut fix);
-                }
-                if let Some(w) = &mut sel.selection {
-                    let _ = sqlparser::ast::VisitMut::visit(w, &mut fix);
-                }
-                if let Some(h) = &mut sel.having {
-                    let _ = sqlparser::ast::VisitMut::visit(h, &mut fix);
-                }
+                // The whole SELECT: select list, FROM (derived tables are queries of their
+                // own), join conditions, WHERE, GROUP BY, HAVING.
+                let _ = sqlparser::ast::VisitMut::visit(sel.as_mut(), &mut fix);
+                Some(
+                    scope
+                        .tables
+                        .into_iter()
+                        .map(|(a, d)| (a, d.map(|d| d.into_owned())))
+                        .collect(),
+                )
             }
             SetExpr::SetOperation { left, right, .. } => {
                 set_expr(left, catalog);
                 set_expr(right, catalog);
+                None
             }
-            SetExpr::Query(q) => date_query(q, catalog),
-            _ => {}
+            SetExpr::Query(q) => {
+                date_query(q, catalog);
+                None
+            }
+            _ => None,
         }
     }
-    set_expr(q.body.as_mut(), catalog)
+    let tables = set_expr(q.body.as_mut(), catalog);
+    // ORDER BY belongs to the query but sees the SELECT's tables.
+    if let (Some(tables), Some(order)) = (tables, &mut q.order_by) {
+        let scope = Scope {
+            tables: tables
+                .into_iter()
+                .map(|(a, d)| (a, d.map(Cow::Owned)))
+                .collect(),
+        };
+        let _ = sqlparser::ast::VisitMut::visit(
+            order,
+            &mut FixDates {
+                scope: &scope,
+                catalog,
+                depth: 0,
+            },
+        );
+    }
 }
 
 /// Rewrites that depend on an operand's type: date arithmetic, `boolean::text` (PostgreSQL
@@ -225,13 +292,20 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
     }
     let l = infer_expr(left, scope).and_then(|c| c.ty);
     let r = infer_expr(right, scope).and_then(|c| c.ty);
+    // date(d, N || ' days') with N signed: SQLite reads '-3 days' and '3 days' but not
+    // '+-3 days', so a subtraction negates the number rather than writing a sign.
     let days = |date: Expr, sign: &str, n: Expr| {
+        let n = Expr::Nested(Box::new(n));
+        let n = if sign == "-" {
+            Expr::Nested(Box::new(Expr::UnaryOp {
+                op: UnaryOperator::Minus,
+                expr: Box::new(n),
+            }))
+        } else {
+            n
+        };
         let modifier = Expr::BinaryOp {
-            left: Box::new(Expr::BinaryOp {
-                left: Box::new(Expr::value(Value::SingleQuotedString(sign.into()))),
-                op: BinaryOperator::StringConcat,
-                right: Box::new(n),
-            }),
+            left: Box::new(n),
             op: BinaryOperator::StringConcat,
             right: Box::new(Expr::value(Value::SingleQuotedString(" days".into()))),
         };
@@ -263,6 +337,20 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
         }
         _ => return,
     };
+}
+
+/// [`order_nulls_like_postgres`] for the queries inside an INSERT, UPDATE or DELETE (every
+/// ORDER BY gets PostgreSQL's NULLS clause).
+pub fn order_nulls_in<T: sqlparser::ast::VisitMut>(node: &mut T) {
+    struct Every;
+    impl sqlparser::ast::VisitorMut for Every {
+        type Break = ();
+        fn pre_visit_order_by_expr(&mut self, e: &mut OrderByExpr) -> ControlFlow<()> {
+            set_postgres_nulls(e);
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = node.visit(&mut Every);
 }
 
 fn set_postgres_nulls(e: &mut OrderByExpr) {
@@ -1137,24 +1225,45 @@ mod tests {
             "select d + 1, d - 2, 3 + d, d - d from ev where d - 7 > d",
             &c,
         );
-        assert!(s.contains("date(d, '+' || 1 || ' days')"), "{s}");
-        assert!(s.contains("date(d, '-' || 2 || ' days')"), "{s}");
-        assert!(s.contains("date(d, '+' || 3 || ' days')"), "{s}");
+        assert!(s.contains("date(d, (1) || ' days')"), "{s}");
+        assert!(s.contains("date(d, (-(2)) || ' days')"), "{s}");
+        assert!(s.contains("date(d, (3) || ' days')"), "{s}");
         assert!(
             s.contains("pg_coerce(julianday(d) - julianday(d), 23, -1)"),
             "{s}"
         );
-        assert!(s.contains("WHERE date(d, '-' || 7 || ' days') > d"), "{s}");
+        assert!(s.contains("WHERE date(d, (-(7)) || ' days') > d"), "{s}");
         // Numbers stay numbers.
         assert!(translated("select aid + 1 from acc", &c).contains("aid + 1"));
         // Writes too.
         let s = translated("update ev set d = d + 7 where d - 1 < '2020-01-01'", &c);
         assert!(
-            s.contains("pg_coerce(date(d, '+' || 7 || ' days'), 1082, -1)"),
+            s.contains("pg_coerce(date(d, (7) || ' days'), 1082, -1)"),
             "{s}"
         );
-        assert!(s.contains("WHERE date(d, '-' || 1 || ' days') <"), "{s}");
+        assert!(s.contains("WHERE date(d, (-(1)) || ' days') <"), "{s}");
         let s = translated("insert into ev select d + 1 from ev", &c);
-        assert!(s.contains("date(d, '+' || 1 || ' days')"), "{s}");
+        assert!(s.contains("date(d, (1) || ' days')"), "{s}");
+        // CTEs, derived tables, joins and ORDER BY; a subquery with its own tables.
+        c.insert(TableDef {
+            name: "nums".into(),
+            columns: vec![ColumnInfo::plain("d", PgType::Int4)],
+        });
+        let s = translated(
+            "with c as (select d + 1 as n from ev) select n, (select max(d + 1) from nums) \
+             from (select d + 1 as n from ev) w join ev e on e.d = w.n - 1 order by w.n + 2",
+            &c,
+        );
+        assert!(
+            s.contains("WITH c AS (SELECT date(d, (1) || ' days') AS n FROM ev)"),
+            "{s}"
+        );
+        assert!(
+            s.contains("FROM (SELECT date(d, (1) || ' days') AS n FROM ev) w"),
+            "{s}"
+        );
+        assert!(s.contains("max(d + 1)"), "{s}");
+        assert!(s.contains("e.d = date(w.n, (-(1)) || ' days')"), "{s}");
+        assert!(s.contains("ORDER BY date(w.n, (2) || ' days')"), "{s}");
     }
 }

@@ -10,8 +10,9 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, Function, FunctionArguments, Ident, JoinConstraint, JoinOperator, Query, Select,
-    SelectItem, SetExpr, SetOperator, TableFactor, Value, Visit, Visitor, VisitorMut,
+    visit_expressions, Expr, Function, FunctionArguments, Ident, JoinConstraint, JoinOperator,
+    Query, Select, SelectItem, SetExpr, SetOperator, TableFactor, Value, Visit, Visitor,
+    VisitorMut,
 };
 
 use crate::catalog::Catalog;
@@ -72,16 +73,18 @@ fn select_empty(s: &Select, catalog: &Catalog) -> bool {
                     | JoinOperator::RightAnti(_)
             )
         });
-        (!outer_after && factor_empty(&twj.relation, catalog))
-            || twj.joins.iter().any(|j| {
-                matches!(
-                    j.join_operator,
-                    JoinOperator::Join(_)
-                        | JoinOperator::Inner(_)
-                        | JoinOperator::CrossJoin(_)
-                        | JoinOperator::CrossApply
-                ) && factor_empty(&j.relation, catalog)
-            })
+        // A RIGHT or FULL join anywhere keeps rows from its other side.
+        !outer_after
+            && (factor_empty(&twj.relation, catalog)
+                || twj.joins.iter().any(|j| {
+                    matches!(
+                        j.join_operator,
+                        JoinOperator::Join(_)
+                            | JoinOperator::Inner(_)
+                            | JoinOperator::CrossJoin(_)
+                            | JoinOperator::CrossApply
+                    ) && factor_empty(&j.relation, catalog)
+                }))
     })
 }
 
@@ -127,6 +130,24 @@ fn has_aggregate(s: &Select) -> bool {
         "bool_or",
         "every",
         "group_concat",
+        "stddev",
+        "stddev_pop",
+        "stddev_samp",
+        "variance",
+        "var_pop",
+        "var_samp",
+        "bit_and",
+        "bit_or",
+        "bit_xor",
+        "xmlagg",
+        "mode",
+        "percentile_cont",
+        "percentile_disc",
+        "corr",
+        "covar_pop",
+        "covar_samp",
+        "regr_count",
+        "any_value",
     ];
     // Aggregates inside a subquery of the select list do not make this SELECT one.
     struct Find {
@@ -145,7 +166,10 @@ fn has_aggregate(s: &Select) -> bool {
         fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
             match e {
                 Expr::Function(f)
-                    if self.depth == 0 && AGGREGATES.contains(&function_base_name(f).as_str()) =>
+                    if self.depth == 0
+                        && (AGGREGATES.contains(&function_base_name(f).as_str())
+                            || f.filter.is_some()
+                            || !f.within_group.is_empty()) =>
                 {
                     ControlFlow::Break(())
                 }
@@ -232,6 +256,21 @@ pub(crate) fn inline_lateral(q: &mut Query) {
             if !plain_join
                 || !inner.from.is_empty()
                 || inner.selection.is_some()
+                || inner.having.is_some()
+                || inner.distinct.is_some()
+                || !inner.group_by_is_empty()
+                // An aggregate would make the outer query one; a window needs rows.
+                || has_aggregate(inner)
+                || inner.projection.iter().any(|item| {
+                    let mut window = false;
+                    let _ = visit_expressions(item, |e| {
+                        if matches!(e, Expr::Function(f) if f.over.is_some()) {
+                            window = true;
+                        }
+                        ControlFlow::<()>::Continue(())
+                    });
+                    window
+                })
                 || subquery.limit_clause.is_some()
             {
                 return true;
@@ -284,6 +323,9 @@ pub(crate) fn inline_lateral(q: &mut Query) {
         }
     }
     let _ = sqlparser::ast::VisitMut::visit(sel.as_mut(), &mut Substitute(&values));
+    if let Some(order) = &mut q.order_by {
+        let _ = sqlparser::ast::VisitMut::visit(order, &mut Substitute(&values));
+    }
 }
 
 /// `unnest(a)` and `generate_subscripts(a, 1)` as select-list items: PostgreSQL runs
@@ -407,17 +449,46 @@ fn string_literal(e: &Expr) -> Option<&str> {
     }
 }
 
-/// A relation name as `regclass` input reads it: optionally `public.` or `pg_catalog.`
-/// qualified, folded to lower case unless quoted.
+/// A relation name as `regclass` input reads it: optionally schema-qualified (only
+/// `public` and `pg_catalog` exist), each part folded to lower case unless quoted.
 fn relation_name_input(s: &str) -> String {
-    let s = s.trim();
-    let s = s
-        .strip_prefix("public.")
-        .or_else(|| s.strip_prefix("pg_catalog."))
-        .unwrap_or(s);
-    match s.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
-        Some(q) => q.replace("\"\"", "\""),
-        None => s.to_ascii_lowercase(),
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut was_quoted = false;
+    let mut chars = s.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => {
+                quoted = !quoted;
+                was_quoted = true;
+            }
+            '.' if !quoted => {
+                parts.push(if was_quoted {
+                    cur.clone()
+                } else {
+                    cur.to_ascii_lowercase()
+                });
+                cur.clear();
+                was_quoted = false;
+            }
+            c => cur.push(c),
+        }
+    }
+    parts.push(if was_quoted {
+        cur
+    } else {
+        cur.to_ascii_lowercase()
+    });
+    match parts.as_slice() {
+        [name] => name.clone(),
+        [schema, name] if schema == "public" || schema == "pg_catalog" => name.clone(),
+        // Another schema: nothing there.
+        _ => format!("{}\u{0}", s),
     }
 }
 
@@ -473,7 +544,9 @@ pub(crate) fn reg_cast(inner: &Expr, type_name: &str) -> Option<Result<Expr>> {
             &[arg],
         )
     } else {
-        lookup(catalog, "oid", name_col, arg)
+        // A new literal for a name, as for an oid above.
+        let name = string_literal(inner).map(text).unwrap_or(arg);
+        lookup(catalog, "oid", name_col, name)
     })
 }
 
@@ -582,10 +655,12 @@ fn to_regtype(arg: &Expr) -> Result<Expr> {
             )))));
         }
     }
+    // A literal name becomes a new literal: plans are reused by shape (literals.rs).
+    let arg = string_literal(arg).map(text).unwrap_or_else(|| arg.clone());
     subquery(
         "SELECT __v FROM (SELECT oid AS __v, typname AS __k FROM pg_type) \
          WHERE __k = __arg1 OR format_type(__v, NULL) = __arg1",
-        std::slice::from_ref(arg),
+        &[arg],
     )
 }
 
@@ -607,7 +682,10 @@ pub(crate) fn catalog_function(name: &str, f: &Function) -> Option<Result<Expr>>
             lookup("pg_class", "oid", "relname", name)
         }
         "to_regtype" => to_regtype(&first),
-        "to_regnamespace" => lookup("pg_namespace", "oid", "nspname", first),
+        "to_regnamespace" => {
+            let name = string_literal(&first).map(text).unwrap_or(first);
+            lookup("pg_namespace", "oid", "nspname", name)
+        }
         "pg_get_serial_sequence" => {
             let table = match string_literal(&first) {
                 Some(s) => text(&relation_name_input(s)),
@@ -786,6 +864,12 @@ mod tests {
         )
         .contains("LEFT JOIN"));
         assert!(sqlite("SELECT count(*) FROM pg_trigger").contains("count"));
+        assert!(sqlite("SELECT stddev(tgrelid) FROM pg_trigger").contains("stddev"));
+        assert!(sqlite(
+            "SELECT c.relname FROM pg_class a JOIN pg_trigger t ON t.tgrelid = a.oid \
+             RIGHT JOIN pg_class c ON c.oid = a.oid"
+        )
+        .contains("RIGHT JOIN"));
         assert!(sqlite(
             "SELECT c.relname FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid"
         )
@@ -800,11 +884,17 @@ mod tests {
         // In a select list it prints as the name.
         let s = sqlite("select '16385'::regclass");
         assert!(s.contains("WHERE __k = (16385)"), "{s}");
+        // Names fold like identifiers; a quoted part keeps its case; other schemas are
+        // empty.
         let s = sqlite("select 'Public.Books'::regclass");
         assert!(
-            s.contains("relname AS __k") && s.contains("'public.books'"),
+            s.contains("relname AS __k") && s.contains("= 'books'"),
             "{s}"
         );
+        assert!(sqlite("select '\"public\".\"Mixed\"'::regclass").contains("= 'Mixed'"));
+        let s = sqlite("select 'other.books'::regclass");
+        assert!(!s.contains("= 'books'"), "{s}");
+        assert!(s.contains("relname AS __k"), "{s}");
         let s = sqlite("select oid::regclass from pg_class");
         assert!(
             s.contains("WHERE __k = oid"),

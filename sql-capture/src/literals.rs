@@ -535,8 +535,14 @@ mod tests {
             ("UPDATE t SET b = b + -?1 WHERE id = ?2", 2)
         );
         // A reg* literal is an oid or a name: the plan is for this text only.
-        let (_, n) = shaped("select '16385'::regclass::oid", &cat);
-        assert_eq!(n, 0);
+        for sql in [
+            "select '16385'::regclass::oid",
+            "select '_int4'::regtype::oid",
+            "select 'public'::regnamespace::oid",
+            "select to_regnamespace('public')",
+        ] {
+            assert_eq!(shaped(sql, &cat).1, 0, "{sql}");
+        }
         let (sql, n) = shaped("select '12'::int, 2", &cat);
         assert_eq!(n, 2);
         assert!(sql.contains("pg_coerce(?1, 23, -1)"), "{sql}");

@@ -244,6 +244,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 .unwrap_or_default();
             let mut ins = ins.clone();
             infer::date_arithmetic_in(&mut ins, stmt, catalog);
+            infer::order_nulls_in(&mut ins);
             rewrite::rewrite_insert(&mut ins, def.as_deref(), catalog)?;
             shape(&mut |l| literals::parameterize(&mut ins, l));
             let returns = ins.returning.is_some();
@@ -271,6 +272,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
             let def = catalog.table(&table).cloned();
             let mut up = up.clone();
             infer::date_arithmetic_in(&mut up, stmt, catalog);
+            infer::order_nulls_in(&mut up);
             rewrite::rewrite_update(&mut up, def.as_deref(), catalog)?;
             shape(&mut |l| literals::parameterize(&mut up, l));
             let returns = up.returning.is_some();
@@ -302,6 +304,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 .unwrap_or_default();
             let mut del = del.clone();
             infer::date_arithmetic_in(&mut del, stmt, catalog);
+            infer::order_nulls_in(&mut del);
             if del.using.is_some() {
                 return Err(Error::Unsupported("DELETE … USING".into()));
             }

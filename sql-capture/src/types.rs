@@ -338,9 +338,16 @@ impl PgType {
             "oid" | "regclass" | "regtype" | "regnamespace" | "regproc" => PgType::Oid,
             _ => return None,
         };
+        // PostgreSQL's limit on a declared length (10485760) keeps padding bounded.
+        if matches!(ty, PgType::Varchar | PgType::Bpchar)
+            && args.first().is_some_and(|n| !(1..=10_485_760).contains(n))
+        {
+            return None;
+        }
         let typmod = match ty {
             PgType::Varchar => args.first().map(|n| n + 4).unwrap_or(-1),
-            // char without a length means char(1), as in PostgreSQL.
+            // char without a length means char(1), as in PostgreSQL; bpchar is unlimited.
+            PgType::Bpchar if base == "bpchar" => args.first().map(|n| n + 4).unwrap_or(-1),
             PgType::Bpchar => args.first().map(|n| n + 4).unwrap_or(5),
             PgType::Numeric => match args.as_slice() {
                 [p] => (p << 16) + 4,
