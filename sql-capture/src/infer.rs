@@ -56,16 +56,8 @@ fn is_reg_type(name: &str) -> bool {
 /// top-level key that cannot be NULL (a NOT NULL or primary-key column): there the clause
 /// changes nothing and would keep SQLite from reading an index in order.
 pub fn order_nulls_like_postgres(q: &mut Query, catalog: &Catalog) {
-    struct Every;
-    impl sqlparser::ast::VisitorMut for Every {
-        type Break = ();
-        fn pre_visit_order_by_expr(&mut self, e: &mut OrderByExpr) -> ControlFlow<()> {
-            set_postgres_nulls(e);
-            ControlFlow::Continue(())
-        }
-    }
     let mut top = q.order_by.take();
-    let _ = sqlparser::ast::VisitMut::visit(q, &mut Every);
+    order_nulls_in(q);
     if let Some(OrderBy {
         kind: OrderByKind::Expressions(exprs),
         ..
