@@ -145,9 +145,14 @@ const HELPERS: &[(&str, &str)] = &[
                  t.name AS tbl, t.oid AS conrelid,
                  json_group_array(fk."from" ORDER BY fk.seq) AS fromcols,
                  group_concat(fk."from", '_' ORDER BY fk.seq) AS from_us,
-                 coalesce((SELECT i.indexrelid FROM __mdbc_v_index i
-                           WHERE i.tbl = fk."table" AND i.contype IS NOT NULL
-                           ORDER BY i.contype = 'p' DESC LIMIT 1), 0) AS conindid,
+                 -- The referenced key's index: SQLite's own (primary key or unique),
+                 -- else the rowid primary key's stand-in (see __mdbc_v_index).
+                 coalesce((SELECT ix.rowid + 16384 FROM pragma_index_list(fk."table") il
+                           JOIN sqlite_schema ix ON ix.type = 'index' AND ix.name = il.name
+                           WHERE il.origin IN ('pk', 'u')
+                           ORDER BY il.origin = 'pk' DESC LIMIT 1),
+                          (SELECT 1000000 + r.oid FROM __mdbc_v_rel r
+                           WHERE r.name = fk."table"), 0) AS conindid,
                  coalesce((SELECT r.oid FROM __mdbc_v_rel r WHERE r.name = fk."table"), 0)
                      AS confrelid,
                  CASE max(fk.on_update) WHEN 'CASCADE' THEN 'c' WHEN 'SET NULL' THEN 'n'
@@ -252,7 +257,11 @@ const VIEWS: &[View] = &[
         body: Some(Body::Sql(
             r#"SELECT r.oid, r.name, 2200, 0, 0, 10, CASE r.type WHEN 'table' THEN 2 ELSE 0 END,
                      0, 0, 0, -1, 0, 0,
-                     EXISTS (SELECT 1 FROM __mdbc_v_index i WHERE i.indrelid = r.oid), 0, 'p',
+                     -- Straight from SQLite's pragmas: the index and constraint views
+                     -- would be computed for every table once per row.
+                     r.type = 'table' AND (EXISTS (SELECT 1 FROM pragma_index_list(r.name))
+                         OR EXISTS (SELECT 1 FROM pragma_table_info(r.name) p WHERE p.pk > 0)),
+                     0, 'p',
                      CASE r.type WHEN 'table' THEN 'r' ELSE 'v' END,
                      CASE r.type WHEN 'table'
                          THEN (SELECT count(*) FROM __mdbc_columns c WHERE c.tbl = r.name)
@@ -260,8 +269,10 @@ const VIEWS: &[View] = &[
                      0, r.type = 'view',
                      -- PostgreSQL enforces foreign keys with triggers on both tables, and
                      -- psql shows foreign keys only for tables that have triggers.
-                     EXISTS (SELECT 1 FROM __mdbc_v_constraint c WHERE c.contype = 'f'
-                             AND (c.conrelid = r.oid OR c.confrelid = r.oid)),
+                     r.type = 'table' AND (
+                         EXISTS (SELECT 1 FROM pragma_foreign_key_list(r.name))
+                         OR EXISTS (SELECT 1 FROM __mdbc_v_rel o, pragma_foreign_key_list(o.name) f
+                                    WHERE o.type = 'table' AND f."table" = r.name)),
                      0, 0, 0, 1, 'd', 0, 0, NULL, NULL, NULL
               FROM __mdbc_v_rel r
               UNION ALL
