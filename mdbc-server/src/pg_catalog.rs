@@ -1378,11 +1378,6 @@ fn statements() -> &'static [(String, String)] {
     })
 }
 
-/// The SQL creating every catalog view, helpers first.
-pub fn create_sql() -> String {
-    statements().iter().map(|(_, sql)| sql.as_str()).collect()
-}
-
 /// Recreates the catalog views unless those in the file were made from the same SQL.
 /// Runs in its own transaction at open, before any session. A user table that has a
 /// catalog view's name (an older mdbc allowed it) keeps it: that view is left out, with a

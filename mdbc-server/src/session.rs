@@ -241,7 +241,6 @@ struct CopyIn {
     ended: bool,
 }
 
-/// Defaults reported by SHOW and restored by RESET.
 /// The session's settings, shared with the SQL functions that read them
 /// (`current_setting`, and `__mdbc_settings` behind the pg_settings view).
 struct Settings(Arc<std::sync::Mutex<BTreeMap<String, String>>>);
@@ -300,6 +299,7 @@ impl Settings {
     }
 }
 
+/// Defaults reported by SHOW and restored by RESET.
 fn default_settings() -> BTreeMap<String, String> {
     [
         ("application_name", ""),

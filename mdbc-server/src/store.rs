@@ -120,6 +120,13 @@ impl Store {
         let conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         migrate(&conn)?;
+        // Every function an expression index may call, for the REINDEX of upgrade_values.
+        let anchor_ident = SessionIdent {
+            pid: 0,
+            user: "mdbc".into(),
+            database: "mdbc".into(),
+        };
+        register_functions(&conn, &anchor_ident, Arc::new(Mutex::new(HashMap::new())))?;
         upgrade_values(&conn)?;
         crate::pg_catalog::refresh(&conn)?;
         // Refuse a damaged file at start-up rather than at the first unlucky query.
@@ -520,7 +527,7 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
 /// Brings values written by older versions to today's storage, once per data dir:
 /// `char(n)` is kept without its padding, and indexes are rebuilt because `lower`/`upper`
 /// now map Unicode (an expression index over them could otherwise disagree with its
-/// table).
+/// table). `conn` has mdbc's SQL functions registered: an expression index may call them.
 fn upgrade_values(conn: &Connection) -> Result<(), StoreError> {
     let done: bool = conn
         .query_row(
@@ -532,7 +539,6 @@ fn upgrade_values(conn: &Connection) -> Result<(), StoreError> {
     if done {
         return Ok(());
     }
-    crate::sqlfuncs::register(conn)?;
     let columns: Vec<(String, String)> = {
         let mut stmt = conn.prepare("SELECT tbl, col FROM __mdbc_columns WHERE pg_type = 1042")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -877,17 +883,25 @@ pub fn register_catalog_functions(conn: &Connection, user: &str, db: &str) -> ru
 mod tests {
     use super::*;
 
-    /// A data dir written when char(n) was stored padded is trimmed once at open.
+    /// A data dir written when char(n) was stored padded is trimmed once at open, and its
+    /// indexes rebuilt — an expression index calling mdbc's functions included.
     #[test]
     fn padded_char_values_from_older_versions_are_trimmed_once() {
         let dir = tempfile_dir("upgrade");
         drop(Store::open(&dir, Synchronous::Off).unwrap());
         {
             let conn = Connection::open(dir.join("mdbc.db")).unwrap();
+            let ident = SessionIdent {
+                pid: 0,
+                user: "u".into(),
+                database: "d".into(),
+            };
+            register_functions(&conn, &ident, Arc::default()).unwrap();
             conn.execute_batch(
                 "CREATE TABLE c (k TEXT PRIMARY KEY);
                  INSERT INTO __mdbc_columns VALUES ('c', 'k', 0, 1042, 8, 0, 1, NULL);
                  INSERT INTO c VALUES ('ab  '), ('x');
+                 CREATE INDEX c_lower ON c (lower(pg_coerce(k, 25, -1)));
                  DELETE FROM __mdbc_meta WHERE key = 'values_v2';",
             )
             .unwrap();

@@ -63,15 +63,11 @@ pub fn order_nulls_like_postgres(q: &mut Query, catalog: &Catalog) {
         ..
     }) = &mut top
     {
+        // The SELECT and its tables, unless an outer join is among them: a column of an
+        // outer join's nullable side can be NULL whatever it was declared.
         let select = match q.body.as_ref() {
-            SetExpr::Select(s) => Some(s),
-            _ => None,
-        };
-        for e in exprs.iter_mut() {
-            let never_null = select.is_some_and(|sel| {
-                // A column of an outer join's nullable side can be NULL whatever it was
-                // declared: any outer join and the shortcut is off.
-                let outer = sel.from.iter().any(|t| {
+            SetExpr::Select(s)
+                if !s.from.iter().any(|t| {
                     t.joins.iter().any(|j| {
                         !matches!(
                             j.join_operator,
@@ -80,11 +76,14 @@ pub fn order_nulls_like_postgres(q: &mut Query, catalog: &Catalog) {
                                 | sqlparser::ast::JoinOperator::CrossJoin(_)
                         )
                     })
-                });
-                if outer {
-                    return false;
-                }
-                let scope = Scope::from_tables(&sel.from, catalog);
+                }) =>
+            {
+                Some((s, Scope::from_tables(&s.from, catalog)))
+            }
+            _ => None,
+        };
+        for e in exprs.iter_mut() {
+            let never_null = select.as_ref().is_some_and(|(sel, scope)| {
                 let target = match &e.expr {
                     Expr::Value(v) => match &v.value {
                         Value::Number(n, _) => n
