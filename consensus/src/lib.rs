@@ -33,6 +33,7 @@
 //! a time, are [`Paxos::propose_membership`] (see `DESIGN.md`, "Membership changes").
 #![deny(missing_docs)]
 
+pub mod acceptor;
 pub mod check;
 pub mod client;
 mod codec;

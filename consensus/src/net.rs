@@ -24,7 +24,8 @@ pub use crate::node::{run_node, NodeConfig};
 use crate::types::NodeId;
 use crate::wire::{self, Frame};
 
-pub(crate) const PEER_MAGIC: &[u8; 12] = b"MDBC-PAXOS/1";
+/// Names the replica-to-replica protocol in its handshake.
+pub const PEER_MAGIC: &[u8; 12] = b"MDBC-PAXOS/1";
 /// Clients speak a pipelined protocol: every frame starts with the client's tag.
 pub(crate) const CLIENT_MAGIC: &[u8; 12] = b"MDBC-CLIENT2";
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,6 +39,8 @@ pub fn init_logging() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal; log files stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 

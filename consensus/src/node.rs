@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::acceptor::Acceptor;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::kv::Kv;
@@ -157,6 +159,18 @@ pub async fn start_node<S: StateMachine + Send + 'static>(
     sm: S,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<RunningNode> {
+    start_node_with(cfg, sm, shutdown, None).await
+}
+
+/// [`start_node`], taking peer connections from `peers` (a port shared with other
+/// protocols, see [`crate::acceptor::demux`]) instead of binding `cfg.listen`, which is
+/// then only reported as the peer address.
+pub async fn start_node_with<S: StateMachine + Send + 'static>(
+    cfg: NodeConfig,
+    sm: S,
+    shutdown: watch::Receiver<bool>,
+    peers: Option<Acceptor>,
+) -> anyhow::Result<RunningNode> {
     cfg.consensus.validate()?;
     let storage = FileStorage::open(&cfg.data_dir, 64 << 20)?;
     let hard = storage.state().clone();
@@ -168,9 +182,15 @@ pub async fn start_node<S: StateMachine + Send + 'static>(
     );
     let replica =
         Replica::restore(cfg.consensus.clone(), hard, sm)?.with_snapshot_every(cfg.snapshot_every);
-    let peer_listener = TcpListener::bind(cfg.listen).await?;
+    let (mut peer_listener, peer_addr) = match peers {
+        Some(a) => (a, cfg.listen),
+        None => {
+            let l = TcpListener::bind(cfg.listen).await?;
+            let addr = l.local_addr()?;
+            (Acceptor::Listener(l), addr)
+        }
+    };
     let client_listener = TcpListener::bind(cfg.client_listen).await?;
-    let peer_addr = peer_listener.local_addr()?;
     let client_addr = client_listener.local_addr()?;
     let (in_tx, in_rx) = mpsc::channel::<Input>(65_536);
     let (applied, _) = broadcast::channel(4096);
@@ -191,6 +211,7 @@ pub async fn start_node<S: StateMachine + Send + 'static>(
                     a = peer_listener.accept() => a,
                     _ = stop.changed() => return,
                 };
+                let Some(accepted) = accepted else { return };
                 let Ok((sock, addr)) = accepted else {
                     continue;
                 };

@@ -18,9 +18,10 @@ use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::acceptor::Acceptor;
 use crate::net::{handshake_initiator, handshake_responder, read_frame, HANDSHAKE_TIMEOUT};
 use crate::types::NodeId;
 use crate::wire;
@@ -174,7 +175,7 @@ pub(crate) async fn write_tagged<T>(
 /// (as `me`, protocol `magic`), each request is answered by `handler(peer, request)`,
 /// concurrently; `allow(peer)` decides which authenticated peers may stay.
 pub async fn serve<H, F, A>(
-    listener: TcpListener,
+    listener: impl Into<Acceptor>,
     me: NodeId,
     secret: Arc<[u8]>,
     magic: &'static [u8; 12],
@@ -186,11 +187,13 @@ pub async fn serve<H, F, A>(
     F: Future<Output = Bytes> + Send + 'static,
     A: Fn(u64) -> bool + Clone + Send + Sync + 'static,
 {
+    let mut listener = listener.into();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = shutdown.changed() => return,
         };
+        let Some(accepted) = accepted else { return };
         let Ok((sock, addr)) = accepted else {
             continue;
         };

@@ -9,8 +9,9 @@
 //! starts and stops the whole ([`server`]). Translation of SQL text lives in the
 //! `sql-capture` crate.
 //!
-//! Replication through MUSIC arrives with the multi-site issue; the single place where a
-//! transaction becomes durable, `Session::end_transaction`, is where its commit hook goes.
+//! With a `[cluster]` section the site joins MUSIC ([`replication`]): sessions capture
+//! what their transactions change, the commit appends it to the site's log, and a
+//! replicator applies the other sites' logs.
 #![deny(missing_docs)]
 
 pub mod arrays;
@@ -19,6 +20,7 @@ pub mod copy;
 pub mod durability;
 pub mod errors;
 pub mod pg_catalog;
+pub mod replication;
 pub mod server;
 pub mod session;
 pub mod sqlfuncs;

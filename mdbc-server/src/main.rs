@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mdbc_server::config::{Config, Synchronous};
+use mdbc_server::replication::Replication;
 use mdbc_server::store::Store;
+
+mod demo;
 
 /// mdbc: a multi-site SQL database cache speaking the PostgreSQL wire protocol.
 #[derive(Parser, Debug)]
@@ -42,6 +45,25 @@ enum Cmd {
         #[arg(long)]
         max_connections: Option<usize>,
     },
+    /// Start a local cluster of several sites in one command (each its own process), print
+    /// how to connect to each, and stop them all on Ctrl-C.
+    Demo {
+        /// Number of sites (named a, b, c, …).
+        #[arg(long, default_value_t = 3)]
+        sites: usize,
+        /// PostgreSQL port of the first site; the others follow (P, P+1, …).
+        #[arg(long, default_value_t = 5433)]
+        base_port: u16,
+        /// Cluster port of the first site [default: base port + 100].
+        #[arg(long)]
+        cluster_port: Option<u16>,
+        /// Directory for the sites' data and configuration files.
+        #[arg(long, default_value = "mdbc-demo")]
+        data_dir: PathBuf,
+        /// Level of tables no configuration names.
+        #[arg(long, default_value = "eventual")]
+        default_level: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -74,6 +96,19 @@ fn main() -> anyhow::Result<()> {
             cfg.validate()?;
             start(cfg)
         }
+        Cmd::Demo {
+            sites,
+            base_port,
+            cluster_port,
+            data_dir,
+            default_level,
+        } => demo::run(demo::Demo {
+            sites,
+            base_port,
+            cluster_port: cluster_port.unwrap_or(base_port.saturating_add(100)),
+            data_dir,
+            default_level,
+        }),
     }
 }
 
@@ -91,6 +126,11 @@ fn start(cfg: Config) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
+        let (stop_cluster, cluster_stopped) = tokio::sync::watch::channel(false);
+        if cfg.cluster.is_some() {
+            let r = Replication::start(&cfg, store.clone(), cluster_stopped).await?;
+            store.set_replication(r);
+        }
         tracing::info!(
             listen = %listener.local_addr()?,
             data = %store.path().display(),
@@ -98,7 +138,11 @@ fn start(cfg: Config) -> anyhow::Result<()> {
             tls = cfg.tls.is_some(),
             "mdbc-server ready"
         );
-        mdbc_server::server::run(listener, cfg, store, shutdown_signal()).await
+        let site = cfg.site.clone();
+        let served = mdbc_server::server::run(listener, cfg, store, shutdown_signal()).await;
+        let _ = stop_cluster.send(true);
+        tracing::info!(%site, "stopped");
+        served
     })
 }
 

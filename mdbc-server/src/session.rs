@@ -27,6 +27,8 @@ use tokio::sync::Notify;
 
 use crate::copy;
 use crate::errors::SqlError;
+use crate::replication::Sealed;
+use sql_capture::capture::{Capture, Shapes};
 use crate::store::{self, SessionIdent, Store, WriteGuard};
 use crate::values;
 
@@ -338,8 +340,21 @@ fn default_settings() -> BTreeMap<String, String> {
     .collect()
 }
 
+/// A COMMIT that succeeded, and what remains before it may be acknowledged.
+#[must_use]
+#[derive(Debug, Default)]
+struct Committed {
+    // Group-commit ticket to wait for.
+    ticket: Option<u64>,
+    // The transaction's replication entry, to ship.
+    sealed: Option<Sealed>,
+}
+
 /// One client's session.
 pub struct Session {
+    // Declared before `conn`, so it is dropped before the connection closes.
+    capture: Option<Capture>,
+    table_shapes: Shapes,
     store: Arc<Store>,
     ident: SessionIdent,
     conn: Connection,
@@ -377,6 +392,8 @@ impl Session {
         let settings = Settings(Arc::new(std::sync::Mutex::new(default_settings())));
         settings.register(&conn)?;
         Ok(Session {
+            capture: None,
+            table_shapes: Shapes::default(),
             store,
             ident,
             conn,
@@ -652,7 +669,7 @@ impl Session {
                         notice: Some(("25P01", "there is no transaction in progress".into())),
                     });
                 }
-                self.end_transaction(false)?;
+                let _ = self.end_transaction(false)?;
                 Ok(Outcome::done("ROLLBACK"))
             }
             Command::Savepoint(name) => self.savepoint_command("SAVEPOINT", name, "SAVEPOINT"),
@@ -698,10 +715,36 @@ impl Session {
         Ok(Outcome::done(tag))
     }
 
-    async fn ensure_write_lock(&mut self) {
+    async fn ensure_write_lock(&mut self) -> Result<()> {
         if self.write_guard.is_none() {
             self.write_guard = Some(self.store.lock_writer().await);
         }
+        if self.capture.is_none() {
+            if let Some(r) = self.store.replication() {
+                // Safety: `capture` is declared before `conn` in Session and is cleared at
+                // every transaction end, so it never outlives the connection.
+                self.capture = Some(unsafe { r.capture(&self.conn) }?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the write lock and the capture at the end of a transaction.
+    fn release_writer(&mut self) {
+        self.capture = None;
+        self.write_guard = None;
+    }
+
+    /// Refuses writes to tables this site cannot replicate (see `Replication::check_write`).
+    fn check_replicated_writes(&mut self, tables: &[String]) -> Result<()> {
+        let Some(r) = self.store.replication().cloned() else {
+            return Ok(());
+        };
+        let version = self.catalog().version;
+        for t in tables {
+            r.check_write(&self.conn, &mut self.table_shapes, version, t)?;
+        }
+        Ok(())
     }
 
     /// Ends a kept read transaction.
@@ -732,24 +775,31 @@ impl Session {
         self.snapshot_taken.clone()
     }
 
-    /// SQLite's COMMIT; under group commit it is bracketed by a ticket to wait on once the
-    /// write lock is released (see durability.rs).
-    fn sqlite_commit(&self) -> (rusqlite::Result<()>, Option<u64>) {
-        match self.store.group() {
-            Some(g) => {
-                let ticket = g.begin_commit();
-                let r = self.conn.execute_batch("COMMIT");
-                g.written(ticket);
-                (r, Some(ticket))
+    /// Seals the transaction's replication entry into it, then runs SQLite's COMMIT;
+    /// under group commit it is bracketed by a ticket to wait on once the write lock is
+    /// released (see durability.rs). The caller rolls back on an error.
+    fn commit_writes(&mut self) -> Result<Committed> {
+        let sealed = match (self.store.replication().cloned(), self.capture.take()) {
+            (Some(r), Some(capture)) => {
+                let version = self.catalog().version;
+                r.seal(&self.conn, &capture, &mut self.table_shapes, version)?
             }
-            None => (self.conn.execute_batch("COMMIT"), None),
+            _ => None,
+        };
+        let (r, ticket) = self.store.commit(&self.conn);
+        r?;
+        if let (Some(r), Some(s)) = (self.store.replication(), &sealed) {
+            r.committed(s);
         }
+        Ok(Committed { ticket, sealed })
     }
 
-    /// Acknowledges nothing before the commit behind `ticket` is on disk.
-    async fn wait_durable(store: Arc<Store>, ticket: Option<u64>) {
-        if let (Some(t), Some(g)) = (ticket, store.group()) {
-            g.wait(t).await;
+    /// Acknowledges nothing before the commit is on disk and its entry is in the site's
+    /// log in MUSIC.
+    async fn acknowledge(store: Arc<Store>, c: Committed) {
+        store.wait_durable(c.ticket).await;
+        if let (Some(s), Some(r)) = (c.sealed, store.replication()) {
+            r.ship(s).await;
         }
     }
 
@@ -767,12 +817,12 @@ impl Session {
                 notice: Some(("25P01", "there is no transaction in progress".into())),
             }),
             TxStatus::Failed => {
-                self.end_transaction(false)?;
+                let _ = self.end_transaction(false)?;
                 Ok(Outcome::done("ROLLBACK"))
             }
             TxStatus::InBlock => {
-                let ticket = self.end_transaction(true)?;
-                Self::wait_durable(self.store.clone(), ticket).await;
+                let committed = self.end_transaction(true)?;
+                Self::acknowledge(self.store.clone(), committed).await;
                 Ok(Outcome::done("COMMIT"))
             }
         }
@@ -780,33 +830,33 @@ impl Session {
 
     /// Ends the current block: COMMIT (publishing its DDL) or ROLLBACK. A failed COMMIT
     /// rolls back and reports why.
-    /// Returns the group-commit ticket to wait for before acknowledging.
-    fn end_transaction(&mut self, commit: bool) -> Result<Option<u64>> {
+    /// Returns what to wait for before acknowledging.
+    fn end_transaction(&mut self, commit: bool) -> Result<Committed> {
         let result = if commit && self.write_guard.is_some() {
-            match self.sqlite_commit() {
-                (Ok(()), ticket) => {
+            match self.commit_writes() {
+                Ok(c) => {
                     if let Some(cat) = self.local_catalog.take() {
                         self.store.publish_catalog(cat);
                     }
-                    Ok(ticket)
+                    Ok(c)
                 }
-                (Err(e), _) => Err(SqlError::from(e)),
+                Err(e) => Err(e),
             }
         } else if commit {
             // A block that never wrote has nothing to make durable.
             self.conn
                 .execute_batch("COMMIT")
-                .map(|()| None)
+                .map(|()| Committed::default())
                 .map_err(SqlError::from)
         } else {
-            Ok(None)
+            Ok(Committed::default())
         };
         if !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
         self.local_catalog = None;
         self.status = TxStatus::Idle;
-        self.write_guard = None;
+        self.release_writer();
         result
     }
 
@@ -928,13 +978,18 @@ impl Session {
             if let Some(last) = plan.sql.last() {
                 let _ = self.conn.prepare_cached(last);
             }
-            self.ensure_write_lock().await;
+            self.ensure_write_lock().await?;
+        }
+        if plan.kind == StmtKind::Write {
+            self.check_replicated_writes(&plan.writes)?;
         }
         let autocommit = self.status == TxStatus::Idle;
-        // Under group commit every autocommit write gets an explicit COMMIT to bracket.
+        // Under group commit every autocommit write gets an explicit COMMIT to bracket, and
+        // under replication one to seal its entry into.
         let own_txn = autocommit
             && writes
             && (self.store.group().is_some()
+                || self.store.replication().is_some()
                 || plan.sql.len() > 1
                 || !plan.catalog.is_empty()
                 || plan.rebuild.is_some());
@@ -965,12 +1020,10 @@ impl Session {
                 result = Err(e);
             }
         }
-        let mut ticket = None;
+        let mut committed = None;
         if own_txn {
             let end = if result.is_ok() {
-                let (r, t) = self.sqlite_commit();
-                ticket = t;
-                r.map_err(SqlError::from)
+                self.commit_writes().map(|c| committed = Some(c))
             } else {
                 Ok(())
             };
@@ -991,11 +1044,11 @@ impl Session {
                 }
             }
             self.local_catalog = None;
-            self.write_guard = None;
+            self.release_writer();
         }
         if result.is_ok() {
-            if ticket.is_some() {
-                Self::wait_durable(self.store.clone(), ticket).await;
+            if let Some(c) = committed {
+                Self::acknowledge(self.store.clone(), c).await;
             } else if plan.kind == StmtKind::Read && self.write_guard.is_none() {
                 // (A writer reads without waiting: see durability.rs.)
                 Self::wait_visible_durable(self.store.clone()).await;
@@ -1112,7 +1165,8 @@ impl Session {
             }
             return out;
         }
-        self.ensure_write_lock().await;
+        self.ensure_write_lock().await?;
+        self.check_replicated_writes(std::slice::from_ref(&plan.table))?;
         let own_transaction = self.status == TxStatus::Idle;
         if own_transaction {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -1233,9 +1287,9 @@ impl Session {
             Some(e) => Err(e),
             None => Ok(format!("COPY {}", c.rows)),
         };
-        let (result, ticket) = self.finish_copy(c.own_transaction, result);
+        let (result, committed) = self.finish_copy(c.own_transaction, result);
         if result.is_ok() {
-            Self::wait_durable(self.store.clone(), ticket).await;
+            Self::acknowledge(self.store.clone(), committed).await;
         }
         result
     }
@@ -1245,7 +1299,7 @@ impl Session {
         let own = self.copy.take().map(|c| c.own_transaction).unwrap_or(false);
         let err = SqlError::coded("57014", format!("COPY from stdin failed: {message}"));
         match self.finish_copy(own, Err(err)) {
-            (Err(e), _) => e,
+            (Err(e), _c) => e,
             (Ok(_), _) => SqlError::coded("57014", "COPY from stdin failed"),
         }
     }
@@ -1254,21 +1308,20 @@ impl Session {
         &mut self,
         own_transaction: bool,
         result: Result<String>,
-    ) -> (Result<String>, Option<u64>) {
-        let mut ticket = None;
+    ) -> (Result<String>, Committed) {
+        let mut committed = Committed::default();
         let result = if own_transaction {
             let r = match result {
-                Ok(tag) => {
-                    let (r, t) = self.sqlite_commit();
-                    ticket = t;
-                    r.map(|()| tag).map_err(SqlError::from)
-                }
+                Ok(tag) => self.commit_writes().map(|c| {
+                    committed = c;
+                    tag
+                }),
                 Err(e) => Err(e),
             };
             if !self.conn.is_autocommit() {
                 let _ = self.conn.execute_batch("ROLLBACK");
             }
-            self.write_guard = None;
+            self.release_writer();
             r
         } else {
             result
@@ -1276,7 +1329,7 @@ impl Session {
         if result.is_err() {
             self.mark_failed();
         }
-        (result, ticket)
+        (result, committed)
     }
 }
 

@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_pg_catalog.sql"),
     include_str!("../../migrations/sqlite/0003_column_defaults.sql"),
     include_str!("../../migrations/sqlite/0004_constraint_names.sql"),
+    include_str!("../../migrations/sqlite/0005_replication.sql"),
 ];
 
 /// The PostgreSQL version mdbc presents itself as; clients adapt their queries to it.
@@ -96,6 +97,7 @@ pub struct Store {
     write_epoch: AtomicU64,
     epoch_changed: tokio::sync::watch::Sender<u64>,
     catalog: RwLock<Arc<Catalog>>,
+    replication: std::sync::OnceLock<Arc<crate::replication::Replication>>,
     catalog_version: AtomicU64,
     sequences: Arc<Mutex<HashMap<String, i64>>>,
     interrupts: Mutex<HashMap<i32, (Vec<u8>, InterruptHandle)>>,
@@ -155,6 +157,7 @@ impl Store {
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             write_epoch: AtomicU64::new(0),
             epoch_changed: tokio::sync::watch::channel(0).0,
+            replication: std::sync::OnceLock::new(),
             catalog: RwLock::new(Arc::new(Catalog::default())),
             catalog_version: AtomicU64::new(1),
             sequences: Arc::new(Mutex::new(HashMap::new())),
@@ -179,6 +182,37 @@ impl Store {
     /// Path of the SQLite file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Joins the store to the cluster (once, at start-up).
+    pub fn set_replication(&self, r: Arc<crate::replication::Replication>) {
+        let _ = self.replication.set(r);
+    }
+
+    /// The cluster this site belongs to, if any.
+    pub fn replication(&self) -> Option<&Arc<crate::replication::Replication>> {
+        self.replication.get()
+    }
+
+    /// COMMIT on `conn`; under group commit it is bracketed by a ticket to wait on with
+    /// [`Store::wait_durable`] once the write lock is released (see durability.rs).
+    pub fn commit(&self, conn: &Connection) -> (rusqlite::Result<()>, Option<u64>) {
+        match &self.group {
+            Some(g) => {
+                let ticket = g.begin_commit();
+                let r = conn.execute_batch("COMMIT");
+                g.written(ticket);
+                (r, Some(ticket))
+            }
+            None => (conn.execute_batch("COMMIT"), None),
+        }
+    }
+
+    /// Waits until the commit behind `ticket` is on disk.
+    pub async fn wait_durable(&self, ticket: Option<u64>) {
+        if let (Some(t), Some(g)) = (ticket, &self.group) {
+            g.wait(t).await;
+        }
     }
 
     /// Takes the lock every writer holds from its first write to the end of its

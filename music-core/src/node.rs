@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use consensus::node::{start_node, NodeConfig};
+use consensus::acceptor::{demux, Acceptor};
+use consensus::net::PEER_MAGIC;
+use consensus::node::{start_node_with, NodeConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -40,6 +42,9 @@ pub struct NodeSettings {
     pub consensus_listen: SocketAddr,
     /// Address for node RPC.
     pub rpc_listen: SocketAddr,
+    /// Serve consensus and node RPC on one port, `consensus_listen` (`rpc_listen` is then
+    /// unused, and each peer's two addresses are the same).
+    pub one_port: bool,
     /// Address for the REST API, if served.
     pub http_listen: Option<SocketAddr>,
     /// With it, REST requests must carry `Authorization: Bearer TOKEN`.
@@ -74,6 +79,7 @@ impl NodeSettings {
             data_dir,
             consensus_listen: any,
             rpc_listen: any,
+            one_port: false,
             http_listen: None,
             http_token: None,
             peers: Vec::new(),
@@ -116,7 +122,7 @@ impl MusicNode {
         consensus.election_ticks = s.election_ticks;
         consensus.lease_ticks = s.lease_ticks;
         consensus.seed = s.id ^ u64::from(std::process::id());
-        let cfg = NodeConfig {
+        let mut cfg = NodeConfig {
             consensus,
             listen: s.consensus_listen,
             // Lock-table clients come through the service, not a port of their own.
@@ -128,7 +134,24 @@ impl MusicNode {
             fsync: true,
             snapshot_every: 10_000,
         };
-        let replica = start_node(cfg, LockTable::default(), shutdown.clone()).await?;
+        // With one port, a demultiplexer routes each connection by its handshake.
+        let (consensus_in, rpc_in) = if s.one_port {
+            let listener = TcpListener::bind(s.consensus_listen).await?;
+            let addr = listener.local_addr()?;
+            let (ctx, crx) = tokio::sync::mpsc::channel(64);
+            let (rtx, rrx) = tokio::sync::mpsc::channel(64);
+            tokio::spawn(demux(
+                listener,
+                vec![(*PEER_MAGIC, ctx), (*MAGIC, rtx)],
+                shutdown.clone(),
+            ));
+            cfg.listen = addr;
+            (Some(Acceptor::Routed(crx)), Some((Acceptor::Routed(rrx), addr)))
+        } else {
+            (None, None)
+        };
+        let replica =
+            start_node_with(cfg, LockTable::default(), shutdown.clone(), consensus_in).await?;
         let mut store_cfg = EmbeddedConfig::new(
             s.id,
             s.peers.iter().map(|p| (p.id, p.rpc.to_string())).collect(),
@@ -151,8 +174,14 @@ impl MusicNode {
             },
             shutdown.clone(),
         );
-        let listener = TcpListener::bind(s.rpc_listen).await?;
-        let rpc_addr = listener.local_addr()?;
+        let (listener, rpc_addr) = match rpc_in {
+            Some(routed) => routed,
+            None => {
+                let l = TcpListener::bind(s.rpc_listen).await?;
+                let addr = l.local_addr()?;
+                (Acceptor::Listener(l), addr)
+            }
+        };
         let members: Arc<Vec<u64>> = Arc::new(s.peers.iter().map(|p| p.id).collect());
         let handler = {
             let (music, store) = (music.clone(), store.clone());

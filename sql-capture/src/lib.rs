@@ -16,16 +16,20 @@
 //! - reduces queries with inlined values to their shape so that a statement is planned once
 //!   however its values change ([`literals`]).
 //!
-//! Capture of row changes and their application at other sites arrive with the multi-site
-//! issue; the [`Command::Sql`] plans already name the tables each statement writes, which is
-//! what the commit hook will need.
+//! - captures a transaction's row changes with SQLite's session extension ([`capture`]),
+//!   as full row images with a row clock ([`changes`]), and applies other sites' images
+//!   by last writer wins per row ([`apply`]).
 //!
-//! The crate is sans-IO: no clock, no thread, no file. Values are normalised at run time by
-//! SQL functions the server registers (`pg_coerce`, `pg_now`, …); this crate only emits calls
-//! to them.
+//! The crate has no clock, thread, socket or file of its own: capture and apply work on a
+//! connection the caller owns, inside the caller's transaction, with the clock the caller
+//! gives. Values are normalised at run time by SQL functions the server registers
+//! (`pg_coerce`, `pg_now`, …); this crate only emits calls to them.
 #![deny(missing_docs)]
 
+pub mod apply;
+pub mod capture;
 mod catalog;
+pub mod changes;
 mod ddl;
 mod distinct_on;
 mod error;

@@ -72,6 +72,8 @@ struct Inner {
     peers: Vec<Peer>,
     // Fault injection: peers this node cannot reach (see `EmbeddedStore::cut_off`).
     cut: std::sync::RwLock<std::collections::HashSet<u64>>,
+    // Counts writes from other nodes, for whoever waits for new keys.
+    changed: watch::Sender<u64>,
 }
 
 /// The embedded store (see the module docs). Cheap to clone.
@@ -134,6 +136,9 @@ impl Inner {
             self.hlc.observe(it.version.hlc);
             self.local.apply(&it.key, &it.value, it.version)?;
         }
+        if !items.is_empty() {
+            self.changed.send_modify(|n| *n += 1);
+        }
         Ok(())
     }
 }
@@ -168,6 +173,7 @@ impl EmbeddedStore {
             hlc: Hlc::new(),
             peers,
             cut: std::sync::RwLock::new(std::collections::HashSet::new()),
+            changed: watch::channel(0).0,
         });
         for (i, rx) in receivers.into_iter().enumerate() {
             tokio::spawn(replicator(inner.clone(), i, rx, shutdown.clone()));
@@ -185,6 +191,13 @@ impl EmbeddedStore {
         }
     }
 
+    /// Changes each time writes from other nodes (replicated puts, critical writes,
+    /// repairs, anti-entropy) land in this replica: a reader waiting for a key can wait
+    /// on it instead of polling.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.changed.subscribe()
+    }
+
     /// This node's replica.
     pub fn local(&self) -> &LocalStore {
         &self.inner.local
@@ -197,13 +210,15 @@ impl EmbeddedStore {
             Request::Replicate(items) => self.inner.apply_items(&items).map(|_| Response::Done),
             Request::CriticalWrite(it) => {
                 self.inner.hlc.observe(it.version.hlc);
-                local
+                let r = local
                     .critical_apply(&it.key, &it.value, it.version)
                     .await
                     .map(|w| match w {
                         CriticalWrite::Done => Response::Done,
                         CriticalWrite::Fenced(f) => Response::Fenced(f),
-                    })
+                    });
+                self.inner.changed.send_modify(|n| *n += 1);
+                r
             }
             Request::Read { key, fence, sync } => {
                 async {

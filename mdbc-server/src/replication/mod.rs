@@ -1,0 +1,372 @@
+//! Multi-site replication: how a site joins MUSIC, ships its writes and applies the
+//! others' (see `DESIGN.md`, "Tables, consistency and logs").
+//!
+//! - **Capture** ([`Replication::seal`]): at COMMIT of a transaction that wrote, the
+//!   session's session-extension capture yields full images of the rows it changed in
+//!   replicated tables; they are stamped with the transaction's hybrid-logical clock, and
+//!   the entry is appended to this site's log *inside the same SQLite transaction*
+//!   (`__mdbc_site_log`), so a commit can never be lost between SQLite and MUSIC.
+//! - **Shipping** ([`Replication::ship`]): after COMMIT the entry is put (AP) under
+//!   `site/<site>/<seq>` in this site's MUSIC replica, which pushes it to the other sites;
+//!   the commit is acknowledged after that put. Puts that failed are retried, and any
+//!   entry missing from MUSIC at start-up is put again.
+//! - **Applying** ([`replicator`]): a task per site reads the other sites' logs from its
+//!   MUSIC replica in order and applies each entry in one SQLite transaction together with
+//!   the new applied position, so replay is idempotent; rows resolve by last writer wins
+//!   on their clocks, so sites converge whatever the delivery order.
+
+pub mod policy;
+mod replicator;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::ToSocketAddrs;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use music_core::node::{MusicNode, NodeSettings, PeerSettings};
+use music_core::service::Music;
+use music_core::store::embedded::EmbeddedStore;
+use music_core::version::Hlc;
+use rusqlite::{Connection, OptionalExtension};
+use sql_capture::capture::{Capture, Shapes};
+use sql_capture::changes::{Entry, RowClock};
+use tokio::sync::watch;
+
+use crate::config::{Config, Level};
+use crate::errors::SqlError;
+use crate::store::Store;
+pub use policy::{Policy, TablePolicy};
+
+/// The numeric id of a site (consensus and row clocks use numbers): a stable hash of its
+/// name, so every site derives the same ids from the same names.
+pub fn site_id(name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // Positive as an SQLite integer, and never 0 (consensus reserves it).
+    (h & (i64::MAX as u64)).max(1)
+}
+
+/// Another site.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// Its name.
+    pub name: String,
+    /// Its numeric id.
+    pub id: u64,
+    /// Its cluster address.
+    pub addr: String,
+}
+
+/// A sealed local transaction: its position in this site's log and its entry.
+#[derive(Debug)]
+pub struct Sealed {
+    seq: u64,
+    bytes: Bytes,
+}
+
+/// This site's part in the cluster. Shared by every session through the [`Store`].
+pub struct Replication {
+    site: String,
+    id: u64,
+    policy: Policy,
+    hlc: Hlc,
+    music: Music<EmbeddedStore>,
+    peers: Vec<Site>,
+    // The next position of this site's log; moves only under the store's write lock.
+    next_seq: AtomicU64,
+    // Position of the schema log applied here.
+    schema_pos: AtomicU64,
+    // Applied position of each other site's log, by site id.
+    applied: Mutex<HashMap<u64, u64>>,
+    unshipped: Mutex<BTreeSet<u64>>,
+}
+
+impl std::fmt::Debug for Replication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replication").field("site", &self.site).finish()
+    }
+}
+
+fn log_key(site: &str, seq: u64) -> String {
+    format!("site/{site}/{seq}")
+}
+
+fn applied_pos(conn: &Connection, log: &str) -> rusqlite::Result<u64> {
+    Ok(conn
+        .query_row("SELECT pos FROM __mdbc_applied WHERE log = ?1", [log], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()?
+        .unwrap_or(0) as u64)
+}
+
+fn set_applied(conn: &Connection, log: &str, pos: u64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO __mdbc_applied (log, pos) VALUES (?1, ?2) \
+         ON CONFLICT (log) DO UPDATE SET pos = excluded.pos",
+    )?
+    .execute(rusqlite::params![log, pos as i64])?;
+    Ok(())
+}
+
+impl Replication {
+    /// Joins the cluster `cfg` describes: starts this site's MUSIC node on
+    /// `[cluster] bind`, loads the replication state from the store, puts again whatever
+    /// of this site's log MUSIC lacks, and starts the replicator. Runs until `shutdown`
+    /// turns true.
+    pub async fn start(
+        cfg: &Config,
+        store: Arc<Store>,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Arc<Replication>> {
+        let cluster = cfg
+            .cluster
+            .as_ref()
+            .context("no [cluster] section in the configuration")?;
+        let secret = cluster.secret_bytes()?;
+        let id = site_id(&cfg.site);
+        let mut peers = Vec::new();
+        let mut settings_peers = Vec::new();
+        for p in &cluster.peers {
+            let pid = site_id(&p.site);
+            if pid == id || peers.iter().any(|s: &Site| s.id == pid) {
+                anyhow::bail!("site names {} and another hash alike; rename one", p.site);
+            }
+            let addr = p
+                .addr
+                .to_socket_addrs()
+                .with_context(|| format!("resolving the address of site {}: {}", p.site, p.addr))?
+                .next()
+                .with_context(|| format!("site {} has no address", p.site))?;
+            settings_peers.push(PeerSettings {
+                id: pid,
+                consensus: addr,
+                rpc: addr,
+            });
+            peers.push(Site {
+                name: p.site.clone(),
+                id: pid,
+                addr: p.addr.clone(),
+            });
+        }
+        let mut settings = NodeSettings::new(id, cfg.data_dir.join("music"), secret);
+        settings.consensus_listen = cluster.bind;
+        settings.one_port = true;
+        settings.peers = settings_peers;
+        settings.lease = Duration::from_millis(cluster.lease_ms);
+        // Loopback and LAN sites hear from each other within a few ms; hinted hand-off
+        // covers what a down site missed, anti-entropy the rest.
+        settings.anti_entropy_every = Duration::from_secs(10);
+        let node = MusicNode::start(settings, shutdown.clone())
+            .await
+            .with_context(|| format!("starting the cluster node on {}", cluster.bind))?;
+        tracing::info!(site = %cfg.site, id, bind = %node.consensus_addr, peers = peers.len(), "joined the cluster");
+
+        let conn = store.connect(&crate::store::SessionIdent {
+            pid: -2,
+            user: "mdbc".into(),
+            database: "mdbc".into(),
+        })?;
+        let last_seq = applied_pos(&conn, &format!("site:{}", cfg.site))?;
+        let schema_pos = applied_pos(&conn, "domain:__schema")?;
+        let mut applied = HashMap::new();
+        for p in &peers {
+            applied.insert(p.id, applied_pos(&conn, &format!("site:{}", p.name))?);
+        }
+        let max_clock: i64 = conn.query_row(
+            "SELECT coalesce(max(hlc), 0) FROM __mdbc_row_clock",
+            [],
+            |r| r.get(0),
+        )?;
+        let repl = Arc::new(Replication {
+            site: cfg.site.clone(),
+            id,
+            policy: Policy::new(cfg),
+            hlc: Hlc::new(),
+            music: node.music.clone(),
+            peers,
+            next_seq: AtomicU64::new(last_seq + 1),
+            schema_pos: AtomicU64::new(schema_pos),
+            applied: Mutex::new(applied),
+            unshipped: Mutex::new(BTreeSet::new()),
+        });
+        repl.hlc.observe(max_clock as u64);
+        // Whatever this site committed but MUSIC does not hold (a crash between the two)
+        // goes out again.
+        let mut stmt = conn.prepare("SELECT seq FROM __mdbc_site_log ORDER BY seq")?;
+        let seqs: Vec<u64> = stmt
+            .query_map([], |r| r.get::<_, i64>(0))?
+            .filter_map(|r| r.ok())
+            .map(|s| s as u64)
+            .collect();
+        drop(stmt);
+        for seq in seqs {
+            let key = log_key(&repl.site, seq);
+            if repl.music.store().local().get(&key)?.is_none() {
+                repl.lock_unshipped().insert(seq);
+            }
+        }
+        drop(conn);
+        tokio::spawn(reshipper(repl.clone(), store.clone(), shutdown.clone()));
+        replicator::spawn(repl.clone(), store, shutdown)?;
+        Ok(repl)
+    }
+
+    fn lock_unshipped(&self) -> std::sync::MutexGuard<'_, BTreeSet<u64>> {
+        self.unshipped.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// This site's name.
+    pub fn site(&self) -> &str {
+        &self.site
+    }
+
+    /// The other sites.
+    pub fn peers(&self) -> &[Site] {
+        &self.peers
+    }
+
+    /// The table policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Whether writes to `table` are captured and shipped.
+    pub fn replicated(&self, table: &str) -> bool {
+        self.policy.level(table) != Level::Local
+    }
+
+    /// Refuses a write to a table this release cannot replicate faithfully: one without a
+    /// primary key (rows need an identity shared by every site), or a strong table.
+    pub fn check_write(&self, conn: &Connection, shapes: &mut Shapes, version: u64, table: &str) -> Result<(), SqlError> {
+        let p = self.policy.table(table);
+        if p.level == Level::Local {
+            return Ok(());
+        }
+        if p.level == Level::Strong {
+            return Err(SqlError::coded(
+                "0A000",
+                format!("table \"{table}\" is configured strong, and strong tables are not available in this build yet; configure it eventual or local"),
+            ));
+        }
+        if let Some(shape) = shapes.get(conn, version, table)? {
+            if shape.pk.is_empty() {
+                return Err(SqlError::coded(
+                    "0A000",
+                    format!(
+                        "table \"{table}\" has no primary key, and {} tables need one so that every site can identify its rows; add a primary key or configure the table local",
+                        p.level.name()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts capturing a transaction's changes on `conn`.
+    ///
+    /// # Safety
+    /// The capture must be dropped before `conn` closes.
+    pub unsafe fn capture(&self, conn: &Connection) -> rusqlite::Result<Capture> {
+        Capture::start(conn)
+    }
+
+    /// Inside the committing transaction, before its COMMIT: collects what it changed in
+    /// replicated tables, stamps the rows' clocks and appends the entry to this site's log.
+    /// `None` when it changed nothing replicated.
+    pub fn seal(
+        &self,
+        conn: &Connection,
+        capture: &Capture,
+        shapes: &mut Shapes,
+        version: u64,
+    ) -> Result<Option<Sealed>, SqlError> {
+        let tables = capture.collect(conn, shapes, version, &mut |t| self.replicated(t))?;
+        if tables.iter().all(|t| t.rows.is_empty()) {
+            return Ok(None);
+        }
+        let seq = self.next_seq.load(Ordering::SeqCst);
+        let hlc = self.hlc.now();
+        sql_capture::apply::stamp(conn, &tables, RowClock { hlc, site: self.id })?;
+        let entry = Entry {
+            origin: self.id,
+            seq,
+            hlc,
+            schema: self.schema_pos.load(Ordering::SeqCst),
+            deps: Vec::new(),
+            ddl: Vec::new(),
+            tables,
+        };
+        let bytes = Bytes::from(entry.encode());
+        conn.prepare_cached("INSERT INTO __mdbc_site_log (seq, entry) VALUES (?1, ?2)")?
+            .execute(rusqlite::params![seq as i64, &bytes[..]])?;
+        set_applied(conn, &format!("site:{}", self.site), seq)?;
+        Ok(Some(Sealed { seq, bytes }))
+    }
+
+    /// After the sealed transaction's COMMIT succeeded (still under the write lock).
+    pub fn committed(&self, s: &Sealed) {
+        self.next_seq.store(s.seq + 1, Ordering::SeqCst);
+    }
+
+    /// Puts a committed entry into MUSIC; a failed put is retried in the background.
+    pub async fn ship(&self, s: Sealed) {
+        let key = log_key(&self.site, s.seq);
+        if let Err(e) = self.music.put(&key, s.bytes).await {
+            tracing::warn!(seq = s.seq, "shipping log entry failed, will retry: {e}");
+            self.lock_unshipped().insert(s.seq);
+        }
+    }
+}
+
+/// Retries entries that could not be put, reading them back from the site log.
+async fn reshipper(repl: Arc<Replication>, store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let pending: Vec<u64> = repl.lock_unshipped().iter().copied().collect();
+        if !pending.is_empty() {
+            let read = (|| -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
+                let conn = Connection::open(store.path())?;
+                let mut out = Vec::new();
+                for seq in &pending {
+                    let b: Option<Vec<u8>> = conn
+                        .query_row(
+                            "SELECT entry FROM __mdbc_site_log WHERE seq = ?1",
+                            [*seq as i64],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if let Some(b) = b {
+                        out.push((*seq, b));
+                    }
+                }
+                Ok(out)
+            })();
+            match read {
+                Ok(entries) => {
+                    for (seq, b) in entries {
+                        match repl.music.put(&log_key(&repl.site, seq), Bytes::from(b)).await {
+                            Ok(_) => {
+                                repl.lock_unshipped().remove(&seq);
+                            }
+                            Err(e) => {
+                                tracing::warn!(seq, "shipping log entry failed again: {e}");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("reading the site log: {e}"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Applies the other sites' logs to this site's SQLite file.
+//!
+//! One thread with its own connection (SQLite work blocks, so it stays off the async
+//! workers). For each other site it reads `site/<site>/<applied + 1>` from this site's
+//! MUSIC replica and applies it in one transaction that also records the new applied
+//! position; when no site has a next entry it sleeps until the replica changes. An entry
+//! written against a schema this site has not reached waits for it.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use sql_capture::apply::ApplyError;
+use sql_capture::capture::Shapes;
+use sql_capture::changes::Entry;
+use tokio::sync::watch;
+
+use super::{applied_pos, log_key, set_applied, Replication, Site};
+use crate::config::Level;
+use crate::store::{SessionIdent, Store};
+
+/// What one attempt to apply an entry came to.
+enum Step {
+    Applied,
+    // Not applicable yet (schema behind); try again after the next change.
+    Wait,
+}
+
+pub(super) fn spawn(
+    repl: Arc<Replication>,
+    store: Arc<Store>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let conn = store.connect(&SessionIdent {
+        pid: -3,
+        user: "mdbc".into(),
+        database: "mdbc".into(),
+    })?;
+    // Entries from different sites arrive in no global order; each was checked where it
+    // was written (see sql_capture::apply).
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    std::thread::Builder::new()
+        .name("mdbc-replicator".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!("replicator cannot start: {e}");
+                    return;
+                }
+            };
+            rt.block_on(run(repl, store, conn, shutdown));
+        })?;
+    Ok(())
+}
+
+async fn run(
+    repl: Arc<Replication>,
+    store: Arc<Store>,
+    conn: Connection,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut changes = repl.music.store().changes();
+    let mut shapes = Shapes::default();
+    let peers: Vec<Site> = repl.peers.clone();
+    let mut complained: Option<String> = None;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let mut progressed = false;
+        for peer in &peers {
+            loop {
+                let next = repl.applied_of(peer.id) + 1;
+                let key = log_key(&peer.name, next);
+                let value = match repl.music.store().local().get(&key) {
+                    Ok(Some(v)) => v.value,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(%key, "reading the key space: {e}");
+                        break;
+                    }
+                };
+                match apply_entry(&repl, &store, &conn, &mut shapes, peer, next, &value).await {
+                    Ok(Step::Applied) => {
+                        progressed = true;
+                        complained = None;
+                    }
+                    Ok(Step::Wait) => break,
+                    Err(e) => {
+                        let msg = format!("applying {key}: {e}");
+                        if complained.as_deref() != Some(msg.as_str()) {
+                            tracing::error!("{msg}; will retry");
+                            complained = Some(msg);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        if !progressed {
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
+async fn apply_entry(
+    repl: &Replication,
+    store: &Arc<Store>,
+    conn: &Connection,
+    shapes: &mut Shapes,
+    peer: &Site,
+    seq: u64,
+    bytes: &[u8],
+) -> anyhow::Result<Step> {
+    let entry = Entry::decode(bytes)?;
+    if entry.origin != peer.id || entry.seq != seq {
+        anyhow::bail!(
+            "entry names site {} position {}, expected {} position {seq}",
+            entry.origin,
+            entry.seq,
+            peer.id
+        );
+    }
+    if entry.schema > repl.schema_pos.load(Ordering::SeqCst) {
+        return Ok(Step::Wait);
+    }
+    let guard = store.lock_writer().await;
+    let log = format!("site:{}", peer.name);
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| -> Result<bool, ApplyError> {
+        if applied_pos(conn, &log)? >= seq {
+            return Ok(false);
+        }
+        let version = store.catalog().version;
+        for t in &entry.tables {
+            if repl.policy.level(&t.table) == Level::Local {
+                continue;
+            }
+            sql_capture::apply::apply(conn, shapes, version, t, entry.clock())?;
+        }
+        set_applied(conn, &log, seq)?;
+        Ok(true)
+    })();
+    let step = match result {
+        Ok(_) => {
+            let (r, ticket) = store.commit(conn);
+            if let Err(e) = r {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
+            drop(guard);
+            store.wait_durable(ticket).await;
+            repl.hlc.observe(entry.hlc);
+            repl.set_applied_of(peer.id, seq);
+            Step::Applied
+        }
+        Err(ApplyError::SchemaBehind { table, why }) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            tracing::debug!(site = %peer.name, seq, %table, %why, "waiting for the schema");
+            Step::Wait
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+    };
+    Ok(step)
+}
+
+impl Replication {
+    pub(super) fn applied_of(&self, site: u64) -> u64 {
+        self.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&site)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn set_applied_of(&self, site: u64, pos: u64) {
+        self.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(site, pos);
+    }
+}
