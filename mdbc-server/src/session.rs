@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 
 use crate::copy;
 use crate::errors::SqlError;
-use crate::replication::Sealed;
+use crate::replication::{DomainLock, Sealed};
 use sql_capture::capture::{Capture, Shapes};
 use crate::store::{self, SessionIdent, Store, WriteGuard};
 use crate::values;
@@ -350,8 +350,21 @@ struct Committed {
     sealed: Option<Sealed>,
 }
 
+/// A schema change in progress: the schema lock, the head of the schema log when it was
+/// taken, and the DDL statements run so far (shipped at COMMIT).
+struct SchemaChange {
+    guard: DomainLock,
+    head: u64,
+    caught_up: bool,
+    ddl: Vec<String>,
+    published: Option<u64>,
+}
+
 /// One client's session.
 pub struct Session {
+    schema: Option<SchemaChange>,
+    // The replicator's own session: applies other sites' changes, captures nothing.
+    applier: bool,
     // Declared before `conn`, so it is dropped before the connection closes.
     capture: Option<Capture>,
     table_shapes: Shapes,
@@ -392,6 +405,8 @@ impl Session {
         let settings = Settings(Arc::new(std::sync::Mutex::new(default_settings())));
         settings.register(&conn)?;
         Ok(Session {
+            schema: None,
+            applier: false,
             capture: None,
             table_shapes: Shapes::default(),
             store,
@@ -719,7 +734,7 @@ impl Session {
         if self.write_guard.is_none() {
             self.write_guard = Some(self.store.lock_writer().await);
         }
-        if self.capture.is_none() {
+        if self.capture.is_none() && !self.applier {
             if let Some(r) = self.store.replication() {
                 // Safety: `capture` is declared before `conn` in Session and is cleared at
                 // every transaction end, so it never outlives the connection.
@@ -729,10 +744,148 @@ impl Session {
         Ok(())
     }
 
-    /// Drops the write lock and the capture at the end of a transaction.
+    /// Drops the write lock, the capture and any schema lock at the end of a transaction.
     fn release_writer(&mut self) {
         self.capture = None;
         self.write_guard = None;
+        // Dropping the guard releases the schema lock in the background.
+        self.schema = None;
+    }
+
+    /// Before a DDL statement at a site of a cluster: takes the schema lock (once per
+    /// transaction) so that schema changes are serialised across sites.
+    async fn begin_schema_change(&mut self) -> Result<()> {
+        if self.schema.is_some() || self.applier {
+            return Ok(());
+        }
+        let Some(r) = self.store.replication().cloned() else {
+            return Ok(());
+        };
+        let (guard, head) = r.lock_schema().await?;
+        self.schema = Some(SchemaChange {
+            guard,
+            head,
+            caught_up: false,
+            ddl: Vec::new(),
+            published: None,
+        });
+        Ok(())
+    }
+
+    /// Inside the transaction, before its first DDL: applies whatever schema entries this
+    /// site has not applied yet, so the new one is written against the newest schema.
+    async fn catch_up_schema(&mut self) -> Result<()> {
+        let Some(r) = self.store.replication().cloned() else {
+            return Ok(());
+        };
+        let Some(sc) = self.schema.as_ref().filter(|s| !s.caught_up) else {
+            return Ok(());
+        };
+        let (from, head) = (r.schema_pos() + 1, sc.head);
+        for seq in from..=head {
+            let entry = match &self.schema {
+                Some(sc) => r.read_schema_entry(&sc.guard, seq).await?,
+                None => break,
+            };
+            self.run_ddl_texts(&entry.ddl)?;
+            crate::replication::set_applied(&self.conn, crate::replication::SCHEMA_LOG, seq)?;
+        }
+        if let Some(sc) = self.schema.as_mut() {
+            sc.caught_up = true;
+        }
+        Ok(())
+    }
+
+    /// Before COMMIT of a transaction that changed the schema: appends its DDL to the
+    /// schema log (a quorum holds it before this returns).
+    async fn publish_schema(&mut self) -> Result<()> {
+        let Some(r) = self.store.replication().cloned() else {
+            return Ok(());
+        };
+        let Some(sc) = self.schema.as_mut() else {
+            return Ok(());
+        };
+        if sc.ddl.is_empty() || sc.published.is_some() {
+            return Ok(());
+        }
+        let seq = sc.head + 1;
+        r.publish_schema(&sc.guard, seq, std::mem::take(&mut sc.ddl))
+            .await?;
+        sc.published = Some(seq);
+        crate::replication::set_applied(&self.conn, crate::replication::SCHEMA_LOG, seq)?;
+        Ok(())
+    }
+
+    /// Runs DDL statements (from the schema log) inside the current transaction.
+    fn run_ddl_texts(&mut self, ddl: &[String]) -> Result<()> {
+        for sql in ddl {
+            for parsed in sql_capture::parse(sql)? {
+                let p = Prepared::new(Some(parsed), Vec::new());
+                let Some(cmd) = self.plan(&p)? else { continue };
+                match &*cmd {
+                    Command::Sql(plan) if plan.kind == StmtKind::Ddl => {
+                        self.run_statements(plan, &p, &Params::none(), &|_| false)?;
+                        self.after_ddl(plan)?;
+                    }
+                    _ => {
+                        return Err(SqlError::coded(
+                            "XX000",
+                            format!("the schema log holds a statement that is not DDL: {sql}"),
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The replicator's session: applies schema-log entry `seq` in its own transaction,
+    /// recording the position with it. Returns whether it was new here.
+    pub async fn apply_schema_entry(&mut self, seq: u64, ddl: &[String]) -> Result<bool> {
+        self.applier = true;
+        self.ensure_write_lock().await?;
+        let r = self.store.replication().cloned();
+        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+            self.release_writer();
+            return Err(e.into());
+        }
+        let applied = (|| -> Result<bool> {
+            if crate::replication::applied_pos(&self.conn, crate::replication::SCHEMA_LOG)? >= seq {
+                return Ok(false);
+            }
+            self.run_ddl_texts(ddl)?;
+            crate::replication::set_applied(&self.conn, crate::replication::SCHEMA_LOG, seq)?;
+            Ok(true)
+        })();
+        let outcome = match applied {
+            Ok(true) => match self.commit_writes() {
+                Ok(c) => {
+                    if let Some(cat) = self.local_catalog.take() {
+                        self.store.publish_catalog(cat);
+                    }
+                    if let Some(r) = &r {
+                        r.set_schema_pos(seq);
+                    }
+                    Ok((true, c))
+                }
+                Err(e) => Err(e),
+            },
+            Ok(false) => {
+                if let Some(r) = &r {
+                    r.set_schema_pos(seq);
+                }
+                Ok((false, Committed::default()))
+            }
+            Err(e) => Err(e),
+        };
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.local_catalog = None;
+        self.release_writer();
+        let (new, committed) = outcome?;
+        Self::acknowledge(self.store.clone(), committed).await;
+        Ok(new)
     }
 
     /// Refuses writes to tables this site cannot replicate (see `Replication::check_write`).
@@ -782,14 +935,22 @@ impl Session {
         let sealed = match (self.store.replication().cloned(), self.capture.take()) {
             (Some(r), Some(capture)) => {
                 let version = self.catalog().version;
-                r.seal(&self.conn, &capture, &mut self.table_shapes, version)?
+                let schema = self.schema.as_ref().and_then(|s| s.published);
+                r.seal(&self.conn, &capture, &mut self.table_shapes, version, schema)?
             }
             _ => None,
         };
         let (r, ticket) = self.store.commit(&self.conn);
         r?;
-        if let (Some(r), Some(s)) = (self.store.replication(), &sealed) {
-            r.committed(s);
+        if let Some(r) = self.store.replication() {
+            if let Some(s) = &sealed {
+                r.committed(s);
+            }
+            if let Some(sc) = &self.schema {
+                if sc.caught_up {
+                    r.set_schema_pos(sc.published.unwrap_or(sc.head));
+                }
+            }
         }
         Ok(Committed { ticket, sealed })
     }
@@ -821,6 +982,10 @@ impl Session {
                 Ok(Outcome::done("ROLLBACK"))
             }
             TxStatus::InBlock => {
+                if let Err(e) = self.publish_schema().await {
+                    let _ = self.end_transaction(false);
+                    return Err(e);
+                }
                 let committed = self.end_transaction(true)?;
                 Self::acknowledge(self.store.clone(), committed).await;
                 Ok(Outcome::done("COMMIT"))
@@ -971,6 +1136,9 @@ impl Session {
         result_binary: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Outcome> {
         let writes = plan.kind != StmtKind::Read;
+        if plan.kind == StmtKind::Ddl {
+            self.begin_schema_change().await?;
+        }
         if writes && self.write_guard.is_none() {
             // Compile the statement before queueing for the writer, so SQLite's parse and
             // code generation do not lengthen the time other writers wait. An error here is
@@ -1009,14 +1177,27 @@ impl Session {
         if own_txn {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
         }
+        let mut result = Ok(Outcome::done(""));
+        if plan.kind == StmtKind::Ddl {
+            result = self.catch_up_schema().await.map(|()| Outcome::done(""));
+        }
         // SQLite runs inline: each connection has its own thread (see server.rs), so a long
         // statement blocks only its own client.
-        let mut result = self.run_statements(plan, p, params, result_binary);
+        if result.is_ok() {
+            result = self.run_statements(plan, p, params, result_binary);
+        }
         if keep_snapshot && result.is_err() {
             self.end_snapshot();
         }
         if result.is_ok() && plan.kind == StmtKind::Ddl {
             if let Err(e) = self.after_ddl(plan) {
+                result = Err(e);
+            } else if let (Some(sc), Some(Parsed::Statement(stmt))) = (self.schema.as_mut(), &p.parsed) {
+                sc.ddl.push(stmt.to_string());
+            }
+        }
+        if own_txn && result.is_ok() {
+            if let Err(e) = self.publish_schema().await {
                 result = Err(e);
             }
         }

@@ -99,7 +99,7 @@ pub struct Store {
     catalog: RwLock<Arc<Catalog>>,
     replication: std::sync::OnceLock<Arc<crate::replication::Replication>>,
     catalog_version: AtomicU64,
-    sequences: Arc<Mutex<HashMap<String, i64>>>,
+    sequences: Arc<Mutex<Sequences>>,
     interrupts: Mutex<HashMap<i32, (Vec<u8>, InterruptHandle)>>,
 }
 
@@ -128,7 +128,7 @@ impl Store {
             user: "mdbc".into(),
             database: "mdbc".into(),
         };
-        register_functions(&conn, &anchor_ident, Arc::new(Mutex::new(HashMap::new())))?;
+        register_functions(&conn, &anchor_ident, Arc::default())?;
         upgrade_values(&conn)?;
         crate::pg_catalog::refresh(&conn)?;
         // Refuse a damaged file at start-up rather than at the first unlucky query.
@@ -160,7 +160,7 @@ impl Store {
             replication: std::sync::OnceLock::new(),
             catalog: RwLock::new(Arc::new(Catalog::default())),
             catalog_version: AtomicU64::new(1),
-            sequences: Arc::new(Mutex::new(HashMap::new())),
+            sequences: Arc::default(),
             interrupts: Mutex::new(HashMap::new()),
             _anchor: Mutex::new(conn),
         });
@@ -186,6 +186,12 @@ impl Store {
 
     /// Joins the store to the cluster (once, at start-up).
     pub fn set_replication(&self, r: Arc<crate::replication::Replication>) {
+        {
+            let mut seqs = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
+            let (stride, slot) = r.sequence_stripe();
+            seqs.stride = stride;
+            seqs.slot = slot;
+        }
         let _ = self.replication.set(r);
     }
 
@@ -291,7 +297,8 @@ impl Store {
 
     /// Starts every serial column's sequence after the largest value present.
     pub fn init_sequences(&self, conn: &Connection, cat: &Catalog) -> rusqlite::Result<()> {
-        let mut seqs = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
+        let seqs = &mut guard.last;
         for t in cat.tables() {
             for c in t.columns.iter().filter(|c| c.serial) {
                 let name = format!("{}_{}_seq", t.name, c.name);
@@ -403,7 +410,7 @@ impl Store {
                     if def.columns.iter().any(|c| c.serial) {
                         let mut seqs = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
                         for c in def.columns.iter().filter(|c| c.serial) {
-                            seqs.insert(format!("{}_{}_seq", def.name, c.name), 0);
+                            seqs.last.insert(format!("{}_{}_seq", def.name, c.name), 0);
                         }
                     }
                 }
@@ -677,6 +684,25 @@ pub enum RebuildError {
     ForeignKey(i64),
 }
 
+/// Serial sequences: the last value each gave (or the column's maximum at start-up).
+///
+/// Sites of a cluster draw from disjoint stripes, so two sites inserting at once never
+/// pick the same key: with stride `s` and slot `k` a site gives only values `≡ k + 1
+/// (mod s)`. A single site uses stride 1.
+#[derive(Debug, Default)]
+pub struct Sequences {
+    last: HashMap<String, i64>,
+    stride: i64,
+    slot: i64,
+}
+
+/// The next value after `last` in the stripe `slot` of `stride`.
+fn next_in_stripe(last: i64, stride: i64, slot: i64) -> i64 {
+    let want = (slot + 1).rem_euclid(stride);
+    let v = last.saturating_add(1);
+    v.saturating_add((want - v.rem_euclid(stride)).rem_euclid(stride))
+}
+
 fn user_err(e: values::ValueError) -> rusqlite::Error {
     // The SQLSTATE travels in the message; errors.rs takes it back out.
     rusqlite::Error::UserFunctionError(format!("[{}] {}", e.code, e.message).into())
@@ -685,7 +711,7 @@ fn user_err(e: values::ValueError) -> rusqlite::Error {
 fn register_functions(
     conn: &Connection,
     ident: &SessionIdent,
-    sequences: Arc<Mutex<HashMap<String, i64>>>,
+    sequences: Arc<Mutex<Sequences>>,
 ) -> rusqlite::Result<()> {
     let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     let volatile = FunctionFlags::SQLITE_UTF8;
@@ -714,9 +740,10 @@ fn register_functions(
         let name = name.trim_matches('"').to_ascii_lowercase();
         let name = name.strip_prefix("public.").unwrap_or(&name).to_string();
         let mut seqs = sequences.lock().unwrap_or_else(|e| e.into_inner());
-        match seqs.get_mut(&name) {
+        let (stride, slot) = (seqs.stride.max(1), seqs.slot);
+        match seqs.last.get_mut(&name) {
             Some(v) => {
-                *v += 1;
+                *v = next_in_stripe(*v, stride, slot);
                 Ok(Value::Integer(*v))
             }
             None => Err(rusqlite::Error::UserFunctionError(
@@ -988,5 +1015,29 @@ mod tests {
         drop(conn);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[cfg(test)]
+mod stripe_tests {
+    use super::next_in_stripe;
+
+    #[test]
+    fn sites_draw_disjoint_increasing_stripes() {
+        assert_eq!(next_in_stripe(0, 1, 0), 1);
+        assert_eq!(next_in_stripe(41, 1, 0), 42);
+        let mut seen = std::collections::HashSet::new();
+        for slot in 0..3 {
+            let mut v = 0;
+            for _ in 0..100 {
+                let n = next_in_stripe(v, 64, slot);
+                assert!(n > v && n % 64 == slot + 1, "{v} -> {n} in slot {slot}");
+                assert!(seen.insert(n));
+                v = n;
+            }
+        }
+        // After another site's larger value was seen (start-up takes the column maximum).
+        assert_eq!(next_in_stripe(130, 64, 0), 193);
+        assert_eq!(next_in_stripe(i64::MAX - 1, 64, 5), i64::MAX);
     }
 }

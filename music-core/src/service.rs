@@ -127,6 +127,14 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether a lock on `lock_key` guards `key`: the key itself and every key below it
+/// (`lock_key/…`), so one lock can guard a log of many entries. Replicas fence each key
+/// by the refs that wrote it.
+pub fn guards(lock_key: &str, key: &str) -> bool {
+    key.strip_prefix(lock_key)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 fn unavailable(e: NodeError) -> MusicError {
     MusicError::Unavailable(e.to_string())
 }
@@ -297,12 +305,13 @@ impl<D: DataStore> Music<D> {
         }
     }
 
-    /// Whether this node acquired `r` for `key` and its lease has time left by this
+    /// Whether this node acquired `r` for a lock guarding `key` (see [`guards`]) and its
+    /// lease has time left by this
     /// node's clock (then the lock table need not be asked).
     fn known_holder(&self, key: &str, r: LockRef) -> bool {
         self.inner.held.lock().is_ok_and(|held| {
             held.get(&r).is_some_and(|(keys, until)| {
-                *until > tokio::time::Instant::now() && keys.iter().any(|k| k == key)
+                *until > tokio::time::Instant::now() && keys.iter().any(|k| guards(k, key))
             })
         })
     }
@@ -322,7 +331,7 @@ impl<D: DataStore> Music<D> {
                 )))
             }
         };
-        if info.held_since_ms.is_none() || !info.keys.iter().any(|k| k == key) {
+        if info.held_since_ms.is_none() || !info.keys.iter().any(|k| guards(k, key)) {
             return Err(MusicError::NotHolder {
                 lock_ref: r,
                 key: key.to_string(),

@@ -85,6 +85,60 @@ pub struct Replication {
     // Applied position of each other site's log, by site id.
     applied: Mutex<HashMap<u64, u64>>,
     unshipped: Mutex<BTreeSet<u64>>,
+    lock_timeout: Duration,
+}
+
+/// Serial values are striped over this many slots, one per site.
+pub const SEQUENCE_STRIDE: i64 = 64;
+
+/// The schema log: one strong domain every DDL statement goes through.
+pub const SCHEMA_DOMAIN: &str = "__schema";
+/// `__mdbc_applied` row of the schema log.
+pub const SCHEMA_LOG: &str = "domain:__schema";
+
+/// The key whose lock guards domain `domain` (and so every key of its log, below it).
+pub fn domain_lock_key(domain: &str) -> String {
+    format!("domain/{domain}")
+}
+
+/// Key of entry `seq` of domain `domain`'s log.
+pub fn domain_key(domain: &str, seq: u64) -> String {
+    format!("domain/{domain}/{seq}")
+}
+
+/// Key of the head record of domain `domain`'s log (its last position, written last).
+pub fn domain_head(domain: &str) -> String {
+    format!("domain/{domain}/head")
+}
+
+/// A held domain lock.
+pub type DomainLock = music_core::recipes::MutexGuard<EmbeddedStore>;
+
+fn lock_error(what: &str, e: music_core::service::MusicError) -> SqlError {
+    use music_core::service::MusicError as M;
+    match e {
+        M::Timeout(_) => SqlError::coded(
+            "40001",
+            format!("{what}: timed out waiting for the cluster lock held by another site; retry the transaction"),
+        ),
+        other => SqlError::coded(
+            "57P03",
+            format!("{what}: the cluster cannot be reached ({other}); nothing was committed"),
+        ),
+    }
+}
+
+/// Decodes a head record.
+fn decode_head(v: Option<music_core::store::Versioned>) -> Result<u64, SqlError> {
+    match v {
+        None => Ok(0),
+        Some(v) => {
+            let b: [u8; 8] = v.value[..].try_into().map_err(|_| {
+                SqlError::coded("XX001", "a domain log head record is malformed")
+            })?;
+            Ok(u64::from_be_bytes(b))
+        }
+    }
 }
 
 impl std::fmt::Debug for Replication {
@@ -97,7 +151,7 @@ fn log_key(site: &str, seq: u64) -> String {
     format!("site/{site}/{seq}")
 }
 
-fn applied_pos(conn: &Connection, log: &str) -> rusqlite::Result<u64> {
+pub(crate) fn applied_pos(conn: &Connection, log: &str) -> rusqlite::Result<u64> {
     Ok(conn
         .query_row("SELECT pos FROM __mdbc_applied WHERE log = ?1", [log], |r| {
             r.get::<_, i64>(0)
@@ -106,7 +160,7 @@ fn applied_pos(conn: &Connection, log: &str) -> rusqlite::Result<u64> {
         .unwrap_or(0) as u64)
 }
 
-fn set_applied(conn: &Connection, log: &str, pos: u64) -> rusqlite::Result<()> {
+pub(crate) fn set_applied(conn: &Connection, log: &str, pos: u64) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO __mdbc_applied (log, pos) VALUES (?1, ?2) \
          ON CONFLICT (log) DO UPDATE SET pos = excluded.pos",
@@ -195,6 +249,7 @@ impl Replication {
             schema_pos: AtomicU64::new(schema_pos),
             applied: Mutex::new(applied),
             unshipped: Mutex::new(BTreeSet::new()),
+            lock_timeout: Duration::from_millis(cluster.lock_timeout_ms),
         });
         repl.hlc.observe(max_clock as u64);
         // Whatever this site committed but MUSIC does not hold (a crash between the two)
@@ -220,6 +275,16 @@ impl Replication {
 
     fn lock_unshipped(&self) -> std::sync::MutexGuard<'_, BTreeSet<u64>> {
         self.unshipped.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Serial sequences' stripe at this site: (stride, slot). The slot is the site's place
+    /// among every site name, sorted; the stride leaves room for 64 sites.
+    pub fn sequence_stripe(&self) -> (i64, i64) {
+        let mut names: Vec<&str> = self.peers.iter().map(|p| p.name.as_str()).collect();
+        names.push(&self.site);
+        names.sort();
+        let slot = names.iter().position(|n| *n == self.site).unwrap_or(0);
+        (SEQUENCE_STRIDE, slot as i64 % SEQUENCE_STRIDE)
     }
 
     /// This site's name.
@@ -269,6 +334,79 @@ impl Replication {
         Ok(())
     }
 
+    /// Position of the schema log applied here.
+    pub fn schema_pos(&self) -> u64 {
+        self.schema_pos.load(Ordering::SeqCst)
+    }
+
+    /// After a transaction that applied the schema log up to `pos` committed.
+    pub fn set_schema_pos(&self, pos: u64) {
+        self.schema_pos.fetch_max(pos, Ordering::SeqCst);
+    }
+
+    /// Takes the schema lock (waiting up to the configured lock timeout) and reads the
+    /// schema log's head under it.
+    pub async fn lock_schema(&self) -> Result<(DomainLock, u64), SqlError> {
+        let what = "cannot change the schema";
+        let guard = self
+            .music
+            .lock(&[domain_lock_key(SCHEMA_DOMAIN)], &self.site, self.lock_timeout)
+            .await
+            .map_err(|e| lock_error(what, e))?;
+        let head = decode_head(
+            guard
+                .get(&domain_head(SCHEMA_DOMAIN))
+                .await
+                .map_err(|e| lock_error(what, e))?,
+        )?;
+        Ok((guard, head))
+    }
+
+    /// Reads entry `seq` of the schema log under `guard`.
+    pub async fn read_schema_entry(&self, guard: &DomainLock, seq: u64) -> Result<Entry, SqlError> {
+        let v = guard
+            .get(&domain_key(SCHEMA_DOMAIN, seq))
+            .await
+            .map_err(|e| lock_error("cannot read the schema log", e))?
+            .ok_or_else(|| {
+                SqlError::coded(
+                    "XX001",
+                    format!("schema log entry {seq} is missing although the head is past it"),
+                )
+            })?;
+        Entry::decode(&v.value).map_err(|e| SqlError::coded("XX001", e.to_string()))
+    }
+
+    /// Appends `ddl` to the schema log at `seq` (entry first, then the head) under
+    /// `guard`: a quorum holds it when this returns.
+    pub async fn publish_schema(&self, guard: &DomainLock, seq: u64, ddl: Vec<String>) -> Result<(), SqlError> {
+        if guard.is_lost() {
+            return Err(SqlError::coded(
+                "40001",
+                "cannot change the schema: the schema lock's lease ran out; nothing was committed",
+            ));
+        }
+        let entry = Entry {
+            origin: self.id,
+            seq,
+            hlc: self.hlc.now(),
+            schema: seq - 1,
+            deps: Vec::new(),
+            ddl,
+            tables: Vec::new(),
+        };
+        let what = "cannot change the schema";
+        guard
+            .put(&domain_key(SCHEMA_DOMAIN, seq), Bytes::from(entry.encode()))
+            .await
+            .map_err(|e| lock_error(what, e))?;
+        guard
+            .put(&domain_head(SCHEMA_DOMAIN), Bytes::copy_from_slice(&seq.to_be_bytes()))
+            .await
+            .map_err(|e| lock_error(what, e))?;
+        Ok(())
+    }
+
     /// Starts capturing a transaction's changes on `conn`.
     ///
     /// # Safety
@@ -280,12 +418,15 @@ impl Replication {
     /// Inside the committing transaction, before its COMMIT: collects what it changed in
     /// replicated tables, stamps the rows' clocks and appends the entry to this site's log.
     /// `None` when it changed nothing replicated.
+    /// `schema` is the schema-log position the transaction ends at, when it changed the
+    /// schema itself.
     pub fn seal(
         &self,
         conn: &Connection,
         capture: &Capture,
         shapes: &mut Shapes,
         version: u64,
+        schema: Option<u64>,
     ) -> Result<Option<Sealed>, SqlError> {
         let tables = capture.collect(conn, shapes, version, &mut |t| self.replicated(t))?;
         if tables.iter().all(|t| t.rows.is_empty()) {
@@ -298,7 +439,7 @@ impl Replication {
             origin: self.id,
             seq,
             hlc,
-            schema: self.schema_pos.load(Ordering::SeqCst),
+            schema: schema.unwrap_or_else(|| self.schema_pos()),
             deps: Vec::new(),
             ddl: Vec::new(),
             tables,

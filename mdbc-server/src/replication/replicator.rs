@@ -6,7 +6,6 @@
 //! position; when no site has a next entry it sleeps until the replica changes. An entry
 //! written against a schema this site has not reached waits for it.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,8 @@ use sql_capture::capture::Shapes;
 use sql_capture::changes::Entry;
 use tokio::sync::watch;
 
-use super::{applied_pos, log_key, set_applied, Replication, Site};
+use super::{applied_pos, domain_key, log_key, set_applied, Replication, Site, SCHEMA_DOMAIN};
+use crate::session::Session;
 use crate::config::Level;
 use crate::store::{SessionIdent, Store};
 
@@ -53,7 +53,21 @@ pub(super) fn spawn(
                     return;
                 }
             };
-            rt.block_on(run(repl, store, conn, shutdown));
+            let applier = match Session::new(
+                store.clone(),
+                SessionIdent {
+                    pid: -4,
+                    user: "mdbc".into(),
+                    database: "mdbc".into(),
+                },
+            ) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("replicator cannot open its session: {e}");
+                    return;
+                }
+            };
+            rt.block_on(run(repl, store, conn, applier, shutdown));
         })?;
     Ok(())
 }
@@ -62,6 +76,7 @@ async fn run(
     repl: Arc<Replication>,
     store: Arc<Store>,
     conn: Connection,
+    mut applier: Session,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut changes = repl.music.store().changes();
@@ -73,6 +88,43 @@ async fn run(
             return;
         }
         let mut progressed = false;
+        // The schema first: data entries wait for the schema they were written against.
+        loop {
+            let next = repl.schema_pos() + 1;
+            let key = domain_key(SCHEMA_DOMAIN, next);
+            let value = match repl.music.store().local().get(&key) {
+                Ok(Some(v)) => v.value,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%key, "reading the key space: {e}");
+                    break;
+                }
+            };
+            let applied = match Entry::decode(&value) {
+                Ok(e) => applier
+                    .apply_schema_entry(next, &e.ddl)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match applied {
+                Ok(new) => {
+                    if new {
+                        tracing::info!(seq = next, "applied a schema change");
+                    }
+                    progressed = true;
+                    complained = None;
+                }
+                Err(e) => {
+                    let msg = format!("applying {key}: {e}");
+                    if complained.as_deref() != Some(msg.as_str()) {
+                        tracing::error!("{msg}; will retry");
+                        complained = Some(msg);
+                    }
+                    break;
+                }
+            }
+        }
         for peer in &peers {
             loop {
                 let next = repl.applied_of(peer.id) + 1;
@@ -130,7 +182,7 @@ async fn apply_entry(
             peer.id
         );
     }
-    if entry.schema > repl.schema_pos.load(Ordering::SeqCst) {
+    if entry.schema > repl.schema_pos() {
         return Ok(Step::Wait);
     }
     let guard = store.lock_writer().await;
