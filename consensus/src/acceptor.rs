@@ -14,6 +14,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::net::HANDSHAKE_TIMEOUT;
 
+/// Where [`demux`] hands the connections of one protocol.
+pub type Route = mpsc::Sender<(TcpStream, SocketAddr)>;
+
 /// A source of inbound connections.
 pub enum Acceptor {
     /// A listener of its own.
@@ -47,7 +50,7 @@ const PEEK: usize = MAGIC_AT + 12;
 /// nothing within the handshake timeout) is closed and logged.
 pub async fn demux(
     listener: TcpListener,
-    routes: Vec<([u8; 12], mpsc::Sender<(TcpStream, SocketAddr)>)>,
+    routes: Vec<([u8; 12], Route)>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let routes = std::sync::Arc::new(routes);

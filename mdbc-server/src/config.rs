@@ -328,10 +328,7 @@ impl Config {
         if !site_ok(&self.site) {
             return Err(ConfigError::Invalid {
                 field: "site",
-                message: format!(
-                    "{:?}: use 1-63 letters, digits, '_' or '-'",
-                    self.site
-                ),
+                message: format!("{:?}: use 1-63 letters, digits, '_' or '-'", self.site),
             });
         }
         if let Some(c) = &self.cluster {

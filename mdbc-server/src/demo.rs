@@ -152,7 +152,12 @@ pub fn run(d: Demo) -> anyhow::Result<()> {
         }
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "mdbc demo: {} sites running (data in {})", d.sites, dir.display())?;
+    writeln!(
+        out,
+        "mdbc demo: {} sites running (data in {})",
+        d.sites,
+        dir.display()
+    )?;
     for (i, name) in names.iter().enumerate() {
         writeln!(
             out,

@@ -28,9 +28,9 @@ use tokio::sync::Notify;
 use crate::copy;
 use crate::errors::SqlError;
 use crate::replication::{DomainLock, Sealed};
-use sql_capture::capture::{Capture, Shapes};
 use crate::store::{self, SessionIdent, Store, WriteGuard};
 use crate::values;
+use sql_capture::capture::{Capture, Shapes};
 
 type Result<T> = std::result::Result<T, SqlError>;
 
@@ -334,6 +334,8 @@ fn default_settings() -> BTreeMap<String, String> {
         ("default_table_access_method", "heap"),
         ("max_connections", "500"),
         ("block_size", "8192"),
+        // A single site; a cluster member reports its own name.
+        ("mdbc.site", "main"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -363,6 +365,8 @@ struct SchemaChange {
 /// One client's session.
 pub struct Session {
     schema: Option<SchemaChange>,
+    // Published catalog version this session's SQLite statements were prepared under.
+    seen_catalog: u64,
     // The replicator's own session: applies other sites' changes, captures nothing.
     applier: bool,
     // Declared before `conn`, so it is dropped before the connection closes.
@@ -403,9 +407,13 @@ impl Session {
     pub fn new(store: Arc<Store>, ident: SessionIdent) -> Result<Session> {
         let conn = store.connect(&ident)?;
         let settings = Settings(Arc::new(std::sync::Mutex::new(default_settings())));
+        if let Some(r) = store.replication() {
+            settings.insert("mdbc.site".into(), r.site().to_string());
+        }
         settings.register(&conn)?;
         Ok(Session {
             schema: None,
+            seen_catalog: 0,
             applier: false,
             capture: None,
             table_shapes: Shapes::default(),
@@ -936,7 +944,13 @@ impl Session {
             (Some(r), Some(capture)) => {
                 let version = self.catalog().version;
                 let schema = self.schema.as_ref().and_then(|s| s.published);
-                r.seal(&self.conn, &capture, &mut self.table_shapes, version, schema)?
+                r.seal(
+                    &self.conn,
+                    &capture,
+                    &mut self.table_shapes,
+                    version,
+                    schema,
+                )?
             }
             _ => None,
         };
@@ -1135,6 +1149,20 @@ impl Session {
         params: &Params<'_>,
         result_binary: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Outcome> {
+        let published = self.store.published_version();
+        if published != self.seen_catalog {
+            // Another session or the replicator changed the schema. SQLite notices only
+            // when a statement runs (and then re-prepares it), so a statement prepared now
+            // would still report the old result columns: run one statement against the
+            // schema first, which reloads it, and drop statements prepared against the old.
+            self.conn.flush_prepared_statement_cache();
+            let _ = self
+                .conn
+                .query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                    r.get::<_, i64>(0)
+                });
+            self.seen_catalog = published;
+        }
         let writes = plan.kind != StmtKind::Read;
         if plan.kind == StmtKind::Ddl {
             self.begin_schema_change().await?;
@@ -1192,7 +1220,9 @@ impl Session {
         if result.is_ok() && plan.kind == StmtKind::Ddl {
             if let Err(e) = self.after_ddl(plan) {
                 result = Err(e);
-            } else if let (Some(sc), Some(Parsed::Statement(stmt))) = (self.schema.as_mut(), &p.parsed) {
+            } else if let (Some(sc), Some(Parsed::Statement(stmt))) =
+                (self.schema.as_mut(), &p.parsed)
+            {
                 sc.ddl.push(stmt.to_string());
             }
         }
@@ -1352,10 +1382,22 @@ impl Session {
         if own_transaction {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
         }
-        let placeholders = (1..=columns.len())
+        let mut placeholders = (1..=columns.len())
             .map(|i| format!("?{i}"))
             .collect::<Vec<_>>()
             .join(", ");
+        // Serial columns COPY leaves out come from their sequences (SQLite would allocate
+        // an INTEGER PRIMARY KEY itself; see sql_capture's INSERT rewrite).
+        let mut col_list = col_list;
+        for c in def.columns.iter().filter(|c| c.serial) {
+            if !columns.iter().any(|k| k.name == c.name) {
+                col_list.push_str(&format!(", {}", store::quote(&c.name)));
+                placeholders.push_str(&format!(
+                    ", pg_nextval('{}')",
+                    format!("{}_{}_seq", def.name, c.name).replace('\'', "''")
+                ));
+            }
+        }
         let insert_sql = format!(
             "INSERT INTO {} ({col_list}) VALUES ({placeholders})",
             store::quote(&plan.table)

@@ -99,6 +99,7 @@ pub struct Store {
     catalog: RwLock<Arc<Catalog>>,
     replication: std::sync::OnceLock<Arc<crate::replication::Replication>>,
     catalog_version: AtomicU64,
+    published_version: AtomicU64,
     sequences: Arc<Mutex<Sequences>>,
     interrupts: Mutex<HashMap<i32, (Vec<u8>, InterruptHandle)>>,
 }
@@ -159,6 +160,7 @@ impl Store {
             epoch_changed: tokio::sync::watch::channel(0).0,
             replication: std::sync::OnceLock::new(),
             catalog: RwLock::new(Arc::new(Catalog::default())),
+            published_version: AtomicU64::new(0),
             catalog_version: AtomicU64::new(1),
             sequences: Arc::default(),
             interrupts: Mutex::new(HashMap::new()),
@@ -251,7 +253,15 @@ impl Store {
 
     /// Publishes a catalog after the DDL that produced it committed.
     pub fn publish_catalog(&self, cat: Arc<Catalog>) {
+        let v = cat.version;
         *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = cat;
+        self.published_version.store(v, Ordering::SeqCst);
+    }
+
+    /// Version of the published catalog: changes after every committed schema change, by
+    /// any session or by the replicator.
+    pub fn published_version(&self) -> u64 {
+        self.published_version.load(Ordering::SeqCst)
     }
 
     /// Reads the catalog as `conn` sees it (including its own uncommitted DDL).

@@ -146,7 +146,10 @@ impl MusicNode {
                 shutdown.clone(),
             ));
             cfg.listen = addr;
-            (Some(Acceptor::Routed(crx)), Some((Acceptor::Routed(rrx), addr)))
+            (
+                Some(Acceptor::Routed(crx)),
+                Some((Acceptor::Routed(rrx), addr)),
+            )
         } else {
             (None, None)
         };

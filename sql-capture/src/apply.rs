@@ -46,8 +46,8 @@ fn quote(name: &str) -> String {
 
 /// The clock stored for a row, if any.
 pub fn row_clock(conn: &Connection, table: &str, key: &[u8]) -> rusqlite::Result<Option<RowClock>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT hlc, site FROM __mdbc_row_clock WHERE tbl = ?1 AND key = ?2")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT hlc, site FROM __mdbc_row_clock WHERE tbl = ?1 AND key = ?2")?;
     stmt.query_row(rusqlite::params![table, key], |r| {
         Ok(RowClock {
             hlc: r.get::<_, i64>(0)? as u64,
@@ -135,8 +135,7 @@ pub fn apply(
     let replace = format!("INSERT OR REPLACE INTO {table} ({col_list}) VALUES ({marks})");
     let delete = format!(
         "DELETE FROM {table} WHERE {}",
-        t.pk
-            .iter()
+        t.pk.iter()
             .enumerate()
             .map(|(i, c)| format!("{} IS ?{}", quote(c), i + 1))
             .collect::<Vec<_>>()
@@ -242,7 +241,10 @@ mod tests {
 
     fn content(conn: &Connection) -> Vec<String> {
         let mut out = Vec::new();
-        for q in ["SELECT id, v, n FROM t ORDER BY id", "SELECT a, b, w FROM k ORDER BY b, a"] {
+        for q in [
+            "SELECT id, v, n FROM t ORDER BY id",
+            "SELECT a, b, w FROM k ORDER BY b, a",
+        ] {
             let mut s = conn.prepare(q).unwrap();
             let rows = s
                 .query_map([], |r| {
@@ -301,15 +303,42 @@ mod tests {
         // different order, some twice. All end identical: the greatest clock per row wins.
         let sites = [db(), db(), db()];
         let mut entries = Vec::new();
-        entries.push(write(&sites[0], "INSERT INTO t VALUES (1, 'a', 1); INSERT INTO k VALUES ('x', 1, 0.5)", 1, 10));
-        entries.push(write(&sites[1], "INSERT INTO t VALUES (1, 'b', 2); INSERT INTO t VALUES (2, 'b', 2)", 2, 11));
-        entries.push(write(&sites[2], "INSERT INTO t VALUES (2, 'c', 3); DELETE FROM t WHERE id = 1", 3, 12));
+        entries.push(write(
+            &sites[0],
+            "INSERT INTO t VALUES (1, 'a', 1); INSERT INTO k VALUES ('x', 1, 0.5)",
+            1,
+            10,
+        ));
+        entries.push(write(
+            &sites[1],
+            "INSERT INTO t VALUES (1, 'b', 2); INSERT INTO t VALUES (2, 'b', 2)",
+            2,
+            11,
+        ));
+        entries.push(write(
+            &sites[2],
+            "INSERT INTO t VALUES (2, 'c', 3); DELETE FROM t WHERE id = 1",
+            3,
+            12,
+        ));
         // A delete that found its row: a tombstone that an older update cannot undo.
-        sites[2].execute_batch("INSERT INTO t VALUES (9, 'z', 9)").unwrap();
+        sites[2]
+            .execute_batch("INSERT INTO t VALUES (9, 'z', 9)")
+            .unwrap();
         receive(&sites[0], &write(&sites[2], "", 3, 1)); // nothing
-        entries.push(write(&sites[1], "INSERT INTO t VALUES (9, 'old', 0)", 2, 14));
+        entries.push(write(
+            &sites[1],
+            "INSERT INTO t VALUES (9, 'old', 0)",
+            2,
+            14,
+        ));
         entries.push(write(&sites[2], "DELETE FROM t WHERE id = 9", 3, 15));
-        entries.push(write(&sites[0], "UPDATE k SET w = 1.5 WHERE a = 'x'", 1, 13));
+        entries.push(write(
+            &sites[0],
+            "UPDATE k SET w = 1.5 WHERE a = 'x'",
+            1,
+            13,
+        ));
         // Every site gets every other site's entries: in its own order, some twice.
         let orders: [&[usize]; 3] = [&[4, 1, 2, 3, 1, 4], &[5, 4, 2, 0, 0, 2], &[0, 3, 1, 5, 1]];
         for (site, order) in orders.iter().enumerate() {
@@ -340,7 +369,8 @@ mod tests {
         let b = Connection::open_in_memory().unwrap();
         b.execute_batch(include_str!("../../migrations/sqlite/0005_replication.sql"))
             .unwrap();
-        b.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)").unwrap();
+        b.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+            .unwrap();
         let mut shapes = Shapes::default();
         let err = apply(&b, &mut shapes, 0, &e.tables[0], e.clock()).unwrap_err();
         assert!(matches!(err, ApplyError::SchemaBehind { .. }), "{err}");

@@ -60,7 +60,11 @@ impl TableShape {
         keyed.sort();
         let pk_index: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
         let pk: Vec<String> = pk_index.iter().map(|&i| columns[i].clone()).collect();
-        let cols = columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+        let cols = columns
+            .iter()
+            .map(|c| quote(c))
+            .collect::<Vec<_>>()
+            .join(", ");
         let cond = pk
             .iter()
             .enumerate()

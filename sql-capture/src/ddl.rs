@@ -3,7 +3,7 @@
 //!
 //! SQLite gets affinity types (`INTEGER`, `REAL`, `NUMERIC`, `TEXT`, `BLOB`) chosen so that a
 //! single integer primary key becomes the rowid; the declared PostgreSQL type goes to the
-//! catalog. Serial columns that are not the primary key draw from `pg_nextval`.
+//! catalog. Serial columns draw from `pg_nextval`.
 
 use sqlparser::ast::{
     AlterTable, AlterTableOperation, ColumnDef, ColumnOption, CreateIndex, CreateTable, Expr,
@@ -158,7 +158,6 @@ fn column_sql(table: &str, col: &ColumnDef, table_pk: &[String]) -> Result<Colum
     let mut serial = spec.serial;
     let mut not_null = false;
     let mut parts: Vec<String> = Vec::new();
-    let mut column_pk = false;
     let mut has_default = false;
     let mut default = None;
     let mut named = Vec::new();
@@ -193,7 +192,6 @@ fn column_sql(table: &str, col: &ColumnDef, table_pk: &[String]) -> Result<Colum
                 parts.push(format!("DEFAULT ({e})"));
             }
             ColumnOption::PrimaryKey(_) => {
-                column_pk = true;
                 not_null = true;
                 parts.push(format!("{prefix}PRIMARY KEY"));
             }
@@ -225,12 +223,13 @@ fn column_sql(table: &str, col: &ColumnDef, table_pk: &[String]) -> Result<Colum
             other => return Err(Error::Unsupported(format!("column option {other}"))),
         }
     }
-    let single_pk = column_pk || (table_pk.len() == 1 && table_pk[0] == name);
     if table_pk.contains(&name) {
         not_null = true;
     }
-    if serial && !single_pk && !has_default {
-        // Not the rowid: draw from the table's sequence, named as PostgreSQL names it.
+    if serial && !has_default {
+        // Draw from the table's sequence, named as PostgreSQL names it — also for the
+        // rowid, whose own allocation (largest + 1) would reuse a deleted last key and
+        // could not give the sites of a cluster disjoint keys.
         parts.push(format!(
             "DEFAULT (pg_nextval('{}'))",
             sequence_name(table, &name).replace('\'', "''")
@@ -693,7 +692,8 @@ mod tests {
         );
         assert_eq!(
             p.sql[0],
-            "CREATE TABLE \"t\" (\"id\" INTEGER PRIMARY KEY, \"n\" NUMERIC NOT NULL, \
+            "CREATE TABLE \"t\" (\"id\" INTEGER PRIMARY KEY DEFAULT (pg_nextval('t_id_seq')), \
+             \"n\" NUMERIC NOT NULL, \
              \"ts\" TEXT DEFAULT (pg_now()), \"b\" INTEGER)"
         );
         match &p.catalog[0] {

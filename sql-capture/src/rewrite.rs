@@ -773,8 +773,35 @@ fn wrap_for_column(e: &mut Expr, col: &ColumnInfo) {
     }
 }
 
-/// Rewrites an INSERT: target name, values normalised per column type, the source query,
-/// ON CONFLICT and RETURNING.
+/// Serial columns an INSERT's column list leaves out. SQLite ignores a DEFAULT on an
+/// `INTEGER PRIMARY KEY` (it allocates the largest key + 1), so they are filled from their
+/// sequence explicitly, as PostgreSQL would: keys are then never reused after a delete,
+/// and the sites of a cluster draw from disjoint stripes.
+fn missing_serials<'a>(columns: &[ObjectName], def: &'a TableDef) -> Vec<&'a ColumnInfo> {
+    def.columns
+        .iter()
+        .filter(|c| c.serial)
+        .filter(|c| {
+            !columns.iter().any(|n| {
+                n.0.last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|i| ident_value(i) == c.name)
+            })
+        })
+        .collect()
+}
+
+fn nextval(def: &TableDef, c: &ColumnInfo) -> Expr {
+    call(
+        "pg_nextval",
+        vec![Expr::value(Value::SingleQuotedString(
+            crate::ddl::sequence_name(&def.name, &c.name),
+        ))],
+    )
+}
+
+/// Rewrites an INSERT: target name, values normalised per column type, serial columns it
+/// leaves out, the source query, ON CONFLICT and RETURNING.
 pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalog) -> Result<()> {
     let Some(def) = def else {
         let name = match &ins.table {
@@ -801,6 +828,17 @@ pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalo
                     .collect();
             }
             drop_default_columns(&mut ins.columns, values, &target, def)?;
+            if !ins.columns.is_empty() {
+                for c in missing_serials(&ins.columns, def) {
+                    for row in values.rows.iter_mut() {
+                        row.content.push(nextval(def, c));
+                    }
+                    ins.columns.push(ObjectName::from(vec![Ident::with_quote(
+                        '"',
+                        c.name.clone(),
+                    )]));
+                }
+            }
             let target = target_columns(&ins.columns, def)?;
             for row in values.rows.iter_mut() {
                 let row = &mut row.content;
@@ -815,6 +853,16 @@ pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalo
             }
         }
         if let SetExpr::Select(sel) = src.body.as_mut() {
+            if !ins.columns.is_empty() {
+                for c in missing_serials(&ins.columns, def) {
+                    sel.projection
+                        .push(SelectItem::UnnamedExpr(nextval(def, c)));
+                    ins.columns.push(ObjectName::from(vec![Ident::with_quote(
+                        '"',
+                        c.name.clone(),
+                    )]));
+                }
+            }
             // INSERT … SELECT: the selected values are written into typed columns too.
             let target = target_columns(&ins.columns, def)?;
             for (item, col) in sel.projection.iter_mut().zip(&target) {

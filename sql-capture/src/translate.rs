@@ -177,13 +177,19 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
         Statement::Savepoint { name } => Ok(Command::Savepoint(name.value.clone())),
         Statement::ReleaseSavepoint { name } => Ok(Command::Release(name.value.clone())),
         Statement::Set(set) => plan_set(set),
-        Statement::ShowVariable { variable } => Ok(Command::Show(
-            variable
+        Statement::ShowVariable { variable } => {
+            let words: Vec<String> = variable
                 .iter()
                 .map(|i| i.value.to_ascii_lowercase())
-                .collect::<Vec<_>>()
-                .join(" "),
-        )),
+                .collect();
+            // sqlparser drops the dot of a qualified name (`SHOW mdbc.site`); the only
+            // names of several words are PostgreSQL's own.
+            let sep = match words.first().map(String::as_str) {
+                Some("transaction" | "time" | "session") => " ",
+                _ => ".",
+            };
+            Ok(Command::Show(words.join(sep)))
+        }
         Statement::Copy {
             source,
             to,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+pub mod cluster;
 pub mod slt;
 
 /// The workspace root.

@@ -133,9 +133,9 @@ fn decode_head(v: Option<music_core::store::Versioned>) -> Result<u64, SqlError>
     match v {
         None => Ok(0),
         Some(v) => {
-            let b: [u8; 8] = v.value[..].try_into().map_err(|_| {
-                SqlError::coded("XX001", "a domain log head record is malformed")
-            })?;
+            let b: [u8; 8] = v.value[..]
+                .try_into()
+                .map_err(|_| SqlError::coded("XX001", "a domain log head record is malformed"))?;
             Ok(u64::from_be_bytes(b))
         }
     }
@@ -143,7 +143,9 @@ fn decode_head(v: Option<music_core::store::Versioned>) -> Result<u64, SqlError>
 
 impl std::fmt::Debug for Replication {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Replication").field("site", &self.site).finish()
+        f.debug_struct("Replication")
+            .field("site", &self.site)
+            .finish()
     }
 }
 
@@ -153,9 +155,11 @@ fn log_key(site: &str, seq: u64) -> String {
 
 pub(crate) fn applied_pos(conn: &Connection, log: &str) -> rusqlite::Result<u64> {
     Ok(conn
-        .query_row("SELECT pos FROM __mdbc_applied WHERE log = ?1", [log], |r| {
-            r.get::<_, i64>(0)
-        })
+        .query_row(
+            "SELECT pos FROM __mdbc_applied WHERE log = ?1",
+            [log],
+            |r| r.get::<_, i64>(0),
+        )
         .optional()?
         .unwrap_or(0) as u64)
 }
@@ -309,7 +313,13 @@ impl Replication {
 
     /// Refuses a write to a table this release cannot replicate faithfully: one without a
     /// primary key (rows need an identity shared by every site), or a strong table.
-    pub fn check_write(&self, conn: &Connection, shapes: &mut Shapes, version: u64, table: &str) -> Result<(), SqlError> {
+    pub fn check_write(
+        &self,
+        conn: &Connection,
+        shapes: &mut Shapes,
+        version: u64,
+        table: &str,
+    ) -> Result<(), SqlError> {
         let p = self.policy.table(table);
         if p.level == Level::Local {
             return Ok(());
@@ -350,7 +360,11 @@ impl Replication {
         let what = "cannot change the schema";
         let guard = self
             .music
-            .lock(&[domain_lock_key(SCHEMA_DOMAIN)], &self.site, self.lock_timeout)
+            .lock(
+                &[domain_lock_key(SCHEMA_DOMAIN)],
+                &self.site,
+                self.lock_timeout,
+            )
             .await
             .map_err(|e| lock_error(what, e))?;
         let head = decode_head(
@@ -379,7 +393,12 @@ impl Replication {
 
     /// Appends `ddl` to the schema log at `seq` (entry first, then the head) under
     /// `guard`: a quorum holds it when this returns.
-    pub async fn publish_schema(&self, guard: &DomainLock, seq: u64, ddl: Vec<String>) -> Result<(), SqlError> {
+    pub async fn publish_schema(
+        &self,
+        guard: &DomainLock,
+        seq: u64,
+        ddl: Vec<String>,
+    ) -> Result<(), SqlError> {
         if guard.is_lost() {
             return Err(SqlError::coded(
                 "40001",
@@ -401,7 +420,10 @@ impl Replication {
             .await
             .map_err(|e| lock_error(what, e))?;
         guard
-            .put(&domain_head(SCHEMA_DOMAIN), Bytes::copy_from_slice(&seq.to_be_bytes()))
+            .put(
+                &domain_head(SCHEMA_DOMAIN),
+                Bytes::copy_from_slice(&seq.to_be_bytes()),
+            )
             .await
             .map_err(|e| lock_error(what, e))?;
         Ok(())
@@ -491,7 +513,11 @@ async fn reshipper(repl: Arc<Replication>, store: Arc<Store>, mut shutdown: watc
             match read {
                 Ok(entries) => {
                     for (seq, b) in entries {
-                        match repl.music.put(&log_key(&repl.site, seq), Bytes::from(b)).await {
+                        match repl
+                            .music
+                            .put(&log_key(&repl.site, seq), Bytes::from(b))
+                            .await
+                        {
                             Ok(_) => {
                                 repl.lock_unshipped().remove(&seq);
                             }

@@ -16,8 +16,8 @@ use sql_capture::changes::Entry;
 use tokio::sync::watch;
 
 use super::{applied_pos, domain_key, log_key, set_applied, Replication, Site, SCHEMA_DOMAIN};
-use crate::session::Session;
 use crate::config::Level;
+use crate::session::Session;
 use crate::store::{SessionIdent, Store};
 
 /// What one attempt to apply an entry came to.
@@ -83,11 +83,13 @@ async fn run(
     let mut shapes = Shapes::default();
     let peers: Vec<Site> = repl.peers.clone();
     let mut complained: Option<String> = None;
+    let mut last_pull = tokio::time::Instant::now();
     loop {
         if *shutdown.borrow() {
             return;
         }
         let mut progressed = false;
+        let mut waiting = false;
         // The schema first: data entries wait for the schema they were written against.
         loop {
             let next = repl.schema_pos() + 1;
@@ -142,7 +144,10 @@ async fn run(
                         progressed = true;
                         complained = None;
                     }
-                    Ok(Step::Wait) => break,
+                    Ok(Step::Wait) => {
+                        waiting = true;
+                        break;
+                    }
                     Err(e) => {
                         let msg = format!("applying {key}: {e}");
                         if complained.as_deref() != Some(msg.as_str()) {
@@ -154,12 +159,42 @@ async fn run(
                 }
             }
         }
-        if !progressed {
-            tokio::select! {
-                _ = changes.changed() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = shutdown.changed() => {}
-            }
+        if progressed {
+            continue;
+        }
+        // Nothing new arrived on its own: ask the other sites for the next entries this
+        // site lacks (what it missed while down or cut off), without waiting for hinted
+        // hand-off or anti-entropy. Also when an entry waits for a schema change.
+        if waiting && last_pull.elapsed() >= PULL_EVERY {
+            pull_next(&repl, &peers).await;
+            last_pull = tokio::time::Instant::now();
+            continue;
+        }
+        let idle = tokio::select! {
+            _ = changes.changed() => false,
+            _ = tokio::time::sleep(PULL_EVERY) => true,
+            _ = shutdown.changed() => false,
+        };
+        if idle {
+            pull_next(&repl, &peers).await;
+            last_pull = tokio::time::Instant::now();
+        }
+    }
+}
+
+/// How often an idle (or waiting) replicator asks the other sites for what it lacks.
+const PULL_EVERY: Duration = Duration::from_millis(500);
+
+async fn pull_next(repl: &Replication, peers: &[Site]) {
+    let mut keys = vec![domain_key(SCHEMA_DOMAIN, repl.schema_pos() + 1)];
+    keys.extend(
+        peers
+            .iter()
+            .map(|p| log_key(&p.name, repl.applied_of(p.id) + 1)),
+    );
+    for key in keys {
+        if let Err(e) = repl.music.store().read_newest(&key).await {
+            tracing::debug!(%key, "pulling from the other sites: {e}");
         }
     }
 }

@@ -198,6 +198,38 @@ impl EmbeddedStore {
         self.inner.changed.subscribe()
     }
 
+    /// Reads `key` at every reachable replica, keeps the newest version in this one (if
+    /// newer than its own) and returns it: how a replica that knows it lacks a key — the
+    /// next entry of a log, say — gets it without waiting for hinted hand-off or
+    /// anti-entropy. An AP read: no lock, no quorum needed.
+    pub async fn read_newest(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        check(key, None)?;
+        let answers = self
+            .ask_replicas(
+                Request::Read {
+                    key: key.to_string(),
+                    fence: None,
+                    sync: false,
+                },
+                |_| false,
+            )
+            .await;
+        let newest = answers
+            .into_iter()
+            .filter_map(|(_, r)| match r {
+                Response::Value(Some(v)) => Some(v),
+                _ => None,
+            })
+            .max_by_key(|v| v.version);
+        if let Some(v) = &newest {
+            self.inner.hlc.observe(v.version.hlc);
+            if self.inner.local.apply(key, &v.value, v.version)? {
+                self.inner.changed.send_modify(|n| *n += 1);
+            }
+        }
+        Ok(newest)
+    }
+
     /// This node's replica.
     pub fn local(&self) -> &LocalStore {
         &self.inner.local
