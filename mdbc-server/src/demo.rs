@@ -13,6 +13,7 @@ pub struct Demo {
     pub cluster_port: u16,
     pub data_dir: PathBuf,
     pub default_level: String,
+    pub strong: Vec<String>,
 }
 
 fn site_name(i: usize) -> String {
@@ -114,6 +115,13 @@ pub fn run(d: Demo) -> anyhow::Result<()> {
             peers = peers.join(", "),
             level = d.default_level,
         );
+        let mut config = config;
+        if !d.strong.is_empty() {
+            config.push_str("[tables.levels]\n");
+            for t in &d.strong {
+                config.push_str(&format!("{:?} = \"strong\"\n", t));
+            }
+        }
         let cfg_path = site_dir.join("mdbc.toml");
         std::fs::write(&cfg_path, config)?;
         // Check it as the child will, so a bad option fails here with one message.

@@ -63,6 +63,9 @@ enum Cmd {
         /// Level of tables no configuration names.
         #[arg(long, default_value = "eventual")]
         default_level: String,
+        /// Tables to make strong (comma-separated names or globs).
+        #[arg(long, value_delimiter = ',')]
+        strong: Vec<String>,
     },
 }
 
@@ -102,12 +105,14 @@ fn main() -> anyhow::Result<()> {
             cluster_port,
             data_dir,
             default_level,
+            strong,
         } => demo::run(demo::Demo {
             sites,
             base_port,
             cluster_port: cluster_port.unwrap_or(base_port.saturating_add(100)),
             data_dir,
             default_level,
+            strong,
         }),
     }
 }

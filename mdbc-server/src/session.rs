@@ -27,6 +27,7 @@ use tokio::sync::Notify;
 
 use crate::copy;
 use crate::errors::SqlError;
+use crate::replication::domains::Owned;
 use crate::replication::{DomainLock, Sealed};
 use crate::store::{self, SessionIdent, Store, WriteGuard};
 use crate::values;
@@ -365,6 +366,10 @@ struct SchemaChange {
 /// One client's session.
 pub struct Session {
     schema: Option<SchemaChange>,
+    // Strong domains this transaction holds (their locks are this site's).
+    owned: Vec<Arc<Owned>>,
+    // The transaction's changes, collected before COMMIT when strong tables were published.
+    collected: Option<Vec<sql_capture::changes::TableChanges>>,
     // Published catalog version this session's SQLite statements were prepared under.
     seen_catalog: u64,
     // The replicator's own session: applies other sites' changes, captures nothing.
@@ -413,6 +418,8 @@ impl Session {
         settings.register(&conn)?;
         Ok(Session {
             schema: None,
+            owned: Vec::new(),
+            collected: None,
             seen_catalog: 0,
             applier: false,
             capture: None,
@@ -755,9 +762,92 @@ impl Session {
     /// Drops the write lock, the capture and any schema lock at the end of a transaction.
     fn release_writer(&mut self) {
         self.capture = None;
+        self.collected = None;
         self.write_guard = None;
+        if !self.owned.is_empty() {
+            let owned = std::mem::take(&mut self.owned);
+            if let Some(r) = self.store.replication().cloned() {
+                tokio::spawn(async move { r.end_use(owned).await });
+            }
+        }
         // Dropping the guard releases the schema lock in the background.
         self.schema = None;
+    }
+
+    /// Before a write to strong tables: makes this site the owner of their domains (see
+    /// replication::domains) for the rest of the transaction.
+    async fn use_domains(&mut self, tables: &[String]) -> Result<()> {
+        let Some(r) = self.store.replication().cloned() else {
+            return Ok(());
+        };
+        if self.applier {
+            return Ok(());
+        }
+        let needed: Vec<String> = r
+            .strong_domains(tables)
+            .into_iter()
+            .filter(|d| !self.owned.iter().any(|o| o.domains.contains(d)))
+            .collect();
+        if needed.is_empty() {
+            return Ok(());
+        }
+        let table = tables
+            .iter()
+            .find(|t| r.policy().table(t).domain.is_some())
+            .cloned()
+            .unwrap_or_default();
+        let got = r.acquire_domains(&needed, &table).await?;
+        self.owned.extend(got);
+        Ok(())
+    }
+
+    /// Inside the transaction: applies what this site lacks of the domains it now owns.
+    async fn catch_up_domains(&mut self) -> Result<()> {
+        let Some(r) = self.store.replication().cloned() else {
+            return Ok(());
+        };
+        let version = self.catalog().version;
+        for o in self.owned.clone() {
+            for d in &o.domains {
+                if o.is_caught_up(d) {
+                    continue;
+                }
+                let from = crate::replication::applied_pos(&self.conn, &format!("domain:{d}"))? + 1;
+                for seq in from..=o.head(d) {
+                    let entry = r.read_domain_entry(&o, d, seq).await?;
+                    r.apply_domain_entry(
+                        &self.conn,
+                        &mut self.table_shapes,
+                        version,
+                        d,
+                        seq,
+                        &entry,
+                    )?;
+                }
+                o.mark_caught_up(d);
+            }
+        }
+        Ok(())
+    }
+
+    /// Before COMMIT: ships the transaction's strong changes to their domain logs.
+    async fn publish_strong(&mut self) -> Result<()> {
+        let Some(r) = self.store.replication().cloned() else {
+            return Ok(());
+        };
+        if self.owned.is_empty() {
+            return Ok(());
+        }
+        let Some(capture) = self.capture.as_ref() else {
+            return Ok(());
+        };
+        let version = self.catalog().version;
+        let changes = r.collect(&self.conn, capture, &mut self.table_shapes, version)?;
+        let schema = self.schema.as_ref().and_then(|s| s.published);
+        let (entries, rest) = r.prepare_strong(&self.conn, &self.owned, changes, schema)?;
+        r.put_strong(&entries).await?;
+        self.collected = Some(rest);
+        Ok(())
     }
 
     /// Before a DDL statement at a site of a cluster: takes the schema lock (once per
@@ -940,17 +1030,15 @@ impl Session {
     /// under group commit it is bracketed by a ticket to wait on once the write lock is
     /// released (see durability.rs). The caller rolls back on an error.
     fn commit_writes(&mut self) -> Result<Committed> {
+        let schema = self.schema.as_ref().and_then(|s| s.published);
         let sealed = match (self.store.replication().cloned(), self.capture.take()) {
             (Some(r), Some(capture)) => {
                 let version = self.catalog().version;
-                let schema = self.schema.as_ref().and_then(|s| s.published);
-                r.seal(
-                    &self.conn,
-                    &capture,
-                    &mut self.table_shapes,
-                    version,
-                    schema,
-                )?
+                let tables = match self.collected.take() {
+                    Some(t) => t,
+                    None => r.collect(&self.conn, &capture, &mut self.table_shapes, version)?,
+                };
+                r.seal(&self.conn, tables, schema)?
             }
             _ => None,
         };
@@ -996,7 +1084,11 @@ impl Session {
                 Ok(Outcome::done("ROLLBACK"))
             }
             TxStatus::InBlock => {
-                if let Err(e) = self.publish_schema().await {
+                let published = match self.publish_schema().await {
+                    Ok(()) => self.publish_strong().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = published {
                     let _ = self.end_transaction(false);
                     return Err(e);
                 }
@@ -1167,6 +1259,9 @@ impl Session {
         if plan.kind == StmtKind::Ddl {
             self.begin_schema_change().await?;
         }
+        if plan.kind == StmtKind::Write {
+            self.use_domains(&plan.writes).await?;
+        }
         if writes && self.write_guard.is_none() {
             // Compile the statement before queueing for the writer, so SQLite's parse and
             // code generation do not lengthen the time other writers wait. An error here is
@@ -1209,6 +1304,9 @@ impl Session {
         if plan.kind == StmtKind::Ddl {
             result = self.catch_up_schema().await.map(|()| Outcome::done(""));
         }
+        if result.is_ok() && !self.owned.is_empty() {
+            result = self.catch_up_domains().await.map(|()| Outcome::done(""));
+        }
         // SQLite runs inline: each connection has its own thread (see server.rs), so a long
         // statement blocks only its own client.
         if result.is_ok() {
@@ -1228,6 +1326,8 @@ impl Session {
         }
         if own_txn && result.is_ok() {
             if let Err(e) = self.publish_schema().await {
+                result = Err(e);
+            } else if let Err(e) = self.publish_strong().await {
                 result = Err(e);
             }
         }
@@ -1376,6 +1476,7 @@ impl Session {
             }
             return out;
         }
+        self.use_domains(std::slice::from_ref(&plan.table)).await?;
         self.ensure_write_lock().await?;
         self.check_replicated_writes(std::slice::from_ref(&plan.table))?;
         let own_transaction = self.status == TxStatus::Idle;

@@ -78,6 +78,11 @@ pub enum LockOutcome {
         lock_ref: LockRef,
         /// It holds already.
         held: bool,
+        /// When it does not: the refs ahead of it in its queues, so that a holder that
+        /// keeps its lock between uses learns that someone waits (every node sees every
+        /// outcome) and can hand it over.
+        #[serde(default)]
+        behind: Vec<LockRef>,
     },
     /// Whether the ref holds its lock, and until when (table clock) if it does.
     Acquired {
@@ -301,7 +306,21 @@ impl LockTable {
                     },
                 );
                 let held = self.promote(&keys).contains(&r);
-                LockOutcome::Created { lock_ref: r, held }
+                let mut behind: Vec<LockRef> = if held {
+                    Vec::new()
+                } else {
+                    keys.iter()
+                        .filter_map(|k| self.queues.get(k))
+                        .flat_map(|q| q.iter().copied().filter(|x| *x != r))
+                        .collect()
+                };
+                behind.sort_unstable();
+                behind.dedup();
+                LockOutcome::Created {
+                    lock_ref: r,
+                    held,
+                    behind,
+                }
             }
             LockCommand::Acquire { lock_ref, .. } => {
                 if !self.refs.contains_key(&lock_ref) {

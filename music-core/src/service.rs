@@ -183,6 +183,38 @@ impl<D: DataStore> Music<D> {
         &self.inner.locks
     }
 
+    /// Refs created from now on that wait behind another ref, with the refs ahead of them,
+    /// as this node applies the lock table's log: a holder keeping its lock between uses
+    /// watches this to hand the lock over when someone queues.
+    pub fn waiters(&self) -> tokio::sync::mpsc::UnboundedReceiver<(LockRef, Vec<LockRef>)> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut events = self.inner.locks.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(applied) => {
+                        if let Ok(LockOutcome::Created {
+                            lock_ref,
+                            held: false,
+                            behind,
+                        }) = decode::<LockOutcome>(&applied.result)
+                        {
+                            if tx.send((lock_ref, behind)).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                }
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
     async fn propose(&self, c: LockCommand) -> Result<LockOutcome, MusicError> {
         let out = self
             .inner
@@ -389,7 +421,7 @@ impl<D: DataStore> Music<D> {
             now_ms: now_ms(),
         };
         match self.propose(c).await? {
-            LockOutcome::Created { lock_ref, held } => Ok((lock_ref, held)),
+            LockOutcome::Created { lock_ref, held, .. } => Ok((lock_ref, held)),
             other => Err(MusicError::Unavailable(format!(
                 "unexpected outcome {other:?}"
             ))),

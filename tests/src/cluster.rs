@@ -5,6 +5,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
+use std::net::SocketAddr;
+
+use crate::proxy::Proxy;
 use crate::{free_port, Server};
 
 /// A cluster secret the tests share.
@@ -14,6 +17,9 @@ pub const SECRET: &str = "test-cluster-secret";
 pub struct Cluster {
     /// The sites, in the order of their names (`a`, `b`, …).
     pub sites: Vec<Server>,
+    /// With [`Cluster::start_with_proxies`]: `proxies[x][y]` carries site x's calls to
+    /// site y (`None` on the diagonal).
+    pub proxies: Vec<Vec<Option<Proxy>>>,
     /// Site names.
     pub names: Vec<String>,
     /// Each site's cluster port.
@@ -53,9 +59,82 @@ impl Cluster {
         }
         Ok(Cluster {
             sites,
+            proxies: Vec::new(),
             names,
             cluster_ports: ports,
         })
+    }
+
+    /// Starts `n` sites that reach each other only through fault-injecting proxies, one
+    /// per direction of each link, so that a test can cut any link ([`Cluster::cut`]).
+    pub fn start_with_proxies(n: usize, extra: &str) -> Result<Cluster> {
+        let names: Vec<String> = (0..n)
+            .map(|i| ((b'a' + i as u8) as char).to_string())
+            .collect();
+        let ports = (0..n).map(|_| free_port()).collect::<Result<Vec<_>>>()?;
+        let mut proxies: Vec<Vec<Option<Proxy>>> = Vec::new();
+        for x in 0..n {
+            let mut row = Vec::new();
+            for (y, port) in ports.iter().enumerate() {
+                row.push(if x == y {
+                    None
+                } else {
+                    Some(Proxy::start(SocketAddr::from(([127, 0, 0, 1], *port)))?)
+                });
+            }
+            proxies.push(row);
+        }
+        let mut sites = Vec::new();
+        for i in 0..n {
+            // Site i's view of the others: each through its own proxy.
+            let via: Vec<u16> = (0..n)
+                .map(|y| proxies[i][y].as_ref().map_or(ports[i], |p| p.addr.port()))
+                .collect();
+            let mut cfg = site_config(&names, &via, i, SECRET, extra);
+            // Its own bind stays its real port.
+            cfg = cfg.replacen(
+                &format!("bind = \"127.0.0.1:{}\"", via[i]),
+                &format!("bind = \"127.0.0.1:{}\"", ports[i]),
+                1,
+            );
+            sites.push(Server::start_with_config(&cfg)?);
+        }
+        Ok(Cluster {
+            sites,
+            proxies,
+            names,
+            cluster_ports: ports,
+        })
+    }
+
+    /// Cuts the link between sites `x` and `y`, both ways.
+    pub fn cut(&self, x: usize, y: usize) {
+        for (a, b) in [(x, y), (y, x)] {
+            if let Some(p) = self
+                .proxies
+                .get(a)
+                .and_then(|r| r.get(b))
+                .and_then(|p| p.as_ref())
+            {
+                p.cut();
+            }
+        }
+    }
+
+    /// Cuts every link of site `x`.
+    pub fn isolate(&self, x: usize) {
+        for y in 0..self.sites.len() {
+            if y != x {
+                self.cut(x, y);
+            }
+        }
+    }
+
+    /// Heals every link.
+    pub fn heal(&self) {
+        for p in self.proxies.iter().flatten().flatten() {
+            p.heal();
+        }
     }
 
     /// Site `i`.

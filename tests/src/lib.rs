@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 pub mod cluster;
+pub mod proxy;
 pub mod slt;
 
 /// The workspace root.

@@ -283,3 +283,275 @@ async fn a_site_with_the_wrong_secret_is_refused() {
         "no refusal logged:\n{logs}"
     );
 }
+
+/// Reads both counts in one statement (one snapshot): (replies, posts).
+async fn reply_and_post(c: &Client) -> anyhow::Result<(i64, i64)> {
+    let row = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM replies), (SELECT count(*) FROM posts)",
+            &[],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn causal_a_reply_is_never_visible_without_its_post() {
+    let cluster = Cluster::start_with_proxies(3, "[tables]\ndefault = \"causal\"").unwrap();
+    let a = client(cluster.site(0)).await;
+    let b = client(cluster.site(1)).await;
+    let c = client(cluster.site(2)).await;
+    a.batch_execute(
+        "CREATE TABLE posts (id int PRIMARY KEY, body text); \
+         CREATE TABLE replies (id int PRIMARY KEY, post int, body text)",
+    )
+    .await
+    .unwrap();
+    eventually(WAIT, "the schema at c", || async {
+        Ok(reply_and_post(&c).await.ok())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    // a cannot reach c: the post travels to c only by way of b.
+    cluster.cut(0, 2);
+    a.batch_execute("INSERT INTO posts VALUES (1, 'the post')")
+        .await
+        .unwrap();
+    eventually(WAIT, "the post at b", || async {
+        Ok((reply_and_post(&b).await?.1 == 1).then_some(()))
+    })
+    .await
+    .unwrap();
+    b.batch_execute("INSERT INTO replies VALUES (1, 1, 'a reply')")
+        .await
+        .unwrap();
+    // At c, from now until both are there, a reply never shows without its post.
+    eventually(WAIT, "post and reply at c", || async {
+        let (replies, posts) = reply_and_post(&c).await?;
+        assert!(
+            replies == 0 || posts == 1,
+            "c shows the reply without the post"
+        );
+        Ok((replies == 1).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    cluster.heal();
+}
+
+const BANK: &str = "[tables.levels]\naccounts = \"strong\"\ntransfers = \"strong\"\n\n[domains]\npayments = [\"accounts\", \"transfers\"]\n";
+
+/// One transfer in one transaction; `Ok(true)` when acknowledged.
+async fn transfer(c: &Client, id: i64, from: i32, to: i32, amount: i32) -> bool {
+    let sql = format!(
+        "BEGIN; \
+         UPDATE accounts SET bal = bal - {amount} WHERE id = {from}; \
+         UPDATE accounts SET bal = bal + {amount} WHERE id = {to}; \
+         INSERT INTO transfers VALUES ({id}, {from}, {to}, {amount}); \
+         COMMIT"
+    );
+    match c.batch_execute(&sql).await {
+        Ok(()) => true,
+        Err(e) => {
+            let code = e.as_db_error().map(|d| d.code().code().to_string());
+            assert!(
+                matches!(code.as_deref(), Some("40001" | "57P03")),
+                "a transfer failed with an unexpected error: {e:?}"
+            );
+            let _ = c.batch_execute("ROLLBACK").await;
+            false
+        }
+    }
+}
+
+async fn bank_state(c: &Client) -> anyhow::Result<(i64, Vec<i64>)> {
+    let total: i64 = c
+        .query_one("SELECT coalesce(sum(bal), 0)::bigint FROM accounts", &[])
+        .await?
+        .get(0);
+    let ids: Vec<i64> = c
+        .query("SELECT id::bigint FROM transfers ORDER BY id", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok((total, ids))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strong_transfers_from_every_site_keep_the_total_and_lose_nothing() {
+    let cluster = Cluster::start(3, BANK).unwrap();
+    let a = client(cluster.site(0)).await;
+    a.batch_execute(
+        "CREATE TABLE accounts (id int PRIMARY KEY, bal int NOT NULL); \
+         CREATE TABLE transfers (id bigint PRIMARY KEY, src int, dst int, amount int)",
+    )
+    .await
+    .unwrap();
+    a.batch_execute("INSERT INTO accounts SELECT g, 1000 FROM generate_series(1, 10) AS g")
+        .await
+        .unwrap();
+    let clients = futures_join(&cluster).await;
+    for c in &clients {
+        eventually(WAIT, "the accounts everywhere", || async {
+            Ok((bank_state(c).await?.0 == 10_000).then_some(()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    }
+    // Every site transfers at once; ownership of the domain moves between them.
+    let mut tasks = Vec::new();
+    for (site, c) in clients.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for n in 0..15i64 {
+                let id = site as i64 * 1000 + n;
+                let from = ((n * 3 + site as i64) % 10 + 1) as i32;
+                let to = ((n * 7 + 1 + site as i64) % 10 + 1) as i32;
+                if transfer(&c, id, from, to, (n % 9 + 1) as i32).await {
+                    acked.push(id);
+                }
+            }
+            (c, acked)
+        }));
+    }
+    let mut clients = Vec::new();
+    let mut acked = Vec::new();
+    for t in tasks {
+        let (c, mut ids) = t.await.unwrap();
+        clients.push(c);
+        acked.append(&mut ids);
+    }
+    assert!(
+        acked.len() >= 30,
+        "too few transfers acknowledged: {}",
+        acked.len()
+    );
+    for (i, c) in clients.iter().enumerate() {
+        // The total is exact at every moment a site shows (strong tables are applied a
+        // domain entry at a time), and every acknowledged transfer arrives.
+        let ids = eventually(
+            WAIT,
+            &format!("every acknowledged transfer at site {i}"),
+            || async {
+                let (total, ids) = bank_state(c).await?;
+                assert_eq!(total, 10_000, "site {i} shows a total of {total}");
+                Ok(acked.iter().all(|a| ids.contains(a)).then_some(ids))
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+        assert!(ids.len() >= acked.len());
+    }
+    let hashes = eventually(WAIT, "identical accounts everywhere", || async {
+        let mut hs = Vec::new();
+        for c in &clients {
+            hs.push(content_hash(c, "accounts").await?);
+        }
+        Ok(hs.windows(2).all(|w| w[0] == w[1]).then_some(hs))
+    })
+    .await
+    .unwrap();
+    assert_eq!(hashes.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_owner_moves_the_domain_and_loses_nothing_acknowledged() {
+    let mut cluster = Cluster::start(3, BANK).unwrap();
+    let a = client(cluster.site(0)).await;
+    a.batch_execute(
+        "CREATE TABLE accounts (id int PRIMARY KEY, bal int NOT NULL); \
+         CREATE TABLE transfers (id bigint PRIMARY KEY, src int, dst int, amount int); \
+         INSERT INTO accounts VALUES (1, 500), (2, 500)",
+    )
+    .await
+    .unwrap();
+    let mut acked = Vec::new();
+    for n in 0..10 {
+        assert!(transfer(&a, n, 1, 2, 1).await);
+        acked.push(n);
+    }
+    // a owns the domain; it dies without releasing it.
+    cluster.sites[0].kill().unwrap();
+    let b = client(cluster.site(1)).await;
+    // b takes over once a's lease (2 s in these tests) has run out.
+    let started = std::time::Instant::now();
+    let took_over = eventually(WAIT, "b to take the domain over", || async {
+        Ok(transfer(&b, 100, 2, 1, 5).await.then_some(()))
+    })
+    .await;
+    took_over.unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    acked.push(100);
+    let c = client(cluster.site(2)).await;
+    for (name, site) in [("b", &b), ("c", &c)] {
+        eventually(
+            WAIT,
+            &format!("every acknowledged transfer at {name}"),
+            || async {
+                let (total, ids) = bank_state(site).await?;
+                assert_eq!(total, 1000);
+                Ok(acked.iter().all(|x| ids.contains(x)).then_some(()))
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    }
+    let (_, ids) = bank_state(&b).await.unwrap();
+    assert_eq!(ids, acked, "b lost or invented transfers");
+    assert!(started.elapsed() < WAIT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_site_serves_eventual_tables_refuses_strong_writes_and_converges() {
+    let cluster = Cluster::start_with_proxies(3, BANK).unwrap();
+    let a = client(cluster.site(0)).await;
+    let c = client(cluster.site(2)).await;
+    a.batch_execute(
+        "CREATE TABLE accounts (id int PRIMARY KEY, bal int NOT NULL); \
+         CREATE TABLE transfers (id bigint PRIMARY KEY, src int, dst int, amount int); \
+         CREATE TABLE notes (id int PRIMARY KEY, body text); \
+         INSERT INTO accounts VALUES (1, 500), (2, 500)",
+    )
+    .await
+    .unwrap();
+    eventually(WAIT, "the schema at c", || async {
+        Ok((bank_state(&c).await?.0 == 1000).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    cluster.isolate(2);
+    // The minority side: eventual writes go on, strong writes fail clearly and in time.
+    c.batch_execute("INSERT INTO notes VALUES (3, 'written at c while cut off')")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert!(
+        !transfer(&c, 300, 1, 2, 7).await,
+        "a strong write committed on the minority side"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the refusal took {:?}",
+        started.elapsed()
+    );
+    // The majority side carries on.
+    assert!(transfer(&a, 1, 1, 2, 3).await);
+    a.batch_execute("INSERT INTO notes VALUES (1, 'written at a')")
+        .await
+        .unwrap();
+    cluster.heal();
+    for (name, site) in [("a", &a), ("c", &c)] {
+        eventually(WAIT, &format!("convergence at {name}"), || async {
+            let notes = rows(site, "notes").await?;
+            let (total, ids) = bank_state(site).await?;
+            assert_eq!(total, 1000);
+            Ok((notes.len() == 2 && ids == vec![1]).then_some(()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    }
+    assert_eq!(
+        content_hash(&a, "notes").await.unwrap(),
+        content_hash(&c, "notes").await.unwrap()
+    );
+}

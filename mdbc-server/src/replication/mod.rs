@@ -15,6 +15,7 @@
 //!   the new applied position, so replay is idempotent; rows resolve by last writer wins
 //!   on their clocks, so sites converge whatever the delivery order.
 
+pub mod domains;
 pub mod policy;
 mod replicator;
 
@@ -32,7 +33,7 @@ use music_core::store::embedded::EmbeddedStore;
 use music_core::version::Hlc;
 use rusqlite::{Connection, OptionalExtension};
 use sql_capture::capture::{Capture, Shapes};
-use sql_capture::changes::{Entry, RowClock};
+use sql_capture::changes::{Entry, RowClock, TableChanges};
 use tokio::sync::watch;
 
 use crate::config::{Config, Level};
@@ -63,6 +64,15 @@ pub struct Site {
     pub addr: String,
 }
 
+/// A strong transaction's entry for one domain, ready to ship.
+pub struct StrongEntry {
+    owned: Arc<domains::Owned>,
+    domain: String,
+    table: String,
+    seq: u64,
+    bytes: Bytes,
+}
+
 /// A sealed local transaction: its position in this site's log and its entry.
 #[derive(Debug)]
 pub struct Sealed {
@@ -86,6 +96,7 @@ pub struct Replication {
     applied: Mutex<HashMap<u64, u64>>,
     unshipped: Mutex<BTreeSet<u64>>,
     lock_timeout: Duration,
+    ownership: domains::Ownership,
 }
 
 /// Serial values are striped over this many slots, one per site.
@@ -254,6 +265,7 @@ impl Replication {
             applied: Mutex::new(applied),
             unshipped: Mutex::new(BTreeSet::new()),
             lock_timeout: Duration::from_millis(cluster.lock_timeout_ms),
+            ownership: domains::Ownership::default(),
         });
         repl.hlc.observe(max_clock as u64);
         // Whatever this site committed but MUSIC does not hold (a crash between the two)
@@ -273,6 +285,7 @@ impl Replication {
         }
         drop(conn);
         tokio::spawn(reshipper(repl.clone(), store.clone(), shutdown.clone()));
+        tokio::spawn(handover(repl.clone(), shutdown.clone()));
         replicator::spawn(repl.clone(), store, shutdown)?;
         Ok(repl)
     }
@@ -323,12 +336,6 @@ impl Replication {
         let p = self.policy.table(table);
         if p.level == Level::Local {
             return Ok(());
-        }
-        if p.level == Level::Strong {
-            return Err(SqlError::coded(
-                "0A000",
-                format!("table \"{table}\" is configured strong, and strong tables are not available in this build yet; configure it eventual or local"),
-            ));
         }
         if let Some(shape) = shapes.get(conn, version, table)? {
             if shape.pk.is_empty() {
@@ -437,32 +444,58 @@ impl Replication {
         Capture::start(conn)
     }
 
-    /// Inside the committing transaction, before its COMMIT: collects what it changed in
-    /// replicated tables, stamps the rows' clocks and appends the entry to this site's log.
-    /// `None` when it changed nothing replicated.
-    /// `schema` is the schema-log position the transaction ends at, when it changed the
-    /// schema itself.
-    pub fn seal(
+    /// What the transaction changed in replicated tables (before its COMMIT).
+    pub fn collect(
         &self,
         conn: &Connection,
         capture: &Capture,
         shapes: &mut Shapes,
         version: u64,
+    ) -> Result<Vec<TableChanges>, SqlError> {
+        Ok(capture.collect(conn, shapes, version, &mut |t| self.replicated(t))?)
+    }
+
+    /// Inside the committing transaction, before its COMMIT: stamps the rows' clocks and
+    /// appends the entry with `tables` (its changes to non-strong replicated tables) to
+    /// this site's log. `None` when there is nothing to ship. `schema` is the schema-log
+    /// position the transaction ends at, when it changed the schema itself.
+    pub fn seal(
+        &self,
+        conn: &Connection,
+        tables: Vec<TableChanges>,
         schema: Option<u64>,
     ) -> Result<Option<Sealed>, SqlError> {
-        let tables = capture.collect(conn, shapes, version, &mut |t| self.replicated(t))?;
         if tables.iter().all(|t| t.rows.is_empty()) {
             return Ok(None);
         }
         let seq = self.next_seq.load(Ordering::SeqCst);
         let hlc = self.hlc.now();
+        // Causal (and bounded) changes carry what this site had applied when they were
+        // written: no site shows them before it has applied as much (COPS-style).
+        let causal = tables
+            .iter()
+            .any(|t| matches!(self.policy.level(&t.table), Level::Causal | Level::Bounded));
+        let deps = if causal {
+            let mut d: Vec<(u64, u64)> = self
+                .applied
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter(|(_, pos)| **pos > 0)
+                .map(|(s, p)| (*s, *p))
+                .collect();
+            d.sort_unstable();
+            d
+        } else {
+            Vec::new()
+        };
         sql_capture::apply::stamp(conn, &tables, RowClock { hlc, site: self.id })?;
         let entry = Entry {
             origin: self.id,
             seq,
             hlc,
             schema: schema.unwrap_or_else(|| self.schema_pos()),
-            deps: Vec::new(),
+            deps,
             ddl: Vec::new(),
             tables,
         };
@@ -484,6 +517,275 @@ impl Replication {
         if let Err(e) = self.music.put(&key, s.bytes).await {
             tracing::warn!(seq = s.seq, "shipping log entry failed, will retry: {e}");
             self.lock_unshipped().insert(s.seq);
+        }
+    }
+}
+
+impl Replication {
+    /// The strong domains `tables` belong to, sorted.
+    pub fn strong_domains<'a>(&self, tables: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+        let mut d: Vec<String> = tables
+            .into_iter()
+            .filter_map(|t| self.policy.table(t).domain)
+            .collect();
+        d.sort();
+        d.dedup();
+        d
+    }
+
+    /// Makes this site the owner of `domains` (unless it is already, and nobody waits for
+    /// them): one multi-key lock ref over all of them, waiting up to the lock timeout. The
+    /// returned guards are used for one transaction and handed back with
+    /// [`Replication::end_use`]. `table` names the table in errors.
+    pub async fn acquire_domains(
+        &self,
+        domains: &[String],
+        table: &str,
+    ) -> Result<Vec<Arc<domains::Owned>>, SqlError> {
+        let what = format!("cannot write strong table \"{table}\"");
+        let mut map = self.ownership.owned.lock().await;
+        map.retain(|_, o| !o.guard.is_lost());
+        let usable = |o: &Arc<domains::Owned>| !self.ownership.is_wanted(o.lock_ref());
+        if domains.iter().all(|d| map.get(d).is_some_and(usable)) {
+            let mut out: Vec<Arc<domains::Owned>> = Vec::new();
+            for d in domains {
+                if let Some(o) = map.get(d) {
+                    if !out.iter().any(|x| Arc::ptr_eq(x, o)) {
+                        out.push(o.clone());
+                    }
+                }
+            }
+            return Ok(out);
+        }
+        // Give up what we hold of these domains (released once no transaction uses it),
+        // then take them all with one ref: queueing for several refs one by one could
+        // deadlock with another site doing the same in another order.
+        let mut give_up: Vec<Arc<domains::Owned>> = Vec::new();
+        for d in domains {
+            if let Some(o) = map.get(d).cloned() {
+                for other in &o.domains {
+                    map.remove(other);
+                }
+                if !give_up.iter().any(|x| Arc::ptr_eq(x, &o)) {
+                    give_up.push(o);
+                }
+            }
+        }
+        for o in give_up {
+            self.ownership.want(o.lock_ref());
+            release_if_unused(&self.ownership, o).await;
+        }
+        let keys: Vec<String> = domains.iter().map(|d| domain_lock_key(d)).collect();
+        let guard = self
+            .music
+            .lock(&keys, &self.site, self.lock_timeout)
+            .await
+            .map_err(|e| lock_error(&what, e))?;
+        let mut heads = HashMap::new();
+        for d in domains {
+            let h = decode_head(
+                guard
+                    .get(&domain_head(d))
+                    .await
+                    .map_err(|e| lock_error(&what, e))?,
+            )?;
+            heads.insert(d.clone(), h);
+        }
+        tracing::debug!(?domains, lock_ref = guard.lock_ref(), "now owns");
+        let owned = Arc::new(domains::Owned::new(guard, domains.to_vec(), heads));
+        for d in domains {
+            map.insert(d.clone(), owned.clone());
+        }
+        Ok(vec![owned])
+    }
+
+    /// Entry `seq` of `domain`'s log, read under the lock (quorum).
+    pub async fn read_domain_entry(
+        &self,
+        owned: &domains::Owned,
+        domain: &str,
+        seq: u64,
+    ) -> Result<Entry, SqlError> {
+        let v = owned
+            .guard
+            .get(&domain_key(domain, seq))
+            .await
+            .map_err(|e| lock_error(&format!("cannot read the log of domain {domain}"), e))?
+            .ok_or_else(|| {
+                SqlError::coded(
+                    "XX001",
+                    format!(
+                        "entry {seq} of domain {domain} is missing although its head is past it"
+                    ),
+                )
+            })?;
+        Entry::decode(&v.value).map_err(|e| SqlError::coded("XX001", e.to_string()))
+    }
+
+    /// Applies entry `seq` of `domain`'s log inside the caller's transaction.
+    pub fn apply_domain_entry(
+        &self,
+        conn: &Connection,
+        shapes: &mut Shapes,
+        version: u64,
+        domain: &str,
+        seq: u64,
+        entry: &Entry,
+    ) -> Result<(), SqlError> {
+        self.hlc.observe(entry.hlc);
+        for t in &entry.tables {
+            sql_capture::apply::apply(conn, shapes, version, t, entry.clock())
+                .map_err(|e| SqlError::coded("XX000", e.to_string()))?;
+        }
+        set_applied(conn, &format!("domain:{domain}"), seq)?;
+        Ok(())
+    }
+
+    /// Before COMMIT, inside the transaction: stamps the transaction's changes to strong
+    /// tables and builds one entry per domain (not yet shipped: [`Replication::put_strong`]).
+    /// Returns those, and the other changes, for the site log.
+    pub fn prepare_strong(
+        &self,
+        conn: &Connection,
+        owned: &[Arc<domains::Owned>],
+        changes: Vec<TableChanges>,
+        schema: Option<u64>,
+    ) -> Result<(Vec<StrongEntry>, Vec<TableChanges>), SqlError> {
+        let mut rest = Vec::new();
+        let mut by_domain: std::collections::BTreeMap<String, Vec<TableChanges>> =
+            Default::default();
+        for t in changes {
+            match self.policy.table(&t.table).domain {
+                Some(d) if !t.rows.is_empty() => by_domain.entry(d).or_default().push(t),
+                Some(_) => {}
+                None => rest.push(t),
+            }
+        }
+        let mut out = Vec::new();
+        for (domain, tables) in by_domain {
+            let table = tables.first().map(|t| t.table.clone()).unwrap_or_default();
+            let what = format!("cannot write strong table \"{table}\"");
+            let Some(o) = owned.iter().find(|o| o.domains.contains(&domain)) else {
+                return Err(SqlError::coded(
+                    "40001",
+                    format!("{what}: it was changed (by a trigger or cascade?) without its domain lock; write it directly"),
+                ));
+            };
+            let seq = o.head(&domain) + 1;
+            let hlc = self.hlc.now();
+            sql_capture::apply::stamp(conn, &tables, RowClock { hlc, site: self.id })?;
+            let entry = Entry {
+                origin: self.id,
+                seq,
+                hlc,
+                schema: schema.unwrap_or_else(|| self.schema_pos()),
+                deps: Vec::new(),
+                ddl: Vec::new(),
+                tables,
+            };
+            set_applied(conn, &format!("domain:{domain}"), seq)?;
+            out.push(StrongEntry {
+                owned: o.clone(),
+                domain,
+                table,
+                seq,
+                bytes: Bytes::from(entry.encode()),
+            });
+        }
+        Ok((out, rest))
+    }
+
+    /// Appends prepared strong entries to their domains' logs (entry, then head): a quorum
+    /// holds them when this returns; then the transaction may commit.
+    pub async fn put_strong(&self, entries: &[StrongEntry]) -> Result<(), SqlError> {
+        for e in entries {
+            let what = format!("cannot write strong table \"{}\"", e.table);
+            if e.owned.guard.is_lost() {
+                return Err(SqlError::coded(
+                    "40001",
+                    format!("{what}: this site's lock on domain {} ran out; nothing was committed, retry the transaction", e.domain),
+                ));
+            }
+            e.owned
+                .guard
+                .put(&domain_key(&e.domain, e.seq), e.bytes.clone())
+                .await
+                .map_err(|err| lock_error(&what, err))?;
+            e.owned
+                .guard
+                .put(
+                    &domain_head(&e.domain),
+                    Bytes::copy_from_slice(&e.seq.to_be_bytes()),
+                )
+                .await
+                .map_err(|err| lock_error(&what, err))?;
+            e.owned.set_head(&e.domain, e.seq);
+        }
+        Ok(())
+    }
+
+    /// A transaction that used `owned` ended: hands over the locks another site waits for.
+    pub async fn end_use(&self, owned: Vec<Arc<domains::Owned>>) {
+        let wanted: Vec<Arc<domains::Owned>> = owned
+            .into_iter()
+            .filter(|o| self.ownership.is_wanted(o.lock_ref()))
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let mut map = self.ownership.owned.lock().await;
+        for o in wanted {
+            for d in &o.domains {
+                if map.get(d).is_some_and(|x| Arc::ptr_eq(x, &o)) {
+                    map.remove(d);
+                }
+            }
+            release_if_unused(&self.ownership, o).await;
+        }
+    }
+}
+
+/// Releases a lock nobody else references any more (else its last user will).
+async fn release_if_unused(ownership: &domains::Ownership, o: Arc<domains::Owned>) {
+    if let Ok(o) = Arc::try_unwrap(o) {
+        let r = o.guard.lock_ref();
+        match o.guard.release().await {
+            Ok(_) => tracing::debug!(lock_ref = r, "handed a domain over"),
+            Err(e) => tracing::warn!(lock_ref = r, "releasing a domain lock: {e}"),
+        }
+        ownership.forget(r);
+    }
+}
+
+/// Watches the lock table for refs queued behind a lock this site keeps, and hands those
+/// over at once when no transaction uses them (else at the end of the one that does).
+async fn handover(repl: Arc<Replication>, mut shutdown: watch::Receiver<bool>) {
+    let mut waiters = repl.music.waiters();
+    loop {
+        let (waiter, behind) = tokio::select! {
+            w = waiters.recv() => match w { Some(w) => w, None => return },
+            _ = shutdown.changed() => return,
+        };
+        let mut map = repl.ownership.owned.lock().await;
+        let mut give: Vec<Arc<domains::Owned>> = Vec::new();
+        for o in map.values() {
+            if behind.contains(&o.lock_ref()) && !give.iter().any(|x| Arc::ptr_eq(x, o)) {
+                give.push(o.clone());
+            }
+        }
+        for o in give {
+            tracing::debug!(
+                waiter,
+                lock_ref = o.lock_ref(),
+                "another site waits for a domain"
+            );
+            repl.ownership.want(o.lock_ref());
+            if domains::unused(&o) {
+                for d in &o.domains {
+                    map.remove(d);
+                }
+                release_if_unused(&repl.ownership, o).await;
+            }
         }
     }
 }

@@ -127,6 +127,46 @@ async fn run(
                 }
             }
         }
+        // Strong domains' logs, for the sites that do not own them.
+        for domain in strong_domains(&repl, &store) {
+            let log = format!("domain:{domain}");
+            loop {
+                let next = match applied_pos(&conn, &log) {
+                    Ok(p) => p + 1,
+                    Err(e) => {
+                        tracing::warn!("reading applied positions: {e}");
+                        break;
+                    }
+                };
+                let key = domain_key(&domain, next);
+                let value = match repl.music.store().local().get(&key) {
+                    Ok(Some(v)) => v.value,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(%key, "reading the key space: {e}");
+                        break;
+                    }
+                };
+                match apply_domain(&repl, &store, &conn, &mut shapes, &domain, next, &value).await {
+                    Ok(Step::Applied) => {
+                        progressed = true;
+                        complained = None;
+                    }
+                    Ok(Step::Wait) => {
+                        waiting = true;
+                        break;
+                    }
+                    Err(e) => {
+                        let msg = format!("applying {key}: {e}");
+                        if complained.as_deref() != Some(msg.as_str()) {
+                            tracing::error!("{msg}; will retry");
+                            complained = Some(msg);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
         for peer in &peers {
             loop {
                 let next = repl.applied_of(peer.id) + 1;
@@ -167,6 +207,7 @@ async fn run(
         // hand-off or anti-entropy. Also when an entry waits for a schema change.
         if waiting && last_pull.elapsed() >= PULL_EVERY {
             pull_next(&repl, &peers).await;
+            pull_domains(&repl, &store, &conn).await;
             last_pull = tokio::time::Instant::now();
             continue;
         }
@@ -177,6 +218,7 @@ async fn run(
         };
         if idle {
             pull_next(&repl, &peers).await;
+            pull_domains(&repl, &store, &conn).await;
             last_pull = tokio::time::Instant::now();
         }
     }
@@ -195,6 +237,73 @@ async fn pull_next(repl: &Replication, peers: &[Site]) {
     for key in keys {
         if let Err(e) = repl.music.store().read_newest(&key).await {
             tracing::debug!(%key, "pulling from the other sites: {e}");
+        }
+    }
+}
+
+/// The strong domains of the tables this site has.
+fn strong_domains(repl: &Replication, store: &Store) -> Vec<String> {
+    let cat = store.catalog();
+    let names: Vec<String> = cat.tables().map(|t| t.name.clone()).collect();
+    repl.strong_domains(&names)
+}
+
+async fn pull_domains(repl: &Replication, store: &Store, conn: &Connection) {
+    let mut keys = Vec::new();
+    for d in strong_domains(repl, store) {
+        if let Ok(p) = applied_pos(conn, &format!("domain:{d}")) {
+            keys.push(domain_key(&d, p + 1));
+        }
+    }
+    for key in keys {
+        if let Err(e) = repl.music.store().read_newest(&key).await {
+            tracing::debug!(%key, "pulling from the other sites: {e}");
+        }
+    }
+}
+
+/// Applies entry `seq` of a strong domain's log written by another site.
+#[allow(clippy::too_many_arguments)]
+async fn apply_domain(
+    repl: &Replication,
+    store: &Arc<Store>,
+    conn: &Connection,
+    shapes: &mut Shapes,
+    domain: &str,
+    seq: u64,
+    bytes: &[u8],
+) -> anyhow::Result<Step> {
+    let entry = Entry::decode(bytes)?;
+    if entry.seq != seq {
+        anyhow::bail!("entry names position {}, expected {seq}", entry.seq);
+    }
+    if entry.schema > repl.schema_pos() {
+        return Ok(Step::Wait);
+    }
+    let guard = store.lock_writer().await;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| -> Result<bool, crate::errors::SqlError> {
+        if applied_pos(conn, &format!("domain:{domain}"))? >= seq {
+            return Ok(false);
+        }
+        let version = store.catalog().version;
+        repl.apply_domain_entry(conn, shapes, version, domain, seq, &entry)?;
+        Ok(true)
+    })();
+    match result {
+        Ok(_) => {
+            let (r, ticket) = store.commit(conn);
+            if let Err(e) = r {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
+            drop(guard);
+            store.wait_durable(ticket).await;
+            Ok(Step::Applied)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(anyhow::anyhow!("{e}"))
         }
     }
 }
@@ -218,6 +327,15 @@ async fn apply_entry(
         );
     }
     if entry.schema > repl.schema_pos() {
+        return Ok(Step::Wait);
+    }
+    // Causal: not before everything its writer had applied.
+    if let Some((site, pos)) = entry
+        .deps
+        .iter()
+        .find(|(s, pos)| *s != repl.id && repl.applied_of(*s) < *pos)
+    {
+        tracing::debug!(from = %peer.name, seq, dep_site = site, dep_pos = pos, "waiting for a dependency");
         return Ok(Step::Wait);
     }
     let guard = store.lock_writer().await;
