@@ -541,6 +541,41 @@ const VIEWS: &[View] = &[
         ],
         body: EMPTY,
     },
+    // mdbc's own views of the cluster (see replication::Replication::sites_json).
+    View {
+        name: "mdbc_sites",
+        columns: &[
+            ("site", Text),
+            ("address", Text),
+            ("is_self", Bool),
+            ("reachable", Bool),
+            ("applied", PgType::Int8),
+            ("lag_ms", PgType::Int8),
+        ],
+        body: Some(Body::Sql(
+            "SELECT json_extract(value, '$.site'), json_extract(value, '$.address'), \
+                    json_extract(value, '$.is_self'), json_extract(value, '$.reachable'), \
+                    json_extract(value, '$.applied'), json_extract(value, '$.lag_ms') \
+             FROM json_each(__mdbc_sites())",
+        )),
+    },
+    View {
+        name: "mdbc_tables",
+        columns: &[
+            ("table_name", Text),
+            ("level", Text),
+            ("domain", Text),
+            ("owner", Text),
+            ("log_position", PgType::Int8),
+        ],
+        body: Some(Body::Sql(
+            "SELECT s.name, json_extract(j.value, '$.level'), json_extract(j.value, '$.domain'), \
+                    json_extract(j.value, '$.owner'), json_extract(j.value, '$.position') \
+             FROM sqlite_schema s, json_each(__mdbc_table_policy(s.name)) j \
+             WHERE s.type = 'table' AND s.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+               AND s.name NOT LIKE '\\_\\_mdbc%' ESCAPE '\\'",
+        )),
+    },
     View {
         name: "pg_tablespace",
         columns: &[
@@ -1415,7 +1450,8 @@ pub fn refresh(conn: &Connection) -> rusqlite::Result<()> {
             let mut stmt = conn.prepare(
                 r#"SELECT name FROM sqlite_schema WHERE type = 'view'
                   AND (name LIKE 'pg\_%' ESCAPE '\' OR name LIKE '\_\_mdbc\_v\_%' ESCAPE '\'
-                       OR name LIKE 'information\_schema\_%' ESCAPE '\')"#,
+                       OR name LIKE 'information\_schema\_%' ESCAPE '\'
+                       OR name IN ('mdbc_sites', 'mdbc_tables'))"#,
             )?;
             let names = stmt.query_map([], |r| r.get(0))?;
             names.collect::<rusqlite::Result<_>>()?
@@ -1484,6 +1520,7 @@ mod tests {
             |_| Ok(r#"{"work_mem":"4MB"}"#),
         )
         .unwrap();
+        crate::store::register_cluster_functions(&conn, Default::default()).unwrap();
         refresh(&conn).unwrap();
         conn
     }

@@ -97,7 +97,7 @@ pub struct Store {
     write_epoch: AtomicU64,
     epoch_changed: tokio::sync::watch::Sender<u64>,
     catalog: RwLock<Arc<Catalog>>,
-    replication: std::sync::OnceLock<Arc<crate::replication::Replication>>,
+    replication: Arc<std::sync::OnceLock<Arc<crate::replication::Replication>>>,
     catalog_version: AtomicU64,
     published_version: AtomicU64,
     sequences: Arc<Mutex<Sequences>>,
@@ -158,7 +158,7 @@ impl Store {
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             write_epoch: AtomicU64::new(0),
             epoch_changed: tokio::sync::watch::channel(0).0,
-            replication: std::sync::OnceLock::new(),
+            replication: Arc::default(),
             catalog: RwLock::new(Arc::new(Catalog::default())),
             published_version: AtomicU64::new(0),
             catalog_version: AtomicU64::new(1),
@@ -353,6 +353,7 @@ impl Store {
         conn.set_prepared_statement_cache_capacity(128);
         rusqlite::vtab::series::load_module(&conn)?;
         register_functions(&conn, ident, self.sequences.clone())?;
+        register_cluster_functions(&conn, self.replication.clone())?;
         self.interrupts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -692,6 +693,34 @@ pub enum RebuildError {
     /// Existing rows break the new foreign key.
     #[error("insert or update violates foreign key constraint ({0} rows)")]
     ForeignKey(i64),
+}
+
+/// `__mdbc_sites()` and `__mdbc_table_policy(name)`, behind the `mdbc_sites` and
+/// `mdbc_tables` views: JSON from the cluster state (one row for this site when single).
+pub(crate) fn register_cluster_functions(
+    conn: &Connection,
+    repl: Arc<std::sync::OnceLock<Arc<crate::replication::Replication>>>,
+) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8;
+    let r = repl.clone();
+    conn.create_scalar_function("__mdbc_sites", 0, flags, move |_| {
+        Ok(match r.get() {
+            Some(r) => r.sites_json(),
+            None => serde_json::json!([{
+                "site": "main", "address": null, "is_self": true, "reachable": true,
+                "applied": null, "lag_ms": null
+            }])
+            .to_string(),
+        })
+    })?;
+    conn.create_scalar_function("__mdbc_table_policy", 1, flags, move |ctx| {
+        let name: String = ctx.get(0)?;
+        Ok(match repl.get() {
+            Some(r) => r.table_json(&name),
+            None => serde_json::json!([{ "level": "local" }]).to_string(),
+        })
+    })?;
+    Ok(())
 }
 
 /// Serial sequences: the last value each gave (or the column's maximum at start-up).

@@ -43,8 +43,16 @@ async fn content_hash(c: &Client, table: &str) -> anyhow::Result<u64> {
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Each test runs three or more servers; on a 2-core machine they run one at a time, so
+/// that timings (leases, lock timeouts) mean what they say.
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_and_schema_changes_reach_every_site() {
+    let _serial = serial().await;
     let cluster = Cluster::start(3, "").unwrap();
     let a = client(cluster.site(0)).await;
     let b = client(cluster.site(1)).await;
@@ -131,10 +139,27 @@ async fn writes_and_schema_changes_reach_every_site() {
         _ => None,
     });
     assert_eq!(site.as_deref(), Some("b"));
+    // mdbc_sites lists every site, reachable, with what b applied of each.
+    let sites = eventually(WAIT, "every site reachable in mdbc_sites", || async {
+        let r = rows(&b, "mdbc_sites").await?;
+        Ok((r.len() == 3 && r.iter().all(|l| l.split('|').nth(3) == Some("t"))).then_some(r))
+    })
+    .await
+    .unwrap();
+    assert!(
+        sites[1].starts_with("b|") && sites[1].split('|').nth(2) == Some("t"),
+        "{sites:?}"
+    );
+    let tables = rows(&b, "mdbc_tables").await.unwrap();
+    assert_eq!(
+        tables,
+        vec!["t|eventual|NULL|NULL|NULL", "u|eventual|NULL|NULL|NULL"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_conflicting_updates_converge() {
+    let _serial = serial().await;
     let cluster = Cluster::start(3, "").unwrap();
     let a = client(cluster.site(0)).await;
     a.batch_execute("CREATE TABLE kv (k int PRIMARY KEY, v text, n int)")
@@ -201,6 +226,7 @@ async fn futures_join(cluster: &Cluster) -> Vec<Client> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_site_catches_up_when_it_returns() {
+    let _serial = serial().await;
     let mut cluster = Cluster::start(3, "").unwrap();
     let a = client(cluster.site(0)).await;
     a.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
@@ -244,6 +270,7 @@ async fn a_killed_site_catches_up_when_it_returns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_with_the_wrong_secret_is_refused() {
+    let _serial = serial().await;
     let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
     let ports: Vec<u16> = (0..3).map(|_| tests::free_port().unwrap()).collect();
     let a = Server::start_with_config(&site_config(&names, &ports, 0, tests::cluster::SECRET, ""))
@@ -297,6 +324,7 @@ async fn reply_and_post(c: &Client) -> anyhow::Result<(i64, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn causal_a_reply_is_never_visible_without_its_post() {
+    let _serial = serial().await;
     let cluster = Cluster::start_with_proxies(3, "[tables]\ndefault = \"causal\"").unwrap();
     let a = client(cluster.site(0)).await;
     let b = client(cluster.site(1)).await;
@@ -380,6 +408,7 @@ async fn bank_state(c: &Client) -> anyhow::Result<(i64, Vec<i64>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strong_transfers_from_every_site_keep_the_total_and_lose_nothing() {
+    let _serial = serial().await;
     let cluster = Cluster::start(3, BANK).unwrap();
     let a = client(cluster.site(0)).await;
     a.batch_execute(
@@ -404,7 +433,7 @@ async fn strong_transfers_from_every_site_keep_the_total_and_lose_nothing() {
     for (site, c) in clients.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
             let mut acked = Vec::new();
-            for n in 0..15i64 {
+            for n in 0..10i64 {
                 let id = site as i64 * 1000 + n;
                 let from = ((n * 3 + site as i64) % 10 + 1) as i32;
                 let to = ((n * 7 + 1 + site as i64) % 10 + 1) as i32;
@@ -443,6 +472,11 @@ async fn strong_transfers_from_every_site_keep_the_total_and_lose_nothing() {
         .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
         assert!(ids.len() >= acked.len());
     }
+    let t = rows(&clients[0], "mdbc_tables").await.unwrap();
+    assert!(
+        t.iter().any(|r| r.starts_with("accounts|strong|payments|")),
+        "{t:?}"
+    );
     let hashes = eventually(WAIT, "identical accounts everywhere", || async {
         let mut hs = Vec::new();
         for c in &clients {
@@ -457,6 +491,7 @@ async fn strong_transfers_from_every_site_keep_the_total_and_lose_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_owner_moves_the_domain_and_loses_nothing_acknowledged() {
+    let _serial = serial().await;
     let mut cluster = Cluster::start(3, BANK).unwrap();
     let a = client(cluster.site(0)).await;
     a.batch_execute(
@@ -503,6 +538,7 @@ async fn killing_the_owner_moves_the_domain_and_loses_nothing_acknowledged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_site_serves_eventual_tables_refuses_strong_writes_and_converges() {
+    let _serial = serial().await;
     let cluster = Cluster::start_with_proxies(3, BANK).unwrap();
     let a = client(cluster.site(0)).await;
     let c = client(cluster.site(2)).await;
@@ -534,6 +570,15 @@ async fn a_partitioned_site_serves_eventual_tables_refuses_strong_writes_and_con
         "the refusal took {:?}",
         started.elapsed()
     );
+    eventually(WAIT, "c to see a and b unreachable", || async {
+        let r = rows(&c, "mdbc_sites").await?;
+        Ok(r.iter()
+            .filter(|l| !l.starts_with("c|"))
+            .all(|l| l.split('|').nth(3) == Some("f"))
+            .then_some(()))
+    })
+    .await
+    .unwrap();
     // The majority side carries on.
     assert!(transfer(&a, 1, 1, 2, 3).await);
     a.batch_execute("INSERT INTO notes VALUES (1, 'written at a')")

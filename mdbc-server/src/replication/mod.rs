@@ -97,6 +97,10 @@ pub struct Replication {
     unshipped: Mutex<BTreeSet<u64>>,
     lock_timeout: Duration,
     ownership: domains::Ownership,
+    bind: String,
+    // Per other site: whether its cluster port answered lately, and the delay (ms) between
+    // writing and applying here of the last entry applied from it.
+    health: Mutex<HashMap<u64, (bool, Option<u64>)>>,
 }
 
 /// Serial values are striped over this many slots, one per site.
@@ -266,6 +270,8 @@ impl Replication {
             unshipped: Mutex::new(BTreeSet::new()),
             lock_timeout: Duration::from_millis(cluster.lock_timeout_ms),
             ownership: domains::Ownership::default(),
+            bind: cluster.bind.to_string(),
+            health: Mutex::new(HashMap::new()),
         });
         repl.hlc.observe(max_clock as u64);
         // Whatever this site committed but MUSIC does not hold (a crash between the two)
@@ -286,6 +292,7 @@ impl Replication {
         drop(conn);
         tokio::spawn(reshipper(repl.clone(), store.clone(), shutdown.clone()));
         tokio::spawn(handover(repl.clone(), shutdown.clone()));
+        tokio::spawn(probe(repl.clone(), shutdown.clone()));
         replicator::spawn(repl.clone(), store, shutdown)?;
         Ok(repl)
     }
@@ -786,6 +793,78 @@ async fn handover(repl: Arc<Replication>, mut shutdown: watch::Receiver<bool>) {
                 }
                 release_if_unused(&repl.ownership, o).await;
             }
+        }
+    }
+}
+
+impl Replication {
+    fn health(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (bool, Option<u64>)>> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// After applying an entry from `site` written at `hlc`: how late it came.
+    pub(crate) fn record_lag(&self, site: u64, hlc: u64) {
+        let written_ms = hlc >> 16;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        self.health().entry(site).or_insert((true, None)).1 =
+            Some(now_ms.saturating_sub(written_ms));
+    }
+
+    /// `mdbc_sites`: this site and each other one, as JSON rows.
+    pub fn sites_json(&self) -> String {
+        let health = self.health().clone();
+        let mut rows = vec![serde_json::json!({
+            "site": self.site, "address": self.bind, "is_self": true, "reachable": true,
+            "applied": self.next_seq.load(Ordering::SeqCst).saturating_sub(1), "lag_ms": 0,
+        })];
+        for p in &self.peers {
+            let (reachable, lag) = health.get(&p.id).copied().unwrap_or((false, None));
+            rows.push(serde_json::json!({
+                "site": p.name, "address": p.addr, "is_self": false, "reachable": reachable,
+                "applied": self.applied_of(p.id), "lag_ms": lag,
+            }));
+        }
+        serde_json::Value::Array(rows).to_string()
+    }
+
+    /// `mdbc_tables`: one table's level, domain, owner (this site when it owns the
+    /// domain; unknown here otherwise) and domain-log position known here.
+    pub fn table_json(&self, table: &str) -> String {
+        let p = self.policy.table(table);
+        let owned = p.domain.as_ref().and_then(|d| {
+            self.ownership
+                .owned
+                .try_lock()
+                .ok()
+                .and_then(|m| m.get(d).map(|o| o.head(d)))
+        });
+        serde_json::json!([{
+            "level": p.level.name(),
+            "domain": p.domain,
+            "owner": owned.map(|_| self.site.clone()),
+            "position": owned,
+        }])
+        .to_string()
+    }
+}
+
+/// Notes which other sites answer an authenticated call (for `mdbc_sites`), every second.
+async fn probe(repl: Arc<Replication>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let answers = repl
+            .music
+            .store()
+            .reachable(Duration::from_millis(500))
+            .await;
+        for (id, up) in answers {
+            repl.health().entry(id).or_insert((false, None)).0 = up;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
         }
     }
 }

@@ -366,6 +366,7 @@ async fn apply_entry(
             store.wait_durable(ticket).await;
             repl.hlc.observe(entry.hlc);
             repl.set_applied_of(peer.id, seq);
+            repl.record_lag(peer.id, entry.hlc);
             Step::Applied
         }
         Err(ApplyError::SchemaBehind { table, why }) => {

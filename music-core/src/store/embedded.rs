@@ -230,6 +230,25 @@ impl EmbeddedStore {
         Ok(newest)
     }
 
+    /// Which peers answer an authenticated call within `timeout` (a read of a key nobody
+    /// writes), by id.
+    pub async fn reachable(&self, timeout: Duration) -> Vec<(u64, bool)> {
+        let mut out = Vec::new();
+        for (i, p) in self.inner.peers.iter().enumerate() {
+            let req = Request::Read {
+                key: "__ping".into(),
+                fence: None,
+                sync: false,
+            };
+            let ok = matches!(
+                tokio::time::timeout(timeout, self.inner.call(i, &req)).await,
+                Ok(Ok(Response::Value(_)))
+            );
+            out.push((p.id, ok));
+        }
+        out
+    }
+
     /// This node's replica.
     pub fn local(&self) -> &LocalStore {
         &self.inner.local
