@@ -1242,7 +1242,11 @@ impl Session {
         result_binary: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Outcome> {
         let published = self.store.published_version();
-        if published != self.seen_catalog {
+        // Not at a write inside a block that has not read yet: starting a read snapshot
+        // there, before queueing for the writer, would make its write fail as stale.
+        if published != self.seen_catalog
+            && (self.conn.is_autocommit() || plan.kind == StmtKind::Read)
+        {
             // Another session or the replicator changed the schema. SQLite notices only
             // when a statement runs (and then re-prepares it), so a statement prepared now
             // would still report the old result columns: run one statement against the
