@@ -49,7 +49,8 @@ const HELPERS: &[(&str, &str)] = &[
             AND s.name NOT LIKE 'sqlite\_%' ESCAPE '\'
             AND s.name NOT LIKE '\_\_mdbc%' ESCAPE '\'
             AND NOT (s.type = 'view' AND (s.name LIKE 'pg\_%' ESCAPE '\'
-                     OR s.name LIKE 'information\_schema\_%' ESCAPE '\'))"#,
+                     OR s.name LIKE 'information\_schema\_%' ESCAPE '\'
+                     OR s.name IN ('mdbc_sites', 'mdbc_tables')))"#,
     ),
     (
         "__mdbc_v_column",
