@@ -439,6 +439,14 @@ impl Session {
         })
     }
 
+    /// The replicator's session: it applies other sites' changes, so it captures nothing
+    /// and takes no cluster lock.
+    pub fn applier(store: Arc<Store>, ident: SessionIdent) -> Result<Session> {
+        let mut s = Session::new(store, ident)?;
+        s.applier = true;
+        Ok(s)
+    }
+
     /// Backend pid.
     pub fn pid(&self) -> i32 {
         self.ident.pid
@@ -749,12 +757,10 @@ impl Session {
         if self.write_guard.is_none() {
             self.write_guard = Some(self.store.lock_writer().await);
         }
-        if self.capture.is_none() && !self.applier {
-            if let Some(r) = self.store.replication() {
-                // Safety: `capture` is declared before `conn` in Session and is cleared at
-                // every transaction end, so it never outlives the connection.
-                self.capture = Some(unsafe { r.capture(&self.conn) }?);
-            }
+        if self.capture.is_none() && !self.applier && self.store.replication().is_some() {
+            // Safety: `capture` is declared before `conn` in Session and is cleared at
+            // every transaction end, so it never outlives the connection.
+            self.capture = Some(unsafe { Capture::start(&self.conn) }?);
         }
         Ok(())
     }
@@ -940,7 +946,6 @@ impl Session {
     /// The replicator's session: applies schema-log entry `seq` in its own transaction,
     /// recording the position with it. Returns whether it was new here.
     pub async fn apply_schema_entry(&mut self, seq: u64, ddl: &[String]) -> Result<bool> {
-        self.applier = true;
         self.ensure_write_lock().await?;
         let r = self.store.replication().cloned();
         if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
@@ -1036,7 +1041,24 @@ impl Session {
                 let version = self.catalog().version;
                 let tables = match self.collected.take() {
                     Some(t) => t,
-                    None => r.collect(&self.conn, &capture, &mut self.table_shapes, version)?,
+                    None => {
+                        let t = r.collect(&self.conn, &capture, &mut self.table_shapes, version)?;
+                        // Strong rows reach other sites only through their domain log
+                        // (publish_strong); never let them slip into the site log.
+                        if let Some(x) = t
+                            .iter()
+                            .find(|x| r.policy().table(&x.table).domain.is_some())
+                        {
+                            return Err(SqlError::coded(
+                                "40001",
+                                format!(
+                                    "cannot write strong table \"{}\": it was changed (by a trigger or cascade?) without its domain lock; write it directly",
+                                    x.table
+                                ),
+                            ));
+                        }
+                        t
+                    }
                 };
                 r.seal(&self.conn, tables, schema)?
             }
@@ -1611,10 +1633,16 @@ impl Session {
                 c.error = Some(e);
             }
         }
-        let result = match c.error.take() {
+        let mut result = match c.error.take() {
             Some(e) => Err(e),
             None => Ok(format!("COPY {}", c.rows)),
         };
+        if c.own_transaction && result.is_ok() {
+            // COPY into a strong table commits through its domain log, as a write does.
+            if let Err(e) = self.publish_strong().await {
+                result = Err(e);
+            }
+        }
         let (result, committed) = self.finish_copy(c.own_transaction, result);
         if result.is_ok() {
             Self::acknowledge(self.store.clone(), committed).await;

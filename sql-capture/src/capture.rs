@@ -191,12 +191,37 @@ impl Capture {
         let mut input: &[u8] = &bytes;
         let reader: &mut dyn Read = &mut input;
         let mut it = ChangesetIter::start_strm(&reader)?;
+        // A changeset lists each table's rows together: decide once per table, not per
+        // row. The slot is the table's place in `out` (None: not wanted).
+        let mut current: Option<(String, Option<usize>)> = None;
         while let Some(item) = it.next()? {
             let op = item.op()?;
             let table = op.table_name();
-            if !wanted(table) {
-                continue;
-            }
+            let slot = match &current {
+                Some((t, slot)) if t == table => *slot,
+                _ => {
+                    let mut slot = None;
+                    if wanted(table) {
+                        if let Some(shape) = shapes.get(conn, version, table)? {
+                            slot = Some(match out.iter().position(|t| t.table == table) {
+                                Some(i) => i,
+                                None => {
+                                    out.push(TableChanges {
+                                        table: table.to_string(),
+                                        columns: shape.columns.clone(),
+                                        pk: shape.pk.clone(),
+                                        rows: Vec::new(),
+                                    });
+                                    out.len() - 1
+                                }
+                            });
+                        }
+                    }
+                    current = Some((table.to_string(), slot));
+                    slot
+                }
+            };
+            let Some(slot) = slot else { continue };
             let Some(shape) = shapes.get(conn, version, table)? else {
                 continue;
             };
@@ -223,18 +248,6 @@ impl Capture {
                     )
                 }
                 _ => read_image(conn, shape, &key)?,
-            };
-            let slot = match out.iter().position(|t| t.table == table) {
-                Some(i) => i,
-                None => {
-                    out.push(TableChanges {
-                        table: table.to_string(),
-                        columns: shape.columns.clone(),
-                        pk: shape.pk.clone(),
-                        rows: Vec::new(),
-                    });
-                    out.len() - 1
-                }
             };
             out[slot].rows.push(RowImage { key, values });
         }

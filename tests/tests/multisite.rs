@@ -199,16 +199,15 @@ async fn concurrent_conflicting_updates_converge() {
         clients.push(t.await.unwrap());
     }
     // Converged: the same content hash at every site (polled until it holds).
-    let hashes = eventually(WAIT, "identical content at every site", || async {
+    eventually(WAIT, "identical content at every site", || async {
         let mut hs = Vec::new();
         for c in &clients {
             hs.push(content_hash(c, "kv").await?);
         }
-        Ok(hs.windows(2).all(|w| w[0] == w[1]).then_some(hs))
+        Ok(hs.windows(2).all(|w| w[0] == w[1]).then_some(()))
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
-    assert_eq!(hashes.len(), 3);
     // Every surviving value is one some site wrote.
     for r in rows(&clients[0], "kv").await.unwrap() {
         let v = r.split('|').nth(1).unwrap_or("");
@@ -459,34 +458,41 @@ async fn strong_transfers_from_every_site_keep_the_total_and_lose_nothing() {
     for (i, c) in clients.iter().enumerate() {
         // The total is exact at every moment a site shows (strong tables are applied a
         // domain entry at a time), and every acknowledged transfer arrives.
-        let ids = eventually(
+        eventually(
             WAIT,
             &format!("every acknowledged transfer at site {i}"),
             || async {
                 let (total, ids) = bank_state(c).await?;
                 assert_eq!(total, 10_000, "site {i} shows a total of {total}");
-                Ok(acked.iter().all(|a| ids.contains(a)).then_some(ids))
+                Ok(acked.iter().all(|a| ids.contains(a)).then_some(()))
             },
         )
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
-        assert!(ids.len() >= acked.len());
     }
     let t = rows(&clients[0], "mdbc_tables").await.unwrap();
     assert!(
         t.iter().any(|r| r.starts_with("accounts|strong|payments|")),
         "{t:?}"
     );
-    let hashes = eventually(WAIT, "identical accounts everywhere", || async {
-        let mut hs = Vec::new();
-        for c in &clients {
-            hs.push(content_hash(c, "accounts").await?);
-        }
-        Ok(hs.windows(2).all(|w| w[0] == w[1]).then_some(hs))
-    })
+    // Every site ends with the same balances and the same transfers (including any that
+    // committed although their client saw an error).
+    eventually(
+        WAIT,
+        "identical accounts and transfers everywhere",
+        || async {
+            let mut hs = Vec::new();
+            for c in &clients {
+                hs.push((
+                    content_hash(c, "accounts").await?,
+                    content_hash(c, "transfers").await?,
+                ));
+            }
+            Ok(hs.windows(2).all(|w| w[0] == w[1]).then_some(()))
+        },
+    )
     .await
-    .unwrap();
-    assert_eq!(hashes.len(), 3);
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -510,13 +516,21 @@ async fn killing_the_owner_moves_the_domain_and_loses_nothing_acknowledged() {
     cluster.sites[0].kill().unwrap();
     let b = client(cluster.site(1)).await;
     // b takes over once a's lease (2 s in these tests) has run out.
-    let started = std::time::Instant::now();
     let took_over = eventually(WAIT, "b to take the domain over", || async {
         Ok(transfer(&b, 100, 2, 1, 5).await.then_some(()))
     })
     .await;
     took_over.unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     acked.push(100);
+    // COPY into a strong table commits through the domain log too.
+    let (out, ok) = cluster.sites[1]
+        .psql(
+            "COPY transfers FROM STDIN;\n101\t1\t1\t0\n\\.\n",
+            &["-v", "ON_ERROR_STOP=1"],
+        )
+        .unwrap();
+    assert!(ok, "{out}");
+    acked.push(101);
     let c = client(cluster.site(2)).await;
     for (name, site) in [("b", &b), ("c", &c)] {
         eventually(
@@ -533,7 +547,6 @@ async fn killing_the_owner_moves_the_domain_and_loses_nothing_acknowledged() {
     }
     let (_, ids) = bank_state(&b).await.unwrap();
     assert_eq!(ids, acked, "b lost or invented transfers");
-    assert!(started.elapsed() < WAIT);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -560,16 +573,12 @@ async fn a_partitioned_site_serves_eventual_tables_refuses_strong_writes_and_con
     c.batch_execute("INSERT INTO notes VALUES (3, 'written at c while cut off')")
         .await
         .unwrap();
-    let started = std::time::Instant::now();
-    assert!(
-        !transfer(&c, 300, 1, 2, 7).await,
-        "a strong write committed on the minority side"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "the refusal took {:?}",
-        started.elapsed()
-    );
+    // A watchdog, not a performance bound: the write must end (with an error) rather
+    // than wait forever; the configured lock timeout is 5 s.
+    let refused = tokio::time::timeout(Duration::from_secs(120), transfer(&c, 300, 1, 2, 7))
+        .await
+        .expect("a strong write on the minority side hung");
+    assert!(!refused, "a strong write committed on the minority side");
     eventually(WAIT, "c to see a and b unreachable", || async {
         let r = rows(&c, "mdbc_sites").await?;
         Ok(r.iter()

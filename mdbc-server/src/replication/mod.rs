@@ -98,6 +98,8 @@ pub struct Replication {
     lock_timeout: Duration,
     ownership: domains::Ownership,
     bind: String,
+    // This site's own row in `__mdbc_applied` ("site:<site>").
+    own_log: String,
     // Per other site: whether its cluster port answered lately, and the delay (ms) between
     // writing and applying here of the last entry applied from it.
     health: Mutex<HashMap<u64, (bool, Option<u64>)>>,
@@ -144,11 +146,11 @@ fn lock_error(what: &str, e: music_core::service::MusicError) -> SqlError {
 }
 
 /// Decodes a head record.
-fn decode_head(v: Option<music_core::store::Versioned>) -> Result<u64, SqlError> {
+pub(crate) fn decode_head(v: Option<bytes::Bytes>) -> Result<u64, SqlError> {
     match v {
         None => Ok(0),
         Some(v) => {
-            let b: [u8; 8] = v.value[..]
+            let b: [u8; 8] = v[..]
                 .try_into()
                 .map_err(|_| SqlError::coded("XX001", "a domain log head record is malformed"))?;
             Ok(u64::from_be_bytes(b))
@@ -271,6 +273,7 @@ impl Replication {
             lock_timeout: Duration::from_millis(cluster.lock_timeout_ms),
             ownership: domains::Ownership::default(),
             bind: cluster.bind.to_string(),
+            own_log: format!("site:{}", cfg.site),
             health: Mutex::new(HashMap::new()),
         });
         repl.hlc.observe(max_clock as u64);
@@ -385,7 +388,8 @@ impl Replication {
             guard
                 .get(&domain_head(SCHEMA_DOMAIN))
                 .await
-                .map_err(|e| lock_error(what, e))?,
+                .map_err(|e| lock_error(what, e))?
+                .map(|v| v.value),
         )?;
         Ok((guard, head))
     }
@@ -443,14 +447,6 @@ impl Replication {
         Ok(())
     }
 
-    /// Starts capturing a transaction's changes on `conn`.
-    ///
-    /// # Safety
-    /// The capture must be dropped before `conn` closes.
-    pub unsafe fn capture(&self, conn: &Connection) -> rusqlite::Result<Capture> {
-        Capture::start(conn)
-    }
-
     /// What the transaction changed in replicated tables (before its COMMIT).
     pub fn collect(
         &self,
@@ -476,7 +472,6 @@ impl Replication {
             return Ok(None);
         }
         let seq = self.next_seq.load(Ordering::SeqCst);
-        let hlc = self.hlc.now();
         // Causal (and bounded) changes carry what this site had applied when they were
         // written: no site shows them before it has applied as much (COPS-style).
         let causal = tables
@@ -496,8 +491,27 @@ impl Replication {
         } else {
             Vec::new()
         };
+        let entry = self.stamped_entry(conn, seq, tables, schema, deps)?;
+        let bytes = Bytes::from(entry.encode());
+        conn.prepare_cached("INSERT INTO __mdbc_site_log (seq, entry) VALUES (?1, ?2)")?
+            .execute(rusqlite::params![seq as i64, &bytes[..]])?;
+        set_applied(conn, &self.own_log, seq)?;
+        Ok(Some(Sealed { seq, bytes }))
+    }
+
+    /// Stamps the rows of `tables` with a fresh clock (inside the committing transaction)
+    /// and wraps them in an entry at position `seq` of a log.
+    fn stamped_entry(
+        &self,
+        conn: &Connection,
+        seq: u64,
+        tables: Vec<TableChanges>,
+        schema: Option<u64>,
+        deps: Vec<(u64, u64)>,
+    ) -> Result<Entry, SqlError> {
+        let hlc = self.hlc.now();
         sql_capture::apply::stamp(conn, &tables, RowClock { hlc, site: self.id })?;
-        let entry = Entry {
+        Ok(Entry {
             origin: self.id,
             seq,
             hlc,
@@ -505,12 +519,7 @@ impl Replication {
             deps,
             ddl: Vec::new(),
             tables,
-        };
-        let bytes = Bytes::from(entry.encode());
-        conn.prepare_cached("INSERT INTO __mdbc_site_log (seq, entry) VALUES (?1, ?2)")?
-            .execute(rusqlite::params![seq as i64, &bytes[..]])?;
-        set_applied(conn, &format!("site:{}", self.site), seq)?;
-        Ok(Some(Sealed { seq, bytes }))
+        })
     }
 
     /// After the sealed transaction's COMMIT succeeded (still under the write lock).
@@ -594,7 +603,8 @@ impl Replication {
                 guard
                     .get(&domain_head(d))
                     .await
-                    .map_err(|e| lock_error(&what, e))?,
+                    .map_err(|e| lock_error(&what, e))?
+                    .map(|v| v.value),
             )?;
             heads.insert(d.clone(), h);
         }
@@ -629,6 +639,24 @@ impl Replication {
         Entry::decode(&v.value).map_err(|e| SqlError::coded("XX001", e.to_string()))
     }
 
+    /// Applies another site's entry to the replicated tables, inside the caller's
+    /// transaction (a table this site keeps local is left alone).
+    pub(crate) fn apply_tables(
+        &self,
+        conn: &Connection,
+        shapes: &mut Shapes,
+        version: u64,
+        entry: &Entry,
+    ) -> Result<(), sql_capture::apply::ApplyError> {
+        self.hlc.observe(entry.hlc);
+        for t in &entry.tables {
+            if self.replicated(&t.table) {
+                sql_capture::apply::apply(conn, shapes, version, t, entry.clock())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Applies entry `seq` of `domain`'s log inside the caller's transaction.
     pub fn apply_domain_entry(
         &self,
@@ -639,11 +667,8 @@ impl Replication {
         seq: u64,
         entry: &Entry,
     ) -> Result<(), SqlError> {
-        self.hlc.observe(entry.hlc);
-        for t in &entry.tables {
-            sql_capture::apply::apply(conn, shapes, version, t, entry.clock())
-                .map_err(|e| SqlError::coded("XX000", e.to_string()))?;
-        }
+        self.apply_tables(conn, shapes, version, entry)
+            .map_err(|e| SqlError::coded("XX000", e.to_string()))?;
         set_applied(conn, &format!("domain:{domain}"), seq)?;
         Ok(())
     }
@@ -679,17 +704,7 @@ impl Replication {
                 ));
             };
             let seq = o.head(&domain) + 1;
-            let hlc = self.hlc.now();
-            sql_capture::apply::stamp(conn, &tables, RowClock { hlc, site: self.id })?;
-            let entry = Entry {
-                origin: self.id,
-                seq,
-                hlc,
-                schema: schema.unwrap_or_else(|| self.schema_pos()),
-                deps: Vec::new(),
-                ddl: Vec::new(),
-                tables,
-            };
+            let entry = self.stamped_entry(conn, seq, tables, schema, Vec::new())?;
             set_applied(conn, &format!("domain:{domain}"), seq)?;
             out.push(StrongEntry {
                 owned: o.clone(),

@@ -1,10 +1,12 @@
 //! Applies the other sites' logs to this site's SQLite file.
 //!
 //! One thread with its own connection (SQLite work blocks, so it stays off the async
-//! workers). For each other site it reads `site/<site>/<applied + 1>` from this site's
-//! MUSIC replica and applies it in one transaction that also records the new applied
-//! position; when no site has a next entry it sleeps until the replica changes. An entry
-//! written against a schema this site has not reached waits for it.
+//! workers). For each log — the schema log, the strong domains' logs, each other site's
+//! log — it reads entry `applied + 1` from this site's MUSIC replica and applies it in one
+//! transaction that also records the new applied position; domain logs only up to their
+//! head record. When no log has a next entry it sleeps until the replica changes, and
+//! now and then asks the other sites for what it lacks. An entry written against a
+//! schema this site has not reached waits for it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +17,10 @@ use sql_capture::capture::Shapes;
 use sql_capture::changes::Entry;
 use tokio::sync::watch;
 
-use super::{applied_pos, domain_key, log_key, set_applied, Replication, Site, SCHEMA_DOMAIN};
-use crate::config::Level;
+use super::{
+    applied_pos, decode_head, domain_head, domain_key, log_key, set_applied, Replication, Site,
+    SCHEMA_DOMAIN,
+};
 use crate::session::Session;
 use crate::store::{SessionIdent, Store};
 
@@ -53,7 +57,7 @@ pub(super) fn spawn(
                     return;
                 }
             };
-            let applier = match Session::new(
+            let applier = match Session::applier(
                 store.clone(),
                 SessionIdent {
                     pid: -4,
@@ -72,6 +76,67 @@ pub(super) fn spawn(
     Ok(())
 }
 
+/// One log this site applies.
+enum Log {
+    /// The schema log (`__schema` domain), applied through the replicator's session.
+    Schema,
+    /// A strong domain's log.
+    Domain(String),
+    /// Another site's log of eventual and causal changes.
+    Site(Site),
+}
+
+impl Log {
+    fn key(&self, seq: u64) -> String {
+        match self {
+            Log::Schema => domain_key(SCHEMA_DOMAIN, seq),
+            Log::Domain(d) => domain_key(d, seq),
+            Log::Site(s) => log_key(&s.name, seq),
+        }
+    }
+
+    /// Domain logs are read only up to their head, which is written after the entry: an
+    /// entry whose head never got written (its writer failed) is not committed, and the
+    /// next owner writes that position again.
+    fn head_key(&self) -> Option<String> {
+        match self {
+            Log::Schema => Some(domain_head(SCHEMA_DOMAIN)),
+            Log::Domain(d) => Some(domain_head(d)),
+            Log::Site(_) => None,
+        }
+    }
+
+    fn next(&self, repl: &Replication, conn: &Connection) -> rusqlite::Result<u64> {
+        Ok(match self {
+            Log::Schema => repl.schema_pos(),
+            Log::Domain(d) => applied_pos(conn, &format!("domain:{d}"))?,
+            Log::Site(s) => repl.applied_of(s.id),
+        } + 1)
+    }
+}
+
+/// The logs to apply: the schema first (data entries wait for the schema they were
+/// written against), then the strong domains of the tables this site has, then the
+/// other sites' logs.
+fn logs(repl: &Replication, store: &Store) -> Vec<Log> {
+    let cat = store.catalog();
+    let names: Vec<String> = cat.tables().map(|t| t.name.clone()).collect();
+    let mut out = vec![Log::Schema];
+    out.extend(repl.strong_domains(&names).into_iter().map(Log::Domain));
+    out.extend(repl.peers.iter().cloned().map(Log::Site));
+    out
+}
+
+fn local_value(repl: &Replication, key: &str) -> Option<bytes::Bytes> {
+    match repl.music.store().local().get(key) {
+        Ok(v) => v.map(|v| v.value),
+        Err(e) => {
+            tracing::warn!(%key, "reading the key space: {e}");
+            None
+        }
+    }
+}
+
 async fn run(
     repl: Arc<Replication>,
     store: Arc<Store>,
@@ -81,7 +146,6 @@ async fn run(
 ) {
     let mut changes = repl.music.store().changes();
     let mut shapes = Shapes::default();
-    let peers: Vec<Site> = repl.peers.clone();
     let mut complained: Option<String> = None;
     let mut last_pull = tokio::time::Instant::now();
     loop {
@@ -90,96 +154,36 @@ async fn run(
         }
         let mut progressed = false;
         let mut waiting = false;
-        // The schema first: data entries wait for the schema they were written against.
-        loop {
-            let next = repl.schema_pos() + 1;
-            let key = domain_key(SCHEMA_DOMAIN, next);
-            let value = match repl.music.store().local().get(&key) {
-                Ok(Some(v)) => v.value,
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(%key, "reading the key space: {e}");
-                    break;
-                }
-            };
-            let applied = match Entry::decode(&value) {
-                Ok(e) => applier
-                    .apply_schema_entry(next, &e.ddl)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match applied {
-                Ok(new) => {
-                    if new {
-                        tracing::info!(seq = next, "applied a schema change");
-                    }
-                    progressed = true;
-                    complained = None;
-                }
-                Err(e) => {
-                    let msg = format!("applying {key}: {e}");
-                    if complained.as_deref() != Some(msg.as_str()) {
-                        tracing::error!("{msg}; will retry");
-                        complained = Some(msg);
-                    }
-                    break;
-                }
-            }
-        }
-        // Strong domains' logs, for the sites that do not own them.
-        for domain in strong_domains(&repl, &store) {
-            let log = format!("domain:{domain}");
+        let logs = logs(&repl, &store);
+        for log in &logs {
             loop {
-                let next = match applied_pos(&conn, &log) {
-                    Ok(p) => p + 1,
+                let next = match log.next(&repl, &conn) {
+                    Ok(n) => n,
                     Err(e) => {
                         tracing::warn!("reading applied positions: {e}");
                         break;
                     }
                 };
-                let key = domain_key(&domain, next);
-                let value = match repl.music.store().local().get(&key) {
-                    Ok(Some(v)) => v.value,
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::warn!(%key, "reading the key space: {e}");
-                        break;
-                    }
-                };
-                match apply_domain(&repl, &store, &conn, &mut shapes, &domain, next, &value).await {
-                    Ok(Step::Applied) => {
-                        progressed = true;
-                        complained = None;
-                    }
-                    Ok(Step::Wait) => {
-                        waiting = true;
-                        break;
-                    }
-                    Err(e) => {
-                        let msg = format!("applying {key}: {e}");
-                        if complained.as_deref() != Some(msg.as_str()) {
-                            tracing::error!("{msg}; will retry");
-                            complained = Some(msg);
-                        }
-                        break;
+                if let Some(head) = log.head_key() {
+                    match local_value(&repl, &head).map(|v| decode_head(Some(v))) {
+                        Some(Ok(h)) if h >= next => {}
+                        _ => break,
                     }
                 }
-            }
-        }
-        for peer in &peers {
-            loop {
-                let next = repl.applied_of(peer.id) + 1;
-                let key = log_key(&peer.name, next);
-                let value = match repl.music.store().local().get(&key) {
-                    Ok(Some(v)) => v.value,
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::warn!(%key, "reading the key space: {e}");
-                        break;
+                let key = log.key(next);
+                let Some(value) = local_value(&repl, &key) else {
+                    break;
+                };
+                let step = match log {
+                    Log::Schema => apply_schema(&mut applier, next, &value).await,
+                    Log::Domain(d) => {
+                        apply_domain(&repl, &store, &conn, &mut shapes, d, next, &value).await
+                    }
+                    Log::Site(peer) => {
+                        apply_site(&repl, &store, &conn, &mut shapes, peer, next, &value).await
                     }
                 };
-                match apply_entry(&repl, &store, &conn, &mut shapes, peer, next, &value).await {
+                match step {
                     Ok(Step::Applied) => {
                         progressed = true;
                         complained = None;
@@ -206,8 +210,7 @@ async fn run(
         // site lacks (what it missed while down or cut off), without waiting for hinted
         // hand-off or anti-entropy. Also when an entry waits for a schema change.
         if waiting && last_pull.elapsed() >= PULL_EVERY {
-            pull_next(&repl, &peers).await;
-            pull_domains(&repl, &store, &conn).await;
+            pull(&repl, &conn, &logs).await;
             last_pull = tokio::time::Instant::now();
             continue;
         }
@@ -217,8 +220,7 @@ async fn run(
             _ = shutdown.changed() => false,
         };
         if idle {
-            pull_next(&repl, &peers).await;
-            pull_domains(&repl, &store, &conn).await;
+            pull(&repl, &conn, &logs).await;
             last_pull = tokio::time::Instant::now();
         }
     }
@@ -227,43 +229,77 @@ async fn run(
 /// How often an idle (or waiting) replicator asks the other sites for what it lacks.
 const PULL_EVERY: Duration = Duration::from_millis(500);
 
-async fn pull_next(repl: &Replication, peers: &[Site]) {
-    let mut keys = vec![domain_key(SCHEMA_DOMAIN, repl.schema_pos() + 1)];
-    keys.extend(
-        peers
-            .iter()
-            .map(|p| log_key(&p.name, repl.applied_of(p.id) + 1)),
-    );
-    for key in keys {
-        if let Err(e) = repl.music.store().read_newest(&key).await {
-            tracing::debug!(%key, "pulling from the other sites: {e}");
-        }
-    }
-}
-
-/// The strong domains of the tables this site has.
-fn strong_domains(repl: &Replication, store: &Store) -> Vec<String> {
-    let cat = store.catalog();
-    let names: Vec<String> = cat.tables().map(|t| t.name.clone()).collect();
-    repl.strong_domains(&names)
-}
-
-async fn pull_domains(repl: &Replication, store: &Store, conn: &Connection) {
+async fn pull(repl: &Replication, conn: &Connection, logs: &[Log]) {
     let mut keys = Vec::new();
-    for d in strong_domains(repl, store) {
-        if let Ok(p) = applied_pos(conn, &format!("domain:{d}")) {
-            keys.push(domain_key(&d, p + 1));
+    for log in logs {
+        if let Ok(next) = log.next(repl, conn) {
+            keys.push(log.key(next));
         }
+        keys.extend(log.head_key());
     }
     for key in keys {
         if let Err(e) = repl.music.store().read_newest(&key).await {
             tracing::debug!(%key, "pulling from the other sites: {e}");
+        }
+    }
+}
+
+async fn apply_schema(applier: &mut Session, seq: u64, bytes: &[u8]) -> anyhow::Result<Step> {
+    let entry = Entry::decode(bytes)?;
+    if applier
+        .apply_schema_entry(seq, &entry.ddl)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        tracing::info!(seq, "applied a schema change");
+    }
+    Ok(Step::Applied)
+}
+
+/// Runs `apply` and records `seq` as applied in `log`, in one transaction under the
+/// store's write lock; skips what is already applied, and waits when the entry's schema
+/// is not here yet.
+async fn in_transaction(
+    store: &Arc<Store>,
+    conn: &Connection,
+    log: &str,
+    seq: u64,
+    apply: impl FnOnce() -> Result<(), ApplyError>,
+) -> anyhow::Result<Step> {
+    let guard = store.lock_writer().await;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| -> Result<(), ApplyError> {
+        if applied_pos(conn, log)? >= seq {
+            return Ok(());
+        }
+        apply()?;
+        set_applied(conn, log, seq)?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            let (r, ticket) = store.commit(conn);
+            if let Err(e) = r {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
+            drop(guard);
+            store.wait_durable(ticket).await;
+            Ok(Step::Applied)
+        }
+        Err(ApplyError::SchemaBehind { table, why }) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            tracing::debug!(%log, seq, %table, %why, "waiting for the schema");
+            Ok(Step::Wait)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e.into())
         }
     }
 }
 
 /// Applies entry `seq` of a strong domain's log written by another site.
-#[allow(clippy::too_many_arguments)]
 async fn apply_domain(
     repl: &Replication,
     store: &Arc<Store>,
@@ -280,35 +316,16 @@ async fn apply_domain(
     if entry.schema > repl.schema_pos() {
         return Ok(Step::Wait);
     }
-    let guard = store.lock_writer().await;
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let result = (|| -> Result<bool, crate::errors::SqlError> {
-        if applied_pos(conn, &format!("domain:{domain}"))? >= seq {
-            return Ok(false);
-        }
-        let version = store.catalog().version;
-        repl.apply_domain_entry(conn, shapes, version, domain, seq, &entry)?;
-        Ok(true)
-    })();
-    match result {
-        Ok(_) => {
-            let (r, ticket) = store.commit(conn);
-            if let Err(e) = r {
-                let _ = conn.execute_batch("ROLLBACK");
-                return Err(e.into());
-            }
-            drop(guard);
-            store.wait_durable(ticket).await;
-            Ok(Step::Applied)
-        }
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(anyhow::anyhow!("{e}"))
-        }
-    }
+    let version = store.catalog().version;
+    let log = format!("domain:{domain}");
+    in_transaction(store, conn, &log, seq, || {
+        repl.apply_tables(conn, shapes, version, &entry)
+    })
+    .await
 }
 
-async fn apply_entry(
+/// Applies entry `seq` of another site's log.
+async fn apply_site(
     repl: &Replication,
     store: &Arc<Store>,
     conn: &Connection,
@@ -338,47 +355,16 @@ async fn apply_entry(
         tracing::debug!(from = %peer.name, seq, dep_site = site, dep_pos = pos, "waiting for a dependency");
         return Ok(Step::Wait);
     }
-    let guard = store.lock_writer().await;
+    let version = store.catalog().version;
     let log = format!("site:{}", peer.name);
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let result = (|| -> Result<bool, ApplyError> {
-        if applied_pos(conn, &log)? >= seq {
-            return Ok(false);
-        }
-        let version = store.catalog().version;
-        for t in &entry.tables {
-            if repl.policy.level(&t.table) == Level::Local {
-                continue;
-            }
-            sql_capture::apply::apply(conn, shapes, version, t, entry.clock())?;
-        }
-        set_applied(conn, &log, seq)?;
-        Ok(true)
-    })();
-    let step = match result {
-        Ok(_) => {
-            let (r, ticket) = store.commit(conn);
-            if let Err(e) = r {
-                let _ = conn.execute_batch("ROLLBACK");
-                return Err(e.into());
-            }
-            drop(guard);
-            store.wait_durable(ticket).await;
-            repl.hlc.observe(entry.hlc);
-            repl.set_applied_of(peer.id, seq);
-            repl.record_lag(peer.id, entry.hlc);
-            Step::Applied
-        }
-        Err(ApplyError::SchemaBehind { table, why }) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            tracing::debug!(site = %peer.name, seq, %table, %why, "waiting for the schema");
-            Step::Wait
-        }
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(e.into());
-        }
-    };
+    let step = in_transaction(store, conn, &log, seq, || {
+        repl.apply_tables(conn, shapes, version, &entry)
+    })
+    .await?;
+    if matches!(step, Step::Applied) {
+        repl.set_applied_of(peer.id, seq);
+        repl.record_lag(peer.id, entry.hlc);
+    }
     Ok(step)
 }
 
