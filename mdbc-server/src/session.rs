@@ -772,8 +772,8 @@ impl Session {
         self.write_guard = None;
         if !self.owned.is_empty() {
             let owned = std::mem::take(&mut self.owned);
-            if let Some(r) = self.store.replication().cloned() {
-                tokio::spawn(async move { r.end_use(owned).await });
+            if let Some(r) = self.store.replication() {
+                r.end_use_later(owned);
             }
         }
         // Dropping the guard releases the schema lock in the background.

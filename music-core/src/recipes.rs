@@ -108,7 +108,8 @@ impl<D: DataStore> MutexGuard<D> {
 
     /// Whether the lock was lost (see the type docs).
     pub fn is_lost(&self) -> bool {
-        *self.lost.borrow()
+        // A renewer that is gone without saying so (its runtime shut down) renews no more.
+        *self.lost.borrow() || self.renewer.is_finished()
     }
 
     /// Resolves when the lock is lost.

@@ -96,6 +96,8 @@ pub struct Replication {
     applied: Mutex<HashMap<u64, u64>>,
     unshipped: Mutex<BTreeSet<u64>>,
     lock_timeout: Duration,
+    // The server's long-lived runtime, where lock renewers run.
+    runtime: tokio::runtime::Handle,
     ownership: domains::Ownership,
     bind: String,
     // This site's own row in `__mdbc_applied` ("site:<site>").
@@ -271,6 +273,7 @@ impl Replication {
             applied: Mutex::new(applied),
             unshipped: Mutex::new(BTreeSet::new()),
             lock_timeout: Duration::from_millis(cluster.lock_timeout_ms),
+            runtime: tokio::runtime::Handle::current(),
             ownership: domains::Ownership::default(),
             bind: cluster.bind.to_string(),
             own_log: format!("site:{}", cfg.site),
@@ -361,6 +364,21 @@ impl Replication {
         Ok(())
     }
 
+    /// Takes a MUSIC lock on `keys` from the server's own runtime: the guard's lease
+    /// renewer must outlive the client connection that asked (a domain stays this site's
+    /// after that connection closes), and each connection has a runtime of its own.
+    async fn lock(&self, keys: Vec<String>) -> Result<DomainLock, music_core::service::MusicError> {
+        let (music, site, timeout) = (self.music.clone(), self.site.clone(), self.lock_timeout);
+        self.runtime
+            .spawn(async move { music.lock(&keys, &site, timeout).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(music_core::service::MusicError::Unavailable(format!(
+                    "the lock task stopped: {e}"
+                )))
+            })
+    }
+
     /// Position of the schema log applied here.
     pub fn schema_pos(&self) -> u64 {
         self.schema_pos.load(Ordering::SeqCst)
@@ -376,12 +394,7 @@ impl Replication {
     pub async fn lock_schema(&self) -> Result<(DomainLock, u64), SqlError> {
         let what = "cannot change the schema";
         let guard = self
-            .music
-            .lock(
-                &[domain_lock_key(SCHEMA_DOMAIN)],
-                &self.site,
-                self.lock_timeout,
-            )
+            .lock(vec![domain_lock_key(SCHEMA_DOMAIN)])
             .await
             .map_err(|e| lock_error(what, e))?;
         let head = decode_head(
@@ -592,11 +605,7 @@ impl Replication {
             release_if_unused(&self.ownership, o).await;
         }
         let keys: Vec<String> = domains.iter().map(|d| domain_lock_key(d)).collect();
-        let guard = self
-            .music
-            .lock(&keys, &self.site, self.lock_timeout)
-            .await
-            .map_err(|e| lock_error(&what, e))?;
+        let guard = self.lock(keys).await.map_err(|e| lock_error(&what, e))?;
         let mut heads = HashMap::new();
         for d in domains {
             let h = decode_head(
@@ -746,8 +755,14 @@ impl Replication {
         Ok(())
     }
 
-    /// A transaction that used `owned` ended: hands over the locks another site waits for.
-    pub async fn end_use(&self, owned: Vec<Arc<domains::Owned>>) {
+    /// A transaction that used `owned` ended: hands over, on the server's runtime (the
+    /// client's connection may be closing), the locks another site waits for.
+    pub fn end_use_later(self: &Arc<Self>, owned: Vec<Arc<domains::Owned>>) {
+        let me = self.clone();
+        self.runtime.spawn(async move { me.end_use(owned).await });
+    }
+
+    async fn end_use(&self, owned: Vec<Arc<domains::Owned>>) {
         let wanted: Vec<Arc<domains::Owned>> = owned
             .into_iter()
             .filter(|o| self.ownership.is_wanted(o.lock_ref()))
