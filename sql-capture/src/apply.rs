@@ -69,6 +69,9 @@ fn set_clock(conn: &Connection, table: &str, key: &[u8], c: RowClock) -> rusqlit
 /// Records `clock` on every row of a local transaction's changes (inside it).
 pub fn stamp(conn: &Connection, changes: &[TableChanges], clock: RowClock) -> rusqlite::Result<()> {
     for t in changes {
+        if t.pk.is_empty() {
+            continue; // append-only rows are never compared
+        }
         for r in &t.rows {
             set_clock(conn, &t.table, &key_bytes(&r.key), clock)?;
         }
@@ -115,6 +118,9 @@ pub fn apply(
         .map(|i| format!("?{i}"))
         .collect::<Vec<_>>()
         .join(", ");
+    if t.pk.is_empty() {
+        return append(conn, t, &cols.join(", "), &marks);
+    }
     let pk = t.pk.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
     let sets = t
         .columns
@@ -179,6 +185,32 @@ pub fn apply(
         }
         set_clock(conn, &t.table, &key, clock)?;
         done.written += 1;
+    }
+    Ok(done)
+}
+
+/// Rows of a table without a primary key: inserts only (the capture refuses anything
+/// else), each entry applied exactly once by the caller's applied position, so plain
+/// inserts leave every site with the same multiset of rows.
+fn append(
+    conn: &Connection,
+    t: &TableChanges,
+    col_list: &str,
+    marks: &str,
+) -> Result<Applied, ApplyError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "INSERT INTO {} ({col_list}) VALUES ({marks})",
+        quote(&t.table)
+    ))?;
+    let mut done = Applied::default();
+    for r in &t.rows {
+        if let Some(values) = &r.values {
+            for (i, v) in values.iter().enumerate() {
+                stmt.raw_bind_parameter(i + 1, v)?;
+            }
+            stmt.raw_execute()?;
+            done.written += 1;
+        }
     }
     Ok(done)
 }
@@ -270,8 +302,7 @@ mod tests {
             &a,
             "UPDATE t SET n = 10 WHERE id = 1; DELETE FROM t WHERE id = 2;
              INSERT INTO t VALUES (3, 'three', 3);
-             SAVEPOINT s; INSERT INTO t VALUES (4, 'gone', 4); ROLLBACK TO s; RELEASE s;
-             INSERT INTO nopk VALUES (1);",
+             SAVEPOINT s; INSERT INTO t VALUES (4, 'gone', 4); ROLLBACK TO s; RELEASE s;",
             1,
             100,
         );
@@ -360,6 +391,49 @@ mod tests {
         );
         assert_eq!(content(&sites[1]), want);
         assert_eq!(content(&sites[2]), want);
+    }
+
+    #[test]
+    fn keyless_tables_ship_inserts_and_refuse_updates_and_deletes() {
+        let a = db();
+        let b = db();
+        b.execute_batch("INSERT INTO nopk VALUES (7)").unwrap(); // b's own row, rowid 1
+        let e = write(&a, "INSERT INTO nopk VALUES (1), (1), (2)", 1, 5);
+        assert_eq!(e.tables.len(), 1);
+        assert!(e.tables[0].pk.is_empty());
+        assert_eq!(e.tables[0].rows.len(), 3);
+        receive(&b, &e);
+        let mut s = b.prepare("SELECT x FROM nopk ORDER BY x").unwrap();
+        let xs: Vec<i64> = s
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(xs, vec![1, 1, 2, 7]);
+
+        for (sql, action) in [
+            ("UPDATE nopk SET x = 3 WHERE x = 2", "update"),
+            ("DELETE FROM nopk WHERE x = 2", "delete from"),
+        ] {
+            a.execute_batch("BEGIN").unwrap();
+            let cap = unsafe { Capture::start(&a) }.unwrap();
+            a.execute_batch(sql).unwrap();
+            let err = cap
+                .collect(&a, &mut Shapes::default(), 0, &mut |t| {
+                    !t.starts_with("__mdbc")
+                })
+                .unwrap_err();
+            drop(cap);
+            a.execute_batch("ROLLBACK").unwrap();
+            assert!(
+                matches!(&err, crate::capture::CaptureError::Keyless { table, action: got }
+                    if table == "nopk" && *got == action),
+                "{err}"
+            );
+        }
+        // A statement that changes no row of it is fine (pgbench's TRUNCATE of an empty table).
+        let e = write(&a, "DELETE FROM nopk WHERE x = 99", 1, 6);
+        assert!(e.tables.is_empty());
     }
 
     #[test]

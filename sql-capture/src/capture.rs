@@ -7,8 +7,11 @@
 //! not SQLite's column diff but each changed row's full image, read inside the same
 //! transaction ([`crate::changes`] says why).
 //!
-//! Tables without a primary key are not recorded by the session extension; the caller
-//! keeps them out of replicated levels (see [`TableShape::load`]).
+//! Tables without a primary key are recorded by their rowid (the session's ROWID option).
+//! A rowid is only a local name — each site numbers its own rows — so such tables can be
+//! replicated as append-only: inserts ship as images without a key, and an update or delete
+//! of a replicated keyless table is refused at COMMIT ([`CaptureError::Keyless`]), as
+//! PostgreSQL's logical replication refuses them on a table without a replica identity.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -20,6 +23,23 @@ use rusqlite::session::ChangesetIter;
 use rusqlite::{ffi, Connection};
 
 use crate::changes::{RowImage, TableChanges, Val};
+
+/// Why a transaction's changes cannot be collected.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// An update or delete of a replicated table without a primary key: no other site
+    /// could tell which row it meant.
+    #[error("cannot {action} table \"{table}\" because it has no primary key and is replicated; rows of such a table can only be inserted")]
+    Keyless {
+        /// The table.
+        table: String,
+        /// "update" or "delete".
+        action: &'static str,
+    },
+    /// SQLite refused.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
 
 /// A table's columns and primary key, as the capture and the applier need them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +166,14 @@ impl Capture {
             rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_NOMEM), None)
         })?;
         let capture = Capture { session };
+        // Keyless tables are recorded by rowid so that their inserts can ship and their
+        // updates and deletes can be refused, not silently left behind.
+        let mut on: std::os::raw::c_int = 1;
+        check(ffi::sqlite3session_object_config(
+            capture.session.as_ptr(),
+            ffi::SQLITE_SESSION_OBJCONFIG_ROWID,
+            (&mut on as *mut std::os::raw::c_int).cast(),
+        ))?;
         check(ffi::sqlite3session_attach(
             capture.session.as_ptr(),
             std::ptr::null(),
@@ -167,7 +195,7 @@ impl Capture {
         shapes: &mut Shapes,
         version: u64,
         wanted: &mut dyn FnMut(&str) -> bool,
-    ) -> rusqlite::Result<Vec<TableChanges>> {
+    ) -> Result<Vec<TableChanges>, CaptureError> {
         if self.is_empty() {
             return Ok(Vec::new());
         }
@@ -226,6 +254,28 @@ impl Capture {
                 continue;
             };
             let code = op.code();
+            if shape.pk.is_empty() {
+                // Recorded by rowid: column 0 of the change is the rowid, then the columns.
+                let action = match code {
+                    Action::SQLITE_INSERT => None,
+                    Action::SQLITE_DELETE => Some("delete from"),
+                    _ => Some("update"),
+                };
+                if let Some(action) = action {
+                    return Err(CaptureError::Keyless {
+                        table: table.to_string(),
+                        action,
+                    });
+                }
+                let values = (1..=shape.columns.len())
+                    .map(|i| item.new_value(i).map(Val::from_ref))
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                out[slot].rows.push(RowImage {
+                    key: Vec::new(),
+                    values: Some(values),
+                });
+                continue;
+            }
             let key: Vec<Val> = shape
                 .pk_index
                 .iter()

@@ -315,6 +315,13 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 return Err(Error::Unsupported("DELETE … USING".into()));
             }
             rewrite::rewrite_delete(&mut del, catalog)?;
+            // SQLite empties a table at once for a DELETE without WHERE, bypassing the
+            // session extension's per-row record (sqlite3DeleteFrom's truncate
+            // optimisation): a replicated site would then never ship the deletes. An
+            // explicit WHERE keeps every row change visible.
+            if del.selection.is_none() {
+                del.selection = Some(Expr::value(sqlparser::ast::Value::Boolean(true)));
+            }
             shape(&mut |l| literals::parameterize(&mut del, l));
             let returns = del.returning.is_some();
             Ok(sql_plan(
@@ -335,7 +342,8 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 if catalog.table(&name).is_none() {
                     return Err(Error::UndefinedTable(name));
                 }
-                sql.push(format!("DELETE FROM {}", quote_ident(&name)));
+                // WHERE true: see the DELETE case (row changes must stay visible).
+                sql.push(format!("DELETE FROM {} WHERE true", quote_ident(&name)));
                 writes.push(name);
             }
             Ok(sql_plan(

@@ -132,6 +132,56 @@ async fn writes_and_schema_changes_reach_every_site() {
         who.sort();
         assert_eq!(who, vec!["a", "b", "c"], "{got:?}");
     }
+    // A table without a primary key replicates as append-only: inserts from two sites
+    // reach all three; an update or delete is refused (55000), as PostgreSQL's logical
+    // replication refuses one on a table without a replica identity.
+    a.batch_execute(
+        "CREATE TABLE hist (who text, n int); INSERT INTO hist VALUES ('a', 1), ('a', 1)",
+    )
+    .await
+    .unwrap();
+    eventually(WAIT, "table hist at c", || async {
+        Ok(c.batch_execute("INSERT INTO hist VALUES ('c', 2)")
+            .await
+            .ok())
+    })
+    .await
+    .unwrap();
+    for site in [&a, &b, &c] {
+        let got = eventually(WAIT, "every hist row everywhere", || async {
+            let mut r = rows(site, "hist").await?;
+            r.sort();
+            Ok((r.len() == 3).then_some(r))
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, vec!["a|1", "a|1", "c|2"]);
+    }
+    for sql in ["UPDATE hist SET n = 5 WHERE who = 'c'", "DELETE FROM hist"] {
+        let err = b.batch_execute(sql).await.unwrap_err();
+        assert_eq!(
+            err.code().map(|c| c.code()),
+            Some("55000"),
+            "{sql}: {err:?}"
+        );
+    }
+    let mut left = rows(&b, "hist").await.unwrap();
+    left.sort();
+    assert_eq!(left, vec!["a|1", "a|1", "c|2"]);
+    // Deleting every row (which SQLite would do at once, unseen by the capture) and
+    // TRUNCATE reach the other sites too.
+    b.batch_execute("DELETE FROM t").await.unwrap();
+    c.batch_execute("TRUNCATE u").await.unwrap();
+    for site in [&a, &b, &c] {
+        eventually(WAIT, "t and u emptied everywhere", || async {
+            Ok(
+                (rows(site, "t").await?.is_empty() && rows(site, "u").await?.is_empty())
+                    .then_some(()),
+            )
+        })
+        .await
+        .unwrap();
+    }
     // SHOW mdbc.site names the site.
     let r = b.simple_query("SHOW mdbc.site").await.unwrap();
     let site = r.iter().find_map(|m| match m {
@@ -153,7 +203,11 @@ async fn writes_and_schema_changes_reach_every_site() {
     let tables = rows(&b, "mdbc_tables").await.unwrap();
     assert_eq!(
         tables,
-        vec!["t|eventual|NULL|NULL|NULL", "u|eventual|NULL|NULL|NULL"]
+        vec![
+            "hist|eventual|NULL|NULL|NULL",
+            "t|eventual|NULL|NULL|NULL",
+            "u|eventual|NULL|NULL|NULL"
+        ]
     );
 }
 

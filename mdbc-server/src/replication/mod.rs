@@ -32,7 +32,7 @@ use music_core::service::Music;
 use music_core::store::embedded::EmbeddedStore;
 use music_core::version::Hlc;
 use rusqlite::{Connection, OptionalExtension};
-use sql_capture::capture::{Capture, Shapes};
+use sql_capture::capture::{Capture, CaptureError, Shapes};
 use sql_capture::changes::{Entry, RowClock, TableChanges};
 use tokio::sync::watch;
 
@@ -337,33 +337,6 @@ impl Replication {
         self.policy.level(table) != Level::Local
     }
 
-    /// Refuses a write to a table this release cannot replicate faithfully: one without a
-    /// primary key (rows need an identity shared by every site), or a strong table.
-    pub fn check_write(
-        &self,
-        conn: &Connection,
-        shapes: &mut Shapes,
-        version: u64,
-        table: &str,
-    ) -> Result<(), SqlError> {
-        let p = self.policy.table(table);
-        if p.level == Level::Local {
-            return Ok(());
-        }
-        if let Some(shape) = shapes.get(conn, version, table)? {
-            if shape.pk.is_empty() {
-                return Err(SqlError::coded(
-                    "0A000",
-                    format!(
-                        "table \"{table}\" has no primary key, and {} tables need one so that every site can identify its rows; add a primary key or configure the table local",
-                        p.level.name()
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
     /// Takes a MUSIC lock on `keys` from the server's own runtime: the guard's lease
     /// renewer must outlive the client connection that asked (a domain stays this site's
     /// after that connection closes), and each connection has a runtime of its own.
@@ -468,7 +441,16 @@ impl Replication {
         shapes: &mut Shapes,
         version: u64,
     ) -> Result<Vec<TableChanges>, SqlError> {
-        Ok(capture.collect(conn, shapes, version, &mut |t| self.replicated(t))?)
+        capture
+            .collect(conn, shapes, version, &mut |t| self.replicated(t))
+            .map_err(|e| match e {
+                // PostgreSQL's logical replication refuses the same with 55000.
+                CaptureError::Keyless { .. } => SqlError::coded(
+                    "55000",
+                    format!("{e}; add a primary key, or configure the table local"),
+                ),
+                CaptureError::Sqlite(e) => e.into(),
+            })
     }
 
     /// Inside the committing transaction, before its COMMIT: stamps the rows' clocks and
