@@ -821,14 +821,23 @@ impl Session {
                 let from = crate::replication::applied_pos(&self.conn, &format!("domain:{d}"))? + 1;
                 for seq in from..=o.head(d) {
                     let entry = r.read_domain_entry(&o, d, seq).await?;
-                    r.apply_domain_entry(
+                    // Other sites' rows are not this transaction's writes: recorded, they
+                    // would ship again as if written here (duplicating appended rows).
+                    if let Some(c) = &self.capture {
+                        c.set_enabled(false);
+                    }
+                    let applied = r.apply_domain_entry(
                         &self.conn,
                         &mut self.table_shapes,
                         version,
                         d,
                         seq,
                         &entry,
-                    )?;
+                    );
+                    if let Some(c) = &self.capture {
+                        c.set_enabled(true);
+                    }
+                    applied?;
                 }
                 o.mark_caught_up(d);
             }
@@ -1384,7 +1393,14 @@ impl Session {
         self.store
             .apply_catalog_changes(&self.conn, &plan.catalog)?;
         if let Some(rb) = &plan.rebuild {
-            store::rebuild_table(&self.conn, rb)?;
+            if let Some(c) = &self.capture {
+                c.set_enabled(false);
+            }
+            let r = store::rebuild_table(&self.conn, rb);
+            if let Some(c) = &self.capture {
+                c.set_enabled(true);
+            }
+            r?;
         }
         let cat = self.store.load_catalog(&self.conn)?;
         self.store.init_sequences(&self.conn, &cat)?;

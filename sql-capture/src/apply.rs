@@ -13,7 +13,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::capture::{Shapes, TableShape};
-use crate::changes::{key_bytes, RowClock, TableChanges};
+use crate::changes::{key_bytes, RowClock, RowImage, TableChanges};
 
 /// Why an entry cannot be applied now.
 #[derive(Debug, thiserror::Error)]
@@ -98,21 +98,41 @@ fn check_shape(t: &TableChanges, local: &TableShape) -> Result<(), ApplyError> {
 }
 
 /// Applies one table's images with `clock` (see the module docs). `version` is the
-/// schema version `shapes` are valid for.
+/// schema version `shapes` are valid for. `older` says the entry was written against an
+/// older schema than this site's: a schema change that reached this site first (a
+/// dropped table or column, a primary key added to a keyless table) is then applied to
+/// the images instead of waiting for a schema that will never come back.
 pub fn apply(
     conn: &Connection,
     shapes: &mut Shapes,
     version: u64,
     t: &TableChanges,
     clock: RowClock,
+    older: bool,
 ) -> Result<Applied, ApplyError> {
     let Some(local) = shapes.get(conn, version, &t.table)? else {
+        if older {
+            return Ok(Applied {
+                written: 0,
+                skipped: t.rows.len(),
+            }); // the table was dropped since
+        }
         return Err(ApplyError::SchemaBehind {
             table: t.table.clone(),
             why: "no such table".into(),
         });
     };
-    check_shape(t, local)?;
+    let adapted;
+    let t = match check_shape(t, local) {
+        Ok(()) => t,
+        Err(e) => match older.then(|| adapt(t, local)).flatten() {
+            Some(a) => {
+                adapted = a;
+                &adapted
+            }
+            None => return Err(e),
+        },
+    };
     let cols = t.columns.iter().map(|c| quote(c)).collect::<Vec<_>>();
     let marks = (1..=cols.len())
         .map(|i| format!("?{i}"))
@@ -187,6 +207,40 @@ pub fn apply(
         done.written += 1;
     }
     Ok(done)
+}
+
+/// `t`'s images in `local`'s shape: columns dropped since are left out, and when the
+/// primary key changed (a keyless table got one) each image's key is read from its
+/// values. `None` when that cannot be done (a delete under another key).
+fn adapt(t: &TableChanges, local: &TableShape) -> Option<TableChanges> {
+    let keep: Vec<usize> = (0..t.columns.len())
+        .filter(|&i| local.columns.contains(&t.columns[i]))
+        .collect();
+    let columns: Vec<String> = keep.iter().map(|&i| t.columns[i].clone()).collect();
+    let key_at: Vec<usize> = local
+        .pk
+        .iter()
+        .map(|c| columns.iter().position(|x| x == c))
+        .collect::<Option<_>>()?;
+    let mut rows = Vec::with_capacity(t.rows.len());
+    for r in &t.rows {
+        let values = match &r.values {
+            Some(v) => Some(keep.iter().map(|&i| v[i].clone()).collect::<Vec<_>>()),
+            None if t.pk == local.pk => None,
+            None => return None,
+        };
+        let key = match &values {
+            Some(v) if t.pk != local.pk => key_at.iter().map(|&i| v[i].clone()).collect(),
+            _ => r.key.clone(),
+        };
+        rows.push(RowImage { key, values });
+    }
+    Some(TableChanges {
+        table: t.table.clone(),
+        columns,
+        pk: local.pk.clone(),
+        rows,
+    })
 }
 
 /// Rows of a table without a primary key: inserts only (the capture refuses anything
@@ -266,7 +320,7 @@ mod tests {
         let mut shapes = Shapes::default();
         conn.execute_batch("BEGIN").unwrap();
         for t in &e.tables {
-            apply(conn, &mut shapes, 0, t, e.clock()).unwrap();
+            apply(conn, &mut shapes, 0, t, e.clock(), false).unwrap();
         }
         conn.execute_batch("COMMIT").unwrap();
     }
@@ -437,6 +491,46 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_from_an_older_schema_follows_the_newer_one() {
+        // b got the schema changes first: nopk gained a primary key, t lost column n,
+        // and k was dropped. a's entries, written before them, still apply.
+        let a = db();
+        let e = write(
+            &a,
+            "INSERT INTO nopk VALUES (5); INSERT INTO t VALUES (1, 'one', 1);
+             INSERT INTO k VALUES ('x', 1, 0.5)",
+            1,
+            5,
+        );
+        let b = Connection::open_in_memory().unwrap();
+        b.execute_batch(include_str!("../../migrations/sqlite/0005_replication.sql"))
+            .unwrap();
+        b.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+             CREATE TABLE nopk (x INTEGER PRIMARY KEY);",
+        )
+        .unwrap();
+        let mut shapes = Shapes::default();
+        for t in &e.tables {
+            // Not older: the entry waits (it could be from a schema b has not reached).
+            assert!(matches!(
+                apply(&b, &mut shapes, 0, t, e.clock(), false),
+                Err(ApplyError::SchemaBehind { .. })
+            ));
+            apply(&b, &mut shapes, 0, t, e.clock(), true).unwrap();
+        }
+        let got: (i64, String, i64) = b
+            .query_row("SELECT t.id, t.v, nopk.x FROM t, nopk", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(got, (1, "one".to_string(), 5));
+        // The adapted keyless row has a clock under its new key: a newer image wins.
+        let clock = row_clock(&b, "nopk", &key_bytes(&[Val::Int(5)])).unwrap();
+        assert_eq!(clock, Some(e.clock()));
+    }
+
+    #[test]
     fn an_entry_for_a_schema_not_reached_is_refused_not_half_applied() {
         let a = db();
         let e = write(&a, "INSERT INTO t VALUES (1, 'a', 1)", 1, 5);
@@ -446,7 +540,7 @@ mod tests {
         b.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
             .unwrap();
         let mut shapes = Shapes::default();
-        let err = apply(&b, &mut shapes, 0, &e.tables[0], e.clock()).unwrap_err();
+        let err = apply(&b, &mut shapes, 0, &e.tables[0], e.clock(), false).unwrap_err();
         assert!(matches!(err, ApplyError::SchemaBehind { .. }), "{err}");
     }
 }

@@ -181,6 +181,16 @@ impl Capture {
         Ok(capture)
     }
 
+    /// Stops (`false`) or restarts (`true`) recording. A table rebuild (ALTER TABLE … ADD
+    /// CONSTRAINT copies every row into a new table) runs unrecorded: every site replays
+    /// the DDL and rebuilds its own rows, and the session could not describe rows of a
+    /// table that was dropped and renamed within it.
+    pub fn set_enabled(&self, on: bool) {
+        unsafe {
+            ffi::sqlite3session_enable(self.session.as_ptr(), std::os::raw::c_int::from(on));
+        }
+    }
+
     /// Whether nothing has been recorded.
     pub fn is_empty(&self) -> bool {
         unsafe { ffi::sqlite3session_isempty(self.session.as_ptr()) != 0 }

@@ -15,6 +15,8 @@
 //!   the new applied position, so replay is idempotent; rows resolve by last writer wins
 //!   on their clocks, so sites converge whatever the delivery order.
 
+mod chunks;
+pub(crate) use chunks::ChunkError;
 pub mod domains;
 pub mod policy;
 mod replicator;
@@ -382,17 +384,15 @@ impl Replication {
 
     /// Reads entry `seq` of the schema log under `guard`.
     pub async fn read_schema_entry(&self, guard: &DomainLock, seq: u64) -> Result<Entry, SqlError> {
-        let v = guard
-            .get(&domain_key(SCHEMA_DOMAIN, seq))
-            .await
-            .map_err(|e| lock_error("cannot read the schema log", e))?
+        let v = get_locked(guard, &domain_key(SCHEMA_DOMAIN, seq))
+            .await?
             .ok_or_else(|| {
                 SqlError::coded(
                     "XX001",
                     format!("schema log entry {seq} is missing although the head is past it"),
                 )
             })?;
-        Entry::decode(&v.value).map_err(|e| SqlError::coded("XX001", e.to_string()))
+        Entry::decode(&v).map_err(|e| SqlError::coded("XX001", e.to_string()))
     }
 
     /// Appends `ddl` to the schema log at `seq` (entry first, then the head) under
@@ -419,8 +419,7 @@ impl Replication {
             tables: Vec::new(),
         };
         let what = "cannot change the schema";
-        guard
-            .put(&domain_key(SCHEMA_DOMAIN, seq), Bytes::from(entry.encode()))
+        put_locked(guard, &domain_key(SCHEMA_DOMAIN, seq), &entry.encode())
             .await
             .map_err(|e| lock_error(what, e))?;
         guard
@@ -525,9 +524,101 @@ impl Replication {
     /// Puts a committed entry into MUSIC; a failed put is retried in the background.
     pub async fn ship(&self, s: Sealed) {
         let key = log_key(&self.site, s.seq);
-        if let Err(e) = self.music.put(&key, s.bytes).await {
+        if let Err(e) = self.put_entry(&key, &s.bytes).await {
             tracing::warn!(seq = s.seq, "shipping log entry failed, will retry: {e}");
             self.lock_unshipped().insert(s.seq);
+        }
+    }
+}
+
+/// Writes a log entry at `key` under a lock (critical puts), in parts when it is large
+/// (see chunks.rs): a quorum holds all of it when this returns.
+async fn put_locked(
+    guard: &DomainLock,
+    key: &str,
+    entry: &[u8],
+) -> Result<(), music_core::service::MusicError> {
+    let (parts, head) = chunks::split(entry);
+    for (i, p) in parts.into_iter().enumerate() {
+        guard.put(&chunks::part_key(key, i as u32), p).await?;
+    }
+    guard.put(key, head).await?;
+    Ok(())
+}
+
+/// Reads the log entry at `key` under a lock (quorum reads); `None` when there is none.
+async fn get_locked(guard: &DomainLock, key: &str) -> Result<Option<Vec<u8>>, SqlError> {
+    let what = |e| lock_error("cannot read a log", e);
+    let Some(v) = guard.get(key).await.map_err(what)? else {
+        return Ok(None);
+    };
+    match chunks::parse(&v.value).map_err(|e| SqlError::coded("XX001", format!("{key}: {e}")))? {
+        chunks::Stored::Whole(b) => Ok(Some(b.to_vec())),
+        chunks::Stored::Split(m) => {
+            let mut parts = Vec::with_capacity(m.parts as usize);
+            for i in 0..m.parts {
+                let k = chunks::part_key(key, i);
+                let p = guard.get(&k).await.map_err(what)?.ok_or_else(|| {
+                    SqlError::coded(
+                        "XX001",
+                        format!("{k} is missing although its entry is written"),
+                    )
+                })?;
+                parts.push(p.value);
+            }
+            chunks::join(&m, &parts)
+                .map(Some)
+                .map_err(|e| SqlError::coded("XX001", format!("{key}: {e}")))
+        }
+    }
+}
+
+impl Replication {
+    /// AP put of a site-log entry, in parts when it is large (parts first).
+    async fn put_entry(
+        &self,
+        key: &str,
+        entry: &[u8],
+    ) -> Result<(), music_core::service::MusicError> {
+        let (parts, head) = chunks::split(entry);
+        for (i, p) in parts.into_iter().enumerate() {
+            self.music.put(&chunks::part_key(key, i as u32), p).await?;
+        }
+        self.music.put(key, head).await?;
+        Ok(())
+    }
+
+    /// The entry at `key` if this node's replica holds all of it; a missing part is
+    /// asked of the other sites (and the caller tries again later).
+    pub(crate) async fn local_entry(&self, key: &str) -> Result<Option<Vec<u8>>, ChunkError> {
+        let local = |k: &str| match self.music.store().local().get(k) {
+            Ok(v) => v.map(|v| v.value),
+            Err(e) => {
+                tracing::warn!(key = %k, "reading the key space: {e}");
+                None
+            }
+        };
+        let Some(v) = local(key) else {
+            return Ok(None);
+        };
+        match chunks::parse(&v)? {
+            chunks::Stored::Whole(b) => Ok(Some(b.to_vec())),
+            chunks::Stored::Split(m) => {
+                let mut parts = Vec::with_capacity(m.parts as usize);
+                for i in 0..m.parts {
+                    let k = chunks::part_key(key, i);
+                    match local(&k) {
+                        Some(p) => parts.push(p),
+                        None => {
+                            if let Err(e) = self.music.store().read_newest(&k).await {
+                                tracing::debug!(key = %k, "pulling a part: {e}");
+                            }
+                            return Ok(None);
+                        }
+                    }
+                }
+                chunks::join(&m, &parts).map(Some)
+            }
         }
     }
 }
@@ -614,11 +705,8 @@ impl Replication {
         domain: &str,
         seq: u64,
     ) -> Result<Entry, SqlError> {
-        let v = owned
-            .guard
-            .get(&domain_key(domain, seq))
-            .await
-            .map_err(|e| lock_error(&format!("cannot read the log of domain {domain}"), e))?
+        let v = get_locked(&owned.guard, &domain_key(domain, seq))
+            .await?
             .ok_or_else(|| {
                 SqlError::coded(
                     "XX001",
@@ -627,7 +715,7 @@ impl Replication {
                     ),
                 )
             })?;
-        Entry::decode(&v.value).map_err(|e| SqlError::coded("XX001", e.to_string()))
+        Entry::decode(&v).map_err(|e| SqlError::coded("XX001", e.to_string()))
     }
 
     /// Applies another site's entry to the replicated tables, inside the caller's
@@ -640,9 +728,10 @@ impl Replication {
         entry: &Entry,
     ) -> Result<(), sql_capture::apply::ApplyError> {
         self.hlc.observe(entry.hlc);
+        let older = entry.schema < self.schema_pos();
         for t in &entry.tables {
             if self.replicated(&t.table) {
-                sql_capture::apply::apply(conn, shapes, version, t, entry.clock())?;
+                sql_capture::apply::apply(conn, shapes, version, t, entry.clock(), older)?;
             }
         }
         Ok(())
@@ -719,9 +808,7 @@ impl Replication {
                     format!("{what}: this site's lock on domain {} ran out; nothing was committed, retry the transaction", e.domain),
                 ));
             }
-            e.owned
-                .guard
-                .put(&domain_key(&e.domain, e.seq), e.bytes.clone())
+            put_locked(&e.owned.guard, &domain_key(&e.domain, e.seq), &e.bytes)
                 .await
                 .map_err(|err| lock_error(&what, err))?;
             e.owned
@@ -906,11 +993,7 @@ async fn reshipper(repl: Arc<Replication>, store: Arc<Store>, mut shutdown: watc
             match read {
                 Ok(entries) => {
                     for (seq, b) in entries {
-                        match repl
-                            .music
-                            .put(&log_key(&repl.site, seq), Bytes::from(b))
-                            .await
-                        {
+                        match repl.put_entry(&log_key(&repl.site, seq), &b).await {
                             Ok(_) => {
                                 repl.lock_unshipped().remove(&seq);
                             }

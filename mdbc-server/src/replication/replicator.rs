@@ -171,8 +171,17 @@ async fn run(
                     }
                 }
                 let key = log.key(next);
-                let Some(value) = local_value(&repl, &key) else {
-                    break;
+                let value = match repl.local_entry(&key).await {
+                    Ok(Some(v)) => v,
+                    Ok(None) => break,
+                    Err(e) => {
+                        let msg = format!("reading {key}: {e}");
+                        if complained.as_deref() != Some(msg.as_str()) {
+                            tracing::error!("{msg}; will retry");
+                            complained = Some(msg);
+                        }
+                        break;
+                    }
                 };
                 let step = match log {
                     Log::Schema => apply_schema(&mut applier, next, &value).await,
