@@ -1294,7 +1294,6 @@ impl Session {
             }
             self.ensure_write_lock().await?;
         }
-        if plan.kind == StmtKind::Write {}
         let autocommit = self.status == TxStatus::Idle;
         // Under group commit every autocommit write gets an explicit COMMIT to bracket, and
         // under replication one to seal its entry into.
