@@ -122,6 +122,12 @@ impl<D: DataStore> MutexGuard<D> {
         self.music.critical_put(key, value, self.lock_ref).await
     }
 
+    /// Critical writes of several keys under this lock, in one round (see
+    /// `Music::critical_put_many`).
+    pub async fn put_many(&self, items: Vec<(String, Bytes)>) -> Result<(), MusicError> {
+        self.music.critical_put_many(items, self.lock_ref).await
+    }
+
     /// A critical read under this lock.
     pub async fn get(&self, key: &str) -> Result<Option<Versioned>, MusicError> {
         self.music.critical_get(key, self.lock_ref).await

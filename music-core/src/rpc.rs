@@ -51,6 +51,9 @@ pub enum Request {
     Fetch(Vec<String>),
     /// A lock-table query for the consensus leader to answer linearizably.
     LockRead(Bytes),
+    /// Critical writes of several keys under one ref, stored together: refused, all of
+    /// them, if the replica has seen a newer ref for any.
+    CriticalWriteMany(Vec<Item>),
 }
 
 /// The answer.

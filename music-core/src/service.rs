@@ -386,6 +386,19 @@ impl<D: DataStore> Music<D> {
         Ok(self.inner.store.critical_put(key, value, r).await?)
     }
 
+    /// Quorum writes of several keys by the holder of `r`, in one round where the store
+    /// can: a replica stores all of them or none.
+    pub async fn critical_put_many(
+        &self,
+        items: Vec<(String, Bytes)>,
+        r: LockRef,
+    ) -> Result<(), MusicError> {
+        for (k, _) in &items {
+            self.check_holder(k, r).await?;
+        }
+        Ok(self.inner.store.critical_put_many(items, r).await?)
+    }
+
     /// Quorum read by the holder of `r`.
     pub async fn critical_get(
         &self,

@@ -395,7 +395,7 @@ impl Replication {
         Entry::decode(&v).map_err(|e| SqlError::coded("XX001", e.to_string()))
     }
 
-    /// Appends `ddl` to the schema log at `seq` (entry first, then the head) under
+    /// Appends `ddl` to the schema log at `seq` (entry and head in one round) under
     /// `guard`: a quorum holds it when this returns.
     pub async fn publish_schema(
         &self,
@@ -419,14 +419,7 @@ impl Replication {
             tables: Vec::new(),
         };
         let what = "cannot change the schema";
-        put_locked(guard, &domain_key(SCHEMA_DOMAIN, seq), &entry.encode())
-            .await
-            .map_err(|e| lock_error(what, e))?;
-        guard
-            .put(
-                &domain_head(SCHEMA_DOMAIN),
-                Bytes::copy_from_slice(&seq.to_be_bytes()),
-            )
+        append_locked(guard, SCHEMA_DOMAIN, seq, &entry.encode())
             .await
             .map_err(|e| lock_error(what, e))?;
         Ok(())
@@ -531,19 +524,30 @@ impl Replication {
     }
 }
 
-/// Writes a log entry at `key` under a lock (critical puts), in parts when it is large
-/// (see chunks.rs): a quorum holds all of it when this returns.
-async fn put_locked(
+/// Appends a log entry at position `seq` of `domain`'s log under a lock: a quorum holds
+/// it and the log's head record when this returns. The entry and the head go in one
+/// round, stored together by each replica (a replica with the head has the entry); the
+/// parts of a large entry (see chunks.rs) are written before them.
+async fn append_locked(
     guard: &DomainLock,
-    key: &str,
+    domain: &str,
+    seq: u64,
     entry: &[u8],
 ) -> Result<(), music_core::service::MusicError> {
-    let (parts, head) = chunks::split(entry);
+    let key = domain_key(domain, seq);
+    let (parts, value) = chunks::split(entry);
     for (i, p) in parts.into_iter().enumerate() {
-        guard.put(&chunks::part_key(key, i as u32), p).await?;
+        guard.put(&chunks::part_key(&key, i as u32), p).await?;
     }
-    guard.put(key, head).await?;
-    Ok(())
+    guard
+        .put_many(vec![
+            (key, value),
+            (
+                domain_head(domain),
+                Bytes::copy_from_slice(&seq.to_be_bytes()),
+            ),
+        ])
+        .await
 }
 
 /// Reads the log entry at `key` under a lock (quorum reads); `None` when there is none.
@@ -797,7 +801,7 @@ impl Replication {
         Ok((out, rest))
     }
 
-    /// Appends prepared strong entries to their domains' logs (entry, then head): a quorum
+    /// Appends prepared strong entries to their domains' logs (entry and head in one round): a quorum
     /// holds them when this returns; then the transaction may commit.
     pub async fn put_strong(&self, entries: &[StrongEntry]) -> Result<(), SqlError> {
         for e in entries {
@@ -808,15 +812,7 @@ impl Replication {
                     format!("{what}: this site's lock on domain {} ran out; nothing was committed, retry the transaction", e.domain),
                 ));
             }
-            put_locked(&e.owned.guard, &domain_key(&e.domain, e.seq), &e.bytes)
-                .await
-                .map_err(|err| lock_error(&what, err))?;
-            e.owned
-                .guard
-                .put(
-                    &domain_head(&e.domain),
-                    Bytes::copy_from_slice(&e.seq.to_be_bytes()),
-                )
+            append_locked(&e.owned.guard, &e.domain, e.seq, &e.bytes)
                 .await
                 .map_err(|err| lock_error(&what, err))?;
             e.owned.set_head(&e.domain, e.seq);

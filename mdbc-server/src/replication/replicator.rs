@@ -2,9 +2,11 @@
 //!
 //! One thread with its own connection (SQLite work blocks, so it stays off the async
 //! workers). For each log — the schema log, the strong domains' logs, each other site's
-//! log — it reads entry `applied + 1` from this site's MUSIC replica and applies it in one
-//! transaction that also records the new applied position; domain logs only up to their
-//! head record. When no log has a next entry it sleeps until the replica changes, and
+//! log — it reads entry `applied + 1` from this site's MUSIC replica and applies it
+//! atomically with the new applied position; domain logs only up to their head record.
+//! Entries already here are applied back to back in one SQLite transaction (a savepoint
+//! each), up to `BATCH` of them: under a steady stream of writes elsewhere, one commit and
+//! one fsync per entry would fall behind the writers, and the lag would only grow. When no log has a next entry it sleeps until the replica changes, and
 //! now and then asks the other sites for what it lacks. An entry written against a
 //! schema this site has not reached waits for it.
 
@@ -110,7 +112,9 @@ impl Log {
         Ok(match self {
             Log::Schema => repl.schema_pos(),
             Log::Domain(d) => applied_pos(conn, &format!("domain:{d}"))?,
-            Log::Site(s) => repl.applied_of(s.id),
+            // From SQLite, not the in-memory position: it counts the entries applied in
+            // the replicator's open transaction.
+            Log::Site(s) => applied_pos(conn, &format!("site:{}", s.name))?,
         } + 1)
     }
 }
@@ -155,8 +159,15 @@ async fn run(
         let mut progressed = false;
         let mut waiting = false;
         let logs = logs(&repl, &store);
+        let mut batch = Batch::new();
         for log in &logs {
             loop {
+                if batch.applied >= BATCH {
+                    if let Err(e) = batch.flush(&repl, &store, &conn).await {
+                        tracing::error!("committing applied entries: {e}");
+                        break;
+                    }
+                }
                 let next = match log.next(&repl, &conn) {
                     Ok(n) => n,
                     Err(e) => {
@@ -186,10 +197,12 @@ async fn run(
                 let step = match log {
                     Log::Schema => apply_schema(&mut applier, next, &value).await,
                     Log::Domain(d) => {
-                        apply_domain(&repl, &store, &conn, &mut shapes, d, next, &value).await
+                        apply_domain(&mut batch, &repl, &store, &conn, &mut shapes, d, next, &value)
+                            .await
                     }
                     Log::Site(peer) => {
-                        apply_site(&repl, &store, &conn, &mut shapes, peer, next, &value).await
+                        apply_site(&mut batch, &repl, &store, &conn, &mut shapes, peer, next, &value)
+                            .await
                     }
                 };
                 match step {
@@ -210,6 +223,10 @@ async fn run(
                         break;
                     }
                 }
+            }
+            // Before the next log (the schema log applies through another connection).
+            if let Err(e) = batch.flush(&repl, &store, &conn).await {
+                tracing::error!("committing applied entries: {e}");
             }
         }
         if progressed {
@@ -265,44 +282,91 @@ async fn apply_schema(applier: &mut Session, seq: u64, bytes: &[u8]) -> anyhow::
     Ok(Step::Applied)
 }
 
-/// Runs `apply` and records `seq` as applied in `log`, in one transaction under the
-/// store's write lock; skips what is already applied, and waits when the entry's schema
-/// is not here yet.
+/// Most entries applied in one transaction.
+const BATCH: usize = 64;
+
+/// The replicator's open transaction: entries applied but not yet committed, and what
+/// to record in memory once they are.
+struct Batch {
+    guard: Option<crate::store::WriteGuard>,
+    applied: usize,
+    site_positions: Vec<(u64, u64, u64)>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            guard: None,
+            applied: 0,
+            site_positions: Vec::new(),
+        }
+    }
+
+    /// Commits what is applied (and waits until it is durable); then other sites'
+    /// positions are published in memory (causal dependencies read them).
+    async fn flush(&mut self, repl: &Replication, store: &Arc<Store>, conn: &Connection) -> anyhow::Result<()> {
+        let Some(guard) = self.guard.take() else {
+            return Ok(());
+        };
+        let (r, ticket) = store.commit(conn);
+        if let Err(e) = r {
+            let _ = conn.execute_batch("ROLLBACK");
+            self.applied = 0;
+            self.site_positions.clear();
+            return Err(e.into());
+        }
+        drop(guard);
+        store.wait_durable(ticket).await;
+        for (site, seq, hlc) in self.site_positions.drain(..) {
+            repl.set_applied_of(site, seq);
+            repl.record_lag(site, hlc);
+        }
+        self.applied = 0;
+        Ok(())
+    }
+}
+
+/// Runs `apply` and records `seq` as applied in `log` atomically, inside the batch's
+/// transaction (opened here, under the store's write lock, if none is); skips what is
+/// already applied, and waits when the entry's schema is not here yet.
 async fn in_transaction(
+    batch: &mut Batch,
     store: &Arc<Store>,
     conn: &Connection,
     log: &str,
     seq: u64,
     apply: impl FnOnce() -> Result<(), ApplyError>,
 ) -> anyhow::Result<Step> {
-    let guard = store.lock_writer().await;
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let result = (|| -> Result<(), ApplyError> {
+    if batch.guard.is_none() {
+        let guard = store.lock_writer().await;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        batch.guard = Some(guard);
+    }
+    conn.execute_batch("SAVEPOINT mdbc_entry")?;
+    let result = (|| -> Result<bool, ApplyError> {
         if applied_pos(conn, log)? >= seq {
-            return Ok(());
+            return Ok(false);
         }
         apply()?;
         set_applied(conn, log, seq)?;
-        Ok(())
+        Ok(true)
     })();
+    let undo = |conn: &Connection| {
+        let _ = conn.execute_batch("ROLLBACK TO mdbc_entry; RELEASE mdbc_entry");
+    };
     match result {
-        Ok(()) => {
-            let (r, ticket) = store.commit(conn);
-            if let Err(e) = r {
-                let _ = conn.execute_batch("ROLLBACK");
-                return Err(e.into());
-            }
-            drop(guard);
-            store.wait_durable(ticket).await;
+        Ok(fresh) => {
+            conn.execute_batch("RELEASE mdbc_entry")?;
+            batch.applied += usize::from(fresh);
             Ok(Step::Applied)
         }
         Err(ApplyError::SchemaBehind { table, why }) => {
-            let _ = conn.execute_batch("ROLLBACK");
+            undo(conn);
             tracing::debug!(%log, seq, %table, %why, "waiting for the schema");
             Ok(Step::Wait)
         }
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
+            undo(conn);
             Err(e.into())
         }
     }
@@ -310,6 +374,7 @@ async fn in_transaction(
 
 /// Applies entry `seq` of a strong domain's log written by another site.
 async fn apply_domain(
+    batch: &mut Batch,
     repl: &Replication,
     store: &Arc<Store>,
     conn: &Connection,
@@ -327,7 +392,7 @@ async fn apply_domain(
     }
     let version = store.catalog().version;
     let log = format!("domain:{domain}");
-    in_transaction(store, conn, &log, seq, || {
+    in_transaction(batch, store, conn, &log, seq, || {
         repl.apply_tables(conn, shapes, version, &entry)
     })
     .await
@@ -335,6 +400,7 @@ async fn apply_domain(
 
 /// Applies entry `seq` of another site's log.
 async fn apply_site(
+    batch: &mut Batch,
     repl: &Replication,
     store: &Arc<Store>,
     conn: &Connection,
@@ -366,13 +432,12 @@ async fn apply_site(
     }
     let version = store.catalog().version;
     let log = format!("site:{}", peer.name);
-    let step = in_transaction(store, conn, &log, seq, || {
+    let step = in_transaction(batch, store, conn, &log, seq, || {
         repl.apply_tables(conn, shapes, version, &entry)
     })
     .await?;
     if matches!(step, Step::Applied) {
-        repl.set_applied_of(peer.id, seq);
-        repl.record_lag(peer.id, entry.hlc);
+        batch.site_positions.push((peer.id, seq, entry.hlc));
     }
     Ok(step)
 }

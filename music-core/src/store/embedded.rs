@@ -271,6 +271,21 @@ impl EmbeddedStore {
                 self.inner.changed.send_modify(|n| *n += 1);
                 r
             }
+            Request::CriticalWriteMany(items) => {
+                for it in &items {
+                    self.inner.hlc.observe(it.version.hlc);
+                }
+                let list: Vec<(&str, &[u8], Version)> = items
+                    .iter()
+                    .map(|it| (it.key.as_str(), &it.value[..], it.version))
+                    .collect();
+                let r = local.critical_apply_many(&list).await.map(|w| match w {
+                    CriticalWrite::Done => Response::Done,
+                    CriticalWrite::Fenced(f) => Response::Fenced(f),
+                });
+                self.inner.changed.send_modify(|n| *n += 1);
+                r
+            }
             Request::Read { key, fence, sync } => {
                 async {
                     if let Some(f) = fence {
@@ -417,11 +432,16 @@ impl EmbeddedStore {
 
     /// Writes `item` (its epoch the lock ref) to a quorum.
     async fn quorum_write(&self, item: Item) -> Result<(), StoreError> {
-        let need = self.inner.quorum();
         let lock_ref = item.version.epoch;
+        self.quorum_request(Request::CriticalWrite(item), lock_ref)
+            .await
+    }
+
+    async fn quorum_request(&self, req: Request, lock_ref: u64) -> Result<(), StoreError> {
+        let need = self.inner.quorum();
         let mut done = 0;
         let answers = self
-            .ask_replicas(Request::CriticalWrite(item), |r| {
+            .ask_replicas(req, |r| {
                 done += usize::from(matches!(r, Response::Done));
                 done >= need
             })
@@ -493,6 +513,28 @@ impl DataStore for EmbeddedStore {
     ) -> Result<Option<Versioned>, StoreError> {
         check(key, None)?;
         self.quorum_read(key, lock_ref, false).await
+    }
+
+    async fn critical_put_many(
+        &self,
+        items: Vec<(String, Bytes)>,
+        lock_ref: u64,
+    ) -> Result<(), StoreError> {
+        let mut list = Vec::with_capacity(items.len());
+        for (key, value) in items {
+            check(&key, Some(&value))?;
+            list.push(Item {
+                key,
+                value,
+                version: Version {
+                    epoch: lock_ref,
+                    hlc: self.inner.hlc.now(),
+                    node: self.inner.cfg.me,
+                },
+            });
+        }
+        self.quorum_request(Request::CriticalWriteMany(list), lock_ref)
+            .await
     }
 
     async fn sync(&self, key: &str, lock_ref: u64) -> Result<(), StoreError> {

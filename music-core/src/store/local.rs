@@ -228,16 +228,29 @@ impl LocalStore {
         value: &[u8],
         version: Version,
     ) -> Result<CriticalWrite, StoreError> {
+        self.critical_apply_many(&[(key, value, version)]).await
+    }
+
+    /// Critical writes of several keys in one transaction (one fsync): all stored, or
+    /// none when any key has seen a newer ref.
+    pub async fn critical_apply_many(
+        &self,
+        items: &[(&str, &[u8], Version)],
+    ) -> Result<CriticalWrite, StoreError> {
         let ticket = {
             let c = self.conn()?;
             let tx = c.unchecked_transaction().map_err(db)?;
-            let fence = Self::fence_in(&tx, key)?;
-            if version.epoch < fence {
-                return Ok(CriticalWrite::Fenced(fence));
+            for (key, _, version) in items {
+                let fence = Self::fence_in(&tx, key)?;
+                if version.epoch < fence {
+                    return Ok(CriticalWrite::Fenced(fence));
+                }
             }
             let ticket = self.group.as_ref().map(|g| g.begin_commit());
-            Self::raise_fence_in(&tx, key, version.epoch)?;
-            Self::apply_in(&tx, key, value, version)?;
+            for (key, value, version) in items {
+                Self::raise_fence_in(&tx, key, version.epoch)?;
+                Self::apply_in(&tx, key, value, *version)?;
+            }
             tx.commit().map_err(db)?;
             self.written(ticket);
             ticket
@@ -432,6 +445,35 @@ mod tests {
             7,
             "plain puts join the newest epoch"
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_critical_writes_is_stored_whole_or_not_at_all() {
+        let s = store();
+        s.raise_fence("head", 7).await.unwrap();
+        // Fenced on one key: neither is stored.
+        assert_eq!(
+            s.critical_apply_many(&[("entry", b"e", v(5, 1, 1)), ("head", b"h", v(5, 1, 1))])
+                .await
+                .unwrap(),
+            CriticalWrite::Fenced(7)
+        );
+        assert_eq!(s.get("entry").unwrap(), None);
+        assert_eq!(
+            s.critical_apply_many(&[("entry", b"e", v(7, 2, 1)), ("head", b"h", v(7, 2, 1))])
+                .await
+                .unwrap(),
+            CriticalWrite::Done
+        );
+        assert_eq!(
+            s.get("entry").unwrap().unwrap().value,
+            Bytes::from_static(b"e")
+        );
+        assert_eq!(
+            s.get("head").unwrap().unwrap().value,
+            Bytes::from_static(b"h")
+        );
+        assert_eq!(s.fence("entry").unwrap(), 7);
     }
 
     #[test]

@@ -118,4 +118,19 @@ pub trait DataStore: Send + Sync + 'static {
     /// only a minority.
     fn sync(&self, key: &str, lock_ref: u64)
         -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Critical puts of several keys under one lock ref, in one round where the backend
+    /// can (each replica stores all of them or none). The default writes them in order.
+    fn critical_put_many(
+        &self,
+        items: Vec<(String, Bytes)>,
+        lock_ref: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            for (k, v) in items {
+                self.critical_put(&k, v, lock_ref).await?;
+            }
+            Ok(())
+        }
+    }
 }
