@@ -337,6 +337,9 @@ fn default_settings() -> BTreeMap<String, String> {
         ("block_size", "8192"),
         // A single site; a cluster member reports its own name.
         ("mdbc.site", "main"),
+        // `default`: reads of strong tables are linearizable; `local`: every read sees
+        // what this site has applied, without asking the others.
+        ("mdbc.read_consistency", "default"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -807,6 +810,61 @@ impl Session {
         Ok(())
     }
 
+    /// Before an autocommit read of strong tables at a site that does not own their
+    /// domain: waits until this site has applied each domain's log up to the head a
+    /// quorum holds, so the read sees every strong commit acknowledged before it began
+    /// (linearizable). Bounded by the lock timeout; `SET mdbc.read_consistency = local`
+    /// skips it.
+    async fn sync_strong_reads(&mut self, tables: &[String]) -> Result<()> {
+        let Some(r) = self.store.replication().cloned() else {
+            return Ok(());
+        };
+        if self.applier
+            || self
+                .settings
+                .get("mdbc.read_consistency")
+                .is_some_and(|v| v == "local")
+        {
+            return Ok(());
+        }
+        let heads = r.heads_to_read(tables).await?;
+        if heads.is_empty() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + r.lock_timeout();
+        let mut epochs = self.store.watch_write_epoch();
+        let mut pulled = false;
+        loop {
+            // A kept read snapshot would hide what the replicator applies meanwhile.
+            self.end_snapshot();
+            let mut behind = None;
+            for (d, head) in &heads {
+                let applied = crate::replication::applied_pos(&self.conn, &format!("domain:{d}"))?;
+                if applied < *head {
+                    behind = Some((d.clone(), applied, *head));
+                    break;
+                }
+            }
+            let Some((d, applied, head)) = behind else {
+                return Ok(());
+            };
+            if !pulled {
+                r.pull_domain(&d, applied + 1, head).await;
+                pulled = true;
+            }
+            tokio::select! {
+                _ = epochs.changed() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => pulled = false,
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(SqlError::coded(
+                        "57P03",
+                        format!("cannot read the strong tables of domain {d}: this site applied its log up to {applied}, the cluster is at {head}, and it did not catch up in time; SET mdbc.read_consistency = 'local' reads what this site has"),
+                    ));
+                }
+            }
+        }
+    }
+
     /// Inside the transaction: applies what this site lacks of the domains it now owns.
     async fn catch_up_domains(&mut self) -> Result<()> {
         let Some(r) = self.store.replication().cloned() else {
@@ -1213,6 +1271,19 @@ impl Session {
             "transaction_isolation"
             | "transaction isolation level"
             | "default_transaction_isolation" => {}
+            "mdbc.site" => {
+                return Err(SqlError::coded(
+                    "55P02",
+                    "parameter \"mdbc.site\" cannot be changed (it is the site's name in its configuration)",
+                ))
+            }
+            "mdbc.read_consistency" => {
+                let l = v.to_ascii_lowercase();
+                if !matches!(l.as_str(), "default" | "local") {
+                    return Err(bad("default: strong tables read linearizably; local: what this site has applied"));
+                }
+                self.settings.insert(key, l);
+            }
             k if defaults.contains_key(k) || k.contains('.') => {
                 self.settings.insert(key, v);
             }
@@ -1277,6 +1348,9 @@ impl Session {
                     r.get::<_, i64>(0)
                 });
             self.seen_catalog = published;
+        }
+        if plan.kind == StmtKind::Read && !plan.reads.is_empty() && self.status == TxStatus::Idle {
+            self.sync_strong_reads(&plan.reads).await?;
         }
         let writes = plan.kind != StmtKind::Read;
         if plan.kind == StmtKind::Ddl {

@@ -319,6 +319,7 @@ fn ddl_plan(sql: Vec<String>, tag: &'static str, catalog: Vec<CatalogChange>) ->
         param_types: Vec::new(),
         columns: Vec::new(),
         writes: Vec::new(),
+        reads: Vec::new(),
         catalog,
         rebuild: None,
         literals: 0,

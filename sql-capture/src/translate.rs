@@ -58,6 +58,8 @@ pub struct SqlPlan {
     pub columns: Vec<ResultColumn>,
     /// Tables the statement writes (what replication will capture).
     pub writes: Vec<String>,
+    /// Tables a query reads (strong tables make a site sync before reading them).
+    pub reads: Vec<String>,
     /// Catalog rows to write in the same transaction.
     pub catalog: Vec<CatalogChange>,
     /// A table rebuild the executor must perform (ALTER TABLE … ADD PRIMARY KEY).
@@ -222,7 +224,8 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
             rewrite::rewrite_query(&mut q, catalog)?;
             rewrite::apply_column_names(&mut q, names);
             shape(&mut |l| literals::parameterize(&mut q, l));
-            Ok(sql_plan(
+            let reads = tables_read(&q, catalog);
+            let mut plan = sql_plan(
                 if for_update {
                     StmtKind::Write
                 } else {
@@ -234,7 +237,11 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 params,
                 columns,
                 Vec::new(),
-            ))
+            );
+            if let Command::Sql(p) = &mut plan {
+                p.reads = reads;
+            }
+            Ok(plan)
         }
         Statement::Insert(ins) => {
             let table = match &ins.table {
@@ -405,10 +412,26 @@ fn sql_plan(
         param_types,
         columns,
         writes,
+        reads: Vec::new(),
         catalog: Vec::new(),
         rebuild: None,
         literals: 0,
     }))
+}
+
+/// The tables (of the catalog) a query names, sorted and without repeats.
+fn tables_read(q: &sqlparser::ast::Query, catalog: &Catalog) -> Vec<String> {
+    let mut out = Vec::new();
+    let _ = sqlparser::ast::visit_relations(q, |name| {
+        let t = object_name_to_table(name);
+        if catalog.table(&t).is_some() {
+            out.push(t);
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The statement's leading keywords, for "… is not supported" messages.

@@ -578,6 +578,65 @@ async fn get_locked(guard: &DomainLock, key: &str) -> Result<Option<Vec<u8>>, Sq
 }
 
 impl Replication {
+    /// For a linearizable read of `tables`: the head of each strong domain among them
+    /// that this site does not own, read from a quorum (a commit acknowledged anywhere
+    /// before now has its head there). A domain this site owns needs nothing: no other
+    /// site can commit to it while the lease holds.
+    pub async fn heads_to_read(&self, tables: &[String]) -> Result<Vec<(String, u64)>, SqlError> {
+        let domains = self.strong_domains(tables);
+        if domains.is_empty() {
+            return Ok(Vec::new());
+        }
+        let owned: Vec<String> = {
+            let map = self.ownership.owned.lock().await;
+            domains
+                .iter()
+                .filter(|d| map.get(*d).is_some_and(|o| !o.guard.is_lost()))
+                .cloned()
+                .collect()
+        };
+        let mut out = Vec::new();
+        for d in domains.into_iter().filter(|d| !owned.contains(d)) {
+            let head = self
+                .music
+                .store()
+                .read_newest_quorum(&domain_head(&d))
+                .await
+                .map_err(|e| {
+                    let table = tables
+                        .iter()
+                        .find(|t| self.policy.table(t).domain.as_deref() == Some(d.as_str()))
+                        .map(String::as_str)
+                        .unwrap_or(d.as_str());
+                    SqlError::coded(
+                        "57P03",
+                        format!("cannot read strong table \"{table}\": no quorum of sites answered ({e}); SET mdbc.read_consistency = 'local' reads what this site has"),
+                    )
+                })?;
+            out.push((d, decode_head(head.map(|v| v.value))?));
+        }
+        Ok(out)
+    }
+
+    /// Asks the other sites for entries `from..=to` of `domain`'s log that this site
+    /// lacks; the replicator applies them when they arrive.
+    pub async fn pull_domain(&self, domain: &str, from: u64, to: u64) {
+        for seq in from..=to {
+            let key = domain_key(domain, seq);
+            if matches!(self.local_entry(&key).await, Ok(Some(_))) {
+                continue;
+            }
+            if let Err(e) = self.music.store().read_newest(&key).await {
+                tracing::debug!(%key, "pulling for a strong read: {e}");
+            }
+        }
+    }
+
+    /// How long a statement may wait for the cluster.
+    pub fn lock_timeout(&self) -> Duration {
+        self.lock_timeout
+    }
+
     /// AP put of a site-log entry, in parts when it is large (parts first).
     async fn put_entry(
         &self,

@@ -197,12 +197,28 @@ async fn run(
                 let step = match log {
                     Log::Schema => apply_schema(&mut applier, next, &value).await,
                     Log::Domain(d) => {
-                        apply_domain(&mut batch, &repl, &store, &conn, &mut shapes, d, next, &value)
-                            .await
+                        apply_domain(
+                            &mut batch,
+                            &repl,
+                            &store,
+                            &conn,
+                            &mut shapes,
+                            (d, next),
+                            &value,
+                        )
+                        .await
                     }
                     Log::Site(peer) => {
-                        apply_site(&mut batch, &repl, &store, &conn, &mut shapes, peer, next, &value)
-                            .await
+                        apply_site(
+                            &mut batch,
+                            &repl,
+                            &store,
+                            &conn,
+                            &mut shapes,
+                            (peer, next),
+                            &value,
+                        )
+                        .await
                     }
                 };
                 match step {
@@ -304,7 +320,12 @@ impl Batch {
 
     /// Commits what is applied (and waits until it is durable); then other sites'
     /// positions are published in memory (causal dependencies read them).
-    async fn flush(&mut self, repl: &Replication, store: &Arc<Store>, conn: &Connection) -> anyhow::Result<()> {
+    async fn flush(
+        &mut self,
+        repl: &Replication,
+        store: &Arc<Store>,
+        conn: &Connection,
+    ) -> anyhow::Result<()> {
         let Some(guard) = self.guard.take() else {
             return Ok(());
         };
@@ -379,8 +400,7 @@ async fn apply_domain(
     store: &Arc<Store>,
     conn: &Connection,
     shapes: &mut Shapes,
-    domain: &str,
-    seq: u64,
+    (domain, seq): (&str, u64),
     bytes: &[u8],
 ) -> anyhow::Result<Step> {
     let entry = Entry::decode(bytes)?;
@@ -405,8 +425,7 @@ async fn apply_site(
     store: &Arc<Store>,
     conn: &Connection,
     shapes: &mut Shapes,
-    peer: &Site,
-    seq: u64,
+    (peer, seq): (&Site, u64),
     bytes: &[u8],
 ) -> anyhow::Result<Step> {
     let entry = Entry::decode(bytes)?;

@@ -203,7 +203,23 @@ impl EmbeddedStore {
     /// next entry of a log, say — gets it without waiting for hinted hand-off or
     /// anti-entropy. An AP read: no lock, no quorum needed.
     pub async fn read_newest(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        self.newest(key, None).await
+    }
+
+    /// Like [`EmbeddedStore::read_newest`], but fails unless a quorum of replicas (this
+    /// one included) answered: a value that a critical put wrote before the read began
+    /// is then seen, which is what a linearizable read of a log head needs.
+    pub async fn read_newest_quorum(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        self.newest(key, Some(self.inner.quorum())).await
+    }
+
+    async fn newest(
+        &self,
+        key: &str,
+        need: Option<usize>,
+    ) -> Result<Option<Versioned>, StoreError> {
         check(key, None)?;
+        let mut answered = 0;
         let answers = self
             .ask_replicas(
                 Request::Read {
@@ -211,9 +227,21 @@ impl EmbeddedStore {
                     fence: None,
                     sync: false,
                 },
-                |_| false,
+                |r| {
+                    answered += usize::from(matches!(r, Response::Value(_)));
+                    need.is_some_and(|n| answered >= n)
+                },
             )
             .await;
+        if let Some(need) = need {
+            let got = answers
+                .iter()
+                .filter(|(_, r)| matches!(r, Response::Value(_)))
+                .count();
+            if got < need {
+                return Err(StoreError::NoQuorum { got, need });
+            }
+        }
         let newest = answers
             .into_iter()
             .filter_map(|(_, r)| match r {
