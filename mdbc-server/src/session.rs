@@ -865,6 +865,19 @@ impl Session {
         }
     }
 
+    /// Runs `f` with the transaction's capture paused: for row changes that are not the
+    /// transaction's own writes.
+    fn unrecorded<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        if let Some(c) = &self.capture {
+            c.set_enabled(false);
+        }
+        let out = f(self);
+        if let Some(c) = &self.capture {
+            c.set_enabled(true);
+        }
+        out
+    }
+
     /// Inside the transaction: applies what this site lacks of the domains it now owns.
     async fn catch_up_domains(&mut self) -> Result<()> {
         let Some(r) = self.store.replication().cloned() else {
@@ -881,21 +894,9 @@ impl Session {
                     let entry = r.read_domain_entry(&o, d, seq).await?;
                     // Other sites' rows are not this transaction's writes: recorded, they
                     // would ship again as if written here (duplicating appended rows).
-                    if let Some(c) = &self.capture {
-                        c.set_enabled(false);
-                    }
-                    let applied = r.apply_domain_entry(
-                        &self.conn,
-                        &mut self.table_shapes,
-                        version,
-                        d,
-                        seq,
-                        &entry,
-                    );
-                    if let Some(c) = &self.capture {
-                        c.set_enabled(true);
-                    }
-                    applied?;
+                    self.unrecorded(|s| {
+                        r.apply_domain_entry(&s.conn, &mut s.table_shapes, version, d, seq, &entry)
+                    })?;
                 }
                 o.mark_caught_up(d);
             }
@@ -1466,14 +1467,8 @@ impl Session {
         self.store
             .apply_catalog_changes(&self.conn, &plan.catalog)?;
         if let Some(rb) = &plan.rebuild {
-            if let Some(c) = &self.capture {
-                c.set_enabled(false);
-            }
-            let r = store::rebuild_table(&self.conn, rb);
-            if let Some(c) = &self.capture {
-                c.set_enabled(true);
-            }
-            r?;
+            // Every site replays the DDL and rebuilds its own rows (see Capture::set_enabled).
+            self.unrecorded(|s| store::rebuild_table(&s.conn, rb))?;
         }
         let cat = self.store.load_catalog(&self.conn)?;
         self.store.init_sequences(&self.conn, &cat)?;

@@ -583,6 +583,9 @@ impl Replication {
     /// before now has its head there). A domain this site owns needs nothing: no other
     /// site can commit to it while the lease holds.
     pub async fn heads_to_read(&self, tables: &[String]) -> Result<Vec<(String, u64)>, SqlError> {
+        if !self.policy.any_strong() {
+            return Ok(Vec::new());
+        }
         let domains = self.strong_domains(tables);
         if domains.is_empty() {
             return Ok(Vec::new());

@@ -25,6 +25,8 @@ pub struct Policy {
     // Longest pattern first, so the most specific glob wins.
     globs: Vec<(String, LevelSpec)>,
     domains: HashMap<String, String>,
+    // Whether any table can be strong: per-query checks (strong reads) stop here when not.
+    any_strong: bool,
 }
 
 /// `*` matches any run of characters, `?` one character.
@@ -61,11 +63,22 @@ impl Policy {
                 domains.insert(t.clone(), d.clone());
             }
         }
+        let level_of = |s: &LevelSpec| match s {
+            LevelSpec::Name(l) => *l,
+            LevelSpec::Full { level, .. } => *level,
+        };
+        let any_strong = cfg.tables.default == Level::Strong
+            || cfg
+                .tables
+                .levels
+                .values()
+                .any(|s| level_of(s) == Level::Strong);
         Policy {
             default: cfg.tables.default,
             exact,
             globs,
             domains,
+            any_strong,
         }
     }
 
@@ -106,6 +119,11 @@ impl Policy {
             max_staleness_ms,
             sync_replicas,
         }
+    }
+
+    /// Whether any table is configured strong.
+    pub fn any_strong(&self) -> bool {
+        self.any_strong
     }
 
     /// The level of `table`.
