@@ -126,6 +126,8 @@ fn start(cfg: Config) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        // A new site of a cluster starts from a copy of another site's data.
+        mdbc_server::replication::snapshot::bootstrap_if_new(&cfg).await?;
         let store = Store::open(&cfg.data_dir, cfg.synchronous)
             .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)

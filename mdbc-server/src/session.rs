@@ -25,6 +25,7 @@ use sql_capture::{
 };
 use tokio::sync::Notify;
 
+use crate::config::Level;
 use crate::copy;
 use crate::errors::SqlError;
 use crate::replication::domains::Owned;
@@ -340,6 +341,9 @@ fn default_settings() -> BTreeMap<String, String> {
         // `default`: reads of strong tables are linearizable; `local`: every read sees
         // what this site has applied, without asking the others.
         ("mdbc.read_consistency", "default"),
+        // `refuse`: a write to a strong table after the transaction read a table that may
+        // be stale here (eventual, causal, bounded) fails; `allow`: the session takes that.
+        ("mdbc.strong_after_stale_read", "refuse"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -396,6 +400,20 @@ pub struct Session {
     // Simple queries by shape; `None`: this shape cannot be reused (see parse_simple).
     shapes: HashMap<String, Option<Arc<Prepared>>>,
     copy: Option<CopyIn>,
+    // A warning for the client about the statement that just ran (see `take_warning`).
+    warning: Option<(&'static str, String)>,
+    // What the open transaction block has read (see `note_reads`).
+    tx_reads: TxReads,
+}
+
+/// What a transaction block read that a later strong write must answer for.
+#[derive(Debug, Default)]
+struct TxReads {
+    // The first table read that may be stale at this site (eventual, causal, bounded).
+    stale: Option<String>,
+    // Strong domains read before the block owned them, with the position of their log
+    // the read saw.
+    strong: Vec<(String, u64)>,
 }
 
 impl Drop for Session {
@@ -439,6 +457,8 @@ impl Session {
             cache: HashMap::new(),
             shapes: HashMap::new(),
             copy: None,
+            warning: None,
+            tx_reads: TxReads::default(),
         })
     }
 
@@ -700,6 +720,7 @@ impl Session {
                 }
                 self.conn.execute_batch("BEGIN")?;
                 self.status = TxStatus::InBlock;
+                self.tx_reads = TxReads::default();
                 Ok(Outcome::done("BEGIN"))
             }
             Command::Commit => self.commit().await,
@@ -783,6 +804,18 @@ impl Session {
         self.schema = None;
     }
 
+    /// The first of `tables` that is strong, if any.
+    fn first_strong(&self, tables: &[String]) -> Option<String> {
+        let r = self.store.replication()?;
+        if self.applier || !r.policy().any_strong() {
+            return None;
+        }
+        tables
+            .iter()
+            .find(|t| r.policy().table(t).domain.is_some())
+            .cloned()
+    }
+
     /// Before a write to strong tables: makes this site the owner of their domains (see
     /// replication::domains) for the rest of the transaction.
     async fn use_domains(&mut self, tables: &[String]) -> Result<()> {
@@ -810,6 +843,105 @@ impl Session {
         Ok(())
     }
 
+    /// Before a statement that reads tables: at the start of a read snapshot (autocommit,
+    /// or a block's first reading statement), makes strong reads linearizable and bounded
+    /// ones fresh enough; then notes, for a later strong write in the same block, what
+    /// was read that may be stale (see `check_stale_reads`).
+    async fn before_reads(&mut self, plan: &SqlPlan) -> Result<()> {
+        let Some(r) = self.store.replication().cloned() else {
+            return Ok(());
+        };
+        if self.applier {
+            return Ok(());
+        }
+        // A block's snapshot starts at its first statement that touches the database.
+        let snapshot_starts = match self.status {
+            TxStatus::Idle => true,
+            TxStatus::InBlock => matches!(
+                self.conn.transaction_state(Some(rusqlite::MAIN_DB)),
+                Ok(rusqlite::TransactionState::None)
+            ),
+            TxStatus::Failed => false,
+        };
+        let local = self
+            .settings
+            .get("mdbc.read_consistency")
+            .is_some_and(|v| v == "local");
+        if snapshot_starts && !local {
+            if plan.kind == StmtKind::Read {
+                self.sync_strong_reads(&plan.reads).await?;
+            }
+            if let Some(bound) = r.bound_of(&plan.reads) {
+                let table = plan
+                    .reads
+                    .iter()
+                    .find(|t| r.policy().level(t) == Level::Bounded)
+                    .cloned()
+                    .unwrap_or_default();
+                r.ensure_fresh(&table, bound).await?;
+                // A kept read snapshot may predate what was just applied.
+                if self.status == TxStatus::Idle {
+                    self.end_snapshot();
+                }
+            }
+        }
+        // A statement on its own is checked by its plan (see `check_stale_reads`).
+        if self.status != TxStatus::InBlock {
+            return Ok(());
+        }
+        for t in &plan.reads {
+            let p = r.policy().table(t);
+            match (p.level, p.domain) {
+                (Level::Eventual | Level::Causal | Level::Bounded, _) => {
+                    self.tx_reads.stale.get_or_insert_with(|| t.clone());
+                }
+                // A strong table read in the block before its domain is owned: the
+                // position read is checked when the block takes the domain.
+                (Level::Strong, Some(d)) if plan.kind == StmtKind::Read => {
+                    let held = self.owned.iter().any(|o| o.domains.contains(&d));
+                    if !held && !self.tx_reads.strong.iter().any(|(x, _)| *x == d) {
+                        let pos =
+                            crate::replication::applied_pos(&self.conn, &format!("domain:{d}"))?;
+                        self.tx_reads.strong.push((d, pos));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Before a write to strong tables: refuses it when the transaction (or the statement
+    /// itself) read a table that may be stale here, unless the session allows that.
+    fn check_stale_reads(&self, plan: &SqlPlan, strong_table: &str) -> Result<()> {
+        if self
+            .settings
+            .get("mdbc.strong_after_stale_read")
+            .is_some_and(|v| v == "allow")
+        {
+            return Ok(());
+        }
+        let Some(r) = self.store.replication() else {
+            return Ok(());
+        };
+        let in_statement = plan.reads.iter().find(|t| {
+            matches!(
+                r.policy().level(t),
+                Level::Eventual | Level::Causal | Level::Bounded
+            )
+        });
+        let Some(stale) = self.tx_reads.stale.as_ref().or(in_statement) else {
+            return Ok(());
+        };
+        Err(SqlError::coded(
+            "55000",
+            format!(
+                "cannot write strong table \"{strong_table}\" after reading \"{stale}\" in the same transaction: \"{stale}\" is {} and may be stale at this site, so the write could rest on an old value; read it in another transaction, make it strong, or SET mdbc.strong_after_stale_read = 'allow'",
+                r.policy().level(stale).name()
+            ),
+        ))
+    }
+
     /// Before an autocommit read of strong tables at a site that does not own their
     /// domain: waits until this site has applied each domain's log up to the head a
     /// quorum holds, so the read sees every strong commit acknowledged before it began
@@ -834,12 +966,26 @@ impl Session {
         let deadline = tokio::time::Instant::now() + r.lock_timeout();
         let mut epochs = self.store.watch_write_epoch();
         let mut pulled = false;
+        // In a block, reading the positions on the session's connection would start the
+        // block's snapshot before the site caught up; they are read beside it instead.
+        let side = if self.status == TxStatus::Idle {
+            None
+        } else {
+            Some(Connection::open_with_flags(
+                self.store.path(),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?)
+        };
         loop {
             // A kept read snapshot would hide what the replicator applies meanwhile.
-            self.end_snapshot();
+            if side.is_none() {
+                self.end_snapshot();
+            }
+            let conn = side.as_ref().unwrap_or(&self.conn);
             let mut behind = None;
             for (d, head) in &heads {
-                let applied = crate::replication::applied_pos(&self.conn, &format!("domain:{d}"))?;
+                let applied = crate::replication::applied_pos(conn, &format!("domain:{d}"))?;
                 if applied < *head {
                     behind = Some((d.clone(), applied, *head));
                     break;
@@ -886,6 +1032,20 @@ impl Session {
         let version = self.catalog().version;
         for o in self.owned.clone() {
             for d in &o.domains {
+                if let Some((_, read)) = self.tx_reads.strong.iter().find(|(x, _)| x == d) {
+                    // The block read this domain's tables at an older position than the
+                    // one it now writes on: the read may be stale, and a write computed
+                    // from it would lose an update. Retrying the block reads afresh.
+                    if o.head(d) > *read {
+                        return Err(SqlError::coded(
+                            "40001",
+                            format!(
+                                "could not serialize access: the strong tables of domain {d} changed (log position {read} -> {}) after this transaction read them; retry the transaction",
+                                o.head(d)
+                            ),
+                        ));
+                    }
+                }
                 if o.is_caught_up(d) {
                     continue;
                 }
@@ -1055,7 +1215,7 @@ impl Session {
         self.local_catalog = None;
         self.release_writer();
         let (new, committed) = outcome?;
-        Self::acknowledge(self.store.clone(), committed).await;
+        self.acknowledge(committed).await;
         Ok(new)
     }
 
@@ -1136,12 +1296,20 @@ impl Session {
     }
 
     /// Acknowledges nothing before the commit is on disk and its entry is in the site's
-    /// log in MUSIC.
-    async fn acknowledge(store: Arc<Store>, c: Committed) {
-        store.wait_durable(c.ticket).await;
-        if let (Some(s), Some(r)) = (c.sealed, store.replication()) {
-            r.ship(s).await;
+    /// log in MUSIC (and held by `sync_replicas` other sites, when its tables ask; if
+    /// they do not confirm in time the client gets a warning with its acknowledgement).
+    async fn acknowledge(&mut self, c: Committed) {
+        self.store.wait_durable(c.ticket).await;
+        if let (Some(s), Some(r)) = (c.sealed, self.store.replication()) {
+            if let Some(w) = r.ship(s).await {
+                self.warning = Some(("01000", w));
+            }
         }
+    }
+
+    /// A warning to send the client with the current statement's result.
+    pub fn take_warning(&mut self) -> Option<(&'static str, String)> {
+        self.warning.take()
     }
 
     /// Before rows go out: everything this reader could have seen must be on disk.
@@ -1171,7 +1339,7 @@ impl Session {
                     return Err(e);
                 }
                 let committed = self.end_transaction(true)?;
-                Self::acknowledge(self.store.clone(), committed).await;
+                self.acknowledge(committed).await;
                 Ok(Outcome::done("COMMIT"))
             }
         }
@@ -1281,7 +1449,14 @@ impl Session {
             "mdbc.read_consistency" => {
                 let l = v.to_ascii_lowercase();
                 if !matches!(l.as_str(), "default" | "local") {
-                    return Err(bad("default: strong tables read linearizably; local: what this site has applied"));
+                    return Err(bad("default: strong tables read linearizably, bounded ones within their bound; local: what this site has applied"));
+                }
+                self.settings.insert(key, l);
+            }
+            "mdbc.strong_after_stale_read" => {
+                let l = v.to_ascii_lowercase();
+                if !matches!(l.as_str(), "refuse" | "allow") {
+                    return Err(bad("refuse: a strong write after a read of an eventual, causal or bounded table fails; allow: it goes ahead"));
                 }
                 self.settings.insert(key, l);
             }
@@ -1350,14 +1525,17 @@ impl Session {
                 });
             self.seen_catalog = published;
         }
-        if plan.kind == StmtKind::Read && !plan.reads.is_empty() && self.status == TxStatus::Idle {
-            self.sync_strong_reads(&plan.reads).await?;
+        if !plan.reads.is_empty() {
+            self.before_reads(plan).await?;
         }
         let writes = plan.kind != StmtKind::Read;
         if plan.kind == StmtKind::Ddl {
             self.begin_schema_change().await?;
         }
         if plan.kind == StmtKind::Write {
+            if let Some(t) = self.first_strong(&plan.writes) {
+                self.check_stale_reads(plan, &t)?;
+            }
             self.use_domains(&plan.writes).await?;
         }
         if writes && self.write_guard.is_none() {
@@ -1454,7 +1632,7 @@ impl Session {
         }
         if result.is_ok() {
             if let Some(c) = committed {
-                Self::acknowledge(self.store.clone(), c).await;
+                self.acknowledge(c).await;
             } else if plan.kind == StmtKind::Read && self.write_guard.is_none() {
                 // (A writer reads without waiting: see durability.rs.)
                 Self::wait_visible_durable(self.store.clone()).await;
@@ -1714,7 +1892,7 @@ impl Session {
         }
         let (result, committed) = self.finish_copy(c.own_transaction, result);
         if result.is_ok() {
-            Self::acknowledge(self.store.clone(), committed).await;
+            self.acknowledge(committed).await;
         }
         result
     }

@@ -296,6 +296,22 @@ fn spawn_snapshot_janitor(
     });
 }
 
+/// A warning about the statement just run (see `Session::take_warning`), if any.
+async fn send_warning<C>(client: &mut C, w: Option<(&'static str, String)>) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    if let Some((code, msg)) = w {
+        client
+            .feed(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
+                ErrorInfo::new("WARNING".into(), code.into(), msg),
+            )))
+            .await?;
+    }
+    Ok(())
+}
+
 async fn send_outcome<C>(client: &mut C, outcome: Outcome, describe: bool) -> PgWireResult<()>
 where
     C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
@@ -421,7 +437,9 @@ impl SimpleQueryHandler for Handlers {
             Ok(q) => {
                 let params = q.params();
                 for p in q.stmts.iter() {
-                    match s.execute(p, &params, &no_params).await {
+                    let result = s.execute(p, &params, &no_params).await;
+                    send_warning(client, s.take_warning()).await?;
+                    match result {
                         Ok(Outcome::CopyIn { columns, csv }) => {
                             send_outcome(client, Outcome::CopyIn { columns, csv }, true).await?;
                             client.set_transaction_status(tx_status(s.status()));
@@ -676,10 +694,12 @@ impl ExtendedQueryHandler for Handlers {
             let result = s
                 .execute(&portal.statement.statement, &params, &binary_result)
                 .await;
+            let warning = s.take_warning();
             let status = tx_status(s.status());
             drop(s);
             client.set_transaction_status(status);
             client.set_state(PgWireConnectionState::ReadyForQuery);
+            send_warning(client, warning).await?;
             match result {
                 Err(e) => return Err(e.into_pgwire()),
                 Ok(Outcome::Rows { columns, rows, tag }) => {
@@ -828,8 +848,10 @@ impl CopyHandler for Handlers {
         let session = session_of(&self.store, client)?;
         let mut s = session.lock().await;
         let result = s.copy_done().await;
+        let warning = s.take_warning();
         client.set_transaction_status(tx_status(s.status()));
         drop(s);
+        send_warning(client, warning).await?;
         let tag = result.map_err(SqlError::into_pgwire)?;
         client
             .send(PgWireBackendMessage::CommandComplete(CommandComplete::new(

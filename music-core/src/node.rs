@@ -95,6 +95,52 @@ impl NodeSettings {
     }
 }
 
+/// Answers the application's requests ([`Request::App`]) from peer nodes: the peer's id
+/// and the payload in, the answer (or an error message) out.
+pub type AppHandler = Arc<
+    dyn Fn(u64, Bytes) -> futures::future::BoxFuture<'static, Result<Bytes, String>> + Send + Sync,
+>;
+
+/// A connection for application requests ([`Request::App`]) to one node, usable before
+/// this process runs a node of its own (a new site fetching its first snapshot, say).
+/// `me` must be a member the other node knows, proving the cluster secret.
+pub struct AppChannel {
+    ch: consensus::rpc::Channel,
+}
+
+impl AppChannel {
+    /// Connects to node `expect` at `addr`.
+    pub async fn connect(
+        addr: &str,
+        secret: &[u8],
+        me: u64,
+        expect: u64,
+    ) -> Result<AppChannel, String> {
+        let (ch, them) = consensus::rpc::Channel::connect(addr, secret, MAGIC, me)
+            .await
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        if them != expect {
+            return Err(format!("{addr} is node {them}, expected {expect}"));
+        }
+        Ok(AppChannel { ch })
+    }
+
+    /// Sends `payload` and returns the answer.
+    pub async fn call(&self, payload: Bytes, timeout: Duration) -> Result<Bytes, String> {
+        let req = encode(&Request::App(payload));
+        match tokio::time::timeout(timeout, self.ch.call(req)).await {
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(b)) => match decode::<Response>(&b) {
+                Ok(Response::App(b)) => Ok(b),
+                Ok(Response::Error(e)) => Err(e),
+                Ok(other) => Err(format!("unexpected answer: {other:?}")),
+                Err(e) => Err(format!("malformed answer: {e}")),
+            },
+        }
+    }
+}
+
 /// A running node.
 pub struct MusicNode {
     /// The service.
@@ -107,6 +153,7 @@ pub struct MusicNode {
     pub http_addr: Option<SocketAddr>,
     /// The consensus replica's loop.
     pub consensus_task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    app: Arc<std::sync::OnceLock<AppHandler>>,
 }
 
 impl MusicNode {
@@ -186,13 +233,21 @@ impl MusicNode {
             }
         };
         let members: Arc<Vec<u64>> = Arc::new(s.peers.iter().map(|p| p.id).collect());
+        let app: Arc<std::sync::OnceLock<AppHandler>> = Arc::default();
         let handler = {
-            let (music, store) = (music.clone(), store.clone());
-            move |_peer: u64, payload: Bytes| {
-                let (music, store) = (music.clone(), store.clone());
+            let (music, store, app) = (music.clone(), store.clone(), app.clone());
+            move |peer: u64, payload: Bytes| {
+                let (music, store, app) = (music.clone(), store.clone(), app.clone());
                 async move {
                     let resp = match decode::<Request>(&payload) {
                         Ok(Request::LockRead(q)) => music.answer_lock_read(q).await,
+                        Ok(Request::App(b)) => match app.get() {
+                            Some(h) => match h(peer, b).await {
+                                Ok(answer) => Response::App(answer),
+                                Err(e) => Response::Error(e),
+                            },
+                            None => Response::Error("no application on this node yet".into()),
+                        },
                         Ok(req) => store.handle(req).await,
                         Err(e) => Response::Error(format!("malformed request: {e}")),
                     };
@@ -236,6 +291,13 @@ impl MusicNode {
             rpc_addr,
             http_addr,
             consensus_task: replica.task,
+            app,
         })
+    }
+
+    /// Installs the handler of application requests (once; later calls are ignored).
+    /// Until then peers' application requests get an error answer.
+    pub fn set_app_handler(&self, h: AppHandler) {
+        let _ = self.app.set(h);
     }
 }

@@ -54,6 +54,9 @@ pub enum Request {
     /// Critical writes of several keys under one ref, stored together: refused, all of
     /// them, if the replica has seen a newer ref for any.
     CriticalWriteMany(Vec<Item>),
+    /// A call of the application running on the nodes (mdbc's site-to-site requests),
+    /// carried over the same authenticated channel; see [`crate::node::AppHandler`].
+    App(Bytes),
 }
 
 /// The answer.
@@ -75,4 +78,6 @@ pub enum Response {
     LockAnswer(Bytes),
     /// The call failed.
     Error(String),
+    /// The application's answer to [`Request::App`].
+    App(Bytes),
 }

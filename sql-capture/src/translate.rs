@@ -390,6 +390,13 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
     }?;
     if let Command::Sql(p) = &mut cmd {
         p.literals = bound.get();
+        if p.kind == StmtKind::Write && p.reads.is_empty() {
+            // What a write reads besides its targets (INSERT … SELECT, UPDATE … FROM,
+            // subqueries): a strong write computed from another table's rows.
+            let mut reads = tables_read(stmt, catalog);
+            reads.retain(|t| !p.writes.contains(t));
+            p.reads = reads;
+        }
     }
     Ok(cmd)
 }
@@ -420,7 +427,7 @@ fn sql_plan(
 }
 
 /// The tables (of the catalog) a query names, sorted and without repeats.
-fn tables_read(q: &sqlparser::ast::Query, catalog: &Catalog) -> Vec<String> {
+fn tables_read<V: sqlparser::ast::Visit>(q: &V, catalog: &Catalog) -> Vec<String> {
     let mut out = Vec::new();
     let _ = sqlparser::ast::visit_relations(q, |name| {
         let t = object_name_to_table(name);

@@ -65,6 +65,38 @@ impl Cluster {
         })
     }
 
+    /// A cluster of `n` declared sites of which only the first `started` run; the others
+    /// join later with [`Cluster::start_late`] (empty data directories).
+    pub fn start_declared(n: usize, started: usize, extra: &str) -> Result<Cluster> {
+        let names: Vec<String> = (0..n)
+            .map(|i| ((b'a' + i as u8) as char).to_string())
+            .collect();
+        let ports = (0..n).map(|_| free_port()).collect::<Result<Vec<_>>>()?;
+        let mut sites = Vec::new();
+        for i in 0..started {
+            sites.push(Server::start_with_config(&site_config(
+                &names, &ports, i, SECRET, extra,
+            ))?);
+        }
+        Ok(Cluster {
+            sites,
+            proxies: Vec::new(),
+            names,
+            cluster_ports: ports,
+        })
+    }
+
+    /// Starts the next declared site that is not running yet, with `extra` TOML.
+    pub fn start_late(&mut self, extra: &str) -> Result<&Server> {
+        let i = self.sites.len();
+        if i >= self.names.len() {
+            bail!("every declared site runs already");
+        }
+        let cfg = site_config(&self.names, &self.cluster_ports, i, SECRET, extra);
+        self.sites.push(Server::start_with_config(&cfg)?);
+        Ok(&self.sites[i])
+    }
+
     /// Starts `n` sites that reach each other only through fault-injecting proxies, one
     /// per direction of each link, so that a test can cut any link ([`Cluster::cut`]).
     pub fn start_with_proxies(n: usize, extra: &str) -> Result<Cluster> {

@@ -815,3 +815,315 @@ async fn strong_reads_at_another_site_see_every_acknowledged_commit() {
     }
     cluster.heal();
 }
+
+/// The SQLSTATE of a failed statement.
+fn code_of(e: &tokio_postgres::Error) -> Option<&str> {
+    e.code().map(|c| c.code())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounded_reads_see_what_is_older_than_their_bound_or_refuse() {
+    let _serial = serial().await;
+    let cluster = Cluster::start_with_proxies(
+        3,
+        "[tables.levels]\nsessions = { level = \"bounded\", max_staleness_ms = 100 }\n",
+    )
+    .unwrap();
+    let a = client(cluster.site(0)).await;
+    let b = client(cluster.site(1)).await;
+    a.batch_execute("CREATE TABLE sessions (id int PRIMARY KEY, v int NOT NULL); INSERT INTO sessions VALUES (1, 0)")
+        .await
+        .unwrap();
+    eventually(WAIT, "the row at b", || async {
+        Ok(scalar(&b, "SELECT count(*) FROM sessions")
+            .await
+            .ok()
+            .filter(|n| *n == 1))
+    })
+    .await
+    .unwrap();
+    // a's pushes to b are lost from now on; b still reaches a (to ask how far its log
+    // goes) and c (which holds a's entries).
+    cluster.proxies[0][1].as_ref().unwrap().cut();
+    for i in 1..=5 {
+        a.batch_execute(&format!("UPDATE sessions SET v = {i} WHERE id = 1"))
+            .await
+            .unwrap();
+        // Once the commit is older than the bound, a read at b must show it (b's own
+        // background pulls come every 500 ms: without the bound's check it would not).
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let got = scalar(&b, "SELECT v FROM sessions WHERE id = 1")
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+        assert_eq!(
+            got,
+            i,
+            "b served a read of a bounded table older than its bound\n{}",
+            cluster.logs()
+        );
+    }
+    // b cannot hear from a at all: it cannot know what a committed, so it refuses.
+    cluster.cut(0, 1);
+    // Long enough that what b knew of a is older than the bound.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let err = scalar(&b, "SELECT v FROM sessions WHERE id = 1")
+        .await
+        .unwrap_err();
+    let db = err
+        .downcast_ref::<tokio_postgres::Error>()
+        .expect("a server error");
+    assert_eq!(code_of(db), Some("57P03"), "{db:?}");
+    assert!(format!("{db:?}").contains("site a"), "{db:?}");
+    // An eventual read, or a session that asks for local reads, is served.
+    b.batch_execute("SET mdbc.read_consistency = local")
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(&b, "SELECT v FROM sessions WHERE id = 1")
+            .await
+            .unwrap(),
+        5
+    );
+    cluster.heal();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_replicas_and_strong_writes_after_stale_reads() {
+    let _serial = serial().await;
+    let cluster = Cluster::start_with_proxies(
+        3,
+        "[tables.levels]\naccounts = \"strong\"\nledger1 = { level = \"eventual\", sync_replicas = 1 }\nledger2 = { level = \"eventual\", sync_replicas = 2 }\n",
+    )
+    .unwrap();
+    let a = client(cluster.site(0)).await;
+    let b = client(cluster.site(1)).await;
+    a.batch_execute(
+        "CREATE TABLE accounts (id int PRIMARY KEY, bal int NOT NULL); \
+         CREATE TABLE ledger1 (id int PRIMARY KEY, v int); \
+         CREATE TABLE ledger2 (id int PRIMARY KEY, v int); \
+         CREATE TABLE notes (id int PRIMARY KEY, v int); \
+         INSERT INTO accounts VALUES (1, 100)",
+    )
+    .await
+    .unwrap();
+    eventually(WAIT, "the tables at b", || async {
+        Ok(scalar(&b, "SELECT count(*) FROM accounts").await.ok())
+    })
+    .await
+    .unwrap();
+
+    // sync_replicas: with a's link to c cut, one other site (b) can confirm, two cannot.
+    cluster.proxies[0][2].as_ref().unwrap().cut();
+    let site_a = cluster.site(0);
+    let (one, ok1) = site_a
+        .psql(
+            "INSERT INTO ledger1 VALUES (1, 1);\n",
+            &["-v", "ON_ERROR_STOP=1"],
+        )
+        .unwrap();
+    assert!(ok1 && !one.contains("WARNING"), "{one}");
+    let (two, ok2) = site_a
+        .psql(
+            "INSERT INTO ledger2 VALUES (1, 1);\n",
+            &["-v", "ON_ERROR_STOP=1"],
+        )
+        .unwrap();
+    assert!(ok2, "{two}");
+    assert!(
+        two.contains("WARNING") && two.contains("sync_replicas") && two.contains("only 1 of the 2"),
+        "no warning when fewer sites than sync_replicas confirmed: {two}"
+    );
+    cluster.heal();
+    // Committed either way, and delivered once c is back.
+    let c = client(cluster.site(2)).await;
+    eventually(WAIT, "ledger2 at c", || async {
+        Ok(scalar(&c, "SELECT count(*) FROM ledger2")
+            .await
+            .ok()
+            .filter(|n| *n == 1))
+    })
+    .await
+    .unwrap();
+
+    // A strong write after reading an eventual table in the same transaction is refused …
+    let err = b
+        .batch_execute("BEGIN; SELECT v FROM notes; UPDATE accounts SET bal = bal + 1 WHERE id = 1")
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&err), Some("55000"), "{err:?}");
+    assert!(format!("{err:?}").contains("notes"), "{err:?}");
+    b.batch_execute("ROLLBACK").await.unwrap();
+    // … as is one statement computing a strong row from an eventual one …
+    let err = b
+        .batch_execute("INSERT INTO accounts SELECT id + 100, v FROM ledger1")
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&err), Some("55000"), "{err:?}");
+    // … unless the session allows it.
+    let err = b
+        .batch_execute("SET mdbc.strong_after_stale_read = sometimes")
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&err), Some("22023"), "{err:?}");
+    b.batch_execute(
+        "SET mdbc.strong_after_stale_read = allow; \
+         BEGIN; SELECT v FROM notes; UPDATE accounts SET bal = bal + 1 WHERE id = 1; COMMIT; \
+         SET mdbc.strong_after_stale_read = refuse",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        scalar(&a, "SELECT bal FROM accounts WHERE id = 1")
+            .await
+            .unwrap(),
+        101
+    );
+
+    // A strong table read in a block, then changed at another site before the block
+    // writes it: the write would rest on the old value, so the block fails with 40001
+    // (and a retry reads the new value). The read itself sees every acknowledged commit.
+    b.batch_execute("BEGIN").await.unwrap();
+    let seen = scalar(&b, "SELECT bal FROM accounts WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(seen, 101);
+    a.batch_execute("UPDATE accounts SET bal = bal + 10 WHERE id = 1")
+        .await
+        .unwrap();
+    let err = b
+        .batch_execute(&format!(
+            "UPDATE accounts SET bal = {} WHERE id = 1",
+            seen + 1
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&err), Some("40001"), "{err:?}");
+    b.batch_execute("ROLLBACK").await.unwrap();
+    b.batch_execute("BEGIN").await.unwrap();
+    let seen = scalar(&b, "SELECT bal FROM accounts WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(
+        seen, 111,
+        "a block's first read of a strong table missed a commit"
+    );
+    b.batch_execute(&format!(
+        "UPDATE accounts SET bal = {} WHERE id = 1; COMMIT",
+        seen + 1
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        scalar(&a, "SELECT bal FROM accounts WHERE id = 1")
+            .await
+            .unwrap(),
+        112
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fourth_site_joins_empty_from_a_snapshot_and_catches_up() {
+    let _serial = serial().await;
+    let extra = "[tables.levels]\naccounts = \"strong\"\nscratch = \"local\"\n";
+    let mut cluster = Cluster::start_declared(4, 3, extra).unwrap();
+    let a = client(cluster.site(0)).await;
+    let b = client(cluster.site(1)).await;
+    a.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); \
+         CREATE TABLE events (site text, n int); \
+         CREATE TABLE accounts (id int PRIMARY KEY, bal int NOT NULL); \
+         CREATE TABLE scratch (id int PRIMARY KEY); \
+         INSERT INTO accounts VALUES (1, 100), (2, 100); \
+         INSERT INTO scratch VALUES (1)",
+    )
+    .await
+    .unwrap();
+    // Enough rows that the copy takes several chunks' worth of pages.
+    for chunk in 0..20 {
+        let values: Vec<String> = (0..500)
+            .map(|i| {
+                let id = chunk * 500 + i;
+                format!("({id}, '{}')", "x".repeat(200 + id % 7))
+            })
+            .collect();
+        a.batch_execute(&format!("INSERT INTO t VALUES {}", values.join(",")))
+            .await
+            .unwrap();
+    }
+    a.batch_execute("INSERT INTO events VALUES ('a', 1), ('a', 2)")
+        .await
+        .unwrap();
+    b.batch_execute("ALTER TABLE t ADD COLUMN w int DEFAULT 7; INSERT INTO events VALUES ('b', 1)")
+        .await
+        .unwrap();
+    b.batch_execute("UPDATE accounts SET bal = bal - 30 WHERE id = 1; UPDATE accounts SET bal = bal + 30 WHERE id = 2")
+        .await
+        .unwrap();
+    eventually(WAIT, "t, events and the new column at a", || async {
+        let n = scalar(&a, "SELECT count(*) FROM t WHERE w = 7").await?;
+        let e = scalar(&a, "SELECT count(*) FROM events").await?;
+        Ok((n == 10_000 && e == 3).then_some(()))
+    })
+    .await
+    .unwrap();
+
+    // d starts with an empty data directory.
+    let d_server = cluster.start_late(extra).unwrap();
+    let log = d_server.log_text();
+    assert!(
+        log.contains("bootstrap from site"),
+        "no progress shown:\n{log}"
+    );
+    assert!(log.contains("snapshot installed"), "{log}");
+    let d = client(cluster.site(3)).await;
+    // Written after d's snapshot: d gets them from the logs.
+    b.batch_execute("INSERT INTO t VALUES (20000, 'after', 1); INSERT INTO events VALUES ('b', 2)")
+        .await
+        .unwrap();
+    eventually(WAIT, "d to hold what a holds", || async {
+        let t = content_hash(&d, "t").await?;
+        let e = scalar(&d, "SELECT count(*) FROM events").await?;
+        Ok((t == content_hash(&a, "t").await? && e == 4).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert_eq!(
+        scalar(&d, "SELECT count(*) FROM t WHERE id = 20000")
+            .await
+            .unwrap(),
+        1
+    );
+    // The donor's own log entries were not taken for d's: nothing appended twice.
+    assert_eq!(scalar(&a, "SELECT count(*) FROM events").await.unwrap(), 4);
+    // The donor's local rows stayed with the donor.
+    assert_eq!(scalar(&d, "SELECT count(*) FROM scratch").await.unwrap(), 0);
+    // d writes like any site: an eventual row reaches a; a strong transfer at d keeps
+    // the total and is seen at a.
+    d.batch_execute(
+        "INSERT INTO t VALUES (30000, 'from d', 2); INSERT INTO events VALUES ('d', 1)",
+    )
+    .await
+    .unwrap();
+    d.batch_execute("BEGIN; UPDATE accounts SET bal = bal - 5 WHERE id = 2; UPDATE accounts SET bal = bal + 5 WHERE id = 1; COMMIT")
+        .await
+        .unwrap();
+    eventually(WAIT, "d's rows at a", || async {
+        let n = scalar(&a, "SELECT count(*) FROM t WHERE id = 30000")
+            .await
+            .ok();
+        let e = scalar(&a, "SELECT count(*) FROM events").await.ok();
+        Ok((n == Some(1) && e == Some(5)).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert_eq!(
+        scalar(&a, "SELECT bal FROM accounts WHERE id = 1")
+            .await
+            .unwrap(),
+        75
+    );
+    assert_eq!(
+        scalar(&a, "SELECT sum(bal) FROM accounts").await.unwrap(),
+        200
+    );
+}

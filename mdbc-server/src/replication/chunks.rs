@@ -62,6 +62,17 @@ pub fn part_key(key: &str, i: u32) -> String {
     format!("{key}/{i}")
 }
 
+/// The keys of the parts [`split`] makes of `entry` stored under `key` (none when it is
+/// stored whole).
+pub fn part_keys(key: &str, entry: &[u8]) -> Vec<String> {
+    if entry.len() < PART {
+        return Vec::new();
+    }
+    (0..entry.len().div_ceil(PART))
+        .map(|i| part_key(key, i as u32))
+        .collect()
+}
+
 /// The values to write for `entry`: the parts (in order, to be written first) and the
 /// value for the entry's own key (written last).
 pub fn split(entry: &[u8]) -> (Vec<Bytes>, Bytes) {

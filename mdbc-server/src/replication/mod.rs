@@ -14,12 +14,19 @@
 //!   MUSIC replica in order and applies each entry in one SQLite transaction together with
 //!   the new applied position, so replay is idempotent; rows resolve by last writer wins
 //!   on their clocks, so sites converge whatever the delivery order.
+//! - **Strong domains** ([`domains`]): lock ownership, catch-up and the domain logs.
+//! - **Site calls** ([`calls`]): what one site asks another directly over the cluster
+//!   port — its log head, for bounded reads ([`freshness`]), and snapshots for a new
+//!   site ([`snapshot`]).
 
+pub mod calls;
 mod chunks;
 pub(crate) use chunks::ChunkError;
 pub mod domains;
+pub mod freshness;
 pub mod policy;
 mod replicator;
+pub mod snapshot;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::ToSocketAddrs;
@@ -80,6 +87,9 @@ pub struct StrongEntry {
 pub struct Sealed {
     seq: u64,
     bytes: Bytes,
+    // How many other sites must hold it before the commit is acknowledged
+    // (`sync_replicas`).
+    sync: u32,
 }
 
 /// This site's part in the cluster. Shared by every session through the [`Store`].
@@ -107,6 +117,14 @@ pub struct Replication {
     // Per other site: whether its cluster port answered lately, and the delay (ms) between
     // writing and applying here of the last entry applied from it.
     health: Mutex<HashMap<u64, (bool, Option<u64>)>>,
+    // Bounded reads: how recently this site knew it had everything of each other site.
+    freshness: Mutex<freshness::Freshness>,
+    // Ticks each time an applied position of another site's log moves.
+    applied_tick: watch::Sender<u64>,
+    data_dir: std::path::PathBuf,
+    store_path: std::path::PathBuf,
+    // Snapshots made for new sites (see snapshot.rs).
+    snapshots: Mutex<snapshot::Made>,
 }
 
 /// Serial values are striped over this many slots, one per site.
@@ -234,6 +252,13 @@ impl Replication {
                 addr: p.addr.clone(),
             });
         }
+        let want = Policy::new(cfg).max_sync_replicas();
+        if want as usize > peers.len() {
+            anyhow::bail!(
+                "a table asks for sync_replicas = {want}, but the cluster has only {} other site(s)",
+                peers.len()
+            );
+        }
         let mut settings = NodeSettings::new(id, cfg.data_dir.join("music"), secret);
         settings.consensus_listen = cluster.bind;
         settings.one_port = true;
@@ -280,7 +305,23 @@ impl Replication {
             bind: cluster.bind.to_string(),
             own_log: format!("site:{}", cfg.site),
             health: Mutex::new(HashMap::new()),
+            freshness: Mutex::new(freshness::Freshness::default()),
+            applied_tick: watch::channel(0).0,
+            data_dir: cfg.data_dir.clone(),
+            store_path: store.path().to_path_buf(),
+            snapshots: Mutex::new(snapshot::Made::default()),
         });
+        snapshot::clear_leftovers(&cfg.data_dir);
+        {
+            let weak = Arc::downgrade(&repl);
+            node.set_app_handler(Arc::new(move |peer, payload| {
+                let weak = weak.clone();
+                Box::pin(async move {
+                    let repl = weak.upgrade().ok_or("the site is stopping")?;
+                    repl.answer(peer, &payload).await
+                })
+            }));
+        }
         repl.hlc.observe(max_clock as u64);
         // Whatever this site committed but MUSIC does not hold (a crash between the two)
         // goes out again.
@@ -478,12 +519,18 @@ impl Replication {
         } else {
             Vec::new()
         };
+        let sync = tables
+            .iter()
+            .filter(|t| !t.rows.is_empty())
+            .map(|t| self.policy.table(&t.table).sync_replicas)
+            .max()
+            .unwrap_or(0);
         let entry = self.stamped_entry(conn, seq, tables, schema, deps)?;
         let bytes = Bytes::from(entry.encode());
         conn.prepare_cached("INSERT INTO __mdbc_site_log (seq, entry) VALUES (?1, ?2)")?
             .execute(rusqlite::params![seq as i64, &bytes[..]])?;
         set_applied(conn, &self.own_log, seq)?;
-        Ok(Some(Sealed { seq, bytes }))
+        Ok(Some(Sealed { seq, bytes, sync }))
     }
 
     /// Stamps the rows of `tables` with a fresh clock (inside the committing transaction)
@@ -515,11 +562,173 @@ impl Replication {
     }
 
     /// Puts a committed entry into MUSIC; a failed put is retried in the background.
-    pub async fn ship(&self, s: Sealed) {
+    /// When its tables ask for `sync_replicas`, waits (up to the quorum timeout) until
+    /// that many other sites hold it; returns a warning for the client when fewer did
+    /// (the transaction is committed here either way, and still reaches them later —
+    /// PostgreSQL warns the same way when a wait for synchronous replication ends early).
+    pub async fn ship(&self, s: Sealed) -> Option<String> {
         let key = log_key(&self.site, s.seq);
         if let Err(e) = self.put_entry(&key, &s.bytes).await {
             tracing::warn!(seq = s.seq, "shipping log entry failed, will retry: {e}");
             self.lock_unshipped().insert(s.seq);
+            return (s.sync > 0).then(|| {
+                format!("the transaction committed at site {} but could not be shipped yet ({e}); no other site confirmed holding it (sync_replicas = {}); it will be delivered later", self.site, s.sync)
+            });
+        }
+        if s.sync == 0 {
+            return None;
+        }
+        let mut keys = chunks::part_keys(&key, &s.bytes);
+        keys.push(key);
+        let held = match self
+            .music
+            .store()
+            .replicate_now(&keys, s.sync as usize)
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(seq = s.seq, "confirming replicas: {e}");
+                0
+            }
+        };
+        (held < s.sync as usize).then(|| {
+            format!(
+                "the transaction committed at site {} but only {held} of the {} other sites required (sync_replicas) confirmed holding it in time; it will be delivered when they answer",
+                self.site, s.sync
+            )
+        })
+    }
+
+    /// Answers another site's call (see [`calls`]).
+    async fn answer(&self, peer: u64, payload: &[u8]) -> Result<Bytes, String> {
+        let call: calls::Call = calls::decode(payload)?;
+        tracing::trace!(peer, ?call, "site call");
+        let answer = match call {
+            calls::Call::Head => {
+                calls::Answer::Head(self.next_seq.load(Ordering::SeqCst).saturating_sub(1))
+            }
+            other => self.answer_snapshot(other).await?,
+        };
+        Ok(calls::encode(&answer))
+    }
+
+    /// Asks `sites` for their log heads at once and notes the answers (see freshness.rs);
+    /// returns the sites whose log has entries this site has not applied, with their head.
+    async fn ask_heads(&self, sites: &[u64], timeout: Duration) -> Vec<(u64, u64)> {
+        let asked = std::time::Instant::now();
+        let calls = sites.iter().map(|&id| async move {
+            let r = self
+                .music
+                .store()
+                .call_app(id, calls::encode(&calls::Call::Head), timeout)
+                .await
+                .and_then(|b| calls::decode::<calls::Answer>(&b));
+            (id, r)
+        });
+        let mut behind = Vec::new();
+        for (id, r) in futures::future::join_all(calls).await {
+            match r {
+                Ok(calls::Answer::Head(head)) => {
+                    let applied = self.applied_of(id);
+                    self.lock_freshness().answered(id, asked, head, applied);
+                    if head > applied {
+                        behind.push((id, head));
+                    }
+                }
+                Ok(other) => tracing::debug!(site = id, "asked for the log head, got {other:?}"),
+                Err(e) => tracing::debug!(site = id, "asking for the log head: {e}"),
+            }
+        }
+        behind
+    }
+
+    fn lock_freshness(&self) -> std::sync::MutexGuard<'_, freshness::Freshness> {
+        self.freshness.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The tightest staleness bound among `tables` (bounded tables only), if any.
+    pub fn bound_of(&self, tables: &[String]) -> Option<Duration> {
+        if !self.policy.any_bounded() {
+            return None;
+        }
+        tables
+            .iter()
+            .filter_map(|t| {
+                let p = self.policy.table(t);
+                (p.level == Level::Bounded)
+                    .then_some(p.max_staleness_ms)
+                    .flatten()
+            })
+            .min()
+            .map(Duration::from_millis)
+    }
+
+    /// Before a read of bounded tables (`table` among them) with staleness bound `bound`:
+    /// returns once this site has applied everything every other site had committed
+    /// `bound` ago, asking them for their log heads when what it knows is too old;
+    /// 57P03 if some site does not answer or is not caught up within the lock timeout.
+    pub async fn ensure_fresh(&self, table: &str, bound: Duration) -> Result<(), SqlError> {
+        let start = std::time::Instant::now();
+        let deadline = start + self.lock_timeout;
+        let mut tick = self.applied_tick.subscribe();
+        let mut last_ask: Option<std::time::Instant> = None;
+        loop {
+            let now = std::time::Instant::now();
+            let stale: Vec<&Site> = {
+                let f = self.lock_freshness();
+                self.peers
+                    .iter()
+                    .filter(|p| {
+                        f.fresh_as_of(p.id)
+                            .is_none_or(|t| now.saturating_duration_since(t) > bound)
+                    })
+                    .collect()
+            };
+            let Some(first) = stale.first() else {
+                return Ok(());
+            };
+            if now >= deadline {
+                let age = self
+                    .lock_freshness()
+                    .fresh_as_of(first.id)
+                    .map(|t| format!("{} ms ago", now.saturating_duration_since(t).as_millis()))
+                    .unwrap_or_else(|| "never since this site started".into());
+                return Err(SqlError::coded(
+                    "57P03",
+                    format!(
+                        "cannot read bounded table \"{table}\" within its staleness bound of {} ms: this site last knew it had everything of site {} {age} (unreachable or behind); SET mdbc.read_consistency = 'local' reads what this site has",
+                        bound.as_millis(),
+                        first.name
+                    ),
+                ));
+            }
+            // Ask again when the last answers did not do (a site did not answer), but
+            // not in a tight loop.
+            if last_ask
+                .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_millis(100))
+            {
+                last_ask = Some(now);
+                let ids: Vec<u64> = stale.iter().map(|p| p.id).collect();
+                let wait = deadline
+                    .saturating_duration_since(now)
+                    .min(Duration::from_secs(1));
+                // What a site has but this one lacks is fetched from any replica that
+                // holds it (the writer may be unreachable from here while others are not).
+                for (id, head) in self.ask_heads(&ids, wait).await {
+                    let Some(site) = self.peers.iter().find(|p| p.id == id) else {
+                        continue;
+                    };
+                    let from = self.applied_of(id) + 1;
+                    let keys = (from..=head.min(from + 63)).map(|seq| log_key(&site.name, seq));
+                    self.pull_keys(keys).await;
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = tick.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
         }
     }
 }
@@ -624,13 +833,18 @@ impl Replication {
     /// Asks the other sites for entries `from..=to` of `domain`'s log that this site
     /// lacks; the replicator applies them when they arrive.
     pub async fn pull_domain(&self, domain: &str, from: u64, to: u64) {
-        for seq in from..=to {
-            let key = domain_key(domain, seq);
+        self.pull_keys((from..=to).map(|seq| domain_key(domain, seq)))
+            .await;
+    }
+
+    /// Fetches the entries at `keys` that this site's replica lacks from the others.
+    async fn pull_keys(&self, keys: impl Iterator<Item = String>) {
+        for key in keys {
             if matches!(self.local_entry(&key).await, Ok(Some(_))) {
                 continue;
             }
             if let Err(e) = self.music.store().read_newest(&key).await {
-                tracing::debug!(%key, "pulling for a strong read: {e}");
+                tracing::debug!(%key, "pulling an entry for a read: {e}");
             }
         }
     }
@@ -1008,7 +1222,8 @@ impl Replication {
     }
 }
 
-/// Notes which other sites answer an authenticated call (for `mdbc_sites`), every second.
+/// Notes which other sites answer an authenticated call (for `mdbc_sites`), every second,
+/// and, when some table is bounded, their log heads (more often under a tight bound).
 async fn probe(repl: Arc<Replication>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let answers = repl
@@ -1019,8 +1234,18 @@ async fn probe(repl: Arc<Replication>, mut shutdown: watch::Receiver<bool>) {
         for (id, up) in answers {
             repl.health().entry(id).or_insert((false, None)).0 = up;
         }
+        // Bounded reads rarely wait when what this site knows of the others is renewed
+        // well within the tightest bound.
+        let every = match repl.policy.min_bound_ms() {
+            Some(b) => {
+                let ids: Vec<u64> = repl.peers.iter().map(|p| p.id).collect();
+                repl.ask_heads(&ids, Duration::from_millis(500)).await;
+                Duration::from_millis((b / 2).clamp(20, 1000))
+            }
+            None => Duration::from_secs(1),
+        };
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => return,
         }
     }

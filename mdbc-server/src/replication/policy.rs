@@ -27,6 +27,8 @@ pub struct Policy {
     domains: HashMap<String, String>,
     // Whether any table can be strong: per-query checks (strong reads) stop here when not.
     any_strong: bool,
+    // The tightest `max_staleness_ms` of any bounded table.
+    min_bound_ms: Option<u64>,
 }
 
 /// `*` matches any run of characters, `?` one character.
@@ -73,7 +75,21 @@ impl Policy {
                 .levels
                 .values()
                 .any(|s| level_of(s) == Level::Strong);
+        let min_bound_ms = cfg
+            .tables
+            .levels
+            .values()
+            .filter_map(|s| match s {
+                LevelSpec::Full {
+                    level: Level::Bounded,
+                    max_staleness_ms,
+                    ..
+                } => *max_staleness_ms,
+                _ => None,
+            })
+            .min();
         Policy {
+            min_bound_ms,
             default: cfg.tables.default,
             exact,
             globs,
@@ -124,6 +140,29 @@ impl Policy {
     /// Whether any table is configured strong.
     pub fn any_strong(&self) -> bool {
         self.any_strong
+    }
+
+    /// Whether any table is configured bounded.
+    pub fn any_bounded(&self) -> bool {
+        self.min_bound_ms.is_some()
+    }
+
+    /// The tightest staleness bound of any bounded table.
+    pub fn min_bound_ms(&self) -> Option<u64> {
+        self.min_bound_ms
+    }
+
+    /// The largest `sync_replicas` any table asks for.
+    pub fn max_sync_replicas(&self) -> u32 {
+        self.exact
+            .values()
+            .chain(self.globs.iter().map(|(_, s)| s))
+            .filter_map(|s| match s {
+                LevelSpec::Full { sync_replicas, .. } => *sync_replicas,
+                LevelSpec::Name(_) => None,
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// The level of `table`.

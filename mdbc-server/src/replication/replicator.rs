@@ -476,5 +476,7 @@ impl Replication {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(site, pos);
+        self.lock_freshness().applied(site, pos);
+        self.applied_tick.send_modify(|n| *n = n.wrapping_add(1));
     }
 }

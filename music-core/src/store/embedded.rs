@@ -277,6 +277,60 @@ impl EmbeddedStore {
         out
     }
 
+    /// Sends an application request ([`Request::App`]) to peer `id` and returns its
+    /// answer, or why there is none within `timeout`.
+    pub async fn call_app(
+        &self,
+        id: u64,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, String> {
+        let i = self
+            .inner
+            .peers
+            .iter()
+            .position(|p| p.id == id)
+            .ok_or_else(|| format!("node {id} is not a peer"))?;
+        let req = Request::App(payload);
+        let call = self.inner.call(i, &req);
+        match tokio::time::timeout(timeout, call).await {
+            Err(_) => Err(format!("node {id} did not answer within {timeout:?}")),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(Response::App(b))) => Ok(b),
+            Ok(Ok(Response::Error(e))) => Err(e),
+            Ok(Ok(other)) => Err(format!("unexpected answer from node {id}: {other:?}")),
+        }
+    }
+
+    /// Sends this replica's values of `keys` straight to every peer and returns how many
+    /// stored them within the quorum timeout (counting stops once `need` have). The
+    /// usual background shipping still runs; this is for a writer that must know the
+    /// values are held elsewhere before it goes on.
+    pub async fn replicate_now(&self, keys: &[String], need: usize) -> Result<usize, StoreError> {
+        let items = self.inner.items(keys)?;
+        if items.is_empty() || need == 0 {
+            return Ok(0);
+        }
+        let req = Arc::new(Request::Replicate(items));
+        let mut set = JoinSet::new();
+        for i in 0..self.inner.peers.len() {
+            let (inner, req) = (self.inner.clone(), req.clone());
+            set.spawn(async move { inner.call(i, &req).await });
+        }
+        let deadline = tokio::time::Instant::now() + self.inner.cfg.quorum_timeout;
+        let mut acked = 0;
+        while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, set.join_next()).await {
+            if matches!(joined, Ok(Ok(Response::Done))) {
+                acked += 1;
+                if acked >= need {
+                    break;
+                }
+            }
+        }
+        set.detach_all();
+        Ok(acked)
+    }
+
     /// This node's replica.
     pub fn local(&self) -> &LocalStore {
         &self.inner.local
@@ -337,7 +391,9 @@ impl EmbeddedStore {
             Request::Digest => local.digest().map(Response::Digest),
             Request::Bucket(b) => local.bucket(b).map(Response::Versions),
             Request::Fetch(keys) => self.inner.items(&keys).map(Response::Items),
-            Request::LockRead(_) => Ok(Response::Error("not a store request".into())),
+            Request::LockRead(_) | Request::App(_) => {
+                Ok(Response::Error("not a store request".into()))
+            }
         };
         r.unwrap_or_else(|e| Response::Error(e.to_string()))
     }

@@ -1,0 +1,82 @@
+//! Site-to-site calls: requests one site makes of another over the cluster port (MUSIC's
+//! application requests, so they carry the cluster secret's authentication). Postcard
+//! encoded; a call this version does not know is answered with an error, never a panic.
+
+use serde::{Deserialize, Serialize};
+
+/// A question to another site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Call {
+    /// The last position of the site's own log that it committed (bounded reads).
+    Head,
+    /// Make a consistent copy of the site's database for a new site to start from.
+    SnapshotStart,
+    /// Up to [`CHUNK`] bytes of snapshot `id` from `offset`.
+    SnapshotChunk {
+        /// The snapshot.
+        id: u64,
+        /// Where to read.
+        offset: u64,
+    },
+    /// Snapshot `id` is no longer needed.
+    SnapshotDone {
+        /// The snapshot.
+        id: u64,
+    },
+}
+
+/// The most bytes of a snapshot one call carries.
+pub const CHUNK: usize = 1 << 20;
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    /// See [`Call::Head`].
+    Head(u64),
+    /// A snapshot made: its id, its size in bytes, and the schema-log position it is at
+    /// (0: the site has no tables yet, nothing to start from).
+    Snapshot {
+        /// The snapshot.
+        id: u64,
+        /// Its size.
+        size: u64,
+        /// Schema-log position.
+        schema_pos: u64,
+    },
+    /// Bytes of a snapshot.
+    Chunk(Vec<u8>),
+    /// Done.
+    Done,
+}
+
+/// Encodes a call or an answer.
+pub fn encode<T: Serialize>(v: &T) -> bytes::Bytes {
+    music_core::codec::encode(v)
+}
+
+/// Decodes a call or an answer; garbage is an error naming what is wrong.
+pub fn decode<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<T, String> {
+    music_core::codec::decode(b).map_err(|e| format!("malformed site call: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_round_trip_and_garbage_is_an_error() {
+        let b = encode(&Call::Head);
+        assert_eq!(decode::<Call>(&b).unwrap(), Call::Head);
+        let a = encode(&Answer::Head(42));
+        assert_eq!(decode::<Answer>(&a).unwrap(), Answer::Head(42));
+        let c = Call::SnapshotChunk {
+            id: 9,
+            offset: 1 << 40,
+        };
+        assert_eq!(decode::<Call>(&encode(&c)).unwrap(), c);
+        let a = Answer::Chunk(vec![1, 2, 3]);
+        assert_eq!(decode::<Answer>(&encode(&a)).unwrap(), a);
+        assert!(decode::<Call>(&[0xff, 0xff, 0xff]).is_err());
+        assert!(decode::<Answer>(&[]).is_err());
+    }
+}
