@@ -267,6 +267,28 @@ async fn concurrent_conflicting_updates_converge() {
         let v = r.split('|').nth(1).unwrap_or("");
         assert!(v == "init" || v.starts_with('s'), "{r}");
     }
+    // Once every site applied them, a site drops its own copy of its log entries.
+    let db = cluster.site(0).data_dir.join("mdbc.db");
+    let kept = || -> anyhow::Result<i64> {
+        let conn =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        Ok(conn.query_row("SELECT count(*) FROM __mdbc_site_log", [], |r| r.get(0))?)
+    };
+    let written = scalar(&clients[0], "SELECT applied FROM mdbc_sites WHERE is_self")
+        .await
+        .unwrap();
+    assert!(written > 40, "a wrote {written} log entries");
+    eventually(WAIT, "a's log copy to be pruned", || async {
+        Ok((kept()? == 0).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}
+{}",
+            cluster.logs()
+        )
+    });
 }
 
 async fn futures_join(cluster: &Cluster) -> Vec<Client> {

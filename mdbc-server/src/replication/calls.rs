@@ -23,6 +23,8 @@ pub enum Call {
         /// The snapshot.
         id: u64,
     },
+    /// How far the site has applied each other site's log.
+    Applied,
 }
 
 /// The most bytes of a snapshot one call carries.
@@ -47,6 +49,8 @@ pub enum Answer {
     Chunk(Vec<u8>),
     /// Done.
     Done,
+    /// See [`Call::Applied`]: (site id, position) pairs.
+    Applied(Vec<(u64, u64)>),
 }
 
 /// Encodes a call or an answer.

@@ -340,6 +340,11 @@ impl Replication {
         }
         drop(conn);
         tokio::spawn(reshipper(repl.clone(), store.clone(), shutdown.clone()));
+        tokio::spawn(prune_site_log(
+            repl.clone(),
+            store.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(handover(repl.clone(), shutdown.clone()));
         tokio::spawn(probe(repl.clone(), shutdown.clone()));
         replicator::spawn(repl.clone(), store, shutdown)?;
@@ -608,6 +613,14 @@ impl Replication {
             calls::Call::Head => {
                 calls::Answer::Head(self.next_seq.load(Ordering::SeqCst).saturating_sub(1))
             }
+            calls::Call::Applied => calls::Answer::Applied(
+                self.applied
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .map(|(s, p)| (*s, *p))
+                    .collect(),
+            ),
             other => self.answer_snapshot(other).await?,
         };
         Ok(calls::encode(&answer))
@@ -1248,6 +1261,82 @@ async fn probe(repl: Arc<Replication>, mut shutdown: watch::Receiver<bool>) {
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// How often a site asks the others how far they applied its log, to prune its copy.
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
+
+/// Drops from `__mdbc_site_log` (this site's own copy of its log, kept so that a commit
+/// is never lost between SQLite and MUSIC) the entries every other site has applied:
+/// nothing will ever ship them again, and the start-up check for unshipped entries stays
+/// short. A site that does not answer holds pruning back. MUSIC's copy of the log stays.
+async fn prune_site_log(
+    repl: Arc<Replication>,
+    store: Arc<Store>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut pruned = 0u64;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+        let Some(upto) = repl.applied_everywhere().await else {
+            continue;
+        };
+        let upto = upto.min(repl.next_seq.load(Ordering::SeqCst).saturating_sub(1));
+        // Entries still waiting to be shipped are not applied anywhere; never drop one.
+        let upto = match repl.lock_unshipped().first() {
+            Some(first) => upto.min(first.saturating_sub(1)),
+            None => upto,
+        };
+        if upto <= pruned {
+            continue;
+        }
+        let guard = store.lock_writer().await;
+        let done = (|| -> rusqlite::Result<usize> {
+            let conn = Connection::open(store.path())?;
+            conn.execute("DELETE FROM __mdbc_site_log WHERE seq <= ?1", [upto as i64])
+        })();
+        drop(guard);
+        match done {
+            Ok(n) => {
+                tracing::debug!(upto, rows = n, "pruned the site log");
+                pruned = upto;
+            }
+            Err(e) => tracing::warn!("pruning the site log: {e}"),
+        }
+    }
+}
+
+impl Replication {
+    /// The position of this site's log every other site has applied, if all answer.
+    async fn applied_everywhere(&self) -> Option<u64> {
+        let calls = self.peers.iter().map(|p| async move {
+            let b = self
+                .music
+                .store()
+                .call_app(
+                    p.id,
+                    calls::encode(&calls::Call::Applied),
+                    Duration::from_secs(2),
+                )
+                .await
+                .ok()?;
+            match calls::decode::<calls::Answer>(&b).ok()? {
+                calls::Answer::Applied(v) => Some(
+                    v.iter()
+                        .find(|(s, _)| *s == self.id)
+                        .map_or(0, |(_, pos)| *pos),
+                ),
+                _ => None,
+            }
+        });
+        let answers = futures::future::join_all(calls).await;
+        answers
+            .into_iter()
+            .try_fold(u64::MAX, |m, a| a.map(|a| m.min(a)))
     }
 }
 

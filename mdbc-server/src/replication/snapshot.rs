@@ -120,7 +120,7 @@ impl Replication {
                 }
                 Ok(Answer::Done)
             }
-            Call::Head => Err("not a snapshot call".into()),
+            Call::Head | Call::Applied => Err("not a snapshot call".into()),
         }
     }
 }
@@ -307,5 +307,57 @@ impl Progress {
         } else {
             tracing::info!("{}", self.line(self.size));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Synchronous;
+    use crate::store::Store;
+
+    fn policy() -> Policy {
+        let cfg = Config::from_toml("[tables.levels]\nscratch = \"local\"\n").unwrap();
+        Policy::new(&cfg)
+    }
+
+    #[test]
+    fn a_copy_keeps_replicated_rows_and_drops_what_was_the_donors_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Synchronous::Normal).unwrap();
+        let path = store.path().to_path_buf();
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE scratch (id INTEGER PRIMARY KEY); CREATE TABLE keep (id INTEGER PRIMARY KEY);
+             INSERT INTO __mdbc_columns (tbl, col, ordinal, pg_type, typmod, serial, not_null)
+               VALUES ('scratch', 'id', 1, 23, -1, 0, 1), ('keep', 'id', 1, 23, -1, 0, 1);
+             INSERT INTO scratch VALUES (1); INSERT INTO keep VALUES (1), (2);
+             INSERT INTO __mdbc_site_log VALUES (1, x'00'), (2, x'00');
+             INSERT INTO __mdbc_applied VALUES ('site:a', 2), ('domain:__schema', 3);",
+        )
+        .unwrap();
+        drop(conn);
+        make_own(&path, &policy()).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count("SELECT count(*) FROM __mdbc_site_log"), 0);
+        assert_eq!(count("SELECT count(*) FROM scratch"), 0);
+        assert_eq!(count("SELECT count(*) FROM keep"), 2);
+        // The donor's positions are the new site's starting points.
+        assert_eq!(
+            count("SELECT pos FROM __mdbc_applied WHERE log = 'site:a'"),
+            2
+        );
+    }
+
+    #[test]
+    fn a_damaged_copy_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mdbc.db.part");
+        std::fs::write(&path, b"SQLite format 3\0 but then nothing a database has").unwrap();
+        assert!(make_own(&path, &policy()).is_err());
+        std::fs::write(&path, vec![0u8; 8192]).unwrap();
+        assert!(make_own(&path, &policy()).is_err());
     }
 }
