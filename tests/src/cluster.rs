@@ -47,22 +47,7 @@ pub fn site_config(names: &[String], ports: &[u16], i: usize, secret: &str, extr
 impl Cluster {
     /// Starts `n` sites named a, b, c, … with `extra` TOML in every config.
     pub fn start(n: usize, extra: &str) -> Result<Cluster> {
-        let names: Vec<String> = (0..n)
-            .map(|i| ((b'a' + i as u8) as char).to_string())
-            .collect();
-        let ports = (0..n).map(|_| free_port()).collect::<Result<Vec<_>>>()?;
-        let mut sites = Vec::new();
-        for i in 0..n {
-            sites.push(Server::start_with_config(&site_config(
-                &names, &ports, i, SECRET, extra,
-            ))?);
-        }
-        Ok(Cluster {
-            sites,
-            proxies: Vec::new(),
-            names,
-            cluster_ports: ports,
-        })
+        Cluster::start_declared(n, n, extra)
     }
 
     /// A cluster of `n` declared sites of which only the first `started` run; the others
