@@ -13,7 +13,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::capture::{Shapes, TableShape};
-use crate::changes::{key_bytes, RowClock, RowImage, TableChanges};
+use crate::changes::{key_bytes, RowClock, RowImage, TableChanges, Val};
 
 /// Why an entry cannot be applied now.
 #[derive(Debug, thiserror::Error)]
@@ -184,24 +184,36 @@ pub fn apply(
                     stmt.raw_execute()
                 };
                 if let Err(e) = run(&upsert) {
-                    // Another unique key holds these values here: the newer image wins
-                    // the slot. (Unique keys beyond the primary key are not coordinated
-                    // between sites on eventual tables; see the README.)
-                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
-                        tracing_free_warn(&t.table, &e);
+                    if e.sqlite_error_code() != Some(rusqlite::ErrorCode::ConstraintViolation) {
+                        return Err(e.into());
+                    }
+                    // Another row holds one of this image's unique values here (unique
+                    // keys beyond the primary key are not coordinated between sites on
+                    // eventual tables; see the README). The image with the newer clock
+                    // keeps the slot and the other row is absent, whichever arrived
+                    // first, so two sites receiving the two rows in opposite orders agree.
+                    let rivals = unique_rivals(conn, t, values, &r.key)?;
+                    if rivals.is_empty() {
                         run(&replace)?;
                     } else {
-                        return Err(e.into());
+                        let newest = rivals
+                            .iter()
+                            .filter_map(|k| row_clock(conn, &t.table, &key_bytes(k)).transpose())
+                            .collect::<rusqlite::Result<Vec<_>>>()?
+                            .into_iter()
+                            .max();
+                        if newest.is_some_and(|c| c > clock) {
+                            delete_row(conn, &delete, &r.key)?;
+                        } else {
+                            for k in &rivals {
+                                delete_row(conn, &delete, k)?;
+                            }
+                            run(&upsert)?;
+                        }
                     }
                 }
             }
-            None => {
-                let mut stmt = conn.prepare_cached(&delete)?;
-                for (i, v) in r.key.iter().enumerate() {
-                    stmt.raw_bind_parameter(i + 1, v)?;
-                }
-                stmt.raw_execute()?;
-            }
+            None => delete_row(conn, &delete, &r.key)?,
         }
         set_clock(conn, &t.table, &key, clock)?;
         done.written += 1;
@@ -271,7 +283,76 @@ fn append(
 
 // This crate does not log; the caller sees the outcome in its counts. Kept as a named
 // hook so the one lossy path is easy to find.
-fn tracing_free_warn(_table: &str, _e: &rusqlite::Error) {}
+fn delete_row(conn: &Connection, delete: &str, key: &[Val]) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(delete)?;
+    for (i, v) in key.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, v)?;
+    }
+    stmt.raw_execute()?;
+    Ok(())
+}
+
+/// The primary keys of the other rows of `t` holding a value of a unique index (other
+/// than the primary key) that `values` (an image of the row keyed `key`) also has.
+fn unique_rivals(
+    conn: &Connection,
+    t: &TableChanges,
+    values: &[Val],
+    key: &[Val],
+) -> rusqlite::Result<Vec<Vec<Val>>> {
+    let indexes: Vec<String> = conn
+        .prepare_cached(
+            "SELECT name FROM pragma_index_list(?1) WHERE \"unique\" AND origin <> 'pk'",
+        )?
+        .query_map([&t.table], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let pk = t.pk.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let mut out: Vec<Vec<Val>> = Vec::new();
+    for index in indexes {
+        let cols: Vec<Option<String>> = conn
+            .prepare_cached("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")?
+            .query_map([&index], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        // Expression indexes (no column name) and partial ones are left to SQLite.
+        let Some(at) = cols
+            .iter()
+            .map(|c| {
+                c.as_ref()
+                    .and_then(|c| t.columns.iter().position(|x| x == c))
+            })
+            .collect::<Option<Vec<usize>>>()
+        else {
+            continue;
+        };
+        // NULLs never collide in a unique index.
+        if at.iter().any(|&i| matches!(values[i], Val::Null)) {
+            continue;
+        }
+        let cond = at
+            .iter()
+            .enumerate()
+            .map(|(n, &i)| format!("{} = ?{}", quote(&t.columns[i]), n + 1))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {pk} FROM {} WHERE {cond}",
+            quote(&t.table)
+        ))?;
+        for (n, &i) in at.iter().enumerate() {
+            stmt.raw_bind_parameter(n + 1, &values[i])?;
+        }
+        let mut rows = stmt.raw_query();
+        while let Some(row) = rows.next()? {
+            let k: Vec<Val> = (0..t.pk.len())
+                .map(|i| row.get_ref(i).map(Val::from_ref))
+                .collect::<rusqlite::Result<_>>()?;
+            if k != key && !out.contains(&k) {
+                out.push(k);
+            }
+        }
+    }
+    Ok(out)
+}
 
 #[cfg(test)]
 mod tests {
@@ -380,6 +461,60 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_unique_value_goes_to_the_newer_row_whatever_the_order() {
+        let site = || {
+            let c = db();
+            c.execute_batch(
+                "CREATE TABLE u (id INTEGER PRIMARY KEY, email TEXT UNIQUE, n INTEGER)",
+            )
+            .unwrap();
+            c
+        };
+        let rows = |c: &Connection| -> Vec<(i64, Option<String>, i64)> {
+            c.prepare("SELECT id, email, n FROM u ORDER BY id")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect()
+        };
+        let (a, b, c, d) = (site(), site(), site(), site());
+        // The same address registered at two sites under two keys; b's is newer.
+        let ea = write(&a, "INSERT INTO u VALUES (1, 'x@example.org', 1)", 1, 100);
+        let eb = write(
+            &b,
+            "INSERT INTO u VALUES (2, 'x@example.org', 2), (3, NULL, 3)",
+            2,
+            200,
+        );
+        receive(&a, &eb);
+        receive(&b, &ea);
+        receive(&c, &ea);
+        receive(&c, &eb);
+        receive(&d, &eb);
+        receive(&d, &ea);
+        let want = vec![(2, Some("x@example.org".to_string()), 2), (3, None, 3)];
+        for (name, s) in [("a", &a), ("b", &b), ("c", &c), ("d", &d)] {
+            assert_eq!(rows(s), want, "site {name}");
+        }
+        // The loser's key keeps its clock: an older image of it stays out, a newer one
+        // takes the value back everywhere.
+        // Site e has seen only a's row, and updates it after b's write.
+        let e = site();
+        receive(&e, &ea);
+        let back = write(&e, "UPDATE u SET n = 10 WHERE id = 1", 5, 300);
+        for s in [&a, &b, &c, &d] {
+            receive(s, &back);
+            receive(s, &ea);
+        }
+        receive(&e, &eb);
+        let want = vec![(1, Some("x@example.org".to_string()), 10), (3, None, 3)];
+        for (name, s) in [("a", &a), ("b", &b), ("c", &c), ("d", &d), ("e", &e)] {
+            assert_eq!(rows(s), want, "site {name} after the newer write");
+        }
     }
 
     #[test]
