@@ -151,6 +151,27 @@ pub struct Cluster {
     /// How long a strong write waits for the lock service before failing (ms).
     #[serde(default = "default_lock_timeout_ms")]
     pub lock_timeout_ms: u64,
+    /// The address other sites reach this one at, when it is not `bind` (a wildcard bind
+    /// such as 0.0.0.0, or NAT); sent when this site joins a running cluster.
+    #[serde(default)]
+    pub advertise: Option<String>,
+}
+
+impl Cluster {
+    /// Where other sites reach this one.
+    pub fn advertised(&self) -> Result<String, ConfigError> {
+        match &self.advertise {
+            Some(a) => Ok(a.clone()),
+            None if self.bind.ip().is_unspecified() => Err(ConfigError::Invalid {
+                field: "cluster.advertise",
+                message: format!(
+                    "bind = \"{}\" is not an address other sites can reach; set advertise = \"host:port\"",
+                    self.bind
+                ),
+            }),
+            None => Ok(self.bind.to_string()),
+        }
+    }
 }
 
 fn default_lease_ms() -> u64 {

@@ -154,6 +154,8 @@ pub struct MusicNode {
     /// The consensus replica's loop.
     pub consensus_task: tokio::task::JoinHandle<anyhow::Result<()>>,
     app: Arc<std::sync::OnceLock<AppHandler>>,
+    members: Arc<std::sync::RwLock<std::collections::HashSet<u64>>>,
+    store: EmbeddedStore,
 }
 
 impl MusicNode {
@@ -232,14 +234,34 @@ impl MusicNode {
                 (Acceptor::Listener(l), addr)
             }
         };
-        let members: Arc<Vec<u64>> = Arc::new(s.peers.iter().map(|p| p.id).collect());
+        let members: Arc<std::sync::RwLock<std::collections::HashSet<u64>>> = Arc::new(
+            std::sync::RwLock::new(s.peers.iter().map(|p| p.id).collect()),
+        );
         let app: Arc<std::sync::OnceLock<AppHandler>> = Arc::default();
         let handler = {
-            let (music, store, app) = (music.clone(), store.clone(), app.clone());
+            let (music, store, app, members) =
+                (music.clone(), store.clone(), app.clone(), members.clone());
             move |peer: u64, payload: Bytes| {
                 let (music, store, app) = (music.clone(), store.clone(), app.clone());
+                let member = members
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(&peer);
                 async move {
+                    // A node this one has not taken in yet may already be in the decided
+                    // membership (this node learns of joins a moment later).
+                    let member = member
+                        || music
+                            .locks()
+                            .status()
+                            .await
+                            .is_ok_and(|s| s.latest.contains(peer));
                     let resp = match decode::<Request>(&payload) {
+                        // A node proving the secret that is not (yet) a member may only
+                        // make application requests: how a new site asks to join.
+                        Ok(req) if !member && !matches!(req, Request::App(_)) => {
+                            Response::Error(format!("node {peer} is not a member"))
+                        }
                         Ok(Request::LockRead(q)) => music.answer_lock_read(q).await,
                         Ok(Request::App(b)) => match app.get() {
                             Some(h) => match h(peer, b).await {
@@ -260,7 +282,8 @@ impl MusicNode {
             s.id,
             secret,
             MAGIC,
-            move |p| members.contains(&p),
+            // Anyone with the secret may connect; the handler limits non-members.
+            |_| true,
             handler,
             shutdown.clone(),
         ));
@@ -292,7 +315,21 @@ impl MusicNode {
             http_addr,
             consensus_task: replica.task,
             app,
+            members,
+            store,
         })
+    }
+
+    /// Takes in node `id` (which joined the consensus membership) at `addr`, its one
+    /// port for consensus and node RPC: its calls are served, puts are pushed to it, and
+    /// store quorums count it.
+    pub fn add_peer(&self, id: u64, addr: String) {
+        self.members
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
+        self.music.add_rpc_peer(id, addr.clone());
+        self.store.add_peer(id, addr);
     }
 
     /// Installs the handler of application requests (once; later calls are ignored).

@@ -100,7 +100,7 @@ struct Inner<D> {
     cfg: MusicConfig,
     secret: Arc<[u8]>,
     // Node-RPC addresses of the other nodes, for lock reads at the leader.
-    rpc_peers: HashMap<u64, String>,
+    rpc_peers: std::sync::RwLock<HashMap<u64, String>>,
     conns: Mutex<HashMap<u64, Channel>>,
     // Refs acquired (or renewed) through this node, with their keys and how long this
     // node may take them to hold without asking the lock table.
@@ -159,7 +159,7 @@ impl<D: DataStore> Music<D> {
                 store,
                 cfg,
                 secret,
-                rpc_peers,
+                rpc_peers: std::sync::RwLock::new(rpc_peers),
                 conns: Mutex::new(HashMap::new()),
                 held: std::sync::Mutex::new(HashMap::new()),
             }),
@@ -176,6 +176,15 @@ impl<D: DataStore> Music<D> {
     /// The data store.
     pub fn store(&self) -> &D {
         &self.inner.store
+    }
+
+    /// Learns the node-RPC address of a node that joined.
+    pub fn add_rpc_peer(&self, id: u64, addr: String) {
+        self.inner
+            .rpc_peers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, addr);
     }
 
     /// This node's consensus replica of the lock table.
@@ -273,9 +282,12 @@ impl<D: DataStore> Music<D> {
                     let addr = self
                         .inner
                         .rpc_peers
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
                         .get(&node)
+                        .cloned()
                         .ok_or_else(|| format!("no RPC address for node {node}"))?;
-                    let (c, _) = Channel::connect(addr, &self.inner.secret, MAGIC, self.inner.me)
+                    let (c, _) = Channel::connect(&addr, &self.inner.secret, MAGIC, self.inner.me)
                         .await
                         .map_err(|e| e.to_string())?;
                     conns.insert(node, c.clone());

@@ -282,13 +282,7 @@ async fn concurrent_conflicting_updates_converge() {
         Ok((kept()? == 0).then_some(()))
     })
     .await
-    .unwrap_or_else(|e| {
-        panic!(
-            "{e}
-{}",
-            cluster.logs()
-        )
-    });
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
 }
 
 async fn futures_join(cluster: &Cluster) -> Vec<Client> {
@@ -1147,5 +1141,92 @@ async fn a_fourth_site_joins_empty_from_a_snapshot_and_catches_up() {
     assert_eq!(
         scalar(&a, "SELECT sum(bal) FROM accounts").await.unwrap(),
         200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_the_others_were_not_configured_with_joins_the_running_cluster() {
+    let _serial = serial().await;
+    let extra = "[tables.levels]\naccounts = \"strong\"\n";
+    let mut cluster = Cluster::start(3, extra).unwrap();
+    let a = client(cluster.site(0)).await;
+    a.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); \
+         CREATE TABLE s (id serial PRIMARY KEY, site text); \
+         CREATE TABLE accounts (id int PRIMARY KEY, bal int NOT NULL); \
+         INSERT INTO accounts VALUES (1, 100), (2, 100); \
+         INSERT INTO t SELECT g, 'before' FROM generate_series(1, 500) AS g",
+    )
+    .await
+    .unwrap();
+    // d knows a, b and c; they were never told about d.
+    let mut names = cluster.names.clone();
+    names.push("d".into());
+    let mut ports = cluster.cluster_ports.clone();
+    ports.push(tests::free_port().unwrap());
+    let d_cfg = site_config(&names, &ports, 3, tests::cluster::SECRET, extra);
+    let d_server = Server::start_with_config(&d_cfg).unwrap();
+    let log = d_server.log_text();
+    assert!(log.contains("joined the cluster"), "{log}");
+    assert!(log.contains("snapshot installed"), "{log}");
+    let d = client(&d_server).await;
+    eventually(WAIT, "d in a's view of the cluster", || async {
+        Ok((scalar(&a, "SELECT count(*) FROM mdbc_sites").await? == 4).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}\n{}", cluster.logs(), d_server.log_text()));
+    // Rows flow both ways, serials do not collide, strong writes at d keep the total.
+    a.batch_execute("INSERT INTO t VALUES (1000, 'from a after d joined')")
+        .await
+        .unwrap();
+    d.batch_execute("INSERT INTO t VALUES (2000, 'from d')")
+        .await
+        .unwrap();
+    for i in 0..5 {
+        a.batch_execute(&format!("INSERT INTO s (site) VALUES ('a{i}')"))
+            .await
+            .unwrap();
+        d.batch_execute(&format!("INSERT INTO s (site) VALUES ('d{i}')"))
+            .await
+            .unwrap();
+    }
+    d.batch_execute("BEGIN; UPDATE accounts SET bal = bal - 7 WHERE id = 1; UPDATE accounts SET bal = bal + 7 WHERE id = 2; COMMIT")
+        .await
+        .unwrap();
+    let b = client(cluster.site(1)).await;
+    for (name, c) in [("a", &a), ("b", &b), ("d", &d)] {
+        eventually(WAIT, &format!("every row at {name}"), || async {
+            let t = scalar(c, "SELECT count(*) FROM t").await?;
+            let s = scalar(c, "SELECT count(DISTINCT id) FROM s").await?;
+            Ok((t == 502 && s == 10).then_some(()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", cluster.logs(), d_server.log_text()));
+    }
+    assert_eq!(
+        scalar(&b, "SELECT bal FROM accounts WHERE id = 2")
+            .await
+            .unwrap(),
+        107
+    );
+    assert_eq!(
+        scalar(&a, "SELECT sum(bal) FROM accounts").await.unwrap(),
+        200
+    );
+    // a restarts with its old configuration and still counts d in.
+    drop(a);
+    cluster.sites[0].restart().unwrap();
+    let a = client(cluster.site(0)).await;
+    d.batch_execute("INSERT INTO t VALUES (3000, 'from d after a restarted')")
+        .await
+        .unwrap();
+    eventually(WAIT, "d's row at the restarted a", || async {
+        Ok((scalar(&a, "SELECT count(*) FROM t WHERE id = 3000").await? == 1).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}\n{}", cluster.logs(), d_server.log_text()));
+    assert_eq!(
+        scalar(&a, "SELECT count(*) FROM mdbc_sites").await.unwrap(),
+        4
     );
 }

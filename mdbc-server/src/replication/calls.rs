@@ -25,6 +25,13 @@ pub enum Call {
     },
     /// How far the site has applied each other site's log.
     Applied,
+    /// A site not yet in the cluster asks to join it.
+    Join {
+        /// Its name.
+        site: String,
+        /// Its cluster address (consensus and node RPC).
+        addr: String,
+    },
 }
 
 /// The most bytes of a snapshot one call carries.
@@ -51,6 +58,12 @@ pub enum Answer {
     Done,
     /// See [`Call::Applied`]: (site id, position) pairs.
     Applied(Vec<(u64, u64)>),
+    /// See [`Call::Join`]: the site is a member; `slot` is its serial stripe when it
+    /// joined a running cluster (`None`: it was configured from the start).
+    Joined {
+        /// Serial stripe slot.
+        slot: Option<i64>,
+    },
 }
 
 /// Encodes a call or an answer.

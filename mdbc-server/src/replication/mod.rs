@@ -24,6 +24,7 @@ mod chunks;
 pub(crate) use chunks::ChunkError;
 pub mod domains;
 pub mod freshness;
+pub mod membership;
 pub mod policy;
 mod replicator;
 pub mod snapshot;
@@ -99,7 +100,11 @@ pub struct Replication {
     policy: Policy,
     hlc: Hlc,
     music: Music<EmbeddedStore>,
-    peers: Vec<Site>,
+    node: MusicNode,
+    // The other sites: those configured, then those that joined (see membership.rs).
+    peers: std::sync::RwLock<Arc<Vec<Site>>>,
+    // This site's slot in serial stripes (see `sequence_stripe`).
+    stripe_slot: i64,
     // The next position of this site's log; moves only under the store's write lock.
     next_seq: AtomicU64,
     // Position of the schema log applied here.
@@ -125,6 +130,7 @@ pub struct Replication {
     store_path: std::path::PathBuf,
     // Snapshots made for new sites (see snapshot.rs).
     snapshots: Mutex<snapshot::Made>,
+    join_lock: tokio::sync::Mutex<()>,
 }
 
 /// Serial values are striped over this many slots, one per site.
@@ -288,13 +294,24 @@ impl Replication {
             [],
             |r| r.get(0),
         )?;
+        let stripe_slot = match membership::joined_slot(&cfg.data_dir)? {
+            Some(slot) => slot,
+            None => {
+                let mut names: Vec<&str> = peers.iter().map(|p| p.name.as_str()).collect();
+                names.push(&cfg.site);
+                names.sort();
+                names.iter().position(|n| *n == cfg.site).unwrap_or(0) as i64
+            }
+        };
         let repl = Arc::new(Replication {
             site: cfg.site.clone(),
             id,
             policy: Policy::new(cfg),
             hlc: Hlc::new(),
             music: node.music.clone(),
-            peers,
+            node,
+            peers: std::sync::RwLock::new(Arc::new(peers)),
+            stripe_slot,
             next_seq: AtomicU64::new(last_seq + 1),
             schema_pos: AtomicU64::new(schema_pos),
             applied: Mutex::new(applied),
@@ -310,11 +327,12 @@ impl Replication {
             data_dir: cfg.data_dir.clone(),
             store_path: store.path().to_path_buf(),
             snapshots: Mutex::new(snapshot::Made::default()),
+            join_lock: tokio::sync::Mutex::new(()),
         });
         snapshot::clear_leftovers(&cfg.data_dir);
         {
             let weak = Arc::downgrade(&repl);
-            node.set_app_handler(Arc::new(move |peer, payload| {
+            repl.node.set_app_handler(Arc::new(move |peer, payload| {
                 let weak = weak.clone();
                 Box::pin(async move {
                     let repl = weak.upgrade().ok_or("the site is stopping")?;
@@ -340,6 +358,7 @@ impl Replication {
         }
         drop(conn);
         tokio::spawn(reshipper(repl.clone(), store.clone(), shutdown.clone()));
+        tokio::spawn(membership::watch(repl.clone(), shutdown.clone()));
         tokio::spawn(prune_site_log(
             repl.clone(),
             store.clone(),
@@ -356,13 +375,10 @@ impl Replication {
     }
 
     /// Serial sequences' stripe at this site: (stride, slot). The slot is the site's place
-    /// among every site name, sorted; the stride leaves room for 64 sites.
+    /// among the configured site names, sorted — or, for a site that joined a running
+    /// cluster, the one it was given then; the stride leaves room for 64 sites.
     pub fn sequence_stripe(&self) -> (i64, i64) {
-        let mut names: Vec<&str> = self.peers.iter().map(|p| p.name.as_str()).collect();
-        names.push(&self.site);
-        names.sort();
-        let slot = names.iter().position(|n| *n == self.site).unwrap_or(0);
-        (SEQUENCE_STRIDE, slot as i64 % SEQUENCE_STRIDE)
+        (SEQUENCE_STRIDE, self.stripe_slot % SEQUENCE_STRIDE)
     }
 
     /// This site's name.
@@ -371,8 +387,8 @@ impl Replication {
     }
 
     /// The other sites.
-    pub fn peers(&self) -> &[Site] {
-        &self.peers
+    pub fn peers(&self) -> Arc<Vec<Site>> {
+        self.peers.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The table policy.
@@ -621,6 +637,7 @@ impl Replication {
                     .map(|(s, p)| (*s, *p))
                     .collect(),
             ),
+            calls::Call::Join { site, addr } => self.answer_join(peer, site, addr).await?,
             other => self.answer_snapshot(other).await?,
         };
         Ok(calls::encode(&answer))
@@ -688,9 +705,10 @@ impl Replication {
         let mut last_ask: Option<std::time::Instant> = None;
         loop {
             let now = std::time::Instant::now();
+            let peers = self.peers();
             let stale: Vec<&Site> = {
                 let f = self.lock_freshness();
-                self.peers
+                peers
                     .iter()
                     .filter(|p| {
                         f.fresh_as_of(p.id)
@@ -729,7 +747,7 @@ impl Replication {
                 // What a site has but this one lacks is fetched from any replica that
                 // holds it (the writer may be unreachable from here while others are not).
                 for (id, head) in self.ask_heads(&ids, wait).await {
-                    let Some(site) = self.peers.iter().find(|p| p.id == id) else {
+                    let Some(site) = peers.iter().find(|p| p.id == id) else {
                         continue;
                     };
                     let from = self.applied_of(id) + 1;
@@ -1204,7 +1222,7 @@ impl Replication {
             "site": self.site, "address": self.bind, "is_self": true, "reachable": true,
             "applied": self.next_seq.load(Ordering::SeqCst).saturating_sub(1), "lag_ms": 0,
         })];
-        for p in &self.peers {
+        for p in self.peers().iter() {
             let (reachable, lag) = health.get(&p.id).copied().unwrap_or((false, None));
             rows.push(serde_json::json!({
                 "site": p.name, "address": p.addr, "is_self": false, "reachable": reachable,
@@ -1251,7 +1269,7 @@ async fn probe(repl: Arc<Replication>, mut shutdown: watch::Receiver<bool>) {
         // well within the tightest bound.
         let every = match repl.policy.min_bound_ms() {
             Some(b) => {
-                let ids: Vec<u64> = repl.peers.iter().map(|p| p.id).collect();
+                let ids: Vec<u64> = repl.peers().iter().map(|p| p.id).collect();
                 repl.ask_heads(&ids, Duration::from_millis(500)).await;
                 Duration::from_millis((b / 2).clamp(20, 1000))
             }
@@ -1313,7 +1331,8 @@ async fn prune_site_log(
 impl Replication {
     /// The position of this site's log every other site has applied, if all answer.
     async fn applied_everywhere(&self) -> Option<u64> {
-        let calls = self.peers.iter().map(|p| async move {
+        let peers = self.peers();
+        let calls = peers.iter().map(|p| async move {
             let b = self
                 .music
                 .store()

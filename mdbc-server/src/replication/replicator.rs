@@ -127,7 +127,7 @@ fn logs(repl: &Replication, store: &Store) -> Vec<Log> {
     let names: Vec<String> = cat.tables().map(|t| t.name.clone()).collect();
     let mut out = vec![Log::Schema];
     out.extend(repl.strong_domains(&names).into_iter().map(Log::Domain));
-    out.extend(repl.peers.iter().cloned().map(Log::Site));
+    out.extend(repl.peers().iter().cloned().map(Log::Site));
     out
 }
 

@@ -120,7 +120,7 @@ impl Replication {
                 }
                 Ok(Answer::Done)
             }
-            Call::Head | Call::Applied => Err("not a snapshot call".into()),
+            Call::Head | Call::Applied | Call::Join { .. } => Err("not a snapshot call".into()),
         }
     }
 }
@@ -130,7 +130,8 @@ pub(super) fn clear_leftovers(data_dir: &Path) {
     let _ = std::fs::remove_dir_all(data_dir.join("snapshots"));
 }
 
-/// Before a site's first start (no database in its data directory yet): fetches a
+/// Before a site's first start (no database in its data directory yet): joins the
+/// cluster if the others were not configured with it (see membership.rs), then fetches a
 /// snapshot from the first other site that has data, showing progress, and installs it as
 /// this site's database. Returns without one when the cluster has no data yet or no site
 /// answers (the site then replays the logs from their start).
@@ -144,6 +145,10 @@ pub async fn bootstrap_if_new(cfg: &Config) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    // A site the others were not configured with becomes a member first.
+    if !super::membership::join(cfg).await? {
+        return Ok(());
+    }
     let secret = cluster.secret_bytes()?;
     let me = site_id(&cfg.site);
     for p in &cluster.peers {

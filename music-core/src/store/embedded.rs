@@ -65,11 +65,15 @@ struct Peer {
     outbox: mpsc::UnboundedSender<String>,
 }
 
+type PeerList = Arc<Vec<Arc<Peer>>>;
+
 struct Inner {
     cfg: EmbeddedConfig,
     local: LocalStore,
     hlc: Hlc,
-    peers: Vec<Peer>,
+    // Replaced whole when a node joins (see `EmbeddedStore::add_peer`).
+    peers: std::sync::RwLock<PeerList>,
+    shutdown: watch::Receiver<bool>,
     // Fault injection: peers this node cannot reach (see `EmbeddedStore::cut_off`).
     cut: std::sync::RwLock<std::collections::HashSet<u64>>,
     // Counts writes from other nodes, for whoever waits for new keys.
@@ -88,12 +92,15 @@ fn io_err(e: std::io::Error) -> String {
 
 impl Inner {
     fn quorum(&self) -> usize {
-        let replicas = self.peers.len() + 1;
+        let replicas = self.peer_list().len() + 1;
         replicas / 2 + 1
     }
 
-    async fn call(&self, peer: usize, req: &Request) -> Result<Response, String> {
-        let p = &self.peers[peer];
+    fn peer_list(&self) -> PeerList {
+        self.peers.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    async fn call(&self, p: &Peer, req: &Request) -> Result<Response, String> {
         if self.cut.read().is_ok_and(|c| c.contains(&p.id)) {
             return Err(format!("node {} is cut off (fault injection)", p.id));
         }
@@ -152,34 +159,53 @@ impl EmbeddedStore {
         shutdown: watch::Receiver<bool>,
     ) -> Result<EmbeddedStore, StoreError> {
         let local = LocalStore::open(path)?;
-        let mut receivers = Vec::new();
-        let peers = cfg
-            .peers
-            .iter()
-            .map(|(id, addr)| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                receivers.push(rx);
-                Peer {
-                    id: *id,
-                    addr: addr.clone(),
-                    conn: Mutex::new(None),
-                    outbox: tx,
-                }
-            })
-            .collect();
+        let first = cfg.peers.clone();
         let inner = Arc::new(Inner {
             cfg,
             local,
             hlc: Hlc::new(),
-            peers,
+            peers: std::sync::RwLock::new(Arc::new(Vec::new())),
+            shutdown: shutdown.clone(),
             cut: std::sync::RwLock::new(std::collections::HashSet::new()),
             changed: watch::channel(0).0,
         });
-        for (i, rx) in receivers.into_iter().enumerate() {
-            tokio::spawn(replicator(inner.clone(), i, rx, shutdown.clone()));
+        let store = EmbeddedStore { inner };
+        for (id, addr) in first {
+            store.add_peer(id, addr);
         }
-        tokio::spawn(anti_entropy(inner.clone(), shutdown));
-        Ok(EmbeddedStore { inner })
+        tokio::spawn(anti_entropy(store.inner.clone(), shutdown));
+        Ok(store)
+    }
+
+    /// Adds peer `id` at `addr` (a node that joined the cluster): from now on puts are
+    /// pushed to it and quorums count it. Adding a known peer does nothing.
+    pub fn add_peer(&self, id: u64, addr: String) {
+        let mut list = self.inner.peers.write().unwrap_or_else(|e| e.into_inner());
+        if list.iter().any(|p| p.id == id) || id == self.inner.cfg.me {
+            return;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let peer = Arc::new(Peer {
+            id,
+            addr,
+            conn: Mutex::new(None),
+            outbox: tx,
+        });
+        let mut next: Vec<Arc<Peer>> = list.iter().cloned().collect();
+        next.push(peer.clone());
+        *list = Arc::new(next);
+        drop(list);
+        tokio::spawn(replicator(
+            self.inner.clone(),
+            peer,
+            rx,
+            self.inner.shutdown.clone(),
+        ));
+    }
+
+    /// The ids of this node's peers.
+    pub fn peer_ids(&self) -> Vec<u64> {
+        self.inner.peer_list().iter().map(|p| p.id).collect()
     }
 
     /// Fault injection for tests: from now on this node's calls to `peers` fail, as if
@@ -262,14 +288,14 @@ impl EmbeddedStore {
     /// writes), by id.
     pub async fn reachable(&self, timeout: Duration) -> Vec<(u64, bool)> {
         let mut out = Vec::new();
-        for (i, p) in self.inner.peers.iter().enumerate() {
+        for p in self.inner.peer_list().iter() {
             let req = Request::Read {
                 key: "__ping".into(),
                 fence: None,
                 sync: false,
             };
             let ok = matches!(
-                tokio::time::timeout(timeout, self.inner.call(i, &req)).await,
+                tokio::time::timeout(timeout, self.inner.call(p, &req)).await,
                 Ok(Ok(Response::Value(_)))
             );
             out.push((p.id, ok));
@@ -285,14 +311,13 @@ impl EmbeddedStore {
         payload: Bytes,
         timeout: Duration,
     ) -> Result<Bytes, String> {
-        let i = self
-            .inner
-            .peers
+        let list = self.inner.peer_list();
+        let p = list
             .iter()
-            .position(|p| p.id == id)
+            .find(|p| p.id == id)
             .ok_or_else(|| format!("node {id} is not a peer"))?;
         let req = Request::App(payload);
-        let call = self.inner.call(i, &req);
+        let call = self.inner.call(p, &req);
         match tokio::time::timeout(timeout, call).await {
             Err(_) => Err(format!("node {id} did not answer within {timeout:?}")),
             Ok(Err(e)) => Err(e),
@@ -313,9 +338,9 @@ impl EmbeddedStore {
         }
         let req = Arc::new(Request::Replicate(items));
         let mut set = JoinSet::new();
-        for i in 0..self.inner.peers.len() {
-            let (inner, req) = (self.inner.clone(), req.clone());
-            set.spawn(async move { inner.call(i, &req).await });
+        for p in self.inner.peer_list().iter() {
+            let (inner, req, p) = (self.inner.clone(), req.clone(), p.clone());
+            set.spawn(async move { inner.call(&p, &req).await });
         }
         let deadline = tokio::time::Instant::now() + self.inner.cfg.quorum_timeout;
         let mut acked = 0;
@@ -405,13 +430,16 @@ impl EmbeddedStore {
         &self,
         req: Request,
         mut done: impl FnMut(&Response) -> bool,
-    ) -> Vec<(Option<usize>, Response)> {
+    ) -> Vec<(Option<Arc<Peer>>, Response)> {
         let inner = &self.inner;
         let req = Arc::new(req);
         let mut set = JoinSet::new();
-        for i in 0..inner.peers.len() {
-            let (inner, req) = (inner.clone(), req.clone());
-            set.spawn(async move { (Some(i), inner.call(i, &req).await) });
+        for p in inner.peer_list().iter() {
+            let (inner, req, p) = (inner.clone(), req.clone(), p.clone());
+            set.spawn(async move {
+                let r = inner.call(&p, &req).await;
+                (Some(p), r)
+            });
         }
         {
             let (me, req) = (self.clone(), req.clone());
@@ -430,7 +458,7 @@ impl EmbeddedStore {
                     }
                 }
                 Err(e) => {
-                    let peer = who.map(|i| inner.peers[i].id);
+                    let peer = who.map(|p| p.id);
                     tracing::debug!(?peer, "call failed: {e}");
                 }
             }
@@ -501,10 +529,10 @@ impl EmbeddedStore {
                     match who {
                         None => inner.apply_items(std::slice::from_ref(&item))?,
                         // Read repair, in the background.
-                        Some(i) => {
+                        Some(p) => {
                             let (inner, item) = (inner.clone(), item.clone());
                             tokio::spawn(async move {
-                                let _ = inner.call(i, &Request::Replicate(vec![item])).await;
+                                let _ = inner.call(&p, &Request::Replicate(vec![item])).await;
                             });
                         }
                     }
@@ -557,7 +585,7 @@ impl DataStore for EmbeddedStore {
             node: inner.cfg.me,
         };
         inner.local.apply(key, &value, version)?;
-        for p in &inner.peers {
+        for p in inner.peer_list().iter() {
             // The replicator ships the newest value of the key when it gets to it.
             let _ = p.outbox.send(key.to_string());
         }
@@ -649,11 +677,11 @@ impl DataStore for EmbeddedStore {
 /// replayed every `hint_retry_every` until the peer takes them.
 async fn replicator(
     inner: Arc<Inner>,
-    peer: usize,
+    peer: Arc<Peer>,
     mut rx: mpsc::UnboundedReceiver<String>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let id = inner.peers[peer].id;
+    let id = peer.id;
     let mut retry = tokio::time::interval(inner.cfg.hint_retry_every);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -677,7 +705,7 @@ async fn replicator(
         keys.sort();
         keys.dedup();
         let shipped = match inner.items(&keys) {
-            Ok(items) => match inner.call(peer, &Request::Replicate(items)).await {
+            Ok(items) => match inner.call(&peer, &Request::Replicate(items)).await {
                 Ok(Response::Done) => Ok(()),
                 other => Err(format!("peer did not take them: {other:?}")),
             },
@@ -708,16 +736,16 @@ async fn anti_entropy(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
             _ = every.tick() => {}
             _ = shutdown.changed() => return,
         }
-        for peer in 0..inner.peers.len() {
+        for peer in inner.peer_list().iter() {
             if let Err(e) = reconcile(&inner, peer).await {
-                tracing::debug!(peer = inner.peers[peer].id, "anti-entropy: {e}");
+                tracing::debug!(peer = peer.id, "anti-entropy: {e}");
             }
         }
     }
 }
 
 /// One anti-entropy round with one peer; returns how many keys changed hands.
-async fn reconcile(inner: &Arc<Inner>, peer: usize) -> Result<usize, String> {
+async fn reconcile(inner: &Arc<Inner>, peer: &Peer) -> Result<usize, String> {
     let theirs = match inner.call(peer, &Request::Digest).await? {
         Response::Digest(d) if d.len() == BUCKETS as usize => d,
         other => return Err(format!("unexpected digest answer {other:?}")),
@@ -763,11 +791,7 @@ async fn reconcile(inner: &Arc<Inner>, peer: usize) -> Result<usize, String> {
         }
     }
     if moved > 0 {
-        tracing::info!(
-            peer = inner.peers[peer].id,
-            keys = moved,
-            "anti-entropy repaired"
-        );
+        tracing::info!(peer = peer.id, keys = moved, "anti-entropy repaired");
     }
     Ok(moved)
 }

@@ -1,0 +1,289 @@
+//! Sites joining a running cluster.
+//!
+//! A site that the others were not configured with joins by asking one of them (a site
+//! call: anyone proving the cluster secret may make one). The site whose lock-service
+//! replica leads consensus records the newcomer's name, address and serial stripe in the
+//! key space (`members/<id>`), adds it to the consensus membership (one replica at a
+//! time, decided like any entry) and answers. Every site watches the consensus membership
+//! and takes in the members it does not know yet: its key-space replica pushes to them
+//! and counts them in quorums, its node serves their calls, its replicator applies their
+//! logs. The membership lives in the consensus log and the records in the key space, so
+//! a restarted site finds the sites that joined without any change to its configuration.
+//!
+//! Serial stripes stay disjoint: configured sites take their place among the configured
+//! names; a joining site takes the number of members when it joins (joins are decided one
+//! at a time), and keeps it in `<data_dir>/joined`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use consensus::paxos::MembershipChange;
+use music_core::node::AppChannel;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::calls::{self, Answer, Call};
+use super::{applied_pos, site_id, Replication, Site};
+use crate::config::Config;
+
+/// What the cluster records about a site that joined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Record {
+    name: String,
+    addr: String,
+    slot: i64,
+}
+
+fn member_key(id: u64) -> String {
+    format!("members/{id}")
+}
+
+fn slot_file(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("joined")
+}
+
+/// The serial stripe this site was given when it joined a running cluster, if it did.
+pub(super) fn joined_slot(data_dir: &Path) -> anyhow::Result<Option<i64>> {
+    match std::fs::read_to_string(slot_file(data_dir)) {
+        Ok(s) => {
+            let slot = s.trim().parse::<i64>().map_err(|e| {
+                anyhow::anyhow!("{}: not a stripe slot ({e})", slot_file(data_dir).display())
+            })?;
+            Ok(Some(slot))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Replication {
+    fn record_of(&self, id: u64) -> Option<Record> {
+        let v = self
+            .music
+            .store()
+            .local()
+            .get(&member_key(id))
+            .ok()
+            .flatten()?;
+        calls::decode::<Record>(&v.value).ok()
+    }
+
+    /// Answers a site asking to join (see the module docs).
+    pub(super) async fn answer_join(
+        &self,
+        peer: u64,
+        site: String,
+        addr: String,
+    ) -> Result<Answer, String> {
+        if site_id(&site) != peer || peer == self.id {
+            return Err(format!("the caller is not site {site}"));
+        }
+        let known = self.record_of(peer);
+        if known.is_none() && self.peers().iter().any(|p| p.id == peer) {
+            // Configured here from the start: a member already.
+            return Ok(Answer::Joined { slot: None });
+        }
+        // One join at a time here, so two newcomers never count the same membership.
+        let _one = self.join_lock.lock().await;
+        let locks = self.music.locks();
+        let status = locks.status().await.map_err(|e| e.to_string())?;
+        if let Some(r) = &known {
+            if status.latest.contains(peer) {
+                return Ok(Answer::Joined { slot: Some(r.slot) });
+            }
+        }
+        if status.leader != Some(self.id) {
+            return Err(format!(
+                "site {} does not lead the lock service; ask another site",
+                self.site
+            ));
+        }
+        let record = Record {
+            name: site.clone(),
+            addr: addr.clone(),
+            // Members are never removed, so the count is a slot nobody has.
+            slot: status.latest.ids().count() as i64,
+        };
+        let key = member_key(peer);
+        self.music
+            .put(&key, calls::encode(&record))
+            .await
+            .map_err(|e| e.to_string())?;
+        // Every site needs the name once it sees the new member.
+        let others = self.peers().len();
+        let _ = self
+            .music
+            .store()
+            .replicate_now(std::slice::from_ref(&key), others)
+            .await;
+        locks
+            .change_membership(MembershipChange::Add {
+                id: peer,
+                addr: addr.clone(),
+            })
+            .await
+            .map_err(|e| format!("adding site {site} to the lock service: {e}"))?;
+        self.add_site(Site {
+            name: site,
+            id: peer,
+            addr,
+        });
+        Ok(Answer::Joined {
+            slot: Some(record.slot),
+        })
+    }
+
+    /// Takes in a site that joined.
+    fn add_site(&self, site: Site) {
+        {
+            let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
+            if peers.iter().any(|p| p.id == site.id) {
+                return;
+            }
+            let mut next: Vec<Site> = peers.iter().cloned().collect();
+            next.push(site.clone());
+            *peers = Arc::new(next);
+        }
+        self.node.add_peer(site.id, site.addr.clone());
+        let applied = rusqlite::Connection::open(&self.store_path)
+            .and_then(|c| applied_pos(&c, &format!("site:{}", site.name)))
+            .unwrap_or(0);
+        self.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(site.id)
+            .or_insert(applied);
+        tracing::info!(site = %site.name, addr = %site.addr, "a site joined the cluster");
+    }
+}
+
+/// Takes in the members of the consensus membership this site does not know yet, every
+/// second (at start-up that is every site that joined since this one's configuration).
+pub(super) async fn watch(repl: Arc<Replication>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if let Ok(status) = repl.music.locks().status().await {
+            let known = repl.peers();
+            for id in status.latest.ids() {
+                if id == repl.id || known.iter().any(|p| p.id == id) {
+                    continue;
+                }
+                let record = match repl.record_of(id) {
+                    Some(r) => Some(r),
+                    None => {
+                        let _ = repl.music.store().read_newest(&member_key(id)).await;
+                        repl.record_of(id)
+                    }
+                };
+                match record {
+                    Some(r) => repl.add_site(Site {
+                        name: r.name,
+                        id,
+                        addr: r.addr,
+                    }),
+                    None => tracing::debug!(id, "a member without its record yet"),
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Before a site's first start: asks the configured sites to take it in. A site they were
+/// configured with is a member already; one they were not is added to the cluster (and
+/// given its serial stripe). Returns `false` without joining when no site answers at all
+/// (a cluster starting up together); fails when sites answer but none takes it in.
+pub(super) async fn join(cfg: &Config) -> anyhow::Result<bool> {
+    let Some(cluster) = cfg.cluster.as_ref() else {
+        return Ok(false);
+    };
+    let secret = cluster.secret_bytes()?;
+    let me = site_id(&cfg.site);
+    let call = calls::encode(&Call::Join {
+        site: cfg.site.clone(),
+        addr: cluster.advertised()?,
+    });
+    let mut last = String::new();
+    // About a minute: a leader election and a membership change take well under that.
+    for round in 0..60 {
+        let mut answered = false;
+        for p in &cluster.peers {
+            let connected = tokio::time::timeout(
+                Duration::from_secs(5),
+                AppChannel::connect(&p.addr, &secret, me, site_id(&p.site)),
+            )
+            .await;
+            let ch = match connected {
+                Ok(Ok(ch)) => ch,
+                Ok(Err(e)) => {
+                    last = e;
+                    continue;
+                }
+                Err(_) => {
+                    last = format!("{} did not answer", p.addr);
+                    continue;
+                }
+            };
+            answered = true;
+            let got = ch
+                .call(call.clone(), Duration::from_secs(30))
+                .await
+                .and_then(|b| calls::decode::<Answer>(&b));
+            match got {
+                Ok(Answer::Joined { slot }) => {
+                    if let Some(slot) = slot {
+                        std::fs::create_dir_all(&cfg.data_dir)?;
+                        std::fs::write(slot_file(&cfg.data_dir), format!("{slot}\n"))?;
+                        tracing::info!(via = %p.site, slot, "joined the cluster");
+                    }
+                    return Ok(true);
+                }
+                Ok(other) => last = format!("unexpected answer {other:?}"),
+                Err(e) => last = format!("site {}: {e}", p.site),
+            }
+        }
+        if !answered && round == 0 {
+            tracing::info!("no other site is up yet; starting as configured, empty");
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    anyhow::bail!("could not join the cluster: {last}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_joined_slot_file_is_read_back_and_garbage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(joined_slot(dir.path()).unwrap(), None);
+        std::fs::write(slot_file(dir.path()), "3\n").unwrap();
+        assert_eq!(joined_slot(dir.path()).unwrap(), Some(3));
+        std::fs::write(slot_file(dir.path()), "three").unwrap();
+        let e = joined_slot(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("not a stripe slot"), "{e}");
+    }
+
+    #[test]
+    fn a_wildcard_bind_needs_an_advertised_address_to_join() {
+        let cfg = |extra: &str| {
+            Config::from_toml(&format!(
+                "site = \"d\"\n[cluster]\nbind = \"0.0.0.0:7433\"\nsecret = \"12345678\"\n{extra}"
+            ))
+            .unwrap()
+        };
+        let plain = cfg("");
+        let err = plain.cluster.as_ref().unwrap().advertised().unwrap_err();
+        assert!(err.to_string().contains("advertise"), "{err}");
+        let set = cfg("advertise = \"10.0.0.4:7433\"");
+        assert_eq!(
+            set.cluster.as_ref().unwrap().advertised().unwrap(),
+            "10.0.0.4:7433"
+        );
+    }
+}
