@@ -394,16 +394,32 @@ fn node_rpc_refuses_whoever_lacks_the_secret() {
         let wrong =
             consensus::rpc::Channel::connect(&rpc, b"not-the-secret-at-all!", MAGIC, 2).await;
         assert!(wrong.is_err(), "a wrong secret must fail the handshake");
-        // The right secret under an id that is not a member: refused after the handshake.
+        // The right secret under an id that is not a member: only application requests
+        // (how a new node asks to join) are served; reads and writes are refused.
         let (stranger, _) = consensus::rpc::Channel::connect(&rpc, SECRET.as_bytes(), MAGIC, 42)
             .await
             .unwrap();
-        let r = tokio::time::timeout(
-            Duration::from_secs(5),
-            stranger.call(bytes::Bytes::from_static(b"x")),
-        )
-        .await;
-        assert!(!matches!(r, Ok(Ok(_))), "a non-member got an answer");
+        for req in [
+            Request::Read {
+                key: "nothing".into(),
+                fence: None,
+                sync: false,
+            },
+            Request::Digest,
+        ] {
+            let answer = tokio::time::timeout(
+                Duration::from_secs(5),
+                stranger.call(music_core::codec::encode(&req)),
+            )
+            .await
+            .expect("an answer")
+            .expect("the connection stays");
+            let resp: Response = music_core::codec::decode(&answer).unwrap();
+            assert!(
+                matches!(&resp, Response::Error(e) if e.contains("not a member")),
+                "a non-member was served: {resp:?}"
+            );
+        }
         // A member sending garbage gets an error answer; the connection and node go on.
         let (member, _) = consensus::rpc::Channel::connect(&rpc, SECRET.as_bytes(), MAGIC, 2)
             .await
