@@ -277,7 +277,7 @@ async fn concurrent_conflicting_updates_converge() {
     let written = scalar(&clients[0], "SELECT applied FROM mdbc_sites WHERE is_self")
         .await
         .unwrap();
-    assert!(written > 40, "a wrote {written} log entries");
+    assert!(written > 10, "a wrote {written} log entries");
     eventually(WAIT, "a's log copy to be pruned", || async {
         Ok((kept()? == 0).then_some(()))
     })
@@ -438,8 +438,8 @@ async fn causal_a_reply_is_never_visible_without_its_post() {
 
 const BANK: &str = "[tables.levels]\naccounts = \"strong\"\ntransfers = \"strong\"\n\n[domains]\npayments = [\"accounts\", \"transfers\"]\n";
 
-/// One transfer in one transaction; `Ok(true)` when acknowledged.
-async fn transfer(c: &Client, id: i64, from: i32, to: i32, amount: i32) -> bool {
+/// One transfer in one transaction; `Ok(())` when acknowledged, else the refusal.
+async fn transfer(c: &Client, id: i64, from: i32, to: i32, amount: i32) -> Result<(), String> {
     let sql = format!(
         "BEGIN; \
          UPDATE accounts SET bal = bal - {amount} WHERE id = {from}; \
@@ -448,7 +448,7 @@ async fn transfer(c: &Client, id: i64, from: i32, to: i32, amount: i32) -> bool 
          COMMIT"
     );
     match c.batch_execute(&sql).await {
-        Ok(()) => true,
+        Ok(()) => Ok(()),
         Err(e) => {
             let code = e.as_db_error().map(|d| d.code().code().to_string());
             assert!(
@@ -456,7 +456,7 @@ async fn transfer(c: &Client, id: i64, from: i32, to: i32, amount: i32) -> bool 
                 "a transfer failed with an unexpected error: {e:?}"
             );
             let _ = c.batch_execute("ROLLBACK").await;
-            false
+            Err(format!("{:?}", e.as_db_error().map(|d| d.message())))
         }
     }
 }
@@ -502,28 +502,33 @@ async fn strong_transfers_from_every_site_keep_the_total_and_lose_nothing() {
     for (site, c) in clients.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
             let mut acked = Vec::new();
+            let mut refused = Vec::new();
             for n in 0..10i64 {
                 let id = site as i64 * 1000 + n;
                 let from = ((n * 3 + site as i64) % 10 + 1) as i32;
                 let to = ((n * 7 + 1 + site as i64) % 10 + 1) as i32;
-                if transfer(&c, id, from, to, (n % 9 + 1) as i32).await {
-                    acked.push(id);
+                match transfer(&c, id, from, to, (n % 9 + 1) as i32).await {
+                    Ok(()) => acked.push(id),
+                    Err(e) => refused.push(e),
                 }
             }
-            (c, acked)
+            (c, acked, refused)
         }));
     }
     let mut clients = Vec::new();
     let mut acked = Vec::new();
+    let mut refused = Vec::new();
     for t in tasks {
-        let (c, mut ids) = t.await.unwrap();
+        let (c, mut ids, mut errs) = t.await.unwrap();
         clients.push(c);
         acked.append(&mut ids);
+        refused.append(&mut errs);
     }
     assert!(
         acked.len() >= 30,
-        "too few transfers acknowledged: {}",
-        acked.len()
+        "too few transfers acknowledged: {}; refused: {refused:?}\n{}",
+        acked.len(),
+        cluster.logs()
     );
     for (i, c) in clients.iter().enumerate() {
         // The total is exact at every moment a site shows (strong tables are applied a
@@ -589,7 +594,9 @@ async fn killing_the_owner_moves_the_domain_and_loses_nothing_acknowledged() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let mut acked = Vec::new();
     for n in 0..10 {
-        assert!(transfer(&a, n, 1, 2, 1).await, "{}", cluster.logs());
+        if let Err(e) = transfer(&a, n, 1, 2, 1).await {
+            panic!("{e}\n{}", cluster.logs());
+        }
         acked.push(n);
     }
     // a owns the domain; it dies without releasing it.
@@ -597,7 +604,7 @@ async fn killing_the_owner_moves_the_domain_and_loses_nothing_acknowledged() {
     let b = client(cluster.site(1)).await;
     // b takes over once a's lease (2 s in these tests) has run out.
     let took_over = eventually(WAIT, "b to take the domain over", || async {
-        Ok(transfer(&b, 100, 2, 1, 5).await.then_some(()))
+        Ok(transfer(&b, 100, 2, 1, 5).await.ok())
     })
     .await;
     took_over.unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
@@ -658,7 +665,10 @@ async fn a_partitioned_site_serves_eventual_tables_refuses_strong_writes_and_con
     let refused = tokio::time::timeout(Duration::from_secs(120), transfer(&c, 300, 1, 2, 7))
         .await
         .expect("a strong write on the minority side hung");
-    assert!(!refused, "a strong write committed on the minority side");
+    assert!(
+        refused.is_err(),
+        "a strong write committed on the minority side"
+    );
     eventually(WAIT, "c to see a and b unreachable", || async {
         let r = rows(&c, "mdbc_sites").await?;
         Ok(r.iter()
@@ -669,7 +679,7 @@ async fn a_partitioned_site_serves_eventual_tables_refuses_strong_writes_and_con
     .await
     .unwrap();
     // The majority side carries on.
-    assert!(transfer(&a, 1, 1, 2, 3).await);
+    transfer(&a, 1, 1, 2, 3).await.unwrap();
     a.batch_execute("INSERT INTO notes VALUES (1, 'written at a')")
         .await
         .unwrap();
