@@ -891,7 +891,7 @@ impl Session {
         }
         for t in &plan.reads {
             let p = r.policy().table(t);
-            match (p.level, p.domain) {
+            match (p.level, p.domain.clone()) {
                 (Level::Eventual | Level::Causal | Level::Bounded, _) => {
                     self.tx_reads.stale.get_or_insert_with(|| t.clone());
                 }

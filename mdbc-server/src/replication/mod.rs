@@ -939,7 +939,7 @@ impl Replication {
     pub fn strong_domains<'a>(&self, tables: impl IntoIterator<Item = &'a String>) -> Vec<String> {
         let mut d: Vec<String> = tables
             .into_iter()
-            .filter_map(|t| self.policy.table(t).domain)
+            .filter_map(|t| self.policy.table(t).domain.clone())
             .collect();
         d.sort();
         d.dedup();
@@ -1078,7 +1078,7 @@ impl Replication {
         let mut by_domain: std::collections::BTreeMap<String, Vec<TableChanges>> =
             Default::default();
         for t in changes {
-            match self.policy.table(&t.table).domain {
+            match self.policy.table(&t.table).domain.clone() {
                 Some(d) if !t.rows.is_empty() => by_domain.entry(d).or_default().push(t),
                 Some(_) => {}
                 None => rest.push(t),

@@ -1,6 +1,7 @@
 //! Which consistency level and domain each table has, from `[tables]` and `[domains]`.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use crate::config::{Config, Level, LevelSpec};
 
@@ -29,7 +30,14 @@ pub struct Policy {
     any_strong: bool,
     // The tightest `max_staleness_ms` of any bounded table.
     min_bound_ms: Option<u64>,
+    // Resolved names: lookups run per commit and per statement, and glob matching
+    // allocates.
+    cache: Arc<RwLock<HashMap<String, Arc<TablePolicy>>>>,
 }
+
+/// Resolved names kept at most; past it the cache starts over (names come from the
+/// catalog, so this is never reached in practice).
+const CACHE_MAX: usize = 10_000;
 
 /// `*` matches any run of characters, `?` one character.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
@@ -90,6 +98,7 @@ impl Policy {
             .min();
         Policy {
             min_bound_ms,
+            cache: Arc::default(),
             default: cfg.tables.default,
             exact,
             globs,
@@ -99,7 +108,25 @@ impl Policy {
     }
 
     /// The settings of `table`. mdbc's own tables are local.
-    pub fn table(&self, table: &str) -> TablePolicy {
+    pub fn table(&self, table: &str) -> Arc<TablePolicy> {
+        if let Some(p) = self
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(table)
+        {
+            return p.clone();
+        }
+        let p = Arc::new(self.resolve(table));
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(table.to_string(), p.clone());
+        p
+    }
+
+    fn resolve(&self, table: &str) -> TablePolicy {
         if table.starts_with("__mdbc") || table.starts_with("sqlite_") {
             return TablePolicy {
                 level: Level::Local,
