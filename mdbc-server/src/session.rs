@@ -409,6 +409,9 @@ pub struct Session {
 /// What a transaction block read that a later strong write must answer for.
 #[derive(Debug, Default)]
 struct TxReads {
+    // For bounded reads: the instant this site knew it had everything of every site at
+    // the start of the block's snapshot.
+    fresh: Option<std::time::Instant>,
     // The first table read that may be stale at this site (eventual, causal, bounded).
     stale: Option<String>,
     // Strong domains read before the block owned them, with the position of their log
@@ -889,6 +892,17 @@ impl Session {
         if self.status != TxStatus::InBlock {
             return Ok(());
         }
+        if r.policy().any_bounded() {
+            if snapshot_starts {
+                self.tx_reads.fresh = r.fresh_as_of_all();
+            } else if !local {
+                self.check_block_bound(&r, &plan.reads)?;
+            }
+        }
+        if !r.policy().any_strong() {
+            // Nothing a stale read could feed, and no strong reads to track.
+            return Ok(());
+        }
         for t in &plan.reads {
             let p = r.policy().table(t);
             match (p.level, p.domain.clone()) {
@@ -909,6 +923,50 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// A block whose first statement reads nothing (a write) starts its snapshot here.
+    fn note_block_start(&mut self) {
+        let Some(r) = self.store.replication() else {
+            return;
+        };
+        if !r.policy().any_bounded() {
+            return;
+        }
+        if matches!(
+            self.conn.transaction_state(Some(rusqlite::MAIN_DB)),
+            Ok(rusqlite::TransactionState::None)
+        ) {
+            self.tx_reads.fresh = r.fresh_as_of_all();
+        }
+    }
+
+    /// A bounded read later in a block sees the block's snapshot: refused (40001) when
+    /// what the site had at the snapshot's start is older than the table's bound now.
+    fn check_block_bound(
+        &self,
+        r: &crate::replication::Replication,
+        reads: &[String],
+    ) -> Result<()> {
+        let Some(bound) = r.bound_of(reads) else {
+            return Ok(());
+        };
+        let fresh = self.tx_reads.fresh.is_some_and(|t| t.elapsed() <= bound);
+        if fresh {
+            return Ok(());
+        }
+        let table = reads
+            .iter()
+            .find(|t| r.policy().level(t) == Level::Bounded)
+            .cloned()
+            .unwrap_or_default();
+        Err(SqlError::coded(
+            "40001",
+            format!(
+                "could not serialize access: this transaction's snapshot is older than the {} ms staleness bound of table \"{table}\"; retry the transaction (or read it in a transaction of its own)",
+                bound.as_millis()
+            ),
+        ))
     }
 
     /// Before a write to strong tables: refuses it when the transaction (or the statement
@@ -1527,6 +1585,8 @@ impl Session {
         }
         if !plan.reads.is_empty() {
             self.before_reads(plan).await?;
+        } else if self.status == TxStatus::InBlock {
+            self.note_block_start();
         }
         let writes = plan.kind != StmtKind::Read;
         if plan.kind == StmtKind::Ddl {

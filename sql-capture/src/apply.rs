@@ -208,7 +208,11 @@ pub fn apply(
                             for k in &rivals {
                                 delete_row(conn, &delete, k)?;
                             }
-                            run(&upsert)?;
+                            // A collision this could not see (an index with a collation of
+                            // its own): the arriving image takes the slot, as before.
+                            if run(&upsert).is_err() {
+                                run(&replace)?;
+                            }
                         }
                     }
                 }
@@ -302,7 +306,7 @@ fn unique_rivals(
 ) -> rusqlite::Result<Vec<Vec<Val>>> {
     let indexes: Vec<String> = conn
         .prepare_cached(
-            "SELECT name FROM pragma_index_list(?1) WHERE \"unique\" AND origin <> 'pk'",
+            "SELECT name FROM pragma_index_list(?1) WHERE \"unique\" AND NOT partial AND origin <> 'pk'",
         )?
         .query_map([&t.table], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
@@ -313,7 +317,8 @@ fn unique_rivals(
             .prepare_cached("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")?
             .query_map([&index], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        // Expression indexes (no column name) and partial ones are left to SQLite.
+        // Expression indexes (no column name) and partial ones (filtered out above)
+        // are left to SQLite.
         let Some(at) = cols
             .iter()
             .map(|c| {
@@ -324,8 +329,15 @@ fn unique_rivals(
         else {
             continue;
         };
+        let Some(vals) = at
+            .iter()
+            .map(|&i| values.get(i))
+            .collect::<Option<Vec<_>>>()
+        else {
+            continue;
+        };
         // NULLs never collide in a unique index.
-        if at.iter().any(|&i| matches!(values[i], Val::Null)) {
+        if vals.iter().any(|v| matches!(v, Val::Null)) {
             continue;
         }
         let cond = at
@@ -338,8 +350,8 @@ fn unique_rivals(
             "SELECT {pk} FROM {} WHERE {cond}",
             quote(&t.table)
         ))?;
-        for (n, &i) in at.iter().enumerate() {
-            stmt.raw_bind_parameter(n + 1, &values[i])?;
+        for (n, v) in vals.iter().enumerate() {
+            stmt.raw_bind_parameter(n + 1, *v)?;
         }
         let mut rows = stmt.raw_query();
         while let Some(row) = rows.next()? {

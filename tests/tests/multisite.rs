@@ -888,6 +888,24 @@ async fn bounded_reads_see_what_is_older_than_their_bound_or_refuse() {
             cluster.logs()
         );
     }
+    // In a block, reads see the block's snapshot: a bounded read is served while that
+    // snapshot is within the bound, and refused (40001) once it has aged past it.
+    b.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(
+        scalar(&b, "SELECT v FROM sessions WHERE id = 1")
+            .await
+            .unwrap(),
+        5
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let err = scalar(&b, "SELECT v FROM sessions WHERE id = 1")
+        .await
+        .unwrap_err();
+    let db = err
+        .downcast_ref::<tokio_postgres::Error>()
+        .expect("a server error");
+    assert_eq!(code_of(db), Some("40001"), "{db:?}");
+    b.batch_execute("ROLLBACK").await.unwrap();
     // b cannot hear from a at all: it cannot know what a committed, so it refuses.
     cluster.cut(0, 1);
     // Long enough that what b knew of a is older than the bound.

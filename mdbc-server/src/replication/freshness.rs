@@ -34,8 +34,15 @@ impl Freshness {
         if head <= applied {
             p.fresh_as_of = p.fresh_as_of.max(Some(asked));
             p.pending.retain(|(at, _)| *at > asked);
-        } else if p.pending.last().is_none_or(|(at, _)| *at < asked) {
-            p.pending.push((asked, head));
+        } else {
+            match p.pending.last_mut() {
+                // Asked again while the same entries are still on their way: the newer
+                // question counts for as much once they are applied (and the list stays
+                // as short as the heads are many).
+                Some((at, h)) if *h == head && *at < asked => *at = asked,
+                Some((at, _)) if *at >= asked => {}
+                _ => p.pending.push((asked, head)),
+            }
         }
     }
 
@@ -84,9 +91,17 @@ mod tests {
         assert_eq!(f.fresh_as_of(7), Some(t1));
         f.applied(7, 12);
         assert_eq!(f.fresh_as_of(7), Some(t2));
+        // Repeated answers with the same head keep one entry, at the newest question.
+        let t3 = t0 + Duration::from_millis(30);
+        let t4 = t0 + Duration::from_millis(40);
+        f.answered(7, t3, 20, 12);
+        f.answered(7, t4, 20, 12);
+        assert_eq!(f.peers[&7].pending, vec![(t4, 20)]);
+        f.applied(7, 20);
+        assert_eq!(f.fresh_as_of(7), Some(t4));
         // Another site is unaffected, and an older answer never moves it back.
         assert_eq!(f.fresh_as_of(8), None);
         f.answered(7, t0, 1, 12);
-        assert_eq!(f.fresh_as_of(7), Some(t2));
+        assert_eq!(f.fresh_as_of(7), Some(t4));
     }
 }

@@ -11,8 +11,8 @@
 //! a restarted site finds the sites that joined without any change to its configuration.
 //!
 //! Serial stripes stay disjoint: configured sites take their place among the configured
-//! names; a joining site takes the number of members when it joins (joins are decided one
-//! at a time), and keeps it in `<data_dir>/joined`.
+//! names at their first start; a joining site takes the number of members when it joins
+//! (joins are decided one at a time). Either keeps it in `<data_dir>/stripe_slot`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -40,11 +40,18 @@ fn member_key(id: u64) -> String {
 }
 
 fn slot_file(data_dir: &Path) -> std::path::PathBuf {
-    data_dir.join("joined")
+    data_dir.join("stripe_slot")
 }
 
-/// The serial stripe this site was given when it joined a running cluster, if it did.
-pub(super) fn joined_slot(data_dir: &Path) -> anyhow::Result<Option<i64>> {
+/// Keeps this site's serial stripe slot.
+pub(super) fn save_stripe_slot(data_dir: &Path, slot: i64) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::write(slot_file(data_dir), format!("{slot}\n"))?;
+    Ok(())
+}
+
+/// This site's serial stripe slot, once it has one.
+pub(super) fn stripe_slot(data_dir: &Path) -> anyhow::Result<Option<i64>> {
     match std::fs::read_to_string(slot_file(data_dir)) {
         Ok(s) => {
             let slot = s.trim().parse::<i64>().map_err(|e| {
@@ -235,8 +242,7 @@ pub(super) async fn join(cfg: &Config) -> anyhow::Result<bool> {
             match got {
                 Ok(Answer::Joined { slot }) => {
                     if let Some(slot) = slot {
-                        std::fs::create_dir_all(&cfg.data_dir)?;
-                        std::fs::write(slot_file(&cfg.data_dir), format!("{slot}\n"))?;
+                        save_stripe_slot(&cfg.data_dir, slot)?;
                         tracing::info!(via = %p.site, slot, "joined the cluster");
                     }
                     return Ok(true);
@@ -259,13 +265,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_joined_slot_file_is_read_back_and_garbage_is_refused() {
+    fn the_stripe_slot_file_is_read_back_and_garbage_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(joined_slot(dir.path()).unwrap(), None);
-        std::fs::write(slot_file(dir.path()), "3\n").unwrap();
-        assert_eq!(joined_slot(dir.path()).unwrap(), Some(3));
+        assert_eq!(stripe_slot(dir.path()).unwrap(), None);
+        save_stripe_slot(dir.path(), 3).unwrap();
+        assert_eq!(stripe_slot(dir.path()).unwrap(), Some(3));
         std::fs::write(slot_file(dir.path()), "three").unwrap();
-        let e = joined_slot(dir.path()).unwrap_err().to_string();
+        let e = stripe_slot(dir.path()).unwrap_err().to_string();
         assert!(e.contains("not a stripe slot"), "{e}");
     }
 

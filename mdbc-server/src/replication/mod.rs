@@ -294,13 +294,17 @@ impl Replication {
             [],
             |r| r.get(0),
         )?;
-        let stripe_slot = match membership::joined_slot(&cfg.data_dir)? {
+        // Kept from the first start on, so that configurations changed later (a site
+        // that joined added to them, say) never move a site to another stripe.
+        let stripe_slot = match membership::stripe_slot(&cfg.data_dir)? {
             Some(slot) => slot,
             None => {
                 let mut names: Vec<&str> = peers.iter().map(|p| p.name.as_str()).collect();
                 names.push(&cfg.site);
                 names.sort();
-                names.iter().position(|n| *n == cfg.site).unwrap_or(0) as i64
+                let slot = names.iter().position(|n| *n == cfg.site).unwrap_or(0) as i64;
+                membership::save_stripe_slot(&cfg.data_dir, slot)?;
+                slot
             }
         };
         let repl = Arc::new(Replication {
@@ -625,6 +629,11 @@ impl Replication {
     async fn answer(&self, peer: u64, payload: &[u8]) -> Result<Bytes, String> {
         let call: calls::Call = calls::decode(payload)?;
         tracing::trace!(peer, ?call, "site call");
+        // Anyone proving the cluster secret may ask to join; everything else (a snapshot
+        // is the whole database) is for members only.
+        if !matches!(call, calls::Call::Join { .. }) && !self.is_member(peer).await {
+            return Err(format!("node {peer} is not a member of the cluster"));
+        }
         let answer = match call {
             calls::Call::Head => {
                 calls::Answer::Head(self.next_seq.load(Ordering::SeqCst).saturating_sub(1))
@@ -641,6 +650,18 @@ impl Replication {
             other => self.answer_snapshot(other).await?,
         };
         Ok(calls::encode(&answer))
+    }
+
+    /// Whether `id` is another site of the cluster: one this site knows, or one the
+    /// consensus membership has taken in and this site not yet.
+    async fn is_member(&self, id: u64) -> bool {
+        self.peers().iter().any(|p| p.id == id)
+            || self
+                .music
+                .locks()
+                .status()
+                .await
+                .is_ok_and(|s| s.latest.contains(id))
     }
 
     /// Asks `sites` for their log heads at once and notes the answers (see freshness.rs);
@@ -675,6 +696,16 @@ impl Replication {
 
     fn lock_freshness(&self) -> std::sync::MutexGuard<'_, freshness::Freshness> {
         self.freshness.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The instant as of which this site had everything every other site had committed
+    /// (the oldest of what it knows per site), if it knows one for each.
+    pub fn fresh_as_of_all(&self) -> Option<std::time::Instant> {
+        let f = self.lock_freshness();
+        self.peers()
+            .iter()
+            .map(|p| f.fresh_as_of(p.id))
+            .try_fold(std::time::Instant::now(), |m, t| t.map(|t| m.min(t)))
     }
 
     /// The tightest staleness bound among `tables` (bounded tables only), if any.
@@ -1312,12 +1343,27 @@ async fn prune_site_log(
         if upto <= pruned {
             continue;
         }
-        let guard = store.lock_writer().await;
-        let done = (|| -> rusqlite::Result<usize> {
-            let conn = Connection::open(store.path())?;
-            conn.execute("DELETE FROM __mdbc_site_log WHERE seq <= ?1", [upto as i64])
-        })();
-        drop(guard);
+        // In batches, each under the write lock briefly, off the async workers.
+        let mut removed = 0;
+        let done = loop {
+            let guard = store.lock_writer().await;
+            let path = store.path().to_path_buf();
+            let batch = tokio::task::spawn_blocking(move || -> rusqlite::Result<usize> {
+                Connection::open(path)?.execute(
+                    "DELETE FROM __mdbc_site_log WHERE seq IN \
+                     (SELECT seq FROM __mdbc_site_log WHERE seq <= ?1 ORDER BY seq LIMIT 1000)",
+                    [upto as i64],
+                )
+            })
+            .await;
+            drop(guard);
+            match batch {
+                Ok(Ok(0)) => break Ok(removed),
+                Ok(Ok(n)) => removed += n,
+                Ok(Err(e)) => break Err(e.to_string()),
+                Err(e) => break Err(e.to_string()),
+            }
+        };
         match done {
             Ok(n) => {
                 tracing::debug!(upto, rows = n, "pruned the site log");

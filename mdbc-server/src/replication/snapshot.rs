@@ -35,6 +35,9 @@ pub(super) struct Made {
 /// A snapshot nobody finished reading is deleted after this long.
 const KEEP: Duration = Duration::from_secs(15 * 60);
 
+/// Snapshots a donor keeps at once (each is a full copy of the database on its disk).
+const AT_ONCE: usize = 2;
+
 impl Replication {
     fn snapshot_dir(&self) -> PathBuf {
         self.data_dir.join("snapshots")
@@ -66,16 +69,24 @@ impl Replication {
                 for p in expired {
                     let _ = std::fs::remove_file(p);
                 }
+                if self.lock_made().files.len() >= AT_ONCE {
+                    return Err(format!(
+                        "{AT_ONCE} snapshots are being read from this site already; try again later"
+                    ));
+                }
                 let id = self.hlc.now();
                 let path = dir.join(format!("{id}.db"));
                 let src = self.store_path.clone();
                 let target = path.clone();
+                let policy = self.policy.clone();
                 let made = tokio::task::spawn_blocking(move || -> anyhow::Result<(u64, u64)> {
                     std::fs::create_dir_all(target.parent().context("snapshot directory")?)?;
                     let conn = Connection::open(&src)?;
                     let name = target.to_str().context("snapshot path is not UTF-8")?;
                     conn.execute("VACUUM INTO ?1", [name])?;
                     let schema_pos = applied_pos(&conn, SCHEMA_LOG)?;
+                    // What is this site's alone never leaves it.
+                    make_own(&target, &policy)?;
                     Ok((std::fs::metadata(&target)?.len(), schema_pos))
                 })
                 .await
@@ -206,26 +217,35 @@ async fn fetch(
     }
     tracing::info!(%donor, bytes = size, "bootstrapping from a snapshot");
     let part = cfg.data_dir.join("mdbc.db.part");
-    let mut file =
-        std::fs::File::create(&part).with_context(|| format!("creating {}", part.display()))?;
-    let mut progress = Progress::new(donor, size);
-    let mut offset = 0u64;
-    while offset < size {
-        let bytes = match ask(Call::SnapshotChunk { id, offset }, Duration::from_secs(60)).await? {
-            Answer::Chunk(b) => b,
-            other => anyhow::bail!("unexpected answer {other:?}"),
-        };
-        if bytes.is_empty() {
-            anyhow::bail!("the snapshot ended at {offset} of {size} bytes");
+    let fetched: anyhow::Result<()> = async {
+        let mut file =
+            std::fs::File::create(&part).with_context(|| format!("creating {}", part.display()))?;
+        let mut progress = Progress::new(donor, size);
+        let mut offset = 0u64;
+        while offset < size {
+            let call = Call::SnapshotChunk { id, offset };
+            let bytes = match ask(call, Duration::from_secs(60)).await? {
+                Answer::Chunk(b) => b,
+                other => anyhow::bail!("unexpected answer {other:?}"),
+            };
+            if bytes.is_empty() {
+                anyhow::bail!("the snapshot ended at {offset} of {size} bytes");
+            }
+            file.write_all(&bytes)?;
+            offset += bytes.len() as u64;
+            progress.show(offset);
         }
-        file.write_all(&bytes)?;
-        offset += bytes.len() as u64;
-        progress.show(offset);
+        file.sync_all()?;
+        progress.done();
+        Ok(())
     }
-    file.sync_all()?;
-    drop(file);
+    .await;
     let _ = ask(Call::SnapshotDone { id }, Duration::from_secs(10)).await;
-    progress.done();
+    if let Err(e) = fetched {
+        // A partial copy is of no use, and holds rows of the donor.
+        let _ = std::fs::remove_file(&part);
+        return Err(e);
+    }
     let policy = Policy::new(cfg);
     let cleaned = tokio::task::spawn_blocking({
         let part = part.clone();
