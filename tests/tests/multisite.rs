@@ -1258,3 +1258,63 @@ async fn a_site_the_others_were_not_configured_with_joins_the_running_cluster() 
         4
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_calls_from_outside_the_cluster_are_refused() {
+    use mdbc_server::replication::calls::{decode, encode, Answer, Call};
+    use mdbc_server::replication::site_id;
+    use music_core::node::AppChannel;
+    let _serial = serial().await;
+    let cluster = Cluster::start(3, "").unwrap();
+    let a = client(cluster.site(0)).await;
+    a.batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let addr = format!("127.0.0.1:{}", cluster.cluster_ports[0]);
+    let secret = tests::cluster::SECRET.as_bytes();
+    let wait = Duration::from_secs(10);
+    // Without the secret there is no channel at all.
+    assert!(
+        AppChannel::connect(&addr, b"not the cluster secret", 42, site_id("a"))
+            .await
+            .is_err()
+    );
+    // With it, a node that is not a member may ask to join, and nothing else: no
+    // snapshot of the database, no log positions.
+    let stranger = AppChannel::connect(&addr, secret, 42, site_id("a"))
+        .await
+        .unwrap();
+    for call in [
+        Call::SnapshotStart,
+        Call::SnapshotChunk { id: 1, offset: 0 },
+        Call::Head,
+        Call::Applied,
+    ] {
+        let err = stranger.call(encode(&call), wait).await.unwrap_err();
+        assert!(err.contains("not a member"), "{call:?}: {err}");
+    }
+    // Joining under a name that is not the caller's is refused, and garbage is an error.
+    let err = stranger
+        .call(
+            encode(&Call::Join {
+                site: "z".into(),
+                addr: "127.0.0.1:1".into(),
+            }),
+            wait,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.contains("not site z"), "{err}");
+    let err = stranger
+        .call(bytes::Bytes::from_static(b"\xff\xfe\xfd"), wait)
+        .await
+        .unwrap_err();
+    assert!(err.contains("malformed"), "{err}");
+    // A member is answered, and the site goes on serving its clients.
+    let member = AppChannel::connect(&addr, secret, site_id("b"), site_id("a"))
+        .await
+        .unwrap();
+    let answer = member.call(encode(&Call::Head), wait).await.unwrap();
+    assert!(matches!(decode::<Answer>(&answer), Ok(Answer::Head(n)) if n >= 1));
+    assert_eq!(scalar(&a, "SELECT count(*) FROM t").await.unwrap(), 1);
+}
