@@ -857,13 +857,9 @@ impl Session {
         if self.applier {
             return Ok(());
         }
-        // A block's snapshot starts at its first statement that touches the database.
         let snapshot_starts = match self.status {
             TxStatus::Idle => true,
-            TxStatus::InBlock => matches!(
-                self.conn.transaction_state(Some(rusqlite::MAIN_DB)),
-                Ok(rusqlite::TransactionState::None)
-            ),
+            TxStatus::InBlock => self.block_snapshot_unstarted(),
             TxStatus::Failed => false,
         };
         let local = self
@@ -874,14 +870,8 @@ impl Session {
             if plan.kind == StmtKind::Read {
                 self.sync_strong_reads(&plan.reads).await?;
             }
-            if let Some(bound) = r.bound_of(&plan.reads) {
-                let table = plan
-                    .reads
-                    .iter()
-                    .find(|t| r.policy().level(t) == Level::Bounded)
-                    .cloned()
-                    .unwrap_or_default();
-                r.ensure_fresh(&table, bound).await?;
+            if let Some((table, bound)) = r.bound_of(&plan.reads) {
+                r.ensure_fresh(table, bound).await?;
                 // A kept read snapshot may predate what was just applied.
                 if self.status == TxStatus::Idle {
                     self.end_snapshot();
@@ -933,12 +923,18 @@ impl Session {
         if !r.policy().any_bounded() {
             return;
         }
-        if matches!(
-            self.conn.transaction_state(Some(rusqlite::MAIN_DB)),
-            Ok(rusqlite::TransactionState::None)
-        ) {
+        if self.block_snapshot_unstarted() {
             self.tx_reads.fresh = r.fresh_as_of_all();
         }
+    }
+
+    /// Whether the open block has not touched the database yet: its SQLite snapshot
+    /// starts with its next statement.
+    fn block_snapshot_unstarted(&self) -> bool {
+        matches!(
+            self.conn.transaction_state(Some(rusqlite::MAIN_DB)),
+            Ok(rusqlite::TransactionState::None)
+        )
     }
 
     /// A bounded read later in a block sees the block's snapshot: refused (40001) when
@@ -948,18 +944,12 @@ impl Session {
         r: &crate::replication::Replication,
         reads: &[String],
     ) -> Result<()> {
-        let Some(bound) = r.bound_of(reads) else {
+        let Some((table, bound)) = r.bound_of(reads) else {
             return Ok(());
         };
-        let fresh = self.tx_reads.fresh.is_some_and(|t| t.elapsed() <= bound);
-        if fresh {
+        if self.tx_reads.fresh.is_some_and(|t| t.elapsed() <= bound) {
             return Ok(());
         }
-        let table = reads
-            .iter()
-            .find(|t| r.policy().level(t) == Level::Bounded)
-            .cloned()
-            .unwrap_or_default();
         Err(SqlError::coded(
             "40001",
             format!(

@@ -66,6 +66,23 @@ pub enum Answer {
     },
 }
 
+/// Connects to site `site` at `addr` for calls, as site id `me`, before this process runs
+/// a node of its own (a new site joining or fetching its snapshot); gives up after 5 s.
+pub async fn connect(
+    addr: &str,
+    secret: &[u8],
+    me: u64,
+    site: &str,
+) -> Result<music_core::node::AppChannel, String> {
+    let expect = super::site_id(site);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        music_core::node::AppChannel::connect(addr, secret, me, expect),
+    )
+    .await
+    .map_err(|_| format!("{addr} did not answer within 5 s"))?
+}
+
 /// Encodes a call or an answer.
 pub fn encode<T: Serialize>(v: &T) -> bytes::Bytes {
     music_core::codec::encode(v)

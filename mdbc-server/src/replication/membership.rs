@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use consensus::paxos::MembershipChange;
-use music_core::node::AppChannel;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -218,19 +217,10 @@ pub(super) async fn join(cfg: &Config) -> anyhow::Result<bool> {
     for round in 0..60 {
         let mut answered = false;
         for p in &cluster.peers {
-            let connected = tokio::time::timeout(
-                Duration::from_secs(5),
-                AppChannel::connect(&p.addr, &secret, me, site_id(&p.site)),
-            )
-            .await;
-            let ch = match connected {
-                Ok(Ok(ch)) => ch,
-                Ok(Err(e)) => {
+            let ch = match calls::connect(&p.addr, &secret, me, &p.site).await {
+                Ok(ch) => ch,
+                Err(e) => {
                     last = e;
-                    continue;
-                }
-                Err(_) => {
-                    last = format!("{} did not answer", p.addr);
                     continue;
                 }
             };

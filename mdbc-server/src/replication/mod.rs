@@ -668,17 +668,8 @@ impl Replication {
     /// returns the sites whose log has entries this site has not applied, with their head.
     async fn ask_heads(&self, sites: &[u64], timeout: Duration) -> Vec<(u64, u64)> {
         let asked = std::time::Instant::now();
-        let calls = sites.iter().map(|&id| async move {
-            let r = self
-                .music
-                .store()
-                .call_app(id, calls::encode(&calls::Call::Head), timeout)
-                .await
-                .and_then(|b| calls::decode::<calls::Answer>(&b));
-            (id, r)
-        });
         let mut behind = Vec::new();
-        for (id, r) in futures::future::join_all(calls).await {
+        for (id, r) in self.ask_each(sites, &calls::Call::Head, timeout).await {
             match r {
                 Ok(calls::Answer::Head(head)) => {
                     let applied = self.applied_of(id);
@@ -692,6 +683,29 @@ impl Replication {
             }
         }
         behind
+    }
+
+    /// Makes `call` of each of `sites` at once; their answers (or why not), by site.
+    async fn ask_each(
+        &self,
+        sites: &[u64],
+        call: &calls::Call,
+        timeout: Duration,
+    ) -> Vec<(u64, Result<calls::Answer, String>)> {
+        let payload = calls::encode(call);
+        let asks = sites.iter().map(|&id| {
+            let payload = payload.clone();
+            async move {
+                let r = self
+                    .music
+                    .store()
+                    .call_app(id, payload, timeout)
+                    .await
+                    .and_then(|b| calls::decode::<calls::Answer>(&b));
+                (id, r)
+            }
+        });
+        futures::future::join_all(asks).await
     }
 
     fn lock_freshness(&self) -> std::sync::MutexGuard<'_, freshness::Freshness> {
@@ -708,8 +722,9 @@ impl Replication {
             .try_fold(std::time::Instant::now(), |m, t| t.map(|t| m.min(t)))
     }
 
-    /// The tightest staleness bound among `tables` (bounded tables only), if any.
-    pub fn bound_of(&self, tables: &[String]) -> Option<Duration> {
+    /// The bounded table among `tables` with the tightest staleness bound, and that
+    /// bound, if any.
+    pub fn bound_of<'a>(&self, tables: &'a [String]) -> Option<(&'a str, Duration)> {
         if !self.policy.any_bounded() {
             return None;
         }
@@ -717,12 +732,10 @@ impl Replication {
             .iter()
             .filter_map(|t| {
                 let p = self.policy.table(t);
-                (p.level == Level::Bounded)
-                    .then_some(p.max_staleness_ms)
-                    .flatten()
+                let ms = (p.level == Level::Bounded).then_some(p.max_staleness_ms)??;
+                Some((t.as_str(), Duration::from_millis(ms)))
             })
-            .min()
-            .map(Duration::from_millis)
+            .min_by_key(|(_, b)| *b)
     }
 
     /// Before a read of bounded tables (`table` among them) with staleness bound `bound`:
@@ -1377,31 +1390,17 @@ async fn prune_site_log(
 impl Replication {
     /// The position of this site's log every other site has applied, if all answer.
     async fn applied_everywhere(&self) -> Option<u64> {
-        let peers = self.peers();
-        let calls = peers.iter().map(|p| async move {
-            let b = self
-                .music
-                .store()
-                .call_app(
-                    p.id,
-                    calls::encode(&calls::Call::Applied),
-                    Duration::from_secs(2),
-                )
-                .await
-                .ok()?;
-            match calls::decode::<calls::Answer>(&b).ok()? {
-                calls::Answer::Applied(v) => Some(
-                    v.iter()
-                        .find(|(s, _)| *s == self.id)
-                        .map_or(0, |(_, pos)| *pos),
-                ),
-                _ => None,
+        let ids: Vec<u64> = self.peers().iter().map(|p| p.id).collect();
+        let answers = self
+            .ask_each(&ids, &calls::Call::Applied, Duration::from_secs(2))
+            .await;
+        answers.into_iter().try_fold(u64::MAX, |m, (_, a)| match a {
+            Ok(calls::Answer::Applied(v)) => {
+                let pos = v.iter().find(|(s, _)| *s == self.id).map_or(0, |(_, p)| *p);
+                Some(m.min(pos))
             }
-        });
-        let answers = futures::future::join_all(calls).await;
-        answers
-            .into_iter()
-            .try_fold(u64::MAX, |m, a| a.map(|a| m.min(a)))
+            _ => None,
+        })
     }
 }
 

@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use music_core::node::AppChannel;
 use rusqlite::Connection;
 
 use super::calls::{self, Answer, Call, CHUNK};
@@ -186,13 +185,9 @@ async fn fetch(
     donor: &str,
     addr: &str,
 ) -> anyhow::Result<bool> {
-    let ch = tokio::time::timeout(
-        Duration::from_secs(5),
-        AppChannel::connect(addr, secret, me, site_id(donor)),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("{addr} did not answer within 5 s"))?
-    .map_err(anyhow::Error::msg)?;
+    let ch = calls::connect(addr, secret, me, donor)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let ask = |call: Call, wait: Duration| {
         let ch = &ch;
         async move {
