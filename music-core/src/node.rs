@@ -332,6 +332,18 @@ impl MusicNode {
         self.store.add_peer(id, addr);
     }
 
+    /// Lets go of node `id`, removed from the cluster: its calls other than application
+    /// requests are refused (once the consensus membership no longer has it either), the
+    /// store stops shipping to it and counting it in quorums.
+    pub fn remove_peer(&self, id: u64) {
+        self.members
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        self.music.remove_rpc_peer(id);
+        self.store.remove_peer(id);
+    }
+
     /// Installs the handler of application requests (once; later calls are ignored).
     /// Until then peers' application requests get an error answer.
     pub fn set_app_handler(&self, h: AppHandler) {

@@ -187,6 +187,15 @@ impl<D: DataStore> Music<D> {
             .insert(id, addr);
     }
 
+    /// Forgets node `id`'s RPC address (it was removed from the cluster).
+    pub fn remove_rpc_peer(&self, id: u64) {
+        self.inner
+            .rpc_peers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
     /// This node's consensus replica of the lock table.
     pub fn locks(&self) -> &NodeHandle {
         &self.inner.locks

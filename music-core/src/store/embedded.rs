@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use consensus::rpc::Channel;
 
-use super::local::{CriticalWrite, LocalStore, BUCKETS};
+use super::local::{floor_key, CriticalWrite, LocalStore, BUCKETS};
 use super::{check, DataStore, StoreError, Versioned};
 use crate::codec;
 use crate::rpc::{Item, Request, Response, MAGIC};
@@ -141,8 +141,12 @@ impl Inner {
     fn apply_items(&self, items: &[Item]) -> Result<(), StoreError> {
         for it in items {
             self.hlc.observe(it.version.hlc);
-            self.local.apply(&it.key, &it.value, it.version)?;
         }
+        self.local.apply_many(
+            items
+                .iter()
+                .map(|it| (it.key.as_str(), &it.value[..], it.version)),
+        )?;
         if !items.is_empty() {
             self.changed.send_modify(|n| *n += 1);
         }
@@ -201,6 +205,22 @@ impl EmbeddedStore {
             rx,
             self.inner.shutdown.clone(),
         ));
+    }
+
+    /// Stops replicating to peer `id` (removed from the cluster): it no longer counts in
+    /// quorums, its shipping task ends, and its hints are dropped.
+    pub fn remove_peer(&self, id: u64) {
+        let mut list = self.inner.peers.write().unwrap_or_else(|e| e.into_inner());
+        if !list.iter().any(|p| p.id == id) {
+            return;
+        }
+        // Dropping its outbox's sender ends its replicator task.
+        let next: Vec<Arc<Peer>> = list.iter().filter(|p| p.id != id).cloned().collect();
+        *list = Arc::new(next);
+        drop(list);
+        if let Err(e) = self.inner.local.drop_hints(id) {
+            tracing::warn!(peer = id, "dropping a removed peer's hints: {e}");
+        }
     }
 
     /// The ids of this node's peers.
@@ -354,6 +374,20 @@ impl EmbeddedStore {
         }
         set.detach_all();
         Ok(acked)
+    }
+
+    /// Drops the log at `prefix` (keys `<prefix><n>` and their parts `<prefix><n>/<i>`)
+    /// up to position `upto`, at every replica: a plain put of the log's floor, which
+    /// replicates like any other (see [`super::local`]). For entries every reader has
+    /// durably applied; a reader still behind the floor finds them gone.
+    pub async fn truncate(&self, prefix: &str, upto: u64) -> Result<(), StoreError> {
+        let value = Bytes::copy_from_slice(&upto.to_be_bytes());
+        self.put(&floor_key(prefix), value).await.map(|_| ())
+    }
+
+    /// The position the log at `prefix` is truncated to here (0: never).
+    pub fn floor(&self, prefix: &str) -> u64 {
+        self.inner.local.floor(prefix)
     }
 
     /// This node's replica.

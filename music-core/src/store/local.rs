@@ -1,6 +1,13 @@
 //! One node's replica of the key space, in SQLite: values by last-writer-wins, the fence
 //! (highest lock ref seen) per key, and the hints of what each peer still lacks.
 //!
+//! Logs kept in the key space (`<prefix><n>`, with parts `<prefix><n>/<i>`) are truncated
+//! by a *floor*: the key [`floor_key`]`(prefix)` holds the highest position dropped. A
+//! floor only rises (its value merges by maximum, whatever the order puts arrive in);
+//! storing it deletes the log's keys at or below it, and such keys are refused from then
+//! on — so neither a late push nor anti-entropy from a replica that has not heard of the
+//! floor yet brings them back, and no tombstone per key is needed.
+//!
 //! Every operation is one short statement or transaction, so callers run them inline.
 //!
 //! Durability follows consistency: what a critical write or a fence raise commits is
@@ -51,6 +58,52 @@ pub struct LocalStore {
     conn: Mutex<Connection>,
     // Durable commits share fsyncs of the WAL (none for an in-memory store).
     group: Option<GroupCommit>,
+    // The anti-entropy digest, kept up to date by every write (taken under `conn`, after
+    // it): computing it by scanning every key held the replica for tens of milliseconds
+    // per peer and round once the key space had grown, stalling every put meanwhile.
+    digest: Mutex<Vec<u64>>,
+    // Each truncated log's prefix and floor (taken under `conn`, after it).
+    floors: Mutex<Vec<(String, u64)>>,
+}
+
+/// The key holding the floor of the log whose keys start with `prefix` (see the module
+/// docs).
+pub fn floor_key(prefix: &str) -> String {
+    format!("{FLOOR}{prefix}")
+}
+
+const FLOOR: &str = "__floor/";
+
+/// The log position a key of the log at `prefix` stands for (`<prefix><n>` or a part,
+/// `<prefix><n>/<i>`); `None` for its other keys (a head record, say).
+fn position_under(prefix: &str, key: &str) -> Option<u64> {
+    let rest = key.strip_prefix(prefix)?;
+    let digits = rest.split('/').next()?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn decode_floor(value: &[u8]) -> u64 {
+    value.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+/// What the writes of one transaction did, to fold in once it commits.
+#[derive(Default)]
+struct Changes {
+    deltas: Vec<DigestDelta>,
+    floors: Vec<(String, u64)>,
+    stored: usize,
+}
+
+/// How one stored write changes the digest: its bucket loses the hash of the version
+/// it replaced and gains the new one's.
+#[derive(Debug, Clone, Copy)]
+struct DigestDelta {
+    bucket: u32,
+    gone: Option<u64>,
+    added: u64,
 }
 
 fn db(e: rusqlite::Error) -> StoreError {
@@ -101,9 +154,13 @@ impl LocalStore {
                     .map_err(|e| StoreError::Storage(format!("{}-wal: {e}", path.display())))?,
             )
         };
+        let digest = scan_digest(&conn)?;
+        let floors = scan_floors(&conn)?;
         Ok(LocalStore {
             conn: Mutex::new(conn),
             group,
+            digest: Mutex::new(digest),
+            floors: Mutex::new(floors),
         })
     }
 
@@ -133,35 +190,211 @@ impl LocalStore {
         .map_err(db)
     }
 
-    fn apply_in(c: &Connection, key: &str, value: &[u8], v: Version) -> Result<bool, StoreError> {
-        // Last writer wins: the row changes only for a newer version.
-        let n = c
-            .prepare_cached(
-                "INSERT INTO music_values (key, value, epoch, hlc, node, bucket)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (key) DO UPDATE SET
-                    value = excluded.value, epoch = excluded.epoch,
-                    hlc = excluded.hlc, node = excluded.node
-                 WHERE (excluded.epoch, excluded.hlc, excluded.node)
-                     > (music_values.epoch, music_values.hlc, music_values.node)",
-            )
+    /// Stores `value` at `key` if `v` is newer than what is there (last writer wins; a
+    /// floor merges, see the module docs); what that does to the digest once the write
+    /// commits, or `None` if it changed nothing.
+    fn apply_in(
+        &self,
+        c: &Connection,
+        key: &str,
+        value: &[u8],
+        v: Version,
+        out: &mut Changes,
+    ) -> Result<(), StoreError> {
+        if self.below_floor(key, &out.floors) {
+            return Ok(());
+        }
+        let old: Option<(i64, i64, i64)> = c
+            .prepare_cached("SELECT epoch, hlc, node FROM music_values WHERE key = ?1")
             .map_err(db)?
-            .execute(params![
-                key,
-                value,
-                v.epoch as i64,
-                v.hlc as i64,
-                v.node as i64,
-                bucket_of(key)
-            ])
+            .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()
             .map_err(db)?;
-        Ok(n > 0)
+        let old = old.map(|(epoch, hlc, node)| Version {
+            epoch: epoch as u64,
+            hlc: hlc as u64,
+            node: node as u64,
+        });
+        let floor = key.strip_prefix(FLOOR);
+        let merged;
+        let (value, v) = match (floor, old) {
+            // A floor merges by maximum: the higher position and the newer version, so
+            // replicas agree whatever order the puts came in.
+            (Some(_), Some(old)) => {
+                let have: Option<Vec<u8>> = c
+                    .prepare_cached("SELECT value FROM music_values WHERE key = ?1")
+                    .map_err(db)?
+                    .query_row(params![key], |r| r.get(0))
+                    .optional()
+                    .map_err(db)?;
+                let have = have.as_deref().map(decode_floor).unwrap_or(0);
+                let want = decode_floor(value);
+                if want <= have && v <= old {
+                    return Ok(());
+                }
+                merged = have.max(want).to_be_bytes();
+                (&merged[..], v.max(old))
+            }
+            _ if old.is_some_and(|old| old >= v) => return Ok(()),
+            _ => (value, v),
+        };
+        let bucket = bucket_of(key);
+        c.prepare_cached(
+            "INSERT INTO music_values (key, value, epoch, hlc, node, bucket)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (key) DO UPDATE SET
+                value = excluded.value, epoch = excluded.epoch,
+                hlc = excluded.hlc, node = excluded.node",
+        )
+        .map_err(db)?
+        .execute(params![
+            key,
+            value,
+            v.epoch as i64,
+            v.hlc as i64,
+            v.node as i64,
+            bucket
+        ])
+        .map_err(db)?;
+        out.stored += 1;
+        out.deltas.push(DigestDelta {
+            bucket,
+            gone: old.map(|o| row_hash(key, o.epoch, o.hlc, o.node)),
+            added: row_hash(key, v.epoch, v.hlc, v.node),
+        });
+        if let Some(prefix) = floor {
+            let at = decode_floor(value);
+            out.deltas.extend(Self::truncate_in(c, prefix, at)?);
+            out.floors.push((prefix.to_string(), at));
+        }
+        Ok(())
+    }
+
+    /// The floor of the log at `prefix` (0: never truncated).
+    pub fn floor(&self, prefix: &str) -> u64 {
+        self.floors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(p, _)| p == prefix)
+            .map_or(0, |(_, f)| *f)
+    }
+
+    /// Whether `key` belongs to a truncated log, at or below its floor (`pending`:
+    /// floors raised in the open transaction).
+    fn below_floor(&self, key: &str, pending: &[(String, u64)]) -> bool {
+        let floors = self.floors.lock().unwrap_or_else(|e| e.into_inner());
+        floors
+            .iter()
+            .chain(pending)
+            .any(|(prefix, floor)| position_under(prefix, key).is_some_and(|n| n <= *floor))
+    }
+
+    /// Deletes the keys of the log at `prefix` at or below `floor` (and the hints to
+    /// ship them); what that does to the digest.
+    fn truncate_in(
+        c: &Connection,
+        prefix: &str,
+        floor: u64,
+    ) -> Result<Vec<DigestDelta>, StoreError> {
+        // Every key of the log sorts between `prefix` and `prefix` with its last byte
+        // raised by one ('/' + 1 = '0'): an index range, not a scan of the key space.
+        let mut end = prefix.as_bytes().to_vec();
+        match end.last_mut() {
+            Some(b) if *b < u8::MAX => *b += 1,
+            _ => return Ok(Vec::new()),
+        }
+        let end = String::from_utf8_lossy(&end).into_owned();
+        let mut doomed = Vec::new();
+        {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT key, epoch, hlc, node FROM music_values WHERE key >= ?1 AND key < ?2",
+                )
+                .map_err(db)?;
+            let mut rows = st.query(params![prefix, end]).map_err(db)?;
+            while let Some(r) = rows.next().map_err(db)? {
+                let key: String = r.get(0).map_err(db)?;
+                if position_under(prefix, &key).is_some_and(|n| n <= floor) {
+                    let gone = row_hash(
+                        &key,
+                        r.get::<_, i64>(1).map_err(db)? as u64,
+                        r.get::<_, i64>(2).map_err(db)? as u64,
+                        r.get::<_, i64>(3).map_err(db)? as u64,
+                    );
+                    doomed.push((key, gone));
+                }
+            }
+        }
+        let mut del = c
+            .prepare_cached("DELETE FROM music_values WHERE key = ?1")
+            .map_err(db)?;
+        let mut unhint = c
+            .prepare_cached("DELETE FROM music_hints WHERE key = ?1")
+            .map_err(db)?;
+        let mut deltas = Vec::with_capacity(doomed.len());
+        for (key, gone) in doomed {
+            del.execute(params![key]).map_err(db)?;
+            unhint.execute(params![key]).map_err(db)?;
+            deltas.push(DigestDelta {
+                bucket: bucket_of(&key),
+                gone: Some(gone),
+                added: 0,
+            });
+        }
+        Ok(deltas)
+    }
+
+    /// Folds committed writes into the digest (called with `conn` still held, so a
+    /// digest never shows half of a transaction).
+    /// Folds a committed transaction's changes into the digest and the floors (called
+    /// with `conn` still held, so neither ever shows half of a transaction).
+    fn account(&self, changes: Changes) -> usize {
+        if !changes.floors.is_empty() {
+            let mut floors = self.floors.lock().unwrap_or_else(|e| e.into_inner());
+            for (prefix, at) in changes.floors {
+                match floors.iter_mut().find(|(p, _)| *p == prefix) {
+                    Some((_, f)) => *f = (*f).max(at),
+                    None => floors.push((prefix, at)),
+                }
+            }
+        }
+        let mut d = self.digest.lock().unwrap_or_else(|e| e.into_inner());
+        for delta in changes.deltas {
+            if let Some(slot) = d.get_mut(delta.bucket as usize) {
+                *slot = slot
+                    .wrapping_sub(delta.gone.unwrap_or(0))
+                    .wrapping_add(delta.added);
+            }
+        }
+        changes.stored
     }
 
     /// Stores `value` at `key` if `version` is newer than what is there; true if it was.
     pub fn apply(&self, key: &str, value: &[u8], version: Version) -> Result<bool, StoreError> {
         let c = self.conn()?;
-        Self::apply_in(&c, key, value, version)
+        let mut changes = Changes::default();
+        // One transaction: storing a floor deletes the keys below it.
+        let tx = c.unchecked_transaction().map_err(db)?;
+        self.apply_in(&tx, key, value, version, &mut changes)?;
+        tx.commit().map_err(db)?;
+        Ok(self.account(changes) > 0)
+    }
+
+    /// [`LocalStore::apply`] for several keys in one transaction (a batch a peer pushed:
+    /// one commit rather than one per key); how many were newer and stored.
+    pub fn apply_many<'a>(
+        &self,
+        items: impl IntoIterator<Item = (&'a str, &'a [u8], Version)>,
+    ) -> Result<usize, StoreError> {
+        let c = self.conn()?;
+        let tx = c.unchecked_transaction().map_err(db)?;
+        let mut changes = Changes::default();
+        for (key, value, version) in items {
+            self.apply_in(&tx, key, value, version, &mut changes)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(self.account(changes))
     }
 
     fn fence_in(c: &Connection, key: &str) -> Result<u64, StoreError> {
@@ -247,11 +480,13 @@ impl LocalStore {
                 }
             }
             let ticket = self.group.as_ref().map(|g| g.begin_commit());
+            let mut changes = Changes::default();
             for (key, value, version) in items {
                 Self::raise_fence_in(&tx, key, version.epoch)?;
-                Self::apply_in(&tx, key, value, *version)?;
+                self.apply_in(&tx, key, value, *version, &mut changes)?;
             }
             tx.commit().map_err(db)?;
+            self.account(changes);
             self.written(ticket);
             ticket
         };
@@ -314,6 +549,16 @@ impl LocalStore {
         tx.commit().map_err(db)
     }
 
+    /// Forgets everything `peer` lacked (it left the cluster).
+    pub fn drop_hints(&self, peer: u64) -> Result<(), StoreError> {
+        let c = self.conn()?;
+        c.prepare_cached("DELETE FROM music_hints WHERE peer = ?1")
+            .map_err(db)?
+            .execute(params![peer as i64])
+            .map_err(db)?;
+        Ok(())
+    }
+
     /// Keys and versions in `bucket`, in key order.
     pub fn bucket(&self, bucket: u32) -> Result<Vec<(String, Version)>, StoreError> {
         let c = self.conn()?;
@@ -340,28 +585,62 @@ impl LocalStore {
     /// One hash per bucket over its keys and versions: replicas holding the same data
     /// have the same digest, and a differing bucket says where to look.
     pub fn digest(&self) -> Result<Vec<u64>, StoreError> {
-        let c = self.conn()?;
-        let mut out = vec![0u64; BUCKETS as usize];
-        let mut st = c
-            .prepare_cached("SELECT bucket, key, epoch, hlc, node FROM music_values")
-            .map_err(db)?;
-        let mut rows = st.query([]).map_err(db)?;
-        while let Some(r) = rows.next().map_err(db)? {
-            let b: u32 = r.get(0).map_err(db)?;
-            let k: String = r.get(1).map_err(db)?;
-            let v = (
-                r.get::<_, i64>(2).map_err(db)?,
-                r.get::<_, i64>(3).map_err(db)?,
-                r.get::<_, i64>(4).map_err(db)?,
-            );
-            // Order-independent: a sum of per-row hashes.
-            let h = row_hash(&k, v.0 as u64, v.1 as u64, v.2 as u64);
-            if let Some(slot) = out.get_mut(b as usize) {
-                *slot = slot.wrapping_add(h);
-            }
-        }
-        Ok(out)
+        Ok(self
+            .digest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone())
     }
+
+    /// The digest computed from scratch (what the kept one must always equal).
+    #[cfg(test)]
+    fn scanned_digest(&self) -> Result<Vec<u64>, StoreError> {
+        scan_digest(&*self.conn()?)
+    }
+}
+
+/// Every log floor stored, read once at open.
+fn scan_floors(c: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut st = c
+        .prepare("SELECT key, value FROM music_values WHERE key >= ?1 AND key < ?2")
+        .map_err(db)?;
+    let rows = st
+        .query_map(params![FLOOR, "__floor0"], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
+        .map_err(db)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (key, value) = row.map_err(db)?;
+        if let Some(prefix) = key.strip_prefix(FLOOR) {
+            out.push((prefix.to_string(), decode_floor(&value)));
+        }
+    }
+    Ok(out)
+}
+
+/// The digest of every stored key, read once at open.
+fn scan_digest(c: &Connection) -> Result<Vec<u64>, StoreError> {
+    let mut out = vec![0u64; BUCKETS as usize];
+    let mut st = c
+        .prepare("SELECT bucket, key, epoch, hlc, node FROM music_values")
+        .map_err(db)?;
+    let mut rows = st.query([]).map_err(db)?;
+    while let Some(r) = rows.next().map_err(db)? {
+        let b: u32 = r.get(0).map_err(db)?;
+        let k: String = r.get(1).map_err(db)?;
+        // Order-independent: a sum of per-row hashes, so one write adjusts it.
+        let h = row_hash(
+            &k,
+            r.get::<_, i64>(2).map_err(db)? as u64,
+            r.get::<_, i64>(3).map_err(db)? as u64,
+            r.get::<_, i64>(4).map_err(db)? as u64,
+        );
+        if let Some(slot) = out.get_mut(b as usize) {
+            *slot = slot.wrapping_add(h);
+        }
+    }
+    Ok(out)
 }
 
 fn row_hash(key: &str, epoch: u64, hlc: u64, node: u64) -> u64 {
@@ -485,5 +764,148 @@ mod tests {
         s.clear_hints(2, &["a".into()]).unwrap();
         assert_eq!(s.hints(2, 10).unwrap(), vec!["b".to_string()]);
         assert!(s.hints(3, 10).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_kept_digest_equals_a_full_scan_through_every_kind_of_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let s = LocalStore::open(&path).unwrap();
+        let other = store();
+        // Overwrites, stale writes that must change nothing, batches, critical writes.
+        for i in 0..300u64 {
+            let key = format!("k{}", i % 97);
+            s.apply(&key, b"v", v(0, i, 1)).unwrap();
+            s.apply(&key, b"stale", v(0, 0, 1)).unwrap();
+            other.apply(&key, b"v", v(0, i, 1)).unwrap();
+        }
+        let batch: Vec<(String, Version)> = (0..50)
+            .map(|i| (format!("b{i}"), v(0, 1000 + i, 2)))
+            .collect();
+        let stored = s
+            .apply_many(batch.iter().map(|(k, ver)| (k.as_str(), &b"x"[..], *ver)))
+            .unwrap();
+        assert_eq!(stored, 50);
+        assert_eq!(
+            s.apply_many(batch.iter().map(|(k, ver)| (k.as_str(), &b"x"[..], *ver)))
+                .unwrap(),
+            0,
+            "the same versions again store nothing"
+        );
+        s.critical_apply_many(&[("k1", b"c", v(3, 1, 1)), ("head", b"h", v(3, 1, 1))])
+            .await
+            .unwrap();
+        // A fenced critical write stores nothing and leaves the digest alone.
+        assert_eq!(
+            s.critical_apply("k1", b"late", v(2, 9, 1)).await.unwrap(),
+            CriticalWrite::Fenced(3)
+        );
+        assert_eq!(s.digest().unwrap(), s.scanned_digest().unwrap());
+        assert_ne!(s.digest().unwrap(), other.digest().unwrap());
+        // Reopened, it is computed again from what is on disk.
+        let kept = s.digest().unwrap();
+        drop(s);
+        let again = LocalStore::open(&path).unwrap();
+        assert_eq!(again.digest().unwrap(), kept);
+        // Two replicas given the same writes in other orders and batches agree.
+        let (x, y) = (store(), store());
+        let writes: Vec<(String, Version)> = (0..200u64)
+            .map(|i| (format!("w{}", i % 31), v(i % 3, i * 7 % 101, i % 2)))
+            .collect();
+        for (k, ver) in &writes {
+            x.apply(k, b"w", *ver).unwrap();
+        }
+        y.apply_many(
+            writes
+                .iter()
+                .rev()
+                .map(|(k, ver)| (k.as_str(), &b"w"[..], *ver)),
+        )
+        .unwrap();
+        assert_eq!(x.digest().unwrap(), y.digest().unwrap());
+        assert_eq!(x.digest().unwrap(), x.scanned_digest().unwrap());
+    }
+
+    fn floor(at: u64) -> [u8; 8] {
+        at.to_be_bytes()
+    }
+
+    #[test]
+    fn a_floor_drops_a_logs_keys_below_it_and_keeps_them_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let s = LocalStore::open(&path).unwrap();
+        for n in 1..=10u64 {
+            s.apply(&format!("site/a/{n}"), b"e", v(0, n, 1)).unwrap();
+        }
+        s.apply("site/a/3/0", b"part", v(0, 3, 1)).unwrap();
+        s.apply("site/a/head", b"h", v(0, 1, 1)).unwrap();
+        s.apply("site/ab/1", b"other log", v(0, 1, 1)).unwrap();
+        assert!(s
+            .apply(&floor_key("site/a/"), &floor(5), v(0, 20, 1))
+            .unwrap());
+        for n in 1..=5u64 {
+            assert_eq!(s.get(&format!("site/a/{n}")).unwrap(), None, "{n} dropped");
+        }
+        assert_eq!(s.get("site/a/3/0").unwrap(), None, "parts go too");
+        for k in ["site/a/6", "site/a/10", "site/a/head", "site/ab/1"] {
+            assert!(s.get(k).unwrap().is_some(), "{k} kept");
+        }
+        // A late push or anti-entropy cannot bring a dropped key back.
+        assert!(!s.apply("site/a/2", b"late", v(0, 99, 2)).unwrap());
+        assert_eq!(
+            s.apply_many([("site/a/4", &b"late"[..], v(0, 99, 2))])
+                .unwrap(),
+            0
+        );
+        // A lower floor, even a newer put of one, does not lower it.
+        s.apply(&floor_key("site/a/"), &floor(3), v(0, 30, 2))
+            .unwrap();
+        assert!(!s.apply("site/a/4", b"late", v(0, 99, 2)).unwrap());
+        assert_eq!(
+            s.get(&floor_key("site/a/")).unwrap().unwrap().value,
+            Bytes::copy_from_slice(&floor(5))
+        );
+        assert_eq!(s.digest().unwrap(), s.scanned_digest().unwrap());
+        drop(s);
+        let s = LocalStore::open(&path).unwrap();
+        assert!(!s.apply("site/a/1", b"after restart", v(0, 99, 2)).unwrap());
+        assert!(s.apply("site/a/11", b"e", v(0, 11, 1)).unwrap());
+    }
+
+    #[test]
+    fn replicas_agree_on_a_floor_whatever_order_its_puts_arrive_in() {
+        let puts = [
+            (floor_key("domain/d/"), floor(7), v(0, 10, 1)),
+            (floor_key("domain/d/"), floor(4), v(0, 20, 2)),
+            (floor_key("domain/d/"), floor(9), v(0, 5, 3)),
+        ];
+        let (x, y) = (store(), store());
+        for n in 1..=12u64 {
+            for r in [&x, &y] {
+                r.apply(&format!("domain/d/{n}"), b"e", v(0, n, 1)).unwrap();
+            }
+        }
+        for (k, val, ver) in &puts {
+            x.apply(k, val, *ver).unwrap();
+        }
+        y.apply_many(
+            puts.iter()
+                .rev()
+                .map(|(k, val, ver)| (k.as_str(), &val[..], *ver)),
+        )
+        .unwrap();
+        assert_eq!(
+            x.get(&floor_key("domain/d/")).unwrap(),
+            y.get(&floor_key("domain/d/")).unwrap()
+        );
+        assert_eq!(
+            x.get(&floor_key("domain/d/")).unwrap().unwrap().value,
+            Bytes::copy_from_slice(&floor(9))
+        );
+        assert_eq!(x.digest().unwrap(), y.digest().unwrap());
+        assert_eq!(y.digest().unwrap(), y.scanned_digest().unwrap());
+        assert_eq!(x.get("domain/d/9").unwrap(), None);
+        assert!(x.get("domain/d/10").unwrap().is_some());
     }
 }
