@@ -45,6 +45,19 @@ enum Cmd {
         #[arg(long)]
         max_connections: Option<usize>,
     },
+    /// Remove a site that is gone for good from a running cluster: the others stop
+    /// replicating to it, count quorums without it and stop keeping logs for it (what
+    /// it shipped before is still applied). Stop the site first; its name cannot join
+    /// again.
+    RemoveSite {
+        /// The configuration of any site of the cluster (its address, peers and secret
+        /// are used to reach the cluster).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The name of the site to remove.
+        #[arg(long)]
+        site: String,
+    },
     /// Start a local cluster of several sites in one command (each its own process), print
     /// how to connect to each, and stop them all on Ctrl-C.
     Demo {
@@ -98,6 +111,15 @@ fn main() -> anyhow::Result<()> {
             }
             cfg.validate()?;
             start(cfg)
+        }
+        Cmd::RemoveSite { config, site } => {
+            let cfg = Config::from_file(&config)?;
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(mdbc_server::replication::membership::remove(&cfg, &site))?;
+            println!("site {site} removed from the cluster");
+            Ok(())
         }
         Cmd::Demo {
             sites,

@@ -88,7 +88,15 @@ impl Cluster {
         let names: Vec<String> = (0..n)
             .map(|i| ((b'a' + i as u8) as char).to_string())
             .collect();
-        let ports = (0..n).map(|_| free_port()).collect::<Result<Vec<_>>>()?;
+        // Held while the proxies bind their own ports, so that none of them is handed a
+        // site's cluster port in between; released just before the sites start.
+        let held = (0..n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let ports = held
+            .iter()
+            .map(|l| l.local_addr().map(|a| a.port()))
+            .collect::<std::io::Result<Vec<_>>>()?;
         let mut proxies: Vec<Vec<Option<Proxy>>> = Vec::new();
         for x in 0..n {
             let mut row = Vec::new();
@@ -101,6 +109,7 @@ impl Cluster {
             }
             proxies.push(row);
         }
+        drop(held);
         let mut sites = Vec::new();
         for i in 0..n {
             // Site i's view of the others: each through its own proxy.

@@ -111,6 +111,11 @@ impl Server {
         Ok(s)
     }
 
+    /// The configuration file it was started with, if any.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config.as_deref()
+    }
+
     /// Temporary directory owned by this server (for certificates and scripts).
     pub fn tmp_dir(&self) -> &Path {
         self._tmp

@@ -268,21 +268,62 @@ async fn concurrent_conflicting_updates_converge() {
         assert!(v == "init" || v.starts_with('s'), "{r}");
     }
     // Once every site applied them, a site drops its own copy of its log entries.
-    let db = cluster.site(0).data_dir.join("mdbc.db");
-    let kept = || -> anyhow::Result<i64> {
-        let conn =
-            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        Ok(conn.query_row("SELECT count(*) FROM __mdbc_site_log", [], |r| r.get(0))?)
-    };
     let written = scalar(&clients[0], "SELECT applied FROM mdbc_sites WHERE is_self")
         .await
         .unwrap();
     assert!(written > 10, "a wrote {written} log entries");
     eventually(WAIT, "a's log copy to be pruned", || async {
-        Ok((kept()? == 0).then_some(()))
+        Ok((site_log_rows(cluster.site(0))? == 0).then_some(()))
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    // And the key space's copies of a's log, at every replica.
+    for (i, s) in cluster.sites.iter().enumerate() {
+        eventually(
+            WAIT,
+            &format!("a's log dropped from site {i}'s key space"),
+            || async { Ok((log_keys(s, "site/a/")? == 0).then_some(())) },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    }
+    // The log goes on above what was dropped.
+    clients[0]
+        .batch_execute("UPDATE kv SET v = 'after pruning' WHERE k = (SELECT min(k) FROM kv)")
+        .await
+        .unwrap();
+    let h = content_hash(&clients[0], "kv").await.unwrap();
+    for c in &clients[1..] {
+        eventually(WAIT, "a's write after pruning everywhere", || async {
+            Ok((content_hash(c, "kv").await? == h).then_some(()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    }
+}
+
+/// How many of its own log entries a site still keeps in SQLite (`__mdbc_site_log`).
+fn site_log_rows(site: &Server) -> anyhow::Result<i64> {
+    let conn = rusqlite::Connection::open_with_flags(
+        site.data_dir.join("mdbc.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    Ok(conn.query_row("SELECT count(*) FROM __mdbc_site_log", [], |r| r.get(0))?)
+}
+
+/// How many entries (and entry parts) of the log at `prefix` the site's key-space
+/// replica holds.
+fn log_keys(site: &Server, prefix: &str) -> anyhow::Result<i64> {
+    let conn = rusqlite::Connection::open_with_flags(
+        site.data_dir.join("music").join("store.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    let end = format!("{}0", prefix.trim_end_matches('/'));
+    Ok(conn.query_row(
+        "SELECT count(*) FROM music_values WHERE key >= ?1 AND key < ?2 AND key NOT LIKE '%/head'",
+        [prefix, end.as_str()],
+        |r| r.get(0),
+    )?)
 }
 
 async fn futures_join(cluster: &Cluster) -> Vec<Client> {
@@ -568,6 +609,31 @@ async fn strong_transfers_from_every_site_keep_the_total_and_lose_nothing() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    // Once every site applied them, the domain log's entries leave the key space...
+    for (i, s) in cluster.sites.iter().enumerate() {
+        eventually(
+            WAIT,
+            &format!("the domain log dropped at site {i}"),
+            || async { Ok((log_keys(s, "domain/payments/")? == 0).then_some(())) },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    }
+    // ...and the domain goes on: a transfer at each site after that keeps the total.
+    for (i, c) in clients.iter().enumerate() {
+        transfer(c, 9000 + i as i64, 1, 2, 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    }
+    for c in &clients {
+        eventually(WAIT, "transfers after the log was dropped", || async {
+            let (total, ids) = bank_state(c).await?;
+            assert_eq!(total, 10_000);
+            Ok((9000..9003).all(|id| ids.contains(&id)).then_some(()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -756,10 +822,16 @@ async fn pgbench_from_two_sites_on_strong_tables_keeps_its_invariant() {
             Duration::from_secs(120),
             &format!("accounts at site {i}"),
             || async {
-                Ok(
-                    (scalar(c, "SELECT count(*) FROM pgbench_accounts").await? == 100_000)
-                        .then_some(()),
+                // The rows, and the primary keys `pgbench -i` adds after loading them
+                // (schema changes travel by their own log: rows can arrive first).
+                let rows = scalar(c, "SELECT count(*) FROM pgbench_accounts").await?;
+                let keys = scalar(
+                    c,
+                    "SELECT count(*) FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid \
+                     WHERE i.indisprimary AND t.relname LIKE 'pgbench_%'",
                 )
+                .await?;
+                Ok((rows == 100_000 && keys == 3).then_some(()))
             },
         )
         .await
@@ -1317,4 +1389,92 @@ async fn site_calls_from_outside_the_cluster_are_refused() {
     let answer = member.call(encode(&Call::Head), wait).await.unwrap();
     assert!(matches!(decode::<Answer>(&answer), Ok(Answer::Head(n)) if n >= 1));
     assert_eq!(scalar(&a, "SELECT count(*) FROM t").await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_gone_for_good_is_removed_and_the_others_go_on() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::start(4, BANK).unwrap();
+    let a = client(cluster.site(0)).await;
+    a.batch_execute(
+        "CREATE TABLE accounts (id int PRIMARY KEY, bal int NOT NULL); \
+         CREATE TABLE transfers (id bigint PRIMARY KEY, src int, dst int, amount int); \
+         CREATE TABLE kv (k int PRIMARY KEY, v text); \
+         INSERT INTO accounts SELECT g, 1000 FROM generate_series(1, 4) AS g",
+    )
+    .await
+    .unwrap();
+    for i in 0..4 {
+        let c = client(cluster.site(i)).await;
+        eventually(WAIT, &format!("the accounts at site {i}"), || async {
+            Ok((bank_state(&c).await?.0 == 4000).then_some(()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    }
+    // d is gone for good; a goes on writing (3 of 4 sites are a quorum).
+    cluster.sites[3].kill().unwrap();
+    a.batch_execute("INSERT INTO kv SELECT g, 'x' FROM generate_series(1, 50) AS g")
+        .await
+        .unwrap();
+    transfer(&a, 1, 1, 2, 5)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let cfg = cluster.site(0).config_path().unwrap().to_path_buf();
+    let remove = |site: &str| {
+        tests::run(
+            std::process::Command::new(tests::server_binary().unwrap())
+                .arg("remove-site")
+                .arg("--config")
+                .arg(&cfg)
+                .args(["--site", site]),
+        )
+        .unwrap()
+    };
+    let (out, ok) = remove("d");
+    assert!(
+        ok && out.contains("site d removed"),
+        "{out}\n{}",
+        cluster.logs()
+    );
+    for i in 0..3 {
+        let c = client(cluster.site(i)).await;
+        eventually(WAIT, &format!("site {i} letting d go"), || async {
+            let sites = rows(&c, "mdbc_sites").await?;
+            Ok((!sites.iter().any(|r| r.starts_with("d|"))).then_some(()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    }
+    // d no longer holds back the pruning of a's log.
+    eventually(WAIT, "a's log copy pruned without d", || async {
+        Ok((site_log_rows(cluster.site(0))? == 0).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    // Losing c as well leaves a quorum of the three members (it would be 2 of 4 had d
+    // stayed a member): b takes the domain over from a through the lock service, its
+    // transfer commits and reaches a.
+    cluster.sites[2].kill().unwrap();
+    let b = client(cluster.site(1)).await;
+    transfer(&b, 2, 2, 3, 7)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    eventually(WAIT, "b's transfer at a", || async {
+        let (total, ids) = bank_state(&a).await?;
+        assert_eq!(total, 4000);
+        Ok(ids.contains(&2).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    // d, started again empty under its old name, is refused and stops.
+    std::fs::remove_dir_all(&cluster.site(3).data_dir).unwrap();
+    assert!(cluster.sites[3].restart().is_err(), "d started again");
+    let log = cluster.site(3).log_text();
+    assert!(log.contains("was removed from the cluster"), "{log}");
+    // Removing it again changes nothing; a name the cluster never had is an error.
+    let (out, ok) = remove("d");
+    assert!(ok, "{out}");
+    let (out, ok) = remove("zz");
+    assert!(!ok && out.contains("no site named zz"), "{out}");
 }

@@ -23,8 +23,15 @@ pub enum Call {
         /// The snapshot.
         id: u64,
     },
-    /// How far the site has applied each other site's log.
+    /// How far the site has applied each log (other sites' and strong domains'),
+    /// counting only what is on its disk: entries every site holds are dropped.
     Applied,
+    /// Remove site `site` from the cluster for good (an operator's `mdbc-server
+    /// remove-site`; like `Join`, anyone proving the cluster secret may ask).
+    Remove {
+        /// Its name.
+        site: String,
+    },
     /// A site not yet in the cluster asks to join it.
     Join {
         /// Its name.
@@ -56,8 +63,11 @@ pub enum Answer {
     Chunk(Vec<u8>),
     /// Done.
     Done,
-    /// See [`Call::Applied`]: (site id, position) pairs.
-    Applied(Vec<(u64, u64)>),
+    /// See [`Call::Applied`]: (log, position) pairs; a log is `site:<name>` or
+    /// `domain:<name>`, and one missing has nothing applied.
+    Applied(Vec<(String, u64)>),
+    /// See [`Call::Remove`]: the site is no longer a member.
+    Removed,
     /// See [`Call::Join`]: the site is a member; `slot` is its serial stripe when it
     /// joined a running cluster (`None`: it was configured from the start).
     Joined {

@@ -80,6 +80,12 @@ impl Owned {
 #[derive(Default)]
 pub struct Ownership {
     pub(crate) owned: tokio::sync::Mutex<HashMap<String, Arc<Owned>>>,
+    // Held by a session taking domains, across its wait for the cluster lock, so that a
+    // second session here waits for the first and then uses what it took. `owned` itself
+    // is not held across that wait: a transaction here that still uses a lock being
+    // given up must be able to hand it over meanwhile (it takes `owned` when it ends),
+    // or the wait would be for a lock only its own site can release — until timeout.
+    pub(crate) acquiring: tokio::sync::Mutex<()>,
     // Refs another site waits behind: released at the next transaction boundary.
     pub(crate) wanted: std::sync::Mutex<HashSet<LockRef>>,
 }

@@ -11,8 +11,17 @@
 //! a restarted site finds the sites that joined without any change to its configuration.
 //!
 //! Serial stripes stay disjoint: configured sites take their place among the configured
-//! names at their first start; a joining site takes the number of members when it joins
-//! (joins are decided one at a time). Either keeps it in `<data_dir>/stripe_slot`.
+//! names at their first start; a joining site takes the number of sites there have ever
+//! been (members and removed sites; joins are decided one at a time). Either keeps it in
+//! `<data_dir>/stripe_slot`.
+//!
+//! Removing a site (`mdbc-server remove-site`, for a site gone for good) is the reverse,
+//! also at the consensus leader: the site goes on the removed list in the key space
+//! (`members/removed`) and out of the consensus membership. Every site watches the list
+//! and lets the removed one go — no more pushes to it, quorums counted without it, log
+//! pruning no longer waiting for it — but still applies what it shipped before it left.
+//! The list overrides the configured peers, so a restarted site does not take it back;
+//! its name cannot join again.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -36,6 +45,16 @@ struct Record {
 
 fn member_key(id: u64) -> String {
     format!("members/{id}")
+}
+
+/// The key of the removed sites' list.
+const REMOVED: &str = "members/removed";
+
+/// A site removed from the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Removed {
+    id: u64,
+    name: String,
 }
 
 fn slot_file(data_dir: &Path) -> std::path::PathBuf {
@@ -75,6 +94,122 @@ impl Replication {
         calls::decode::<Record>(&v.value).ok()
     }
 
+    /// The removed sites this site knows of (its replica of the list).
+    fn removed(&self) -> Vec<Removed> {
+        self.music
+            .store()
+            .local()
+            .get(REMOVED)
+            .ok()
+            .flatten()
+            .and_then(|v| calls::decode::<Vec<Removed>>(&v.value).ok())
+            .unwrap_or_default()
+    }
+
+    /// The removed list as the other sites have it too (the newest replica's).
+    async fn removed_newest(&self) -> Vec<Removed> {
+        if let Err(e) = self.music.store().read_newest(REMOVED).await {
+            tracing::debug!("reading the removed sites from the others: {e}");
+        }
+        self.removed()
+    }
+
+    /// Puts a membership record and waits (up to the quorum timeout) until `others` other
+    /// sites hold it too: they act on it within a second of seeing it.
+    async fn put_everywhere(
+        &self,
+        key: &str,
+        value: bytes::Bytes,
+        others: usize,
+    ) -> Result<(), String> {
+        self.music
+            .put(key, value)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = self
+            .music
+            .store()
+            .replicate_now(&[key.to_string()], others)
+            .await;
+        Ok(())
+    }
+
+    /// Answers an operator asking to remove site `site` (see the module docs).
+    pub(super) async fn answer_remove(&self, site: String) -> Result<Answer, String> {
+        let id = site_id(&site);
+        let _one = self.join_lock.lock().await;
+        let locks = self.music.locks();
+        let status = locks.status().await.map_err(|e| e.to_string())?;
+        let mut removed = self.removed_newest().await;
+        let member = self.peers().iter().any(|p| p.id == id) || status.latest.contains(id);
+        if !member && id != self.id {
+            return if removed.iter().any(|r| r.id == id) {
+                Ok(Answer::Removed)
+            } else {
+                Err(format!("there is no site named {site} in the cluster"))
+            };
+        }
+        if status.leader != Some(self.id) {
+            return Err(if id == self.id {
+                format!("site {site} is the one asked to leave; ask another site")
+            } else {
+                format!(
+                    "site {} does not lead the lock service; ask another site",
+                    self.site
+                )
+            });
+        }
+        if id == self.id {
+            return Err(format!(
+                "site {site} leads the lock service: stop it first (another site takes over \
+                 within a lease), then remove it"
+            ));
+        }
+        if status.latest.ids().count() <= 2 {
+            return Err(format!(
+                "removing site {site} would leave one site; a cluster keeps at least two"
+            ));
+        }
+        // Recorded first: a site that restarts with an old configuration must find it.
+        if !removed.iter().any(|r| r.id == id) {
+            removed.push(Removed {
+                id,
+                name: site.clone(),
+            });
+            // Every other site but the one going.
+            let others = self.peers().len().saturating_sub(1);
+            self.put_everywhere(REMOVED, calls::encode(&removed), others)
+                .await?;
+        }
+        if status.latest.contains(id) {
+            locks
+                .change_membership(MembershipChange::Remove(id))
+                .await
+                .map_err(|e| format!("removing site {site} from the lock service: {e}"))?;
+        }
+        self.remove_site(id);
+        Ok(Answer::Removed)
+    }
+
+    /// Lets a removed site go (see the module docs).
+    fn remove_site(&self, id: u64) {
+        let gone = {
+            let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
+            let Some(gone) = peers.iter().find(|p| p.id == id).cloned() else {
+                return;
+            };
+            *peers = Arc::new(peers.iter().filter(|p| p.id != id).cloned().collect());
+            gone
+        };
+        self.node.remove_peer(id);
+        self.health().remove(&id);
+        tracing::info!(site = %gone.name, "a site was removed from the cluster");
+        self.retired
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(gone);
+    }
+
     /// Answers a site asking to join (see the module docs).
     pub(super) async fn answer_join(
         &self,
@@ -84,6 +219,11 @@ impl Replication {
     ) -> Result<Answer, String> {
         if site_id(&site) != peer || peer == self.id {
             return Err(format!("the caller is not site {site}"));
+        }
+        if self.removed_newest().await.iter().any(|r| r.id == peer) {
+            return Err(format!(
+                "site {site} was removed from the cluster; a site joining again needs a new name"
+            ));
         }
         let known = self.record_of(peer);
         if known.is_none() && self.peers().iter().any(|p| p.id == peer) {
@@ -108,21 +248,13 @@ impl Replication {
         let record = Record {
             name: site.clone(),
             addr: addr.clone(),
-            // Members are never removed, so the count is a slot nobody has.
-            slot: status.latest.ids().count() as i64,
+            // Every site ever in the cluster holds one slot (removed ones keep theirs).
+            slot: (status.latest.ids().count() + self.removed().len()) as i64,
         };
-        let key = member_key(peer);
-        self.music
-            .put(&key, calls::encode(&record))
-            .await
-            .map_err(|e| e.to_string())?;
         // Every site needs the name once it sees the new member.
         let others = self.peers().len();
-        let _ = self
-            .music
-            .store()
-            .replicate_now(std::slice::from_ref(&key), others)
-            .await;
+        self.put_everywhere(&member_key(peer), calls::encode(&record), others)
+            .await?;
         locks
             .change_membership(MembershipChange::Add {
                 id: peer,
@@ -164,14 +296,22 @@ impl Replication {
     }
 }
 
-/// Takes in the members of the consensus membership this site does not know yet, every
-/// second (at start-up that is every site that joined since this one's configuration).
+/// Every second: lets removed sites go, and takes in the members of the consensus
+/// membership this site does not know yet (at start-up: every site removed or joined
+/// since this one's configuration was written).
 pub(super) async fn watch(repl: Arc<Replication>, mut shutdown: watch::Receiver<bool>) {
     loop {
+        let removed = repl.removed();
+        for r in &removed {
+            repl.remove_site(r.id);
+        }
         if let Ok(status) = repl.music.locks().status().await {
             let known = repl.peers();
             for id in status.latest.ids() {
-                if id == repl.id || known.iter().any(|p| p.id == id) {
+                if id == repl.id
+                    || known.iter().any(|p| p.id == id)
+                    || removed.iter().any(|r| r.id == id)
+                {
                     continue;
                 }
                 let record = match repl.record_of(id) {
@@ -238,6 +378,9 @@ pub(super) async fn join(cfg: &Config) -> anyhow::Result<bool> {
                     return Ok(true);
                 }
                 Ok(other) => last = format!("unexpected answer {other:?}"),
+                Err(e) if e.contains("was removed from the cluster") => {
+                    anyhow::bail!("site {}: {e}", p.site)
+                }
                 Err(e) => last = format!("site {}: {e}", p.site),
             }
         }
@@ -248,6 +391,55 @@ pub(super) async fn join(cfg: &Config) -> anyhow::Result<bool> {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     anyhow::bail!("could not join the cluster: {last}")
+}
+
+/// `mdbc-server remove-site`: asks the sites `cfg` names (itself and its peers) to remove
+/// site `site` from the cluster, until the one leading the lock service does it.
+pub async fn remove(cfg: &Config, site: &str) -> anyhow::Result<()> {
+    let Some(cluster) = cfg.cluster.as_ref() else {
+        anyhow::bail!(
+            "the configuration has no [cluster] section: a single site has no one to remove"
+        );
+    };
+    let secret = cluster.secret_bytes()?;
+    // Not a site: the sites take calls to remove one from anyone with the secret.
+    let me = site_id(&format!("mdbc-remove-site/{}", std::process::id()));
+    let call = calls::encode(&Call::Remove {
+        site: site.to_string(),
+    });
+    let mut sites = vec![(cfg.site.clone(), cluster.advertised()?)];
+    sites.extend(
+        cluster
+            .peers
+            .iter()
+            .map(|p| (p.site.clone(), p.addr.clone())),
+    );
+    let mut last = String::new();
+    // About a minute: a leader election and a membership change take well under that.
+    for _ in 0..60 {
+        for (name, addr) in &sites {
+            let ch = match calls::connect(addr, &secret, me, name).await {
+                Ok(ch) => ch,
+                Err(e) => {
+                    last = format!("site {name}: {e}");
+                    continue;
+                }
+            };
+            let got = ch
+                .call(call.clone(), Duration::from_secs(30))
+                .await
+                .and_then(|b| calls::decode::<Answer>(&b));
+            match got {
+                Ok(Answer::Removed) => return Ok(()),
+                Ok(other) => last = format!("site {name}: unexpected answer {other:?}"),
+                // Only the leader acts; any other refusal is final.
+                Err(e) if e.contains("ask another site") => last = format!("site {name}: {e}"),
+                Err(e) => anyhow::bail!("site {name}: {e}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    anyhow::bail!("could not remove site {site}: {last}")
 }
 
 #[cfg(test)]

@@ -103,13 +103,15 @@ pub struct Replication {
     node: MusicNode,
     // The other sites: those configured, then those that joined (see membership.rs).
     peers: std::sync::RwLock<Arc<Vec<Site>>>,
+    // Sites removed from the cluster: what they shipped before is still applied here.
+    retired: std::sync::RwLock<Vec<Site>>,
     // This site's slot in serial stripes (see `sequence_stripe`).
     stripe_slot: i64,
     // The next position of this site's log; moves only under the store's write lock.
     next_seq: AtomicU64,
     // Position of the schema log applied here.
     schema_pos: AtomicU64,
-    // Applied position of each other site's log, by site id.
+    // Applied position of each other site's log, by site id: what readers here see.
     applied: Mutex<HashMap<u64, u64>>,
     unshipped: Mutex<BTreeSet<u64>>,
     lock_timeout: Duration,
@@ -128,6 +130,8 @@ pub struct Replication {
     applied_tick: watch::Sender<u64>,
     data_dir: std::path::PathBuf,
     store_path: std::path::PathBuf,
+    // The site's database (which holds this, hence weak).
+    store: std::sync::Weak<Store>,
     // Snapshots made for new sites (see snapshot.rs).
     snapshots: Mutex<snapshot::Made>,
     join_lock: tokio::sync::Mutex<()>,
@@ -196,6 +200,16 @@ impl std::fmt::Debug for Replication {
 
 fn log_key(site: &str, seq: u64) -> String {
     format!("site/{site}/{seq}")
+}
+
+/// The key-space prefix of site `site`'s log (see [`log_key`]).
+pub(super) fn log_prefix(site: &str) -> String {
+    format!("site/{site}/")
+}
+
+/// The key-space prefix of domain `domain`'s log (see [`domain_key`]).
+pub(super) fn domain_prefix(domain: &str) -> String {
+    format!("domain/{domain}/")
 }
 
 pub(crate) fn applied_pos(conn: &Connection, log: &str) -> rusqlite::Result<u64> {
@@ -315,6 +329,7 @@ impl Replication {
             music: node.music.clone(),
             node,
             peers: std::sync::RwLock::new(Arc::new(peers)),
+            retired: std::sync::RwLock::new(Vec::new()),
             stripe_slot,
             next_seq: AtomicU64::new(last_seq + 1),
             schema_pos: AtomicU64::new(schema_pos),
@@ -330,6 +345,7 @@ impl Replication {
             applied_tick: watch::channel(0).0,
             data_dir: cfg.data_dir.clone(),
             store_path: store.path().to_path_buf(),
+            store: Arc::downgrade(&store),
             snapshots: Mutex::new(snapshot::Made::default()),
             join_lock: tokio::sync::Mutex::new(()),
         });
@@ -354,7 +370,9 @@ impl Replication {
             .map(|s| s as u64)
             .collect();
         drop(stmt);
-        for seq in seqs {
+        // At or below the floor, the key space dropped it because every site had it.
+        let floor = repl.music.store().floor(&log_prefix(&repl.site));
+        for seq in seqs.into_iter().filter(|s| *s > floor) {
             let key = log_key(&repl.site, seq);
             if repl.music.store().local().get(&key)?.is_none() {
                 repl.lock_unshipped().insert(seq);
@@ -363,11 +381,7 @@ impl Replication {
         drop(conn);
         tokio::spawn(reshipper(repl.clone(), store.clone(), shutdown.clone()));
         tokio::spawn(membership::watch(repl.clone(), shutdown.clone()));
-        tokio::spawn(prune_site_log(
-            repl.clone(),
-            store.clone(),
-            shutdown.clone(),
-        ));
+        tokio::spawn(prune_logs(repl.clone(), store.clone(), shutdown.clone()));
         tokio::spawn(handover(repl.clone(), shutdown.clone()));
         tokio::spawn(probe(repl.clone(), shutdown.clone()));
         replicator::spawn(repl.clone(), store, shutdown)?;
@@ -393,6 +407,14 @@ impl Replication {
     /// The other sites.
     pub fn peers(&self) -> Arc<Vec<Site>> {
         self.peers.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sites removed from the cluster (their logs are still applied, to the end).
+    pub fn retired(&self) -> Vec<Site> {
+        self.retired
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The table policy.
@@ -487,7 +509,7 @@ impl Replication {
         let what = "cannot change the schema";
         append_locked(guard, SCHEMA_DOMAIN, seq, &entry.encode())
             .await
-            .map_err(|e| lock_error(what, e))?;
+            .map_err(|e| append_error(what, e))?;
         Ok(())
     }
 
@@ -629,24 +651,21 @@ impl Replication {
     async fn answer(&self, peer: u64, payload: &[u8]) -> Result<Bytes, String> {
         let call: calls::Call = calls::decode(payload)?;
         tracing::trace!(peer, ?call, "site call");
-        // Anyone proving the cluster secret may ask to join; everything else (a snapshot
-        // is the whole database) is for members only.
-        if !matches!(call, calls::Call::Join { .. }) && !self.is_member(peer).await {
+        // Anyone proving the cluster secret may ask to join or remove a site (the secret
+        // is what admits a site); everything else (a snapshot is the whole database) is
+        // for members only.
+        if !matches!(call, calls::Call::Join { .. } | calls::Call::Remove { .. })
+            && !self.is_member(peer).await
+        {
             return Err(format!("node {peer} is not a member of the cluster"));
         }
         let answer = match call {
             calls::Call::Head => {
                 calls::Answer::Head(self.next_seq.load(Ordering::SeqCst).saturating_sub(1))
             }
-            calls::Call::Applied => calls::Answer::Applied(
-                self.applied
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .iter()
-                    .map(|(s, p)| (*s, *p))
-                    .collect(),
-            ),
+            calls::Call::Applied => calls::Answer::Applied(self.durable_positions().await?),
             calls::Call::Join { site, addr } => self.answer_join(peer, site, addr).await?,
+            calls::Call::Remove { site } => self.answer_remove(site).await?,
             other => self.answer_snapshot(other).await?,
         };
         Ok(calls::encode(&answer))
@@ -817,11 +836,17 @@ async fn append_locked(
     domain: &str,
     seq: u64,
     entry: &[u8],
-) -> Result<(), music_core::service::MusicError> {
+) -> Result<(), AppendError> {
     let key = domain_key(domain, seq);
     let (parts, value) = chunks::split(entry);
     for (i, p) in parts.into_iter().enumerate() {
-        guard.put(&chunks::part_key(&key, i as u32), p).await?;
+        guard
+            .put(&chunks::part_key(&key, i as u32), p)
+            .await
+            .map_err(|err| AppendError {
+                err,
+                head_sent: false,
+            })?;
     }
     guard
         .put_many(vec![
@@ -832,6 +857,38 @@ async fn append_locked(
             ),
         ])
         .await
+        .map_err(|err| AppendError {
+            err,
+            head_sent: true,
+        })
+}
+
+/// Why appending to a domain log failed, and whether the head record (the commit
+/// point) had been sent.
+struct AppendError {
+    err: music_core::service::MusicError,
+    head_sent: bool,
+}
+
+/// The error a client gets when appending failed. The head record reaching fewer than a
+/// quorum does not mean it reached none: a site that takes the domain over reads the
+/// newest head a quorum holds, and may find it — so the outcome is unknown (08007, as
+/// PostgreSQL says when a connection is lost during COMMIT), not "nothing committed".
+fn append_error(what: &str, e: AppendError) -> SqlError {
+    use music_core::service::MusicError as M;
+    match e.err {
+        M::Store(music_core::store::StoreError::NoQuorum { got, need }) if e.head_sent => {
+            SqlError::coded(
+                "08007",
+                format!(
+                    "{what}: only {got} of the {need} replicas a quorum needs confirmed the commit; \
+                     its outcome is unknown (it takes effect if a site taking the domain over \
+                     finds it), so check before retrying"
+                ),
+            )
+        }
+        other => lock_error(what, other),
+    }
 }
 
 /// Reads the log entry at `key` under a lock (quorum reads); `None` when there is none.
@@ -1000,6 +1057,7 @@ impl Replication {
         table: &str,
     ) -> Result<Vec<Arc<domains::Owned>>, SqlError> {
         let what = format!("cannot write strong table \"{table}\"");
+        let _one = self.ownership.acquiring.lock().await;
         let mut map = self.ownership.owned.lock().await;
         map.retain(|_, o| !o.guard.is_lost());
         let usable = |o: &Arc<domains::Owned>| !self.ownership.is_wanted(o.lock_ref());
@@ -1032,8 +1090,13 @@ impl Replication {
             self.ownership.want(o.lock_ref());
             release_if_unused(&self.ownership, o).await;
         }
+        // Not held across the wait (see `Ownership::acquiring`).
+        drop(map);
         let keys: Vec<String> = domains.iter().map(|d| domain_lock_key(d)).collect();
-        let guard = self.lock(keys).await.map_err(|e| lock_error(&what, e))?;
+        let guard = self
+            .lock(keys.clone())
+            .await
+            .map_err(|e| lock_error(&what, e))?;
         let mut heads = HashMap::new();
         for d in domains {
             let h = decode_head(
@@ -1047,8 +1110,28 @@ impl Replication {
         }
         tracing::debug!(?domains, lock_ref = guard.lock_ref(), "now owns");
         let owned = Arc::new(domains::Owned::new(guard, domains.to_vec(), heads));
+        let mut map = self.ownership.owned.lock().await;
         for d in domains {
             map.insert(d.clone(), owned.clone());
+        }
+        drop(map);
+        // A site that queued behind this ref before it was in the map was missed by the
+        // hand-over task: asked now, it gets the domain when this transaction ends.
+        for key in &keys {
+            match self.music.queue(key).await {
+                Ok(q) if q.iter().any(|i| i.lock_ref != owned.lock_ref()) => {
+                    self.ownership.want(owned.lock_ref());
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // Unknown: hand over after this transaction rather than risk keeping
+                    // someone waiting.
+                    tracing::debug!(%key, "reading the lock queue: {e}");
+                    self.ownership.want(owned.lock_ref());
+                    break;
+                }
+            }
         }
         Ok(vec![owned])
     }
@@ -1165,7 +1248,7 @@ impl Replication {
             }
             append_locked(&e.owned.guard, &e.domain, e.seq, &e.bytes)
                 .await
-                .map_err(|err| lock_error(&what, err))?;
+                .map_err(|err| append_error(&what, err))?;
             e.owned.set_head(&e.domain, e.seq);
         }
         Ok(())
@@ -1326,14 +1409,17 @@ async fn probe(repl: Arc<Replication>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// How often a site asks the others how far they applied its log, to prune its copy.
+/// How often a site asks the others how far they applied its log, to prune its copies.
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
-/// Drops from `__mdbc_site_log` (this site's own copy of its log, kept so that a commit
-/// is never lost between SQLite and MUSIC) the entries every other site has applied:
-/// nothing will ever ship them again, and the start-up check for unshipped entries stays
-/// short. A site that does not answer holds pruning back. MUSIC's copy of the log stays.
-async fn prune_site_log(
+/// Drops the log entries every site has durably applied, so that nothing grows forever:
+/// this site's own copy of its log (`__mdbc_site_log`, kept so that a commit is never
+/// lost between SQLite and MUSIC; the start-up check for unshipped entries reads it) and
+/// the key space's copies of this site's log, and — at the member with the lowest id, so
+/// that one site does it — of the strong domains' logs. A site that does not answer, or
+/// has not applied a log at all, holds it back. The schema log is kept whole (it is
+/// small, and a site starting with no one to copy from replays it).
+async fn prune_logs(
     repl: Arc<Replication>,
     store: Arc<Store>,
     mut shutdown: watch::Receiver<bool>,
@@ -1344,63 +1430,124 @@ async fn prune_site_log(
             _ = tokio::time::sleep(PRUNE_EVERY) => {}
             _ = shutdown.changed() => return,
         }
-        let Some(upto) = repl.applied_everywhere().await else {
+        let Some(everywhere) = repl.applied_everywhere().await else {
             continue;
         };
-        let upto = upto.min(repl.next_seq.load(Ordering::SeqCst).saturating_sub(1));
+        let own = everywhere(&repl.own_log);
+        let upto = own.min(repl.next_seq.load(Ordering::SeqCst).saturating_sub(1));
         // Entries still waiting to be shipped are not applied anywhere; never drop one.
         let upto = match repl.lock_unshipped().first() {
             Some(first) => upto.min(first.saturating_sub(1)),
             None => upto,
         };
-        if upto <= pruned {
-            continue;
+        if upto > pruned {
+            match prune_site_log(&store, upto).await {
+                Ok(n) => {
+                    tracing::debug!(upto, rows = n, "pruned the site log");
+                    pruned = upto;
+                }
+                Err(e) => tracing::warn!("pruning the site log: {e}"),
+            }
         }
-        // In batches, each under the write lock briefly, off the async workers.
-        let mut removed = 0;
-        let done = loop {
-            let guard = store.lock_writer().await;
-            let path = store.path().to_path_buf();
-            let batch = tokio::task::spawn_blocking(move || -> rusqlite::Result<usize> {
-                Connection::open(path)?.execute(
-                    "DELETE FROM __mdbc_site_log WHERE seq IN \
-                     (SELECT seq FROM __mdbc_site_log WHERE seq <= ?1 ORDER BY seq LIMIT 1000)",
-                    [upto as i64],
-                )
-            })
-            .await;
-            drop(guard);
-            match batch {
-                Ok(Ok(0)) => break Ok(removed),
-                Ok(Ok(n)) => removed += n,
-                Ok(Err(e)) => break Err(e.to_string()),
-                Err(e) => break Err(e.to_string()),
+        let mut logs = vec![(log_prefix(&repl.site), pruned)];
+        if repl.peers().iter().all(|p| p.id > repl.id) {
+            let cat = store.catalog();
+            let names: Vec<String> = cat.tables().map(|t| t.name.clone()).collect();
+            for d in repl.strong_domains(&names) {
+                logs.push((domain_prefix(&d), everywhere(&format!("domain:{d}"))));
             }
-        };
-        match done {
-            Ok(n) => {
-                tracing::debug!(upto, rows = n, "pruned the site log");
-                pruned = upto;
+        }
+        let keys = repl.music.store();
+        for (prefix, upto) in logs {
+            if upto > keys.floor(&prefix) {
+                match keys.truncate(&prefix, upto).await {
+                    Ok(()) => tracing::debug!(%prefix, upto, "truncated a log in the key space"),
+                    Err(e) => tracing::warn!(%prefix, "truncating a log in the key space: {e}"),
+                }
             }
-            Err(e) => tracing::warn!("pruning the site log: {e}"),
+        }
+    }
+}
+
+/// Deletes this site's own log copy up to `upto`, in batches, each under the write lock
+/// briefly and off the async workers; how many rows went.
+async fn prune_site_log(store: &Arc<Store>, upto: u64) -> Result<usize, String> {
+    let mut removed = 0;
+    loop {
+        let guard = store.lock_writer().await;
+        let path = store.path().to_path_buf();
+        let batch = tokio::task::spawn_blocking(move || -> rusqlite::Result<usize> {
+            Connection::open(path)?.execute(
+                "DELETE FROM __mdbc_site_log WHERE seq IN \
+                 (SELECT seq FROM __mdbc_site_log WHERE seq <= ?1 ORDER BY seq LIMIT 1000)",
+                [upto as i64],
+            )
+        })
+        .await;
+        drop(guard);
+        match batch {
+            Ok(Ok(0)) => return Ok(removed),
+            Ok(Ok(n)) => removed += n,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(e) => return Err(e.to_string()),
         }
     }
 }
 
 impl Replication {
-    /// The position of this site's log every other site has applied, if all answer.
-    async fn applied_everywhere(&self) -> Option<u64> {
+    /// How far every site has durably applied each log, if every other site answers:
+    /// a function from a log's name (`site:<name>`, `domain:<name>`) to the lowest
+    /// position, this site's own counted (its own log's row is the last it wrote).
+    async fn applied_everywhere(&self) -> Option<impl Fn(&str) -> u64> {
         let ids: Vec<u64> = self.peers().iter().map(|p| p.id).collect();
-        let answers = self
+        let mut all = vec![self.durable_positions().await.ok()?];
+        for (_, answer) in self
             .ask_each(&ids, &calls::Call::Applied, Duration::from_secs(2))
-            .await;
-        answers.into_iter().try_fold(u64::MAX, |m, (_, a)| match a {
-            Ok(calls::Answer::Applied(v)) => {
-                let pos = v.iter().find(|(s, _)| *s == self.id).map_or(0, |(_, p)| *p);
-                Some(m.min(pos))
+            .await
+        {
+            match answer {
+                Ok(calls::Answer::Applied(v)) => all.push(v),
+                _ => return None,
             }
-            _ => None,
+        }
+        Some(move |log: &str| {
+            all.iter()
+                .map(|v| v.iter().find(|(l, _)| l == log).map_or(0, |(_, p)| *p))
+                .min()
+                .unwrap_or(0)
         })
+    }
+
+    /// Every log's applied position here, counting only what is on disk: read, then a
+    /// sync of everything committed so far (positions move in the transactions that
+    /// apply, so what was read is then durable).
+    async fn durable_positions(&self) -> Result<Vec<(String, u64)>, String> {
+        let store = self.store.upgrade().ok_or("the site is stopping")?;
+        tokio::task::spawn_blocking(move || -> Result<Vec<(String, u64)>, String> {
+            let conn = Connection::open_with_flags(
+                store.path(),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .map_err(|e| e.to_string())?;
+            let mut st = conn
+                .prepare("SELECT log, pos FROM __mdbc_applied")
+                .map_err(|e| e.to_string())?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })
+                .map_err(|e| e.to_string())?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            // Issued after the read, so it covers every commit the read saw; waiting may
+            // lead the fsync, which is why this runs on a blocking thread.
+            if let Some(g) = store.group() {
+                tokio::runtime::Handle::current().block_on(g.wait(g.latest()));
+            }
+            Ok(rows)
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 }
 
@@ -1447,5 +1594,38 @@ async fn reshipper(repl: Arc<Replication>, store: Arc<Store>, mut shutdown: watc
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use music_core::service::MusicError;
+    use music_core::store::StoreError;
+
+    #[test]
+    fn a_commit_point_short_of_a_quorum_has_an_unknown_outcome() {
+        let no_quorum = || MusicError::Store(StoreError::NoQuorum { got: 1, need: 2 });
+        let sent = append_error(
+            "cannot write",
+            AppendError {
+                err: no_quorum(),
+                head_sent: true,
+            },
+        );
+        let (code, msg) = sent.code_and_message();
+        assert_eq!(code, "08007", "{msg}");
+        assert!(msg.contains("outcome is unknown"), "{msg}");
+        // Before the head record was sent nothing can take effect.
+        let (code, msg) = append_error(
+            "cannot write",
+            AppendError {
+                err: no_quorum(),
+                head_sent: false,
+            },
+        )
+        .code_and_message();
+        assert_eq!(code, "57P03", "{msg}");
+        assert!(msg.contains("nothing was committed"), "{msg}");
     }
 }

@@ -130,7 +130,9 @@ impl Replication {
                 }
                 Ok(Answer::Done)
             }
-            Call::Head | Call::Applied | Call::Join { .. } => Err("not a snapshot call".into()),
+            Call::Head | Call::Applied | Call::Join { .. } | Call::Remove { .. } => {
+                Err("not a snapshot call".into())
+            }
         }
     }
 }
