@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mdbc_server::config::{Config, Synchronous};
-use mdbc_server::replication::Replication;
+use mdbc_server::replication::{snapshot, Replication};
 use mdbc_server::store::Store;
 
 mod demo;
@@ -148,16 +148,27 @@ fn start(cfg: Config) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        // A new site of a cluster starts from a copy of another site's data.
-        mdbc_server::replication::snapshot::bootstrap_if_new(&cfg).await?;
+        let (stop_cluster, cluster_stopped) = tokio::sync::watch::channel(false);
+        let node = if cfg.cluster.is_some() {
+            // A new site of a cluster joins, then starts its cluster node (so that it
+            // votes and stores while it copies), then starts from a copy of another
+            // site's data.
+            let new = snapshot::join_if_new(&cfg).await?;
+            let node = Replication::start_node(&cfg, cluster_stopped.clone()).await?;
+            if new {
+                snapshot::bootstrap(&cfg).await?;
+            }
+            Some(node)
+        } else {
+            None
+        };
         let store = Store::open(&cfg.data_dir, cfg.synchronous)
             .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
-        let (stop_cluster, cluster_stopped) = tokio::sync::watch::channel(false);
-        if cfg.cluster.is_some() {
-            let r = Replication::start(&cfg, store.clone(), cluster_stopped).await?;
+        if let Some(node) = node {
+            let r = Replication::start(&cfg, node, store.clone(), cluster_stopped).await?;
             store.set_replication(r);
         }
         tracing::info!(

@@ -82,6 +82,18 @@ impl Cluster {
         Ok(&self.sites[i])
     }
 
+    /// Like [`Cluster::start_late`], with extra environment variables, and returns the
+    /// site's index before it listens ([`Server::wait_ready`]).
+    pub fn launch_late(&mut self, extra: &str, env: &[(&str, &std::path::Path)]) -> Result<usize> {
+        let i = self.sites.len();
+        if i >= self.names.len() {
+            bail!("every declared site runs already");
+        }
+        let cfg = site_config(&self.names, &self.cluster_ports, i, SECRET, extra);
+        self.sites.push(Server::launch_with_config(&cfg, env)?);
+        Ok(i)
+    }
+
     /// Starts `n` sites that reach each other only through fault-injecting proxies, one
     /// per direction of each link, so that a test can cut any link ([`Cluster::cut`]).
     pub fn start_with_proxies(n: usize, extra: &str) -> Result<Cluster> {

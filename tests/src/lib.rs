@@ -75,6 +75,8 @@ pub struct Server {
     _tmp: Option<tempfile::TempDir>,
     config: Option<PathBuf>,
     log: PathBuf,
+    // Extra environment for the process (fault injection).
+    env: Vec<(String, std::ffi::OsString)>,
 }
 
 impl Server {
@@ -89,6 +91,7 @@ impl Server {
             log: tmp.path().join("server.log"),
             _tmp: Some(tmp),
             config: None,
+            env: Vec::new(),
         };
         s.spawn()?;
         Ok(s)
@@ -96,19 +99,45 @@ impl Server {
 
     /// Starts a server with a TOML config; `listen` and `data_dir` are added by the harness.
     pub fn start_with_config(extra_toml: &str) -> Result<Server> {
+        let mut s = Server::configured(extra_toml, &[])?;
+        s.spawn()?;
+        Ok(s)
+    }
+
+    /// Starts a server with a TOML config and extra environment variables, and returns
+    /// before it listens (a new cluster site may hold its start, see
+    /// `MDBC_TEST_HOLD_BOOTSTRAP`); [`Server::wait_ready`] waits for it.
+    pub fn launch_with_config(extra_toml: &str, env: &[(&str, &Path)]) -> Result<Server> {
+        let mut s = Server::configured(extra_toml, env)?;
+        let port = free_port()?;
+        s.addr = SocketAddr::from(([127, 0, 0, 1], port));
+        s.child = Some(s.command()?.spawn().context("spawning mdbc-server")?);
+        Ok(s)
+    }
+
+    /// Waits until a server from [`Server::launch_with_config`] listens.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let addr = self.addr;
+        let child = self.child.as_mut().context("server not running")?;
+        wait_listening(addr, child, timeout).with_context(|| self.log_text())
+    }
+
+    fn configured(extra_toml: &str, env: &[(&str, &Path)]) -> Result<Server> {
         let tmp = tempfile::tempdir()?;
         let cfg = tmp.path().join("mdbc.toml");
         std::fs::write(&cfg, extra_toml)?;
-        let mut s = Server {
+        Ok(Server {
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: tmp.path().join("data"),
             log: tmp.path().join("server.log"),
             _tmp: Some(tmp),
             config: Some(cfg),
-        };
-        s.spawn()?;
-        Ok(s)
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_os_str().to_owned()))
+                .collect(),
+        })
     }
 
     /// The configuration file it was started with, if any.
@@ -124,33 +153,36 @@ impl Server {
             .unwrap_or(Path::new("/tmp"))
     }
 
+    fn command(&self) -> Result<Command> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let mut cmd = Command::new(server_binary()?);
+        cmd.arg("start");
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.arg("--listen")
+            .arg(self.addr.to_string())
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        Ok(cmd)
+    }
+
     fn spawn(&mut self) -> Result<()> {
-        let bin = server_binary()?;
         let mut last_err = None;
         // Another process may grab the free port between probing and binding: retry.
         for _ in 0..5 {
             let port = free_port()?;
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.log)?;
-            let mut cmd = Command::new(&bin);
-            cmd.arg("start");
-            if let Some(c) = &self.config {
-                cmd.arg("--config").arg(c);
-            }
-            cmd.arg("--listen")
-                .arg(addr.to_string())
-                .arg("--data-dir")
-                .arg(&self.data_dir)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log);
-            let mut child = cmd.spawn().context("spawning mdbc-server")?;
-            match wait_listening(addr, &mut child, Duration::from_secs(30)) {
+            self.addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let mut child = self.command()?.spawn().context("spawning mdbc-server")?;
+            match wait_listening(self.addr, &mut child, Duration::from_secs(30)) {
                 Ok(()) => {
-                    self.addr = addr;
                     self.child = Some(child);
                     return Ok(());
                 }

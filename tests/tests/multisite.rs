@@ -1245,6 +1245,85 @@ async fn a_fourth_site_joins_empty_from_a_snapshot_and_catches_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_still_copying_its_snapshot_keeps_quorums_when_another_dies() {
+    let _serial = serial().await;
+    // Four sites declared, so quorums are three of four from the start; d has not
+    // started yet.
+    let mut cluster = Cluster::start_declared(4, 3, BANK).unwrap();
+    let a = client(cluster.site(0)).await;
+    a.batch_execute(
+        "CREATE TABLE accounts (id int PRIMARY KEY, bal int NOT NULL); \
+         CREATE TABLE transfers (id bigint PRIMARY KEY, src int, dst int, amount int); \
+         INSERT INTO accounts VALUES (1, 500), (2, 500)",
+    )
+    .await
+    .unwrap();
+    transfer(&a, 1, 1, 2, 10).await.unwrap();
+    // d starts and holds its bootstrap (fault injection) with its cluster node up.
+    let hold_dir = tempfile::tempdir().unwrap();
+    let hold = hold_dir.path().join("hold");
+    std::fs::write(&hold, b"").unwrap();
+    let d = cluster
+        .launch_late(BANK, &[("MDBC_TEST_HOLD_BOOTSTRAP", hold.as_path())])
+        .unwrap();
+    eventually(WAIT, "d holding its bootstrap", || async {
+        Ok(cluster.sites[d]
+            .log_text()
+            .contains("bootstrap held")
+            .then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    // c dies: a, b and the bootstrapping d are still three of four.
+    cluster.sites[2].kill().unwrap();
+    let mut acked = vec![1];
+    let mut next = 100;
+    eventually(
+        WAIT,
+        "a strong write with c gone and d bootstrapping",
+        || {
+            next += 1;
+            let id = next;
+            let a = &a;
+            async move { Ok(transfer(a, id, 1, 2, 1).await.ok().map(|()| id)) }
+        },
+    )
+    .await
+    .map(|id| acked.push(id))
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    for id in 200..205 {
+        transfer(&a, id, 2, 1, 3)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+        acked.push(id);
+    }
+    assert!(
+        !cluster.sites[d].log_text().contains("snapshot installed"),
+        "d finished its bootstrap while held"
+    );
+    // d goes on, and ends with every acknowledged transfer.
+    std::fs::remove_file(&hold).unwrap();
+    cluster.sites[d]
+        .wait_ready(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let dc = client(cluster.site(d)).await;
+    let b = client(cluster.site(1)).await;
+    for (name, site) in [("b", &b), ("d", &dc)] {
+        eventually(
+            WAIT,
+            &format!("every acknowledged transfer at {name}"),
+            || async {
+                let (total, ids) = bank_state(site).await?;
+                assert_eq!(total, 1000, "{name} shows a total of {total}");
+                Ok(acked.iter().all(|x| ids.contains(x)).then_some(()))
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_the_others_were_not_configured_with_joins_the_running_cluster() {
     let _serial = serial().await;
     let extra = "[tables.levels]\naccounts = \"strong\"\n";

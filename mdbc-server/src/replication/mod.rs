@@ -232,16 +232,22 @@ pub(crate) fn set_applied(conn: &Connection, log: &str, pos: u64) -> rusqlite::R
     Ok(())
 }
 
+/// This site's MUSIC node, running before its database opens: a new site takes its part
+/// in the lock service's and the key space's quorums while it copies a snapshot, so a
+/// cluster that counts it already does not stall on its bootstrap (see snapshot.rs).
+pub struct ClusterNode {
+    node: MusicNode,
+    peers: Vec<Site>,
+}
+
 impl Replication {
-    /// Joins the cluster `cfg` describes: starts this site's MUSIC node on
-    /// `[cluster] bind`, loads the replication state from the store, puts again whatever
-    /// of this site's log MUSIC lacks, and starts the replicator. Runs until `shutdown`
+    /// Starts this site's MUSIC node on `[cluster] bind` with the configured peers (the
+    /// others that joined are learnt from the lock service's log). Runs until `shutdown`
     /// turns true.
-    pub async fn start(
+    pub async fn start_node(
         cfg: &Config,
-        store: Arc<Store>,
         shutdown: watch::Receiver<bool>,
-    ) -> anyhow::Result<Arc<Replication>> {
+    ) -> anyhow::Result<ClusterNode> {
         let cluster = cfg
             .cluster
             .as_ref()
@@ -290,8 +296,25 @@ impl Replication {
         let node = MusicNode::start(settings, shutdown.clone())
             .await
             .with_context(|| format!("starting the cluster node on {}", cluster.bind))?;
-        tracing::info!(site = %cfg.site, id, bind = %node.consensus_addr, peers = peers.len(), "joined the cluster");
+        tracing::info!(site = %cfg.site, id, bind = %node.consensus_addr, peers = peers.len(), "cluster node running");
+        Ok(ClusterNode { node, peers })
+    }
 
+    /// Joins the cluster through `node` (from [`Replication::start_node`]): loads the
+    /// replication state from the store, puts again whatever of this site's log MUSIC
+    /// lacks, and starts the replicator. Runs until `shutdown` turns true.
+    pub async fn start(
+        cfg: &Config,
+        node: ClusterNode,
+        store: Arc<Store>,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Arc<Replication>> {
+        let cluster = cfg
+            .cluster
+            .as_ref()
+            .context("no [cluster] section in the configuration")?;
+        let ClusterNode { node, peers } = node;
+        let id = site_id(&cfg.site);
         let conn = store.connect(&crate::store::SessionIdent {
             pid: -2,
             user: "mdbc".into(),

@@ -143,23 +143,42 @@ pub(super) fn clear_leftovers(data_dir: &Path) {
 }
 
 /// Before a site's first start (no database in its data directory yet): joins the
-/// cluster if the others were not configured with it (see membership.rs), then fetches a
-/// snapshot from the first other site that has data, showing progress, and installs it as
-/// this site's database. Returns without one when the cluster has no data yet or no site
-/// answers (the site then replays the logs from their start).
-pub async fn bootstrap_if_new(cfg: &Config) -> anyhow::Result<()> {
-    let Some(cluster) = cfg.cluster.as_ref() else {
-        return Ok(());
-    };
-    let db = cfg.data_dir.join("mdbc.db");
-    if db.exists() {
-        return Ok(());
+/// cluster if the others were not configured with it (see membership.rs). Returns whether
+/// the site should then fetch a snapshot ([`bootstrap`]) — not when the cluster has no
+/// site up yet (it starts empty, as configured).
+pub async fn join_if_new(cfg: &Config) -> anyhow::Result<bool> {
+    if cfg.cluster.is_none() {
+        return Ok(false);
+    }
+    if cfg.data_dir.join("mdbc.db").exists() {
+        return Ok(false);
     }
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     // A site the others were not configured with becomes a member first.
-    if !super::membership::join(cfg).await? {
+    super::membership::join(cfg).await
+}
+
+/// Fault injection for tests: while the file this variable names exists, a new site
+/// holds its bootstrap (its cluster node already running), so a test can act on the
+/// cluster meanwhile.
+const HOLD_VAR: &str = "MDBC_TEST_HOLD_BOOTSTRAP";
+
+/// A new site's bootstrap, once its cluster node runs: fetches a snapshot from the first
+/// other site that has data, showing progress, and installs it as this site's database.
+/// Returns without one when the cluster has no data yet or no site answers (the site
+/// then replays the logs from their start).
+pub async fn bootstrap(cfg: &Config) -> anyhow::Result<()> {
+    let Some(cluster) = cfg.cluster.as_ref() else {
         return Ok(());
+    };
+    if let Some(hold) = std::env::var_os(HOLD_VAR).map(PathBuf::from) {
+        if hold.exists() {
+            tracing::warn!(file = %hold.display(), "bootstrap held by {HOLD_VAR}");
+            while hold.exists() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
     let secret = cluster.secret_bytes()?;
     let me = site_id(&cfg.site);
