@@ -1080,6 +1080,7 @@ impl Session {
         let version = self.catalog().version;
         for o in self.owned.clone() {
             for d in &o.domains {
+                r.settle(&o, d).await?;
                 if let Some((_, read)) = self.tx_reads.strong.iter().find(|(x, _)| x == d) {
                     // The block read this domain's tables at an older position than the
                     // one it now writes on: the read may be stale, and a write computed

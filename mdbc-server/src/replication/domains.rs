@@ -21,6 +21,10 @@ pub struct Owned {
     heads: std::sync::Mutex<HashMap<String, u64>>,
     // Applied here, by domain: the owner catches up to the head once per acquisition.
     caught_up: std::sync::Mutex<HashSet<String>>,
+    // By domain: an entry whose head record reached some replicas but not a quorum. A
+    // replica holding it may apply it, so its position is never given to another entry:
+    // it is written again, whole, before the next commit to the domain.
+    unsettled: std::sync::Mutex<HashMap<String, (u64, bytes::Bytes)>>,
 }
 
 impl Owned {
@@ -34,7 +38,40 @@ impl Owned {
             domains,
             heads: std::sync::Mutex::new(heads),
             caught_up: std::sync::Mutex::new(HashSet::new()),
+            unsettled: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// After appending entry `seq` of `domain` fell short of a quorum with its head sent.
+    pub(crate) fn set_unsettled(&self, domain: &str, seq: u64, entry: bytes::Bytes) {
+        self.unsettled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(domain.to_string(), (seq, entry));
+    }
+
+    /// The entry of `domain` whose outcome is not known yet, if any.
+    pub(crate) fn unsettled(&self, domain: &str) -> Option<(u64, bytes::Bytes)> {
+        self.unsettled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(domain)
+            .cloned()
+    }
+
+    /// The unsettled entry `seq` of `domain` now stands on a quorum: it is the head, and
+    /// this site (whose transaction rolled back) applies it from the log like another
+    /// site's.
+    pub(crate) fn settled(&self, domain: &str, seq: u64) {
+        self.unsettled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(domain);
+        self.set_head(domain, seq);
+        self.caught_up
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(domain);
     }
 
     /// The lock ref.

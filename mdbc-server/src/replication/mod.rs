@@ -905,12 +905,54 @@ fn append_error(what: &str, e: AppendError) -> SqlError {
                 "08007",
                 format!(
                     "{what}: only {got} of the {need} replicas a quorum needs confirmed the commit; \
-                     its outcome is unknown (it takes effect if a site taking the domain over \
-                     finds it), so check before retrying"
+                     its outcome is unknown (this site writes it again before its next commit to \
+                     the domain, and a site taking the domain over may find it), so check before \
+                     retrying"
                 ),
             )
         }
         other => lock_error(what, other),
+    }
+}
+
+async fn put_strong(entries: &[StrongEntry]) -> Result<(), SqlError> {
+    for e in entries {
+        let what = format!("cannot write strong table \"{}\"", e.table);
+        if e.owned.guard.is_lost() {
+            return Err(SqlError::coded(
+                "40001",
+                format!("{what}: this site's lock on domain {} ran out; nothing was committed, retry the transaction", e.domain),
+            ));
+        }
+        if let Err(err) = append_locked(&e.owned.guard, &e.domain, e.seq, &e.bytes).await {
+            if err.head_sent {
+                e.owned.set_unsettled(&e.domain, e.seq, e.bytes.clone());
+            }
+            return Err(append_error(&what, err));
+        }
+        e.owned.set_head(&e.domain, e.seq);
+    }
+    Ok(())
+}
+
+async fn settle(o: &domains::Owned, domain: &str) -> Result<(), SqlError> {
+    let Some((seq, entry)) = o.unsettled(domain) else {
+        return Ok(());
+    };
+    match append_locked(&o.guard, domain, seq, &entry).await {
+        Ok(()) => {
+            tracing::info!(domain, seq, "an entry whose commit was in doubt now stands on a quorum");
+            o.settled(domain, seq);
+            Ok(())
+        }
+        Err(e) => Err(SqlError::coded(
+            "57P03",
+            format!(
+                "cannot write domain {domain}: entry {seq} of its log, from a commit whose outcome is still unknown, \
+                 cannot be written to a quorum yet ({}); nothing was committed, retry later",
+                e.err
+            ),
+        )),
     }
 }
 
@@ -1261,20 +1303,14 @@ impl Replication {
     /// Appends prepared strong entries to their domains' logs (entry and head in one round): a quorum
     /// holds them when this returns; then the transaction may commit.
     pub async fn put_strong(&self, entries: &[StrongEntry]) -> Result<(), SqlError> {
-        for e in entries {
-            let what = format!("cannot write strong table \"{}\"", e.table);
-            if e.owned.guard.is_lost() {
-                return Err(SqlError::coded(
-                    "40001",
-                    format!("{what}: this site's lock on domain {} ran out; nothing was committed, retry the transaction", e.domain),
-                ));
-            }
-            append_locked(&e.owned.guard, &e.domain, e.seq, &e.bytes)
-                .await
-                .map_err(|err| append_error(&what, err))?;
-            e.owned.set_head(&e.domain, e.seq);
-        }
-        Ok(())
+        put_strong(entries).await
+    }
+
+    /// Before the next commit to `domain` at its owner: writes again the entry whose
+    /// outcome an earlier commit left unknown (see [`domains::Owned::set_unsettled`]).
+    /// Until that succeeds the domain takes no new entry here (57P03).
+    pub async fn settle(&self, o: &domains::Owned, domain: &str) -> Result<(), SqlError> {
+        settle(o, domain).await
     }
 
     /// A transaction that used `owned` ended: hands over, on the server's runtime (the
@@ -1308,6 +1344,16 @@ impl Replication {
 async fn release_if_unused(ownership: &domains::Ownership, o: Arc<domains::Owned>) {
     if let Ok(o) = Arc::try_unwrap(o) {
         let r = o.guard.lock_ref();
+        // An entry in doubt goes to a quorum before the lock does, if it can: the next
+        // owner then finds it rather than giving its position to another entry.
+        for d in &o.domains {
+            if let Err(e) = settle(&o, d).await {
+                tracing::warn!(
+                    lock_ref = r,
+                    "handing domain {d} over with an entry in doubt: {e:?}"
+                );
+            }
+        }
         match o.guard.release().await {
             Ok(_) => tracing::debug!(lock_ref = r, "handed a domain over"),
             Err(e) => tracing::warn!(lock_ref = r, "releasing a domain lock: {e}"),
@@ -1625,6 +1671,96 @@ mod tests {
     use super::*;
     use music_core::service::MusicError;
     use music_core::store::StoreError;
+
+    /// Three MUSIC nodes in this process, on loopback.
+    async fn music_nodes(dir: &std::path::Path) -> (Vec<MusicNode>, watch::Sender<bool>) {
+        let (stop, stopped) = watch::channel(false);
+        let addrs: Vec<std::net::SocketAddr> = (0..3)
+            .map(|_| {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap()
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for id in 1..=3u64 {
+            let mut s = NodeSettings::new(id, dir.join(format!("n{id}")), b"secret".to_vec());
+            s.consensus_listen = addrs[id as usize - 1];
+            s.one_port = true;
+            s.quorum_timeout = Duration::from_millis(300);
+            s.peers = (1..=3u64)
+                .filter(|p| *p != id)
+                .map(|p| PeerSettings {
+                    id: p,
+                    consensus: addrs[p as usize - 1],
+                    rpc: addrs[p as usize - 1],
+                })
+                .collect();
+            nodes.push(MusicNode::start(s, stopped.clone()).await.unwrap());
+        }
+        (nodes, stop)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_entry_in_doubt_keeps_its_position_and_is_written_again_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (nodes, _stop) = music_nodes(dir.path()).await;
+        let music = nodes[0].music.clone();
+        let guard = music
+            .lock(&[domain_lock_key("d")], "a", Duration::from_secs(20))
+            .await
+            .unwrap();
+        let owned = Arc::new(domains::Owned::new(
+            guard,
+            vec!["d".into()],
+            HashMap::from([("d".to_string(), 0)]),
+        ));
+        let entry = |v: &'static [u8]| StrongEntry {
+            owned: owned.clone(),
+            domain: "d".into(),
+            table: "t".into(),
+            seq: owned.head("d") + 1,
+            bytes: Bytes::from_static(v),
+        };
+        put_strong(&[entry(b"first")]).await.unwrap();
+        assert_eq!(owned.head("d"), 1);
+        owned.mark_caught_up("d");
+        // The key space of this node cannot reach the others: the head goes out and
+        // falls short of a quorum, holding only here.
+        music.store().cut_off(&[2, 3]);
+        let e = put_strong(&[entry(b"in doubt")]).await.unwrap_err();
+        assert_eq!(e.code_and_message().0, "08007");
+        // The next commit may not take position 2 while the cut lasts...
+        let e = settle(&owned, "d").await.unwrap_err();
+        assert_eq!(e.code_and_message().0, "57P03");
+        assert_eq!(owned.head("d"), 1);
+        // ...and once healed, the entry in doubt is written again first, whole, and
+        // this site applies it from the log.
+        music.store().cut_off(&[]);
+        settle(&owned, "d").await.unwrap();
+        assert_eq!(owned.head("d"), 2);
+        assert!(!owned.is_caught_up("d"));
+        let next = entry(b"after");
+        assert_eq!(next.seq, 3);
+        put_strong(&[next]).await.unwrap();
+        // Every replica ends with the same entries (a quorum confirmed each write; the
+        // third replica's copy may arrive a moment later).
+        for node in &nodes[1..] {
+            let local = node.music.store().local();
+            let at = |seq| {
+                let v = local.get(&domain_key("d", seq)).unwrap()?.value;
+                match chunks::parse(&v).unwrap() {
+                    chunks::Stored::Whole(b) => Some(b.to_vec()),
+                    chunks::Stored::Split(_) => panic!("a small entry was split"),
+                }
+            };
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while at(3).is_none() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(at(2).as_deref(), Some(&b"in doubt"[..]));
+            assert_eq!(at(3).as_deref(), Some(&b"after"[..]));
+        }
+    }
 
     #[test]
     fn a_commit_point_short_of_a_quorum_has_an_unknown_outcome() {
