@@ -1473,12 +1473,17 @@ async fn site_calls_from_outside_the_cluster_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_gone_for_good_is_removed_and_the_others_go_on() {
     let _serial = serial().await;
-    let mut cluster = Cluster::start(4, BANK).unwrap();
+    let extra = BANK.replace(
+        "transfers = \"strong\"\n",
+        "transfers = \"strong\"\nnotes = \"causal\"\n",
+    );
+    let mut cluster = Cluster::start(4, &extra).unwrap();
     let a = client(cluster.site(0)).await;
     a.batch_execute(
         "CREATE TABLE accounts (id int PRIMARY KEY, bal int NOT NULL); \
          CREATE TABLE transfers (id bigint PRIMARY KEY, src int, dst int, amount int); \
          CREATE TABLE kv (k int PRIMARY KEY, v text); \
+         CREATE TABLE notes (id int PRIMARY KEY, site text); \
          INSERT INTO accounts SELECT g, 1000 FROM generate_series(1, 4) AS g",
     )
     .await
@@ -1491,6 +1496,17 @@ async fn a_site_gone_for_good_is_removed_and_the_others_go_on() {
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     }
+    // d writes a causal row that a sees: a's later causal rows depend on d's log.
+    let d = client(cluster.site(3)).await;
+    d.batch_execute("INSERT INTO notes VALUES (1, 'd')")
+        .await
+        .unwrap();
+    eventually(WAIT, "d's note at a", || async {
+        Ok((scalar(&a, "SELECT count(*) FROM notes").await? == 1).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    drop(d);
     // d is gone for good; a goes on writing (3 of 4 sites are a quorum).
     cluster.sites[3].kill().unwrap();
     a.batch_execute("INSERT INTO kv SELECT g, 'x' FROM generate_series(1, 50) AS g")
@@ -1543,6 +1559,28 @@ async fn a_site_gone_for_good_is_removed_and_the_others_go_on() {
         let (total, ids) = bank_state(&a).await?;
         assert_eq!(total, 4000);
         Ok(ids.contains(&2).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    // b restarts with a configuration that never named d: it still knows d's log
+    // applied up to where it was, so a's causal row (which depends on d's) arrives.
+    let names: Vec<String> = cluster.names[..3].to_vec();
+    let b_cfg = site_config(
+        &names,
+        &cluster.cluster_ports[..3],
+        1,
+        tests::cluster::SECRET,
+        &extra,
+    );
+    std::fs::write(cluster.site(1).config_path().unwrap(), b_cfg).unwrap();
+    drop(b);
+    cluster.sites[1].restart().unwrap();
+    a.batch_execute("INSERT INTO notes VALUES (2, 'a after d left')")
+        .await
+        .unwrap();
+    let b = client(cluster.site(1)).await;
+    eventually(WAIT, "a's causal note at b restarted without d", || async {
+        Ok((scalar(&b, "SELECT count(*) FROM notes").await? == 2).then_some(()))
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));

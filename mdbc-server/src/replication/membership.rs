@@ -187,23 +187,55 @@ impl Replication {
                 .await
                 .map_err(|e| format!("removing site {site} from the lock service: {e}"))?;
         }
-        self.remove_site(id);
+        self.remove_site(&Removed {
+            id,
+            name: site.clone(),
+        });
         Ok(Answer::Removed)
     }
 
-    /// Lets a removed site go (see the module docs).
-    fn remove_site(&self, id: u64) {
+    /// Lets a removed site go (see the module docs). A site that never had it among its
+    /// peers (it started, or joined, after the removal) still retires it: what the
+    /// removed site shipped is applied here too, and causal entries that depend on it
+    /// find its position.
+    fn remove_site(&self, r: &Removed) {
+        if r.id == self.id
+            || self
+                .retired
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|s| s.id == r.id)
+        {
+            return;
+        }
         let gone = {
             let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
-            let Some(gone) = peers.iter().find(|p| p.id == id).cloned() else {
-                return;
-            };
-            *peers = Arc::new(peers.iter().filter(|p| p.id != id).cloned().collect());
+            let gone = peers.iter().find(|p| p.id == r.id).cloned();
+            *peers = Arc::new(peers.iter().filter(|p| p.id != r.id).cloned().collect());
             gone
         };
-        self.node.remove_peer(id);
-        self.health().remove(&id);
-        tracing::info!(site = %gone.name, "a site was removed from the cluster");
+        let gone = match gone {
+            Some(site) => {
+                self.node.remove_peer(r.id);
+                self.health().remove(&r.id);
+                tracing::info!(site = %site.name, "a site was removed from the cluster");
+                site
+            }
+            None => Site {
+                name: r.name.clone(),
+                id: r.id,
+                addr: String::new(),
+            },
+        };
+        let applied = rusqlite::Connection::open(&self.store_path)
+            .and_then(|c| applied_pos(&c, &format!("site:{}", gone.name)))
+            .unwrap_or(0);
+        self.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(gone.id)
+            .or_insert(applied);
         self.retired
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -303,7 +335,7 @@ pub(super) async fn watch(repl: Arc<Replication>, mut shutdown: watch::Receiver<
     loop {
         let removed = repl.removed();
         for r in &removed {
-            repl.remove_site(r.id);
+            repl.remove_site(r);
         }
         if let Ok(status) = repl.music.locks().status().await {
             let known = repl.peers();
