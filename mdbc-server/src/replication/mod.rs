@@ -147,17 +147,17 @@ pub const SCHEMA_LOG: &str = "domain:__schema";
 
 /// The key whose lock guards domain `domain` (and so every key of its log, below it).
 pub fn domain_lock_key(domain: &str) -> String {
-    format!("domain/{domain}")
+    format!("domain/{}", key_part(domain))
 }
 
 /// Key of entry `seq` of domain `domain`'s log.
 pub fn domain_key(domain: &str, seq: u64) -> String {
-    format!("domain/{domain}/{seq}")
+    format!("domain/{}/{seq}", key_part(domain))
 }
 
 /// Key of the head record of domain `domain`'s log (its last position, written last).
 pub fn domain_head(domain: &str) -> String {
-    format!("domain/{domain}/head")
+    format!("domain/{}/head", key_part(domain))
 }
 
 /// A held domain lock.
@@ -198,18 +198,30 @@ impl std::fmt::Debug for Replication {
     }
 }
 
+/// A name as one component of a key: a `/` in it (a quoted table name may hold one, and
+/// a strong table's domain is its name by default) would make one log's keys look like
+/// another's — `domain/x/1/5` is entry 1, part 5 of domain `x`, not entry 5 of `x/1` —
+/// and truncating `x` would then drop `x/1`'s entries.
+fn key_part(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains(['/', '%']) {
+        name.replace('%', "%25").replace('/', "%2F").into()
+    } else {
+        name.into()
+    }
+}
+
 fn log_key(site: &str, seq: u64) -> String {
-    format!("site/{site}/{seq}")
+    format!("site/{}/{seq}", key_part(site))
 }
 
 /// The key-space prefix of site `site`'s log (see [`log_key`]).
 pub(super) fn log_prefix(site: &str) -> String {
-    format!("site/{site}/")
+    format!("site/{}/", key_part(site))
 }
 
 /// The key-space prefix of domain `domain`'s log (see [`domain_key`]).
 pub(super) fn domain_prefix(domain: &str) -> String {
-    format!("domain/{domain}/")
+    format!("domain/{}/", key_part(domain))
 }
 
 pub(crate) fn applied_pos(conn: &Connection, log: &str) -> rusqlite::Result<u64> {
@@ -1569,6 +1581,16 @@ impl Replication {
     /// position, this site's own counted (its own log's row is the last it wrote).
     async fn applied_everywhere(&self) -> Option<impl Fn(&str) -> u64> {
         let ids: Vec<u64> = self.peers().iter().map(|p| p.id).collect();
+        // A member this site has not taken in yet (a site that just joined may already
+        // be copying a snapshot) would not be asked: no answer for everyone, no pruning.
+        let members = self.music.locks().status().await.ok()?;
+        if members
+            .latest
+            .ids()
+            .any(|m| m != self.id && !ids.contains(&m))
+        {
+            return None;
+        }
         let mut all = vec![self.durable_positions().await.ok()?];
         for (_, answer) in self
             .ask_each(&ids, &calls::Call::Applied, Duration::from_secs(2))
@@ -1612,6 +1634,21 @@ impl Replication {
             // lead the fsync, which is why this runs on a blocking thread.
             if let Some(g) = store.group() {
                 tokio::runtime::Handle::current().block_on(g.wait(g.latest()));
+            } else {
+                // Without group commit (`synchronous = normal` or `off`) nothing has
+                // synced these commits yet: the WAL, then the database file (a checkpoint
+                // may have moved them there meanwhile). One round every PRUNE_EVERY.
+                let mut wal = store.path().as_os_str().to_owned();
+                wal.push("-wal");
+                for f in [std::path::PathBuf::from(wal), store.path().to_path_buf()] {
+                    match std::fs::File::open(&f) {
+                        Ok(file) => file
+                            .sync_all()
+                            .map_err(|e| format!("{}: {e}", f.display()))?,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(format!("{}: {e}", f.display())),
+                    }
+                }
             }
             Ok(rows)
         })
@@ -1760,6 +1797,21 @@ mod tests {
             assert_eq!(at(2).as_deref(), Some(&b"in doubt"[..]));
             assert_eq!(at(3).as_deref(), Some(&b"after"[..]));
         }
+    }
+
+    #[test]
+    fn log_keys_of_names_with_slashes_stay_apart() {
+        let x = domain_prefix("x");
+        for key in [
+            domain_key("x/1", 5),
+            domain_head("x/1"),
+            domain_lock_key("x/1"),
+        ] {
+            assert!(!key.starts_with(&x), "{key} is under {x}");
+        }
+        assert_ne!(domain_key("x%2F1", 5), domain_key("x/1", 5));
+        assert!(!log_key("a/1", 2).starts_with(&log_prefix("a")));
+        assert_eq!(domain_key("accounts", 3), "domain/accounts/3");
     }
 
     #[test]
