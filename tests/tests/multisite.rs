@@ -278,15 +278,7 @@ async fn concurrent_conflicting_updates_converge() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     // And the key space's copies of a's log, at every replica.
-    for (i, s) in cluster.sites.iter().enumerate() {
-        eventually(
-            WAIT,
-            &format!("a's log dropped from site {i}'s key space"),
-            || async { Ok((log_keys(s, "site/a/")? == 0).then_some(())) },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
-    }
+    dropped_everywhere(&cluster, "site/a/").await;
     // The log goes on above what was dropped.
     clients[0]
         .batch_execute("UPDATE kv SET v = 'after pruning' WHERE k = (SELECT min(k) FROM kv)")
@@ -324,6 +316,19 @@ fn log_keys(site: &Server, prefix: &str) -> anyhow::Result<i64> {
         [prefix, end.as_str()],
         |r| r.get(0),
     )?)
+}
+
+/// Waits until no site's key space holds a key of the log under `prefix`.
+async fn dropped_everywhere(cluster: &Cluster, prefix: &str) {
+    for (i, s) in cluster.sites.iter().enumerate() {
+        eventually(
+            WAIT,
+            &format!("{prefix}* dropped from site {i}'s key space"),
+            || async { Ok((log_keys(s, prefix)? == 0).then_some(())) },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    }
 }
 
 async fn futures_join(cluster: &Cluster) -> Vec<Client> {
@@ -479,6 +484,10 @@ async fn causal_a_reply_is_never_visible_without_its_post() {
 
 const BANK: &str = "[tables.levels]\naccounts = \"strong\"\ntransfers = \"strong\"\n\n[domains]\npayments = [\"accounts\", \"transfers\"]\n";
 
+/// The tables of the bank tests (strong, one domain, with [`BANK`]).
+const BANK_TABLES: &str = "CREATE TABLE accounts (id int PRIMARY KEY, bal int NOT NULL); \
+    CREATE TABLE transfers (id bigint PRIMARY KEY, src int, dst int, amount int);";
+
 /// One transfer in one transaction; `Ok(())` when acknowledged, else the refusal.
 async fn transfer(c: &Client, id: i64, from: i32, to: i32, amount: i32) -> Result<(), String> {
     let sql = format!(
@@ -514,6 +523,28 @@ async fn bank_state(c: &Client) -> anyhow::Result<(i64, Vec<i64>)> {
         .map(|r| r.get(0))
         .collect();
     Ok((total, ids))
+}
+
+/// Waits until site `name` shows every acknowledged transfer; the total is exact at every
+/// moment it shows (strong tables are applied a domain entry at a time).
+async fn holds_every_transfer(
+    cluster: &Cluster,
+    c: &Client,
+    name: &str,
+    total: i64,
+    acked: &[i64],
+) {
+    eventually(
+        WAIT,
+        &format!("every acknowledged transfer at {name}"),
+        || async {
+            let (shown, ids) = bank_state(c).await?;
+            assert_eq!(shown, total, "{name} shows a total of {shown}");
+            Ok(acked.iter().all(|a| ids.contains(a)).then_some(()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -572,19 +603,7 @@ async fn strong_transfers_from_every_site_keep_the_total_and_lose_nothing() {
         cluster.logs()
     );
     for (i, c) in clients.iter().enumerate() {
-        // The total is exact at every moment a site shows (strong tables are applied a
-        // domain entry at a time), and every acknowledged transfer arrives.
-        eventually(
-            WAIT,
-            &format!("every acknowledged transfer at site {i}"),
-            || async {
-                let (total, ids) = bank_state(c).await?;
-                assert_eq!(total, 10_000, "site {i} shows a total of {total}");
-                Ok(acked.iter().all(|a| ids.contains(a)).then_some(()))
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+        holds_every_transfer(&cluster, c, &format!("site {i}"), 10_000, &acked).await;
     }
     let t = rows(&clients[0], "mdbc_tables").await.unwrap();
     assert!(
@@ -610,15 +629,7 @@ async fn strong_transfers_from_every_site_keep_the_total_and_lose_nothing() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     // Once every site applied them, the domain log's entries leave the key space...
-    for (i, s) in cluster.sites.iter().enumerate() {
-        eventually(
-            WAIT,
-            &format!("the domain log dropped at site {i}"),
-            || async { Ok((log_keys(s, "domain/payments/")? == 0).then_some(())) },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
-    }
+    dropped_everywhere(&cluster, "domain/payments/").await;
     // ...and the domain goes on: a transfer at each site after that keeps the total.
     for (i, c) in clients.iter().enumerate() {
         transfer(c, 9000 + i as i64, 1, 2, 1)
@@ -641,11 +652,9 @@ async fn killing_the_owner_moves_the_domain_and_loses_nothing_acknowledged() {
     let _serial = serial().await;
     let mut cluster = Cluster::start(3, BANK).unwrap();
     let a = client(cluster.site(0)).await;
-    a.batch_execute(
-        "CREATE TABLE accounts (id int PRIMARY KEY, bal int NOT NULL); \
-         CREATE TABLE transfers (id bigint PRIMARY KEY, src int, dst int, amount int); \
-         INSERT INTO accounts VALUES (1, 500), (2, 500)",
-    )
+    a.batch_execute(&format!(
+        "{BANK_TABLES} INSERT INTO accounts VALUES (1, 500), (2, 500)"
+    ))
     .await
     .unwrap();
     // The domain stays a's after the connection that took it is gone, for longer than a
@@ -686,17 +695,7 @@ async fn killing_the_owner_moves_the_domain_and_loses_nothing_acknowledged() {
     acked.push(101);
     let c = client(cluster.site(2)).await;
     for (name, site) in [("b", &b), ("c", &c)] {
-        eventually(
-            WAIT,
-            &format!("every acknowledged transfer at {name}"),
-            || async {
-                let (total, ids) = bank_state(site).await?;
-                assert_eq!(total, 1000);
-                Ok(acked.iter().all(|x| ids.contains(x)).then_some(()))
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+        holds_every_transfer(&cluster, site, name, 1000, &acked).await;
     }
     let (_, ids) = bank_state(&b).await.unwrap();
     assert_eq!(ids, acked, "b lost or invented transfers");
@@ -1251,11 +1250,9 @@ async fn a_site_still_copying_its_snapshot_keeps_quorums_when_another_dies() {
     // started yet.
     let mut cluster = Cluster::start_declared(4, 3, BANK).unwrap();
     let a = client(cluster.site(0)).await;
-    a.batch_execute(
-        "CREATE TABLE accounts (id int PRIMARY KEY, bal int NOT NULL); \
-         CREATE TABLE transfers (id bigint PRIMARY KEY, src int, dst int, amount int); \
-         INSERT INTO accounts VALUES (1, 500), (2, 500)",
-    )
+    a.batch_execute(&format!(
+        "{BANK_TABLES} INSERT INTO accounts VALUES (1, 500), (2, 500)"
+    ))
     .await
     .unwrap();
     transfer(&a, 1, 1, 2, 10).await.unwrap();
@@ -1309,17 +1306,7 @@ async fn a_site_still_copying_its_snapshot_keeps_quorums_when_another_dies() {
     let dc = client(cluster.site(d)).await;
     let b = client(cluster.site(1)).await;
     for (name, site) in [("b", &b), ("d", &dc)] {
-        eventually(
-            WAIT,
-            &format!("every acknowledged transfer at {name}"),
-            || async {
-                let (total, ids) = bank_state(site).await?;
-                assert_eq!(total, 1000, "{name} shows a total of {total}");
-                Ok(acked.iter().all(|x| ids.contains(x)).then_some(()))
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+        holds_every_transfer(&cluster, site, name, 1000, &acked).await;
     }
 }
 

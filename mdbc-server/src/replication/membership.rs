@@ -228,14 +228,7 @@ impl Replication {
                 addr: String::new(),
             },
         };
-        let applied = rusqlite::Connection::open(&self.store_path)
-            .and_then(|c| applied_pos(&c, &format!("site:{}", gone.name)))
-            .unwrap_or(0);
-        self.applied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(gone.id)
-            .or_insert(applied);
+        self.track_applied(&gone);
         self.retired
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -304,6 +297,18 @@ impl Replication {
         })
     }
 
+    /// Starts following `site`'s applied position here from what the database holds.
+    fn track_applied(&self, site: &Site) {
+        let applied = rusqlite::Connection::open(&self.store_path)
+            .and_then(|c| applied_pos(&c, &format!("site:{}", site.name)))
+            .unwrap_or(0);
+        self.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(site.id)
+            .or_insert(applied);
+    }
+
     /// Takes in a site that joined.
     fn add_site(&self, site: Site) {
         {
@@ -316,14 +321,7 @@ impl Replication {
             *peers = Arc::new(next);
         }
         self.node.add_peer(site.id, site.addr.clone());
-        let applied = rusqlite::Connection::open(&self.store_path)
-            .and_then(|c| applied_pos(&c, &format!("site:{}", site.name)))
-            .unwrap_or(0);
-        self.applied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(site.id)
-            .or_insert(applied);
+        self.track_applied(&site);
         tracing::info!(site = %site.name, addr = %site.addr, "a site joined the cluster");
     }
 }
