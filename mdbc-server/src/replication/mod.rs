@@ -968,6 +968,31 @@ async fn settle(o: &domains::Owned, domain: &str) -> Result<(), SqlError> {
     }
 }
 
+/// On taking a domain: the head a quorum read finds, with its entry, written back to a
+/// quorum before this owner builds on it. An owner that died while its last commit reached
+/// only some replicas left a head that one quorum read sees and the next may not; once
+/// later entries follow it, it must not be lost (nor its position given to other rows).
+/// One more quorum round per acquisition, none per commit.
+async fn settle_tail(guard: &DomainLock, domain: &str, what: &str) -> Result<u64, SqlError> {
+    let head = decode_head(
+        guard
+            .get(&domain_head(domain))
+            .await
+            .map_err(|e| lock_error(what, e))?
+            .map(|v| v.value),
+    )?;
+    if head == 0 {
+        return Ok(0);
+    }
+    // Gone when every site had applied it (the log was truncated): nothing to keep.
+    if let Some(entry) = get_locked(guard, &domain_key(domain, head)).await? {
+        append_locked(guard, domain, head, &entry)
+            .await
+            .map_err(|e| lock_error(what, e.err))?;
+    }
+    Ok(head)
+}
+
 /// Reads the log entry at `key` under a lock (quorum reads); `None` when there is none.
 async fn get_locked(guard: &DomainLock, key: &str) -> Result<Option<Vec<u8>>, SqlError> {
     let what = |e| lock_error("cannot read a log", e);
@@ -1176,14 +1201,7 @@ impl Replication {
             .map_err(|e| lock_error(&what, e))?;
         let mut heads = HashMap::new();
         for d in domains {
-            let h = decode_head(
-                guard
-                    .get(&domain_head(d))
-                    .await
-                    .map_err(|e| lock_error(&what, e))?
-                    .map(|v| v.value),
-            )?;
-            heads.insert(d.clone(), h);
+            heads.insert(d.clone(), settle_tail(&guard, d, &what).await?);
         }
         tracing::debug!(?domains, lock_ref = guard.lock_ref(), "now owns");
         let owned = Arc::new(domains::Owned::new(guard, domains.to_vec(), heads));
@@ -1797,6 +1815,44 @@ mod tests {
             assert_eq!(at(2).as_deref(), Some(&b"in doubt"[..]));
             assert_eq!(at(3).as_deref(), Some(&b"after"[..]));
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_next_owner_puts_a_head_it_found_on_a_quorum() {
+        let dir = tempfile::tempdir().unwrap();
+        let (nodes, _stop) = music_nodes(dir.path()).await;
+        let lock = |i: usize| {
+            let music = nodes[i].music.clone();
+            async move {
+                music
+                    .lock(&[domain_lock_key("d")], "x", Duration::from_secs(20))
+                    .await
+                    .unwrap()
+            }
+        };
+        let first = lock(0).await;
+        append_locked(&first, "d", 1, b"one").await.ok().unwrap();
+        // The owner's last commit reaches only its own replica, and it goes away.
+        nodes[0].music.store().cut_off(&[2, 3]);
+        let e = append_locked(&first, "d", 2, b"two").await.err().unwrap();
+        assert!(e.head_sent);
+        first.release().await.unwrap();
+        nodes[0].music.store().cut_off(&[]);
+        // The next owner's quorum read reaches the first replica (not the third).
+        nodes[1].music.store().cut_off(&[3]);
+        let next = lock(1).await;
+        assert_eq!(settle_tail(&next, "d", "test").await.unwrap(), 2);
+        // Entry 2 now stands on a quorum: the first replica alone no longer holds it.
+        let local = nodes[1].music.store().local();
+        let held = local.get(&domain_key("d", 2)).unwrap().map(|v| v.value);
+        assert!(held.is_some(), "the head found was not written back");
+        assert_eq!(
+            local
+                .get(&domain_head("d"))
+                .unwrap()
+                .map(|v| decode_head(Some(v.value)).unwrap()),
+            Some(2)
+        );
     }
 
     #[test]
