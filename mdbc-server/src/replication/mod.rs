@@ -495,13 +495,7 @@ impl Replication {
             .lock(vec![domain_lock_key(SCHEMA_DOMAIN)])
             .await
             .map_err(|e| lock_error(what, e))?;
-        let head = decode_head(
-            guard
-                .get(&domain_head(SCHEMA_DOMAIN))
-                .await
-                .map_err(|e| lock_error(what, e))?
-                .map(|v| v.value),
-        )?;
+        let head = settle_tail(&guard, SCHEMA_DOMAIN, what).await?;
         Ok((guard, head))
     }
 
@@ -1158,22 +1152,17 @@ impl Replication {
         domains: &[String],
         table: &str,
     ) -> Result<Vec<Arc<domains::Owned>>, SqlError> {
-        let what = format!("cannot write strong table \"{table}\"");
-        let _one = self.ownership.acquiring.lock().await;
-        let mut map = self.ownership.owned.lock().await;
-        map.retain(|_, o| !o.guard.is_lost());
-        let usable = |o: &Arc<domains::Owned>| !self.ownership.is_wanted(o.lock_ref());
-        if domains.iter().all(|d| map.get(d).is_some_and(usable)) {
-            let mut out: Vec<Arc<domains::Owned>> = Vec::new();
-            for d in domains {
-                if let Some(o) = map.get(d) {
-                    if !out.iter().any(|x| Arc::ptr_eq(x, o)) {
-                        out.push(o.clone());
-                    }
-                }
-            }
+        // Domains this site holds already: no wait behind a session taking others.
+        if let Some(out) = self.owned_now(domains).await {
             return Ok(out);
         }
+        let what = format!("cannot write strong table \"{table}\"");
+        let _one = self.ownership.acquiring.lock().await;
+        // Another session here may have taken them while this one waited.
+        if let Some(out) = self.owned_now(domains).await {
+            return Ok(out);
+        }
+        let mut map = self.ownership.owned.lock().await;
         // Give up what we hold of these domains (released once no transaction uses it),
         // then take them all with one ref: queueing for several refs one by one could
         // deadlock with another site doing the same in another order.
@@ -1229,6 +1218,23 @@ impl Replication {
             }
         }
         Ok(vec![owned])
+    }
+
+    /// The held locks covering every one of `domains`, if this site holds them all and
+    /// no other site waits for one.
+    async fn owned_now(&self, domains: &[String]) -> Option<Vec<Arc<domains::Owned>>> {
+        let mut map = self.ownership.owned.lock().await;
+        map.retain(|_, o| !o.guard.is_lost());
+        let mut out: Vec<Arc<domains::Owned>> = Vec::new();
+        for d in domains {
+            let o = map
+                .get(d)
+                .filter(|o| !self.ownership.is_wanted(o.lock_ref()))?;
+            if !out.iter().any(|x| Arc::ptr_eq(x, o)) {
+                out.push(o.clone());
+            }
+        }
+        Some(out)
     }
 
     /// Entry `seq` of `domain`'s log, read under the lock (quorum).

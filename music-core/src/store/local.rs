@@ -191,8 +191,8 @@ impl LocalStore {
     }
 
     /// Stores `value` at `key` if `v` is newer than what is there (last writer wins; a
-    /// floor merges, see the module docs); what that does to the digest once the write
-    /// commits, or `None` if it changed nothing.
+    /// floor merges, see the module docs), noting in `out` what that does to the digest
+    /// and the floors once the transaction commits.
     fn apply_in(
         &self,
         c: &Connection,
@@ -345,8 +345,6 @@ impl LocalStore {
         Ok(deltas)
     }
 
-    /// Folds committed writes into the digest (called with `conn` still held, so a
-    /// digest never shows half of a transaction).
     /// Folds a committed transaction's changes into the digest and the floors (called
     /// with `conn` still held, so neither ever shows half of a transaction).
     fn account(&self, changes: Changes) -> usize {
