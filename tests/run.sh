@@ -14,9 +14,6 @@ command -v openssl >/dev/null 2>&1 || apt_missing+=(openssl)
 command -v node >/dev/null 2>&1 || apt_missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || apt_missing+=(npm)
 command -v python3 >/dev/null 2>&1 || apt_missing+=(python3 python3-pip)
-# rusqlite's session extension generates its SQLite bindings with bindgen, which needs libclang.
-# (libclang-cpp, which other packages pull in, is not what bindgen loads.)
-compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null || compgen -G '/usr/lib/llvm-*/lib/libclang-[0-9]*.so*' >/dev/null || apt_missing+=(libclang-dev)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   log "installing ${apt_missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -12,6 +12,7 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
+use crate::ast::quote_ident;
 use crate::capture::{Shapes, TableShape};
 use crate::changes::{key_bytes, RowClock, RowImage, TableChanges, Val};
 
@@ -38,10 +39,6 @@ pub struct Applied {
     pub written: usize,
     /// Images older than what the row already had.
     pub skipped: usize,
-}
-
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The clock stored for a row, if any.
@@ -133,7 +130,7 @@ pub fn apply(
             None => return Err(e),
         },
     };
-    let cols = t.columns.iter().map(|c| quote(c)).collect::<Vec<_>>();
+    let cols = t.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>();
     let marks = (1..=cols.len())
         .map(|i| format!("?{i}"))
         .collect::<Vec<_>>()
@@ -141,14 +138,18 @@ pub fn apply(
     if t.pk.is_empty() {
         return append(conn, t, &cols.join(", "), &marks);
     }
-    let pk = t.pk.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let pk =
+        t.pk.iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
     let sets = t
         .columns
         .iter()
         .filter(|c| !t.pk.contains(c))
-        .map(|c| format!("{0} = excluded.{0}", quote(c)))
+        .map(|c| format!("{0} = excluded.{0}", quote_ident(c)))
         .collect::<Vec<_>>();
-    let table = quote(&t.table);
+    let table = quote_ident(&t.table);
     let col_list = cols.join(", ");
     let upsert = if sets.is_empty() {
         format!("INSERT INTO {table} ({col_list}) VALUES ({marks}) ON CONFLICT ({pk}) DO NOTHING")
@@ -163,7 +164,7 @@ pub fn apply(
         "DELETE FROM {table} WHERE {}",
         t.pk.iter()
             .enumerate()
-            .map(|(i, c)| format!("{} IS ?{}", quote(c), i + 1))
+            .map(|(i, c)| format!("{} IS ?{}", quote_ident(c), i + 1))
             .collect::<Vec<_>>()
             .join(" AND ")
     );
@@ -270,7 +271,7 @@ fn append(
 ) -> Result<Applied, ApplyError> {
     let mut stmt = conn.prepare_cached(&format!(
         "INSERT INTO {} ({col_list}) VALUES ({marks})",
-        quote(&t.table)
+        quote_ident(&t.table)
     ))?;
     let mut done = Applied::default();
     for r in &t.rows {
@@ -310,7 +311,11 @@ fn unique_rivals(
         )?
         .query_map([&t.table], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let pk = t.pk.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let pk =
+        t.pk.iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
     let mut out: Vec<Vec<Val>> = Vec::new();
     for index in indexes {
         let cols: Vec<Option<String>> = conn
@@ -343,12 +348,12 @@ fn unique_rivals(
         let cond = at
             .iter()
             .enumerate()
-            .map(|(n, &i)| format!("{} = ?{}", quote(&t.columns[i]), n + 1))
+            .map(|(n, &i)| format!("{} = ?{}", quote_ident(&t.columns[i]), n + 1))
             .collect::<Vec<_>>()
             .join(" AND ");
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {pk} FROM {} WHERE {cond}",
-            quote(&t.table)
+            quote_ident(&t.table)
         ))?;
         for (n, v) in vals.iter().enumerate() {
             stmt.raw_bind_parameter(n + 1, *v)?;

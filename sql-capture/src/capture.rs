@@ -14,15 +14,13 @@
 //! PostgreSQL's logical replication refuses them on a table without a replica identity.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::ptr::NonNull;
 
-use rusqlite::fallible_streaming_iterator::FallibleStreamingIterator;
-use rusqlite::hooks::Action;
-use rusqlite::session::ChangesetIter;
 use rusqlite::{ffi, Connection};
 
+use crate::ast::quote_ident;
 use crate::changes::{RowImage, TableChanges, Val};
+use crate::changeset::{ChangesetReader, Op};
 
 /// Why a transaction's changes cannot be collected.
 #[derive(Debug, thiserror::Error)]
@@ -54,10 +52,6 @@ pub struct TableShape {
     select: String,
 }
 
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 impl TableShape {
     /// Reads a table's shape; `None` when it has no such table. A table without a
     /// declared primary key has an empty `pk`.
@@ -82,16 +76,16 @@ impl TableShape {
         let pk: Vec<String> = pk_index.iter().map(|&i| columns[i].clone()).collect();
         let cols = columns
             .iter()
-            .map(|c| quote(c))
+            .map(|c| quote_ident(c))
             .collect::<Vec<_>>()
             .join(", ");
         let cond = pk
             .iter()
             .enumerate()
-            .map(|(i, c)| format!("{} IS ?{}", quote(c), i + 1))
+            .map(|(i, c)| format!("{} IS ?{}", quote_ident(c), i + 1))
             .collect::<Vec<_>>()
             .join(" AND ");
-        let select = format!("SELECT {cols} FROM {} WHERE {cond}", quote(table));
+        let select = format!("SELECT {cols} FROM {} WHERE {cond}", quote_ident(table));
         Ok(Some(TableShape {
             columns,
             pk,
@@ -196,20 +190,11 @@ impl Capture {
         unsafe { ffi::sqlite3session_isempty(self.session.as_ptr()) != 0 }
     }
 
-    /// The transaction's changes to the tables `wanted` accepts, as full row images read
-    /// from `conn` (the same connection, before COMMIT). `version` is the schema version
-    /// `shapes` are valid for.
-    pub fn collect(
-        &self,
-        conn: &Connection,
-        shapes: &mut Shapes,
-        version: u64,
-        wanted: &mut dyn FnMut(&str) -> bool,
-    ) -> Result<Vec<TableChanges>, CaptureError> {
-        if self.is_empty() {
-            return Ok(Vec::new());
-        }
-        let bytes = unsafe {
+    /// What the session recorded, as an SQLite changeset.
+    pub fn changeset(&self) -> rusqlite::Result<Vec<u8>> {
+        // SAFETY: the session is live; SQLite allocates the buffer, which is copied and
+        // freed here.
+        unsafe {
             let mut n: std::os::raw::c_int = 0;
             let mut buf: *mut std::os::raw::c_void = std::ptr::null_mut();
             check(ffi::sqlite3session_changeset(
@@ -223,18 +208,31 @@ impl Capture {
                 std::slice::from_raw_parts(buf as *const u8, n as usize).to_vec()
             };
             ffi::sqlite3_free(buf);
-            out
-        };
+            Ok(out)
+        }
+    }
+
+    /// The transaction's changes to the tables `wanted` accepts, as full row images read
+    /// from `conn` (the same connection, before COMMIT). `version` is the schema version
+    /// `shapes` are valid for.
+    pub fn collect(
+        &self,
+        conn: &Connection,
+        shapes: &mut Shapes,
+        version: u64,
+        wanted: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Vec<TableChanges>, CaptureError> {
+        if self.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bytes = self.changeset()?;
         let mut out: Vec<TableChanges> = Vec::new();
-        let mut input: &[u8] = &bytes;
-        let reader: &mut dyn Read = &mut input;
-        let mut it = ChangesetIter::start_strm(&reader)?;
+        let mut it = ChangesetReader::new(&bytes)?;
         // A changeset lists each table's rows together: decide once per table, not per
         // row. The slot is the table's place in `out` (None: not wanted).
         let mut current: Option<(String, Option<usize>)> = None;
-        while let Some(item) = it.next()? {
-            let op = item.op()?;
-            let table = op.table_name();
+        while let Some(item) = it.next_change()? {
+            let table = item.table.as_str();
             let slot = match &current {
                 Some((t, slot)) if t == table => *slot,
                 _ => {
@@ -263,13 +261,13 @@ impl Capture {
             let Some(shape) = shapes.get(conn, version, table)? else {
                 continue;
             };
-            let code = op.code();
+            let code = item.op;
             if shape.pk.is_empty() {
                 // Recorded by rowid: column 0 of the change is the rowid, then the columns.
                 let action = match code {
-                    Action::SQLITE_INSERT => None,
-                    Action::SQLITE_DELETE => Some("delete from"),
-                    _ => Some("update"),
+                    Op::Insert => None,
+                    Op::Delete => Some("delete from"),
+                    Op::Update => Some("update"),
                 };
                 if let Some(action) = action {
                     return Err(CaptureError::Keyless {
@@ -278,7 +276,7 @@ impl Capture {
                     });
                 }
                 let values = (1..=shape.columns.len())
-                    .map(|i| item.new_value(i).map(Val::from_ref))
+                    .map(|i| item.new_value(i))
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 out[slot].rows.push(RowImage {
                     key: Vec::new(),
@@ -290,23 +288,20 @@ impl Capture {
                 .pk_index
                 .iter()
                 .map(|&i| {
-                    let v = if matches!(code, Action::SQLITE_INSERT) {
-                        item.new_value(i)?
+                    if code == Op::Insert {
+                        item.new_value(i)
                     } else {
-                        item.old_value(i)?
-                    };
-                    Ok(Val::from_ref(v))
+                        item.old_value(i)
+                    }
                 })
                 .collect::<rusqlite::Result<_>>()?;
             let values = match code {
-                Action::SQLITE_DELETE => None,
-                Action::SQLITE_INSERT if op.number_of_columns() as usize == shape.columns.len() => {
-                    Some(
-                        (0..shape.columns.len())
-                            .map(|i| item.new_value(i).map(Val::from_ref))
-                            .collect::<rusqlite::Result<Vec<_>>>()?,
-                    )
-                }
+                Op::Delete => None,
+                Op::Insert if item.columns == shape.columns.len() => Some(
+                    (0..shape.columns.len())
+                        .map(|i| item.new_value(i))
+                        .collect::<rusqlite::Result<Vec<_>>>()?,
+                ),
                 _ => read_image(conn, shape, &key)?,
             };
             out[slot].rows.push(RowImage { key, values });

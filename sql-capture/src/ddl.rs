@@ -10,69 +10,11 @@ use sqlparser::ast::{
     GeneratedAs, ObjectName, ObjectType, TableConstraint, Value, VisitMut,
 };
 
+use crate::ast::{ident_value, object_name_to_table, quote_ident, sequence_name, table_names};
 use crate::catalog::{Catalog, ColumnInfo, TableDef};
 use crate::error::{Error, Result};
-use crate::rewrite::{ident_value, object_name_to_table};
-use crate::translate::{quote_ident, table_names, Command, CommandTag, SqlPlan, StmtKind};
+use crate::plan::{CatalogChange, Command, CommandTag, SqlPlan, StmtKind, TableRebuild};
 use crate::types::PgType;
-
-/// A change to mdbc's catalog that must commit with the DDL that caused it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CatalogChange {
-    /// A new table.
-    CreateTable(TableDef),
-    /// A dropped table.
-    DropTable(String),
-    /// A column added to a table.
-    AddColumn {
-        /// Table.
-        table: String,
-        /// New column.
-        column: ColumnInfo,
-    },
-    /// A column removed.
-    DropColumn {
-        /// Table.
-        table: String,
-        /// Column.
-        column: String,
-    },
-    /// A column renamed.
-    RenameColumn {
-        /// Table.
-        table: String,
-        /// Old name.
-        from: String,
-        /// New name.
-        to: String,
-    },
-    /// A table renamed.
-    RenameTable {
-        /// Old name.
-        from: String,
-        /// New name.
-        to: String,
-    },
-    /// Columns that became NOT NULL (primary key added).
-    SetNotNull {
-        /// Table.
-        table: String,
-        /// Columns.
-        columns: Vec<String>,
-    },
-    /// A constraint's name, which SQLite does not keep where the catalogs can read it:
-    /// `p`rimary key, `u`nique or `f`oreign key, identified by its columns.
-    NameConstraint {
-        /// Table.
-        table: String,
-        /// Constraint name.
-        name: String,
-        /// `p`, `u` or `f`.
-        kind: char,
-        /// Its columns, in order.
-        columns: Vec<String>,
-    },
-}
 
 fn index_column_names(cols: &[sqlparser::ast::IndexColumn]) -> Vec<String> {
     cols.iter()
@@ -120,16 +62,6 @@ fn constraint_name(table: &str, c: &TableConstraint) -> Option<CatalogChange> {
         kind,
         columns,
     })
-}
-
-/// A constraint SQLite can only get by rebuilding the table (it has no `ALTER TABLE … ADD
-/// CONSTRAINT`): the executor creates a copy with the constraint, moves the rows, and swaps.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableRebuild {
-    /// Table to rebuild.
-    pub table: String,
-    /// Constraint clause in SQLite syntax, appended to the table's definition.
-    pub constraint: String,
 }
 
 fn rewrite_expr_in_place(e: &mut sqlparser::ast::Expr) -> Result<()> {
@@ -272,11 +204,6 @@ fn pg_default_text(e: &Expr, ty: PgType) -> String {
         },
         other => other.to_string(),
     }
-}
-
-/// PostgreSQL's name for a serial column's sequence.
-pub fn sequence_name(table: &str, column: &str) -> String {
-    format!("{table}_{column}_seq")
 }
 
 struct StripPublic;

@@ -13,9 +13,9 @@ use sqlparser::ast::{
     TableFactor, Value, WindowSpec, WindowType,
 };
 
+use crate::ast::{ident_value, parse_expr, parse_query};
 use crate::error::{Error, Result};
-use crate::introspect::expr_name;
-use crate::rewrite::{ident_value, parse_expr, parse_query};
+use crate::naming::expr_name;
 
 /// Rewrites `q` in place when its SELECT has DISTINCT ON.
 pub(crate) fn rewrite(q: &mut Query) -> Result<()> {

@@ -27,28 +27,35 @@
 #![deny(missing_docs)]
 
 pub mod apply;
+mod ast;
 pub mod capture;
 mod catalog;
 pub mod changes;
+pub mod changeset;
 mod ddl;
 mod distinct_on;
 mod error;
 mod infer;
 mod introspect;
 pub mod literals;
+mod naming;
+mod plan;
 mod rewrite;
 mod split;
 mod translate;
+mod typed;
 pub mod types;
 
+pub use ast::quote_ident;
 pub use catalog::{Catalog, ColumnInfo, SystemRelation, SystemRelations, TableDef};
-pub use ddl::{CatalogChange, TableRebuild};
 pub use error::{Error, Result};
 pub use literals::{LiteralValue, Literals, Shape};
-pub use split::{parse, Parsed};
-pub use translate::{
-    plan, plan_shape, Command, CommandTag, CopyFormat, CopyPlan, SetValue, SqlPlan, StmtKind,
+pub use plan::{
+    CatalogChange, Command, CommandTag, CopyFormat, CopyPlan, ResultColumn, SetValue, SqlPlan,
+    StmtKind, TableRebuild,
 };
+pub use split::{parse, Parsed};
+pub use translate::{plan, plan_shape};
 pub use types::{PgType, TypeSpec};
 
 /// Names of the SQL functions the executing side must register on every SQLite connection,

@@ -1,146 +1,23 @@
 //! Classifying a parsed statement and planning how SQLite runs it.
 
 use sqlparser::ast::{
-    CopyOption, CopySource, CopyTarget, Expr, FromTable, ObjectName, Set, Statement, TableFactor,
-    Value,
+    CopyOption, CopySource, CopyTarget, Expr, FromTable, Set, Statement, TableFactor, Value,
 };
 
+use crate::ast::{object_name_to_table, quote_ident};
 use crate::catalog::Catalog;
-use crate::ddl::{self, CatalogChange, TableRebuild};
 use crate::error::{Error, Result};
-use crate::infer::{self, ResultColumn};
-use crate::introspect;
+use crate::infer::{self, params::params_of_statement};
+use crate::introspect::{empty::empty_result, reg::reg_in_select_list};
 use crate::literals::{self, Literals};
-use crate::rewrite::{self, object_name_to_table};
+use crate::naming::{apply_column_names, pg_column_names};
+use crate::plan::{
+    Command, CommandTag, CopyFormat, CopyPlan, ResultColumn, SetValue, SqlPlan, StmtKind,
+};
+use crate::rewrite::{self, dml};
 use crate::split::Parsed;
 use crate::types::PgType;
-
-/// Whether a statement reads, writes rows, or changes the schema.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StmtKind {
-    /// Reads only.
-    Read,
-    /// Writes rows (needs the write lock).
-    Write,
-    /// Changes the schema (needs the write lock and a catalog refresh).
-    Ddl,
-}
-
-/// The command tag a statement completes with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommandTag {
-    /// `SELECT n`
-    Select,
-    /// `INSERT 0 n`
-    Insert,
-    /// `UPDATE n`
-    Update,
-    /// `DELETE n`
-    Delete,
-    /// A fixed tag such as `CREATE TABLE`.
-    Fixed(&'static str),
-}
-
-/// A statement SQLite runs.
-#[derive(Debug, Clone)]
-pub struct SqlPlan {
-    /// Read, write or DDL.
-    pub kind: StmtKind,
-    /// SQLite statements to run in order; rows (if any) come from the last one.
-    pub sql: Vec<String>,
-    /// Completion tag.
-    pub tag: CommandTag,
-    /// Whether the last statement returns rows (SELECT, or RETURNING).
-    pub returns_rows: bool,
-    /// Inferred type of each `$n` parameter (index n-1); `None` where nothing tells.
-    pub param_types: Vec<Option<PgType>>,
-    /// Inferred type of each result column where the projection tells it.
-    pub columns: Vec<ResultColumn>,
-    /// Tables the statement writes (what replication will capture).
-    pub writes: Vec<String>,
-    /// Tables a query reads (strong tables make a site sync before reading them).
-    pub reads: Vec<String>,
-    /// Catalog rows to write in the same transaction.
-    pub catalog: Vec<CatalogChange>,
-    /// A table rebuild the executor must perform (ALTER TABLE … ADD PRIMARY KEY).
-    pub rebuild: Option<TableRebuild>,
-    /// Planned by shape ([`plan_shape`]): the client's literals are the parameters
-    /// `?1..?n` of the (single) SQLite statement, bound from the query text at each run.
-    pub literals: usize,
-}
-
-/// COPY's data format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CopyFormat {
-    /// Tab-separated with `\N` for NULL.
-    Text,
-    /// Comma-separated values.
-    Csv,
-}
-
-/// A `COPY … FROM STDIN` or `COPY … TO STDOUT`.
-#[derive(Debug, Clone)]
-pub struct CopyPlan {
-    /// Target table.
-    pub table: String,
-    /// Columns named in the statement (empty: all).
-    pub columns: Vec<String>,
-    /// FROM STDIN (true) or TO STDOUT (false).
-    pub from_stdin: bool,
-    /// Data format.
-    pub format: CopyFormat,
-    /// Field delimiter.
-    pub delimiter: char,
-    /// NULL marker.
-    pub null: String,
-    /// CSV: the first line is a header.
-    pub header: bool,
-    /// CSV quote character.
-    pub quote: char,
-}
-
-/// A value given to SET.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SetValue {
-    /// `SET x = value`
-    Value(String),
-    /// `SET x = DEFAULT` or `RESET x`
-    Default,
-}
-
-/// What to do for one statement.
-#[derive(Debug, Clone)]
-pub enum Command {
-    /// Run on SQLite.
-    Sql(Box<SqlPlan>),
-    /// BEGIN / START TRANSACTION.
-    Begin,
-    /// COMMIT / END.
-    Commit,
-    /// ROLLBACK / ABORT.
-    Rollback,
-    /// SAVEPOINT name.
-    Savepoint(String),
-    /// RELEASE [SAVEPOINT] name.
-    Release(String),
-    /// ROLLBACK TO [SAVEPOINT] name.
-    RollbackTo(String),
-    /// SET name = value (session setting).
-    Set {
-        /// Setting name, lower-case.
-        name: String,
-        /// New value.
-        value: SetValue,
-    },
-    /// RESET ALL.
-    ResetAll,
-    /// SHOW name.
-    Show(String),
-    /// COPY.
-    Copy(CopyPlan),
-    /// Accepted without effect, answered with this tag.
-    Noop(&'static str),
-}
+use crate::{ddl, typed};
 
 /// Plans one parsed statement against the current schema.
 pub fn plan(parsed: &Parsed, catalog: &Catalog) -> Result<Command> {
@@ -205,8 +82,8 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
             let for_update = !q.locks.is_empty();
             q.locks.clear();
             let columns = infer::query_columns(&q, catalog);
-            let params = infer::params_of_statement(stmt, catalog);
-            if let Some(sql) = introspect::empty_result(&q, catalog) {
+            let params = params_of_statement(stmt, catalog);
+            if let Some(sql) = empty_result(&q, catalog) {
                 return Ok(sql_plan(
                     StmtKind::Read,
                     vec![sql],
@@ -217,12 +94,12 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                     Vec::new(),
                 ));
             }
-            let names = rewrite::pg_column_names(&q);
-            introspect::reg_in_select_list(&mut q);
-            infer::order_nulls_like_postgres(&mut q, catalog);
-            infer::date_arithmetic(&mut q, catalog);
+            let names = pg_column_names(&q);
+            reg_in_select_list(&mut q);
+            typed::order_nulls_like_postgres(&mut q, catalog);
+            typed::date_arithmetic(&mut q, catalog);
             rewrite::rewrite_query(&mut q, catalog)?;
-            rewrite::apply_column_names(&mut q, names);
+            apply_column_names(&mut q, names);
             shape(&mut |l| literals::parameterize(&mut q, l));
             let reads = tables_read(&q, catalog);
             let mut plan = sql_plan(
@@ -249,16 +126,16 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 other => return Err(Error::Unsupported(format!("INSERT INTO {other}"))),
             };
             let def = catalog.table(&table).cloned();
-            let params = infer::params_of_statement(stmt, catalog);
+            let params = params_of_statement(stmt, catalog);
             let columns = ins
                 .returning
                 .as_ref()
                 .map(|r| infer::returning_columns(r, &table, catalog))
                 .unwrap_or_default();
             let mut ins = ins.clone();
-            infer::date_arithmetic_in(&mut ins, stmt, catalog);
-            infer::order_nulls_in(&mut ins);
-            rewrite::rewrite_insert(&mut ins, def.as_deref(), catalog)?;
+            typed::date_arithmetic_in(&mut ins, stmt, catalog);
+            typed::order_nulls_in(&mut ins);
+            dml::rewrite_insert(&mut ins, def.as_deref(), catalog)?;
             shape(&mut |l| literals::parameterize(&mut ins, l));
             let returns = ins.returning.is_some();
             Ok(sql_plan(
@@ -276,7 +153,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 TableFactor::Table { name, .. } => object_name_to_table(name),
                 other => return Err(Error::Unsupported(format!("UPDATE {other}"))),
             };
-            let params = infer::params_of_statement(stmt, catalog);
+            let params = params_of_statement(stmt, catalog);
             let columns = up
                 .returning
                 .as_ref()
@@ -284,9 +161,9 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 .unwrap_or_default();
             let def = catalog.table(&table).cloned();
             let mut up = up.clone();
-            infer::date_arithmetic_in(&mut up, stmt, catalog);
-            infer::order_nulls_in(&mut up);
-            rewrite::rewrite_update(&mut up, def.as_deref(), catalog)?;
+            typed::date_arithmetic_in(&mut up, stmt, catalog);
+            typed::order_nulls_in(&mut up);
+            dml::rewrite_update(&mut up, def.as_deref(), catalog)?;
             shape(&mut |l| literals::parameterize(&mut up, l));
             let returns = up.returning.is_some();
             Ok(sql_plan(
@@ -309,19 +186,19 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 }
                 _ => return Err(Error::Unsupported("DELETE with several tables".into())),
             };
-            let params = infer::params_of_statement(stmt, catalog);
+            let params = params_of_statement(stmt, catalog);
             let columns = del
                 .returning
                 .as_ref()
                 .map(|r| infer::returning_columns(r, &table, catalog))
                 .unwrap_or_default();
             let mut del = del.clone();
-            infer::date_arithmetic_in(&mut del, stmt, catalog);
-            infer::order_nulls_in(&mut del);
+            typed::date_arithmetic_in(&mut del, stmt, catalog);
+            typed::order_nulls_in(&mut del);
             if del.using.is_some() {
                 return Err(Error::Unsupported("DELETE … USING".into()));
             }
-            rewrite::rewrite_delete(&mut del, catalog)?;
+            dml::rewrite_delete(&mut del, catalog)?;
             // SQLite empties a table at once for a DELETE without WHERE, bypassing the
             // session extension's per-row record (sqlite3DeleteFrom's truncate
             // optimisation): a replicated site would then never ship the deletes. An
@@ -456,11 +333,6 @@ fn statement_name(stmt: &Statement) -> String {
     }
 }
 
-/// Quotes an identifier for SQLite.
-pub(crate) fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 fn plan_set(set: &Set) -> Result<Command> {
     match set {
         Set::SingleAssignment {
@@ -591,9 +463,4 @@ fn plan_copy(
         plan.null = n;
     }
     Ok(Command::Copy(plan))
-}
-
-/// Names of the tables in a DROP/TRUNCATE list.
-pub(crate) fn table_names(names: &[ObjectName]) -> Vec<String> {
-    names.iter().map(object_name_to_table).collect()
 }

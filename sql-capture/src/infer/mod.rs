@@ -6,44 +6,22 @@
 //! mdbc supports. Where nothing tells, the answer is `None` and the executor falls back to
 //! SQLite's column origin, then to `text`.
 
+pub(crate) mod params;
+
 use std::borrow::Cow;
-use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AssignmentTarget, BinaryOperator, Expr, FromTable, FunctionArg, FunctionArgExpr,
-    OnConflictAction, OnInsert, OrderBy, OrderByExpr, OrderByKind, OrderBySort, Query, SelectItem,
-    SetExpr, Statement, TableFactor, TableWithJoins, UnaryOperator, Value, Visit, Visitor,
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, Query, SelectItem, SetExpr, TableFactor,
+    TableWithJoins, UnaryOperator, Value,
 };
 
+use crate::ast::{function_args, function_name, ident_value, object_name_to_table};
 use crate::catalog::{Catalog, ColumnInfo, TableDef};
-use crate::rewrite::{function_args, function_name, ident_value, object_name_to_table};
+use crate::naming::result_names;
+use crate::plan::ResultColumn;
 use crate::types::PgType;
 
-/// The inferred type of one result column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResultColumn {
-    /// Type, if known.
-    pub ty: Option<PgType>,
-    /// Type modifier (-1 when none).
-    pub typmod: i32,
-}
-
-impl ResultColumn {
-    fn unknown() -> Self {
-        ResultColumn {
-            ty: None,
-            typmod: -1,
-        }
-    }
-    fn of(ty: PgType, typmod: i32) -> Self {
-        ResultColumn {
-            ty: Some(ty),
-            typmod,
-        }
-    }
-}
-
-fn is_reg_type(name: &str) -> bool {
+pub(crate) fn is_reg_type(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     matches!(
         n.trim_start_matches("pg_catalog."),
@@ -51,313 +29,13 @@ fn is_reg_type(name: &str) -> bool {
     )
 }
 
-/// PostgreSQL sorts NULLs last when ascending and first when descending; SQLite does the
-/// opposite. Every ORDER BY without its own NULLS clause gets PostgreSQL's, except on a
-/// top-level key that cannot be NULL (a NOT NULL or primary-key column): there the clause
-/// changes nothing and would keep SQLite from reading an index in order.
-pub fn order_nulls_like_postgres(q: &mut Query, catalog: &Catalog) {
-    let mut top = q.order_by.take();
-    order_nulls_in(q);
-    if let Some(OrderBy {
-        kind: OrderByKind::Expressions(exprs),
-        ..
-    }) = &mut top
-    {
-        // The SELECT and its tables, unless an outer join is among them: a column of an
-        // outer join's nullable side can be NULL whatever it was declared.
-        let select = match q.body.as_ref() {
-            SetExpr::Select(s)
-                if !s.from.iter().any(|t| {
-                    t.joins.iter().any(|j| {
-                        !matches!(
-                            j.join_operator,
-                            sqlparser::ast::JoinOperator::Join(_)
-                                | sqlparser::ast::JoinOperator::Inner(_)
-                                | sqlparser::ast::JoinOperator::CrossJoin(_)
-                        )
-                    })
-                }) =>
-            {
-                Some((s, Scope::from_tables(&s.from, catalog)))
-            }
-            _ => None,
-        };
-        for e in exprs.iter_mut() {
-            let never_null = select.as_ref().is_some_and(|(sel, scope)| {
-                let target = match &e.expr {
-                    Expr::Value(v) => match &v.value {
-                        Value::Number(n, _) => n
-                            .parse::<usize>()
-                            .ok()
-                            .and_then(|i| sel.projection.get(i.wrapping_sub(1)))
-                            .and_then(|item| match item {
-                                SelectItem::UnnamedExpr(x)
-                                | SelectItem::ExprWithAlias { expr: x, .. } => Some(x),
-                                _ => None,
-                            }),
-                        _ => None,
-                    },
-                    // An output column's name means that column, not a table's.
-                    Expr::Identifier(id) => sel
-                        .projection
-                        .iter()
-                        .find_map(|item| match item {
-                            SelectItem::ExprWithAlias { expr, alias }
-                                if ident_value(alias) == ident_value(id) =>
-                            {
-                                Some(expr)
-                            }
-                            _ => None,
-                        })
-                        .or(Some(&e.expr)),
-                    other => Some(other),
-                };
-                target.is_some_and(|t| scope.never_null(t))
-            });
-            if !never_null {
-                set_postgres_nulls(e);
-            }
-        }
-    }
-    q.order_by = top;
-}
-
-/// `date ± integer` and `date - date`, which need the operands' types: SQLite would add
-/// the number to the year. Rewritten to SQLite's date functions before translation, with
-/// each SELECT's own tables in scope.
-pub fn date_arithmetic(q: &mut Query, catalog: &Catalog) {
-    date_query(q, catalog)
-}
-
-/// The same for an INSERT, UPDATE or DELETE (`node` is the statement's clone being
-/// translated; `stmt` the original, whose tables are in scope).
-pub fn date_arithmetic_in<T: sqlparser::ast::VisitMut>(
-    node: &mut T,
-    stmt: &Statement,
-    catalog: &Catalog,
-) {
-    let scope = statement_scope(stmt, catalog);
-    let _ = node.visit(&mut FixDates {
-        scope: &scope,
-        catalog,
-        depth: 0,
-    });
-}
-
-struct FixDates<'a, 'b> {
-    scope: &'a Scope<'b>,
-    catalog: &'a Catalog,
-    // Inside a subquery: date_query has fixed it with its own tables in scope.
-    depth: usize,
-}
-
-impl sqlparser::ast::VisitorMut for FixDates<'_, '_> {
-    type Break = ();
-    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-        if self.depth == 0 {
-            date_query(q, self.catalog);
-        }
-        self.depth += 1;
-        ControlFlow::Continue(())
-    }
-    fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-        self.depth -= 1;
-        ControlFlow::Continue(())
-    }
-    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
-        if self.depth == 0 {
-            fix_typed_expr(e, self.scope);
-        }
-        ControlFlow::Continue(())
-    }
-}
-
-fn date_query(q: &mut Query, catalog: &Catalog) {
-    if let Some(with) = &mut q.with {
-        for cte in &mut with.cte_tables {
-            date_query(&mut cte.query, catalog);
-        }
-    }
-    fn set_expr(body: &mut SetExpr, catalog: &Catalog) -> Option<Vec<(String, Option<TableDef>)>> {
-        match body {
-            SetExpr::Select(sel) => {
-                let scope = Scope::from_tables(&sel.from, catalog);
-                let mut fix = FixDates {
-                    scope: &scope,
-                    catalog,
-                    depth: 0,
-                };
-                // The whole SELECT: select list, FROM (derived tables are queries of their
-                // own), join conditions, WHERE, GROUP BY, HAVING.
-                let _ = sqlparser::ast::VisitMut::visit(sel.as_mut(), &mut fix);
-                Some(
-                    scope
-                        .tables
-                        .into_iter()
-                        .map(|(a, d)| (a, d.map(|d| d.into_owned())))
-                        .collect(),
-                )
-            }
-            SetExpr::SetOperation { left, right, .. } => {
-                set_expr(left, catalog);
-                set_expr(right, catalog);
-                None
-            }
-            SetExpr::Query(q) => {
-                date_query(q, catalog);
-                None
-            }
-            _ => None,
-        }
-    }
-    let tables = set_expr(q.body.as_mut(), catalog);
-    // ORDER BY belongs to the query but sees the SELECT's tables.
-    if let (Some(tables), Some(order)) = (tables, &mut q.order_by) {
-        let scope = Scope {
-            tables: tables
-                .into_iter()
-                .map(|(a, d)| (a, d.map(Cow::Owned)))
-                .collect(),
-        };
-        let _ = sqlparser::ast::VisitMut::visit(
-            order,
-            &mut FixDates {
-                scope: &scope,
-                catalog,
-                depth: 0,
-            },
-        );
-    }
-}
-
-/// Rewrites that depend on an operand's type: date arithmetic, `boolean::text` (PostgreSQL
-/// prints `true`, SQLite's 1 would print `1`) and `numeric::integer` (PostgreSQL rounds
-/// half away from zero, the coercion of a real rounds half to even).
-fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
-    if let Expr::Cast {
-        expr: inner,
-        data_type,
-        ..
-    } = e
-    {
-        let Some(target) = PgType::parse_sql_name(&data_type.to_string()) else {
-            return;
-        };
-        let source = infer_expr(inner, scope).and_then(|c| c.ty);
-        match (source, target.ty) {
-            (Some(PgType::Bool), t) if t.is_string() => {
-                let b = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
-                **inner = Expr::Case {
-                    case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-                    end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-                    operand: None,
-                    conditions: vec![
-                        sqlparser::ast::CaseWhen {
-                            condition: b.clone(),
-                            result: Expr::value(Value::SingleQuotedString("true".into())),
-                        },
-                        sqlparser::ast::CaseWhen {
-                            condition: Expr::UnaryOp {
-                                op: UnaryOperator::Not,
-                                expr: Box::new(b),
-                            },
-                            result: Expr::value(Value::SingleQuotedString("false".into())),
-                        },
-                    ],
-                    else_result: None,
-                };
-            }
-            (Some(PgType::Numeric), t) if t.is_integer() => {
-                let x = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
-                **inner = crate::rewrite::call("round", vec![x]);
-            }
-            _ => {}
-        }
-        return;
-    }
-    let Expr::BinaryOp { left, op, right } = e else {
-        return;
-    };
-    if !matches!(op, BinaryOperator::Plus | BinaryOperator::Minus) {
-        return;
-    }
-    let l = infer_expr(left, scope).and_then(|c| c.ty);
-    let r = infer_expr(right, scope).and_then(|c| c.ty);
-    // date(d, N || ' days') with N signed: SQLite reads '-3 days' and '3 days' but not
-    // '+-3 days', so a subtraction negates the number rather than writing a sign.
-    let days = |date: Expr, sign: &str, n: Expr| {
-        let n = Expr::Nested(Box::new(n));
-        let n = if sign == "-" {
-            Expr::Nested(Box::new(Expr::UnaryOp {
-                op: UnaryOperator::Minus,
-                expr: Box::new(n),
-            }))
-        } else {
-            n
-        };
-        let modifier = Expr::BinaryOp {
-            left: Box::new(n),
-            op: BinaryOperator::StringConcat,
-            right: Box::new(Expr::value(Value::SingleQuotedString(" days".into()))),
-        };
-        crate::rewrite::call("date", vec![date, modifier])
-    };
-    let take = |b: &mut Box<Expr>| std::mem::replace(b.as_mut(), Expr::value(Value::Null));
-    *e = match (l, &*op, r) {
-        (Some(PgType::Date), BinaryOperator::Minus, Some(PgType::Date)) => {
-            let diff = Expr::BinaryOp {
-                left: Box::new(crate::rewrite::call("julianday", vec![take(left)])),
-                op: BinaryOperator::Minus,
-                right: Box::new(crate::rewrite::call("julianday", vec![take(right)])),
-            };
-            Expr::Cast {
-                kind: sqlparser::ast::CastKind::Cast,
-                expr: Box::new(diff),
-                data_type: sqlparser::ast::DataType::Integer(None),
-                format: None,
-            }
-        }
-        (Some(PgType::Date), BinaryOperator::Plus, Some(t)) if t.is_integer() => {
-            days(take(left), "+", take(right))
-        }
-        (Some(PgType::Date), BinaryOperator::Minus, Some(t)) if t.is_integer() => {
-            days(take(left), "-", take(right))
-        }
-        (Some(t), BinaryOperator::Plus, Some(PgType::Date)) if t.is_integer() => {
-            days(take(right), "+", take(left))
-        }
-        _ => return,
-    };
-}
-
-/// [`order_nulls_like_postgres`] for the queries inside an INSERT, UPDATE or DELETE (every
-/// ORDER BY gets PostgreSQL's NULLS clause).
-pub fn order_nulls_in<T: sqlparser::ast::VisitMut>(node: &mut T) {
-    struct Every;
-    impl sqlparser::ast::VisitorMut for Every {
-        type Break = ();
-        fn pre_visit_order_by_expr(&mut self, e: &mut OrderByExpr) -> ControlFlow<()> {
-            set_postgres_nulls(e);
-            ControlFlow::Continue(())
-        }
-    }
-    let _ = node.visit(&mut Every);
-}
-
-fn set_postgres_nulls(e: &mut OrderByExpr) {
-    if e.options.nulls_first.is_none() {
-        let desc = matches!(e.options.sort, Some(OrderBySort::Desc));
-        e.options.nulls_first = Some(desc);
-    }
-}
-
 /// Tables in scope: (name or alias, definition).
-struct Scope<'a> {
-    tables: Vec<(String, Option<Cow<'a, TableDef>>)>,
+pub(crate) struct Scope<'a> {
+    pub(crate) tables: Vec<(String, Option<Cow<'a, TableDef>>)>,
 }
 
 impl<'a> Scope<'a> {
-    fn from_tables(from: &[TableWithJoins], catalog: &'a Catalog) -> Self {
+    pub(crate) fn from_tables(from: &[TableWithJoins], catalog: &'a Catalog) -> Self {
         let mut tables = Vec::new();
         for twj in from {
             push_factor(&twj.relation, catalog, &mut tables);
@@ -369,7 +47,7 @@ impl<'a> Scope<'a> {
     }
 
     /// Whether `e` is a column reference to a NOT NULL column.
-    fn never_null(&self, e: &Expr) -> bool {
+    pub(crate) fn never_null(&self, e: &Expr) -> bool {
         let (qualifier, name) = match e {
             Expr::Identifier(i) => (None, ident_value(i)),
             Expr::CompoundIdentifier(p) if p.len() == 2 => {
@@ -478,7 +156,7 @@ fn push_factor<'a>(
             let name = ident_value(&a.name);
             let types = query_columns(subquery, catalog);
             let names: Option<Vec<String>> = if a.columns.is_empty() {
-                crate::introspect::result_names(&subquery.body)
+                result_names(&subquery.body)
             } else {
                 Some(a.columns.iter().map(|c| ident_value(&c.name)).collect())
             };
@@ -573,7 +251,7 @@ pub fn returning_columns(
     projection_columns(items, &scope).unwrap_or_default()
 }
 
-fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
+pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
     use PgType::*;
     let of = |t| Some(ResultColumn::of(t, -1));
     match e {
@@ -824,281 +502,14 @@ pub(crate) fn is_integer_arith(e: &Expr) -> bool {
     }
 }
 
-fn placeholder_index(e: &Expr) -> Option<usize> {
-    match e {
-        Expr::Value(v) => match &v.value {
-            Value::Placeholder(p) => p.strip_prefix('$')?.parse::<usize>().ok()?.checked_sub(1),
-            _ => None,
-        },
-        Expr::Nested(inner) => placeholder_index(inner),
-        _ => None,
-    }
-}
-
-struct ParamTypes<'a> {
-    scope: Scope<'a>,
-    types: Vec<Option<PgType>>,
-}
-
-impl ParamTypes<'_> {
-    fn set(&mut self, idx: usize, ty: Option<PgType>) {
-        let Some(ty) = ty else { return };
-        if self.types.len() <= idx {
-            self.types.resize(idx + 1, None);
-        }
-        if self.types[idx].is_none() {
-            self.types[idx] = Some(ty);
-        }
-    }
-    fn ty_of(&self, e: &Expr) -> Option<PgType> {
-        infer_expr(e, &self.scope).and_then(|c| c.ty)
-    }
-    fn note(&mut self, idx: usize) {
-        if self.types.len() <= idx {
-            self.types.resize(idx + 1, None);
-        }
-    }
-}
-
-impl Visitor for ParamTypes<'_> {
-    type Break = ();
-
-    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-        if let Some(i) = placeholder_index(e) {
-            self.note(i);
-        }
-        match e {
-            Expr::BinaryOp { left, op, right } => {
-                let other_for = |this: &Self, other: &Expr| match op {
-                    BinaryOperator::StringConcat => Some(PgType::Text),
-                    _ => this.ty_of(other),
-                };
-                if let Some(i) = placeholder_index(left) {
-                    let t = other_for(self, right);
-                    self.set(i, t);
-                }
-                if let Some(i) = placeholder_index(right) {
-                    let t = other_for(self, left);
-                    self.set(i, t);
-                }
-            }
-            Expr::InList { expr, list, .. } => {
-                let t = self.ty_of(expr);
-                for item in list {
-                    if let Some(i) = placeholder_index(item) {
-                        self.set(i, t);
-                    }
-                }
-            }
-            Expr::Between {
-                expr, low, high, ..
-            } => {
-                let t = self.ty_of(expr);
-                for b in [low, high] {
-                    if let Some(i) = placeholder_index(b) {
-                        self.set(i, t);
-                    }
-                }
-            }
-            Expr::Like { pattern, .. } | Expr::ILike { pattern, .. } => {
-                if let Some(i) = placeholder_index(pattern) {
-                    self.set(i, Some(PgType::Text));
-                }
-            }
-            Expr::Cast {
-                expr, data_type, ..
-            } => {
-                if let Some(i) = placeholder_index(expr) {
-                    let name = data_type.to_string();
-                    // `$1::regclass` takes a relation's name.
-                    let t = if is_reg_type(&name) {
-                        Some(PgType::Text)
-                    } else {
-                        PgType::parse_sql_name(&name).map(|s| s.ty)
-                    };
-                    self.set(i, t);
-                }
-            }
-            Expr::Function(f) => {
-                let name = function_name(f);
-                let args = function_args(f);
-                let text_fn = matches!(
-                    name.as_str(),
-                    "lower" | "upper" | "trim" | "length" | "concat" | "replace" | "md5"
-                );
-                let same_fn = matches!(name.as_str(), "coalesce" | "nullif" | "greatest" | "least");
-                let known = if same_fn {
-                    args.iter().find_map(|a| self.ty_of(a))
-                } else {
-                    None
-                };
-                for a in args {
-                    if let Some(i) = placeholder_index(a) {
-                        if text_fn {
-                            self.set(i, Some(PgType::Text));
-                        } else if same_fn {
-                            self.set(i, known);
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-        ControlFlow::Continue(())
-    }
-
-    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
-        if let Some(limit) = &q.limit_clause {
-            match limit {
-                sqlparser::ast::LimitClause::LimitOffset { limit, offset, .. } => {
-                    if let Some(i) = limit.as_ref().and_then(placeholder_index) {
-                        self.set(i, Some(PgType::Int8));
-                    }
-                    if let Some(i) = offset.as_ref().and_then(|o| placeholder_index(&o.value)) {
-                        self.set(i, Some(PgType::Int8));
-                    }
-                }
-                sqlparser::ast::LimitClause::OffsetCommaLimit { offset, limit } => {
-                    for e in [offset, limit] {
-                        if let Some(i) = placeholder_index(e) {
-                            self.set(i, Some(PgType::Int8));
-                        }
-                    }
-                }
-            }
-        }
-        ControlFlow::Continue(())
-    }
-}
-
-/// Every table a statement mentions, for resolving unqualified columns.
-fn statement_scope<'a>(stmt: &Statement, catalog: &'a Catalog) -> Scope<'a> {
-    struct Rels(Vec<String>);
-    impl Visitor for Rels {
-        type Break = ();
-        fn pre_visit_relation(&mut self, r: &sqlparser::ast::ObjectName) -> ControlFlow<()> {
-            self.0.push(object_name_to_table(r));
-            ControlFlow::Continue(())
-        }
-        fn pre_visit_table_factor(&mut self, tf: &TableFactor) -> ControlFlow<()> {
-            if let TableFactor::Table {
-                name,
-                alias: Some(a),
-                ..
-            } = tf
-            {
-                // Aliases resolve to their table too.
-                self.0.push(format!(
-                    "{}\u{0}{}",
-                    ident_value(&a.name),
-                    object_name_to_table(name)
-                ));
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let mut rels = Rels(Vec::new());
-    let _ = stmt.visit(&mut rels);
-    let mut tables = Vec::new();
-    for r in rels.0 {
-        let (alias, table) = match r.split_once('\u{0}') {
-            Some((a, t)) => (a.to_string(), t.to_string()),
-            None => (r.clone(), r),
-        };
-        tables.push((
-            alias,
-            catalog.relation(&table).map(|d| Cow::Borrowed(d.as_ref())),
-        ));
-    }
-    Scope { tables }
-}
-
-/// Inferred types of a statement's `$n` parameters (index n-1).
-pub fn params_of_statement(stmt: &Statement, catalog: &Catalog) -> Vec<Option<PgType>> {
-    let mut v = ParamTypes {
-        scope: statement_scope(stmt, catalog),
-        types: Vec::new(),
-    };
-    // Positional context first: INSERT values and SET targets give exact column types.
-    match stmt {
-        Statement::Insert(ins) => {
-            let table = match &ins.table {
-                sqlparser::ast::TableObject::TableName(n) => object_name_to_table(n),
-                _ => String::new(),
-            };
-            if let Some(def) = catalog.table(&table) {
-                let cols: Vec<Option<PgType>> = if ins.columns.is_empty() {
-                    def.columns.iter().map(|c| Some(c.ty)).collect()
-                } else {
-                    ins.columns
-                        .iter()
-                        .map(|c| def.column(&object_name_to_table(c)).map(|c| c.ty))
-                        .collect()
-                };
-                if let Some(src) = &ins.source {
-                    let rows: Vec<&Vec<Expr>> = match src.body.as_ref() {
-                        SetExpr::Values(v) => v.rows.iter().map(|r| &r.content).collect(),
-                        _ => Vec::new(),
-                    };
-                    for row in rows {
-                        for (e, t) in row.iter().zip(&cols) {
-                            if let Some(i) = placeholder_index(e) {
-                                v.set(i, *t);
-                            }
-                        }
-                    }
-                    if let SetExpr::Select(s) = src.body.as_ref() {
-                        for (item, t) in s.projection.iter().zip(&cols) {
-                            if let SelectItem::UnnamedExpr(e) = item {
-                                if let Some(i) = placeholder_index(e) {
-                                    v.set(i, *t);
-                                }
-                            }
-                        }
-                    }
-                }
-                if let Some(OnInsert::OnConflict(oc)) = &ins.on {
-                    if let OnConflictAction::DoUpdate(du) = &oc.action {
-                        for a in &du.assignments {
-                            if let AssignmentTarget::ColumnName(c) = &a.target {
-                                if let Some(i) = placeholder_index(&a.value) {
-                                    v.set(i, def.column(&object_name_to_table(c)).map(|c| c.ty));
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Statement::Update(up) => {
-            if let TableFactor::Table { name, .. } = &up.table.relation {
-                if let Some(def) = catalog.table(&object_name_to_table(name)) {
-                    for a in &up.assignments {
-                        if let AssignmentTarget::ColumnName(c) = &a.target {
-                            if let Some(i) = placeholder_index(&a.value) {
-                                v.set(i, def.column(&object_name_to_table(c)).map(|c| c.ty));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Statement::Delete(d) => {
-            let _ = match &d.from {
-                FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
-            };
-        }
-        _ => {}
-    }
-    let _ = stmt.visit(&mut v);
-    v.types
-}
-
 #[cfg(test)]
 mod tests {
+    use super::params::params_of_statement;
     use super::*;
     use crate::catalog::ColumnInfo;
+    use crate::plan::Command;
     use crate::split::{parse, Parsed};
+    use sqlparser::ast::Statement;
 
     fn cat() -> Catalog {
         let mut c = Catalog::default();
@@ -1169,7 +580,7 @@ mod tests {
 
     fn translated(sql: &str, c: &Catalog) -> String {
         match crate::translate::plan(&parse(sql).unwrap()[0], c).unwrap() {
-            crate::translate::Command::Sql(p) => p.sql.join("; "),
+            Command::Sql(p) => p.sql.join("; "),
             other => panic!("{other:?}"),
         }
     }

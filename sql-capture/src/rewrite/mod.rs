@@ -6,107 +6,25 @@
 //! `IN (…)`, `generate_series(…) AS x` becomes a derived table naming SQLite's `value`
 //! column, and values written into typed columns are normalised.
 
+pub(crate) mod dml;
+
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AccessExpr, BinaryOperator, Delete, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentList, FunctionArguments, Ident, Insert, LimitClause, ObjectName,
-    ObjectNamePart, OnConflictAction, OnInsert, Query, SelectItem, SetExpr, Subscript, TableAlias,
-    TableFactor, TrimWhereField, Update, Value, ValueWithSpan, VisitMut, VisitorMut,
+    AccessExpr, BinaryOperator, Expr, Function, Ident, LimitClause, ObjectName, ObjectNamePart,
+    Query, SelectItem, SetExpr, Subscript, TableAlias, TableFactor, TrimWhereField, Value,
+    VisitMut, VisitorMut,
 };
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
-use sqlparser::tokenizer::Span;
 
-use crate::catalog::{Catalog, ColumnInfo, TableDef};
+use crate::ast::{
+    call, coerce, function_args, function_name, number, object_name_to_table, parse_query,
+};
+use crate::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::infer;
+use crate::introspect::{functions, lateral, reg};
 use crate::types::PgType;
 
-/// The table a (possibly schema-qualified) name refers to. `public.t` is `t`; unquoted
-/// names fold to lower case as in PostgreSQL.
-pub fn object_name_to_table(name: &ObjectName) -> String {
-    let parts: Vec<&ObjectNamePart> = name.0.iter().collect();
-    // information_schema's views live beside the tables, prefixed (mdbc-server's
-    // pg_catalog.rs).
-    if let [ObjectNamePart::Identifier(schema), ObjectNamePart::Identifier(view)] = parts.as_slice()
-    {
-        if schema.value.eq_ignore_ascii_case("information_schema") {
-            return format!("information_schema_{}", ident_value(view));
-        }
-    }
-    match parts.last() {
-        Some(ObjectNamePart::Identifier(id)) => ident_value(id),
-        _ => name.to_string(),
-    }
-}
-
-/// An identifier's value as PostgreSQL stores it: unquoted names fold to lower case.
-pub fn ident_value(id: &Ident) -> String {
-    if id.quote_style.is_some() {
-        id.value.clone()
-    } else {
-        id.value.to_ascii_lowercase()
-    }
-}
-
-/// A call `name(args…)`.
-pub(crate) fn call(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args
-                .into_iter()
-                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
-                .collect(),
-            clauses: vec![],
-        }),
-        within_group: vec![],
-        filter: None,
-        null_treatment: None,
-        over: None,
-    })
-}
-
-fn number(n: i64) -> Expr {
-    Expr::value(Value::Number(n.to_string(), false))
-}
-
-/// `pg_coerce(expr, oid, typmod)`: converts a value to a column's type the way PostgreSQL's
-/// input functions do, raising 22P02 on garbage.
-pub(crate) fn coerce(expr: Expr, ty: PgType, typmod: i32) -> Expr {
-    call(
-        "pg_coerce",
-        vec![expr, number(ty.oid() as i64), number(typmod as i64)],
-    )
-}
-
-/// The (lower-case, schema-less) name of a function.
-pub(crate) fn function_name(f: &Function) -> String {
-    match f.name.0.last() {
-        Some(ObjectNamePart::Identifier(id)) => id.value.to_ascii_lowercase(),
-        _ => f.name.to_string().to_ascii_lowercase(),
-    }
-}
-
-pub(crate) fn function_args(f: &Function) -> Vec<&Expr> {
-    match &f.args {
-        FunctionArguments::List(l) => l
-            .args
-            .iter()
-            .filter_map(|a| match a {
-                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-struct Rewriter;
+pub(super) struct Rewriter;
 
 impl VisitorMut for Rewriter {
     type Break = Error;
@@ -144,8 +62,8 @@ impl VisitorMut for Rewriter {
         {
             *limit = Some(number(-1));
         }
-        crate::introspect::inline_lateral(q);
-        match crate::introspect::set_returning_select_list(q) {
+        lateral::inline_lateral(q);
+        match lateral::set_returning_select_list(q) {
             Ok(()) => ControlFlow::Continue(()),
             Err(e) => ControlFlow::Break(e),
         }
@@ -159,7 +77,7 @@ impl VisitorMut for Rewriter {
     }
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Error> {
-        crate::introspect::reg_to_text(expr);
+        reg::reg_to_text(expr);
         // Before the children: the ARRAY inside `= ANY(ARRAY[…])` must become an IN list
         // before the array itself is visited (bare arrays are unsupported).
         match rewrite_any_all(expr) {
@@ -311,28 +229,6 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
     Ok(())
 }
 
-/// Parses SQL text the rewriter generated. Its values lose their source positions: they
-/// point into the generated text, and a literal is only ever matched to the client's text
-/// by position (see literals.rs).
-pub(crate) fn parse_query(sql: &str) -> Result<Query> {
-    struct ForgetSpans;
-    impl VisitorMut for ForgetSpans {
-        type Break = ();
-        fn pre_visit_value(&mut self, v: &mut ValueWithSpan) -> ControlFlow<()> {
-            v.span = Span::empty();
-            ControlFlow::Continue(())
-        }
-    }
-    let dialect = PostgreSqlDialect {};
-    let mut q = Parser::new(&dialect)
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_query())
-        .map(|q| *q)
-        .map_err(|e| Error::Syntax(e.to_string()))?;
-    let _ = q.visit(&mut ForgetSpans);
-    Ok(q)
-}
-
 fn rewrite_expr(expr: &mut Expr) -> Result<()> {
     match expr {
         Expr::Value(v) => match &mut v.value {
@@ -355,7 +251,7 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
             ..
         } => {
             let name = data_type.to_string();
-            if let Some(r) = crate::introspect::reg_cast(inner, &name) {
+            if let Some(r) = reg::reg_cast(inner, &name) {
                 *expr = r?;
                 return Ok(());
             }
@@ -568,7 +464,7 @@ fn rewrite_any_all(expr: &mut Expr) -> Result<()> {
             let Some(list) = array_elements(right) else {
                 // An array value (a catalog column, a parameter): its elements.
                 let array = std::mem::replace(right.as_mut(), Expr::value(Value::Null));
-                *expr = crate::introspect::any_of_array(left, array, negated)?;
+                *expr = functions::any_of_array(left, array, negated)?;
                 return Ok(());
             };
             *expr = Expr::InList {
@@ -623,8 +519,7 @@ fn rewrite_function(expr: &mut Expr) -> Result<()> {
         // Window functions exist in SQLite with the same syntax.
     }
     let name = function_name(f);
-    if let Some(r) = crate::introspect::catalog_function(&name, f)
-        .or_else(|| crate::introspect::array_subquery(f))
+    if let Some(r) = functions::catalog_function(&name, f).or_else(|| functions::array_subquery(f))
     {
         *expr = r?;
         return Ok(());
@@ -687,15 +582,6 @@ fn rename(f: &mut Function, to: &str) {
     f.name = ObjectName::from(vec![Ident::new(to)]);
 }
 
-/// Parses an expression the rewriter generated.
-pub(crate) fn parse_expr(sql: &str) -> Result<Expr> {
-    let dialect = PostgreSqlDialect {};
-    Parser::new(&dialect)
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|e| Error::Syntax(e.to_string()))
-}
-
 /// Rewrites every expression and table reference of a query.
 pub fn rewrite_query(q: &mut Query, _catalog: &Catalog) -> Result<()> {
     match q.visit(&mut Rewriter) {
@@ -731,474 +617,12 @@ fn plain_operator(parts: &[String]) -> Option<BinaryOperator> {
     })
 }
 
-/// Whether a value written into a column of type `col` must pass through `pg_coerce`.
-/// Parameters are decoded to the column's type before binding, and literals that already
-/// have the right shape need nothing; anything else is normalised so that SQLite stores
-/// what PostgreSQL would have stored (or refuses it as PostgreSQL would).
-fn needs_coercion(e: &Expr, col: &ColumnInfo) -> bool {
-    match e {
-        Expr::Value(v) => match &v.value {
-            Value::Null => false,
-            // Parameters arrive decoded to the column's type, but a length or precision
-            // (varchar(n), char(n), numeric(p,s)) still has to be checked and applied.
-            Value::Placeholder(_) => col.typmod >= 0,
-            Value::Number(n, _) => {
-                let fits = match (col.ty, n.parse::<i64>()) {
-                    (PgType::Int2, Ok(v)) => i16::try_from(v).is_ok(),
-                    (PgType::Int4, Ok(v)) => i32::try_from(v).is_ok(),
-                    (PgType::Int8, Ok(_)) => true,
-                    (PgType::Oid, Ok(v)) => u32::try_from(v).is_ok(),
-                    (PgType::Float4 | PgType::Float8, _) => true,
-                    _ => false,
-                };
-                !fits
-            }
-            Value::Boolean(_) => col.ty != PgType::Bool,
-            Value::SingleQuotedString(_) => {
-                !(matches!(col.ty, PgType::Text | PgType::Json) && col.typmod < 0)
-            }
-            _ => true,
-        },
-        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => false,
-        // Integer arithmetic can leave a narrower column's range (`-40000` into int2):
-        // only int8 takes any result as is.
-        _ => !(col.ty == PgType::Int8 && infer::is_integer_arith(e)),
-    }
-}
-
-fn wrap_for_column(e: &mut Expr, col: &ColumnInfo) {
-    if needs_coercion(e, col) {
-        let inner = std::mem::replace(e, Expr::value(Value::Null));
-        *e = coerce(inner, col.ty, col.typmod);
-    }
-}
-
-/// Serial columns an INSERT's column list leaves out. SQLite ignores a DEFAULT on an
-/// `INTEGER PRIMARY KEY` (it allocates the largest key + 1), so they are filled from their
-/// sequence explicitly, as PostgreSQL would: keys are then never reused after a delete,
-/// and the sites of a cluster draw from disjoint stripes.
-fn missing_serials<'a>(columns: &[ObjectName], def: &'a TableDef) -> Vec<&'a ColumnInfo> {
-    def.columns
-        .iter()
-        .filter(|c| c.serial)
-        .filter(|c| {
-            !columns.iter().any(|n| {
-                n.0.last()
-                    .and_then(|p| p.as_ident())
-                    .is_some_and(|i| ident_value(i) == c.name)
-            })
-        })
-        .collect()
-}
-
-fn nextval(def: &TableDef, c: &ColumnInfo) -> Expr {
-    call(
-        "pg_nextval",
-        vec![Expr::value(Value::SingleQuotedString(
-            crate::ddl::sequence_name(&def.name, &c.name),
-        ))],
-    )
-}
-
-/// Rewrites an INSERT: target name, values normalised per column type, serial columns it
-/// leaves out, the source query, ON CONFLICT and RETURNING.
-pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalog) -> Result<()> {
-    let Some(def) = def else {
-        let name = match &ins.table {
-            sqlparser::ast::TableObject::TableName(n) => object_name_to_table(n),
-            other => other.to_string(),
-        };
-        return Err(Error::UndefinedTable(name));
-    };
-    let target = target_columns(&ins.columns, def)?;
-    if let Some(src) = ins.source.as_mut() {
-        if let SetExpr::Values(values) = src.body.as_mut() {
-            // PostgreSQL fills columns missing from a short VALUES row with their defaults;
-            // SQLite wants the count to match, so name the columns being written.
-            let width = values
-                .rows
-                .iter()
-                .map(|r| r.content.len())
-                .max()
-                .unwrap_or(0);
-            if ins.columns.is_empty() && width < def.columns.len() {
-                ins.columns = def.columns[..width]
-                    .iter()
-                    .map(|c| ObjectName::from(vec![Ident::with_quote('"', c.name.clone())]))
-                    .collect();
-            }
-            drop_default_columns(&mut ins.columns, values, &target, def)?;
-            if !ins.columns.is_empty() {
-                for c in missing_serials(&ins.columns, def) {
-                    for row in values.rows.iter_mut() {
-                        row.content.push(nextval(def, c));
-                    }
-                    ins.columns.push(ObjectName::from(vec![Ident::with_quote(
-                        '"',
-                        c.name.clone(),
-                    )]));
-                }
-            }
-            let target = target_columns(&ins.columns, def)?;
-            for row in values.rows.iter_mut() {
-                let row = &mut row.content;
-                if row.len() > target.len() {
-                    return Err(Error::Syntax(
-                        "INSERT has more expressions than target columns".into(),
-                    ));
-                }
-                for (e, col) in row.iter_mut().zip(&target) {
-                    wrap_for_column(e, col);
-                }
-            }
-        }
-        if let SetExpr::Select(sel) = src.body.as_mut() {
-            if !ins.columns.is_empty() {
-                for c in missing_serials(&ins.columns, def) {
-                    sel.projection
-                        .push(SelectItem::UnnamedExpr(nextval(def, c)));
-                    ins.columns.push(ObjectName::from(vec![Ident::with_quote(
-                        '"',
-                        c.name.clone(),
-                    )]));
-                }
-            }
-            // INSERT … SELECT: the selected values are written into typed columns too.
-            let target = target_columns(&ins.columns, def)?;
-            for (item, col) in sel.projection.iter_mut().zip(&target) {
-                match item {
-                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                        wrap_for_column(e, col)
-                    }
-                    _ => break,
-                }
-            }
-        }
-        visit(src.as_mut())?;
-        // SQLite's parser needs a WHERE before ON CONFLICT in INSERT … SELECT.
-        if ins.on.is_some() {
-            if let SetExpr::Select(sel) = src.body.as_mut() {
-                if sel.selection.is_none() {
-                    sel.selection = Some(Expr::value(Value::Boolean(true)));
-                }
-            }
-        }
-    }
-    if let Some(OnInsert::OnConflict(oc)) = ins.on.as_mut() {
-        if let OnConflictAction::DoUpdate(du) = &mut oc.action {
-            for a in du.assignments.iter_mut() {
-                if let sqlparser::ast::AssignmentTarget::ColumnName(c) = &a.target {
-                    if let Some(col) = def.column(&object_name_to_table(c)) {
-                        wrap_for_column(&mut a.value, col);
-                    }
-                }
-                visit(&mut a.value)?;
-            }
-            if let Some(sel) = du.selection.as_mut() {
-                visit(sel)?;
-            }
-        }
-    }
-    if let sqlparser::ast::TableObject::TableName(n) = &mut ins.table {
-        let mut n2 = n.clone();
-        let _ = Rewriter.pre_visit_relation(&mut n2);
-        *n = n2;
-    }
-    if let Some(r) = ins.returning.as_mut() {
-        rewrite_returning(r)?;
-    }
-    let _ = catalog;
-    Ok(())
-}
-
-/// The columns an INSERT writes, in order: those named, or all of the table's.
-fn target_columns(columns: &[ObjectName], def: &TableDef) -> Result<Vec<ColumnInfo>> {
-    if columns.is_empty() {
-        return Ok(def.columns.clone());
-    }
-    columns
-        .iter()
-        .map(|c| {
-            let name = object_name_to_table(c);
-            def.column(&name)
-                .cloned()
-                .ok_or(Error::UndefinedColumn(name))
-        })
-        .collect()
-}
-
-/// `VALUES (DEFAULT, …)`: SQLite has no DEFAULT inside VALUES, so a column that is DEFAULT
-/// in every row is dropped from the list (SQLite then applies the default itself).
-fn drop_default_columns(
-    columns: &mut Vec<ObjectName>,
-    values: &mut sqlparser::ast::Values,
-    target: &[ColumnInfo],
-    def: &TableDef,
-) -> Result<()> {
-    let is_default = |e: &Expr| matches!(e, Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"));
-    let width = target.len();
-    let mut drop = vec![true; width];
-    let mut any = false;
-    for row in &values.rows {
-        for (i, e) in row.content.iter().enumerate().take(width) {
-            let d = is_default(e);
-            any |= d;
-            drop[i] &= d;
-        }
-    }
-    if !any {
-        return Ok(());
-    }
-    for row in &values.rows {
-        for (i, e) in row.content.iter().enumerate().take(width) {
-            if is_default(e) && !drop[i] {
-                return Err(Error::Unsupported(
-                    "DEFAULT in some rows of a multi-row VALUES but not others".into(),
-                ));
-            }
-        }
-    }
-    if columns.is_empty() {
-        *columns = def
-            .columns
-            .iter()
-            .map(|c| ObjectName::from(vec![Ident::with_quote('"', c.name.clone())]))
-            .collect();
-    }
-    let mut keep_cols = Vec::new();
-    for (i, c) in columns.drain(..).enumerate() {
-        if !drop.get(i).copied().unwrap_or(false) {
-            keep_cols.push(c);
-        }
-    }
-    *columns = keep_cols;
-    for row in values.rows.iter_mut() {
-        let mut i = 0;
-        row.content.retain(|_| {
-            let keep = !drop.get(i).copied().unwrap_or(false);
-            i += 1;
-            keep
-        });
-    }
-    if columns.is_empty() {
-        return Err(Error::Unsupported(
-            "INSERT with every column DEFAULT (use DEFAULT VALUES)".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn rewrite_returning(items: &mut [SelectItem]) -> Result<()> {
-    let names: Vec<Option<String>> = items.iter().map(pg_item_name).collect();
-    for item in items.iter_mut() {
-        visit(item)?;
-    }
-    apply_names(items, names);
-    Ok(())
-}
-
-/// Rewrites an UPDATE: values normalised per column type, expressions, RETURNING.
-pub fn rewrite_update(up: &mut Update, def: Option<&TableDef>, _catalog: &Catalog) -> Result<()> {
-    let Some(def) = def else {
-        return Err(Error::UndefinedTable(match &up.table.relation {
-            TableFactor::Table { name, .. } => object_name_to_table(name),
-            other => other.to_string(),
-        }));
-    };
-    for a in up.assignments.iter_mut() {
-        if let sqlparser::ast::AssignmentTarget::ColumnName(c) = &a.target {
-            let name = object_name_to_table(c);
-            let col = def.column(&name).ok_or(Error::UndefinedColumn(name))?;
-            wrap_for_column(&mut a.value, col);
-        }
-        visit(&mut a.value)?;
-    }
-    visit(&mut up.table)?;
-    if let Some(from) = up.from.as_mut() {
-        match from {
-            sqlparser::ast::UpdateTableFromKind::BeforeSet(t)
-            | sqlparser::ast::UpdateTableFromKind::AfterSet(t) => {
-                for t in t.iter_mut() {
-                    visit(t)?;
-                }
-            }
-        }
-    }
-    if let Some(sel) = up.selection.as_mut() {
-        visit(sel)?;
-    }
-    if let Some(r) = up.returning.as_mut() {
-        rewrite_returning(r)?;
-    }
-    Ok(())
-}
-
-/// Rewrites a DELETE.
-pub fn rewrite_delete(del: &mut Delete, _catalog: &Catalog) -> Result<()> {
-    let names = del
-        .returning
-        .as_ref()
-        .map(|r| r.iter().map(pg_item_name).collect());
-    visit(del)?;
-    if let (Some(r), Some(names)) = (del.returning.as_mut(), names) {
-        apply_names(r, names);
-    }
-    Ok(())
-}
-
-/// The name PostgreSQL gives an unaliased result column that is not a plain column
-/// reference (`count`, `now`, `?column?`, …); `None` when SQLite's own name is right.
-fn pg_item_name(item: &SelectItem) -> Option<String> {
-    match item {
-        SelectItem::UnnamedExpr(e) => pg_expr_name(e),
-        _ => None,
-    }
-}
-
-fn pg_expr_name(e: &Expr) -> Option<String> {
-    match e {
-        Expr::Identifier(id)
-            if id.quote_style.is_none()
-                && matches!(
-                    id.value.to_ascii_lowercase().as_str(),
-                    "current_user" | "session_user" | "user" | "current_schema" | "current_catalog"
-                ) =>
-        {
-            Some(id.value.to_ascii_lowercase())
-        }
-        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
-        Expr::Nested(inner) => pg_expr_name(inner).or_else(|| match inner.as_ref() {
-            Expr::Identifier(i) => Some(ident_value(i)),
-            Expr::CompoundIdentifier(p) => p.last().map(ident_value),
-            _ => None,
-        }),
-        Expr::Function(f) => Some(function_name(f)),
-        Expr::Cast {
-            expr, data_type, ..
-        } => match expr.as_ref() {
-            _ if matches!(
-                data_type
-                    .to_string()
-                    .to_ascii_lowercase()
-                    .trim_start_matches("pg_catalog."),
-                "regclass" | "regtype" | "regnamespace"
-            ) && matches!(expr.as_ref(), Expr::Value(_)) =>
-            {
-                Some(
-                    data_type
-                        .to_string()
-                        .to_ascii_lowercase()
-                        .trim_start_matches("pg_catalog.")
-                        .to_string(),
-                )
-            }
-            Expr::Identifier(i) => Some(ident_value(i)),
-            Expr::CompoundIdentifier(p) => p.last().map(ident_value),
-            Expr::Function(f) => Some(function_name(f)),
-            _ => Some(
-                PgType::parse_sql_name(&data_type.to_string())
-                    .map(|s| typname(s.ty).to_string())
-                    .unwrap_or_else(|| "?column?".into()),
-            ),
-        },
-        Expr::Case { .. } => Some("case".into()),
-        Expr::Array(_) => Some("array".into()),
-        Expr::CompoundFieldAccess { root, .. } => pg_expr_name(root),
-        Expr::Exists { .. } => Some("exists".into()),
-        Expr::Position { .. } => Some("position".into()),
-        Expr::Substring { .. } => Some("substring".into()),
-        Expr::TypedString(ts) => Some(
-            PgType::parse_sql_name(&ts.data_type.to_string())
-                .map(|s| typname(s.ty).to_string())
-                .unwrap_or_else(|| "?column?".into()),
-        ),
-        _ => Some("?column?".into()),
-    }
-}
-
-/// `pg_type.typname` of a type.
-pub(crate) fn typname(t: PgType) -> &'static str {
-    match t {
-        PgType::Bool => "bool",
-        PgType::Int2 => "int2",
-        PgType::Int4 => "int4",
-        PgType::Int8 => "int8",
-        PgType::Float4 => "float4",
-        PgType::Float8 => "float8",
-        PgType::Numeric => "numeric",
-        PgType::Text => "text",
-        PgType::Varchar => "varchar",
-        PgType::Bpchar => "bpchar",
-        PgType::Name => "name",
-        PgType::Bytea => "bytea",
-        PgType::Date => "date",
-        PgType::Time => "time",
-        PgType::Timestamp => "timestamp",
-        PgType::Timestamptz => "timestamptz",
-        PgType::Interval => "interval",
-        PgType::Uuid => "uuid",
-        PgType::Json => "json",
-        PgType::Jsonb => "jsonb",
-        PgType::Oid => "oid",
-        PgType::Char => "char",
-        PgType::BoolArray => "_bool",
-        PgType::CharArray => "_char",
-        PgType::NameArray => "_name",
-        PgType::Int2Array => "_int2",
-        PgType::Int4Array => "_int4",
-        PgType::TextArray => "_text",
-        PgType::OidArray => "_oid",
-        PgType::Int8Array => "_int8",
-        PgType::Float8Array => "_float8",
-        PgType::Int2Vector => "int2vector",
-        PgType::OidVector => "oidvector",
-    }
-}
-
-fn apply_names(items: &mut [SelectItem], names: Vec<Option<String>>) {
-    for (item, name) in items.iter_mut().zip(names) {
-        if let (SelectItem::UnnamedExpr(e), Some(n)) = (&*item, name) {
-            *item = SelectItem::ExprWithAlias {
-                expr: e.clone(),
-                alias: Ident::with_quote('"', n),
-            };
-        }
-    }
-}
-
-/// PostgreSQL's names for the top-level result columns, taken before rewriting (after it,
-/// `now()` would be named `pg_now`).
-/// A set operation takes its column names from its leftmost SELECT.
-pub fn pg_column_names(q: &Query) -> Vec<Option<String>> {
-    fn of(body: &SetExpr) -> Vec<Option<String>> {
-        match body {
-            SetExpr::Select(s) => s.projection.iter().map(pg_item_name).collect(),
-            SetExpr::SetOperation { left, .. } => of(left),
-            SetExpr::Query(q) => of(&q.body),
-            _ => Vec::new(),
-        }
-    }
-    of(&q.body)
-}
-
-/// Gives the top-level result columns the names PostgreSQL would.
-pub fn apply_column_names(q: &mut Query, names: Vec<Option<String>>) {
-    fn apply(body: &mut SetExpr, names: Vec<Option<String>>) {
-        match body {
-            SetExpr::Select(s) => apply_names(&mut s.projection, names),
-            SetExpr::SetOperation { left, .. } => apply(left, names),
-            SetExpr::Query(q) => apply(&mut q.body, names),
-            _ => {}
-        }
-    }
-    apply(&mut q.body, names)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::Command;
     use crate::split::parse;
-    use crate::translate::{plan, Command};
+    use crate::translate::plan;
 
     fn sqlite(sql: &str) -> String {
         let cat = Catalog::default();

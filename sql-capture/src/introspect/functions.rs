@@ -1,0 +1,150 @@
+//! Catalog functions introspection queries call, translated to lookups in the catalog views
+//! (`pg_get_*def`, `to_regclass`, `array_*` over catalog arrays), and `= ANY(array)`.
+
+use sqlparser::ast::{
+    Expr, Function, FunctionArguments, Ident, SelectItem, SetExpr, TableFactor, Value,
+};
+
+use super::reg::{relation_name_input, to_regtype};
+use super::{fill, lookup, string_literal, subquery, text};
+use crate::ast::{function_args, function_name, parse_query};
+use crate::error::Result;
+
+/// `x = ANY(a)` over an array that is not a literal: `x IN (SELECT value FROM
+/// json_each(a))`.
+pub(crate) fn any_of_array(left: Expr, array: Expr, negated: bool) -> Result<Expr> {
+    let mut q = parse_query("SELECT value FROM json_each(__arg1)")?;
+    fill(&mut q, &[array]);
+    Ok(Expr::InSubquery {
+        expr: Box::new(left),
+        subquery: Box::new(q),
+        negated,
+    })
+}
+
+/// Catalog functions that need the catalog views (so are not SQL functions the server
+/// registers): the replacement expression, or `None` when `name` is none of them.
+pub(crate) fn catalog_function(name: &str, f: &Function) -> Option<Result<Expr>> {
+    let args: Vec<Expr> = function_args(f).into_iter().cloned().collect();
+    let first = args.first().cloned().unwrap_or(Expr::value(Value::Null));
+    Some(match name {
+        // The column-number form (second argument non-zero) names one column; only the
+        // whole definition is kept.
+        "pg_get_indexdef" => lookup("__mdbc_v_index", "indexdef", "indexrelid", first),
+        "pg_get_constraintdef" => lookup("__mdbc_v_constraint", "condef", "oid", first),
+        "to_regclass" => {
+            let name = match string_literal(&first) {
+                Some(s) => text(&relation_name_input(s)),
+                None => first,
+            };
+            lookup("pg_class", "oid", "relname", name)
+        }
+        "to_regtype" => to_regtype(&first),
+        "to_regnamespace" => {
+            let name = string_literal(&first).map(text).unwrap_or(first);
+            lookup("pg_namespace", "oid", "nspname", name)
+        }
+        "pg_get_serial_sequence" => {
+            let table = match string_literal(&first) {
+                Some(s) => text(&relation_name_input(s)),
+                None => first,
+            };
+            let column = args.get(1).cloned().unwrap_or(Expr::value(Value::Null));
+            subquery(
+                "SELECT __v FROM (SELECT 'public.' || quote_ident(s.name) AS __v, a.tbl AS __t, \
+                 a.attname AS __c FROM __mdbc_v_sequence s \
+                 JOIN __mdbc_v_column a ON a.attrelid = s.tbloid AND a.attnum = s.attnum) \
+                 WHERE __t = __arg1 AND __c = __arg2",
+                &[table, column],
+            )
+        }
+        // Only what a schema search path holds: `pg_catalog` (when asked) and `public`.
+        "current_schemas" => {
+            let implicit = !matches!(
+                args.first(),
+                Some(Expr::Value(v)) if matches!(v.value, Value::Boolean(false))
+            );
+            let mut elems = Vec::new();
+            if implicit {
+                elems.push(text("pg_catalog"));
+            }
+            elems.push(text("public"));
+            Ok(Expr::Array(sqlparser::ast::Array {
+                elem: elems,
+                named: true,
+            }))
+        }
+        // `array_position(ARRAY[...], x)` over a literal array: its 1-based index.
+        "array_position" => {
+            let Some(Expr::Array(arr)) = args.first() else {
+                return Some(Err(crate::error::Error::Unsupported(
+                    "array_position over a non-literal array".into(),
+                )));
+            };
+            let needle = args.get(1).cloned().unwrap_or(Expr::value(Value::Null));
+            Ok(Expr::Case {
+                case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                operand: Some(Box::new(needle)),
+                conditions: arr
+                    .elem
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| sqlparser::ast::CaseWhen {
+                        condition: e.clone(),
+                        result: Expr::value(Value::Number((i + 1).to_string(), false)),
+                    })
+                    .collect(),
+                else_result: None,
+            })
+        }
+        _ => return None,
+    })
+}
+
+/// `ARRAY(SELECT x …)`: the elements in PostgreSQL's text form, `{a,b}`.
+pub(crate) fn array_subquery(f: &Function) -> Option<Result<Expr>> {
+    if function_name(f) != "array" {
+        return None;
+    }
+    let FunctionArguments::Subquery(q) = &f.args else {
+        return None;
+    };
+    let mut q = (**q).clone();
+    let SetExpr::Select(sel) = q.body.as_mut() else {
+        return Some(Err(crate::error::Error::Unsupported(
+            "ARRAY over a set operation".into(),
+        )));
+    };
+    let [item] = sel.projection.as_mut_slice() else {
+        return Some(Err(crate::error::Error::Syntax(
+            "subquery must return only one column".into(),
+        )));
+    };
+    let expr = match item {
+        SelectItem::UnnamedExpr(e) => e.clone(),
+        SelectItem::ExprWithAlias { expr, .. } => expr.clone(),
+        _ => {
+            return Some(Err(crate::error::Error::Unsupported(
+                "ARRAY(SELECT *)".into(),
+            )))
+        }
+    };
+    *item = SelectItem::ExprWithAlias {
+        expr,
+        alias: Ident::new("__elem"),
+    };
+    let outer = parse_query(
+        "SELECT '{' || coalesce(group_concat(__elem, ','), '') || '}' FROM (SELECT 1) AS __a",
+    );
+    Some(outer.map(|mut outer| {
+        if let SetExpr::Select(s) = outer.body.as_mut() {
+            if let Some(TableFactor::Derived { subquery, .. }) =
+                s.from.first_mut().map(|f| &mut f.relation)
+            {
+                **subquery = q;
+            }
+        }
+        Expr::Subquery(Box::new(outer))
+    }))
+}

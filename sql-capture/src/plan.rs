@@ -1,0 +1,225 @@
+//! What planning a statement produces: the commands the server runs, the SQLite
+//! statements of a plan, and the catalog changes and table rebuilds DDL carries. Plain data,
+//! shared by the planner (`translate`, `ddl`) and the server that executes it.
+
+use crate::catalog::{ColumnInfo, TableDef};
+use crate::types::PgType;
+
+/// Whether a statement reads, writes rows, or changes the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StmtKind {
+    /// Reads only.
+    Read,
+    /// Writes rows (needs the write lock).
+    Write,
+    /// Changes the schema (needs the write lock and a catalog refresh).
+    Ddl,
+}
+
+/// The command tag a statement completes with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandTag {
+    /// `SELECT n`
+    Select,
+    /// `INSERT 0 n`
+    Insert,
+    /// `UPDATE n`
+    Update,
+    /// `DELETE n`
+    Delete,
+    /// A fixed tag such as `CREATE TABLE`.
+    Fixed(&'static str),
+}
+
+/// A statement SQLite runs.
+#[derive(Debug, Clone)]
+pub struct SqlPlan {
+    /// Read, write or DDL.
+    pub kind: StmtKind,
+    /// SQLite statements to run in order; rows (if any) come from the last one.
+    pub sql: Vec<String>,
+    /// Completion tag.
+    pub tag: CommandTag,
+    /// Whether the last statement returns rows (SELECT, or RETURNING).
+    pub returns_rows: bool,
+    /// Inferred type of each `$n` parameter (index n-1); `None` where nothing tells.
+    pub param_types: Vec<Option<PgType>>,
+    /// Inferred type of each result column where the projection tells it.
+    pub columns: Vec<ResultColumn>,
+    /// Tables the statement writes (what replication will capture).
+    pub writes: Vec<String>,
+    /// Tables a query reads (strong tables make a site sync before reading them).
+    pub reads: Vec<String>,
+    /// Catalog rows to write in the same transaction.
+    pub catalog: Vec<CatalogChange>,
+    /// A table rebuild the executor must perform (ALTER TABLE … ADD PRIMARY KEY).
+    pub rebuild: Option<TableRebuild>,
+    /// Planned by shape ([`plan_shape`]): the client's literals are the parameters
+    /// `?1..?n` of the (single) SQLite statement, bound from the query text at each run.
+    pub literals: usize,
+}
+
+/// COPY's data format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFormat {
+    /// Tab-separated with `\N` for NULL.
+    Text,
+    /// Comma-separated values.
+    Csv,
+}
+
+/// A `COPY … FROM STDIN` or `COPY … TO STDOUT`.
+#[derive(Debug, Clone)]
+pub struct CopyPlan {
+    /// Target table.
+    pub table: String,
+    /// Columns named in the statement (empty: all).
+    pub columns: Vec<String>,
+    /// FROM STDIN (true) or TO STDOUT (false).
+    pub from_stdin: bool,
+    /// Data format.
+    pub format: CopyFormat,
+    /// Field delimiter.
+    pub delimiter: char,
+    /// NULL marker.
+    pub null: String,
+    /// CSV: the first line is a header.
+    pub header: bool,
+    /// CSV quote character.
+    pub quote: char,
+}
+
+/// A value given to SET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetValue {
+    /// `SET x = value`
+    Value(String),
+    /// `SET x = DEFAULT` or `RESET x`
+    Default,
+}
+
+/// What to do for one statement.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Run on SQLite.
+    Sql(Box<SqlPlan>),
+    /// BEGIN / START TRANSACTION.
+    Begin,
+    /// COMMIT / END.
+    Commit,
+    /// ROLLBACK / ABORT.
+    Rollback,
+    /// SAVEPOINT name.
+    Savepoint(String),
+    /// RELEASE [SAVEPOINT] name.
+    Release(String),
+    /// ROLLBACK TO [SAVEPOINT] name.
+    RollbackTo(String),
+    /// SET name = value (session setting).
+    Set {
+        /// Setting name, lower-case.
+        name: String,
+        /// New value.
+        value: SetValue,
+    },
+    /// RESET ALL.
+    ResetAll,
+    /// SHOW name.
+    Show(String),
+    /// COPY.
+    Copy(CopyPlan),
+    /// Accepted without effect, answered with this tag.
+    Noop(&'static str),
+}
+
+/// A change to mdbc's catalog that must commit with the DDL that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogChange {
+    /// A new table.
+    CreateTable(TableDef),
+    /// A dropped table.
+    DropTable(String),
+    /// A column added to a table.
+    AddColumn {
+        /// Table.
+        table: String,
+        /// New column.
+        column: ColumnInfo,
+    },
+    /// A column removed.
+    DropColumn {
+        /// Table.
+        table: String,
+        /// Column.
+        column: String,
+    },
+    /// A column renamed.
+    RenameColumn {
+        /// Table.
+        table: String,
+        /// Old name.
+        from: String,
+        /// New name.
+        to: String,
+    },
+    /// A table renamed.
+    RenameTable {
+        /// Old name.
+        from: String,
+        /// New name.
+        to: String,
+    },
+    /// Columns that became NOT NULL (primary key added).
+    SetNotNull {
+        /// Table.
+        table: String,
+        /// Columns.
+        columns: Vec<String>,
+    },
+    /// A constraint's name, which SQLite does not keep where the catalogs can read it:
+    /// `p`rimary key, `u`nique or `f`oreign key, identified by its columns.
+    NameConstraint {
+        /// Table.
+        table: String,
+        /// Constraint name.
+        name: String,
+        /// `p`, `u` or `f`.
+        kind: char,
+        /// Its columns, in order.
+        columns: Vec<String>,
+    },
+}
+
+/// A constraint SQLite can only get by rebuilding the table (it has no `ALTER TABLE … ADD
+/// CONSTRAINT`): the executor creates a copy with the constraint, moves the rows, and swaps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRebuild {
+    /// Table to rebuild.
+    pub table: String,
+    /// Constraint clause in SQLite syntax, appended to the table's definition.
+    pub constraint: String,
+}
+
+/// The inferred type of one result column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResultColumn {
+    /// Type, if known.
+    pub ty: Option<PgType>,
+    /// Type modifier (-1 when none).
+    pub typmod: i32,
+}
+
+impl ResultColumn {
+    pub(crate) fn unknown() -> Self {
+        ResultColumn {
+            ty: None,
+            typmod: -1,
+        }
+    }
+    pub(crate) fn of(ty: PgType, typmod: i32) -> Self {
+        ResultColumn {
+            ty: Some(ty),
+            typmod,
+        }
+    }
+}

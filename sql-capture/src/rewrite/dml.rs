@@ -1,0 +1,331 @@
+//! Rewrites of INSERT, UPDATE and DELETE: values written into typed columns are
+//! normalised, serial columns left out draw from their sequences, and RETURNING lists
+//! follow the rules of a select list.
+
+use sqlparser::ast::{
+    Delete, Expr, Ident, Insert, ObjectName, OnConflictAction, OnInsert, SelectItem, SetExpr,
+    TableFactor, Update, Value, VisitorMut,
+};
+
+use super::{visit, Rewriter};
+use crate::ast::{call, coerce, ident_value, object_name_to_table, sequence_name};
+use crate::catalog::{Catalog, ColumnInfo, TableDef};
+use crate::error::{Error, Result};
+use crate::infer;
+use crate::naming::{apply_names, pg_item_name};
+use crate::types::PgType;
+
+/// Whether a value written into a column of type `col` must pass through `pg_coerce`.
+/// Parameters are decoded to the column's type before binding, and literals that already
+/// have the right shape need nothing; anything else is normalised so that SQLite stores
+/// what PostgreSQL would have stored (or refuses it as PostgreSQL would).
+fn needs_coercion(e: &Expr, col: &ColumnInfo) -> bool {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Null => false,
+            // Parameters arrive decoded to the column's type, but a length or precision
+            // (varchar(n), char(n), numeric(p,s)) still has to be checked and applied.
+            Value::Placeholder(_) => col.typmod >= 0,
+            Value::Number(n, _) => {
+                let fits = match (col.ty, n.parse::<i64>()) {
+                    (PgType::Int2, Ok(v)) => i16::try_from(v).is_ok(),
+                    (PgType::Int4, Ok(v)) => i32::try_from(v).is_ok(),
+                    (PgType::Int8, Ok(_)) => true,
+                    (PgType::Oid, Ok(v)) => u32::try_from(v).is_ok(),
+                    (PgType::Float4 | PgType::Float8, _) => true,
+                    _ => false,
+                };
+                !fits
+            }
+            Value::Boolean(_) => col.ty != PgType::Bool,
+            Value::SingleQuotedString(_) => {
+                !(matches!(col.ty, PgType::Text | PgType::Json) && col.typmod < 0)
+            }
+            _ => true,
+        },
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => false,
+        // Integer arithmetic can leave a narrower column's range (`-40000` into int2):
+        // only int8 takes any result as is.
+        _ => !(col.ty == PgType::Int8 && infer::is_integer_arith(e)),
+    }
+}
+
+fn wrap_for_column(e: &mut Expr, col: &ColumnInfo) {
+    if needs_coercion(e, col) {
+        let inner = std::mem::replace(e, Expr::value(Value::Null));
+        *e = coerce(inner, col.ty, col.typmod);
+    }
+}
+
+/// Serial columns an INSERT's column list leaves out. SQLite ignores a DEFAULT on an
+/// `INTEGER PRIMARY KEY` (it allocates the largest key + 1), so they are filled from their
+/// sequence explicitly, as PostgreSQL would: keys are then never reused after a delete,
+/// and the sites of a cluster draw from disjoint stripes.
+fn missing_serials<'a>(columns: &[ObjectName], def: &'a TableDef) -> Vec<&'a ColumnInfo> {
+    def.columns
+        .iter()
+        .filter(|c| c.serial)
+        .filter(|c| {
+            !columns.iter().any(|n| {
+                n.0.last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|i| ident_value(i) == c.name)
+            })
+        })
+        .collect()
+}
+
+fn nextval(def: &TableDef, c: &ColumnInfo) -> Expr {
+    call(
+        "pg_nextval",
+        vec![Expr::value(Value::SingleQuotedString(sequence_name(
+            &def.name, &c.name,
+        )))],
+    )
+}
+
+/// Rewrites an INSERT: target name, values normalised per column type, serial columns it
+/// leaves out, the source query, ON CONFLICT and RETURNING.
+pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalog) -> Result<()> {
+    let Some(def) = def else {
+        let name = match &ins.table {
+            sqlparser::ast::TableObject::TableName(n) => object_name_to_table(n),
+            other => other.to_string(),
+        };
+        return Err(Error::UndefinedTable(name));
+    };
+    let target = target_columns(&ins.columns, def)?;
+    if let Some(src) = ins.source.as_mut() {
+        if let SetExpr::Values(values) = src.body.as_mut() {
+            // PostgreSQL fills columns missing from a short VALUES row with their defaults;
+            // SQLite wants the count to match, so name the columns being written.
+            let width = values
+                .rows
+                .iter()
+                .map(|r| r.content.len())
+                .max()
+                .unwrap_or(0);
+            if ins.columns.is_empty() && width < def.columns.len() {
+                ins.columns = def.columns[..width]
+                    .iter()
+                    .map(|c| ObjectName::from(vec![Ident::with_quote('"', c.name.clone())]))
+                    .collect();
+            }
+            drop_default_columns(&mut ins.columns, values, &target, def)?;
+            if !ins.columns.is_empty() {
+                for c in missing_serials(&ins.columns, def) {
+                    for row in values.rows.iter_mut() {
+                        row.content.push(nextval(def, c));
+                    }
+                    ins.columns.push(ObjectName::from(vec![Ident::with_quote(
+                        '"',
+                        c.name.clone(),
+                    )]));
+                }
+            }
+            let target = target_columns(&ins.columns, def)?;
+            for row in values.rows.iter_mut() {
+                let row = &mut row.content;
+                if row.len() > target.len() {
+                    return Err(Error::Syntax(
+                        "INSERT has more expressions than target columns".into(),
+                    ));
+                }
+                for (e, col) in row.iter_mut().zip(&target) {
+                    wrap_for_column(e, col);
+                }
+            }
+        }
+        if let SetExpr::Select(sel) = src.body.as_mut() {
+            if !ins.columns.is_empty() {
+                for c in missing_serials(&ins.columns, def) {
+                    sel.projection
+                        .push(SelectItem::UnnamedExpr(nextval(def, c)));
+                    ins.columns.push(ObjectName::from(vec![Ident::with_quote(
+                        '"',
+                        c.name.clone(),
+                    )]));
+                }
+            }
+            // INSERT … SELECT: the selected values are written into typed columns too.
+            let target = target_columns(&ins.columns, def)?;
+            for (item, col) in sel.projection.iter_mut().zip(&target) {
+                match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                        wrap_for_column(e, col)
+                    }
+                    _ => break,
+                }
+            }
+        }
+        visit(src.as_mut())?;
+        // SQLite's parser needs a WHERE before ON CONFLICT in INSERT … SELECT.
+        if ins.on.is_some() {
+            if let SetExpr::Select(sel) = src.body.as_mut() {
+                if sel.selection.is_none() {
+                    sel.selection = Some(Expr::value(Value::Boolean(true)));
+                }
+            }
+        }
+    }
+    if let Some(OnInsert::OnConflict(oc)) = ins.on.as_mut() {
+        if let OnConflictAction::DoUpdate(du) = &mut oc.action {
+            for a in du.assignments.iter_mut() {
+                if let sqlparser::ast::AssignmentTarget::ColumnName(c) = &a.target {
+                    if let Some(col) = def.column(&object_name_to_table(c)) {
+                        wrap_for_column(&mut a.value, col);
+                    }
+                }
+                visit(&mut a.value)?;
+            }
+            if let Some(sel) = du.selection.as_mut() {
+                visit(sel)?;
+            }
+        }
+    }
+    if let sqlparser::ast::TableObject::TableName(n) = &mut ins.table {
+        let mut n2 = n.clone();
+        let _ = Rewriter.pre_visit_relation(&mut n2);
+        *n = n2;
+    }
+    if let Some(r) = ins.returning.as_mut() {
+        rewrite_returning(r)?;
+    }
+    let _ = catalog;
+    Ok(())
+}
+
+/// The columns an INSERT writes, in order: those named, or all of the table's.
+fn target_columns(columns: &[ObjectName], def: &TableDef) -> Result<Vec<ColumnInfo>> {
+    if columns.is_empty() {
+        return Ok(def.columns.clone());
+    }
+    columns
+        .iter()
+        .map(|c| {
+            let name = object_name_to_table(c);
+            def.column(&name)
+                .cloned()
+                .ok_or(Error::UndefinedColumn(name))
+        })
+        .collect()
+}
+
+/// `VALUES (DEFAULT, …)`: SQLite has no DEFAULT inside VALUES, so a column that is DEFAULT
+/// in every row is dropped from the list (SQLite then applies the default itself).
+fn drop_default_columns(
+    columns: &mut Vec<ObjectName>,
+    values: &mut sqlparser::ast::Values,
+    target: &[ColumnInfo],
+    def: &TableDef,
+) -> Result<()> {
+    let is_default = |e: &Expr| matches!(e, Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"));
+    let width = target.len();
+    let mut drop = vec![true; width];
+    let mut any = false;
+    for row in &values.rows {
+        for (i, e) in row.content.iter().enumerate().take(width) {
+            let d = is_default(e);
+            any |= d;
+            drop[i] &= d;
+        }
+    }
+    if !any {
+        return Ok(());
+    }
+    for row in &values.rows {
+        for (i, e) in row.content.iter().enumerate().take(width) {
+            if is_default(e) && !drop[i] {
+                return Err(Error::Unsupported(
+                    "DEFAULT in some rows of a multi-row VALUES but not others".into(),
+                ));
+            }
+        }
+    }
+    if columns.is_empty() {
+        *columns = def
+            .columns
+            .iter()
+            .map(|c| ObjectName::from(vec![Ident::with_quote('"', c.name.clone())]))
+            .collect();
+    }
+    let mut keep_cols = Vec::new();
+    for (i, c) in columns.drain(..).enumerate() {
+        if !drop.get(i).copied().unwrap_or(false) {
+            keep_cols.push(c);
+        }
+    }
+    *columns = keep_cols;
+    for row in values.rows.iter_mut() {
+        let mut i = 0;
+        row.content.retain(|_| {
+            let keep = !drop.get(i).copied().unwrap_or(false);
+            i += 1;
+            keep
+        });
+    }
+    if columns.is_empty() {
+        return Err(Error::Unsupported(
+            "INSERT with every column DEFAULT (use DEFAULT VALUES)".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn rewrite_returning(items: &mut [SelectItem]) -> Result<()> {
+    let names: Vec<Option<String>> = items.iter().map(pg_item_name).collect();
+    for item in items.iter_mut() {
+        visit(item)?;
+    }
+    apply_names(items, names);
+    Ok(())
+}
+
+/// Rewrites an UPDATE: values normalised per column type, expressions, RETURNING.
+pub fn rewrite_update(up: &mut Update, def: Option<&TableDef>, _catalog: &Catalog) -> Result<()> {
+    let Some(def) = def else {
+        return Err(Error::UndefinedTable(match &up.table.relation {
+            TableFactor::Table { name, .. } => object_name_to_table(name),
+            other => other.to_string(),
+        }));
+    };
+    for a in up.assignments.iter_mut() {
+        if let sqlparser::ast::AssignmentTarget::ColumnName(c) = &a.target {
+            let name = object_name_to_table(c);
+            let col = def.column(&name).ok_or(Error::UndefinedColumn(name))?;
+            wrap_for_column(&mut a.value, col);
+        }
+        visit(&mut a.value)?;
+    }
+    visit(&mut up.table)?;
+    if let Some(from) = up.from.as_mut() {
+        match from {
+            sqlparser::ast::UpdateTableFromKind::BeforeSet(t)
+            | sqlparser::ast::UpdateTableFromKind::AfterSet(t) => {
+                for t in t.iter_mut() {
+                    visit(t)?;
+                }
+            }
+        }
+    }
+    if let Some(sel) = up.selection.as_mut() {
+        visit(sel)?;
+    }
+    if let Some(r) = up.returning.as_mut() {
+        rewrite_returning(r)?;
+    }
+    Ok(())
+}
+
+/// Rewrites a DELETE.
+pub fn rewrite_delete(del: &mut Delete, _catalog: &Catalog) -> Result<()> {
+    let names = del
+        .returning
+        .as_ref()
+        .map(|r| r.iter().map(pg_item_name).collect());
+    visit(del)?;
+    if let (Some(r), Some(names)) = (del.returning.as_mut(), names) {
+        apply_names(r, names);
+    }
+    Ok(())
+}

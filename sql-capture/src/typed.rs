@@ -1,0 +1,316 @@
+//! Rewrites that need the types of expressions (from [`crate::infer`]): ORDER BY puts
+//! NULLs where PostgreSQL does unless the key cannot be NULL, and date arithmetic follows
+//! PostgreSQL's rules where SQLite's text dates would not.
+
+use std::borrow::Cow;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    BinaryOperator, Expr, OrderBy, OrderByExpr, OrderByKind, OrderBySort, Query, SelectItem,
+    SetExpr, Statement, UnaryOperator, Value,
+};
+
+use crate::ast::{call, ident_value};
+use crate::catalog::{Catalog, TableDef};
+use crate::infer::{infer_expr, params::statement_scope, Scope};
+use crate::types::PgType;
+
+/// PostgreSQL sorts NULLs last when ascending and first when descending; SQLite does the
+/// opposite. Every ORDER BY without its own NULLS clause gets PostgreSQL's, except on a
+/// top-level key that cannot be NULL (a NOT NULL or primary-key column): there the clause
+/// changes nothing and would keep SQLite from reading an index in order.
+pub fn order_nulls_like_postgres(q: &mut Query, catalog: &Catalog) {
+    let mut top = q.order_by.take();
+    order_nulls_in(q);
+    if let Some(OrderBy {
+        kind: OrderByKind::Expressions(exprs),
+        ..
+    }) = &mut top
+    {
+        // The SELECT and its tables, unless an outer join is among them: a column of an
+        // outer join's nullable side can be NULL whatever it was declared.
+        let select = match q.body.as_ref() {
+            SetExpr::Select(s)
+                if !s.from.iter().any(|t| {
+                    t.joins.iter().any(|j| {
+                        !matches!(
+                            j.join_operator,
+                            sqlparser::ast::JoinOperator::Join(_)
+                                | sqlparser::ast::JoinOperator::Inner(_)
+                                | sqlparser::ast::JoinOperator::CrossJoin(_)
+                        )
+                    })
+                }) =>
+            {
+                Some((s, Scope::from_tables(&s.from, catalog)))
+            }
+            _ => None,
+        };
+        for e in exprs.iter_mut() {
+            let never_null = select.as_ref().is_some_and(|(sel, scope)| {
+                let target = match &e.expr {
+                    Expr::Value(v) => match &v.value {
+                        Value::Number(n, _) => n
+                            .parse::<usize>()
+                            .ok()
+                            .and_then(|i| sel.projection.get(i.wrapping_sub(1)))
+                            .and_then(|item| match item {
+                                SelectItem::UnnamedExpr(x)
+                                | SelectItem::ExprWithAlias { expr: x, .. } => Some(x),
+                                _ => None,
+                            }),
+                        _ => None,
+                    },
+                    // An output column's name means that column, not a table's.
+                    Expr::Identifier(id) => sel
+                        .projection
+                        .iter()
+                        .find_map(|item| match item {
+                            SelectItem::ExprWithAlias { expr, alias }
+                                if ident_value(alias) == ident_value(id) =>
+                            {
+                                Some(expr)
+                            }
+                            _ => None,
+                        })
+                        .or(Some(&e.expr)),
+                    other => Some(other),
+                };
+                target.is_some_and(|t| scope.never_null(t))
+            });
+            if !never_null {
+                set_postgres_nulls(e);
+            }
+        }
+    }
+    q.order_by = top;
+}
+
+/// `date ± integer` and `date - date`, which need the operands' types: SQLite would add
+/// the number to the year. Rewritten to SQLite's date functions before translation, with
+/// each SELECT's own tables in scope.
+pub fn date_arithmetic(q: &mut Query, catalog: &Catalog) {
+    date_query(q, catalog)
+}
+
+/// The same for an INSERT, UPDATE or DELETE (`node` is the statement's clone being
+/// translated; `stmt` the original, whose tables are in scope).
+pub fn date_arithmetic_in<T: sqlparser::ast::VisitMut>(
+    node: &mut T,
+    stmt: &Statement,
+    catalog: &Catalog,
+) {
+    let scope = statement_scope(stmt, catalog);
+    let _ = node.visit(&mut FixDates {
+        scope: &scope,
+        catalog,
+        depth: 0,
+    });
+}
+
+struct FixDates<'a, 'b> {
+    scope: &'a Scope<'b>,
+    catalog: &'a Catalog,
+    // Inside a subquery: date_query has fixed it with its own tables in scope.
+    depth: usize,
+}
+
+impl sqlparser::ast::VisitorMut for FixDates<'_, '_> {
+    type Break = ();
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        if self.depth == 0 {
+            date_query(q, self.catalog);
+        }
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+    fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        if self.depth == 0 {
+            fix_typed_expr(e, self.scope);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn date_query(q: &mut Query, catalog: &Catalog) {
+    if let Some(with) = &mut q.with {
+        for cte in &mut with.cte_tables {
+            date_query(&mut cte.query, catalog);
+        }
+    }
+    fn set_expr(body: &mut SetExpr, catalog: &Catalog) -> Option<Vec<(String, Option<TableDef>)>> {
+        match body {
+            SetExpr::Select(sel) => {
+                let scope = Scope::from_tables(&sel.from, catalog);
+                let mut fix = FixDates {
+                    scope: &scope,
+                    catalog,
+                    depth: 0,
+                };
+                // The whole SELECT: select list, FROM (derived tables are queries of their
+                // own), join conditions, WHERE, GROUP BY, HAVING.
+                let _ = sqlparser::ast::VisitMut::visit(sel.as_mut(), &mut fix);
+                Some(
+                    scope
+                        .tables
+                        .into_iter()
+                        .map(|(a, d)| (a, d.map(|d| d.into_owned())))
+                        .collect(),
+                )
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                set_expr(left, catalog);
+                set_expr(right, catalog);
+                None
+            }
+            SetExpr::Query(q) => {
+                date_query(q, catalog);
+                None
+            }
+            _ => None,
+        }
+    }
+    let tables = set_expr(q.body.as_mut(), catalog);
+    // ORDER BY belongs to the query but sees the SELECT's tables.
+    if let (Some(tables), Some(order)) = (tables, &mut q.order_by) {
+        let scope = Scope {
+            tables: tables
+                .into_iter()
+                .map(|(a, d)| (a, d.map(Cow::Owned)))
+                .collect(),
+        };
+        let _ = sqlparser::ast::VisitMut::visit(
+            order,
+            &mut FixDates {
+                scope: &scope,
+                catalog,
+                depth: 0,
+            },
+        );
+    }
+}
+
+/// Rewrites that depend on an operand's type: date arithmetic, `boolean::text` (PostgreSQL
+/// prints `true`, SQLite's 1 would print `1`) and `numeric::integer` (PostgreSQL rounds
+/// half away from zero, the coercion of a real rounds half to even).
+fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
+    if let Expr::Cast {
+        expr: inner,
+        data_type,
+        ..
+    } = e
+    {
+        let Some(target) = PgType::parse_sql_name(&data_type.to_string()) else {
+            return;
+        };
+        let source = infer_expr(inner, scope).and_then(|c| c.ty);
+        match (source, target.ty) {
+            (Some(PgType::Bool), t) if t.is_string() => {
+                let b = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+                **inner = Expr::Case {
+                    case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                    end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                    operand: None,
+                    conditions: vec![
+                        sqlparser::ast::CaseWhen {
+                            condition: b.clone(),
+                            result: Expr::value(Value::SingleQuotedString("true".into())),
+                        },
+                        sqlparser::ast::CaseWhen {
+                            condition: Expr::UnaryOp {
+                                op: UnaryOperator::Not,
+                                expr: Box::new(b),
+                            },
+                            result: Expr::value(Value::SingleQuotedString("false".into())),
+                        },
+                    ],
+                    else_result: None,
+                };
+            }
+            (Some(PgType::Numeric), t) if t.is_integer() => {
+                let x = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+                **inner = call("round", vec![x]);
+            }
+            _ => {}
+        }
+        return;
+    }
+    let Expr::BinaryOp { left, op, right } = e else {
+        return;
+    };
+    if !matches!(op, BinaryOperator::Plus | BinaryOperator::Minus) {
+        return;
+    }
+    let l = infer_expr(left, scope).and_then(|c| c.ty);
+    let r = infer_expr(right, scope).and_then(|c| c.ty);
+    // date(d, N || ' days') with N signed: SQLite reads '-3 days' and '3 days' but not
+    // '+-3 days', so a subtraction negates the number rather than writing a sign.
+    let days = |date: Expr, sign: &str, n: Expr| {
+        let n = Expr::Nested(Box::new(n));
+        let n = if sign == "-" {
+            Expr::Nested(Box::new(Expr::UnaryOp {
+                op: UnaryOperator::Minus,
+                expr: Box::new(n),
+            }))
+        } else {
+            n
+        };
+        let modifier = Expr::BinaryOp {
+            left: Box::new(n),
+            op: BinaryOperator::StringConcat,
+            right: Box::new(Expr::value(Value::SingleQuotedString(" days".into()))),
+        };
+        call("date", vec![date, modifier])
+    };
+    let take = |b: &mut Box<Expr>| std::mem::replace(b.as_mut(), Expr::value(Value::Null));
+    *e = match (l, &*op, r) {
+        (Some(PgType::Date), BinaryOperator::Minus, Some(PgType::Date)) => {
+            let diff = Expr::BinaryOp {
+                left: Box::new(call("julianday", vec![take(left)])),
+                op: BinaryOperator::Minus,
+                right: Box::new(call("julianday", vec![take(right)])),
+            };
+            Expr::Cast {
+                kind: sqlparser::ast::CastKind::Cast,
+                expr: Box::new(diff),
+                data_type: sqlparser::ast::DataType::Integer(None),
+                format: None,
+            }
+        }
+        (Some(PgType::Date), BinaryOperator::Plus, Some(t)) if t.is_integer() => {
+            days(take(left), "+", take(right))
+        }
+        (Some(PgType::Date), BinaryOperator::Minus, Some(t)) if t.is_integer() => {
+            days(take(left), "-", take(right))
+        }
+        (Some(t), BinaryOperator::Plus, Some(PgType::Date)) if t.is_integer() => {
+            days(take(right), "+", take(left))
+        }
+        _ => return,
+    };
+}
+
+/// [`order_nulls_like_postgres`] for the queries inside an INSERT, UPDATE or DELETE (every
+/// ORDER BY gets PostgreSQL's NULLS clause).
+pub fn order_nulls_in<T: sqlparser::ast::VisitMut>(node: &mut T) {
+    struct Every;
+    impl sqlparser::ast::VisitorMut for Every {
+        type Break = ();
+        fn pre_visit_order_by_expr(&mut self, e: &mut OrderByExpr) -> ControlFlow<()> {
+            set_postgres_nulls(e);
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = node.visit(&mut Every);
+}
+
+fn set_postgres_nulls(e: &mut OrderByExpr) {
+    if e.options.nulls_first.is_none() {
+        let desc = matches!(e.options.sort, Some(OrderBySort::Desc));
+        e.options.nulls_first = Some(desc);
+    }
+}
