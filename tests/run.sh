@@ -35,6 +35,8 @@ if [ ! -d tests/clients/node_modules/pg ]; then
   (cd tests/clients && npm install --no-audit --no-fund --silent)
 fi
 
+log "module graph (no import cycles)"
+./scripts/module-graph --quiet
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"

@@ -1,4 +1,4 @@
-//! Checkers the simulator runs (DESIGN.md, "Consensus": one value per slot, log prefixes
+//! Checkers the simulator runs (`docs/DESIGN.md`, "Invariants the tests check": one value per slot, log prefixes
 //! agree, acknowledged entries never lost, one valid lease at a time, linearizable
 //! histories).
 

@@ -26,18 +26,6 @@ struct Shared {
     conns: Mutex<HashMap<NodeId, Channel>>,
 }
 
-pub(crate) fn random_u64() -> u64 {
-    let mut n = [0u8; 8];
-    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut n).is_ok() {
-        return u64::from_be_bytes(n);
-    }
-    // No OS generator: the clock still keeps concurrent clients apart in practice.
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
-}
-
 fn lost() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "connection lost")
 }
@@ -66,7 +54,7 @@ impl Client {
         Client {
             shared,
             // Id 0 is reserved (it opts out of exactly-once).
-            id: random_u64() | 1,
+            id: crate::net::random_u64() | 1,
             seq: 0,
             current,
             attempt_timeout: Duration::from_secs(1),
@@ -79,7 +67,7 @@ impl Client {
     pub fn session(&self) -> Client {
         Client {
             shared: self.shared.clone(),
-            id: random_u64() | 1,
+            id: crate::net::random_u64() | 1,
             seq: 0,
             current: self.current,
             attempt_timeout: self.attempt_timeout,
@@ -124,7 +112,7 @@ impl Client {
             &addr.to_string(),
             &self.shared.secret,
             CLIENT_MAGIC,
-            random_u64() | 1,
+            crate::net::random_u64() | 1,
         )
         .await?;
         let mut conns = self.shared.conns.lock().map_err(|_| lost())?;

@@ -1,6 +1,6 @@
 //! # consensus
 //!
-//! Room in the design (see `DESIGN.md`, "Consensus"): the Multi-Paxos replicated state
+//! Room in the design (see `consensus/DESIGN.md`, and `docs/DESIGN.md`, "Crates, bottom up"): the Multi-Paxos replicated state
 //! machine beneath MUSIC's lock service, and so beneath every strong table and failover.
 //!
 //! - [`paxos`]: the sans-IO core ([`Paxos`]): ballots, phase 1 only on leader change,
@@ -26,11 +26,9 @@
 //!   an in-process [`node::NodeHandle`]; [`rpc`] pipelined request/response channels,
 //!   used by [`client`] and by MUSIC's node calls; the `consensus-node` binary serves a
 //!   replicated key-value store ([`kv`]) and `consensus-ctl` talks to it.
-//! - [`group_commit`]: one fsync of a SQLite WAL for many commits (shared with
-//!   mdbc-server and MUSIC's embedded store).
 //!
 //! Leader transfer is [`Paxos::transfer_leadership`]; membership changes, one replica at
-//! a time, are [`Paxos::propose_membership`] (see `DESIGN.md`, "Membership changes").
+//! a time, are [`Paxos::propose_membership`] (see `consensus/DESIGN.md`).
 #![deny(missing_docs)]
 
 pub mod acceptor;
@@ -38,7 +36,6 @@ pub mod check;
 pub mod client;
 mod codec;
 pub mod config;
-pub mod group_commit;
 pub mod kv;
 pub mod log;
 pub mod net;

@@ -19,8 +19,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-pub use crate::client::Client;
-pub use crate::node::{run_node, NodeConfig};
 use crate::types::NodeId;
 use crate::wire::{self, Frame};
 
@@ -254,4 +252,18 @@ pub(crate) async fn dial_peer(
             }
         }
     }
+}
+
+/// 64 random bits from the operating system (client and session identities; never the
+/// Paxos core's, whose randomness is its seed).
+pub(crate) fn random_u64() -> u64 {
+    let mut n = [0u8; 8];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut n).is_ok() {
+        return u64::from_be_bytes(n);
+    }
+    // No OS generator: the clock still keeps concurrent clients apart in practice.
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
 }

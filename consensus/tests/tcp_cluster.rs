@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use consensus::net::Client;
+use consensus::client::Client;
 
 const SECRET: &str = "test-cluster-secret-0123456789";
 

@@ -52,7 +52,7 @@ pub struct Tls {
     pub key: PathBuf,
 }
 
-/// How a table is replicated (see DESIGN.md, "Tables, consistency and logs").
+/// How a table is replicated (see `docs/DESIGN.md`, "Consistency levels").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {

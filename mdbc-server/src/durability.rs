@@ -23,7 +23,6 @@
 //! Tickets are issued before COMMIT so that a reader that can see a commit's rows has also
 //! seen its ticket; the syncer only declares durable what was fully written before its fsync.
 
-//! The mechanism itself lives in `consensus::group_commit`, shared with MUSIC's embedded
-//! store.
+//! The mechanism itself is the `group-commit` crate, shared with MUSIC's embedded store.
 
-pub use consensus::group_commit::{GroupCommit, Syncer};
+pub use group_commit::{GroupCommit, Syncer};

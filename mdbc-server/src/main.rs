@@ -84,7 +84,7 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    consensus::net::init_logging();
+    init_logging();
     match cli.command {
         Cmd::Start {
             config,
@@ -167,10 +167,15 @@ fn start(cfg: Config) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
-        if let Some(node) = node {
-            let r = Replication::start(&cfg, node, store.clone(), cluster_stopped).await?;
-            store.set_replication(r);
-        }
+        let repl = match node {
+            Some(node) => {
+                let r = Replication::start(&cfg, node, store.clone(), cluster_stopped).await?;
+                let (stride, slot) = r.sequence_stripe();
+                store.set_sequence_stripe(stride, slot);
+                Some(r)
+            }
+            None => None,
+        };
         tracing::info!(
             listen = %listener.local_addr()?,
             data = %store.path().display(),
@@ -179,7 +184,7 @@ fn start(cfg: Config) -> anyhow::Result<()> {
             "mdbc-server ready"
         );
         let site = cfg.site.clone();
-        let served = mdbc_server::server::run(listener, cfg, store, shutdown_signal()).await;
+        let served = mdbc_server::server::run(listener, cfg, store, repl, shutdown_signal()).await;
         let _ = stop_cluster.send(true);
         tracing::info!(%site, "stopped");
         served
@@ -200,4 +205,17 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
         _ = term.recv() => tracing::info!("SIGTERM received"),
     }
+}
+
+/// Logs to stderr, filtered by `MDBC_LOG` (any `tracing` filter; `info` by default),
+/// coloured only on a terminal so log files stay plain text.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MDBC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .init();
 }

@@ -1521,7 +1521,7 @@ mod tests {
             |_| Ok(r#"{"work_mem":"4MB"}"#),
         )
         .unwrap();
-        crate::store::register_cluster_functions(&conn, Default::default()).unwrap();
+        crate::store::register_single_site_functions(&conn).unwrap();
         refresh(&conn).unwrap();
         conn
     }

@@ -13,6 +13,7 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Tls};
+use crate::replication::Replication;
 use crate::store::Store;
 use crate::wire::Handlers;
 
@@ -57,7 +58,8 @@ fn too_many_clients() -> Vec<u8> {
     msg
 }
 
-/// Serves clients on `listener` until `shutdown` completes, then rolls back every open
+/// Serves clients on `listener` (sessions of `repl`'s cluster when the site is in one)
+/// until `shutdown` completes, then rolls back every open
 /// transaction and closes every session before returning.
 ///
 /// Each connection gets its own OS thread with a single-threaded runtime, as PostgreSQL gives
@@ -68,6 +70,7 @@ pub async fn run(
     listener: TcpListener,
     cfg: Config,
     store: Arc<Store>,
+    repl: Option<Arc<Replication>>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let (tls, cert_pem) = match &cfg.tls {
@@ -77,7 +80,7 @@ pub async fn run(
         }
         None => (None, None),
     };
-    let handlers = Handlers::new(store.clone(), &cfg, cert_pem.as_deref())?;
+    let handlers = Handlers::new(store.clone(), repl, &cfg, cert_pem.as_deref())?;
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);

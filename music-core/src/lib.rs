@@ -1,6 +1,6 @@
 //! # music-core
 //!
-//! Room in the design (see `DESIGN.md`, "The key space"): MUSIC, a replicated key space
+//! Room in the design (see `docs/DESIGN.md`, "Crates, bottom up", and `music-core/README.md`): MUSIC, a replicated key space
 //! whose access can be guarded by locks, for the strong tables and failovers of mdbc.
 //!
 //! - [`locks`]: the lock table — queues per key, lock refs that are also fencing tokens,

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use consensus::node::{NodeError, NodeHandle};
+use consensus::paxos::MembershipChange;
 use consensus::rpc::Channel;
 use consensus::Role;
 use tokio::sync::{watch, Mutex};
@@ -60,6 +61,22 @@ pub enum MusicError {
     /// A request that makes no sense (no keys, say).
     #[error("invalid request: {0}")]
     Invalid(String),
+}
+
+/// Who belongs to the lock service, as its consensus log last decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    /// The node leading consensus, if one is known.
+    pub leader: Option<u64>,
+    /// Every member, the leader included.
+    pub members: Vec<u64>,
+}
+
+impl Membership {
+    /// Whether node `id` is a member.
+    pub fn contains(&self, id: u64) -> bool {
+        self.members.contains(&id)
+    }
 }
 
 /// How the service runs.
@@ -199,6 +216,35 @@ impl<D: DataStore> Music<D> {
     /// This node's consensus replica of the lock table.
     pub fn locks(&self) -> &NodeHandle {
         &self.inner.locks
+    }
+
+    /// The lock service's members as consensus last decided them, and its leader.
+    pub async fn membership(&self) -> Result<Membership, MusicError> {
+        let status = self.inner.locks.status().await.map_err(unavailable)?;
+        Ok(Membership {
+            leader: status.leader,
+            members: status.latest.ids().collect(),
+        })
+    }
+
+    /// Adds node `id`, reachable at `addr`, to the lock service (one consensus decision;
+    /// only the leader can make it).
+    pub async fn add_member(&self, id: u64, addr: String) -> Result<(), MusicError> {
+        self.inner
+            .locks
+            .change_membership(MembershipChange::Add { id, addr })
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Removes node `id` from the lock service (one consensus decision; only the leader
+    /// can make it).
+    pub async fn remove_member(&self, id: u64) -> Result<(), MusicError> {
+        self.inner
+            .locks
+            .change_membership(MembershipChange::Remove(id))
+            .await
+            .map_err(unavailable)
     }
 
     /// Refs created from now on that wait behind another ref, with the refs ahead of them,

@@ -1,6 +1,6 @@
 //! # sql-capture
 //!
-//! Room in the design (see `DESIGN.md`, "Crates"): everything mdbc knows about SQL text and
+//! Room in the design (see `docs/DESIGN.md`, "Crates, bottom up", and this crate's `DESIGN.md`): everything mdbc knows about SQL text and
 //! nothing about sockets or replication. It
 //!
 //! - splits a PostgreSQL query string into statements and parses each with `sqlparser`

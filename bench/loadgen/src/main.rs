@@ -104,7 +104,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
             // One client, its connections shared by every task (as the etcd client's
             // channel is below); each task is its own session.
-            let shared = consensus::net::Client::new(map, secret.as_bytes());
+            let shared = consensus::client::Client::new(map, secret.as_bytes());
             for c in 0..args.clients {
                 let mut client = shared.session();
                 let value = value.clone();

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use consensus::net::{parse_node_addr, read_secret, Client};
+use consensus::client::Client;
+use consensus::net::{parse_node_addr, read_secret};
 
 /// A client of a consensus-node cluster.
 #[derive(Parser, Debug)]

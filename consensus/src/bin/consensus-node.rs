@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::Parser;
-use consensus::net::{parse_node_addr, read_secret, run_node, NodeConfig};
+use consensus::net::{parse_node_addr, read_secret};
+use consensus::node::{run_node, NodeConfig};
 use consensus::Config;
 
 /// One replica of a Multi-Paxos replicated key-value store.

@@ -2,7 +2,11 @@
 //! application requests, so they carry the cluster secret's authentication). Postcard
 //! encoded; a call this version does not know is answered with an error, never a panic.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+
+use super::cluster::Replication;
 
 /// A question to another site.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,7 +88,7 @@ pub async fn connect(
     me: u64,
     site: &str,
 ) -> Result<music_core::node::AppChannel, String> {
-    let expect = super::site_id(site);
+    let expect = super::keys::site_id(site);
     tokio::time::timeout(
         std::time::Duration::from_secs(5),
         music_core::node::AppChannel::connect(addr, secret, me, expect),
@@ -101,6 +105,31 @@ pub fn encode<T: Serialize>(v: &T) -> bytes::Bytes {
 /// Decodes a call or an answer; garbage is an error naming what is wrong.
 pub fn decode<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<T, String> {
     music_core::codec::decode(b).map_err(|e| format!("malformed site call: {e}"))
+}
+
+impl Replication {
+    /// Makes `call` of each of `sites` at once; their answers (or why not), by site.
+    pub(super) async fn ask_each(
+        &self,
+        sites: &[u64],
+        call: &Call,
+        timeout: Duration,
+    ) -> Vec<(u64, Result<Answer, String>)> {
+        let payload = encode(call);
+        let asks = sites.iter().map(|&id| {
+            let payload = payload.clone();
+            async move {
+                let r = self
+                    .music
+                    .store()
+                    .call_app(id, payload, timeout)
+                    .await
+                    .and_then(|b| decode::<Answer>(&b));
+                (id, r)
+            }
+        });
+        futures::future::join_all(asks).await
+    }
 }
 
 #[cfg(test)]

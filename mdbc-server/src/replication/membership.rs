@@ -27,12 +27,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use consensus::paxos::MembershipChange;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::calls::{self, Answer, Call};
-use super::{applied_pos, site_id, Replication, Site};
+use super::cluster::{Replication, Site};
+use super::keys::{applied_pos, site_id, site_log};
 use crate::config::Config;
 
 /// What the cluster records about a site that joined.
@@ -138,10 +138,9 @@ impl Replication {
     pub(super) async fn answer_remove(&self, site: String) -> Result<Answer, String> {
         let id = site_id(&site);
         let _one = self.join_lock.lock().await;
-        let locks = self.music.locks();
-        let status = locks.status().await.map_err(|e| e.to_string())?;
+        let status = self.music.membership().await.map_err(|e| e.to_string())?;
         let mut removed = self.removed_newest().await;
-        let member = self.peers().iter().any(|p| p.id == id) || status.latest.contains(id);
+        let member = self.peers().iter().any(|p| p.id == id) || status.contains(id);
         if !member && id != self.id {
             return if removed.iter().any(|r| r.id == id) {
                 Ok(Answer::Removed)
@@ -165,7 +164,7 @@ impl Replication {
                  within a lease), then remove it"
             ));
         }
-        if status.latest.ids().count() <= 2 {
+        if status.members.len() <= 2 {
             return Err(format!(
                 "removing site {site} would leave one site; a cluster keeps at least two"
             ));
@@ -181,9 +180,9 @@ impl Replication {
             self.put_everywhere(REMOVED, calls::encode(&removed), others)
                 .await?;
         }
-        if status.latest.contains(id) {
-            locks
-                .change_membership(MembershipChange::Remove(id))
+        if status.contains(id) {
+            self.music
+                .remove_member(id)
                 .await
                 .map_err(|e| format!("removing site {site} from the lock service: {e}"))?;
         }
@@ -257,10 +256,9 @@ impl Replication {
         }
         // One join at a time here, so two newcomers never count the same membership.
         let _one = self.join_lock.lock().await;
-        let locks = self.music.locks();
-        let status = locks.status().await.map_err(|e| e.to_string())?;
+        let status = self.music.membership().await.map_err(|e| e.to_string())?;
         if let Some(r) = &known {
-            if status.latest.contains(peer) {
+            if status.contains(peer) {
                 return Ok(Answer::Joined { slot: Some(r.slot) });
             }
         }
@@ -274,17 +272,14 @@ impl Replication {
             name: site.clone(),
             addr: addr.clone(),
             // Every site ever in the cluster holds one slot (removed ones keep theirs).
-            slot: (status.latest.ids().count() + self.removed().len()) as i64,
+            slot: (status.members.len() + self.removed().len()) as i64,
         };
         // Every site needs the name once it sees the new member.
         let others = self.peers().len();
         self.put_everywhere(&member_key(peer), calls::encode(&record), others)
             .await?;
-        locks
-            .change_membership(MembershipChange::Add {
-                id: peer,
-                addr: addr.clone(),
-            })
+        self.music
+            .add_member(peer, addr.clone())
             .await
             .map_err(|e| format!("adding site {site} to the lock service: {e}"))?;
         self.add_site(Site {
@@ -299,8 +294,8 @@ impl Replication {
 
     /// Starts following `site`'s applied position here from what the database holds.
     fn track_applied(&self, site: &Site) {
-        let applied = rusqlite::Connection::open(&self.store_path)
-            .and_then(|c| applied_pos(&c, &format!("site:{}", site.name)))
+        let applied = rusqlite::Connection::open(self.store.path())
+            .and_then(|c| applied_pos(&c, &site_log(&site.name)))
             .unwrap_or(0);
         self.applied
             .lock()
@@ -335,9 +330,9 @@ pub(super) async fn watch(repl: Arc<Replication>, mut shutdown: watch::Receiver<
         for r in &removed {
             repl.remove_site(r);
         }
-        if let Ok(status) = repl.music.locks().status().await {
+        if let Ok(status) = repl.music.membership().await {
             let known = repl.peers();
-            for id in status.latest.ids() {
+            for id in status.members.iter().copied() {
                 if id == repl.id
                     || known.iter().any(|p| p.id == id)
                     || removed.iter().any(|r| r.id == id)

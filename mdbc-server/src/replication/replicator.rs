@@ -19,11 +19,11 @@ use sql_capture::capture::Shapes;
 use sql_capture::changes::Entry;
 use tokio::sync::watch;
 
-use super::{
-    applied_pos, decode_head, domain_head, domain_key, domain_prefix, log_key, log_prefix,
-    set_applied, Replication, Site, SCHEMA_DOMAIN,
+use super::cluster::{Replication, Site};
+use super::keys::{
+    applied_pos, decode_head, domain_head, domain_key, domain_log, domain_prefix, log_key,
+    log_prefix, set_applied, site_log, SCHEMA_DOMAIN,
 };
-use crate::session::Session;
 use crate::store::{SessionIdent, Store};
 
 /// What one attempt to apply an entry came to.
@@ -46,6 +46,13 @@ pub(super) fn spawn(
     // Entries from different sites arrive in no global order; each was checked where it
     // was written (see sql_capture::apply).
     conn.pragma_update(None, "foreign_keys", "OFF")?;
+    // Schema entries run on a connection of their own, with foreign keys checked as any
+    // session's DDL is.
+    let schema_conn = store.connect(&SessionIdent {
+        pid: -4,
+        user: "mdbc".into(),
+        database: "mdbc".into(),
+    })?;
     std::thread::Builder::new()
         .name("mdbc-replicator".into())
         .spawn(move || {
@@ -59,28 +66,14 @@ pub(super) fn spawn(
                     return;
                 }
             };
-            let applier = match Session::applier(
-                store.clone(),
-                SessionIdent {
-                    pid: -4,
-                    user: "mdbc".into(),
-                    database: "mdbc".into(),
-                },
-            ) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!("replicator cannot open its session: {e}");
-                    return;
-                }
-            };
-            rt.block_on(run(repl, store, conn, applier, shutdown));
+            rt.block_on(run(repl, store, conn, schema_conn, shutdown));
         })?;
     Ok(())
 }
 
 /// One log this site applies.
 enum Log {
-    /// The schema log (`__schema` domain), applied through the replicator's session.
+    /// The schema log (`__schema` domain), applied on its own connection.
     Schema,
     /// A strong domain's log.
     Domain(String),
@@ -120,10 +113,10 @@ impl Log {
     fn next(&self, repl: &Replication, conn: &Connection) -> rusqlite::Result<u64> {
         Ok(match self {
             Log::Schema => repl.schema_pos(),
-            Log::Domain(d) => applied_pos(conn, &format!("domain:{d}"))?,
+            Log::Domain(d) => applied_pos(conn, &domain_log(d))?,
             // From SQLite, not the in-memory position: it counts the entries applied in
             // the replicator's open transaction.
-            Log::Site(s) => applied_pos(conn, &format!("site:{}", s.name))?,
+            Log::Site(s) => applied_pos(conn, &site_log(&s.name))?,
         } + 1)
     }
 }
@@ -156,7 +149,7 @@ async fn run(
     repl: Arc<Replication>,
     store: Arc<Store>,
     conn: Connection,
-    mut applier: Session,
+    schema_conn: Connection,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut changes = repl.music.store().changes();
@@ -224,7 +217,7 @@ async fn run(
                     }
                 };
                 let step = match log {
-                    Log::Schema => apply_schema(&mut applier, next, &value).await,
+                    Log::Schema => apply_schema(&repl, &store, &schema_conn, next, &value).await,
                     Log::Domain(d) => {
                         apply_domain(
                             &mut batch,
@@ -315,10 +308,16 @@ async fn pull(repl: &Replication, conn: &Connection, logs: &[Log]) {
     }
 }
 
-async fn apply_schema(applier: &mut Session, seq: u64, bytes: &[u8]) -> anyhow::Result<Step> {
+async fn apply_schema(
+    repl: &Replication,
+    store: &Arc<Store>,
+    conn: &Connection,
+    seq: u64,
+    bytes: &[u8],
+) -> anyhow::Result<Step> {
     let entry = Entry::decode(bytes)?;
-    if applier
-        .apply_schema_entry(seq, &entry.ddl)
+    if repl
+        .apply_schema_entry(store, conn, seq, &entry.ddl)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
     {
@@ -448,7 +447,7 @@ async fn apply_domain(
         return Ok(Step::Wait);
     }
     let version = store.catalog().version;
-    let log = format!("domain:{domain}");
+    let log = domain_log(domain);
     in_transaction(batch, store, conn, &log, seq, || {
         repl.apply_tables(conn, shapes, version, &entry)
     })
@@ -487,7 +486,7 @@ async fn apply_site(
         return Ok(Step::Wait);
     }
     let version = store.catalog().version;
-    let log = format!("site:{}", peer.name);
+    let log = site_log(&peer.name);
     let step = in_transaction(batch, store, conn, &log, seq, || {
         repl.apply_tables(conn, shapes, version, &entry)
     })
@@ -496,24 +495,4 @@ async fn apply_site(
         batch.site_positions.push((peer.id, seq, entry.hlc));
     }
     Ok(step)
-}
-
-impl Replication {
-    pub(super) fn applied_of(&self, site: u64) -> u64 {
-        self.applied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&site)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn set_applied_of(&self, site: u64, pos: u64) {
-        self.applied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(site, pos);
-        self.lock_freshness().applied(site, pos);
-        self.applied_tick.send_modify(|n| *n = n.wrapping_add(1));
-    }
 }

@@ -13,7 +13,6 @@
 //! Without any site to copy from (a brand-new cluster, or none reachable) a site starts
 //! empty and replays every log from the beginning instead.
 
-use std::collections::HashMap;
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -22,14 +21,10 @@ use anyhow::Context;
 use rusqlite::Connection;
 
 use super::calls::{self, Answer, Call, CHUNK};
-use super::{applied_pos, site_id, Policy, Replication, SCHEMA_LOG};
+use super::cluster::{Replication, SnapshotsMade};
+use super::keys::{applied_pos, site_id, SCHEMA_LOG};
+use super::policy::Policy;
 use crate::config::{Config, Level};
-
-/// Snapshots a donor keeps for new sites, by id: the file and when it was made.
-#[derive(Debug, Default)]
-pub(super) struct Made {
-    files: HashMap<u64, (PathBuf, Instant)>,
-}
 
 /// A snapshot nobody finished reading is deleted after this long.
 const KEEP: Duration = Duration::from_secs(15 * 60);
@@ -42,7 +37,7 @@ impl Replication {
         self.data_dir.join("snapshots")
     }
 
-    fn lock_made(&self) -> std::sync::MutexGuard<'_, Made> {
+    fn lock_made(&self) -> std::sync::MutexGuard<'_, SnapshotsMade> {
         self.snapshots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -75,7 +70,7 @@ impl Replication {
                 }
                 let id = self.hlc.now();
                 let path = dir.join(format!("{id}.db"));
-                let src = self.store_path.clone();
+                let src = self.store.path().to_path_buf();
                 let target = path.clone();
                 let policy = self.policy.clone();
                 let made = tokio::task::spawn_blocking(move || -> anyhow::Result<(u64, u64)> {

@@ -1,64 +1,16 @@
-//! Values: PostgreSQL input syntax to SQLite storage, and SQLite storage to PostgreSQL's text
-//! and binary wire formats.
-//!
-//! Storage rules (one per type, so comparisons and sorting in SQLite stay correct):
-//! booleans as 0/1; integers and floats natively; numeric as integer or real (printed with
-//! the declared scale); date/time/timestamp as canonical ISO text (timestamptz in UTC with
-//! `+00`), which sorts chronologically; uuid lower-case; json as given, jsonb normalised;
-//! bytea as a blob.
+//! PostgreSQL's text formats: input syntax to SQLite storage, storage to output text, for
+//! every scalar type (arrays are in [`super::arrays`], built on these).
 
+use super::error::{invalid, out_of_range, VResult, ValueError};
 use bytes::{BufMut, BytesMut};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use rusqlite::types::{Value, ValueRef};
 use sql_capture::PgType;
 use std::fmt::Write as _;
 
-/// A value PostgreSQL would refuse, with its SQLSTATE.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct ValueError {
-    /// SQLSTATE (22P02, 22003, 22001, 22008, 22023).
-    pub code: &'static str,
-    /// PostgreSQL-style message.
-    pub message: String,
-}
+pub(super) const PG_EPOCH_DAYS_FROM_CE: i32 = 730_120; // 2000-01-01 as days from 0001-01-01 (CE day 1)
 
-fn invalid(ty: PgType, input: &str) -> ValueError {
-    ValueError {
-        code: "22P02",
-        message: format!("invalid input syntax for type {}: \"{}\"", ty.name(), input),
-    }
-}
-
-fn out_of_range(ty: PgType, input: &str) -> ValueError {
-    ValueError {
-        code: "22003",
-        message: format!("value \"{input}\" is out of range for type {}", ty.name()),
-    }
-}
-
-/// Every array and vector type (arrays.rs handles them before the scalar matches below).
-macro_rules! array_types {
-    () => {
-        PgType::BoolArray
-            | PgType::CharArray
-            | PgType::NameArray
-            | PgType::Int2Array
-            | PgType::Int4Array
-            | PgType::TextArray
-            | PgType::OidArray
-            | PgType::Int8Array
-            | PgType::Float8Array
-            | PgType::Int2Vector
-            | PgType::OidVector
-    };
-}
-
-type VResult<T> = std::result::Result<T, ValueError>;
-
-const PG_EPOCH_DAYS_FROM_CE: i32 = 730_120; // 2000-01-01 as days from 0001-01-01 (CE day 1)
-
-fn pg_epoch() -> NaiveDateTime {
+pub(super) fn pg_epoch() -> NaiveDateTime {
     NaiveDate::from_ymd_opt(2000, 1, 1)
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .unwrap_or_default()
@@ -94,15 +46,8 @@ pub fn from_text(input: &str, ty: PgType, typmod: i32) -> VResult<Value> {
             }
         })?,
         PgType::Text | PgType::Name | PgType::Char => Value::Text(input.to_string()),
-        array_types!() => {
-            // Already an array as mdbc keeps them (the result of array_agg, ARRAY[…]).
-            if t.starts_with('[') {
-                if let Ok(j @ serde_json::Value::Array(_)) = serde_json::from_str(t) {
-                    return Ok(Value::Text(j.to_string()));
-                }
-            }
-            Value::Text(crate::arrays::from_pg_text(input, ty)?.to_string())
-        }
+        // Arrays are converted by `super::from_text`; never here.
+        array_types!() => return Err(invalid(ty, input)),
         PgType::Varchar | PgType::Bpchar => Value::Text(fit_length(input, ty, typmod)?),
         PgType::Bytea => Value::Blob(bytea_from_text(input).ok_or_else(|| invalid(ty, input))?),
         PgType::Date => Value::Text(format_date(
@@ -142,58 +87,7 @@ pub fn from_text(input: &str, ty: PgType, typmod: i32) -> VResult<Value> {
     })
 }
 
-/// Converts any stored SQLite value to type `ty`, as `pg_coerce` (casts and writes) does.
-pub fn coerce(v: ValueRef<'_>, ty: PgType, typmod: i32) -> VResult<Value> {
-    match v {
-        ValueRef::Null => Ok(Value::Null),
-        ValueRef::Text(b) => {
-            let s = std::str::from_utf8(b).map_err(|_| ValueError {
-                code: "22021",
-                message: "invalid byte sequence for encoding \"UTF8\"".into(),
-            })?;
-            from_text(s, ty, typmod)
-        }
-        ValueRef::Integer(i) => match ty {
-            PgType::Bool => Ok(Value::Integer((i != 0) as i64)),
-            PgType::Int2 | PgType::Int4 | PgType::Int8 | PgType::Oid => {
-                Ok(Value::Integer(check_int_range(i, ty, &i.to_string())?))
-            }
-            PgType::Float4 | PgType::Float8 => Ok(Value::Real(i as f64)),
-            PgType::Numeric => numeric_from_text(&i.to_string(), typmod),
-            PgType::Bytea => Ok(Value::Blob(i.to_string().into_bytes())),
-            _ => from_text(&i.to_string(), ty, typmod),
-        },
-        ValueRef::Real(f) => match ty {
-            PgType::Int2 | PgType::Int4 | PgType::Int8 | PgType::Oid => {
-                let r = f.round_ties_even();
-                if !r.is_finite() || r < i64::MIN as f64 || r > i64::MAX as f64 {
-                    return Err(out_of_range(ty, &f.to_string()));
-                }
-                Ok(Value::Integer(check_int_range(
-                    r as i64,
-                    ty,
-                    &f.to_string(),
-                )?))
-            }
-            PgType::Float4 | PgType::Float8 => Ok(Value::Real(f)),
-            PgType::Numeric => numeric_from_text(&format_float(f), typmod),
-            PgType::Bool => Err(ValueError {
-                code: "42846",
-                message: "cannot cast type double precision to boolean".into(),
-            }),
-            _ => from_text(&format_float(f), ty, typmod),
-        },
-        ValueRef::Blob(b) => match ty {
-            PgType::Bytea => Ok(Value::Blob(b.to_vec())),
-            _ => match std::str::from_utf8(b) {
-                Ok(s) => from_text(s, ty, typmod),
-                Err(_) => Err(invalid(ty, "<binary>")),
-            },
-        },
-    }
-}
-
-fn check_int_range(v: i64, ty: PgType, input: &str) -> VResult<i64> {
+pub(super) fn check_int_range(v: i64, ty: PgType, input: &str) -> VResult<i64> {
     let ok = match ty {
         PgType::Int2 => i16::try_from(v).is_ok(),
         PgType::Int4 => i32::try_from(v).is_ok(),
@@ -207,7 +101,7 @@ fn check_int_range(v: i64, ty: PgType, input: &str) -> VResult<i64> {
     }
 }
 
-fn parse_bool(t: &str) -> Option<bool> {
+pub(super) fn parse_bool(t: &str) -> Option<bool> {
     let l = t.to_ascii_lowercase();
     match l.as_str() {
         "t" | "true" | "y" | "yes" | "on" | "1" => Some(true),
@@ -216,7 +110,7 @@ fn parse_bool(t: &str) -> Option<bool> {
     }
 }
 
-fn parse_float(t: &str) -> Option<f64> {
+pub(super) fn parse_float(t: &str) -> Option<f64> {
     match t.to_ascii_lowercase().as_str() {
         "nan" => Some(f64::NAN),
         "infinity" | "inf" | "+infinity" => Some(f64::INFINITY),
@@ -227,7 +121,7 @@ fn parse_float(t: &str) -> Option<f64> {
 
 /// Parses a decimal and applies a `numeric(p,s)` typmod: rounds to the scale and refuses
 /// values with more integer digits than `p - s` allows.
-fn numeric_from_text(t: &str, typmod: i32) -> VResult<Value> {
+pub(super) fn numeric_from_text(t: &str, typmod: i32) -> VResult<Value> {
     let ok_shape = !t.is_empty()
         && t.chars()
             .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
@@ -298,7 +192,7 @@ fn numeric_overflow(p: u32, s: u32) -> ValueError {
     }
 }
 
-fn fit_length(input: &str, ty: PgType, typmod: i32) -> VResult<String> {
+pub(super) fn fit_length(input: &str, ty: PgType, typmod: i32) -> VResult<String> {
     if typmod < 4 {
         return Ok(input.to_string());
     }
@@ -330,7 +224,7 @@ fn fit_length(input: &str, ty: PgType, typmod: i32) -> VResult<String> {
 }
 
 /// A stored character(n) value with its padding, as PostgreSQL shows it.
-fn bpchar_padded(b: &[u8], typmod: i32, out: &mut BytesMut) {
+pub(super) fn bpchar_padded(b: &[u8], typmod: i32, out: &mut BytesMut) {
     out.put_slice(b);
     if typmod >= 5 {
         let have = String::from_utf8_lossy(b).chars().count();
@@ -341,7 +235,7 @@ fn bpchar_padded(b: &[u8], typmod: i32, out: &mut BytesMut) {
     }
 }
 
-fn bytea_from_text(s: &str) -> Option<Vec<u8>> {
+pub(super) fn bytea_from_text(s: &str) -> Option<Vec<u8>> {
     if let Some(hex) = s.strip_prefix("\\x") {
         let hex: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
         if !hex.len().is_multiple_of(2) {
@@ -382,12 +276,12 @@ fn bytea_from_text(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn parse_date(t: &str) -> Option<NaiveDate> {
+pub(super) fn parse_date(t: &str) -> Option<NaiveDate> {
     let head = t.split([' ', 'T']).next()?;
     NaiveDate::parse_from_str(head, "%Y-%m-%d").ok()
 }
 
-fn parse_time(t: &str) -> Option<NaiveTime> {
+pub(super) fn parse_time(t: &str) -> Option<NaiveTime> {
     let t = t.trim_end_matches(['Z', 'z']);
     NaiveTime::parse_from_str(t, "%H:%M:%S%.f")
         .or_else(|_| NaiveTime::parse_from_str(t, "%H:%M"))
@@ -396,7 +290,7 @@ fn parse_time(t: &str) -> Option<NaiveTime> {
 
 /// Parses `YYYY-MM-DD[( |T)HH:MM[:SS[.f]]][Z|±HH[:MM]]`; returns the local time and the
 /// offset in seconds east of UTC when one was given.
-fn parse_timestamp(t: &str) -> Option<(NaiveDateTime, Option<i32>)> {
+pub(super) fn parse_timestamp(t: &str) -> Option<(NaiveDateTime, Option<i32>)> {
     let lower = t.to_ascii_lowercase();
     match lower.as_str() {
         "epoch" => return Some((DateTime::UNIX_EPOCH.naive_utc(), Some(0))),
@@ -447,7 +341,7 @@ fn split_zone(s: &str) -> Option<(&str, Option<i32>)> {
     Some((s, None))
 }
 
-fn format_date(d: NaiveDate) -> String {
+pub(super) fn format_date(d: NaiveDate) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
 }
 
@@ -463,13 +357,13 @@ fn push_fraction(s: &mut String, nanos: u32) {
     }
 }
 
-fn format_time(t: NaiveTime) -> String {
+pub(super) fn format_time(t: NaiveTime) -> String {
     let mut s = format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second());
     push_fraction(&mut s, t.nanosecond());
     s
 }
 
-fn format_timestamp(dt: NaiveDateTime) -> String {
+pub(super) fn format_timestamp(dt: NaiveDateTime) -> String {
     format!("{} {}", format_date(dt.date()), format_time(dt.time()))
 }
 
@@ -481,12 +375,12 @@ pub fn format_timestamptz(utc: NaiveDateTime) -> String {
 /// An interval as PostgreSQL keeps it: months, days and microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Interval {
-    months: i32,
-    days: i32,
-    micros: i64,
+    pub(super) months: i32,
+    pub(super) days: i32,
+    pub(super) micros: i64,
 }
 
-fn parse_interval(t: &str) -> Option<Interval> {
+pub(super) fn parse_interval(t: &str) -> Option<Interval> {
     let mut iv = Interval::default();
     let tokens: Vec<&str> = t.split_whitespace().collect();
     let mut i = 0;
@@ -526,7 +420,7 @@ fn parse_interval(t: &str) -> Option<Interval> {
     any.then_some(iv)
 }
 
-fn format_interval(iv: Interval) -> String {
+pub(super) fn format_interval(iv: Interval) -> String {
     let mut parts = Vec::new();
     let years = iv.months / 12;
     let mons = iv.months % 12;
@@ -559,7 +453,7 @@ fn format_interval(iv: Interval) -> String {
 }
 
 /// jsonb's text form: keys sorted (serde_json's map is ordered), `": "` and `", "`.
-fn jsonb_text(v: &serde_json::Value) -> String {
+pub(super) fn jsonb_text(v: &serde_json::Value) -> String {
     let mut s = String::new();
     write_jsonb(v, &mut s);
     s
@@ -619,7 +513,7 @@ pub fn format_float(f: f64) -> String {
     }
 }
 
-fn format_numeric(v: ValueRef<'_>, typmod: i32) -> Option<String> {
+pub(super) fn format_numeric(v: ValueRef<'_>, typmod: i32) -> Option<String> {
     let scale = if typmod >= 4 {
         Some(((typmod - 4) & 0xffff) as usize)
     } else {
@@ -655,9 +549,6 @@ pub fn encode_text(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMut)
     match (ty, v) {
         (_, ValueRef::Null) => {}
         (PgType::Bpchar, ValueRef::Text(b)) => bpchar_padded(b, typmod, out),
-        (t, ValueRef::Text(b)) if t.element().is_some() => {
-            crate::arrays::encode_text(&String::from_utf8_lossy(b), t, out)
-        }
         (PgType::Bool, ValueRef::Integer(i)) => out.put_slice(if i != 0 { b"t" } else { b"f" }),
         (PgType::Bool, ValueRef::Real(f)) => out.put_slice(if f != 0.0 { b"t" } else { b"f" }),
         (PgType::Numeric, v @ (ValueRef::Integer(_) | ValueRef::Real(_))) => {
@@ -692,7 +583,7 @@ impl std::fmt::Write for BytesWriter<'_> {
     }
 }
 
-fn as_text(v: ValueRef<'_>) -> String {
+pub(super) fn as_text(v: ValueRef<'_>) -> String {
     match v {
         ValueRef::Null => String::new(),
         ValueRef::Integer(i) => i.to_string(),
@@ -701,7 +592,7 @@ fn as_text(v: ValueRef<'_>) -> String {
     }
 }
 
-fn as_i64(v: ValueRef<'_>) -> Option<i64> {
+pub(super) fn as_i64(v: ValueRef<'_>) -> Option<i64> {
     match v {
         ValueRef::Integer(i) => Some(i),
         ValueRef::Real(f) => Some(f.round_ties_even() as i64),
@@ -710,283 +601,13 @@ fn as_i64(v: ValueRef<'_>) -> Option<i64> {
     }
 }
 
-fn as_f64(v: ValueRef<'_>) -> Option<f64> {
+pub(super) fn as_f64(v: ValueRef<'_>) -> Option<f64> {
     match v {
         ValueRef::Integer(i) => Some(i as f64),
         ValueRef::Real(f) => Some(f),
         ValueRef::Text(b) => parse_float(std::str::from_utf8(b).ok()?.trim()),
         _ => None,
     }
-}
-
-/// Appends a value in PostgreSQL's binary format. Values that cannot be shown in the binary
-/// form of `ty` (a stored value of another class) yield an error naming the column type.
-pub fn encode_binary(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMut) -> VResult<()> {
-    let bad = || ValueError {
-        code: "22P03",
-        message: format!("stored value cannot be sent as binary {}", ty.name()),
-    };
-    if ty.element().is_some() {
-        return crate::arrays::encode_binary(&as_text(v), ty, out);
-    }
-    match ty {
-        PgType::Bool => out.put_u8((as_i64(v).ok_or_else(bad)? != 0) as u8),
-        PgType::Int2 => out.put_i16(as_i64(v).ok_or_else(bad)? as i16),
-        PgType::Int4 => out.put_i32(as_i64(v).ok_or_else(bad)? as i32),
-        PgType::Oid => out.put_u32(as_i64(v).ok_or_else(bad)? as u32),
-        PgType::Int8 => out.put_i64(as_i64(v).ok_or_else(bad)?),
-        PgType::Float4 => out.put_f32(as_f64(v).ok_or_else(bad)? as f32),
-        PgType::Float8 => out.put_f64(as_f64(v).ok_or_else(bad)?),
-        PgType::Numeric => {
-            let text = match v {
-                ValueRef::Integer(_) | ValueRef::Real(_) => {
-                    format_numeric(v, typmod).ok_or_else(bad)?
-                }
-                other => as_text(other),
-            };
-            numeric_binary(&text, out).ok_or_else(bad)?;
-        }
-        PgType::Bytea => match v {
-            ValueRef::Blob(b) | ValueRef::Text(b) => out.put_slice(b),
-            other => out.put_slice(as_text(other).as_bytes()),
-        },
-        PgType::Jsonb => {
-            out.put_u8(1);
-            out.put_slice(as_text(v).as_bytes());
-        }
-        PgType::Date => {
-            let d = parse_date(&as_text(v)).ok_or_else(bad)?;
-            out.put_i32(d.num_days_from_ce() - PG_EPOCH_DAYS_FROM_CE);
-        }
-        PgType::Time => {
-            let t = parse_time(&as_text(v)).ok_or_else(bad)?;
-            out.put_i64(
-                t.num_seconds_from_midnight() as i64 * 1_000_000 + (t.nanosecond() / 1000) as i64,
-            );
-        }
-        PgType::Timestamp | PgType::Timestamptz => {
-            let (dt, off) = parse_timestamp(&as_text(v)).ok_or_else(bad)?;
-            let utc = dt - chrono::Duration::seconds(off.unwrap_or(0) as i64);
-            let micros = (utc - pg_epoch()).num_microseconds().ok_or_else(bad)?;
-            out.put_i64(micros);
-        }
-        PgType::Interval => {
-            let iv = parse_interval(&as_text(v)).ok_or_else(bad)?;
-            out.put_i64(iv.micros);
-            out.put_i32(iv.days);
-            out.put_i32(iv.months);
-        }
-        PgType::Uuid => {
-            let u = uuid::Uuid::parse_str(&as_text(v)).map_err(|_| bad())?;
-            out.put_slice(u.as_bytes());
-        }
-        PgType::Bpchar => bpchar_padded(as_text(v).as_bytes(), typmod, out),
-        PgType::Text | PgType::Varchar | PgType::Name | PgType::Char | PgType::Json => match v {
-            ValueRef::Text(b) | ValueRef::Blob(b) => out.put_slice(b),
-            other => out.put_slice(as_text(other).as_bytes()),
-        },
-        array_types!() => return Err(bad()),
-    }
-    Ok(())
-}
-
-/// Writes PostgreSQL's binary NUMERIC (base-10000 digits) for a decimal string.
-fn numeric_binary(text: &str, out: &mut BytesMut) -> Option<()> {
-    if text == "NaN" {
-        out.put_i16(0);
-        out.put_i16(0);
-        out.put_u16(0xC000);
-        out.put_u16(0);
-        return Some(());
-    }
-    let (neg, t) = match text.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, text),
-    };
-    let (int_part, frac_part) = t.split_once('.').unwrap_or((t, ""));
-    if !int_part
-        .chars()
-        .chain(frac_part.chars())
-        .all(|c| c.is_ascii_digit())
-    {
-        return None;
-    }
-    let dscale = frac_part.len() as u16;
-    let int_part = int_part.trim_start_matches('0');
-    // Left-pad the integer part and right-pad the fraction to groups of four.
-    let pad_left = (4 - int_part.len() % 4) % 4;
-    let int_digits = format!("{}{}", "0".repeat(pad_left), int_part);
-    let pad_right = (4 - frac_part.len() % 4) % 4;
-    let frac_digits = format!("{}{}", frac_part, "0".repeat(pad_right));
-    let mut groups: Vec<i16> = Vec::new();
-    for c in int_digits
-        .as_bytes()
-        .chunks(4)
-        .chain(frac_digits.as_bytes().chunks(4))
-    {
-        groups.push(std::str::from_utf8(c).ok()?.parse().ok()?);
-    }
-    let mut weight = (int_digits.len() / 4) as i16 - 1;
-    // Trim leading and trailing zero groups.
-    while groups.first() == Some(&0) {
-        groups.remove(0);
-        weight -= 1;
-    }
-    while groups.last() == Some(&0) {
-        groups.pop();
-    }
-    if groups.is_empty() {
-        weight = 0;
-    }
-    out.put_i16(groups.len() as i16);
-    out.put_i16(weight);
-    out.put_u16(if neg && !groups.is_empty() { 0x4000 } else { 0 });
-    out.put_u16(dscale);
-    for g in groups {
-        out.put_i16(g);
-    }
-    Some(())
-}
-
-fn numeric_from_binary(b: &[u8]) -> Option<String> {
-    let rd16 =
-        |i: usize| -> Option<i16> { Some(i16::from_be_bytes(b.get(i..i + 2)?.try_into().ok()?)) };
-    let ndigits = rd16(0)? as usize;
-    let weight = rd16(2)? as i32;
-    let sign = rd16(4)? as u16;
-    let dscale = rd16(6)? as usize;
-    if sign == 0xC000 {
-        return Some("NaN".into());
-    }
-    let digits: Vec<i16> = (0..ndigits)
-        .map(|i| rd16(8 + 2 * i))
-        .collect::<Option<_>>()?;
-    let mut int_part = String::new();
-    for w in 0..=weight.max(-1) {
-        let d = digits.get(w as usize).copied().unwrap_or(0);
-        if int_part.is_empty() {
-            if d != 0 {
-                int_part = d.to_string();
-            }
-        } else {
-            int_part.push_str(&format!("{d:04}"));
-        }
-    }
-    if int_part.is_empty() {
-        int_part.push('0');
-    }
-    let mut frac = String::new();
-    let mut pos = weight + 1;
-    while frac.len() < dscale {
-        let d = if pos < 0 {
-            0
-        } else {
-            digits.get(pos as usize).copied().unwrap_or(0)
-        };
-        frac.push_str(&format!("{d:04}"));
-        pos += 1;
-    }
-    frac.truncate(dscale);
-    let mut s = String::new();
-    if sign == 0x4000 {
-        s.push('-');
-    }
-    s.push_str(&int_part);
-    if dscale > 0 {
-        s.push('.');
-        s.push_str(&frac);
-    }
-    Some(s)
-}
-
-/// Decodes a parameter in PostgreSQL's binary format for type `ty`.
-pub fn from_binary(b: &[u8], ty: PgType) -> VResult<Value> {
-    let bad = || ValueError {
-        code: "22P03",
-        message: format!("incorrect binary data format for type {}", ty.name()),
-    };
-    let arr = |n: usize| -> VResult<&[u8]> {
-        if b.len() == n {
-            Ok(b)
-        } else {
-            Err(bad())
-        }
-    };
-    if ty.element().is_some() {
-        return Ok(Value::Text(crate::arrays::from_binary(b, ty)?.to_string()));
-    }
-    Ok(match ty {
-        PgType::Bool => Value::Integer((arr(1)?[0] != 0) as i64),
-        PgType::Int2 => {
-            Value::Integer(i16::from_be_bytes(arr(2)?.try_into().map_err(|_| bad())?) as i64)
-        }
-        PgType::Int4 => {
-            Value::Integer(i32::from_be_bytes(arr(4)?.try_into().map_err(|_| bad())?) as i64)
-        }
-        PgType::Oid => {
-            Value::Integer(u32::from_be_bytes(arr(4)?.try_into().map_err(|_| bad())?) as i64)
-        }
-        PgType::Int8 => Value::Integer(i64::from_be_bytes(arr(8)?.try_into().map_err(|_| bad())?)),
-        PgType::Float4 => {
-            Value::Real(f32::from_be_bytes(arr(4)?.try_into().map_err(|_| bad())?) as f64)
-        }
-        PgType::Float8 => Value::Real(f64::from_be_bytes(arr(8)?.try_into().map_err(|_| bad())?)),
-        PgType::Numeric => numeric_from_text(&numeric_from_binary(b).ok_or_else(bad)?, -1)?,
-        PgType::Bytea => Value::Blob(b.to_vec()),
-        PgType::Jsonb => {
-            let rest = b.strip_prefix(&[1u8]).ok_or_else(bad)?;
-            from_text(std::str::from_utf8(rest).map_err(|_| bad())?, ty, -1)?
-        }
-        PgType::Date => {
-            let days = i32::from_be_bytes(arr(4)?.try_into().map_err(|_| bad())?);
-            let d = NaiveDate::from_num_days_from_ce_opt(days + PG_EPOCH_DAYS_FROM_CE)
-                .ok_or_else(bad)?;
-            Value::Text(format_date(d))
-        }
-        PgType::Time => {
-            let us = i64::from_be_bytes(arr(8)?.try_into().map_err(|_| bad())?);
-            let t = NaiveTime::from_num_seconds_from_midnight_opt(
-                (us / 1_000_000) as u32,
-                ((us % 1_000_000) * 1000) as u32,
-            )
-            .ok_or_else(bad)?;
-            Value::Text(format_time(t))
-        }
-        PgType::Timestamp | PgType::Timestamptz => {
-            let us = i64::from_be_bytes(arr(8)?.try_into().map_err(|_| bad())?);
-            let dt = pg_epoch() + chrono::Duration::microseconds(us);
-            Value::Text(if ty == PgType::Timestamp {
-                format_timestamp(dt)
-            } else {
-                format_timestamptz(dt)
-            })
-        }
-        PgType::Interval => {
-            let b = arr(16)?;
-            let iv = Interval {
-                micros: i64::from_be_bytes(b[0..8].try_into().map_err(|_| bad())?),
-                days: i32::from_be_bytes(b[8..12].try_into().map_err(|_| bad())?),
-                months: i32::from_be_bytes(b[12..16].try_into().map_err(|_| bad())?),
-            };
-            Value::Text(format_interval(iv))
-        }
-        PgType::Uuid => Value::Text(
-            uuid::Uuid::from_slice(arr(16)?)
-                .map_err(|_| bad())?
-                .hyphenated()
-                .to_string(),
-        ),
-        PgType::Bpchar => Value::Text(
-            std::str::from_utf8(b)
-                .map_err(|_| bad())?
-                .trim_end_matches(' ')
-                .to_string(),
-        ),
-        PgType::Text | PgType::Varchar | PgType::Name | PgType::Char | PgType::Json => {
-            Value::Text(std::str::from_utf8(b).map_err(|_| bad())?.to_string())
-        }
-        array_types!() => return Err(bad()),
-    })
 }
 
 /// The current time as mdbc stores `timestamptz`.
@@ -1002,6 +623,7 @@ pub fn today_text() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::values::binary::{encode_binary, from_binary, numeric_binary, numeric_from_binary};
 
     fn text(v: &Value, ty: PgType, typmod: i32) -> String {
         let mut b = BytesMut::new();

@@ -11,7 +11,8 @@ use rusqlite::types::{Value, ValueRef};
 use serde_json::Value as Json;
 use sql_capture::PgType;
 
-use crate::values::{self, ValueError};
+use super::error::ValueError;
+use super::{binary, text};
 
 type VResult<T> = std::result::Result<T, ValueError>;
 
@@ -85,7 +86,7 @@ pub fn encode_text(stored: &str, ty: PgType, out: &mut BytesMut) {
             continue;
         }
         let mut text = BytesMut::new();
-        values::encode_text(value_ref(&v), elem, -1, &mut text);
+        text::encode_text(value_ref(&v), elem, -1, &mut text);
         let s = String::from_utf8_lossy(&text);
         let needs_quotes = s.is_empty()
             || s.eq_ignore_ascii_case("null")
@@ -134,7 +135,7 @@ pub fn encode_binary(stored: &str, ty: PgType, out: &mut BytesMut) -> VResult<()
         }
         let at = out.len();
         out.put_i32(0);
-        values::encode_binary(value_ref(&v), elem, -1, out)?;
+        binary::encode_binary(value_ref(&v), elem, -1, out)?;
         let len = (out.len() - at - 4) as i32;
         out[at..at + 4].copy_from_slice(&len.to_be_bytes());
     }
@@ -159,7 +160,7 @@ pub fn from_pg_text(input: &str, ty: PgType) -> VResult<Json> {
     let mut items = Vec::new();
     if is_vector(ty) {
         for part in t.split_whitespace() {
-            items.push(json_element(values::from_text(part, elem, -1)?));
+            items.push(json_element(text::from_text(part, elem, -1)?));
         }
         return Ok(Json::Array(items));
     }
@@ -202,7 +203,7 @@ pub fn from_pg_text(input: &str, ty: PgType) -> VResult<Json> {
         if !quoted && text.eq_ignore_ascii_case("null") {
             items.push(Json::Null);
         } else {
-            items.push(json_element(values::from_text(&text, elem, -1)?));
+            items.push(json_element(text::from_text(&text, elem, -1)?));
         }
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();
@@ -252,7 +253,7 @@ pub fn from_binary(b: &[u8], ty: PgType) -> VResult<Json> {
             continue;
         }
         let raw = take(len as usize)?;
-        items.push(json_element(values::from_binary(raw, elem)?));
+        items.push(json_element(binary::from_binary(raw, elem)?));
     }
     Ok(Json::Array(items))
 }

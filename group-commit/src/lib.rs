@@ -1,3 +1,5 @@
+//! # group-commit
+//!
 //! Group commit for a SQLite database in WAL mode: one fsync of the `-wal` file makes
 //! every commit written before it durable, so concurrent committers share fsyncs instead
 //! of paying one each, in series.

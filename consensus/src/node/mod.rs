@@ -11,28 +11,34 @@
 //!   adds a replica the node dials it, and only replicas named there may connect.
 //! - **Snapshots** are encoded and written off the loop (see [`crate::storage`]).
 
+mod handle;
+mod input;
+mod serve;
+
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
-use tokio::net::{TcpListener, TcpStream};
+use bytes::{Bytes, BytesMut};
+use tokio::net::TcpListener;
 
 use crate::acceptor::Acceptor;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::kv::Kv;
-use crate::net::{
-    bad, dial_peer, handshake_responder, read_frame, CLIENT_MAGIC, HANDSHAKE_TIMEOUT, PEER_MAGIC,
-};
+use crate::net::dial_peer;
 use crate::paxos::{MembershipChange, Role};
-use crate::replica::{Outcome, Replica, RequestId, StateMachine};
+use crate::replica::{Outcome, Replica, StateMachine};
 use crate::storage::{FileStorage, Storage};
-use crate::types::{Entry, Membership, Message, NodeId, Slot};
+use crate::types::{Entry, Message, NodeId, Slot};
 use crate::wire::{self, ClientRequest, ClientResponse};
 use crate::Config;
+pub use handle::{NodeError, NodeHandle};
+pub use input::{Applied, NodeStatus};
+use input::{Input, Reply};
+use serve::{serve_client, serve_peer};
 
 /// How a node runs.
 #[derive(Debug, Clone)]
@@ -55,72 +61,6 @@ pub struct NodeConfig {
     pub fsync: bool,
     /// Compact the log into a snapshot every this many entries (0: never).
     pub snapshot_every: u64,
-}
-
-enum Input {
-    Peer(NodeId, Message),
-    Client(ClientRequest, Reply),
-    Status(oneshot::Sender<NodeStatus>),
-    // A snapshot encoded off the loop, and its file written.
-    SnapshotEncoded(Slot, Bytes),
-    SnapshotWritten(Result<Slot, crate::StorageError>),
-}
-
-/// Where the answer to one request goes: a client connection's writer, with the tag the
-/// client gave the request, or a caller in this process.
-enum Reply {
-    Remote {
-        tag: u64,
-        tx: mpsc::UnboundedSender<(u64, ClientResponse)>,
-    },
-    Local(oneshot::Sender<ClientResponse>),
-}
-
-impl Reply {
-    fn send(self, resp: ClientResponse) {
-        // The client may have gone; its answer goes nowhere.
-        match self {
-            Reply::Remote { tag, tx } => {
-                let _ = tx.send((tag, resp));
-            }
-            Reply::Local(tx) => {
-                let _ = tx.send(resp);
-            }
-        }
-    }
-
-    fn is_closed(&self) -> bool {
-        match self {
-            Reply::Remote { tx, .. } => tx.is_closed(),
-            Reply::Local(tx) => tx.is_closed(),
-        }
-    }
-}
-
-/// One replica's view, for operators and tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeStatus {
-    /// This replica.
-    pub id: NodeId,
-    /// Its role.
-    pub role: Role,
-    /// The leader it knows, if any.
-    pub leader: Option<NodeId>,
-    /// Entries decided here.
-    pub decided: Slot,
-    /// The membership decided here.
-    pub members: Membership,
-    /// The newest membership in its log.
-    pub latest: Membership,
-}
-
-/// A command's result as every replica applies it (see [`NodeHandle::subscribe`]).
-#[derive(Debug, Clone)]
-pub struct Applied {
-    /// The request it came from.
-    pub id: RequestId,
-    /// What the state machine returned.
-    pub result: Bytes,
 }
 
 /// A replica started by [`start_node`].
@@ -704,228 +644,4 @@ impl<S: StateMachine> NodeLoop<S> {
             }
         }
     }
-}
-
-/// Requests to a replica from the process that runs it. Clones share the replica.
-///
-/// A proposal is applied exactly once however often it is retried: each call takes a
-/// client identity that has no other request outstanding (identities are reused, so the
-/// replicas' table of answered requests stays as small as the concurrency).
-#[derive(Clone)]
-pub struct NodeHandle {
-    inputs: mpsc::Sender<Input>,
-    applied: broadcast::Sender<Applied>,
-    sessions: Arc<std::sync::Mutex<Vec<(u64, u64)>>>,
-}
-
-/// Why a request from [`NodeHandle`] failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NodeError {
-    /// No leader took the request before the deadline (no quorum reachable, say).
-    #[error("no leader decided the request within {0:?}")]
-    Unavailable(Duration),
-    /// A linearizable read must go to the leader; this replica is not it.
-    #[error("this replica is not the leader (leader: {0:?})")]
-    NotLeader(Option<NodeId>),
-    /// The replica refused the request.
-    #[error("refused: {0}")]
-    Refused(String),
-    /// The replica has stopped.
-    #[error("the replica has stopped")]
-    Stopped,
-}
-
-/// How long one attempt waits before it is retried (with the same request id).
-const ATTEMPT: Duration = Duration::from_secs(1);
-
-impl NodeHandle {
-    async fn ask(&self, req: ClientRequest) -> Result<ClientResponse, NodeError> {
-        let (tx, rx) = oneshot::channel();
-        self.inputs
-            .send(Input::Client(req, Reply::Local(tx)))
-            .await
-            .map_err(|_| NodeError::Stopped)?;
-        match tokio::time::timeout(ATTEMPT, rx).await {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(_)) => Err(NodeError::Stopped),
-            // Forwarded to a leader that went away, say: the caller retries.
-            Err(_) => Ok(ClientResponse::Redirect { leader: 0 }),
-        }
-    }
-
-    /// Proposes `command` and returns what the state machine made of it, once this
-    /// replica has applied it; retried (applied once) until `deadline`.
-    pub async fn propose(&self, command: Bytes, deadline: Duration) -> Result<Bytes, NodeError> {
-        let (client, seq) = {
-            let mut free = self.sessions.lock().map_err(|_| NodeError::Stopped)?;
-            match free.pop() {
-                Some((c, s)) => (c, s + 1),
-                None => (crate::client::random_u64() | 1, 1),
-            }
-        };
-        let start = tokio::time::Instant::now();
-        let result = loop {
-            let req = ClientRequest::Propose {
-                client,
-                seq,
-                command: command.clone(),
-            };
-            match self.ask(req).await {
-                Ok(ClientResponse::Ok(v)) => break Ok(v),
-                Ok(ClientResponse::Error(e)) => break Err(NodeError::Refused(e)),
-                Ok(ClientResponse::Redirect { .. }) => {
-                    if start.elapsed() >= deadline {
-                        break Err(NodeError::Unavailable(deadline));
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Err(e) => break Err(e),
-            }
-        };
-        // The identity is free again only once its request is answered for good (an
-        // abandoned one might still be applied later, and a reuse would look like a retry).
-        if result.is_ok() {
-            if let Ok(mut free) = self.sessions.lock() {
-                free.push((client, seq));
-            }
-        }
-        result
-    }
-
-    /// Reads linearizably; only the leader answers ([`NodeError::NotLeader`] elsewhere).
-    pub async fn read(&self, query: Bytes) -> Result<Bytes, NodeError> {
-        match self.ask(ClientRequest::Read { query }).await? {
-            ClientResponse::Ok(v) => Ok(v),
-            ClientResponse::Error(e) => Err(NodeError::Refused(e)),
-            ClientResponse::Redirect { leader } => {
-                Err(NodeError::NotLeader((leader != 0).then_some(leader)))
-            }
-        }
-    }
-
-    /// Every command's result as this replica applies it, from now on. A receiver that
-    /// falls behind loses the oldest (and learns so from `recv`).
-    pub fn subscribe(&self) -> broadcast::Receiver<Applied> {
-        self.applied.subscribe()
-    }
-
-    /// The replica's view.
-    pub async fn status(&self) -> Result<NodeStatus, NodeError> {
-        let (tx, rx) = oneshot::channel();
-        self.inputs
-            .send(Input::Status(tx))
-            .await
-            .map_err(|_| NodeError::Stopped)?;
-        rx.await.map_err(|_| NodeError::Stopped)
-    }
-
-    /// Asks this replica, if it leads, to change the membership; answered once decided.
-    pub async fn change_membership(&self, change: MembershipChange) -> Result<(), NodeError> {
-        let req = match change {
-            MembershipChange::Add { id, addr } => ClientRequest::AddMember { id, addr },
-            MembershipChange::Remove(id) => ClientRequest::RemoveMember { id },
-        };
-        match self.ask(req).await? {
-            ClientResponse::Ok(_) => Ok(()),
-            ClientResponse::Error(e) => Err(NodeError::Refused(e)),
-            ClientResponse::Redirect { leader } => {
-                Err(NodeError::NotLeader((leader != 0).then_some(leader)))
-            }
-        }
-    }
-}
-
-async fn serve_peer(
-    mut s: TcpStream,
-    addr: SocketAddr,
-    me: NodeId,
-    allowed: Arc<RwLock<HashSet<NodeId>>>,
-    secret: Arc<[u8]>,
-    tx: mpsc::Sender<Input>,
-) {
-    let mut buf = BytesMut::new();
-    let who = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        handshake_responder(&mut s, &mut buf, &secret, PEER_MAGIC, me),
-    )
-    .await
-    .map_err(|_| bad("handshake timed out"))
-    .and_then(|r| r);
-    let known = |p: NodeId| allowed.read().map(|a| a.contains(&p)).unwrap_or(false);
-    let peer = match who {
-        Ok(p) if known(p) => p,
-        Ok(p) => {
-            tracing::warn!(node = me, %addr, "refused peer claiming id {p}: not a member");
-            return;
-        }
-        Err(e) => {
-            tracing::warn!(node = me, %addr, "refused unauthenticated peer: {e}");
-            return;
-        }
-    };
-    loop {
-        match read_frame(&mut s, &mut buf).await {
-            Ok(Some(payload)) => match wire::decode_message(payload) {
-                Ok(m) => {
-                    if tx.send(Input::Peer(peer, m)).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) => tracing::warn!(node = me, peer, "dropped a malformed message: {e}"),
-            },
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(node = me, peer, "closing connection: {e}");
-                return;
-            }
-        }
-    }
-}
-
-async fn serve_client(
-    mut s: TcpStream,
-    addr: SocketAddr,
-    me: NodeId,
-    secret: Arc<[u8]>,
-    tx: mpsc::Sender<Input>,
-) {
-    let mut buf = BytesMut::new();
-    let auth = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        handshake_responder(&mut s, &mut buf, &secret, CLIENT_MAGIC, me),
-    )
-    .await;
-    if !matches!(auth, Ok(Ok(_))) {
-        tracing::warn!(node = me, %addr, "refused unauthenticated client");
-        return;
-    }
-    // Requests are pipelined and answered as they complete (each tagged by the client),
-    // answers that are ready together leaving in one write.
-    let (mut rd, wr) = s.into_split();
-    let (out_tx, out_rx) = mpsc::unbounded_channel::<(u64, ClientResponse)>();
-    let writer = tokio::spawn(crate::rpc::write_tagged(wr, out_rx, wire::encode_response));
-    loop {
-        let mut payload = match read_frame(&mut rd, &mut buf).await {
-            Ok(Some(p)) if p.len() >= 8 => p,
-            Ok(Some(_)) => {
-                tracing::warn!(node = me, %addr, "client frame without a tag; closing");
-                break;
-            }
-            _ => break,
-        };
-        let tag = payload.get_u64();
-        let reply = Reply::Remote {
-            tag,
-            tx: out_tx.clone(),
-        };
-        match wire::decode_request(payload) {
-            Ok(req) => {
-                if tx.send(Input::Client(req, reply)).await.is_err() {
-                    break;
-                }
-            }
-            Err(e) => reply.send(ClientResponse::Error(format!("malformed request: {e}"))),
-        }
-    }
-    writer.abort();
 }

@@ -12,12 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::sink::{Sink, SinkExt};
 use futures::stream;
-use pgwire::api::auth::sasl::scram::{gen_salted_password, ScramAuth};
-use pgwire::api::auth::sasl::SASLAuthStartupHandler;
-use pgwire::api::auth::{
-    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, AuthSource,
-    LoginInfo, Password, ServerParameterProvider, StartupHandler,
-};
+use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
@@ -29,9 +24,8 @@ use pgwire::api::results::{
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, ErrorHandler, PgWireConnectionState, PgWireServerHandlers,
-    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type, DEFAULT_NAME,
-    METADATA_APPLICATION_NAME, METADATA_DATABASE, METADATA_USER,
+    ClientInfo, ClientPortalStore, ErrorHandler, PgWireConnectionState, PgWireServerHandlers, Type,
+    DEFAULT_NAME, METADATA_APPLICATION_NAME, METADATA_DATABASE, METADATA_USER,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
@@ -44,15 +38,18 @@ use pgwire::messages::response::{
     CommandComplete, EmptyQueryResponse, NoticeResponse, ReadyForQuery, TransactionStatus,
 };
 use pgwire::messages::simplequery::Query;
-use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::Mutex;
+
+mod auth;
 
 use crate::config::Config;
 use crate::errors::SqlError;
+use crate::replication::Replication;
 use crate::session::{Outcome, Params, Prepared, Session, TxStatus};
-use crate::store::{self, SessionIdent, Store};
-
-const SCRAM_ITERATIONS: usize = 4096;
+use crate::store::{SessionIdent, Store};
+pub use auth::ServerParams;
+use auth::Startup;
 
 /// The session of one connection, kept in pgwire's per-connection extensions.
 #[derive(Clone)]
@@ -66,134 +63,12 @@ fn tx_status(s: TxStatus) -> TransactionStatus {
     }
 }
 
-/// Parameters reported at startup.
-#[derive(Debug)]
-pub struct ServerParams;
-
-impl ServerParameterProvider for ServerParams {
-    fn server_parameters<C>(&self, client: &C) -> Option<std::collections::HashMap<String, String>>
-    where
-        C: ClientInfo,
-    {
-        let meta = client.metadata();
-        let user = meta.get(METADATA_USER).cloned().unwrap_or_default();
-        let mut p = std::collections::HashMap::new();
-        for (k, v) in [
-            ("server_version", store::SERVER_VERSION),
-            ("server_encoding", "UTF8"),
-            ("client_encoding", "UTF8"),
-            ("DateStyle", "ISO, MDY"),
-            ("TimeZone", "UTC"),
-            ("IntervalStyle", "postgres"),
-            ("integer_datetimes", "on"),
-            ("standard_conforming_strings", "on"),
-            ("is_superuser", "on"),
-            ("in_hot_standby", "off"),
-            ("default_transaction_read_only", "off"),
-            ("search_path", "\"$user\", public"),
-            ("scram_iterations", "4096"),
-        ] {
-            p.insert(k.to_string(), v.to_string());
-        }
-        p.insert(
-            "application_name".into(),
-            meta.get(METADATA_APPLICATION_NAME)
-                .cloned()
-                .unwrap_or_default(),
-        );
-        p.insert("session_authorization".into(), user);
-        Some(p)
-    }
-}
-
-/// Users allowed to log in, with SCRAM verifiers computed once at start-up.
-#[derive(Debug)]
-struct UserDb {
-    users: std::collections::HashMap<String, (Vec<u8>, Vec<u8>)>,
-}
-
-#[async_trait]
-impl AuthSource for UserDb {
-    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
-        let user = login.user().unwrap_or_default();
-        match self.users.get(user) {
-            Some((salt, salted)) => Ok(Password::new(Some(salt.clone()), salted.clone())),
-            None => Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-                "FATAL".into(),
-                "28P01".into(),
-                format!("password authentication failed for user \"{user}\""),
-            )))),
-        }
-    }
-}
-
-/// Startup without passwords: loopback clients only.
-struct TrustStartup {
-    pids: RandomPidSecretKeyGenerator,
-}
-
-#[async_trait]
-impl StartupHandler for TrustStartup {
-    async fn on_startup<C>(
-        &self,
-        client: &mut C,
-        message: PgWireFrontendMessage,
-    ) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        if let PgWireFrontendMessage::Startup(ref startup) = message {
-            protocol_negotiation(client, startup).await?;
-            save_startup_parameters_to_metadata(client, startup);
-            if !client.socket_addr().ip().is_loopback() {
-                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-                    "FATAL".into(),
-                    "28000".into(),
-                    format!(
-                        "no users are configured, so only loopback clients are trusted; {} was refused",
-                        client.socket_addr().ip()
-                    ),
-                ))));
-            }
-            let (pid, key) = self.pids.generate(client);
-            client.set_pid_and_secret_key(pid, key);
-            finish_authentication(client, &ServerParams).await?;
-        }
-        Ok(())
-    }
-}
-
-/// Trust or SCRAM, chosen by the configuration.
-enum Startup {
-    Trust(TrustStartup),
-    Scram(Box<SASLAuthStartupHandler<ServerParams>>),
-}
-
-#[async_trait]
-impl StartupHandler for Startup {
-    async fn on_startup<C>(
-        &self,
-        client: &mut C,
-        message: PgWireFrontendMessage,
-    ) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        match self {
-            Startup::Trust(t) => t.on_startup(client, message).await,
-            Startup::Scram(s) => s.on_startup(client, message).await,
-        }
-    }
-}
-
 /// All of mdbc's protocol handlers.
 #[derive(Clone)]
 pub struct Handlers {
     store: Arc<Store>,
+    // This site's cluster, if it is in one.
+    repl: Option<Arc<Replication>>,
     startup: Arc<Startup>,
     parser: Arc<Parser>,
 }
@@ -202,43 +77,29 @@ impl Handlers {
     /// Builds the handlers; `tls_cert_pem` enables SCRAM channel binding.
     pub fn new(
         store: Arc<Store>,
+        repl: Option<Arc<Replication>>,
         cfg: &Config,
         tls_cert_pem: Option<&[u8]>,
     ) -> anyhow::Result<Arc<Handlers>> {
-        let startup = if cfg.users.is_empty() {
-            Startup::Trust(TrustStartup {
-                pids: RandomPidSecretKeyGenerator::default(),
-            })
-        } else {
-            let users = cfg
-                .users
-                .iter()
-                .map(|u| {
-                    let salt: [u8; 16] = rand::random();
-                    let salted = gen_salted_password(&u.password, &salt, SCRAM_ITERATIONS);
-                    (u.name.clone(), (salt.to_vec(), salted))
-                })
-                .collect();
-            let mut scram = ScramAuth::new(Arc::new(UserDb { users }));
-            scram.set_iterations(SCRAM_ITERATIONS);
-            if let Some(pem) = tls_cert_pem {
-                if let Err(e) = scram.configure_certificate(pem) {
-                    tracing::warn!("SCRAM channel binding disabled: {e}");
-                }
-            }
-            Startup::Scram(Box::new(
-                SASLAuthStartupHandler::new(Arc::new(ServerParams)).with_scram(scram),
-            ))
-        };
+        let startup = Startup::new(cfg, tls_cert_pem);
+        let repl_for_parser = repl.clone();
         Ok(Arc::new(Handlers {
             store: store.clone(),
+            repl,
             startup: Arc::new(startup),
-            parser: Arc::new(Parser { store }),
+            parser: Arc::new(Parser {
+                store,
+                repl: repl_for_parser,
+            }),
         }))
     }
 }
 
-fn session_of<C: ClientInfo>(store: &Arc<Store>, client: &C) -> PgWireResult<Arc<Mutex<Session>>> {
+fn session_of<C: ClientInfo>(
+    store: &Arc<Store>,
+    repl: &Option<Arc<Replication>>,
+    client: &C,
+) -> PgWireResult<Arc<Mutex<Session>>> {
     if let Some(slot) = client.session_extensions().get::<SessionSlot>() {
         return Ok(slot.0.clone());
     }
@@ -257,7 +118,8 @@ fn session_of<C: ClientInfo>(store: &Arc<Store>, client: &C) -> PgWireResult<Arc
         user,
         database,
     };
-    let mut session = Session::new(store.clone(), ident).map_err(SqlError::into_pgwire)?;
+    let mut session =
+        Session::new(store.clone(), repl.clone(), ident).map_err(SqlError::into_pgwire)?;
     if let Some(app) = meta.get(METADATA_APPLICATION_NAME) {
         session.set_startup_setting("application_name", app);
     }
@@ -415,7 +277,7 @@ impl SimpleQueryHandler for Handlers {
             return Err(PgWireError::NotReadyForQuery);
         }
         client.set_state(PgWireConnectionState::QueryInProgress);
-        let session = session_of(&self.store, client)?;
+        let session = session_of(&self.store, &self.repl, client)?;
         let mut s = session.lock().await;
         let stmts = s.parse_simple(&query.query);
         match stmts {
@@ -486,6 +348,7 @@ impl SimpleQueryHandler for Handlers {
 /// Parses statements for the extended protocol.
 pub struct Parser {
     store: Arc<Store>,
+    repl: Option<Arc<Replication>>,
 }
 
 #[async_trait]
@@ -507,7 +370,7 @@ impl QueryParser for Parser {
             .collect();
         let prepared = Prepared::parse(sql, oids).map_err(SqlError::into_pgwire)?;
         // Plan now so errors such as unsupported syntax surface at Parse, as in PostgreSQL.
-        let session = session_of(&self.store, client)?;
+        let session = session_of(&self.store, &self.repl, client)?;
         session
             .lock()
             .await
@@ -679,7 +542,7 @@ impl ExtendedQueryHandler for Handlers {
             }
             None => return Err(PgWireError::PortalNotFound(portal_name.to_owned())),
         };
-        let session = session_of(&self.store, client)?;
+        let session = session_of(&self.store, &self.repl, client)?;
         let initial = matches!(*portal.state().lock().await, PortalExecutionState::Initial);
         if initial {
             client.set_state(PgWireConnectionState::QueryInProgress);
@@ -766,7 +629,7 @@ impl ExtendedQueryHandler for Handlers {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let session = session_of(&self.store, client)?;
+        let session = session_of(&self.store, &self.repl, client)?;
         let s = session.lock().await;
         let params = s
             .param_types(&target.statement)
@@ -793,7 +656,7 @@ impl ExtendedQueryHandler for Handlers {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let session = session_of(&self.store, client)?;
+        let session = session_of(&self.store, &self.repl, client)?;
         let s = session.lock().await;
         match s
             .describe(&target.statement.statement)
@@ -834,7 +697,7 @@ impl CopyHandler for Handlers {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let session = session_of(&self.store, client)?;
+        let session = session_of(&self.store, &self.repl, client)?;
         session.lock().await.copy_data(&data.data);
         Ok(())
     }
@@ -845,7 +708,7 @@ impl CopyHandler for Handlers {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let session = session_of(&self.store, client)?;
+        let session = session_of(&self.store, &self.repl, client)?;
         let mut s = session.lock().await;
         let result = s.copy_done().await;
         let warning = s.take_warning();
@@ -867,10 +730,10 @@ impl CopyHandler for Handlers {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        match session_of(&self.store, client) {
+        match session_of(&self.store, &self.repl, client) {
             Ok(session) => {
                 let mut s = session.lock().await;
-                let e = s.copy_fail(&fail.message);
+                let e = s.copy_fail(&fail.message).await;
                 client.set_transaction_status(tx_status(s.status()));
                 e.into_pgwire()
             }

@@ -1,0 +1,472 @@
+//! COPY: its text and CSV formats (splitting lines into fields, writing rows out), the
+//! rows of a COPY FROM STDIN inserted as their lines arrive, and COPY TO STDOUT.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::Connection;
+use sql_capture::{quote_ident, Catalog, ColumnInfo, CopyFormat, CopyPlan, TableDef};
+
+use super::outcome::Outcome;
+use crate::errors::SqlError;
+use crate::values;
+
+/// Position of the newline ending the first complete line of `buf`, if there is one.
+/// In CSV a newline inside quotes belongs to the field.
+pub fn find_line_end(buf: &[u8], plan: &CopyPlan) -> Option<usize> {
+    match plan.format {
+        CopyFormat::Text => buf.iter().position(|&b| b == b'\n'),
+        CopyFormat::Csv => {
+            let quote = plan.quote as u8;
+            let mut in_quotes = false;
+            for (i, &b) in buf.iter().enumerate() {
+                if b == quote {
+                    in_quotes = !in_quotes;
+                } else if b == b'\n' && !in_quotes {
+                    return Some(i);
+                }
+            }
+            None
+        }
+    }
+}
+
+/// Splits one line into fields; `None` is SQL NULL.
+pub fn split_fields(line: &[u8], plan: &CopyPlan) -> Result<Vec<Option<String>>, SqlError> {
+    let text = std::str::from_utf8(line)
+        .map_err(|_| SqlError::coded("22021", "invalid byte sequence for encoding \"UTF8\""))?;
+    match plan.format {
+        CopyFormat::Text => Ok(text
+            .split(plan.delimiter)
+            .map(|f| {
+                if f == plan.null {
+                    Ok(None)
+                } else {
+                    unescape_text(f).map(Some)
+                }
+            })
+            .collect::<Result<_, _>>()?),
+        CopyFormat::Csv => split_csv(text, plan),
+    }
+}
+
+fn unescape_text(f: &str) -> Result<String, SqlError> {
+    if !f.contains('\\') {
+        return Ok(f.to_string());
+    }
+    let mut out = String::with_capacity(f.len());
+    let mut chars = f.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('v') => out.push('\u{b}'),
+            Some(d @ '0'..='7') => {
+                let mut v = d.to_digit(8).unwrap_or(0);
+                for _ in 0..2 {
+                    match chars.peek().and_then(|c| c.to_digit(8)) {
+                        Some(n) => {
+                            v = v * 8 + n;
+                            chars.next();
+                        }
+                        None => break,
+                    }
+                }
+                out.push(char::from_u32(v).unwrap_or('\u{fffd}'));
+            }
+            Some(other) => out.push(other),
+            None => {
+                return Err(SqlError::coded(
+                    "22P04",
+                    "end-of-copy marker corrupt: line ends with a backslash",
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn split_csv(text: &str, plan: &CopyPlan) -> Result<Vec<Option<String>>, SqlError> {
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut was_quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if quoted {
+            if c == plan.quote {
+                if chars.peek() == Some(&plan.quote) {
+                    cur.push(plan.quote);
+                    chars.next();
+                } else {
+                    quoted = false;
+                }
+            } else {
+                cur.push(c);
+            }
+        } else if c == plan.quote {
+            quoted = true;
+            was_quoted = true;
+        } else if c == plan.delimiter {
+            fields.push(csv_field(std::mem::take(&mut cur), was_quoted, plan));
+            was_quoted = false;
+        } else {
+            cur.push(c);
+        }
+    }
+    if quoted {
+        return Err(SqlError::coded("22P04", "unterminated CSV quoted field"));
+    }
+    fields.push(csv_field(cur, was_quoted, plan));
+    Ok(fields)
+}
+
+fn csv_field(s: String, quoted: bool, plan: &CopyPlan) -> Option<String> {
+    // An unquoted field equal to the NULL string is NULL; a quoted one is a value.
+    if !quoted && s == plan.null {
+        None
+    } else {
+        Some(s)
+    }
+}
+
+/// Writes one field of a COPY TO row.
+pub fn encode_field(v: ValueRef<'_>, col: &ColumnInfo, plan: &CopyPlan, out: &mut BytesMut) {
+    if v == ValueRef::Null {
+        out.put_slice(plan.null.as_bytes());
+        return;
+    }
+    let mut raw = BytesMut::new();
+    values::encode_text(v, col.ty, col.typmod, &mut raw);
+    let s = String::from_utf8_lossy(&raw);
+    match plan.format {
+        CopyFormat::Text => {
+            for c in s.chars() {
+                match c {
+                    '\\' => out.put_slice(b"\\\\"),
+                    '\n' => out.put_slice(b"\\n"),
+                    '\r' => out.put_slice(b"\\r"),
+                    '\t' => out.put_slice(b"\\t"),
+                    c if c == plan.delimiter => {
+                        out.put_u8(b'\\');
+                        let mut b = [0u8; 4];
+                        out.put_slice(c.encode_utf8(&mut b).as_bytes());
+                    }
+                    c => {
+                        let mut b = [0u8; 4];
+                        out.put_slice(c.encode_utf8(&mut b).as_bytes());
+                    }
+                }
+            }
+        }
+        CopyFormat::Csv => {
+            let needs_quotes = s.is_empty()
+                || s.contains(plan.delimiter)
+                || s.contains(plan.quote)
+                || s.contains('\n')
+                || s.contains('\r')
+                || s == plan.null;
+            if needs_quotes {
+                let q = plan.quote.to_string();
+                out.put_slice(q.as_bytes());
+                out.put_slice(s.replace(&q, &format!("{q}{q}")).as_bytes());
+                out.put_slice(q.as_bytes());
+            } else {
+                out.put_slice(s.as_bytes());
+            }
+        }
+    }
+}
+
+/// COPY FROM STDIN in progress: the rows are inserted as their lines arrive; an error is
+/// kept until CopyDone, as the client is still sending.
+pub struct CopyIn {
+    plan: CopyPlan,
+    columns: Vec<ColumnInfo>,
+    insert_sql: String,
+    buf: Vec<u8>,
+    rows: u64,
+    error: Option<SqlError>,
+    /// Outside a transaction block: COPY is a transaction of its own.
+    pub own_transaction: bool,
+    header_pending: bool,
+    ended: bool,
+}
+
+/// The columns `plan` names (all of the table's when it names none), and their list
+/// quoted for SQLite.
+fn columns_of(
+    plan: &CopyPlan,
+    catalog: &Catalog,
+) -> Result<(Arc<TableDef>, Vec<ColumnInfo>), SqlError> {
+    let def = catalog
+        .table(&plan.table)
+        .cloned()
+        .ok_or_else(|| SqlError::from(sql_capture::Error::UndefinedTable(plan.table.clone())))?;
+    let columns: Vec<ColumnInfo> = if plan.columns.is_empty() {
+        def.columns.clone()
+    } else {
+        plan.columns
+            .iter()
+            .filter_map(|c| def.column(c).cloned())
+            .collect()
+    };
+    Ok((def, columns))
+}
+
+fn column_list(columns: &[ColumnInfo]) -> String {
+    columns
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl CopyIn {
+    /// Prepares COPY `plan` FROM STDIN into a table of `catalog`.
+    pub fn start(
+        plan: &CopyPlan,
+        catalog: &Catalog,
+        own_transaction: bool,
+    ) -> Result<CopyIn, SqlError> {
+        let (def, columns) = columns_of(plan, catalog)?;
+        let mut col_list = column_list(&columns);
+        let mut placeholders = (1..=columns.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Serial columns COPY leaves out come from their sequences (SQLite would allocate
+        // an INTEGER PRIMARY KEY itself; see sql_capture's INSERT rewrite).
+        for c in def.columns.iter().filter(|c| c.serial) {
+            if !columns.iter().any(|k| k.name == c.name) {
+                col_list.push_str(&format!(", {}", quote_ident(&c.name)));
+                placeholders.push_str(&format!(
+                    ", pg_nextval('{}')",
+                    format!("{}_{}_seq", def.name, c.name).replace('\'', "''")
+                ));
+            }
+        }
+        let insert_sql = format!(
+            "INSERT INTO {} ({col_list}) VALUES ({placeholders})",
+            quote_ident(&plan.table)
+        );
+        Ok(CopyIn {
+            plan: plan.clone(),
+            columns,
+            insert_sql,
+            buf: Vec::new(),
+            rows: 0,
+            error: None,
+            own_transaction,
+            header_pending: plan.header,
+            ended: false,
+        })
+    }
+
+    /// What the client is told to send: the number of columns, and whether as CSV.
+    pub fn response(&self) -> (usize, bool) {
+        (self.columns.len(), self.plan.format == CopyFormat::Csv)
+    }
+
+    /// Feeds COPY data, inserting every complete line on `conn`.
+    pub fn feed(&mut self, conn: &Connection, data: &[u8]) {
+        if self.error.is_none() && !self.ended {
+            self.buf.extend_from_slice(data);
+            if let Err(e) = self.insert_lines(conn, false) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// CopyDone: inserts what is left and reports the row count, or the first error.
+    pub fn finish(&mut self, conn: &Connection) -> Result<String, SqlError> {
+        if self.error.is_none() {
+            if let Err(e) = self.insert_lines(conn, true) {
+                self.error = Some(e);
+            }
+        }
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(format!("COPY {}", self.rows)),
+        }
+    }
+
+    fn insert_lines(&mut self, conn: &Connection, at_end: bool) -> Result<(), SqlError> {
+        let mut stmt = conn.prepare_cached(&self.insert_sql)?;
+        let mut start = 0;
+        let buf = std::mem::take(&mut self.buf);
+        let mut result = Ok(());
+        while let Some(end) = find_line_end(&buf[start..], &self.plan) {
+            let line = &buf[start..start + end];
+            start += end + 1;
+            match self.insert_row(&mut stmt, line) {
+                Ok(true) => {
+                    self.ended = true;
+                    break;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.buf = buf;
+        self.buf.drain(..start);
+        result?;
+        if at_end && !self.ended && !self.buf.is_empty() {
+            let line = std::mem::take(&mut self.buf);
+            self.insert_row(&mut stmt, &line)?;
+        }
+        Ok(())
+    }
+
+    /// Inserts one line; true at the end-of-data marker.
+    fn insert_row(
+        &mut self,
+        stmt: &mut rusqlite::CachedStatement<'_>,
+        line: &[u8],
+    ) -> Result<bool, SqlError> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if self.plan.format == CopyFormat::Text && line == b"\\." {
+            return Ok(true);
+        }
+        if self.header_pending {
+            self.header_pending = false;
+            return Ok(false);
+        }
+        let fields = split_fields(line, &self.plan)?;
+        if fields.len() < self.columns.len() {
+            return Err(SqlError::coded(
+                "22P04",
+                format!(
+                    "missing data for column \"{}\" (line {})",
+                    self.columns[fields.len()].name,
+                    self.rows + 1
+                ),
+            ));
+        }
+        if fields.len() > self.columns.len() {
+            return Err(SqlError::coded(
+                "22P04",
+                format!(
+                    "extra data after last expected column (line {})",
+                    self.rows + 1
+                ),
+            ));
+        }
+        for (i, (f, col)) in fields.iter().zip(&self.columns).enumerate() {
+            let v = match f {
+                None => Value::Null,
+                Some(text) => values::from_text(text, col.ty, col.typmod).map_err(|mut e| {
+                    e.message = format!(
+                        "{} (COPY {}, line {}, column {})",
+                        e.message,
+                        self.plan.table,
+                        self.rows + 1,
+                        col.name
+                    );
+                    e
+                })?,
+            };
+            stmt.raw_bind_parameter(i + 1, v)?;
+        }
+        stmt.raw_execute()?;
+        self.rows += 1;
+        Ok(false)
+    }
+}
+
+/// COPY `plan` TO STDOUT: every row of the table, one message each.
+pub fn copy_out(
+    conn: &Connection,
+    plan: &CopyPlan,
+    catalog: &Catalog,
+) -> Result<Outcome, SqlError> {
+    let (_, columns) = columns_of(plan, catalog)?;
+    let sql = format!(
+        "SELECT {} FROM {}",
+        column_list(&columns),
+        quote_ident(&plan.table)
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.raw_query();
+    let mut data = Vec::new();
+    if plan.header && plan.format == CopyFormat::Csv {
+        let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+        data.push(Bytes::from(format!(
+            "{}\n",
+            names.join(&plan.delimiter.to_string())
+        )));
+    }
+    while let Some(row) = rows.next()? {
+        let mut line = BytesMut::new();
+        for (i, c) in columns.iter().enumerate() {
+            if i > 0 {
+                line.put_slice(plan.delimiter.to_string().as_bytes());
+            }
+            let v = row.get_ref(i)?;
+            encode_field(v, c, plan, &mut line);
+        }
+        line.put_u8(b'\n');
+        data.push(line.freeze());
+    }
+    Ok(Outcome::CopyOut {
+        columns: columns.len(),
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(format: CopyFormat) -> CopyPlan {
+        CopyPlan {
+            table: "t".into(),
+            columns: vec![],
+            from_stdin: true,
+            format,
+            delimiter: if format == CopyFormat::Csv { ',' } else { '\t' },
+            null: if format == CopyFormat::Csv {
+                String::new()
+            } else {
+                "\\N".into()
+            },
+            header: false,
+            quote: '"',
+        }
+    }
+
+    #[test]
+    fn text_fields() {
+        let p = plan(CopyFormat::Text);
+        let f = split_fields(b"1\ta\\tb\t\\N", &p).unwrap();
+        assert_eq!(f, vec![Some("1".into()), Some("a\tb".into()), None]);
+    }
+
+    #[test]
+    fn csv_fields_and_lines() {
+        let p = plan(CopyFormat::Csv);
+        let f = split_fields(b"1,\"a,\"\"b\"\"\",,\"\"", &p).unwrap();
+        assert_eq!(
+            f,
+            vec![
+                Some("1".into()),
+                Some("a,\"b\"".into()),
+                None,
+                Some("".into())
+            ]
+        );
+        assert_eq!(find_line_end(b"1,\"x\ny\"\n2", &p), Some(7));
+        assert!(split_fields(b"\"open", &p).is_err());
+    }
+}

@@ -1,0 +1,819 @@
+//! One client session: its SQLite connection, transaction state, settings and prepared
+//! statements. Protocol-independent: the pgwire frontend (`wire.rs`) feeds it statements
+//! and sends what it returns.
+//!
+//! Transaction rules (PostgreSQL's): outside a block every statement commits on its own;
+//! inside BEGIN … COMMIT an error fails the block and later statements get 25P02 until
+//! ROLLBACK (or ROLLBACK TO a savepoint). Writes take the store's write lock at the first
+//! write of a transaction and keep it to the end, so SQLite never reports BUSY to a client.
+//!
+//! This module runs statements and ends transactions; the rest of a session has rooms of
+//! its own ([`prepared`], [`settings`], [`encode`], [`copy`], [`outcome`]). In a cluster
+//! the session asks replication through the three doors of its
+//! [`ReplTxn`](crate::replication::ReplTxn) and nothing else.
+
+pub mod copy;
+pub mod encode;
+pub mod outcome;
+pub mod prepared;
+pub mod settings;
+
+use std::sync::Arc;
+
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::Connection;
+use sql_capture::{quote_ident, Catalog, Command, CopyPlan, Parsed, PgType, SqlPlan, StmtKind};
+use tokio::sync::Notify;
+
+use crate::applier;
+use crate::errors::SqlError;
+use crate::kept_read::KeptRead;
+use crate::replication::txn::{self, Situation};
+use crate::replication::{ReplTxn, Replication};
+use crate::store::{SessionIdent, Store, WriteGuard};
+use copy::CopyIn;
+use encode::{decode_param, result_columns, tag_text, RowEncoder};
+pub use outcome::{Column, Outcome, TxStatus};
+use prepared::QueryCache;
+pub use prepared::{Params, Prepared, SimpleQuery};
+use settings::{show_name, Settings};
+
+type Result<T> = std::result::Result<T, SqlError>;
+
+/// A COMMIT that succeeded, and what remains before it may be acknowledged.
+#[must_use]
+#[derive(Debug)]
+enum Committed {
+    // A single site: the group-commit ticket to wait for.
+    Local(Option<u64>),
+    // In a cluster: see [`txn::Committed`].
+    Replicated(txn::Committed),
+}
+
+impl Default for Committed {
+    fn default() -> Self {
+        Committed::Local(None)
+    }
+}
+
+/// One client's session.
+pub struct Session {
+    // Declared before `conn`, so that its capture is dropped before the connection closes.
+    repl: Option<ReplTxn>,
+    // Published catalog version this session's SQLite statements were prepared under.
+    seen_catalog: u64,
+    store: Arc<Store>,
+    ident: SessionIdent,
+    conn: Connection,
+    status: TxStatus,
+    write_guard: Option<WriteGuard>,
+    // An SQLite read transaction kept open between autocommit reads (see kept_read.rs).
+    kept: KeptRead,
+    local_catalog: Option<Arc<Catalog>>,
+    settings: Settings,
+    queries: QueryCache,
+    copy: Option<CopyIn>,
+    // A warning for the client about the statement that just ran (see `take_warning`).
+    warning: Option<(&'static str, String)>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // A dropped connection rolls back its transaction (closing SQLite would too; doing
+        // it explicitly releases the write lock only after the rollback).
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.write_guard = None;
+        if let Some(t) = self.repl.as_mut() {
+            t.end();
+        }
+        self.store.forget_session(self.ident.pid);
+    }
+}
+
+impl Session {
+    /// Opens a session on the store; `repl` is this site's cluster, if it is in one.
+    pub fn new(
+        store: Arc<Store>,
+        repl: Option<Arc<Replication>>,
+        ident: SessionIdent,
+    ) -> Result<Session> {
+        let conn = store.connect(&ident)?;
+        let settings = Settings::new();
+        if let Some(r) = &repl {
+            settings.insert("mdbc.site".into(), r.site().to_string());
+            r.register_functions(&conn)?;
+        }
+        settings.register(&conn)?;
+        Ok(Session {
+            repl: repl.map(|r| ReplTxn::new(r, store.clone())),
+            seen_catalog: 0,
+            store,
+            ident,
+            conn,
+            status: TxStatus::Idle,
+            write_guard: None,
+            kept: KeptRead::default(),
+            local_catalog: None,
+            settings,
+            queries: QueryCache::default(),
+            copy: None,
+            warning: None,
+        })
+    }
+
+    /// Backend pid.
+    pub fn pid(&self) -> i32 {
+        self.ident.pid
+    }
+
+    /// Transaction status for ReadyForQuery.
+    pub fn status(&self) -> TxStatus {
+        self.status
+    }
+
+    /// Sets a setting from the startup packet (application_name, …).
+    pub fn set_startup_setting(&mut self, name: &str, value: &str) {
+        let n = name.to_ascii_lowercase();
+        if matches!(n.as_str(), "application_name" | "search_path") {
+            self.settings.insert(n, value.to_string());
+        }
+    }
+
+    /// Parses a simple-protocol query string. A statement with inlined values is planned
+    /// once per shape and run with its values bound (sql_capture::literals); anything else
+    /// reuses earlier parses of the same text.
+    pub fn parse_simple(&mut self, sql: &str) -> Result<SimpleQuery> {
+        let catalog = self.catalog();
+        self.queries.parse_simple(sql, &catalog)
+    }
+
+    fn catalog(&self) -> Arc<Catalog> {
+        match &self.local_catalog {
+            Some(c) => c.clone(),
+            None => self.store.catalog(),
+        }
+    }
+
+    /// Plans a prepared statement against the session's view of the schema.
+    pub fn plan(&self, p: &Prepared) -> Result<Option<Arc<Command>>> {
+        p.plan(&self.catalog())
+    }
+
+    /// Parameter types for Describe: the client's where given, else inferred, else text.
+    pub fn param_types(&self, p: &Prepared) -> Result<Vec<PgType>> {
+        let cmd = self.plan(p)?;
+        let inferred: Vec<Option<PgType>> = match cmd.as_deref() {
+            Some(Command::Sql(plan)) => plan.param_types.clone(),
+            _ => Vec::new(),
+        };
+        let n = inferred.len().max(p.client_types.len());
+        Ok((0..n)
+            .map(|i| {
+                p.client_types
+                    .get(i)
+                    .and_then(|oid| PgType::from_oid(*oid))
+                    .or_else(|| inferred.get(i).copied().flatten())
+                    .unwrap_or(PgType::Text)
+            })
+            .collect())
+    }
+
+    /// Result columns for Describe (`None`: the statement returns no rows).
+    pub fn describe(&self, p: &Prepared) -> Result<Option<Arc<Vec<Column>>>> {
+        let Some(cmd) = self.plan(p)? else {
+            return Ok(None);
+        };
+        match cmd.as_ref() {
+            Command::Sql(plan) if plan.returns_rows => {
+                let Some(sql) = plan.sql.last() else {
+                    return Ok(None);
+                };
+                let catalog = self.catalog();
+                // Prepared only when the columns are not known yet: a Describe before every
+                // Execute (libpq's prepared mode) would otherwise pay a statement-cache
+                // lookup by SQL text and a reset each time.
+                let cols = p.try_columns(catalog.version, || {
+                    let stmt = self.conn.prepare_cached(sql)?;
+                    Ok(result_columns(&stmt, plan, &catalog))
+                })?;
+                Ok(Some(cols))
+            }
+            Command::Show(name) => Ok(Some(Arc::new(vec![Column {
+                name: show_name(name),
+                ty: PgType::Text,
+                typmod: -1,
+            }]))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Runs one planned statement.
+    pub async fn execute(
+        &mut self,
+        p: &Prepared,
+        params: &Params<'_>,
+        result_binary: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Outcome> {
+        let planned = match params.pinned.clone() {
+            Some(c) => Ok(Some(c)),
+            None => self.plan(p),
+        };
+        let cmd = match planned {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(Outcome::done("")),
+            Err(e) => {
+                self.mark_failed();
+                return Err(e);
+            }
+        };
+        let result = self.run(&cmd, p, params, result_binary).await;
+        if result.is_err() {
+            self.mark_failed();
+        }
+        result
+    }
+
+    /// Marks an open transaction block failed (after an error outside `execute`).
+    pub fn mark_failed(&mut self) {
+        if self.status == TxStatus::InBlock {
+            self.status = TxStatus::Failed;
+        }
+    }
+
+    async fn run(
+        &mut self,
+        cmd: &Command,
+        p: &Prepared,
+        params: &Params<'_>,
+        result_binary: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Outcome> {
+        if self.status == TxStatus::Failed
+            && !matches!(
+                cmd,
+                Command::Rollback | Command::Commit | Command::RollbackTo(_)
+            )
+        {
+            return Err(SqlError::InFailedTransaction);
+        }
+        if let Some(epoch) = self.kept.epoch() {
+            let read = matches!(cmd, Command::Sql(p) if p.kind == StmtKind::Read);
+            if !read || epoch != self.store.write_epoch() {
+                self.kept.end(&self.conn);
+            }
+        }
+        match cmd {
+            Command::Begin => {
+                if self.status != TxStatus::Idle {
+                    return Ok(Outcome::Done {
+                        tag: "BEGIN".into(),
+                        notice: Some((
+                            "25001",
+                            "there is already a transaction in progress".into(),
+                        )),
+                    });
+                }
+                self.conn.execute_batch("BEGIN")?;
+                self.status = TxStatus::InBlock;
+                if let Some(t) = self.repl.as_mut() {
+                    t.begin();
+                }
+                Ok(Outcome::done("BEGIN"))
+            }
+            Command::Commit => self.commit().await,
+            Command::Rollback => {
+                if self.status == TxStatus::Idle {
+                    return Ok(Outcome::Done {
+                        tag: "ROLLBACK".into(),
+                        notice: Some(("25P01", "there is no transaction in progress".into())),
+                    });
+                }
+                let _ = self.end_transaction(false).await?;
+                Ok(Outcome::done("ROLLBACK"))
+            }
+            Command::Savepoint(name) => self.savepoint_command("SAVEPOINT", name, "SAVEPOINT"),
+            Command::Release(name) => self.savepoint_command("RELEASE SAVEPOINT", name, "RELEASE"),
+            Command::RollbackTo(name) => {
+                let outcome = self.savepoint_command("ROLLBACK TO SAVEPOINT", name, "ROLLBACK")?;
+                self.status = TxStatus::InBlock;
+                if self.local_catalog.is_some() {
+                    let cat = self.store.load_catalog(&self.conn)?;
+                    self.local_catalog = Some(Arc::new(cat));
+                }
+                Ok(outcome)
+            }
+            Command::Set { name, value } => {
+                self.settings.set(name, value)?;
+                Ok(Outcome::done("SET"))
+            }
+            Command::ResetAll => {
+                let app = self.settings.get("application_name");
+                self.settings.reset();
+                if let Some(a) = app {
+                    self.settings.insert("application_name".into(), a);
+                }
+                Ok(Outcome::done("RESET"))
+            }
+            Command::Show(name) => self.show(name, result_binary),
+            Command::Noop(tag) => {
+                if *tag == "CHECKPOINT" && self.status == TxStatus::Idle {
+                    let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+                }
+                Ok(Outcome::done(*tag))
+            }
+            Command::Copy(plan) => self.start_copy(plan).await,
+            Command::Sql(plan) => self.run_sql(plan, p, params, result_binary).await,
+        }
+    }
+
+    /// SAVEPOINT, RELEASE and ROLLBACK TO: only inside a block, as in PostgreSQL (SQLite
+    /// would open a transaction for a savepoint outside one).
+    fn savepoint_command(&mut self, verb: &'static str, name: &str, tag: &str) -> Result<Outcome> {
+        if self.status == TxStatus::Idle {
+            return Err(SqlError::NoTransaction(verb));
+        }
+        self.conn
+            .execute_batch(&format!("{verb} {}", quote_ident(name)))?;
+        Ok(Outcome::done(tag))
+    }
+
+    /// SHOW: one row with the setting's value.
+    fn show(&self, name: &str, result_binary: &(dyn Fn(usize) -> bool + Sync)) -> Result<Outcome> {
+        let (col, value) = self.settings.show(name)?;
+        let v = Value::Text(value);
+        let mut row = RowEncoder::new(1);
+        row.push(ValueRef::from(&v), &col, result_binary(0))?;
+        Ok(Outcome::Rows {
+            columns: Arc::new(vec![col]),
+            rows: vec![row.finish()],
+            tag: "SHOW".into(),
+        })
+    }
+
+    /// Takes the store's write lock for the rest of the transaction (and, in a cluster,
+    /// starts capturing what it writes).
+    async fn ensure_write_lock(&mut self) -> Result<()> {
+        if self.write_guard.is_none() {
+            self.write_guard = Some(self.store.lock_writer().await);
+        }
+        if let Some(t) = self.repl.as_mut() {
+            // SAFETY: `repl` is declared before `conn` in Session and ends its capture at
+            // every transaction end, so the capture never outlives the connection.
+            unsafe { t.start_writes(&self.conn) }?;
+        }
+        Ok(())
+    }
+
+    /// Drops the write lock at the end of a transaction, and what replication held for it.
+    fn release_writer(&mut self) {
+        self.write_guard = None;
+        if let Some(t) = self.repl.as_mut() {
+            t.end();
+        }
+    }
+
+    /// Ends a kept read transaction that a write has made stale; returns whether the
+    /// session now holds no snapshot to watch.
+    pub fn end_stale_snapshot(&mut self) -> bool {
+        match self.kept.epoch() {
+            Some(e) if e == self.store.write_epoch() => false,
+            Some(_) => {
+                self.kept.end(&self.conn);
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// Signalled each time the session keeps a read transaction open.
+    pub fn snapshot_signal(&self) -> Arc<Notify> {
+        self.kept.signal()
+    }
+
+    /// Commits the open SQLite transaction — in a cluster through replication's commit
+    /// door (logs first, then SQLite; see replication/txn.rs); under group commit the
+    /// COMMIT is bracketed by a ticket to wait on once the write lock is released (see
+    /// durability.rs). The caller holds the write lock, and rolls back on an error.
+    async fn commit_writes(&mut self) -> Result<Committed> {
+        let version = self.catalog().version;
+        match self.repl.as_mut() {
+            Some(t) => Ok(Committed::Replicated(
+                t.commit(&mut self.conn, version).await?,
+            )),
+            None => {
+                let (r, ticket) = self.store.commit(&self.conn);
+                r?;
+                Ok(Committed::Local(ticket))
+            }
+        }
+    }
+
+    /// Acknowledges nothing before the commit is on disk and, in a cluster, its entry is
+    /// in this site's log in MUSIC (held by `sync_replicas` other sites when its tables
+    /// ask; if they do not confirm in time the client gets a warning with it).
+    async fn acknowledge(&mut self, c: Committed) {
+        match c {
+            Committed::Local(ticket) => self.store.wait_durable(ticket).await,
+            Committed::Replicated(c) => {
+                if let Some(t) = self.repl.as_mut() {
+                    if let Some(w) = t.acknowledge(c).await {
+                        self.warning = Some(("01000", w));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A warning to send the client with the current statement's result.
+    pub fn take_warning(&mut self) -> Option<(&'static str, String)> {
+        self.warning.take()
+    }
+
+    /// Before rows go out: everything this reader could have seen must be on disk.
+    async fn wait_visible_durable(store: Arc<Store>) {
+        if let Some(g) = store.group() {
+            g.wait(g.latest()).await;
+        }
+    }
+
+    async fn commit(&mut self) -> Result<Outcome> {
+        match self.status {
+            TxStatus::Idle => Ok(Outcome::Done {
+                tag: "COMMIT".into(),
+                notice: Some(("25P01", "there is no transaction in progress".into())),
+            }),
+            TxStatus::Failed => {
+                let _ = self.end_transaction(false).await?;
+                Ok(Outcome::done("ROLLBACK"))
+            }
+            TxStatus::InBlock => {
+                let committed = self.end_transaction(true).await?;
+                self.acknowledge(committed).await;
+                Ok(Outcome::done("COMMIT"))
+            }
+        }
+    }
+
+    /// Ends the current block: COMMIT (publishing its DDL) or ROLLBACK. A failed COMMIT
+    /// rolls back and reports why. Returns what to wait for before acknowledging.
+    async fn end_transaction(&mut self, commit: bool) -> Result<Committed> {
+        let result = if commit && self.write_guard.is_some() {
+            match self.commit_writes().await {
+                Ok(c) => {
+                    if let Some(cat) = self.local_catalog.take() {
+                        self.store.publish_catalog(cat);
+                    }
+                    Ok(c)
+                }
+                Err(e) => Err(e),
+            }
+        } else if commit {
+            // A block that never wrote has nothing to make durable.
+            self.conn
+                .execute_batch("COMMIT")
+                .map(|()| Committed::default())
+                .map_err(SqlError::from)
+        } else {
+            Ok(Committed::default())
+        };
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.local_catalog = None;
+        self.status = TxStatus::Idle;
+        self.release_writer();
+        result
+    }
+
+    /// How the session stands for replication's first door.
+    fn situation(&self) -> Situation {
+        Situation {
+            autocommit: self.status == TxStatus::Idle,
+            in_block: self.status == TxStatus::InBlock,
+            snapshot_starts: match self.status {
+                TxStatus::Idle => true,
+                TxStatus::InBlock => self.block_snapshot_unstarted(),
+                TxStatus::Failed => false,
+            },
+            read_local: self.settings.read_local(),
+            allow_stale_strong: self.settings.allow_stale_strong(),
+        }
+    }
+
+    /// Whether the open block has not touched the database yet: its SQLite snapshot
+    /// starts with its next statement.
+    fn block_snapshot_unstarted(&self) -> bool {
+        matches!(
+            self.conn.transaction_state(Some(rusqlite::MAIN_DB)),
+            Ok(rusqlite::TransactionState::None)
+        )
+    }
+
+    async fn run_sql(
+        &mut self,
+        plan: &SqlPlan,
+        p: &Prepared,
+        params: &Params<'_>,
+        result_binary: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Outcome> {
+        let published = self.store.published_version();
+        // Not at a write inside a block that has not read yet: starting a read snapshot
+        // there, before queueing for the writer, would make its write fail as stale.
+        if published != self.seen_catalog
+            && (self.conn.is_autocommit() || plan.kind == StmtKind::Read)
+        {
+            // Another session or the replicator changed the schema. SQLite notices only
+            // when a statement runs (and then re-prepares it), so a statement prepared now
+            // would still report the old result columns: run one statement against the
+            // schema first, which reloads it, and drop statements prepared against the old.
+            self.conn.flush_prepared_statement_cache();
+            let _ = self
+                .conn
+                .query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                    r.get::<_, i64>(0)
+                });
+            self.seen_catalog = published;
+        }
+        if self.status != TxStatus::Failed && self.repl.is_some() {
+            let at = self.situation();
+            if let Some(t) = self.repl.as_mut() {
+                t.before_statement(&mut self.conn, &mut self.kept, plan, at)
+                    .await?;
+            }
+        }
+        let writes = plan.kind != StmtKind::Read;
+        if writes && self.write_guard.is_none() {
+            // Compile the statement before queueing for the writer, so SQLite's parse and
+            // code generation do not lengthen the time other writers wait. An error here is
+            // reported by the real run below.
+            if let Some(last) = plan.sql.last() {
+                let _ = self.conn.prepare_cached(last);
+            }
+            self.ensure_write_lock().await?;
+        }
+        let autocommit = self.status == TxStatus::Idle;
+        // Under group commit every autocommit write gets an explicit COMMIT to bracket, and
+        // under replication one to seal its entry into.
+        let own_txn = autocommit
+            && writes
+            && (self.store.group().is_some()
+                || self.repl.is_some()
+                || plan.sql.len() > 1
+                || !plan.catalog.is_empty()
+                || plan.rebuild.is_some());
+        let keep_snapshot = autocommit && !writes;
+        if keep_snapshot && self.kept.epoch().is_none() {
+            // The epoch is read before the snapshot exists, so the snapshot is at least
+            // as new as the epoch says (see store.rs).
+            let epoch = self.store.write_epoch();
+            self.kept.begin(&self.conn, epoch)?;
+        }
+        let fk_toggle = autocommit && plan.rebuild.is_some();
+        if fk_toggle {
+            self.conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+        }
+        if own_txn {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        }
+        let mut result = Ok(Outcome::done(""));
+        if let Some(t) = self.repl.as_mut() {
+            let catalog = match &self.local_catalog {
+                Some(c) => c.clone(),
+                None => self.store.catalog(),
+            };
+            match t
+                .catch_up(&mut self.conn, &catalog, plan.kind == StmtKind::Ddl)
+                .await
+            {
+                Ok(Some(cat)) => self.local_catalog = Some(cat),
+                Ok(None) => {}
+                Err(e) => result = Err(e),
+            }
+        }
+        // SQLite runs inline: each connection has its own thread (see server.rs), so a long
+        // statement blocks only its own client.
+        if result.is_ok() {
+            result = self.run_statements(plan, p, params, result_binary);
+        }
+        if keep_snapshot && result.is_err() {
+            self.kept.end(&self.conn);
+        }
+        if result.is_ok() && plan.kind == StmtKind::Ddl {
+            let capture = self.repl.as_ref().and_then(|t| t.capture());
+            match applier::after_ddl(&self.store, &self.conn, plan, capture) {
+                Ok(cat) => {
+                    self.local_catalog = Some(Arc::new(cat));
+                    if let (Some(t), Some(Parsed::Statement(stmt))) =
+                        (self.repl.as_mut(), &p.parsed)
+                    {
+                        t.note_ddl(stmt.to_string());
+                    }
+                }
+                Err(e) => result = Err(e),
+            }
+        }
+        let mut committed = None;
+        if own_txn {
+            let end = if result.is_ok() {
+                self.commit_writes().await.map(|c| committed = Some(c))
+            } else {
+                Ok(())
+            };
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            if let Err(e) = end {
+                result = Err(e);
+            }
+        }
+        if fk_toggle {
+            let _ = self.conn.execute_batch("PRAGMA foreign_keys = ON");
+        }
+        if autocommit {
+            if plan.kind == StmtKind::Ddl && result.is_ok() {
+                if let Some(cat) = self.local_catalog.take() {
+                    self.store.publish_catalog(cat);
+                }
+            }
+            self.local_catalog = None;
+            self.release_writer();
+        }
+        if result.is_ok() {
+            if let Some(c) = committed {
+                self.acknowledge(c).await;
+            } else if plan.kind == StmtKind::Read && self.write_guard.is_none() {
+                // (A writer reads without waiting: see durability.rs.)
+                Self::wait_visible_durable(self.store.clone()).await;
+            }
+        }
+        result
+    }
+
+    fn run_statements(
+        &mut self,
+        plan: &SqlPlan,
+        p: &Prepared,
+        params: &Params<'_>,
+        result_binary: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Outcome> {
+        let Some((last, before)) = plan.sql.split_last() else {
+            return Ok(Outcome::done(tag_text(&plan.tag, 0)));
+        };
+        for sql in before {
+            self.conn.execute_batch(sql)?;
+        }
+        let catalog = self.catalog();
+        let param_types = self.param_types_for(plan, p);
+        let mut stmt = self.conn.prepare_cached(last)?;
+        let expected = stmt.parameter_count();
+        if !params.literals.is_empty() {
+            // parse_simple checked that the plan's parameters are exactly these.
+            for (i, v) in params.literals.iter().enumerate() {
+                stmt.raw_bind_parameter(i + 1, v)?;
+            }
+        } else if params.values.len() < expected {
+            return Err(SqlError::Protocol(format!(
+                "bind message supplies {} parameters, but prepared statement requires {expected}",
+                params.values.len()
+            )));
+        } else {
+            for i in 0..expected {
+                let v = decode_param(params, i, param_types.get(i).copied().flatten())?;
+                stmt.raw_bind_parameter(i + 1, v)?;
+            }
+        }
+        if plan.returns_rows {
+            let columns = p.try_columns(catalog.version, || {
+                Ok(result_columns(&stmt, plan, &catalog))
+            })?;
+            let binary: Vec<bool> = (0..columns.len()).map(result_binary).collect();
+            let mut rows_out = Vec::new();
+            let mut rows = stmt.raw_query();
+            while let Some(row) = rows.next()? {
+                let mut enc = RowEncoder::new(columns.len());
+                for (i, col) in columns.iter().enumerate() {
+                    enc.push(row.get_ref(i)?, col, binary[i])?;
+                }
+                rows_out.push(enc.finish());
+            }
+            let n = rows_out.len();
+            Ok(Outcome::Rows {
+                columns,
+                rows: rows_out,
+                tag: tag_text(&plan.tag, n),
+            })
+        } else {
+            let n = stmt.raw_execute()?;
+            Ok(Outcome::done(tag_text(&plan.tag, n)))
+        }
+    }
+
+    fn param_types_for(&self, plan: &SqlPlan, p: &Prepared) -> Vec<Option<PgType>> {
+        let n = plan.param_types.len().max(p.client_types.len());
+        (0..n)
+            .map(|i| {
+                p.client_types
+                    .get(i)
+                    .and_then(|o| PgType::from_oid(*o))
+                    .or_else(|| plan.param_types.get(i).copied().flatten())
+            })
+            .collect()
+    }
+
+    /// COPY: out at once; in, once the table's domain (if strong) and the write lock are
+    /// this session's.
+    async fn start_copy(&mut self, plan: &CopyPlan) -> Result<Outcome> {
+        let catalog = self.catalog();
+        if !plan.from_stdin {
+            let out = copy::copy_out(&self.conn, plan, &catalog);
+            if out.is_ok() {
+                Self::wait_visible_durable(self.store.clone()).await;
+            }
+            return out;
+        }
+        let own_transaction = self.status == TxStatus::Idle;
+        let copy_in = CopyIn::start(plan, &catalog, own_transaction)?;
+        if let Some(t) = self.repl.as_mut() {
+            t.before_copy_in(&plan.table).await?;
+        }
+        self.ensure_write_lock().await?;
+        if own_transaction {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        }
+        if let Some(t) = self.repl.as_mut() {
+            // A strong table's rows go on top of what its domain's log holds.
+            if let Err(e) = t.catch_up(&mut self.conn, &catalog, false).await {
+                return match self.finish_copy(own_transaction, Err(e)).await {
+                    (Err(e), _) => Err(e),
+                    (Ok(_), _) => Ok(Outcome::done("")),
+                };
+            }
+        }
+        let (columns, csv) = copy_in.response();
+        self.copy = Some(copy_in);
+        Ok(Outcome::CopyIn { columns, csv })
+    }
+
+    /// Feeds COPY data. Errors are kept until CopyDone, as the client is still sending.
+    pub fn copy_data(&mut self, data: &[u8]) {
+        if let Some(c) = self.copy.as_mut() {
+            c.feed(&self.conn, data);
+        }
+    }
+
+    /// Finishes COPY FROM STDIN: commits (outside a block) and reports the row count.
+    pub async fn copy_done(&mut self) -> Result<String> {
+        let Some(mut c) = self.copy.take() else {
+            return Err(SqlError::Protocol(
+                "CopyDone without COPY in progress".into(),
+            ));
+        };
+        let result = c.finish(&self.conn);
+        let (result, committed) = self.finish_copy(c.own_transaction, result).await;
+        if result.is_ok() {
+            self.acknowledge(committed).await;
+        }
+        result
+    }
+
+    /// The client aborted COPY.
+    pub async fn copy_fail(&mut self, message: &str) -> SqlError {
+        let own = self.copy.take().map(|c| c.own_transaction).unwrap_or(false);
+        let err = SqlError::coded("57014", format!("COPY from stdin failed: {message}"));
+        match self.finish_copy(own, Err(err)).await {
+            (Err(e), _c) => e,
+            (Ok(_), _) => SqlError::coded("57014", "COPY from stdin failed"),
+        }
+    }
+
+    /// Ends a COPY FROM STDIN that was a transaction of its own (committing it when it
+    /// went well); inside a block, an error fails the block.
+    async fn finish_copy(
+        &mut self,
+        own_transaction: bool,
+        result: Result<String>,
+    ) -> (Result<String>, Committed) {
+        let mut committed = Committed::default();
+        let result = if own_transaction {
+            let r = match result {
+                Ok(tag) => self.commit_writes().await.map(|c| {
+                    committed = c;
+                    tag
+                }),
+                Err(e) => Err(e),
+            };
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            self.release_writer();
+            r
+        } else {
+            result
+        };
+        if result.is_err() {
+            self.mark_failed();
+        }
+        (result, committed)
+    }
+}

@@ -1,0 +1,274 @@
+//! A session's settings: PostgreSQL's defaults as clients expect to SHOW them, the
+//! values SET may take, and mdbc's own (`mdbc.site`, `mdbc.read_consistency`,
+//! `mdbc.strong_after_stale_read`). Shared with the SQL functions that read them
+//! (`current_setting`, and `__mdbc_settings` behind the pg_settings view).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sql_capture::{PgType, SetValue};
+
+use super::outcome::Column;
+use crate::errors::SqlError;
+use crate::store;
+
+type Result<T> = std::result::Result<T, SqlError>;
+
+/// The session's settings, shared with the SQL functions that read them
+/// (`current_setting`, and `__mdbc_settings` behind the pg_settings view).
+pub struct Settings(Arc<std::sync::Mutex<BTreeMap<String, String>>>);
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::new()
+    }
+}
+
+impl Settings {
+    /// A new session's settings: the defaults.
+    pub fn new() -> Settings {
+        Settings(Arc::new(std::sync::Mutex::new(default_settings())))
+    }
+
+    /// `SET mdbc.read_consistency = 'local'`: reads take what this site has.
+    pub fn read_local(&self) -> bool {
+        self.is("mdbc.read_consistency", "local")
+    }
+
+    /// `SET mdbc.strong_after_stale_read = 'allow'`.
+    pub fn allow_stale_strong(&self) -> bool {
+        self.is("mdbc.strong_after_stale_read", "allow")
+    }
+
+    /// Whether setting `key` is `value` (asked per statement: no copy).
+    fn is(&self, key: &str, value: &str) -> bool {
+        self.lock().get(key).is_some_and(|v| v == value)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    pub(super) fn get(&self, key: &str) -> Option<String> {
+        self.lock().get(key).cloned()
+    }
+    pub(super) fn insert(&self, key: String, value: String) {
+        self.lock().insert(key, value);
+    }
+    pub(super) fn reset(&self) {
+        *self.lock() = default_settings();
+    }
+
+    pub(super) fn register(&self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+        use rusqlite::functions::FunctionFlags;
+        for n in [1, 2] {
+            let map = self.0.clone();
+            conn.create_scalar_function(
+                "current_setting",
+                n,
+                FunctionFlags::SQLITE_UTF8,
+                move |ctx| {
+                    let name = ctx.get::<String>(0)?.to_ascii_lowercase();
+                    let missing_ok = n == 2 && ctx.get::<Option<bool>>(1)?.unwrap_or(false);
+                    let value = map
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(&name)
+                        .cloned();
+                    match value {
+                        Some(v) => Ok(Some(v)),
+                        None if missing_ok => Ok(None),
+                        None => Err(rusqlite::Error::UserFunctionError(
+                            format!("[42704] unrecognized configuration parameter \"{name}\"")
+                                .into(),
+                        )),
+                    }
+                },
+            )?;
+        }
+        let map = self.0.clone();
+        conn.create_scalar_function(
+            "__mdbc_settings",
+            0,
+            FunctionFlags::SQLITE_UTF8,
+            move |_| {
+                let map = map.lock().unwrap_or_else(|e| e.into_inner());
+                Ok(serde_json::to_string(&*map).unwrap_or_default())
+            },
+        )
+    }
+}
+
+/// Defaults reported by SHOW and restored by RESET.
+pub fn default_settings() -> BTreeMap<String, String> {
+    [
+        ("application_name", ""),
+        ("client_encoding", "UTF8"),
+        ("client_min_messages", "notice"),
+        ("datestyle", "ISO, MDY"),
+        ("default_transaction_isolation", "serializable"),
+        ("extra_float_digits", "1"),
+        ("integer_datetimes", "on"),
+        ("intervalstyle", "postgres"),
+        ("is_superuser", "on"),
+        ("lc_messages", "C"),
+        ("lock_timeout", "0"),
+        ("max_identifier_length", "63"),
+        ("search_path", "\"$user\", public"),
+        ("server_encoding", "UTF8"),
+        ("server_version", store::SERVER_VERSION),
+        ("server_version_num", "160006"),
+        ("standard_conforming_strings", "on"),
+        ("statement_timeout", "0"),
+        ("timezone", "UTC"),
+        ("transaction_isolation", "serializable"),
+        ("transaction_read_only", "off"),
+        ("idle_in_transaction_session_timeout", "0"),
+        ("synchronous_commit", "on"),
+        ("bytea_output", "hex"),
+        ("row_security", "on"),
+        ("jit", "off"),
+        ("work_mem", "4MB"),
+        ("default_table_access_method", "heap"),
+        ("max_connections", "500"),
+        ("block_size", "8192"),
+        // A single site; a cluster member reports its own name.
+        ("mdbc.site", "main"),
+        // `default`: reads of strong tables are linearizable; `local`: every read sees
+        // what this site has applied, without asking the others.
+        ("mdbc.read_consistency", "default"),
+        // `refuse`: a write to a strong table after the transaction read a table that may
+        // be stale here (eventual, causal, bounded) fails; `allow`: the session takes that.
+        ("mdbc.strong_after_stale_read", "refuse"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub(super) fn show_name(name: &str) -> String {
+    match name {
+        "transaction isolation level" => "transaction_isolation".into(),
+        "time zone" => "TimeZone".into(),
+        "timezone" => "TimeZone".into(),
+        "datestyle" => "DateStyle".into(),
+        "intervalstyle" => "IntervalStyle".into(),
+        n => n.to_string(),
+    }
+}
+
+impl Settings {
+    /// SET (or RESET) `name`: checks the value and keeps it.
+    pub fn set(&self, name: &str, value: &SetValue) -> Result<()> {
+        let key = name.to_ascii_lowercase();
+        let key = match key.as_str() {
+            "time zone" | "time_zone" => "timezone".to_string(),
+            "session characteristics as transaction isolation level" => return Ok(()),
+            k => k.strip_prefix("session ").unwrap_or(k).to_string(),
+        };
+        let defaults = default_settings();
+        let v = match value {
+            SetValue::Default => defaults.get(&key).cloned().unwrap_or_default(),
+            SetValue::Value(v) => v.clone(),
+        };
+        let bad = |hint: &str| {
+            SqlError::coded(
+                "22023",
+                format!("invalid value for parameter \"{key}\": \"{v}\" ({hint})"),
+            )
+        };
+        match key.as_str() {
+            "timezone" => {
+                let u = v.to_ascii_uppercase();
+                if !matches!(
+                    u.as_str(),
+                    "UTC"
+                        | "GMT"
+                        | "ETC/UTC"
+                        | "Z"
+                        | "UCT"
+                        | "+00"
+                        | "00:00"
+                        | "0"
+                        | "+00:00"
+                        | "ZULU"
+                        | "UNIVERSAL"
+                ) {
+                    return Err(bad("mdbc stores and shows timestamptz in UTC"));
+                }
+                self.insert(key, "UTC".into());
+            }
+            "client_encoding" | "names" => {
+                let u = v.to_ascii_uppercase().replace(['-', '_'], "");
+                if !matches!(u.as_str(), "UTF8" | "UNICODE") {
+                    return Err(bad("only UTF8 is supported"));
+                }
+                self.insert("client_encoding".into(), "UTF8".into());
+            }
+            "datestyle" => {
+                if !v.to_ascii_uppercase().contains("ISO") {
+                    return Err(bad("only ISO output is supported"));
+                }
+                self.insert(key, "ISO, MDY".into());
+            }
+            "standard_conforming_strings" => {
+                if !matches!(v.to_ascii_lowercase().as_str(), "on" | "true" | "1") {
+                    return Err(bad("only on is supported"));
+                }
+            }
+            "transaction_isolation"
+            | "transaction isolation level"
+            | "default_transaction_isolation" => {}
+            "mdbc.site" => {
+                return Err(SqlError::coded(
+                    "55P02",
+                    "parameter \"mdbc.site\" cannot be changed (it is the site's name in its configuration)",
+                ))
+            }
+            "mdbc.read_consistency" => {
+                let l = v.to_ascii_lowercase();
+                if !matches!(l.as_str(), "default" | "local") {
+                    return Err(bad("default: strong tables read linearizably, bounded ones within their bound; local: what this site has applied"));
+                }
+                self.insert(key, l);
+            }
+            "mdbc.strong_after_stale_read" => {
+                let l = v.to_ascii_lowercase();
+                if !matches!(l.as_str(), "refuse" | "allow") {
+                    return Err(bad("refuse: a strong write after a read of an eventual, causal or bounded table fails; allow: it goes ahead"));
+                }
+                self.insert(key, l);
+            }
+            k if defaults.contains_key(k) || k.contains('.') => {
+                self.insert(key, v);
+            }
+            _ => {
+                return Err(SqlError::coded(
+                    "42704",
+                    format!("unrecognized configuration parameter \"{name}\""),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// SHOW `name`: the column it is shown under, and its value.
+    pub fn show(&self, name: &str) -> Result<(Column, String)> {
+        let key = match name {
+            "transaction isolation level" => "transaction_isolation",
+            "time zone" => "timezone",
+            n => n,
+        };
+        let value = self.get(key).ok_or_else(|| {
+            SqlError::coded(
+                "42704",
+                format!("unrecognized configuration parameter \"{name}\""),
+            )
+        })?;
+        let col = Column {
+            name: show_name(name),
+            ty: PgType::Text,
+            typmod: -1,
+        };
+        Ok((col, value))
+    }
+}

@@ -1,0 +1,160 @@
+//! mdbc's catalog of declared types (`__mdbc_columns`, `__mdbc_constraints`): what
+//! PostgreSQL type each column was declared with, read into a [`Catalog`] for planning,
+//! and the changes DDL makes to it, in the DDL's transaction.
+
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection};
+use sql_capture::{Catalog, CatalogChange, ColumnInfo, PgType, TableDef};
+
+use super::sequences::Sequences;
+
+fn insert_column(
+    conn: &Connection,
+    table: &str,
+    ordinal: i64,
+    c: &ColumnInfo,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO __mdbc_columns \
+     (tbl, col, ordinal, pg_type, typmod, serial, not_null, pg_default) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            table,
+            c.name,
+            ordinal,
+            c.ty.oid() as i64,
+            c.typmod as i64,
+            c.serial as i64,
+            c.not_null as i64,
+            c.default
+        ],
+    )?;
+    Ok(())
+}
+
+/// Reads the catalog as `conn` sees it (including its own uncommitted DDL).
+pub fn load(conn: &Connection, version: u64) -> rusqlite::Result<Catalog> {
+    let mut cat = Catalog::new(version);
+    cat.set_system(crate::pg_catalog::relations());
+    let mut stmt = conn.prepare_cached(
+        "SELECT tbl, col, pg_type, typmod, serial, not_null, pg_default FROM __mdbc_columns \
+         ORDER BY tbl, ordinal",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut current: Option<TableDef> = None;
+    while let Some(r) = rows.next()? {
+        let tbl: String = r.get(0)?;
+        let oid: i64 = r.get(2)?;
+        let col = ColumnInfo {
+            name: r.get(1)?,
+            ty: PgType::from_oid(oid as u32).unwrap_or(PgType::Text),
+            typmod: r.get::<_, i64>(3)? as i32,
+            serial: r.get::<_, i64>(4)? != 0,
+            not_null: r.get::<_, i64>(5)? != 0,
+            default: r.get(6)?,
+        };
+        match current.as_mut() {
+            Some(t) if t.name == tbl => t.columns.push(col),
+            _ => {
+                if let Some(t) = current.take() {
+                    cat.insert(t);
+                }
+                current = Some(TableDef {
+                    name: tbl,
+                    columns: vec![col],
+                });
+            }
+        }
+    }
+    if let Some(t) = current {
+        cat.insert(t);
+    }
+    Ok(cat)
+}
+
+/// Records catalog changes in the current transaction of `conn`.
+pub fn apply_changes(
+    conn: &Connection,
+    changes: &[CatalogChange],
+    sequences: &Mutex<Sequences>,
+) -> rusqlite::Result<()> {
+    for ch in changes {
+        match ch {
+            CatalogChange::CreateTable(def) => {
+                conn.execute("DELETE FROM __mdbc_columns WHERE tbl = ?1", [&def.name])?;
+                for (i, c) in def.columns.iter().enumerate() {
+                    insert_column(conn, &def.name, i as i64, c)?;
+                }
+                if def.columns.iter().any(|c| c.serial) {
+                    let mut seqs = sequences.lock().unwrap_or_else(|e| e.into_inner());
+                    for c in def.columns.iter().filter(|c| c.serial) {
+                        seqs.start(format!("{}_{}_seq", def.name, c.name));
+                    }
+                }
+            }
+            CatalogChange::DropTable(t) => {
+                conn.execute("DELETE FROM __mdbc_columns WHERE tbl = ?1", [t])?;
+                conn.execute("DELETE FROM __mdbc_constraints WHERE tbl = ?1", [t])?;
+            }
+            CatalogChange::NameConstraint {
+                table,
+                name,
+                kind,
+                columns,
+            } => {
+                let cols = serde_json::Value::from(columns.clone()).to_string();
+                conn.execute(
+                    "INSERT OR REPLACE INTO __mdbc_constraints (tbl, name, kind, cols) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![table, name, kind.to_string(), cols],
+                )?;
+            }
+            CatalogChange::AddColumn { table, column } => {
+                let next: i64 = conn.query_row(
+                    "SELECT coalesce(max(ordinal), -1) + 1 FROM __mdbc_columns WHERE tbl = ?1",
+                    [table],
+                    |r| r.get(0),
+                )?;
+                insert_column(conn, table, next, column)?;
+            }
+            CatalogChange::DropColumn { table, column } => {
+                conn.execute(
+                    "DELETE FROM __mdbc_columns WHERE tbl = ?1 AND col = ?2",
+                    [table, column],
+                )?;
+            }
+            CatalogChange::RenameColumn { table, from, to } => {
+                conn.execute(
+                    "UPDATE __mdbc_columns SET col = ?3 WHERE tbl = ?1 AND col = ?2",
+                    [table, from, to],
+                )?;
+                conn.execute(
+                    "UPDATE __mdbc_constraints SET cols = (SELECT json_group_array( \
+                         CASE WHEN value = ?2 THEN ?3 ELSE value END) FROM json_each(cols)) \
+                     WHERE tbl = ?1",
+                    [table, from, to],
+                )?;
+            }
+            CatalogChange::RenameTable { from, to } => {
+                conn.execute(
+                    "UPDATE __mdbc_columns SET tbl = ?2 WHERE tbl = ?1",
+                    [from, to],
+                )?;
+                conn.execute(
+                    "UPDATE __mdbc_constraints SET tbl = ?2 WHERE tbl = ?1",
+                    [from, to],
+                )?;
+            }
+            CatalogChange::SetNotNull { table, columns } => {
+                for c in columns {
+                    conn.execute(
+                        "UPDATE __mdbc_columns SET not_null = 1 WHERE tbl = ?1 AND col = ?2",
+                        [table, c],
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

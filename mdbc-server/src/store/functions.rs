@@ -1,0 +1,277 @@
+//! The SQL functions every connection of the store has: those translation emits
+//! (`pg_coerce`, `pg_nextval`, …, see `sql_capture::REQUIRED_FUNCTIONS`), those the
+//! pg_catalog views call, and a single site's answers behind `mdbc_sites`/`mdbc_tables`.
+
+use std::sync::{Arc, Mutex};
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::Connection;
+use sql_capture::PgType;
+
+use super::ident::SessionIdent;
+use super::sequences::Sequences;
+use crate::values;
+
+/// What `version()` returns.
+pub fn version_string() -> String {
+    format!(
+        "PostgreSQL 16.6 (mdbc {}) on {}-linux, compiled by rustc, 64-bit",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}
+
+/// `__mdbc_sites()` and `__mdbc_table_policy(name)`, behind the `mdbc_sites` and
+/// `mdbc_tables` views, as a single site answers them; a cluster's sessions replace them
+/// with the cluster's (replication/admin.rs).
+pub(crate) fn register_single_site(conn: &Connection) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8;
+    conn.create_scalar_function("__mdbc_sites", 0, flags, |_| {
+        Ok(serde_json::json!([{
+            "site": "main", "address": null, "is_self": true, "reachable": true,
+            "applied": null, "lag_ms": null
+        }])
+        .to_string())
+    })?;
+    conn.create_scalar_function("__mdbc_table_policy", 1, flags, |_| {
+        Ok(serde_json::json!([{ "level": "local" }]).to_string())
+    })?;
+    Ok(())
+}
+
+fn user_err(e: values::ValueError) -> rusqlite::Error {
+    // The SQLSTATE travels in the message; errors.rs takes it back out.
+    rusqlite::Error::UserFunctionError(format!("[{}] {}", e.code, e.message).into())
+}
+
+pub(super) fn register(
+    conn: &Connection,
+    ident: &SessionIdent,
+    sequences: Arc<Mutex<Sequences>>,
+) -> rusqlite::Result<()> {
+    let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    let volatile = FunctionFlags::SQLITE_UTF8;
+    conn.create_scalar_function("pg_coerce", 3, det, |ctx| {
+        let oid: i64 = ctx.get(1)?;
+        let typmod: i64 = ctx.get(2)?;
+        let ty = PgType::from_oid(oid as u32).ok_or_else(|| {
+            rusqlite::Error::UserFunctionError(
+                format!("[42704] type with OID {oid} does not exist").into(),
+            )
+        })?;
+        values::coerce(ctx.get_raw(0), ty, typmod as i32).map_err(user_err)
+    })?;
+    conn.create_scalar_function("pg_now", 0, volatile, |_| Ok(values::now_text()))?;
+    conn.create_scalar_function("pg_current_date", 0, volatile, |_| Ok(values::today_text()))?;
+    conn.create_scalar_function("pg_random", 0, volatile, |_| Ok(rand::random::<f64>()))?;
+    conn.create_scalar_function("pg_nextval", 1, volatile, move |ctx| {
+        let name = match ctx.get_raw(0) {
+            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            _ => {
+                return Err(rusqlite::Error::UserFunctionError(
+                    "[22023] nextval needs a sequence name".into(),
+                ))
+            }
+        };
+        let name = name.trim_matches('"').to_ascii_lowercase();
+        let name = name.strip_prefix("public.").unwrap_or(&name).to_string();
+        let next = sequences
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next(&name);
+        match next {
+            Some(v) => Ok(Value::Integer(v)),
+            None => Err(rusqlite::Error::UserFunctionError(
+                format!("[42P01] relation \"{name}\" does not exist").into(),
+            )),
+        }
+    })?;
+    // `text ~ pattern` (PostgreSQL's POSIX regular expressions; the regex crate's syntax
+    // covers what applications use). The compiled pattern is cached per statement.
+    conn.create_scalar_function("pg_regex", 3, det, |ctx| {
+        if ctx.get_raw(0) == ValueRef::Null || ctx.get_raw(1) == ValueRef::Null {
+            return Ok(Value::Null);
+        }
+        let flags: String = ctx.get(2)?;
+        let re = ctx.get_or_create_aux(
+            1,
+            |v| -> Result<regex::Regex, Box<dyn std::error::Error + Send + Sync>> {
+                let pat = v.as_str().map_err(|e| format!("[22023] {e}"))?;
+                regex::RegexBuilder::new(pat)
+                    .case_insensitive(flags.contains('i'))
+                    .build()
+                    .map_err(|e| format!("[2201B] invalid regular expression: {e}").into())
+            },
+        )?;
+        let text: String = match ctx.get_raw(0) {
+            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            other => values::coerce(other, PgType::Text, -1)
+                .ok()
+                .and_then(|v| match v {
+                    Value::Text(t) => Some(t),
+                    _ => None,
+                })
+                .unwrap_or_default(),
+        };
+        Ok(Value::Integer(re.is_match(&text) as i64))
+    })?;
+    register_catalog_functions(conn, &ident.user, &ident.database)?;
+    crate::sqlfuncs::register(conn)?;
+    let pid = ident.pid;
+    conn.create_scalar_function("pg_backend_pid", 0, det, move |_| Ok(pid))?;
+    // PostgreSQL's greatest/least skip NULLs; SQLite's max/min of several values do not.
+    for (name, pick_max) in [("greatest", true), ("least", false)] {
+        conn.create_scalar_function(name, -1, det, move |ctx| {
+            let mut best: Option<Value> = None;
+            for i in 0..ctx.len() {
+                let v: Value = ctx.get(i)?;
+                if v == Value::Null {
+                    continue;
+                }
+                best = Some(match best {
+                    None => v,
+                    Some(b) => {
+                        let better = match (&v, &b) {
+                            (Value::Integer(a), Value::Integer(c)) => (a > c) == pick_max,
+                            (Value::Real(a), Value::Real(c)) => (a > c) == pick_max,
+                            (Value::Integer(a), Value::Real(c)) => ((*a as f64) > *c) == pick_max,
+                            (Value::Real(a), Value::Integer(c)) => (*a > *c as f64) == pick_max,
+                            (Value::Text(a), Value::Text(c)) => (a > c) == pick_max,
+                            _ => false,
+                        };
+                        if better {
+                            v
+                        } else {
+                            b
+                        }
+                    }
+                });
+            }
+            Ok(best.unwrap_or(Value::Null))
+        })?;
+    }
+    Ok(())
+}
+
+/// Functions the pg_catalog views and catalog queries call (see `pg_catalog.rs`); they
+/// need only the session's user and database.
+pub fn register_catalog_functions(conn: &Connection, user: &str, db: &str) -> rusqlite::Result<()> {
+    let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    let version = version_string();
+    conn.create_scalar_function("version", 0, det, move |_| Ok(version.clone()))?;
+    let db = db.to_string();
+    conn.create_scalar_function("current_database", 0, det, move |_| Ok(db.clone()))?;
+    conn.create_scalar_function("current_schema", 0, det, |_| Ok("public"))?;
+    let current = user.to_string();
+    conn.create_scalar_function("current_user", 0, det, move |_| Ok(current.clone()))?;
+    // Every object belongs to the session's user (pg_catalog.rs), except what PostgreSQL 15
+    // gives pg_database_owner.
+    let owner = user.to_string();
+    conn.create_scalar_function("pg_get_userbyid", 1, det, move |ctx| {
+        Ok(match ctx.get::<Option<i64>>(0)? {
+            None => None,
+            Some(6171) => Some("pg_database_owner".to_string()),
+            Some(10) => Some(owner.clone()),
+            Some(oid) => Some(format!("unknown (OID={oid})")),
+        })
+    })?;
+    // One schema, every relation in it visible.
+    conn.create_scalar_function("pg_table_is_visible", 1, det, |ctx| {
+        Ok(ctx.get::<Option<i64>>(0)?.map(|_| 1i64))
+    })?;
+    conn.create_scalar_function("quote_ident", 1, det, |ctx| {
+        Ok(ctx
+            .get::<Option<String>>(0)?
+            .map(|s| crate::pg_catalog::quote_ident(&s)))
+    })?;
+    conn.create_scalar_function("quote_literal", 1, det, |ctx| {
+        Ok(ctx
+            .get::<Option<String>>(0)?
+            .map(|s| format!("'{}'", s.replace('\'', "''"))))
+    })?;
+    conn.create_scalar_function("format_type", 2, det, |ctx| {
+        let Some(oid) = ctx.get::<Option<i64>>(0)? else {
+            return Ok(None);
+        };
+        let typmod = ctx.get::<Option<i64>>(1)?.unwrap_or(-1) as i32;
+        Ok(Some(match PgType::from_oid(oid as u32) {
+            Some(t) => t.format_with_typmod(typmod),
+            None => crate::pg_catalog::catalog_type_name(oid as u32)
+                .unwrap_or("???")
+                .to_string(),
+        }))
+    })?;
+    conn.create_scalar_function("pg_encoding_to_char", 1, det, |ctx| {
+        Ok(match ctx.get::<Option<i64>>(0)? {
+            Some(6) => "UTF8",
+            Some(0) => "SQL_ASCII",
+            _ => "",
+        })
+    })?;
+    // The catalogs keep expressions as PostgreSQL prints them, so deparsing is the identity.
+    for n in [2, 3] {
+        conn.create_scalar_function("pg_get_expr", n, det, |ctx| ctx.get::<Option<String>>(0))?;
+    }
+    // No comments are stored (COMMENT ON is not supported).
+    conn.create_scalar_function("obj_description", -1, det, |_| Ok(None::<String>))?;
+    conn.create_scalar_function("col_description", 2, det, |_| Ok(None::<String>))?;
+    conn.create_scalar_function("shobj_description", 2, det, |_| Ok(None::<String>))?;
+    // Every session may do everything to every table.
+    for (name, n) in [
+        ("has_table_privilege", 2),
+        ("has_table_privilege", 3),
+        ("has_schema_privilege", 2),
+        ("has_schema_privilege", 3),
+        ("has_database_privilege", 2),
+        ("has_database_privilege", 3),
+        ("has_sequence_privilege", 2),
+        ("has_sequence_privilege", 3),
+        ("has_column_privilege", 3),
+        ("has_column_privilege", 4),
+    ] {
+        conn.create_scalar_function(name, n, det, |_| Ok(1i64))?;
+    }
+    // No partitions and no publications: a relation is its own only ancestor.
+    conn.create_scalar_function("pg_partition_ancestors", 1, det, |ctx| ctx.get::<Value>(0))?;
+    conn.create_scalar_function("pg_relation_is_publishable", 1, det, |_| Ok(0i64))?;
+    conn.create_scalar_function("pg_get_statisticsobjdef_columns", 1, det, |_| {
+        Ok(None::<String>)
+    })?;
+    conn.create_scalar_function("pg_get_triggerdef", -1, det, |_| Ok(None::<String>))?;
+    for name in [
+        "pg_type_is_visible",
+        "pg_collation_is_visible",
+        "pg_function_is_visible",
+    ] {
+        conn.create_scalar_function(name, 1, det, |ctx| {
+            Ok(ctx.get::<Option<i64>>(0)?.map(|_| 1i64))
+        })?;
+    }
+    // Arrays are JSON arrays (arrays.rs); NULL elements are skipped, as PostgreSQL does
+    // without a third argument.
+    conn.create_scalar_function("array_to_string", -1, det, |ctx| {
+        let Some(a) = ctx.get::<Option<String>>(0)? else {
+            return Ok(None);
+        };
+        let sep = ctx.get::<Option<String>>(1)?.unwrap_or_default();
+        let items = match serde_json::from_str::<serde_json::Value>(&a) {
+            Ok(serde_json::Value::Array(items)) => items,
+            _ => {
+                return Err(rusqlite::Error::UserFunctionError(
+                    "[22P02] array_to_string needs an array".into(),
+                ))
+            }
+        };
+        let parts: Vec<String> = items
+            .iter()
+            .filter(|v| !v.is_null())
+            .map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        Ok(Some(parts.join(&sep)))
+    })?;
+    Ok(())
+}
