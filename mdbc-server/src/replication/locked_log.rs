@@ -9,7 +9,7 @@ use sql_capture::changes::Entry;
 
 use super::chunks;
 use super::error::ReplError;
-use super::keys::{decode_head, domain_head, domain_key, DomainLock};
+use super::keys::{decode_head, domain_head, domain_key, DomainLock, SCHEMA_DOMAIN};
 
 /// Why appending failed, and whether the head record (the commit point) had been sent.
 pub(crate) struct AppendError {
@@ -138,9 +138,11 @@ pub(crate) async fn read_entry(
     let v = get_locked(guard, &domain_key(domain, seq))
         .await?
         .ok_or_else(|| {
-            ReplError::Corrupt(format!(
-                "entry {seq} of the log of {domain} is missing although its head is past it"
-            ))
+            ReplError::Corrupt(if domain == SCHEMA_DOMAIN {
+                format!("schema log entry {seq} is missing although the head is past it")
+            } else {
+                format!("entry {seq} of domain {domain} is missing although its head is past it")
+            })
         })?;
     Entry::decode(&v).map_err(|e| ReplError::Corrupt(e.to_string()))
 }

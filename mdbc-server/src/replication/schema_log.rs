@@ -111,12 +111,15 @@ impl Replication {
             Ok(None) => Ok((false, None)),
             Err(e) => Err(e),
         };
+        // Under the write lock: a session taking it next for DDL must not apply `seq` again.
+        if outcome.is_ok() {
+            self.set_schema_pos(seq);
+        }
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
         drop(guard);
         let (new, ticket) = outcome?;
-        self.set_schema_pos(seq);
         store.wait_durable(ticket).await;
         Ok(new)
     }

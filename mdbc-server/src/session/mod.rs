@@ -577,18 +577,17 @@ impl Session {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
         }
         let mut result = Ok(Outcome::done(""));
-        if let Some(t) = self.repl.as_mut() {
-            let catalog = match &self.local_catalog {
-                Some(c) => c.clone(),
-                None => self.store.catalog(),
-            };
-            match t
-                .catch_up(&mut self.conn, &catalog, plan.kind == StmtKind::Ddl)
-                .await
-            {
-                Ok(Some(cat)) => self.local_catalog = Some(cat),
-                Ok(None) => {}
-                Err(e) => result = Err(e),
+        if self.repl.is_some() {
+            let catalog = self.catalog();
+            if let Some(t) = self.repl.as_mut() {
+                match t
+                    .catch_up(&mut self.conn, &catalog, plan.kind == StmtKind::Ddl)
+                    .await
+                {
+                    Ok(Some(cat)) => self.local_catalog = Some(cat),
+                    Ok(None) => {}
+                    Err(e) => result = Err(e),
+                }
             }
         }
         // SQLite runs inline: each connection has its own thread (see server.rs), so a long

@@ -20,6 +20,7 @@ mod ident;
 mod migrate;
 mod rebuild;
 mod sequences;
+mod settings;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,9 +41,7 @@ pub use ident::SessionIdent;
 pub(crate) use migrate::migrate;
 pub use rebuild::{rebuild_table, RebuildError};
 pub use sequences::Sequences;
-
-/// The PostgreSQL version mdbc presents itself as; clients adapt their queries to it.
-pub const SERVER_VERSION: &str = concat!("16.6 (mdbc ", env!("CARGO_PKG_VERSION"), ")");
+pub use settings::{default_settings, register_settings, SERVER_VERSION};
 
 /// Shared state of the site's database.
 pub struct Store {
@@ -262,6 +261,8 @@ impl Store {
         rusqlite::vtab::series::load_module(&conn)?;
         functions::register(&conn, ident, self.sequences.clone())?;
         functions::register_single_site(&conn)?;
+        // A session replaces these with its own settings (see session/settings.rs).
+        settings::register_settings(&conn, Arc::new(Mutex::new(default_settings())))?;
         self.interrupts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
