@@ -1224,7 +1224,7 @@ pub fn quote_ident(name: &str) -> String {
     if plain {
         name.to_string()
     } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
+        sql_capture::quote_ident(name)
     }
 }
 
@@ -1459,8 +1459,8 @@ pub fn refresh(conn: &Connection) -> rusqlite::Result<()> {
         };
         for name in old {
             conn.execute_batch(&format!(
-                "DROP VIEW IF EXISTS \"{}\"",
-                name.replace('"', "\"\"")
+                "DROP VIEW IF EXISTS {}",
+                sql_capture::quote_ident(&name)
             ))?;
         }
         conn.execute_batch(&sql)?;

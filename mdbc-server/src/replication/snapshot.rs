@@ -286,7 +286,7 @@ fn make_own(path: &Path, policy: &Policy) -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     let mut sql = String::from("BEGIN; DELETE FROM __mdbc_site_log;");
     for t in tables.iter().filter(|t| policy.level(t) == Level::Local) {
-        sql.push_str(&format!(" DELETE FROM \"{}\";", t.replace('"', "\"\"")));
+        sql.push_str(&format!(" DELETE FROM {};", sql_capture::quote_ident(t)));
     }
     sql.push_str(" COMMIT;");
     conn.execute_batch(&sql)?;

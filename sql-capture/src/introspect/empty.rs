@@ -7,7 +7,7 @@ use sqlparser::ast::{
     Expr, JoinOperator, Query, Select, SetExpr, SetOperator, TableFactor, Visit, Visitor,
 };
 
-use crate::ast::{function_name, object_name_to_table};
+use crate::ast::{function_name, object_name_to_table, quote_ident};
 use crate::catalog::Catalog;
 use crate::naming::result_names;
 
@@ -22,7 +22,7 @@ pub(crate) fn empty_result(q: &Query, catalog: &Catalog) -> Option<String> {
     let names = result_names(&q.body)?;
     let cols: Vec<String> = names
         .iter()
-        .map(|n| format!("NULL AS \"{}\"", n.replace('"', "\"\"")))
+        .map(|n| format!("NULL AS {}", quote_ident(n)))
         .collect();
     Some(format!("SELECT {} WHERE 0", cols.join(", ")))
 }

@@ -18,6 +18,7 @@ use sqlparser::ast::{
 
 use crate::ast::{
     call, coerce, function_args, function_name, number, object_name_to_table, parse_query,
+    quote_ident,
 };
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
@@ -129,8 +130,8 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
             // The client's argument expressions move into the subquery as they are (not
             // printed and re-parsed: `?1` is not PostgreSQL syntax).
             let sub = format!(
-                "SELECT value AS \"{}\" FROM generate_series(0, 0)",
-                column.replace('"', "\"\"")
+                "SELECT value AS {} FROM generate_series(0, 0)",
+                quote_ident(&column)
             );
             let mut subquery = parse_query(&sub)?;
             if let SetExpr::Select(sel) = subquery.body.as_mut() {
@@ -175,7 +176,7 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
                     let projection: Vec<String> = names
                         .iter()
                         .enumerate()
-                        .map(|(i, n)| format!("column{} AS \"{}\"", i + 1, n.replace('"', "\"\"")))
+                        .map(|(i, n)| format!("column{} AS {}", i + 1, quote_ident(n)))
                         .collect();
                     // The VALUES query moves in as it is (re-parsing its text would fail
                     // on `?1`, already SQLite's syntax).
