@@ -320,7 +320,58 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 (Some(Numeric), _) | (_, Some(Numeric)) => of(Numeric),
                 _ => of(Float8),
             },
-            _ => of(Bool),
+            // Bit operations keep the integer type (the shifts their left operand's).
+            BinaryOperator::BitwiseAnd
+            | BinaryOperator::BitwiseOr
+            | BinaryOperator::BitwiseXor
+            | BinaryOperator::PGBitwiseXor => {
+                match (
+                    infer_expr(left, scope).and_then(|c| c.ty),
+                    infer_expr(right, scope).and_then(|c| c.ty),
+                ) {
+                    (Some(l), Some(r)) if l.is_integer() && r.is_integer() => {
+                        arith(Some(l), Some(r)).map(|t| ResultColumn::of(t, -1))
+                    }
+                    (Some(l), None) | (None, Some(l)) if l.is_integer() => of(l),
+                    _ => None,
+                }
+            }
+            BinaryOperator::PGBitwiseShiftLeft | BinaryOperator::PGBitwiseShiftRight => {
+                infer_expr(left, scope)
+                    .and_then(|c| c.ty)
+                    .filter(|t| t.is_integer())
+                    .and_then(of)
+            }
+            BinaryOperator::LongArrow | BinaryOperator::HashLongArrow => of(Text),
+            BinaryOperator::Gt
+            | BinaryOperator::Lt
+            | BinaryOperator::GtEq
+            | BinaryOperator::LtEq
+            | BinaryOperator::Eq
+            | BinaryOperator::NotEq
+            | BinaryOperator::And
+            | BinaryOperator::Or
+            | BinaryOperator::Xor
+            | BinaryOperator::PGRegexMatch
+            | BinaryOperator::PGRegexIMatch
+            | BinaryOperator::PGRegexNotMatch
+            | BinaryOperator::PGRegexNotIMatch
+            | BinaryOperator::PGLikeMatch
+            | BinaryOperator::PGILikeMatch
+            | BinaryOperator::PGNotLikeMatch
+            | BinaryOperator::PGNotILikeMatch
+            | BinaryOperator::PGStartsWith
+            | BinaryOperator::PGOverlap
+            | BinaryOperator::Overlaps
+            | BinaryOperator::AtArrow
+            | BinaryOperator::ArrowAt
+            | BinaryOperator::AtAt
+            | BinaryOperator::Question
+            | BinaryOperator::QuestionAnd
+            | BinaryOperator::QuestionPipe => of(Bool),
+            // Nothing known about the others: the executor falls back to the column's
+            // origin, then to text — never a guessed boolean.
+            _ => None,
         },
         Expr::IsNull(_)
         | Expr::IsNotNull(_)

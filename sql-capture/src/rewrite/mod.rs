@@ -12,8 +12,8 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     AccessExpr, BinaryOperator, Expr, Function, Ident, LimitClause, ObjectName, ObjectNamePart,
-    Query, SelectItem, SetExpr, Subscript, TableAlias, TableFactor, TrimWhereField, Value,
-    VisitMut, VisitorMut,
+    Query, SelectItem, SetExpr, Subscript, TableAlias, TableFactor, TrimWhereField, UnaryOperator,
+    Value, VisitMut, VisitorMut,
 };
 
 use crate::ast::{
@@ -89,9 +89,90 @@ impl VisitorMut for Rewriter {
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Error> {
         match rewrite_expr(expr) {
-            Ok(()) => ControlFlow::Continue(()),
+            Ok(()) => {
+                group_operands(expr);
+                ControlFlow::Continue(())
+            }
             Err(e) => ControlFlow::Break(e),
         }
+    }
+}
+
+/// The tree says how PostgreSQL grouped an expression; the text SQLite reads must say it
+/// too. Their precedences differ — `'a' || 2 + 2` is `'a' || (2 + 2)` in PostgreSQL but
+/// `('a' || 2) + 2` in SQLite, and likewise the bit shifts against `+`, or `IS` against
+/// comparisons — so an operand is printed in parentheses wherever SQLite would otherwise
+/// group it differently from the tree.
+fn group_operands(expr: &mut Expr) {
+    fn wrap(e: &mut Expr) {
+        let inner = std::mem::replace(e, Expr::value(Value::Null));
+        *e = Expr::Nested(Box::new(inner));
+    }
+    match expr {
+        Expr::BinaryOp { left, op, right } => {
+            let at = binary_strength(op);
+            if strength(left) < at {
+                wrap(left);
+            }
+            if strength(right) <= at {
+                wrap(right);
+            }
+        }
+        Expr::UnaryOp { op, expr } if strength(expr) < unary_strength(op) => wrap(expr),
+        _ => {}
+    }
+}
+
+/// How tightly SQLite binds a binary operator (its grammar's precedence, loosest first);
+/// 0 for one it does not have as such (its operands always get parentheses).
+fn binary_strength(op: &BinaryOperator) -> u8 {
+    use BinaryOperator as B;
+    match op {
+        B::Or => 1,
+        B::And => 2,
+        B::Eq | B::NotEq => 4,
+        B::Lt | B::LtEq | B::Gt | B::GtEq => 5,
+        B::BitwiseAnd | B::BitwiseOr | B::PGBitwiseShiftLeft | B::PGBitwiseShiftRight => 6,
+        B::Plus | B::Minus => 7,
+        B::Multiply | B::Divide | B::Modulo => 8,
+        B::StringConcat | B::Arrow | B::LongArrow => 9,
+        _ => 0,
+    }
+}
+
+fn unary_strength(op: &UnaryOperator) -> u8 {
+    match op {
+        UnaryOperator::Not => 3,
+        UnaryOperator::Plus | UnaryOperator::Minus | UnaryOperator::BitwiseNot => 10,
+        _ => 0,
+    }
+}
+
+/// How tightly an expression holds together in SQLite's grammar as an operand (u8::MAX
+/// for one that cannot be split: a name, a literal, a call, a parenthesised expression).
+fn strength(e: &Expr) -> u8 {
+    match e {
+        Expr::BinaryOp { op, .. } => binary_strength(op),
+        Expr::UnaryOp { op, .. } => unary_strength(op),
+        Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsNotTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::IsNotFalse(_)
+        | Expr::IsUnknown(_)
+        | Expr::IsNotUnknown(_)
+        | Expr::IsDistinctFrom(..)
+        | Expr::IsNotDistinctFrom(..)
+        | Expr::Between { .. }
+        | Expr::Like { .. }
+        | Expr::ILike { .. }
+        | Expr::SimilarTo { .. }
+        | Expr::InList { .. }
+        | Expr::InSubquery { .. }
+        | Expr::InUnnest { .. } => 4,
+        Expr::Collate { .. } => 11,
+        _ => u8::MAX,
     }
 }
 
@@ -632,6 +713,29 @@ mod tests {
             Command::Sql(p) => p.sql.join("; "),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Issue 19, "How the translation reads PostgreSQL": SQLite must group operands as
+    /// PostgreSQL's tree does; parentheses appear only where SQLite would regroup.
+    #[test]
+    fn operands_keep_postgres_grouping() {
+        assert_eq!(
+            sqlite("select 'four: ' || 2+2 as x"),
+            "SELECT 'four: ' || (2 + 2) AS x"
+        );
+        assert_eq!(
+            sqlite("select 5 - 3 || 'x' as x"),
+            "SELECT (5 - 3) || 'x' AS x"
+        );
+        assert_eq!(
+            sqlite("select 10 - (2 - 3) as x"),
+            "SELECT 10 - (2 - 3) AS x"
+        );
+        assert_eq!(sqlite("select 10 - 2 - 3 as x"), "SELECT 10 - 2 - 3 AS x");
+        assert_eq!(
+            sqlite("select 1 as x where 1 = 1 and 2 > 1 or 3 < 2"),
+            "SELECT 1 AS x WHERE 1 = 1 AND 2 > 1 OR 3 < 2"
+        );
     }
 
     #[test]
