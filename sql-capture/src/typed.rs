@@ -242,11 +242,15 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
     let Expr::BinaryOp { left, op, right } = e else {
         return;
     };
+    let l = infer_expr(left, scope).and_then(|c| c.ty);
+    let r = infer_expr(right, scope).and_then(|c| c.ty);
+    if let Some(checked) = checked_integer_op(left, op, right, l, r) {
+        *e = checked;
+        return;
+    }
     if !matches!(op, BinaryOperator::Plus | BinaryOperator::Minus) {
         return;
     }
-    let l = infer_expr(left, scope).and_then(|c| c.ty);
-    let r = infer_expr(right, scope).and_then(|c| c.ty);
     // date(d, N || ' days') with N signed: SQLite reads '-3 days' and '3 days' but not
     // '+-3 days', so a subtraction negates the number rather than writing a sign.
     let days = |date: Expr, sign: &str, n: Expr| {
@@ -292,6 +296,56 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
         }
         _ => return,
     };
+}
+
+/// Integer `+ - * / %` on integer operands, as PostgreSQL computes it: in the operands'
+/// type (the wider of the two; `int2 + int2` is `int2`), an overflow an error (22003)
+/// rather than SQLite's silent switch to floating point, and division by zero an error
+/// (22012) rather than NULL. A `$n` parameter takes the other operand's type, as
+/// PostgreSQL infers it. Becomes `pg_int2/4/8(op, a, b)`, registered by the server.
+fn checked_integer_op(
+    left: &mut Box<Expr>,
+    op: &BinaryOperator,
+    right: &mut Box<Expr>,
+    l: Option<PgType>,
+    r: Option<PgType>,
+) -> Option<Expr> {
+    let symbol = match op {
+        BinaryOperator::Plus => "+",
+        BinaryOperator::Minus => "-",
+        BinaryOperator::Multiply => "*",
+        BinaryOperator::Divide => "/",
+        BinaryOperator::Modulo => "%",
+        _ => return None,
+    };
+    let is_param =
+        |e: &Expr| matches!(e, Expr::Value(v) if matches!(v.value, Value::Placeholder(_)));
+    let (l, r) = match (l, r) {
+        (Some(l), Some(r)) => (l, r),
+        (Some(l), None) if is_param(right) => (l, l),
+        (None, Some(r)) if is_param(left) => (r, r),
+        _ => return None,
+    };
+    let rank = |t: PgType| match t {
+        PgType::Int2 => Some(2),
+        PgType::Int4 => Some(4),
+        PgType::Int8 => Some(8),
+        _ => None,
+    };
+    let name = match rank(l)?.max(rank(r)?) {
+        2 => "pg_int2",
+        4 => "pg_int4",
+        _ => "pg_int8",
+    };
+    let take = |b: &mut Box<Expr>| std::mem::replace(b.as_mut(), Expr::value(Value::Null));
+    Some(call(
+        name,
+        vec![
+            Expr::value(Value::SingleQuotedString(symbol.into())),
+            take(left),
+            take(right),
+        ],
+    ))
 }
 
 /// [`order_nulls_like_postgres`] for the queries inside an INSERT, UPDATE or DELETE (every

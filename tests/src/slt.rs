@@ -13,12 +13,13 @@ pub struct SltClient {
 
 impl SltClient {
     /// Connects as `tester` to database `mdbc` on `127.0.0.1:port`.
-    pub async fn connect(port: u16) -> Result<SltClient, tokio_postgres::Error> {
+    pub async fn connect(port: u16) -> Result<SltClient, SltError> {
         let (client, conn) = tokio_postgres::connect(
             &format!("host=127.0.0.1 port={port} user=tester dbname=mdbc"),
             NoTls,
         )
-        .await?;
+        .await
+        .map_err(SltError)?;
         let task = tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -32,16 +33,33 @@ impl Drop for SltClient {
     }
 }
 
+/// A failed statement as the corpus records it: by its SQLSTATE alone, so that an
+/// expected error generated from PostgreSQL (`query error SQLSTATE 22003`) checks the
+/// class of error mdbc gives, not PostgreSQL's wording.
+#[derive(Debug)]
+pub struct SltError(tokio_postgres::Error);
+
+impl std::fmt::Display for SltError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.code() {
+            Some(code) => write!(f, "SQLSTATE {}", code.code()),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl std::error::Error for SltError {}
+
 #[async_trait::async_trait]
 impl AsyncDB for SltClient {
-    type Error = tokio_postgres::Error;
+    type Error = SltError;
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, Self::Error> {
         let mut width = None;
         let mut rows = Vec::new();
         let mut count = 0;
-        for m in self.client.simple_query(sql).await? {
+        for m in self.client.simple_query(sql).await.map_err(SltError)? {
             match m {
                 SimpleQueryMessage::RowDescription(cols) => width = Some(cols.len()),
                 SimpleQueryMessage::Row(r) => rows.push(
@@ -73,7 +91,7 @@ impl AsyncDB for SltClient {
     }
 
     fn error_sql_state(err: &Self::Error) -> Option<String> {
-        err.code().map(|c| c.code().to_string())
+        err.0.code().map(|c| c.code().to_string())
     }
 
     async fn sleep(dur: std::time::Duration) {

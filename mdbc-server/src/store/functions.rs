@@ -65,6 +65,19 @@ pub(super) fn register(
     conn.create_scalar_function("pg_now", 0, volatile, |_| Ok(values::now_text()))?;
     conn.create_scalar_function("pg_current_date", 0, volatile, |_| Ok(values::today_text()))?;
     conn.create_scalar_function("pg_random", 0, volatile, |_| Ok(rand::random::<f64>()))?;
+    // Integer arithmetic as PostgreSQL does it (sql_capture's typed rewrites emit these).
+    for (name, width) in [("pg_int2", 16), ("pg_int4", 32), ("pg_int8", 64)] {
+        conn.create_scalar_function(name, 3, det, move |ctx| {
+            let (Some(a), Some(b)) = (int_arg(ctx.get_raw(1))?, int_arg(ctx.get_raw(2))?) else {
+                return Ok(None);
+            };
+            let op = match ctx.get_raw(0) {
+                ValueRef::Text(op) => op,
+                _ => b"",
+            };
+            integer_op(op, a, b, width).map(Some).map_err(sqlstate_err)
+        })?;
+    }
     conn.create_scalar_function("pg_nextval", 1, volatile, move |ctx| {
         let name = match ctx.get_raw(0) {
             ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
@@ -274,4 +287,94 @@ pub fn register_catalog_functions(conn: &Connection, user: &str, db: &str) -> ru
         Ok(Some(parts.join(&sep)))
     })?;
     Ok(())
+}
+
+/// An integer operand of `pg_int2/4/8`: NULL is `None`; an untyped parameter bound as text
+/// is read as PostgreSQL reads an integer literal.
+fn int_arg(v: ValueRef<'_>) -> rusqlite::Result<Option<i64>> {
+    match v {
+        ValueRef::Null => Ok(None),
+        ValueRef::Integer(i) => Ok(Some(i)),
+        ValueRef::Real(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
+            Ok(Some(f as i64))
+        }
+        other => {
+            let text = match other {
+                ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+                ValueRef::Real(f) => f.to_string(),
+                _ => String::new(),
+            };
+            text.trim().parse::<i64>().map(Some).map_err(|_| {
+                sqlstate_err((
+                    "22P02",
+                    format!("invalid input syntax for type bigint: \"{text}\""),
+                ))
+            })
+        }
+    }
+}
+
+/// `a op b` in a `width`-bit integer type, or PostgreSQL's error: 22003 when the result
+/// does not fit, 22012 on division by zero.
+fn integer_op(op: &[u8], a: i64, b: i64, width: u32) -> Result<i64, (&'static str, String)> {
+    let name = match width {
+        16 => "smallint",
+        32 => "integer",
+        _ => "bigint",
+    };
+    let out_of_range = || ("22003", format!("{name} out of range"));
+    let result = match op {
+        b"+" => a.checked_add(b),
+        b"-" => a.checked_sub(b),
+        b"*" => a.checked_mul(b),
+        b"/" | b"%" if b == 0 => return Err(("22012", "division by zero".into())),
+        b"/" => a.checked_div(b),
+        // PostgreSQL answers 0 where the quotient would overflow (MIN % -1).
+        b"%" => Some(a.checked_rem(b).unwrap_or(0)),
+        other => {
+            return Err((
+                "XX000",
+                format!(
+                    "unknown integer operator {}",
+                    String::from_utf8_lossy(other)
+                ),
+            ))
+        }
+    }
+    .ok_or_else(out_of_range)?;
+    let fits = match width {
+        16 => i16::try_from(result).is_ok(),
+        32 => i32::try_from(result).is_ok(),
+        _ => true,
+    };
+    if fits {
+        Ok(result)
+    } else {
+        Err(out_of_range())
+    }
+}
+
+fn sqlstate_err((code, message): (&'static str, String)) -> rusqlite::Error {
+    // The SQLSTATE travels in the message; errors.rs takes it back out.
+    rusqlite::Error::UserFunctionError(format!("[{code}] {message}").into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::integer_op;
+
+    #[test]
+    fn integer_arithmetic_is_postgres_s() {
+        assert_eq!(integer_op(b"+", 2, 3, 32), Ok(5));
+        assert_eq!(integer_op(b"/", -7, 2, 32), Ok(-3));
+        assert_eq!(integer_op(b"%", -7, 2, 32), Ok(-1));
+        assert_eq!(integer_op(b"%", i64::MIN, -1, 64), Ok(0));
+        let code = |r: Result<i64, (&'static str, String)>| r.unwrap_err().0;
+        assert_eq!(code(integer_op(b"+", i32::MAX as i64, 1, 32)), "22003");
+        assert_eq!(code(integer_op(b"*", 200, 200, 16)), "22003");
+        assert_eq!(code(integer_op(b"+", i64::MAX, 1, 64)), "22003");
+        assert_eq!(code(integer_op(b"/", i64::MIN, -1, 64)), "22003");
+        assert_eq!(code(integer_op(b"/", 1, 0, 32)), "22012");
+        assert_eq!(code(integer_op(b"%", 1, 0, 16)), "22012");
+    }
 }

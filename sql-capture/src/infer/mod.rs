@@ -415,6 +415,10 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
             let arg0 = || args.first().and_then(|a| infer_expr(a, scope));
             match name.as_str() {
                 "count" => of(Int8),
+                // Checked integer arithmetic (typed.rs): the type is in the name.
+                "pg_int2" => of(Int2),
+                "pg_int4" => of(Int4),
+                "pg_int8" => of(Int8),
                 "sum" => match arg0().and_then(|c| c.ty) {
                     Some(Int2 | Int4) => of(Int8),
                     Some(Float4) => of(Float4),
