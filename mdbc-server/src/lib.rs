@@ -22,6 +22,7 @@ pub mod durability;
 pub mod errors;
 pub mod kept_read;
 pub mod pg_catalog;
+pub mod pg_format;
 pub mod replication;
 pub mod server;
 pub mod session;

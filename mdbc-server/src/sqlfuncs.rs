@@ -54,6 +54,8 @@ fn same_kind(ctx: &Context<'_>, v: f64) -> Value {
 /// Registers the functions on `conn`.
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    // Replaces SQLite's printf-style format() (see pg_format.rs).
+    conn.create_scalar_function("format", -1, det, crate::pg_format::format)?;
     type Unary = fn(f64) -> f64;
     let unary: [(&str, Unary); 10] = [
         ("ceil", f64::ceil),

@@ -265,6 +265,29 @@ pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
     if ct.like.is_some() {
         return Err(Error::Unsupported("CREATE TABLE … LIKE".into()));
     }
+    // Clauses that would change what the table is or holds: taken silently, a plain table
+    // would answer differently from PostgreSQL's (rows routed to partitions, inherited
+    // columns, unlogged persistence in the catalogs).
+    if ct.partition_by.is_some() {
+        return Err(Error::Unsupported("CREATE TABLE … PARTITION BY".into()));
+    }
+    if ct.partition_of.is_some() || ct.for_values.is_some() {
+        return Err(Error::Unsupported("CREATE TABLE … PARTITION OF".into()));
+    }
+    if ct.inherits.is_some() {
+        return Err(Error::Unsupported("CREATE TABLE … INHERITS".into()));
+    }
+    if ct.unlogged {
+        return Err(Error::Unsupported("CREATE UNLOGGED TABLE".into()));
+    }
+    if let Some(c) = ct.constraints.iter().find(|c| {
+        matches!(c, TableConstraint::Unique(u)
+            if u.nulls_distinct == sqlparser::ast::NullsDistinctOption::NotDistinct)
+    }) {
+        return Err(Error::Unsupported(format!(
+            "UNIQUE NULLS NOT DISTINCT ({c})"
+        )));
+    }
     if name.starts_with("__mdbc") || name.starts_with("sqlite_") {
         return Err(Error::InvalidParameter(format!(
             "table name \"{name}\" is reserved for mdbc's catalog"
@@ -340,6 +363,16 @@ pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
 /// CREATE [UNIQUE] INDEX.
 pub fn create_index(ci: &CreateIndex, catalog: &Catalog) -> Result<Command> {
     let table = object_name_to_table(&ci.table_name);
+    // SQLite's unique indexes keep NULLs distinct, and it has no covering columns: refused
+    // rather than built as something else.
+    if ci.nulls_distinct == Some(false) {
+        return Err(Error::Unsupported(
+            "CREATE UNIQUE INDEX … NULLS NOT DISTINCT".into(),
+        ));
+    }
+    if !ci.include.is_empty() {
+        return Err(Error::Unsupported("CREATE INDEX … INCLUDE".into()));
+    }
     let Some(def) = catalog.table(&table) else {
         return Err(Error::UndefinedTable(table));
     };
@@ -532,6 +565,9 @@ pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
             }
             AlterTableOperation::AddConstraint { constraint, .. } => match constraint {
                 TableConstraint::Unique(u) => {
+                    if u.nulls_distinct == sqlparser::ast::NullsDistinctOption::NotDistinct {
+                        return Err(Error::Unsupported("UNIQUE NULLS NOT DISTINCT".into()));
+                    }
                     let cols = index_column_names(&u.columns);
                     for c in &cols {
                         if def.column(c).is_none() {
@@ -672,5 +708,41 @@ mod tests {
         assert!(p.sql.is_empty());
         let e = plan(&parse("drop table a").unwrap()[0], &Catalog::default()).unwrap_err();
         assert_eq!(e.sqlstate(), "42P01");
+    }
+
+    /// Clauses that would make the table or index something else are refused with 0A000
+    /// naming them, never taken silently (issue 19: never a different answer).
+    #[test]
+    fn what_would_change_the_meaning_is_refused() {
+        let mut cat = Catalog::default();
+        cat.insert(TableDef {
+            name: "t".into(),
+            columns: vec![ColumnInfo::plain("i", PgType::Int4)],
+        });
+        for (sql, named) in [
+            (
+                "create table p (a int) partition by range (a)",
+                "PARTITION BY",
+            ),
+            ("create table c (b int) inherits (t)", "INHERITS"),
+            ("create unlogged table u (a int)", "UNLOGGED"),
+            (
+                "create table n (a int, unique nulls not distinct (a))",
+                "NULLS NOT DISTINCT",
+            ),
+            (
+                "create unique index on t (i) nulls not distinct",
+                "NULLS NOT DISTINCT",
+            ),
+            ("create index on t (i) include (i)", "INCLUDE"),
+            (
+                "alter table t add unique nulls not distinct (i)",
+                "NULLS NOT DISTINCT",
+            ),
+        ] {
+            let e = plan(&parse(sql).unwrap()[0], &cat).unwrap_err();
+            assert_eq!(e.sqlstate(), "0A000", "{sql}: {e}");
+            assert!(e.to_string().contains(named), "{sql}: {e}");
+        }
     }
 }

@@ -201,7 +201,7 @@ pub fn register_catalog_functions(conn: &Connection, user: &str, db: &str) -> ru
     conn.create_scalar_function("quote_literal", 1, det, |ctx| {
         Ok(ctx
             .get::<Option<String>>(0)?
-            .map(|s| format!("'{}'", s.replace('\'', "''"))))
+            .map(|s| crate::pg_format::quote_literal(&s)))
     })?;
     conn.create_scalar_function("format_type", 2, det, |ctx| {
         let Some(oid) = ctx.get::<Option<i64>>(0)? else {

@@ -35,9 +35,12 @@ pub fn from_text(input: &str, ty: PgType, typmod: i32) -> VResult<Value> {
             })?;
             Value::Integer(check_int_range(v, ty, input)?)
         }
-        PgType::Float4 | PgType::Float8 => {
-            Value::Real(parse_float(t).ok_or_else(|| invalid(ty, input))?)
-        }
+        PgType::Float4 | PgType::Float8 => Value::Real(float_in_range(
+            parse_float(t).ok_or_else(|| invalid(ty, input))?,
+            t,
+            ty,
+            input,
+        )?),
         PgType::Numeric => numeric_from_text(t, typmod).map_err(|e| {
             if e.code == "22P02" {
                 invalid(ty, input)
@@ -117,6 +120,39 @@ pub(super) fn parse_float(t: &str) -> Option<f64> {
         "-infinity" | "-inf" => Some(f64::NEG_INFINITY),
         _ => t.parse::<f64>().ok().filter(|_| !t.is_empty()),
     }
+}
+
+/// A parsed float as PostgreSQL takes it: NaN is refused (SQLite stores it as NULL, which
+/// would answer differently), and a value too large or too small for the type (`10e400`,
+/// `10e-400`, or past `real`'s range) is out of range (22003) unless it was written as
+/// infinity.
+fn float_in_range(v: f64, t: &str, ty: PgType, input: &str) -> VResult<f64> {
+    if v.is_nan() {
+        return Err(ValueError {
+            code: "0A000",
+            message: "NaN is not supported: SQLite cannot store it".into(),
+        });
+    }
+    if v.is_infinite() {
+        let written = t.trim_start_matches(['+', '-']).to_ascii_lowercase();
+        return if written == "infinity" || written == "inf" {
+            Ok(v)
+        } else {
+            Err(out_of_range(ty, input))
+        };
+    }
+    let mantissa = t.split(['e', 'E']).next().unwrap_or("");
+    let nonzero = mantissa.chars().any(|c| c.is_ascii_digit() && c != '0');
+    if v == 0.0 && nonzero {
+        return Err(out_of_range(ty, input));
+    }
+    if ty == PgType::Float4 {
+        let narrow = v as f32;
+        if narrow.is_infinite() || (narrow == 0.0 && v != 0.0) {
+            return Err(out_of_range(ty, input));
+        }
+    }
+    Ok(v)
 }
 
 /// Parses a decimal and applies a `numeric(p,s)` typmod: rounds to the scale and refuses
