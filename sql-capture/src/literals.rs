@@ -532,7 +532,7 @@ mod tests {
         let (sql, n) = shaped("update t set b = b + -7 where id = 9", &cat);
         assert_eq!(
             (sql.as_str(), n),
-            ("UPDATE t SET b = b + -?1 WHERE id = ?2", 2)
+            ("UPDATE t SET b = pg_int8('+', b, -?1) WHERE id = ?2", 2)
         );
         // A reg* literal is an oid or a name: the plan is for this text only.
         for sql in [

@@ -8,7 +8,7 @@ use sqlparser::ast::{
 };
 
 use super::{visit, Rewriter};
-use crate::ast::{call, coerce, ident_value, object_name_to_table, sequence_name};
+use crate::ast::{call, coerce, function_name, ident_value, object_name_to_table, sequence_name};
 use crate::catalog::{Catalog, ColumnInfo, TableDef};
 use crate::error::{Error, Result};
 use crate::infer;
@@ -44,6 +44,23 @@ fn needs_coercion(e: &Expr, col: &ColumnInfo) -> bool {
             _ => true,
         },
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => false,
+        // Checked integer arithmetic (typed.rs) yields a value in its own type's range: a
+        // column at least as wide takes it as is.
+        Expr::Function(f) => {
+            let width = |t: PgType| match t {
+                PgType::Int2 => 2,
+                PgType::Int4 => 4,
+                PgType::Int8 => 8,
+                _ => 0,
+            };
+            let made = match function_name(f).as_str() {
+                "pg_int2" => 2,
+                "pg_int4" => 4,
+                "pg_int8" => 8,
+                _ => return true,
+            };
+            width(col.ty) < made
+        }
         // Integer arithmetic can leave a narrower column's range (`-40000` into int2):
         // only int8 takes any result as is.
         _ => !(col.ty == PgType::Int8 && infer::is_integer_arith(e)),
