@@ -169,13 +169,19 @@ async fn literals_with_a_meaning_of_their_own() {
         rows(&c, "select name from p where id = 3").await.unwrap()[0][0].as_deref(),
         Some("a")
     );
-    // Integer literals past int4 and exact arithmetic on them.
-    let r = rows(&c, "select 2147483647 + 1, 3000000000 * 2")
+    // Integer literals past int4 are int8, and arithmetic on them exact; within int4 it
+    // stays int4, whose overflow is an error (PostgreSQL: "integer out of range").
+    let r = rows(&c, "select 2147483648 + 1, 3000000000 * 2")
         .await
         .unwrap();
     assert_eq!(
         r[0],
-        vec![Some("2147483648".into()), Some("6000000000".into())]
+        vec![Some("2147483649".into()), Some("6000000000".into())]
+    );
+    let e = rows(&c, "select 2147483647 + 1").await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(&tokio_postgres::error::SqlState::NUMERIC_VALUE_OUT_OF_RANGE)
     );
     let r = rows(&c, "select 1 + 1, 2 * 3").await.unwrap();
     assert_eq!(r[0], vec![Some("2".into()), Some("6".into())]);

@@ -8,8 +8,9 @@ use sql_capture::PgType;
 use super::error::{VResult, ValueError};
 use super::text::{
     as_f64, as_i64, as_text, bpchar_padded, format_date, format_interval, format_numeric,
-    format_time, format_timestamp, format_timestamptz, from_text, numeric_from_text, parse_date,
-    parse_interval, parse_time, parse_timestamp, pg_epoch, Interval, PG_EPOCH_DAYS_FROM_CE,
+    format_time, format_timestamp, format_timestamptz, from_text, jsonb_out, numeric_from_text,
+    parse_date, parse_interval, parse_time, parse_timestamp, pg_epoch, Interval,
+    PG_EPOCH_DAYS_FROM_CE,
 };
 
 /// Appends a value in PostgreSQL's binary format. Values that cannot be shown in the binary
@@ -42,7 +43,7 @@ pub fn encode_binary(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMu
         },
         PgType::Jsonb => {
             out.put_u8(1);
-            out.put_slice(as_text(v).as_bytes());
+            out.put_slice(jsonb_out(as_text(v).as_bytes()).as_bytes());
         }
         PgType::Date => {
             let d = parse_date(&as_text(v)).ok_or_else(bad)?;

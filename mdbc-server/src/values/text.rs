@@ -606,7 +606,18 @@ pub fn encode_text(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMut)
                 let _ = write!(BytesWriter(out), "{byte:02x}");
             }
         }
+        // jsonb computed by an expression (`->`, SQLite's json functions) comes out in
+        // SQLite's compact form; PostgreSQL prints every jsonb one way.
+        (PgType::Jsonb, ValueRef::Text(b)) => out.put_slice(jsonb_out(b).as_bytes()),
         (_, ValueRef::Text(b) | ValueRef::Blob(b)) => out.put_slice(b),
+    }
+}
+
+/// A jsonb value as PostgreSQL prints it (what is not JSON is shown as it is).
+pub(super) fn jsonb_out(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    match serde_json::from_slice::<serde_json::Value>(b) {
+        Ok(v) => jsonb_text(&v).into(),
+        Err(_) => String::from_utf8_lossy(b),
     }
 }
 

@@ -343,6 +343,12 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                     .and_then(of)
             }
             BinaryOperator::LongArrow | BinaryOperator::HashLongArrow => of(Text),
+            // `->` and `#>` give a value of the operand's own type (jsonb is then shown as
+            // PostgreSQL shows jsonb).
+            BinaryOperator::Arrow | BinaryOperator::HashArrow => infer_expr(left, scope)
+                .and_then(|c| c.ty)
+                .filter(|t| matches!(t, Json | Jsonb))
+                .and_then(of),
             BinaryOperator::Gt
             | BinaryOperator::Lt
             | BinaryOperator::GtEq
@@ -638,6 +644,26 @@ mod tests {
             Command::Sql(p) => p.sql.join("; "),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn jsonb_arrow_keeps_jsonb() {
+        let p = match crate::translate::plan(
+            &parse("select '{\"a\":1}'::jsonb -> 'a', '{\"a\":1}'::jsonb ->> 'a'").unwrap()[0],
+            &Catalog::default(),
+        )
+        .unwrap()
+        {
+            Command::Sql(p) => p,
+            other => panic!("{other:?}"),
+        };
+        let types: Vec<_> = p.columns.iter().map(|c| c.ty).collect();
+        assert_eq!(
+            types,
+            vec![Some(PgType::Jsonb), Some(PgType::Text)],
+            "{:?}",
+            p.sql
+        );
     }
 
     #[test]
