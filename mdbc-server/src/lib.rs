@@ -21,6 +21,7 @@ pub mod config;
 pub mod durability;
 pub mod errors;
 pub mod kept_read;
+pub mod numeric;
 pub mod pg_catalog;
 pub mod pg_format;
 pub mod replication;

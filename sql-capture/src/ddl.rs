@@ -657,7 +657,7 @@ mod tests {
         assert_eq!(
             p.sql[0],
             "CREATE TABLE \"t\" (\"id\" INTEGER PRIMARY KEY DEFAULT (pg_nextval('t_id_seq')), \
-             \"n\" NUMERIC NOT NULL, \
+             \"n\" TEXT COLLATE pg_numeric NOT NULL, \
              \"ts\" TEXT DEFAULT (pg_now()), \"b\" INTEGER)"
         );
         match &p.catalog[0] {

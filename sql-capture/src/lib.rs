@@ -39,6 +39,7 @@ mod infer;
 mod introspect;
 pub mod literals;
 mod naming;
+mod numeric;
 mod plan;
 mod rewrite;
 mod split;
@@ -58,6 +59,10 @@ pub use split::{parse, Parsed};
 pub use translate::{plan, plan_shape};
 pub use types::{PgType, TypeSpec};
 
+/// The collation numeric columns and numeric-valued expressions carry in SQLite: numeric
+/// values are their exact text, compared as numbers (mdbc-server's numeric module).
+pub const NUMERIC_COLLATION: &str = "pg_numeric";
+
 /// Names of the SQL functions the executing side must register on every SQLite connection,
 /// with the number of arguments each takes (-1: any).
 pub const REQUIRED_FUNCTIONS: &[(&str, i32)] = &[
@@ -70,6 +75,9 @@ pub const REQUIRED_FUNCTIONS: &[(&str, i32)] = &[
     ("pg_int4", 3),
     ("pg_int8", 3),
     ("pg_random", 0),
+    ("pg_numeric", -1),
+    ("pg_numeric_sum", 1),
+    ("pg_numeric_avg", 1),
     ("version", 0),
     ("current_database", 0),
     ("current_schema", 0),

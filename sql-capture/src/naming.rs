@@ -34,6 +34,8 @@ fn pg_expr_name(e: &Expr) -> Option<String> {
             _ => None,
         }),
         Expr::Function(f) => Some(function_name(f)),
+        Expr::Ceil { .. } => Some("ceil".into()),
+        Expr::Floor { .. } => Some("floor".into()),
         Expr::Cast {
             expr, data_type, ..
         } => match expr.as_ref() {

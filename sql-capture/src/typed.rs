@@ -13,6 +13,7 @@ use sqlparser::ast::{
 use crate::ast::{call, ident_value};
 use crate::catalog::{Catalog, TableDef};
 use crate::infer::{infer_expr, params::statement_scope, Scope};
+use crate::numeric;
 use crate::types::PgType;
 
 /// PostgreSQL sorts NULLs last when ascending and first when descending; SQLite does the
@@ -232,10 +233,56 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
                 };
             }
             (Some(PgType::Numeric), t) if t.is_integer() => {
-                let x = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
-                **inner = call("round", vec![x]);
+                **inner = numeric::to_integer(inner, t);
             }
             _ => {}
+        }
+        return;
+    }
+    // `x IN (…)`, `x BETWEEN …` on a numeric expression: compared by the numeric
+    // collation (a column has it already).
+    if let Expr::InList { expr: inner, .. }
+    | Expr::InSubquery { expr: inner, .. }
+    | Expr::Between { expr: inner, .. } = e
+    {
+        if !matches!(
+            inner.as_ref(),
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_)
+        ) && !numeric::is_marked(inner)
+            && infer_expr(inner, scope).and_then(|c| c.ty) == Some(PgType::Numeric)
+        {
+            let x = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+            **inner = numeric::mark(x);
+        }
+        return;
+    }
+    if let Expr::UnaryOp { op, expr: inner } = e {
+        let t = infer_expr(inner, scope).and_then(|c| c.ty);
+        if let Some(n) = numeric::unary(op, inner, t) {
+            *e = n;
+        }
+        return;
+    }
+    if let Expr::Ceil { expr: inner, .. } | Expr::Floor { expr: inner, .. } = e {
+        if infer_expr(inner, scope).and_then(|c| c.ty) == Some(PgType::Numeric) {
+            let name = if matches!(e, Expr::Ceil { .. }) {
+                "ceil"
+            } else {
+                "floor"
+            };
+            if let Some(n) = numeric::ceil_floor(name, e) {
+                *e = n;
+            }
+        }
+        return;
+    }
+    if let Expr::Function(f) = e {
+        let types: Vec<Option<PgType>> = crate::ast::function_args(f)
+            .into_iter()
+            .map(|a| infer_expr(a, scope).and_then(|c| c.ty))
+            .collect();
+        if let Some(n) = numeric::function(e, &types) {
+            *e = n;
         }
         return;
     }
@@ -246,6 +293,10 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
     let r = infer_expr(right, scope).and_then(|c| c.ty);
     if let Some(checked) = checked_integer_op(left, op, right, l, r) {
         *e = checked;
+        return;
+    }
+    if let Some(n) = numeric::binary(left, op, right, l, r) {
+        *e = n;
         return;
     }
     if !matches!(op, BinaryOperator::Plus | BinaryOperator::Minus) {

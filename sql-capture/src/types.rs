@@ -205,7 +205,8 @@ impl PgType {
         match self {
             PgType::Bool | PgType::Int2 | PgType::Int4 | PgType::Int8 | PgType::Oid => "INTEGER",
             PgType::Float4 | PgType::Float8 => "REAL",
-            PgType::Numeric => "NUMERIC",
+            // Exact text, ordered by value (numeric/mod.rs in mdbc-server).
+            PgType::Numeric => "TEXT COLLATE pg_numeric",
             PgType::Bytea => "BLOB",
             _ => "TEXT",
         }

@@ -139,7 +139,7 @@ impl SimpleQuery {
 pub(super) fn literal_value(v: &sql_capture::LiteralValue) -> Value {
     match v {
         sql_capture::LiteralValue::Int(i) => Value::Integer(*i),
-        sql_capture::LiteralValue::Real(f) => Value::Real(*f),
+        sql_capture::LiteralValue::Decimal(d) => Value::Text(d.clone()),
         sql_capture::LiteralValue::Text(t) => Value::Text(t.clone()),
     }
 }

@@ -62,6 +62,7 @@ pub(super) fn register(
         })?;
         values::coerce(ctx.get_raw(0), ty, typmod as i32).map_err(user_err)
     })?;
+    crate::numeric::sql::register(conn)?;
     conn.create_scalar_function("pg_now", 0, volatile, |_| Ok(values::now_text()))?;
     conn.create_scalar_function("pg_current_date", 0, volatile, |_| Ok(values::today_text()))?;
     conn.create_scalar_function("pg_random", 0, volatile, |_| Ok(rand::random::<f64>()))?;

@@ -66,9 +66,13 @@ pub(super) fn upgrade_values(conn: &Connection) -> Result<(), StoreError> {
             |r| r.get::<_, i64>(0),
         )
         .map(|n| n > 0)?;
-    if done {
-        return Ok(());
+    if !done {
+        trim_char_padding(conn)?;
     }
+    exact_numerics(conn)
+}
+
+fn trim_char_padding(conn: &Connection) -> Result<(), StoreError> {
     let columns: Vec<(String, String)> = {
         let mut stmt = conn.prepare("SELECT tbl, col FROM __mdbc_columns WHERE pg_type = 1042")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -88,6 +92,78 @@ pub(super) fn upgrade_values(conn: &Connection) -> Result<(), StoreError> {
     if let Err(e) = conn.execute_batch(&sql) {
         let _ = conn.execute_batch("ROLLBACK");
         return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Numeric columns written before numerics were exact: declared `NUMERIC` (SQLite's
+/// numeric affinity, values stored as integers or doubles). Each becomes
+/// `TEXT COLLATE pg_numeric` in the table's schema text (a change of declared type and
+/// collation only, which SQLite allows through `writable_schema` when the indexes are
+/// rebuilt after), and its values become their numeric text (a double by its shortest
+/// text, which is the decimal it was parsed from). Once per data dir (`values_v3`).
+fn exact_numerics(conn: &Connection) -> Result<(), StoreError> {
+    let done: i64 = conn.query_row(
+        "SELECT count(*) FROM __mdbc_meta WHERE key = 'values_v3'",
+        [],
+        |r| r.get(0),
+    )?;
+    if done > 0 {
+        return Ok(());
+    }
+    let columns: Vec<(String, String)> = {
+        let mut stmt = conn.prepare("SELECT tbl, col FROM __mdbc_columns WHERE pg_type = 1700")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let run = || -> Result<(), StoreError> {
+        conn.execute_batch("BEGIN IMMEDIATE; PRAGMA writable_schema = ON;")?;
+        for (tbl, col) in &columns {
+            let sql: Option<String> = conn
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                    [tbl],
+                    |r| r.get(0),
+                )
+                .ok();
+            let old = format!("{} NUMERIC", quote_ident(col));
+            let Some(sql) = sql.filter(|s| s.contains(&old)) else {
+                continue;
+            };
+            let new = sql.replacen(
+                &old,
+                &format!("{} TEXT COLLATE pg_numeric", quote_ident(col)),
+                1,
+            );
+            conn.execute(
+                "UPDATE sqlite_schema SET sql = ?1 WHERE type = 'table' AND name = ?2",
+                [&new, tbl],
+            )?;
+            tracing::info!(table = %tbl, column = %col, "numeric column stored exactly from now on");
+        }
+        // The schema text changed under this connection: a new schema version makes every
+        // connection (this one first) read it again before the values are written.
+        let version: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+        conn.execute_batch(&format!(
+            "PRAGMA schema_version = {}; PRAGMA writable_schema = OFF; COMMIT;",
+            version + 1
+        ))?;
+        conn.execute_batch("BEGIN IMMEDIATE;")?;
+        for (tbl, col) in &columns {
+            conn.execute_batch(&format!(
+                "UPDATE {t} SET {c} = pg_numeric('value', {c}) WHERE typeof({c}) IN ('integer', 'real');",
+                t = quote_ident(tbl),
+                c = quote_ident(col)
+            ))?;
+        }
+        conn.execute_batch(
+            "REINDEX; INSERT INTO __mdbc_meta (key, value) VALUES ('values_v3', '1'); COMMIT;",
+        )?;
+        Ok(())
+    };
+    if let Err(e) = run() {
+        let _ = conn.execute_batch("PRAGMA writable_schema = OFF; ROLLBACK");
+        return Err(e);
     }
     Ok(())
 }

@@ -371,6 +371,53 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A data dir written when numerics were SQLite doubles: the column becomes exact
+    /// text with the numeric collation, its values their decimal text, its index rebuilt
+    /// in numeric order.
+    #[test]
+    fn numeric_columns_from_older_versions_become_exact_once() {
+        let dir = tempfile_dir("numeric");
+        drop(Store::open(&dir, Synchronous::Off).unwrap());
+        {
+            let conn = Connection::open(dir.join("mdbc.db")).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE m (\"id\" INTEGER PRIMARY KEY, \"n\" NUMERIC);
+                 INSERT INTO __mdbc_columns VALUES ('m', 'n', 1, 1700, -1, 0, 0, NULL);
+                 INSERT INTO m VALUES (1, 10), (2, 9.5), (3, 0.1), (4, -2);
+                 CREATE INDEX m_n ON m (n);
+                 DELETE FROM __mdbc_meta WHERE key = 'values_v3';",
+            )
+            .unwrap();
+        }
+        drop(Store::open(&dir, Synchronous::Off).unwrap());
+        let store = Store::open(&dir, Synchronous::Off).unwrap();
+        let conn = store
+            .connect(&SessionIdent {
+                pid: 1,
+                user: "u".into(),
+                database: "d".into(),
+            })
+            .unwrap();
+        let rows: Vec<(String, String)> = conn
+            .prepare("SELECT n, typeof(n) FROM m INDEXED BY m_n WHERE n > '-1' ORDER BY n")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let text = |v: &str| (v.to_string(), "text".to_string());
+        assert_eq!(rows, [text("0.1"), text("9.5"), text("10")]);
+        let decl: String = conn
+            .query_row("SELECT sql FROM sqlite_schema WHERE name = 'm'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(decl.contains("\"n\" TEXT COLLATE pg_numeric"), "{decl}");
+        drop(conn);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     fn tempfile_dir(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "mdbc-store-{name}-{}-{:?}",

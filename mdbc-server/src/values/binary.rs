@@ -83,10 +83,17 @@ pub fn encode_binary(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMu
 
 /// Writes PostgreSQL's binary NUMERIC (base-10000 digits) for a decimal string.
 pub(super) fn numeric_binary(text: &str, out: &mut BytesMut) -> Option<()> {
-    if text == "NaN" {
+    // PostgreSQL 15's special values: no digits, the kind in the sign word.
+    let special = match text {
+        "NaN" => Some(0xC000),
+        "Infinity" => Some(0xD000),
+        "-Infinity" => Some(0xF000),
+        _ => None,
+    };
+    if let Some(sign) = special {
         out.put_i16(0);
         out.put_i16(0);
-        out.put_u16(0xC000);
+        out.put_u16(sign);
         out.put_u16(0);
         return Some(());
     }
@@ -146,8 +153,12 @@ pub(super) fn numeric_from_binary(b: &[u8]) -> Option<String> {
     let weight = rd16(2)? as i32;
     let sign = rd16(4)? as u16;
     let dscale = rd16(6)? as usize;
-    if sign == 0xC000 {
-        return Some("NaN".into());
+    match sign {
+        0xC000 => return Some("NaN".into()),
+        0xD000 => return Some("Infinity".into()),
+        0xF000 => return Some("-Infinity".into()),
+        0 | 0x4000 => {}
+        _ => return None,
     }
     let digits: Vec<i16> = (0..ndigits)
         .map(|i| rd16(8 + 2 * i))

@@ -12,6 +12,15 @@ pub struct ValueError {
     pub message: String,
 }
 
+impl From<crate::numeric::NumericError> for ValueError {
+    fn from(e: crate::numeric::NumericError) -> Self {
+        ValueError {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
 pub(super) fn invalid(ty: PgType, input: &str) -> ValueError {
     ValueError {
         code: "22P02",

@@ -37,9 +37,10 @@ use bytes::BytesMut;
 use rusqlite::types::{Value, ValueRef};
 use sql_capture::PgType;
 
+use crate::numeric::Numeric;
 pub use error::ValueError;
 use error::{invalid, out_of_range, VResult};
-use text::{check_int_range, numeric_from_text};
+use text::{check_int_range, numeric_from_text, numeric_value};
 pub use text::{format_float, format_timestamptz, now_text, today_text, Interval};
 
 /// Parses PostgreSQL input text for a column of type `ty` into what SQLite stores.
@@ -118,7 +119,7 @@ pub fn coerce(v: ValueRef<'_>, ty: PgType, typmod: i32) -> VResult<Value> {
                 )?))
             }
             PgType::Float4 | PgType::Float8 => Ok(Value::Real(f)),
-            PgType::Numeric => numeric_from_text(&format_float(f), typmod),
+            PgType::Numeric => numeric_value(Numeric::from_f64(f), typmod),
             PgType::Bool => Err(ValueError {
                 code: "42846",
                 message: "cannot cast type double precision to boolean".into(),

@@ -2,6 +2,7 @@
 //! every scalar type (arrays are in [`super::arrays`], built on these).
 
 use super::error::{invalid, out_of_range, VResult, ValueError};
+use crate::numeric::Numeric;
 use bytes::{BufMut, BytesMut};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use rusqlite::types::{Value, ValueRef};
@@ -155,77 +156,21 @@ fn float_in_range(v: f64, t: &str, ty: PgType, input: &str) -> VResult<f64> {
     Ok(v)
 }
 
-/// Parses a decimal and applies a `numeric(p,s)` typmod: rounds to the scale and refuses
-/// values with more integer digits than `p - s` allows.
+/// Parses a numeric (PostgreSQL's input syntax) and applies a `numeric(p,s)` typmod:
+/// stored as its exact text (numeric/mod.rs).
 pub(super) fn numeric_from_text(t: &str, typmod: i32) -> VResult<Value> {
-    let ok_shape = !t.is_empty()
-        && t.chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
-        && t.chars().any(|c| c.is_ascii_digit());
-    if !ok_shape {
-        if t.eq_ignore_ascii_case("nan") {
-            // SQLite stores a NaN real as NULL: refuse it rather than lose it.
-            return Err(ValueError {
-                code: "0A000",
-                message: "NaN is not supported in numeric values by mdbc".into(),
-            });
-        }
-        return Err(ValueError {
-            code: "22P02",
-            message: String::new(),
-        });
-    }
-    let (precision, scale) = if typmod >= 4 {
-        let m = typmod - 4;
-        (Some((m >> 16) as u32), Some((m & 0xffff) as u32))
-    } else {
-        (None, None)
-    };
-    if let Ok(i) = t.parse::<i64>() {
-        if let (Some(p), Some(s)) = (precision, scale) {
-            let digits = i
-                .unsigned_abs()
-                .checked_ilog10()
-                .map(|d| d + 1)
-                .unwrap_or(0);
-            if digits > p.saturating_sub(s) {
-                return Err(numeric_overflow(p, s));
-            }
-        }
-        return Ok(Value::Integer(i));
-    }
-    let f: f64 = t.parse().map_err(|_| ValueError {
-        code: "22P02",
-        message: String::new(),
-    })?;
-    let f = match scale {
-        Some(s) => {
-            let m = 10f64.powi(s as i32);
-            (f * m).round() / m
-        }
-        None => f,
-    };
-    if let (Some(p), Some(s)) = (precision, scale) {
-        let int_digits = f.abs().trunc();
-        let limit = 10f64.powi(p.saturating_sub(s) as i32);
-        if int_digits >= limit {
-            return Err(numeric_overflow(p, s));
-        }
-    }
-    if scale == Some(0) && f.fract() == 0.0 && f.abs() < 9.0e15 {
-        return Ok(Value::Integer(f as i64));
-    }
-    Ok(Value::Real(f))
+    numeric_value(Numeric::parse(t)?, typmod)
 }
 
-fn numeric_overflow(p: u32, s: u32) -> ValueError {
-    ValueError {
-        code: "22003",
-        message: format!(
-            "numeric field overflow: a field with precision {p}, scale {s} must round to an absolute value less than 10^{}",
-            p.saturating_sub(s)
-        ),
-    }
+/// A numeric under a typmod, as the text SQLite stores.
+pub(super) fn numeric_value(n: Numeric, typmod: i32) -> VResult<Value> {
+    let n = if typmod >= 4 {
+        let m = typmod - 4;
+        n.apply_typmod((m >> 16) as u32, (m & 0xffff) as u32)?
+    } else {
+        n
+    };
+    Ok(Value::Text(n.to_string()))
 }
 
 pub(super) fn fit_length(input: &str, ty: PgType, typmod: i32) -> VResult<String> {
@@ -783,5 +728,10 @@ mod tests {
         let mut b = BytesMut::new();
         numeric_binary("-0.05", &mut b).unwrap();
         assert_eq!(numeric_from_binary(&b).unwrap(), "-0.05");
+        for special in ["NaN", "Infinity", "-Infinity"] {
+            b.clear();
+            numeric_binary(special, &mut b).unwrap();
+            assert_eq!(numeric_from_binary(&b).unwrap(), special);
+        }
     }
 }

@@ -188,6 +188,10 @@ fn push_factor<'a>(
 /// Result column types of a query, one per output column, or empty when the projection
 /// cannot be aligned with output columns (a wildcard over something not in the catalog).
 pub fn query_columns(q: &Query, catalog: &Catalog) -> Vec<ResultColumn> {
+    if let SetExpr::Values(v) = q.body.as_ref() {
+        let rows: Vec<&[Expr]> = v.rows.iter().map(|r| r.content.as_slice()).collect();
+        return values_columns(&rows);
+    }
     let select = match q.body.as_ref() {
         SetExpr::Select(s) => s,
         SetExpr::SetOperation { left, .. } => match left.as_ref() {
@@ -198,6 +202,30 @@ pub fn query_columns(q: &Query, catalog: &Catalog) -> Vec<ResultColumn> {
     };
     let scope = Scope::from_tables(&select.from, catalog);
     projection_columns(&select.projection, &scope).unwrap_or_default()
+}
+
+/// The column types of a VALUES list, resolved over all its rows as PostgreSQL resolves
+/// them for the numeric types (`(1), (2.5)` is numeric); otherwise the first known type.
+fn values_columns(rows: &[&[Expr]]) -> Vec<ResultColumn> {
+    let scope = Scope { tables: Vec::new() };
+    let width = rows.first().map_or(0, |r| r.len());
+    (0..width)
+        .map(|i| {
+            let mut ty: Option<PgType> = None;
+            for row in rows {
+                let t = row
+                    .get(i)
+                    .and_then(|e| infer_expr(e, &scope))
+                    .and_then(|c| c.ty);
+                ty = match (ty, t) {
+                    (None, t) => t,
+                    (Some(a), Some(b)) if a != b => arith(Some(a), Some(b)).or(Some(a)),
+                    (a, _) => a,
+                };
+            }
+            ty.map_or_else(ResultColumn::unknown, |t| ResultColumn::of(t, -1))
+        })
+        .collect()
 }
 
 fn projection_columns(items: &[SelectItem], scope: &Scope) -> Option<Vec<ResultColumn>> {
@@ -289,6 +317,21 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
         Expr::TypedString(ts) => PgType::parse_sql_name(&ts.data_type.to_string())
             .map(|s| ResultColumn::of(s.ty, s.typmod)),
         Expr::Nested(inner) => infer_expr(inner, scope),
+        // CEIL(x) / FLOOR(x) (sqlparser's own nodes): numeric for a numeric, else float8.
+        Expr::Ceil { expr, .. } | Expr::Floor { expr, .. } => {
+            match infer_expr(expr, scope).and_then(|c| c.ty) {
+                Some(Numeric) | None => of(Numeric),
+                Some(_) => of(Float8),
+            }
+        }
+        // A numeric-valued expression as typed.rs marks it; other collations keep the type.
+        Expr::Collate { expr, .. } => {
+            if crate::numeric::is_marked(e) {
+                of(Numeric)
+            } else {
+                infer_expr(expr, scope)
+            }
+        }
         Expr::UnaryOp { op, expr } => match op {
             UnaryOperator::Not => of(Bool),
             _ => infer_expr(expr, scope),
@@ -425,6 +468,40 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 "pg_int2" => of(Int2),
                 "pg_int4" => of(Int4),
                 "pg_int8" => of(Int8),
+                // Exact numeric operations (numeric.rs): the operation names the type.
+                "pg_numeric" => match args.first() {
+                    Some(Expr::Value(v)) => match &v.value {
+                        Value::SingleQuotedString(op) => match op.as_str() {
+                            "int2" => of(Int2),
+                            "int4" | "scale" => of(Int4),
+                            "int8" => of(Int8),
+                            _ => of(Numeric),
+                        },
+                        _ => of(Numeric),
+                    },
+                    _ => of(Numeric),
+                },
+                "pg_numeric_sum" | "pg_numeric_avg" | "div" => of(Numeric),
+                "sign" | "sqrt" | "exp" | "ln" | "log" | "log10" | "cbrt" | "power" | "pow" => {
+                    match args
+                        .iter()
+                        .find_map(|a| infer_expr(a, scope).and_then(|c| c.ty))
+                    {
+                        Some(Numeric) => of(Numeric),
+                        _ => of(Float8),
+                    }
+                }
+                "mod" => match args
+                    .iter()
+                    .map(|a| infer_expr(a, scope).and_then(|c| c.ty))
+                    .collect::<Vec<_>>()
+                    .as_slice()
+                {
+                    [Some(a), Some(b)] => {
+                        arith(Some(*a), Some(*b)).map(|t| ResultColumn::of(t, -1))
+                    }
+                    _ => None,
+                },
                 "sum" => match arg0().and_then(|c| c.ty) {
                     Some(Int2 | Int4) => of(Int8),
                     Some(Float4) => of(Float4),
@@ -438,10 +515,14 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 "min" | "max" | "abs" | "coalesce" | "nullif" | "greatest" | "least" => {
                     args.iter().find_map(|a| infer_expr(a, scope))
                 }
+                // The numeric variants take a numeric (or a scale: only numeric has the
+                // two-argument forms); an integer goes to the float8 ones.
                 "round" | "trunc" | "ceil" | "ceiling" | "floor" => match arg0().and_then(|c| c.ty)
                 {
-                    Some(Float4 | Float8) => of(Float8),
-                    _ => of(Numeric),
+                    Some(Numeric) => of(Numeric),
+                    _ if args.len() == 2 => of(Numeric),
+                    Some(_) => of(Float8),
+                    None => of(Numeric),
                 },
                 "length" | "char_length" | "character_length" | "octet_length" | "strpos"
                 | "position" | "pg_backend_pid" | "instr" => of(Int4),

@@ -24,6 +24,7 @@ use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::introspect::{functions, lateral, reg};
 use crate::types::PgType;
+use crate::NUMERIC_COLLATION;
 
 pub(super) struct Rewriter;
 
@@ -325,6 +326,11 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
             Value::DollarQuotedString(d) => {
                 v.value = Value::SingleQuotedString(std::mem::take(&mut d.value));
             }
+            // A decimal (or an integer beyond int8) is a numeric: its exact text, where
+            // SQLite would read a double.
+            Value::Number(n, false) if is_numeric_literal(n) => {
+                v.value = Value::SingleQuotedString(std::mem::take(n));
+            }
             _ => {}
         },
         Expr::Cast {
@@ -346,13 +352,13 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
                     vec![inner, number(1), number((spec.typmod - 4) as i64)],
                 );
             }
-            *expr = coerce(inner, spec.ty, spec.typmod);
+            *expr = typed_value(coerce(inner, spec.ty, spec.typmod), spec.ty);
         }
         Expr::TypedString(ts) => {
             let name = ts.data_type.to_string();
             let spec = PgType::parse_sql_name(&name).ok_or_else(|| unsupported_type(&name))?;
             let value = Expr::Value(ts.value.clone());
-            *expr = coerce(value, spec.ty, spec.typmod);
+            *expr = typed_value(coerce(value, spec.ty, spec.typmod), spec.ty);
         }
         Expr::ILike {
             negated,
@@ -486,6 +492,18 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
                 Some("default" | "c" | "posix") => {
                     *expr = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
                 }
+                // A numeric-valued expression (typed.rs marks them): text affinity, so
+                // that what it is compared with is read as text and compared by the
+                // collation. A column has its declared affinity already.
+                Some(NUMERIC_COLLATION) => {
+                    if !matches!(
+                        inner.as_ref(),
+                        Expr::Identifier(_) | Expr::CompoundIdentifier(_)
+                    ) {
+                        let e = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+                        **inner = as_text(e);
+                    }
+                }
                 _ => return Err(Error::Unsupported(format!("COLLATE {collation}"))),
             }
         }
@@ -528,6 +546,35 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// Whether a number literal is a numeric in PostgreSQL (a point, an exponent, or an
+/// integer too large for int8).
+pub(crate) fn is_numeric_literal(n: &str) -> bool {
+    n.contains(['.', 'e', 'E']) || n.parse::<i64>().is_err()
+}
+
+/// `CAST(e AS TEXT)`, SQLite's way to give an expression text affinity.
+fn as_text(e: Expr) -> Expr {
+    Expr::Cast {
+        kind: sqlparser::ast::CastKind::Cast,
+        expr: Box::new(e),
+        data_type: sqlparser::ast::DataType::Text,
+        format: None,
+    }
+}
+
+/// A cast's result as SQLite must see it: a numeric gets text affinity and the numeric
+/// collation (comparisons and ORDER BY by value, not by text).
+fn typed_value(e: Expr, ty: PgType) -> Expr {
+    if ty == PgType::Numeric {
+        Expr::Collate {
+            expr: Box::new(as_text(e)),
+            collation: ObjectName::from(vec![Ident::new(NUMERIC_COLLATION)]),
+        }
+    } else {
+        e
+    }
 }
 
 fn rewrite_any_all(expr: &mut Expr) -> Result<()> {
@@ -719,20 +766,28 @@ mod tests {
     /// PostgreSQL's tree does; parentheses appear only where SQLite would regroup.
     #[test]
     fn operands_keep_postgres_grouping() {
-        // (Integer arithmetic becomes checked calls, see typed.rs; these are numeric.)
+        // (Arithmetic on typed operands becomes calls, see typed.rs and numeric.rs; these
+        // columns have no known type.)
+        assert_eq!(
+            sqlite("select 'four: ' || a+b as x from t"),
+            "SELECT 'four: ' || (a + b) AS x FROM t"
+        );
+        assert_eq!(
+            sqlite("select a - b || 'x' as x from t"),
+            "SELECT (a - b) || 'x' AS x FROM t"
+        );
+        assert_eq!(
+            sqlite("select a - (b - c) as x from t"),
+            "SELECT a - (b - c) AS x FROM t"
+        );
+        assert_eq!(
+            sqlite("select a - b - c as x from t"),
+            "SELECT a - b - c AS x FROM t"
+        );
         assert_eq!(
             sqlite("select 'four: ' || 2.5+2 as x"),
-            "SELECT 'four: ' || (2.5 + 2) AS x"
+            "SELECT 'four: ' || CAST(pg_numeric('+', '2.5', 2) AS TEXT) COLLATE pg_numeric AS x"
         );
-        assert_eq!(
-            sqlite("select 5.5 - 3 || 'x' as x"),
-            "SELECT (5.5 - 3) || 'x' AS x"
-        );
-        assert_eq!(
-            sqlite("select 1.5 - (2 - 3.5) as x"),
-            "SELECT 1.5 - (2 - 3.5) AS x"
-        );
-        assert_eq!(sqlite("select 1.5 - 2 - 3 as x"), "SELECT 1.5 - 2 - 3 AS x");
         assert_eq!(
             sqlite("select 'four: ' || 2+2 as x"),
             "SELECT 'four: ' || pg_int4('+', 2, 2) AS x"

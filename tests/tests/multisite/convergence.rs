@@ -121,6 +121,48 @@ async fn writes_and_schema_changes_reach_every_site() {
     let mut left = rows(&b, "hist").await.unwrap();
     left.sort();
     assert_eq!(left, vec!["a|1", "a|1", "c|2"]);
+    // Numerics ship exactly: what a wrote reads back digit for digit at b and c, in
+    // numeric order, and sums exactly there.
+    a.batch_execute(
+        "CREATE TABLE money (id int PRIMARY KEY, amount numeric(30,10), x numeric);
+         INSERT INTO money VALUES (1, 0.1, 12345678901234567890.123456789),
+           (2, 0.2, 'NaN'), (3, -1e-10, 9.50), (4, 1.005, '-Infinity')",
+    )
+    .await
+    .unwrap();
+    for site in [&b, &c] {
+        let got = eventually(WAIT, "money rows", || async {
+            let r = rows(site, "money").await?;
+            Ok((r.len() == 4).then_some(r))
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                "1|0.1000000000|12345678901234567890.123456789",
+                "2|0.2000000000|NaN",
+                "3|-0.0000000001|9.50",
+                "4|1.0050000000|-Infinity"
+            ]
+        );
+        let order = rows(
+            site,
+            "(SELECT row_number() OVER (ORDER BY x) AS r, id, sum(amount) OVER () AS s FROM money) q",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            order,
+            vec![
+                "1|4|1.3049999999",
+                "2|3|1.3049999999",
+                "3|1|1.3049999999",
+                "4|2|1.3049999999"
+            ]
+        );
+    }
+    b.batch_execute("DROP TABLE money").await.unwrap();
     // Deleting every row (which SQLite would do at once, unseen by the capture) and
     // TRUNCATE reach the other sites too.
     b.batch_execute("DELETE FROM t").await.unwrap();
