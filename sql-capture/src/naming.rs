@@ -69,6 +69,9 @@ fn pg_expr_name(e: &Expr) -> Option<String> {
         Expr::CompoundFieldAccess { root, .. } => pg_expr_name(root),
         Expr::Exists { .. } => Some("exists".into()),
         Expr::Position { .. } => Some("position".into()),
+        Expr::Substring {
+            shorthand: true, ..
+        } => Some("substr".into()),
         Expr::Substring { .. } => Some("substring".into()),
         Expr::TypedString(ts) => Some(
             PgType::parse_sql_name(&ts.data_type.to_string())

@@ -44,9 +44,11 @@ fn is_param(e: &Expr) -> bool {
 /// Operands an exact numeric operation takes: one numeric, the other numeric, an integer,
 /// or a parameter (which then takes numeric, as PostgreSQL infers it).
 fn numeric_operands(l: Option<PgType>, r: Option<PgType>, left: &Expr, right: &Expr) -> bool {
-    let fits = |t: Option<PgType>, e: &Expr| match t {
-        Some(t) => t == PgType::Numeric || t.is_integer(),
-        None => is_param(e),
+    // A quoted literal is of unknown type in PostgreSQL: it takes the numeric's.
+    let fits = |t: Option<PgType>, e: &Expr| match (t, e) {
+        (_, Expr::Value(v)) if matches!(v.value, Value::SingleQuotedString(_)) => true,
+        (Some(t), _) => t == PgType::Numeric || t.is_integer(),
+        (None, _) => is_param(e),
     };
     (l == Some(PgType::Numeric) || r == Some(PgType::Numeric)) && fits(l, left) && fits(r, right)
 }

@@ -106,6 +106,9 @@ pub fn date_arithmetic_in<T: sqlparser::ast::VisitMut>(
         scope: &scope,
         catalog,
         depth: 0,
+        // An INSERT's VALUES take the target columns' types (rewrite/dml.rs), not a
+        // type of their own.
+        source_values: matches!(stmt, Statement::Insert(_)),
     });
 }
 
@@ -114,12 +117,20 @@ struct FixDates<'a, 'b> {
     catalog: &'a Catalog,
     // Inside a subquery: date_query has fixed it with its own tables in scope.
     depth: usize,
+    // The next top-level query is an INSERT's source: its VALUES are left untyped.
+    source_values: bool,
 }
 
 impl sqlparser::ast::VisitorMut for FixDates<'_, '_> {
     type Break = ();
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
         if self.depth == 0 {
+            let source = std::mem::take(&mut self.source_values);
+            if let SetExpr::Values(v) = q.body.as_mut() {
+                values_rows(v, self.catalog, !source);
+                self.depth += 1;
+                return ControlFlow::Continue(());
+            }
             date_query(q, self.catalog);
         }
         self.depth += 1;
@@ -151,6 +162,7 @@ fn date_query(q: &mut Query, catalog: &Catalog) {
                     scope: &scope,
                     catalog,
                     depth: 0,
+                    source_values: false,
                 };
                 // The whole SELECT: select list, FROM (derived tables are queries of their
                 // own), join conditions, WHERE, GROUP BY, HAVING.
@@ -172,6 +184,10 @@ fn date_query(q: &mut Query, catalog: &Catalog) {
                 date_query(q, catalog);
                 None
             }
+            SetExpr::Values(v) => {
+                values_rows(v, catalog, true);
+                None
+            }
             _ => None,
         }
     }
@@ -190,6 +206,7 @@ fn date_query(q: &mut Query, catalog: &Catalog) {
                 scope: &scope,
                 catalog,
                 depth: 0,
+                source_values: false,
             },
         );
     }
@@ -289,9 +306,17 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
     let Expr::BinaryOp { left, op, right } = e else {
         return;
     };
-    let l = infer_expr(left, scope).and_then(|c| c.ty);
-    let r = infer_expr(right, scope).and_then(|c| c.ty);
+    let mut l = infer_expr(left, scope).and_then(|c| c.ty);
+    let mut r = infer_expr(right, scope).and_then(|c| c.ty);
+    if is_comparison(op) {
+        resolve_literal(left, &mut l, r);
+        resolve_literal(right, &mut r, l);
+    }
     if let Some(checked) = checked_integer_op(left, op, right, l, r) {
+        *e = checked;
+        return;
+    }
+    if let Some(checked) = checked_float_op(left, op, right, l, r) {
         *e = checked;
         return;
     }
@@ -349,6 +374,97 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
     };
 }
 
+/// A VALUES list's columns have one type, resolved over all rows (`('0'::numeric), ('1'),
+/// ('inf')` is numeric throughout): the quoted literals of other rows are cast to it, as
+/// PostgreSQL reads them, rather than left as text.
+fn values_rows(v: &mut sqlparser::ast::Values, catalog: &Catalog, typed: bool) {
+    // The rows' expressions, with no table in scope.
+    let scope = Scope { tables: Vec::new() };
+    for row in &mut v.rows {
+        let _ = sqlparser::ast::VisitMut::visit(
+            &mut row.content,
+            &mut FixDates {
+                scope: &scope,
+                catalog,
+                depth: 0,
+                source_values: false,
+            },
+        );
+    }
+    if typed {
+        type_values_rows(v);
+    }
+}
+
+fn type_values_rows(v: &mut sqlparser::ast::Values) {
+    let types = {
+        let rows: Vec<&[Expr]> = v.rows.iter().map(|r| r.content.as_slice()).collect();
+        crate::infer::values_columns(&rows)
+    };
+    for row in &mut v.rows {
+        for (cell, t) in row.content.iter_mut().zip(&types) {
+            let mut ty = None;
+            resolve_literal(cell, &mut ty, t.ty);
+        }
+    }
+}
+
+fn is_comparison(op: &BinaryOperator) -> bool {
+    matches!(
+        op,
+        BinaryOperator::Eq
+            | BinaryOperator::NotEq
+            | BinaryOperator::Lt
+            | BinaryOperator::LtEq
+            | BinaryOperator::Gt
+            | BinaryOperator::GtEq
+    )
+}
+
+/// A quoted literal compared with a typed operand is a value of that type, as PostgreSQL
+/// resolves an unknown-type literal: `position('4' in s) = '4'` compares integers, `b =
+/// 't'` booleans, `d < '1999-1-8'` dates. SQLite would compare the literal as text
+/// wherever the other side has no column affinity (an expression, a function), so the
+/// literal gets an explicit cast (and a bad literal 22P02, as in PostgreSQL).
+fn resolve_literal(lit: &mut Expr, lit_ty: &mut Option<PgType>, other: Option<PgType>) {
+    let Expr::Value(v) = lit else {
+        return;
+    };
+    if !matches!(v.value, Value::SingleQuotedString(_)) {
+        return;
+    }
+    let Some(t) = other else {
+        return;
+    };
+    let resolvable = t.is_integer()
+        || matches!(
+            t,
+            PgType::Float4
+                | PgType::Float8
+                | PgType::Numeric
+                | PgType::Bool
+                | PgType::Date
+                | PgType::Time
+                | PgType::Timestamp
+                | PgType::Timestamptz
+                | PgType::Uuid
+        );
+    if !resolvable {
+        return;
+    }
+    let value = std::mem::replace(lit, Expr::value(Value::Null));
+    *lit = Expr::Cast {
+        kind: sqlparser::ast::CastKind::DoubleColon,
+        expr: Box::new(value),
+        data_type: sqlparser::ast::DataType::Custom(
+            sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new(t.name())]),
+            vec![],
+        ),
+        format: None,
+    };
+    *lit_ty = Some(t);
+}
+
 /// Integer `+ - * / %` on integer operands, as PostgreSQL computes it: in the operands'
 /// type (the wider of the two; `int2 + int2` is `int2`), an overflow an error (22003)
 /// rather than SQLite's silent switch to floating point, and division by zero an error
@@ -387,6 +503,51 @@ fn checked_integer_op(
         2 => "pg_int2",
         4 => "pg_int4",
         _ => "pg_int8",
+    };
+    let take = |b: &mut Box<Expr>| std::mem::replace(b.as_mut(), Expr::value(Value::Null));
+    Some(call(
+        name,
+        vec![
+            Expr::value(Value::SingleQuotedString(symbol.into())),
+            take(left),
+            take(right),
+        ],
+    ))
+}
+
+/// `+ - * /` with a `real` or `double precision` operand, as PostgreSQL computes them: an
+/// infinite result from finite operands is an overflow (22003), a zero from non-zero
+/// factors an underflow (22003), division by zero 22012, and NaN a value (SQLite would turn
+/// it into NULL). Becomes `pg_float4/8(op, a, b)`, registered by the server.
+fn checked_float_op(
+    left: &mut Box<Expr>,
+    op: &BinaryOperator,
+    right: &mut Box<Expr>,
+    l: Option<PgType>,
+    r: Option<PgType>,
+) -> Option<Expr> {
+    let symbol = match op {
+        BinaryOperator::Plus => "+",
+        BinaryOperator::Minus => "-",
+        BinaryOperator::Multiply => "*",
+        BinaryOperator::Divide => "/",
+        _ => return None,
+    };
+    let numeric = |t: PgType| {
+        t.is_integer() || matches!(t, PgType::Numeric | PgType::Float4 | PgType::Float8)
+    };
+    let (l, r) = (l?, r?);
+    if !numeric(l)
+        || !numeric(r)
+        || !matches!(l, PgType::Float4 | PgType::Float8)
+            && !matches!(r, PgType::Float4 | PgType::Float8)
+    {
+        return None;
+    }
+    let name = if l == PgType::Float4 && r == PgType::Float4 {
+        "pg_float4"
+    } else {
+        "pg_float8"
     };
     let take = |b: &mut Box<Expr>| std::mem::replace(b.as_mut(), Expr::value(Value::Null));
     Some(call(

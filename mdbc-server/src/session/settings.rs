@@ -63,6 +63,14 @@ impl Settings {
     }
 }
 
+/// A value of a known setting that mdbc does not implement: 0A000 naming both.
+fn unsupported(key: &str, value: &str, why: &str) -> SqlError {
+    SqlError::coded(
+        "0A000",
+        format!("{key} = '{value}' is not supported by mdbc ({why})"),
+    )
+}
+
 pub(super) fn show_name(name: &str) -> String {
     match name {
         "transaction isolation level" => "transaction_isolation".into(),
@@ -136,6 +144,39 @@ impl Settings {
             "transaction_isolation"
             | "transaction isolation level"
             | "default_transaction_isolation" => {}
+            // Settings that change how values are printed: accepted only where mdbc prints
+            // that way (taking another value silently would answer differently).
+            "bytea_output" if !v.eq_ignore_ascii_case("hex") => {
+                return Err(unsupported(&key, &v, "bytea values are printed in hex"))
+            }
+            "intervalstyle" if !v.eq_ignore_ascii_case("postgres") => {
+                return Err(unsupported(&key, &v, "intervals are printed in the postgres style"))
+            }
+            "extra_float_digits" => match v.trim().parse::<i32>() {
+                Ok(n) if (1..=3).contains(&n) => self.insert(key, n.to_string()),
+                Ok(n) if (-15..=3).contains(&n) => {
+                    return Err(unsupported(
+                        &key,
+                        &v,
+                        "floats are printed shortest-exact, as with 1 to 3",
+                    ))
+                }
+                _ => return Err(bad("an integer from -15 to 3")),
+            },
+            "server_version" | "server_version_num" | "server_encoding" | "integer_datetimes"
+            | "block_size" | "max_identifier_length" | "is_superuser" | "lc_collate"
+            | "lc_ctype" => {
+                return Err(SqlError::coded(
+                    "55P02",
+                    format!("parameter \"{key}\" cannot be changed"),
+                ))
+            }
+            "max_connections" => {
+                return Err(SqlError::coded(
+                    "55P02",
+                    format!("parameter \"{key}\" cannot be changed without restarting the server"),
+                ))
+            }
             "mdbc.site" => {
                 return Err(SqlError::coded(
                     "55P02",

@@ -40,6 +40,75 @@ pub(crate) fn register_single_site(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// A float operand: a real, an integer, or numeric/float text (`NaN`, `Infinity`).
+fn float_arg(v: ValueRef<'_>) -> rusqlite::Result<Option<f64>> {
+    Ok(match v {
+        ValueRef::Null => None,
+        ValueRef::Integer(i) => Some(i as f64),
+        ValueRef::Real(f) => Some(f),
+        ValueRef::Text(t) | ValueRef::Blob(t) => {
+            let s = String::from_utf8_lossy(t);
+            let f = crate::numeric::Numeric::parse(&s)
+                .map(|n| n.to_f64())
+                .map_err(|_| {
+                    rusqlite::Error::UserFunctionError(
+                        format!("[22P02] invalid input syntax for type double precision: \"{s}\"")
+                            .into(),
+                    )
+                })?;
+            Some(f)
+        }
+    })
+}
+
+/// `a op b` in double (or, `single`, single) precision with PostgreSQL's checks. NaN is
+/// returned as the text `NaN` (SQLite stores a NaN real as NULL).
+fn float_op(op: &[u8], a: f64, b: f64, single: bool) -> Result<Value, (&'static str, String)> {
+    let r = match op {
+        b"+" => a + b,
+        b"-" => a - b,
+        b"*" => a * b,
+        b"/" => {
+            if b == 0.0 && !a.is_nan() {
+                return Err(("22012", "division by zero".into()));
+            }
+            a / b
+        }
+        _ => return Err(("42883", "operator does not exist".into())),
+    };
+    let r = if single { f64::from(r as f32) } else { r };
+    let inf_ok = a.is_infinite() || b.is_infinite();
+    if r.is_infinite() && !inf_ok {
+        return Err(("22003", "value out of range: overflow".into()));
+    }
+    let zero_ok = match op {
+        b"*" => a == 0.0 || b == 0.0,
+        b"/" => a == 0.0 || b.is_infinite(),
+        _ => true,
+    };
+    if r == 0.0 && !zero_ok {
+        return Err(("22003", "value out of range: underflow".into()));
+    }
+    Ok(if r.is_nan() {
+        Value::Text("NaN".into())
+    } else {
+        Value::Real(r)
+    })
+}
+
+/// PostgreSQL's substring by character positions: the characters from `start` (1-based)
+/// for `len`, where positions before the first character count but yield nothing.
+fn pg_substr(text: &str, start: i64, len: Option<i64>) -> String {
+    let end = len.map(|l| start.saturating_add(l));
+    let from = start.max(1);
+    let take = match end {
+        Some(e) if e <= from => return String::new(),
+        Some(e) => (e - from) as usize,
+        None => usize::MAX,
+    };
+    text.chars().skip((from - 1) as usize).take(take).collect()
+}
+
 fn user_err(e: values::ValueError) -> rusqlite::Error {
     // The SQLSTATE travels in the message; errors.rs takes it back out.
     rusqlite::Error::UserFunctionError(format!("[{}] {}", e.code, e.message).into())
@@ -77,6 +146,20 @@ pub(super) fn register(
                 _ => b"",
             };
             integer_op(op, a, b, width).map(Some).map_err(sqlstate_err)
+        })?;
+    }
+    // Float arithmetic as PostgreSQL checks it (typed.rs emits these).
+    for (name, single) in [("pg_float4", true), ("pg_float8", false)] {
+        conn.create_scalar_function(name, 3, det, move |ctx| {
+            let (Some(a), Some(b)) = (float_arg(ctx.get_raw(1))?, float_arg(ctx.get_raw(2))?)
+            else {
+                return Ok(Value::Null);
+            };
+            let op = match ctx.get_raw(0) {
+                ValueRef::Text(op) => op,
+                _ => b"",
+            };
+            float_op(op, a, b, single).map_err(sqlstate_err)
         })?;
     }
     conn.create_scalar_function("pg_nextval", 1, volatile, move |ctx| {
@@ -129,6 +212,56 @@ pub(super) fn register(
                 .unwrap_or_default(),
         };
         Ok(Value::Integer(re.is_match(&text) as i64))
+    })?;
+    // `substring(s FROM start FOR len)` / `substr`: PostgreSQL's character positions.
+    for n in [2, 3] {
+        conn.create_scalar_function("pg_substr", n, det, move |ctx| {
+            let text = match ctx.get_raw(0) {
+                ValueRef::Null => return Ok(None),
+                ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+                ValueRef::Integer(i) => i.to_string(),
+                ValueRef::Real(f) => values::format_float(f),
+            };
+            let Some(start) = ctx.get::<Option<i64>>(1)? else {
+                return Ok(None);
+            };
+            let len = if n == 3 {
+                match ctx.get::<Option<i64>>(2)? {
+                    Some(l) if l < 0 => {
+                        return Err(rusqlite::Error::UserFunctionError(
+                            "[22011] negative substring length not allowed".into(),
+                        ))
+                    }
+                    Some(l) => Some(l),
+                    None => return Ok(None),
+                }
+            } else {
+                None
+            };
+            Ok(Some(pg_substr(&text, start, len)))
+        })?;
+    }
+    conn.create_scalar_function("pg_substring_regex", 2, det, |ctx| {
+        if ctx.get_raw(0) == ValueRef::Null || ctx.get_raw(1) == ValueRef::Null {
+            return Ok(None);
+        }
+        let re = ctx.get_or_create_aux(
+            1,
+            |v| -> Result<regex::Regex, Box<dyn std::error::Error + Send + Sync>> {
+                let pat = v.as_str().map_err(|e| format!("[22023] {e}"))?;
+                regex::Regex::new(pat)
+                    .map_err(|e| format!("[2201B] invalid regular expression: {e}").into())
+            },
+        )?;
+        let text: String = ctx.get(0)?;
+        Ok(re.captures(&text).and_then(|c| {
+            // The first parenthesised group if the pattern has one, else the whole match.
+            if c.len() > 1 {
+                c.get(1).map(|m| m.as_str().to_string())
+            } else {
+                c.get(0).map(|m| m.as_str().to_string())
+            }
+        }))
     })?;
     register_catalog_functions(conn, &ident.user, &ident.database)?;
     crate::sqlfuncs::register(conn)?;

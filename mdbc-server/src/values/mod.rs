@@ -101,7 +101,8 @@ pub fn coerce(v: ValueRef<'_>, ty: PgType, typmod: i32) -> VResult<Value> {
             PgType::Int2 | PgType::Int4 | PgType::Int8 | PgType::Oid => {
                 Ok(Value::Integer(check_int_range(i, ty, &i.to_string())?))
             }
-            PgType::Float4 | PgType::Float8 => Ok(Value::Real(i as f64)),
+            PgType::Float4 => Ok(Value::Real(f64::from(i as f32))),
+            PgType::Float8 => Ok(Value::Real(i as f64)),
             PgType::Numeric => numeric_from_text(&i.to_string(), typmod),
             PgType::Bytea => Ok(Value::Blob(i.to_string().into_bytes())),
             _ => from_text(&i.to_string(), ty, typmod),
@@ -118,7 +119,9 @@ pub fn coerce(v: ValueRef<'_>, ty: PgType, typmod: i32) -> VResult<Value> {
                     &f.to_string(),
                 )?))
             }
-            PgType::Float4 | PgType::Float8 => Ok(Value::Real(f)),
+            // A real holds single precision: what a cast to it keeps.
+            PgType::Float4 => Ok(Value::Real(f64::from(f as f32))),
+            PgType::Float8 => Ok(Value::Real(f)),
             PgType::Numeric => numeric_value(Numeric::from_f64(f), typmod),
             PgType::Bool => Err(ValueError {
                 code: "42846",

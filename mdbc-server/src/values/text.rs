@@ -148,10 +148,12 @@ fn float_in_range(v: f64, t: &str, ty: PgType, input: &str) -> VResult<f64> {
         return Err(out_of_range(ty, input));
     }
     if ty == PgType::Float4 {
-        let narrow = v as f32;
+        // Read as single precision directly (no double rounding through f64).
+        let narrow = t.trim().parse::<f32>().unwrap_or(v as f32);
         if narrow.is_infinite() || (narrow == 0.0 && v != 0.0) {
             return Err(out_of_range(ty, input));
         }
+        return Ok(f64::from(narrow));
     }
     Ok(v)
 }
@@ -477,7 +479,27 @@ pub fn format_float(f: f64) -> String {
     } else if f.is_infinite() {
         if f > 0.0 { "Infinity" } else { "-Infinity" }.into()
     } else if f != 0.0 && (f.abs() >= 1e15 || f.abs() < 1e-4) {
-        let s = format!("{f:e}");
+        exponent_form(format!("{f:e}"))
+    } else {
+        format!("{f}")
+    }
+}
+
+/// `real` output: the shortest digits that read back as the same single-precision value
+/// (`4.56789e+15`), exponent form from 10^6 on as PostgreSQL writes float4.
+pub fn format_float4(f: f64) -> String {
+    let g = f as f32;
+    if g.is_nan() || g.is_infinite() {
+        format_float(f)
+    } else if g != 0.0 && (g.abs() >= 1e6 || g.abs() < 1e-4) {
+        exponent_form(format!("{g:e}"))
+    } else {
+        format!("{g}")
+    }
+}
+
+fn exponent_form(s: String) -> String {
+    {
         // Rust writes 1e21 / 1.5e-5; PostgreSQL writes 1e+21 / 1.5e-05.
         match s.split_once('e') {
             Some((m, e)) => {
@@ -489,8 +511,6 @@ pub fn format_float(f: f64) -> String {
             }
             None => s,
         }
-    } else {
-        format!("{f}")
     }
 }
 
@@ -544,6 +564,7 @@ pub fn encode_text(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMut)
             let mut buf = itoa::Buffer::new();
             out.put_slice(buf.format(i).as_bytes());
         }
+        (PgType::Float4, ValueRef::Real(f)) => out.put_slice(format_float4(f).as_bytes()),
         (_, ValueRef::Real(f)) => out.put_slice(format_float(f).as_bytes()),
         (PgType::Bytea, ValueRef::Blob(b) | ValueRef::Text(b)) => {
             out.put_slice(b"\\x");

@@ -206,17 +206,22 @@ pub fn query_columns(q: &Query, catalog: &Catalog) -> Vec<ResultColumn> {
 
 /// The column types of a VALUES list, resolved over all its rows as PostgreSQL resolves
 /// them for the numeric types (`(1), (2.5)` is numeric); otherwise the first known type.
-fn values_columns(rows: &[&[Expr]]) -> Vec<ResultColumn> {
+pub(crate) fn values_columns(rows: &[&[Expr]]) -> Vec<ResultColumn> {
     let scope = Scope { tables: Vec::new() };
     let width = rows.first().map_or(0, |r| r.len());
     (0..width)
         .map(|i| {
             let mut ty: Option<PgType> = None;
             for row in rows {
-                let t = row
-                    .get(i)
-                    .and_then(|e| infer_expr(e, &scope))
-                    .and_then(|c| c.ty);
+                // A quoted literal (or NULL) is of unknown type: the other rows decide.
+                let t = match row.get(i) {
+                    Some(Expr::Value(v))
+                        if matches!(v.value, Value::SingleQuotedString(_) | Value::Null) =>
+                    {
+                        None
+                    }
+                    e => e.and_then(|e| infer_expr(e, &scope)).and_then(|c| c.ty),
+                };
                 ty = match (ty, t) {
                     (None, t) => t,
                     (Some(a), Some(b)) if a != b => arith(Some(a), Some(b)).or(Some(a)),
@@ -342,8 +347,15 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
             | BinaryOperator::Multiply
             | BinaryOperator::Divide
             | BinaryOperator::Modulo => {
-                let l = infer_expr(left, scope).and_then(|c| c.ty);
-                let r = infer_expr(right, scope).and_then(|c| c.ty);
+                // A quoted literal takes the other operand's type (PostgreSQL's unknown).
+                let quoted = |e: &Expr| matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
+                let mut l = infer_expr(left, scope).and_then(|c| c.ty);
+                let mut r = infer_expr(right, scope).and_then(|c| c.ty);
+                if quoted(left) && !quoted(right) {
+                    l = r;
+                } else if quoted(right) && !quoted(left) {
+                    r = l;
+                }
                 match (l, op, r) {
                     (Some(Date), BinaryOperator::Minus, Some(Date)) => of(Int4),
                     (Some(Date), BinaryOperator::Plus | BinaryOperator::Minus, Some(t))
@@ -468,6 +480,8 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 "pg_int2" => of(Int2),
                 "pg_int4" => of(Int4),
                 "pg_int8" => of(Int8),
+                "pg_float4" => of(Float4),
+                "pg_float8" => of(Float8),
                 // Exact numeric operations (numeric.rs): the operation names the type.
                 "pg_numeric" => match args.first() {
                     Some(Expr::Value(v)) => match &v.value {
@@ -608,6 +622,10 @@ fn arith(l: Option<PgType>, r: Option<PgType>) -> Option<PgType> {
         _ => 0,
     };
     match (l, r) {
+        // real only with real: real with an integer or numeric is double precision.
+        (Some(Float4), Some(b)) | (Some(b), Some(Float4)) if b != Float4 && rank(b) > 0 => {
+            Some(Float8)
+        }
         (Some(a), Some(b)) if rank(a) > 0 && rank(b) > 0 => {
             Some(if rank(a) >= rank(b) { a } else { b })
         }

@@ -298,6 +298,36 @@ fn rewrite_returning(items: &mut [SelectItem]) -> Result<()> {
     Ok(())
 }
 
+fn is_default_keyword(e: &Expr) -> bool {
+    matches!(e, Expr::Identifier(id)
+        if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"))
+}
+
+/// What `SET c = DEFAULT` stores: the column's default expression (its sequence for a
+/// serial column), NULL without one. SQLite has no DEFAULT in an UPDATE.
+fn default_value(table: &str, col: &ColumnInfo) -> Result<Expr> {
+    if col.serial {
+        return Ok(call(
+            "pg_nextval",
+            vec![Expr::value(Value::SingleQuotedString(sequence_name(
+                table, &col.name,
+            )))],
+        ));
+    }
+    let Some(text) = &col.default else {
+        return Ok(Expr::value(Value::Null));
+    };
+    // Parsed as a query so that its literals carry no positions of the client's text.
+    let q = crate::ast::parse_query(&format!("SELECT {text}"))?;
+    match *q.body {
+        SetExpr::Select(sel) => match sel.projection.into_iter().next() {
+            Some(sqlparser::ast::SelectItem::UnnamedExpr(e)) => Ok(e),
+            _ => Err(Error::Unsupported(format!("the default {text}"))),
+        },
+        _ => Err(Error::Unsupported(format!("the default {text}"))),
+    }
+}
+
 /// Rewrites an UPDATE: values normalised per column type, expressions, RETURNING.
 pub fn rewrite_update(up: &mut Update, def: Option<&TableDef>, _catalog: &Catalog) -> Result<()> {
     let Some(def) = def else {
@@ -310,6 +340,9 @@ pub fn rewrite_update(up: &mut Update, def: Option<&TableDef>, _catalog: &Catalo
         if let sqlparser::ast::AssignmentTarget::ColumnName(c) = &a.target {
             let name = object_name_to_table(c);
             let col = def.column(&name).ok_or(Error::UndefinedColumn(name))?;
+            if is_default_keyword(&a.value) {
+                a.value = default_value(&def.name, col)?;
+            }
             wrap_for_column(&mut a.value, col);
         }
         visit(&mut a.value)?;

@@ -438,6 +438,25 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
             ..
         } => {
             let s = std::mem::replace(s.as_mut(), Expr::value(Value::Null));
+            let quoted = |e: &Option<Box<Expr>>| {
+                matches!(e.as_deref(), Some(Expr::Value(v))
+                    if matches!(v.value, Value::SingleQuotedString(_)))
+            };
+            // `SUBSTRING(s FROM 'pattern')`: the first match of a POSIX regular expression
+            // (its first parenthesised group if it has one).
+            if quoted(substring_from) {
+                if substring_for.is_some() {
+                    return Err(Error::Unsupported(
+                        "SUBSTRING … FROM pattern FOR escape (SQL regular expressions)".into(),
+                    ));
+                }
+                let pattern = substring_from
+                    .take()
+                    .map(|b| *b)
+                    .unwrap_or_else(|| number(1));
+                *expr = call("pg_substring_regex", vec![s, pattern]);
+                return Ok(());
+            }
             let from = substring_from
                 .take()
                 .map(|b| *b)
@@ -446,7 +465,9 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
             if let Some(f) = substring_for.take() {
                 args.push(*f);
             }
-            *expr = call("substr", args);
+            // PostgreSQL's positions: a start before 1 shortens the result (SQLite's substr
+            // would count a negative start from the end).
+            *expr = call("pg_substr", args);
         }
         Expr::Interval(_) => return Err(Error::Unsupported("INTERVAL arithmetic".into())),
         // Arrays are JSON arrays in SQLite (mdbc-server's arrays.rs).
