@@ -2,7 +2,7 @@
 //! declared PostgreSQL types. The server loads it from `__mdbc_columns` and hands a
 //! snapshot to every translation, so translation itself stays free of I/O.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::types::{numeric_scale, PgType};
@@ -82,6 +82,10 @@ pub type SystemRelations = Arc<HashMap<String, SystemRelation>>;
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     tables: HashMap<String, Arc<TableDef>>,
+    /// The session's temporary tables and their indexes (lower-case names), which shadow
+    /// the shared tables of the same name.
+    temporary_tables: HashSet<String>,
+    temporary_indexes: HashSet<String>,
     system: SystemRelations,
     /// Bumped on every schema change, so caches keyed on it know when to drop entries.
     pub version: u64,
@@ -92,9 +96,41 @@ impl Catalog {
     pub fn new(version: u64) -> Self {
         Catalog {
             tables: HashMap::new(),
+            temporary_tables: HashSet::new(),
+            temporary_indexes: HashSet::new(),
             system: SystemRelations::default(),
             version,
         }
+    }
+
+    /// This catalog as one session sees it: with its temporary tables (shadowing shared
+    /// tables of the same name) and their indexes, at `version`.
+    pub fn with_temporary<'a>(
+        &self,
+        tables: impl IntoIterator<Item = &'a Arc<TableDef>>,
+        indexes: impl IntoIterator<Item = &'a String>,
+        version: u64,
+    ) -> Catalog {
+        let mut c = self.clone();
+        for t in tables {
+            let key = t.name.to_ascii_lowercase();
+            c.temporary_tables.insert(key.clone());
+            c.tables.insert(key, t.clone());
+        }
+        c.temporary_indexes
+            .extend(indexes.into_iter().map(|i| i.to_ascii_lowercase()));
+        c.version = version;
+        c
+    }
+
+    /// Whether `name` is one of the session's temporary tables.
+    pub fn is_temporary(&self, name: &str) -> bool {
+        self.temporary_tables.contains(&name.to_ascii_lowercase())
+    }
+
+    /// Whether `name` is an index on one of the session's temporary tables.
+    pub fn is_temporary_index(&self, name: &str) -> bool {
+        self.temporary_indexes.contains(&name.to_ascii_lowercase())
     }
 
     /// Adds the relations the server provides (see [`SystemRelations`]).

@@ -13,7 +13,9 @@ use sqlparser::ast::{
 use crate::ast::{ident_value, object_name_to_table, quote_ident, sequence_name, table_names};
 use crate::catalog::{Catalog, ColumnInfo, TableDef};
 use crate::error::{Error, Result};
-use crate::plan::{CatalogChange, Command, CommandTag, SqlPlan, StmtKind, TableRebuild};
+use crate::plan::{
+    CatalogChange, Command, CommandTag, SqlPlan, StmtKind, TableRebuild, TempEffect,
+};
 use crate::types::PgType;
 
 fn index_column_names(cols: &[sqlparser::ast::IndexColumn]) -> Vec<String> {
@@ -250,14 +252,34 @@ fn ddl_plan(sql: Vec<String>, tag: &'static str, catalog: Vec<CatalogChange>) ->
         catalog,
         rebuild: None,
         literals: 0,
+        temporary: None,
     }))
+}
+
+/// A DDL plan on temporary objects (see [`TempEffect`]).
+fn temporary_plan(sql: Vec<String>, tag: &'static str, effect: TempEffect) -> Command {
+    let mut cmd = ddl_plan(sql, tag, Vec::new());
+    if let Command::Sql(p) = &mut cmd {
+        p.temporary = Some(effect);
+    }
+    cmd
 }
 
 /// CREATE TABLE.
 pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
     let name = object_name_to_table(&ct.name);
     if ct.temporary {
-        return Err(Error::Unsupported("CREATE TEMPORARY TABLE".into()));
+        if let Some(oc) = &ct.on_commit {
+            if !matches!(oc, sqlparser::ast::OnCommit::PreserveRows) {
+                return Err(Error::Unsupported(format!(
+                    "CREATE TEMPORARY TABLE … ON COMMIT {}",
+                    match oc {
+                        sqlparser::ast::OnCommit::Drop => "DROP",
+                        _ => "DELETE ROWS",
+                    }
+                )));
+            }
+        }
     }
     if ct.query.is_some() {
         return Err(Error::Unsupported("CREATE TABLE … AS SELECT".into()));
@@ -293,7 +315,13 @@ pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
             "table name \"{name}\" is reserved for mdbc's catalog"
         )));
     }
-    if catalog.table(&name).is_some() {
+    // A temporary table may shadow a shared one, not another temporary one.
+    let exists = if ct.temporary {
+        catalog.is_temporary(&name)
+    } else {
+        catalog.table(&name).is_some() && !catalog.is_temporary(&name)
+    };
+    if exists {
         if ct.if_not_exists {
             return Ok(Command::Noop("CREATE TABLE"));
         }
@@ -337,6 +365,41 @@ pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
     for c in &ct.constraints {
         cols.push(constraint_sql(c)?);
         names.extend(constraint_name(&name, c));
+    }
+    if ct.temporary {
+        // A temporary table lives on the session's connection only: a sequence or a
+        // foreign key would reach into the shared, replicated schema.
+        if infos.iter().any(|i| i.serial) {
+            return Err(Error::Unsupported(
+                "serial or identity columns in a temporary table".into(),
+            ));
+        }
+        if ct.columns.iter().any(|c| {
+            c.options
+                .iter()
+                .any(|o| matches!(o.option, sqlparser::ast::ColumnOption::ForeignKey(_)))
+        }) || ct
+            .constraints
+            .iter()
+            .any(|c| matches!(c, TableConstraint::ForeignKey(_)))
+        {
+            return Err(Error::Unsupported(
+                "foreign keys in a temporary table".into(),
+            ));
+        }
+        let sql = format!(
+            "CREATE TEMP TABLE {} ({})",
+            quote_ident(&name),
+            cols.join(", ")
+        );
+        return Ok(temporary_plan(
+            vec![sql],
+            "CREATE TABLE",
+            TempEffect::CreateTable(TableDef {
+                name,
+                columns: infos,
+            }),
+        ));
     }
     let sql = format!(
         "CREATE TABLE {}{} ({})",
@@ -421,6 +484,14 @@ pub fn create_index(ci: &CreateIndex, catalog: &Catalog) -> Result<Command> {
         rewrite_expr_in_place(&mut p)?;
         sql.push_str(&format!(" WHERE {p}"));
     }
+    if catalog.is_temporary(&table) {
+        // SQLite puts an index on a temporary table beside it, in `temp`.
+        return Ok(temporary_plan(
+            vec![sql],
+            "CREATE INDEX",
+            TempEffect::CreateIndex(name),
+        ));
+    }
     Ok(ddl_plan(vec![sql], "CREATE INDEX", Vec::new()))
 }
 
@@ -434,6 +505,24 @@ pub fn drop(
     match object_type {
         ObjectType::Table => {
             let tables = table_names(names);
+            let temporary: Vec<&String> =
+                tables.iter().filter(|t| catalog.is_temporary(t)).collect();
+            if !temporary.is_empty() {
+                if temporary.len() != tables.len() {
+                    return Err(Error::Unsupported(
+                        "DROP TABLE of temporary and shared tables together".into(),
+                    ));
+                }
+                let sql = tables
+                    .iter()
+                    .map(|t| format!("DROP TABLE temp.{}", quote_ident(t)))
+                    .collect();
+                return Ok(temporary_plan(
+                    sql,
+                    "DROP TABLE",
+                    TempEffect::DropTables(tables.clone()),
+                ));
+            }
             let mut sql = Vec::new();
             let mut changes = Vec::new();
             for t in tables {
@@ -449,6 +538,27 @@ pub fn drop(
             Ok(ddl_plan(sql, "DROP TABLE", changes))
         }
         ObjectType::Index => {
+            let indexes = table_names(names);
+            let temporary = indexes
+                .iter()
+                .filter(|i| catalog.is_temporary_index(i))
+                .count();
+            if temporary > 0 {
+                if temporary != indexes.len() {
+                    return Err(Error::Unsupported(
+                        "DROP INDEX of temporary and shared indexes together".into(),
+                    ));
+                }
+                let sql = indexes
+                    .iter()
+                    .map(|i| format!("DROP INDEX temp.{}", quote_ident(i)))
+                    .collect();
+                return Ok(temporary_plan(
+                    sql,
+                    "DROP INDEX",
+                    TempEffect::DropIndexes(indexes),
+                ));
+            }
             let sql = table_names(names)
                 .into_iter()
                 .map(|n| {
@@ -474,6 +584,11 @@ pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
         }
         return Err(Error::UndefinedTable(table));
     };
+    if catalog.is_temporary(&table) {
+        return Err(Error::Unsupported(
+            "ALTER TABLE on a temporary table".into(),
+        ));
+    }
     let qt = quote_ident(&table);
     let mut sql = Vec::new();
     let mut changes = Vec::new();

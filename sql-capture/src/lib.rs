@@ -53,7 +53,7 @@ pub use error::{Error, Result};
 pub use literals::{LiteralValue, Literals, Shape};
 pub use plan::{
     CatalogChange, Command, CommandTag, CopyFormat, CopyPlan, ResultColumn, SetValue, SqlPlan,
-    StmtKind, TableRebuild,
+    StmtKind, TableRebuild, TempEffect,
 };
 pub use split::{parse, Parsed};
 pub use translate::{plan, plan_shape};

@@ -57,6 +57,22 @@ pub struct SqlPlan {
     /// Planned by shape ([`plan_shape`]): the client's literals are the parameters
     /// `?1..?n` of the (single) SQLite statement, bound from the query text at each run.
     pub literals: usize,
+    /// A statement on the session's temporary objects: run on its own connection only,
+    /// never replicated, never written to mdbc's catalog.
+    pub temporary: Option<TempEffect>,
+}
+
+/// What a statement on temporary objects changes in the session's view of the schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TempEffect {
+    /// CREATE TEMPORARY TABLE.
+    CreateTable(TableDef),
+    /// DROP TABLE of temporary tables.
+    DropTables(Vec<String>),
+    /// CREATE INDEX on a temporary table.
+    CreateIndex(String),
+    /// DROP INDEX of indexes on temporary tables.
+    DropIndexes(Vec<String>),
 }
 
 /// COPY's data format.

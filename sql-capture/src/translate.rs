@@ -266,6 +266,9 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
         other => Err(Error::Unsupported(statement_name(other))),
     }?;
     if let Command::Sql(p) = &mut cmd {
+        // The session's temporary tables are its own: replication neither ships their
+        // rows nor syncs before reading them.
+        p.writes.retain(|t| !catalog.is_temporary(t));
         p.literals = bound.get();
         if p.kind == StmtKind::Write && p.reads.is_empty() {
             // What a write reads besides its targets (INSERT … SELECT, UPDATE … FROM,
@@ -274,6 +277,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
             reads.retain(|t| !p.writes.contains(t));
             p.reads = reads;
         }
+        p.reads.retain(|t| !catalog.is_temporary(t));
     }
     Ok(cmd)
 }
@@ -300,6 +304,7 @@ fn sql_plan(
         catalog: Vec::new(),
         rebuild: None,
         literals: 0,
+        temporary: None,
     }))
 }
 

@@ -17,6 +17,7 @@ pub mod encode;
 pub mod outcome;
 pub mod prepared;
 pub mod settings;
+mod temporary;
 
 use std::sync::Arc;
 
@@ -37,6 +38,7 @@ pub use outcome::{Column, Outcome, TxStatus};
 use prepared::QueryCache;
 pub use prepared::{Params, Prepared, SimpleQuery};
 use settings::{show_name, Settings};
+use temporary::TempObjects;
 
 type Result<T> = std::result::Result<T, SqlError>;
 
@@ -70,6 +72,7 @@ pub struct Session {
     // An SQLite read transaction kept open between autocommit reads (see kept_read.rs).
     kept: KeptRead,
     local_catalog: Option<Arc<Catalog>>,
+    temp: TempObjects,
     settings: Settings,
     queries: QueryCache,
     copy: Option<CopyIn>,
@@ -116,6 +119,7 @@ impl Session {
             write_guard: None,
             kept: KeptRead::default(),
             local_catalog: None,
+            temp: TempObjects::default(),
             settings,
             queries: QueryCache::default(),
             copy: None,
@@ -149,7 +153,14 @@ impl Session {
         self.queries.parse_simple(sql, &catalog)
     }
 
+    /// The schema this session's statements are planned against: the shared one with the
+    /// session's temporary tables.
     fn catalog(&self) -> Arc<Catalog> {
+        self.temp.view(self.shared_catalog())
+    }
+
+    /// The shared schema alone (what replication applies to and publishes).
+    fn shared_catalog(&self) -> Arc<Catalog> {
         match &self.local_catalog {
             Some(c) => c.clone(),
             None => self.store.catalog(),
@@ -297,6 +308,7 @@ impl Session {
             Command::RollbackTo(name) => {
                 let outcome = self.savepoint_command("ROLLBACK TO SAVEPOINT", name, "ROLLBACK")?;
                 self.status = TxStatus::InBlock;
+                self.temp.reconcile(&self.conn)?;
                 if self.local_catalog.is_some() {
                     let cat = self.store.load_catalog(&self.conn)?;
                     self.local_catalog = Some(Arc::new(cat));
@@ -396,7 +408,7 @@ impl Session {
     /// COMMIT is bracketed by a ticket to wait on once the write lock is released (see
     /// durability.rs). The caller holds the write lock, and rolls back on an error.
     async fn commit_writes(&mut self) -> Result<Committed> {
-        let version = self.catalog().version;
+        let version = self.shared_catalog().version;
         match self.repl.as_mut() {
             Some(t) => Ok(Committed::Replicated(
                 t.commit(&mut self.conn, version).await?,
@@ -477,8 +489,12 @@ impl Session {
         } else {
             Ok(Committed::default())
         };
-        if !self.conn.is_autocommit() {
+        let rolled_back = !self.conn.is_autocommit();
+        if rolled_back {
             let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        if rolled_back || result.is_err() || !commit {
+            self.temp.reconcile(&self.conn)?;
         }
         self.local_catalog = None;
         self.status = TxStatus::Idle;
@@ -517,6 +533,14 @@ impl Session {
         params: &Params<'_>,
         result_binary: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Outcome> {
+        if let Some(effect) = &plan.temporary {
+            // Not inside the kept read transaction of autocommit reads: its end would
+            // roll the new table back.
+            if self.status == TxStatus::Idle {
+                self.kept.end(&self.conn);
+            }
+            return self.temp.run(&self.conn, plan, effect);
+        }
         let published = self.store.published_version();
         // Not at a write inside a block that has not read yet: starting a read snapshot
         // there, before queueing for the writer, would make its write fail as stale.
@@ -578,7 +602,7 @@ impl Session {
         }
         let mut result = Ok(Outcome::done(""));
         if self.repl.is_some() {
-            let catalog = self.catalog();
+            let catalog = self.shared_catalog();
             if let Some(t) = self.repl.as_mut() {
                 match t
                     .catch_up(&mut self.conn, &catalog, plan.kind == StmtKind::Ddl)
@@ -742,7 +766,11 @@ impl Session {
         }
         if let Some(t) = self.repl.as_mut() {
             // A strong table's rows go on top of what its domain's log holds.
-            if let Err(e) = t.catch_up(&mut self.conn, &catalog, false).await {
+            let shared = match &self.local_catalog {
+                Some(c) => c.clone(),
+                None => self.store.catalog(),
+            };
+            if let Err(e) = t.catch_up(&mut self.conn, &shared, false).await {
                 return match self.finish_copy(own_transaction, Err(e)).await {
                     (Err(e), _) => Err(e),
                     (Ok(_), _) => Ok(Outcome::done("")),

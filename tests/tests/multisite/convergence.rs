@@ -163,6 +163,29 @@ async fn writes_and_schema_changes_reach_every_site() {
         );
     }
     b.batch_execute("DROP TABLE money").await.unwrap();
+    // A temporary table is its session's own: another session at the same site does not
+    // see it, no other site gets it, and it shadows a shared table of the same name.
+    a.batch_execute(
+        "CREATE TEMP TABLE t (k int, note text); INSERT INTO t VALUES (7, 'mine');
+         INSERT INTO u (who) VALUES ('after temp')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows(&a, "t").await.unwrap(), vec!["7|mine"]);
+    let shared = vec!["1|one|NULL", "2|two|NULL", "3|three|33"];
+    let other = client(cluster.site(0)).await;
+    assert_eq!(rows(&other, "t").await.unwrap(), shared);
+    // The row in u was written after the temporary table: once it is at b, the temporary
+    // table and its row would be too if they travelled.
+    eventually(WAIT, "the row after the temporary table at b", || async {
+        let r = rows(&b, "u").await?;
+        Ok(r.iter().any(|l| l.ends_with("|after temp")).then_some(()))
+    })
+    .await
+    .unwrap();
+    assert_eq!(rows(&b, "t").await.unwrap(), shared);
+    a.batch_execute("DROP TABLE t").await.unwrap();
+    assert_eq!(rows(&a, "t").await.unwrap(), shared);
     // Deleting every row (which SQLite would do at once, unseen by the capture) and
     // TRUNCATE reach the other sites too.
     b.batch_execute("DELETE FROM t").await.unwrap();
