@@ -294,6 +294,23 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
         return;
     }
     if let Expr::Function(f) = e {
+        // pg_typeof(x): the type translation infers, as PostgreSQL names it (a quoted
+        // literal alone is `unknown`). Where nothing is inferred, the call stays and the
+        // server refuses it.
+        if crate::ast::function_name(f) == "pg_typeof" {
+            if let [arg] = crate::ast::function_args(f).as_slice() {
+                let name = match arg {
+                    Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)) => {
+                        Some("unknown")
+                    }
+                    _ => infer_expr(arg, scope).and_then(|c| c.ty).map(PgType::name),
+                };
+                if let Some(n) = name {
+                    *e = Expr::value(Value::SingleQuotedString(n.into()));
+                }
+            }
+            return;
+        }
         let types: Vec<Option<PgType>> = crate::ast::function_args(f)
             .into_iter()
             .map(|a| infer_expr(a, scope).and_then(|c| c.ty))

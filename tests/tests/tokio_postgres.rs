@@ -535,3 +535,63 @@ async fn type_lookup_by_oid_decodes_like_postgres() {
         .get(0);
     assert_eq!(name, "cat_t");
 }
+
+/// What drivers and tools send on connect (issue 19 §4): SHOW ALL agrees with pg_settings,
+/// set_config changes what SHOW and current_setting report, a zero session time zone given
+/// as an interval is UTC, pg_sleep is cancellable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_and_functions_clients_call_on_connect() {
+    let server = Server::start().unwrap();
+    let client = connect(&server).await;
+    let text = |m: &[tokio_postgres::SimpleQueryMessage]| -> Vec<Vec<String>> {
+        m.iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect()
+    };
+    client
+        .batch_execute("SET TIME ZONE INTERVAL '+00:00' HOUR TO MINUTE")
+        .await
+        .unwrap();
+    let r = client
+        .simple_query("SELECT set_config('search_path', '', false)")
+        .await
+        .unwrap();
+    assert_eq!(text(&r), vec![vec![String::new()]]);
+    let all = text(&client.simple_query("SHOW ALL").await.unwrap());
+    let settings = text(
+        &client
+            .simple_query("SELECT name, setting FROM pg_settings ORDER BY name")
+            .await
+            .unwrap(),
+    );
+    let shown: Vec<Vec<String>> = all.iter().map(|r| r[..2].to_vec()).collect();
+    assert_eq!(shown, settings);
+    assert!(shown.contains(&vec!["search_path".to_string(), String::new()]));
+    assert!(shown.contains(&vec!["timezone".to_string(), "<+00>-00".to_string()]));
+    let err = client
+        .simple_query("SELECT set_config('bytea_output', 'escape', false)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("0A000"), "{err:?}");
+    // pg_sleep ends early on a cancel request, with PostgreSQL's SQLSTATE.
+    let cancel = client.cancel_token();
+    let started = Instant::now();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.cancel_query(NoTls).await
+    });
+    let err = client
+        .simple_query("SELECT pg_sleep(30)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(25));
+    canceller.await.unwrap().unwrap();
+}

@@ -211,6 +211,7 @@ impl Session {
                 })?;
                 Ok(Some(cols))
             }
+            Command::Show(name) if name == "all" => Ok(Some(Arc::new(show_all_columns()))),
             Command::Show(name) => Ok(Some(Arc::new(vec![Column {
                 name: show_name(name),
                 ty: PgType::Text,
@@ -352,6 +353,30 @@ impl Session {
 
     /// SHOW: one row with the setting's value.
     fn show(&self, name: &str, result_binary: &(dyn Fn(usize) -> bool + Sync)) -> Result<Outcome> {
+        if name == "all" {
+            // SHOW ALL: every setting as pg_settings lists it (name, setting, description).
+            let columns = show_all_columns();
+            let mut rows = Vec::new();
+            for (key, value) in self.settings.all() {
+                let mut row = RowEncoder::new(3);
+                for (i, v) in [
+                    Value::Text(key),
+                    Value::Text(value),
+                    Value::Text(String::new()),
+                ]
+                .iter()
+                .enumerate()
+                {
+                    row.push(ValueRef::from(v), &columns[i], result_binary(i))?;
+                }
+                rows.push(row.finish());
+            }
+            return Ok(Outcome::Rows {
+                columns: Arc::new(columns),
+                rows,
+                tag: "SHOW".into(),
+            });
+        }
         let (col, value) = self.settings.show(name)?;
         let v = Value::Text(value);
         let mut row = RowEncoder::new(1);
@@ -843,4 +868,16 @@ impl Session {
         }
         (result, committed)
     }
+}
+
+/// The columns of SHOW ALL.
+fn show_all_columns() -> Vec<Column> {
+    ["name", "setting", "description"]
+        .into_iter()
+        .map(|n| Column {
+            name: n.into(),
+            ty: PgType::Text,
+            typmod: -1,
+        })
+        .collect()
 }

@@ -54,12 +54,47 @@ impl Settings {
     pub(super) fn insert(&self, key: String, value: String) {
         self.lock().insert(key, value);
     }
+    /// Every setting, by name.
+    pub(super) fn all(&self) -> Vec<(String, String)> {
+        self.lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
     pub(super) fn reset(&self) {
         *self.lock() = default_settings();
     }
 
     pub(super) fn register(&self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-        store::register_settings(conn, self.0.clone())
+        store::register_settings(conn, self.0.clone())?;
+        // set_config(name, value, is_local): SET from SQL, checked as SET checks it.
+        let me = Settings(self.0.clone());
+        conn.create_scalar_function(
+            "set_config",
+            3,
+            rusqlite::functions::FunctionFlags::SQLITE_UTF8,
+            move |ctx| {
+                let fail = |code: &str, message: String| {
+                    rusqlite::Error::UserFunctionError(format!("[{code}] {message}").into())
+                };
+                let Some(name) = ctx.get::<Option<String>>(0)? else {
+                    return Err(fail("22004", "SET requires parameter name".into()));
+                };
+                let value = ctx.get::<Option<String>>(1)?.unwrap_or_default();
+                if ctx.get::<Option<bool>>(2)?.unwrap_or(false) {
+                    return Err(fail(
+                        "0A000",
+                        "set_config(…, is_local => true) is not supported by mdbc (settings last for the session)".into(),
+                    ));
+                }
+                let key = name.to_ascii_lowercase();
+                me.set(&key, &SetValue::Value(value)).map_err(|e| {
+                    let (code, message) = e.code_and_message();
+                    fail(&code, message)
+                })?;
+                Ok(me.show(&key).map(|(_, v)| v).unwrap_or_default())
+            },
+        )
     }
 }
 
@@ -104,7 +139,26 @@ impl Settings {
         };
         match key.as_str() {
             "timezone" => {
-                let u = v.to_ascii_uppercase();
+                let mut u = v.to_ascii_uppercase();
+                // What SHOW reports: PostgreSQL names a zone given as an offset interval
+                // in POSIX form.
+                let mut shown = "UTC";
+                // `SET TIME ZONE INTERVAL '+00:00' HOUR TO MINUTE` (what some drivers send
+                // on connect) and LOCAL / DEFAULT, the server's zone, which is UTC.
+                if let Some(rest) = u.strip_prefix("INTERVAL '") {
+                    let offset = rest.split('\'').next().unwrap_or("");
+                    let zero = offset
+                        .trim_start_matches(['+', '-'])
+                        .split(':')
+                        .all(|p| p.trim().parse::<f64>().is_ok_and(|n| n == 0.0));
+                    if zero {
+                        u = "UTC".into();
+                        shown = "<+00>-00";
+                    }
+                }
+                if matches!(u.as_str(), "LOCAL" | "DEFAULT") {
+                    u = "UTC".into();
+                }
                 if !matches!(
                     u.as_str(),
                     "UTC"
@@ -121,7 +175,7 @@ impl Settings {
                 ) {
                     return Err(bad("mdbc stores and shows timestamptz in UTC"));
                 }
-                self.insert(key, "UTC".into());
+                self.insert(key, shown.into());
             }
             "client_encoding" | "names" => {
                 let u = v.to_ascii_uppercase().replace(['-', '_'], "");

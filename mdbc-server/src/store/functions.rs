@@ -263,6 +263,57 @@ pub(super) fn register(
             }
         }))
     })?;
+    // Version 4 (random) UUIDs: pgcrypto's and uuid-ossp's names for them.
+    for name in ["gen_random_uuid", "uuid_generate_v4"] {
+        conn.create_scalar_function(name, 0, volatile, |_| {
+            let mut b: [u8; 16] = rand::random();
+            b[6] = (b[6] & 0x0f) | 0x40;
+            b[8] = (b[8] & 0x3f) | 0x80;
+            Ok(uuid::Uuid::from_bytes(b).to_string())
+        })?;
+    }
+    // pg_sleep(seconds): sleeps in short steps so that a cancel request (which interrupts
+    // the connection) ends it, as PostgreSQL's does.
+    conn.create_scalar_function("pg_sleep", 1, volatile, |ctx| {
+        let secs = match ctx.get_raw(0) {
+            ValueRef::Null => return Ok(None::<String>),
+            ValueRef::Integer(i) => i as f64,
+            ValueRef::Real(f) => f,
+            ValueRef::Text(t) => std::str::from_utf8(t)
+                .ok()
+                .and_then(|s| s.trim().parse::<f64>().ok())
+                .ok_or_else(|| {
+                    rusqlite::Error::UserFunctionError(
+                        "[22P02] invalid input syntax for type double precision".into(),
+                    )
+                })?,
+            ValueRef::Blob(_) => 0.0,
+        };
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_secs_f64(secs.clamp(0.0, 1e7));
+        // SAFETY: the connection outlives the call of its own function.
+        let db = unsafe { ctx.get_connection() }?;
+        loop {
+            // SAFETY: a valid handle of the connection running this function.
+            if unsafe { rusqlite::ffi::sqlite3_is_interrupted(db.handle()) } != 0 {
+                return Err(rusqlite::Error::UserFunctionError(
+                    "[57014] canceling statement due to user request".into(),
+                ));
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Ok(Some(String::new()));
+            }
+            std::thread::sleep((deadline - now).min(std::time::Duration::from_millis(10)));
+        }
+    })?;
+    // What translation could not type: refused rather than guessed from SQLite's storage.
+    conn.create_scalar_function("pg_typeof", 1, det, |_| -> rusqlite::Result<String> {
+        Err(rusqlite::Error::UserFunctionError(
+            "[0A000] pg_typeof of an expression whose type mdbc does not infer is not supported"
+                .into(),
+        ))
+    })?;
     register_catalog_functions(conn, &ident.user, &ident.database)?;
     crate::sqlfuncs::register(conn)?;
     let pid = ident.pid;

@@ -481,6 +481,7 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 "pg_int4" => of(Int4),
                 "pg_int8" => of(Int8),
                 "pg_float4" => of(Float4),
+                "pg_typeof" => of(Text),
                 "pg_float8" => of(Float8),
                 // Exact numeric operations (numeric.rs): the operation names the type.
                 "pg_numeric" => match args.first() {
@@ -554,7 +555,7 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 "current_date" => of(Date),
                 "current_database" | "current_schema" | "current_user" | "session_user" => of(Name),
                 "random" => of(Float8),
-                "gen_random_uuid" => of(Uuid),
+                "gen_random_uuid" | "uuid_generate_v4" => of(Uuid),
                 "nextval" | "currval" | "setval" => of(Int8),
                 "bool_and" | "bool_or" | "every" => of(Bool),
                 // Arrays (JSON in SQLite) and the catalog functions.
