@@ -37,6 +37,7 @@ mod distinct_on;
 mod error;
 mod infer;
 mod introspect;
+mod json;
 pub mod literals;
 mod naming;
 mod numeric;
@@ -76,6 +77,10 @@ pub const REQUIRED_FUNCTIONS: &[(&str, i32)] = &[
     ("pg_int8", 3),
     ("pg_random", 0),
     ("pg_numeric", -1),
+    ("pg_jsonb_concat", 2),
+    ("pg_jsonb_text", 1),
+    ("pg_json_layout", 2),
+    ("pg_unsupported", 1),
     ("pg_float4", 3),
     ("pg_float8", 3),
     ("pg_substr", 3),

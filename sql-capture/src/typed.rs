@@ -315,6 +315,9 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
             .into_iter()
             .map(|a| infer_expr(a, scope).and_then(|c| c.ty))
             .collect();
+        if let Expr::Function(f) = e {
+            crate::json::builder_args(f, &types);
+        }
         if let Some(n) = numeric::function(e, &types) {
             *e = n;
         }
@@ -335,6 +338,10 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
     }
     if let Some(checked) = checked_float_op(left, op, right, l, r) {
         *e = checked;
+        return;
+    }
+    if let Some(j) = crate::json::binary(left, op, right, l, r) {
+        *e = j;
         return;
     }
     if let Some(n) = numeric::binary(left, op, right, l, r) {
@@ -465,6 +472,7 @@ fn resolve_literal(lit: &mut Expr, lit_ty: &mut Option<PgType>, other: Option<Pg
                 | PgType::Timestamp
                 | PgType::Timestamptz
                 | PgType::Uuid
+                | PgType::Jsonb
         );
     if !resolvable {
         return;

@@ -96,6 +96,43 @@ fn float_op(op: &[u8], a: f64, b: f64, single: bool) -> Result<Value, (&'static 
     })
 }
 
+/// Compact JSON with its top level laid out as PostgreSQL's json builders write it:
+/// `", "` between elements and `colon` (`" : "` for objects) between key and value.
+fn json_layout(json: &str, colon: &str) -> String {
+    let mut out = String::with_capacity(json.len() + 16);
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                depth += 1;
+                out.push(c);
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                out.push(c);
+            }
+            ',' if depth == 1 => out.push_str(", "),
+            ':' if depth == 1 && !colon.is_empty() => out.push_str(colon),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// PostgreSQL's substring by character positions: the characters from `start` (1-based)
 /// for `len`, where positions before the first character count but yield nothing.
 fn pg_substr(text: &str, start: i64, len: Option<i64>) -> String {
@@ -312,6 +349,32 @@ pub(super) fn register(
         Err(rusqlite::Error::UserFunctionError(
             "[0A000] pg_typeof of an expression whose type mdbc does not infer is not supported"
                 .into(),
+        ))
+    })?;
+    conn.create_scalar_function("pg_jsonb_concat", 2, det, |ctx| {
+        let (Some(a), Some(b)) = (ctx.get::<Option<String>>(0)?, ctx.get::<Option<String>>(1)?)
+        else {
+            return Ok(None);
+        };
+        values::jsonb_concat(&a, &b).map(Some).map_err(user_err)
+    })?;
+    conn.create_scalar_function("pg_json_layout", 2, det, |ctx| {
+        let Some(json) = ctx.get::<Option<String>>(0)? else {
+            return Ok(None);
+        };
+        let colon: String = ctx.get(1)?;
+        Ok(Some(json_layout(&json, &colon)))
+    })?;
+    conn.create_scalar_function("pg_jsonb_text", 1, det, |ctx| {
+        Ok(ctx
+            .get::<Option<String>>(0)?
+            .and_then(|j| values::jsonb_field_text(&j)))
+    })?;
+    // A construct translation can only refuse when it runs (its name in the argument).
+    conn.create_scalar_function("pg_unsupported", 1, det, |ctx| -> rusqlite::Result<i64> {
+        let what: String = ctx.get(0)?;
+        Err(rusqlite::Error::UserFunctionError(
+            format!("[0A000] {what} is not supported by mdbc").into(),
         ))
     })?;
     register_catalog_functions(conn, &ident.user, &ident.database)?;

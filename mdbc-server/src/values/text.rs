@@ -580,6 +580,46 @@ pub fn encode_text(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMut)
 }
 
 /// A jsonb value as PostgreSQL prints it (what is not JSON is shown as it is).
+/// `a || b` on jsonb, as PostgreSQL joins them: two objects merge (the right one's keys
+/// win), two arrays concatenate, an array and anything else append or prepend it, two
+/// non-arrays become a two-element array. The result in jsonb's text form.
+pub fn jsonb_concat(a: &str, b: &str) -> VResult<String> {
+    use serde_json::Value as J;
+    let parse = |s: &str| serde_json::from_str::<J>(s).map_err(|_| invalid(PgType::Jsonb, s));
+    let (a, b) = (parse(a)?, parse(b)?);
+    let out = match (a, b) {
+        (J::Object(mut x), J::Object(y)) => {
+            x.extend(y);
+            J::Object(x)
+        }
+        (J::Array(mut x), J::Array(y)) => {
+            x.extend(y);
+            J::Array(x)
+        }
+        (J::Array(mut x), y) => {
+            x.push(y);
+            J::Array(x)
+        }
+        (x, J::Array(mut y)) => {
+            y.insert(0, x);
+            J::Array(y)
+        }
+        (x, y) => J::Array(vec![x, y]),
+    };
+    Ok(jsonb_text(&out))
+}
+
+/// `jsonb ->> key` from the value `->` found: a string's contents, NULL for JSON null,
+/// anything else in jsonb's text form.
+pub fn jsonb_field_text(json: &str) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Null) => None,
+        Ok(serde_json::Value::String(s)) => Some(s),
+        Ok(v) => Some(jsonb_text(&v)),
+        Err(_) => Some(json.to_string()),
+    }
+}
+
 pub(super) fn jsonb_out(b: &[u8]) -> std::borrow::Cow<'_, str> {
     match serde_json::from_slice::<serde_json::Value>(b) {
         Ok(v) => jsonb_text(&v).into(),

@@ -481,7 +481,8 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 "pg_int4" => of(Int4),
                 "pg_int8" => of(Int8),
                 "pg_float4" => of(Float4),
-                "pg_typeof" => of(Text),
+                "pg_typeof" | "pg_jsonb_text" => of(Text),
+                "pg_jsonb_concat" => of(Jsonb),
                 "pg_float8" => of(Float8),
                 // Exact numeric operations (numeric.rs): the operation names the type.
                 "pg_numeric" => match args.first() {

@@ -699,8 +699,24 @@ fn rewrite_function(expr: &mut Expr) -> Result<()> {
         // Arrays and JSON objects are built by SQLite's JSON functions.
         "array_agg" | "json_agg" | "jsonb_agg" => rename(f, "json_group_array"),
         "json_object_agg" | "jsonb_object_agg" => rename(f, "json_group_object"),
-        "json_build_object" | "jsonb_build_object" => rename(f, "json_object"),
-        "json_build_array" | "jsonb_build_array" => rename(f, "json_array"),
+        "jsonb_build_object" => rename(f, "json_object"),
+        "jsonb_build_array" => rename(f, "json_array"),
+        // json (not jsonb) keeps the layout its builder wrote: `{"a" : 1, "b" : 2}`,
+        // `[1, 2]` at the top level, where SQLite writes them compact.
+        "json_build_object" | "json_build_array" => {
+            let object = name == "json_build_object";
+            rename(f, if object { "json_object" } else { "json_array" });
+            let built = std::mem::replace(expr, Expr::value(Value::Null));
+            *expr = call(
+                "pg_json_layout",
+                vec![
+                    built,
+                    Expr::value(Value::SingleQuotedString(
+                        if object { " : " } else { "" }.into(),
+                    )),
+                ],
+            );
+        }
         "cardinality" => rename(f, "json_array_length"),
         // Booleans are 0/1: all true is the minimum, any true the maximum.
         "bool_and" | "every" => rename(f, "min"),
