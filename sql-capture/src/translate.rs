@@ -1,7 +1,8 @@
 //! Classifying a parsed statement and planning how SQLite runs it.
 
 use sqlparser::ast::{
-    CopyOption, CopySource, CopyTarget, Expr, FromTable, Set, Statement, TableFactor, Value,
+    CopyOption, CopySource, CopyTarget, Expr, FromTable, Query, Set, SetExpr, Statement,
+    TableFactor, Value,
 };
 
 use crate::ast::{object_name_to_table, quote_ident};
@@ -78,6 +79,13 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
             ..
         } => plan_copy(source, *to, target, options, legacy_options, catalog),
         Statement::Query(q) => {
+            // `WITH … INSERT/UPDATE/DELETE` (and data-modifying statements anywhere in a
+            // query): planned as a query they would return nothing and change nothing.
+            if has_data_modifying(q) {
+                return Err(Error::Unsupported(
+                    "INSERT, UPDATE or DELETE inside WITH or a query".into(),
+                ));
+            }
             let mut q = q.clone();
             let for_update = !q.locks.is_empty();
             q.locks.clear();
@@ -311,6 +319,23 @@ fn sql_plan(
         literals: 0,
         temporary: None,
     }))
+}
+
+fn has_data_modifying(q: &Query) -> bool {
+    fn set_expr(s: &SetExpr) -> bool {
+        match s {
+            SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_) => {
+                true
+            }
+            SetExpr::Query(q) => has_data_modifying(q),
+            SetExpr::SetOperation { left, right, .. } => set_expr(left) || set_expr(right),
+            _ => false,
+        }
+    }
+    set_expr(&q.body)
+        || q.with
+            .as_ref()
+            .is_some_and(|w| w.cte_tables.iter().any(|c| has_data_modifying(&c.query)))
 }
 
 /// The tables (of the catalog) a query names, sorted and without repeats.

@@ -52,6 +52,7 @@ impl VisitorMut for Rewriter {
     }
 
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<Error> {
+        materialize_volatile_ctes(q);
         if let Err(e) = crate::distinct_on::rewrite(q) {
             return ControlFlow::Break(e);
         }
@@ -95,6 +96,43 @@ impl VisitorMut for Rewriter {
                 ControlFlow::Continue(())
             }
             Err(e) => ControlFlow::Break(e),
+        }
+    }
+}
+
+/// PostgreSQL evaluates a CTE once however often it is read (unless it is inlined, which
+/// it never is with a volatile function); SQLite runs it again at each reference, so
+/// `WITH q AS (SELECT random()) … q … UNION … q …` would see two different draws. A CTE
+/// calling a volatile function is therefore materialized explicitly.
+fn materialize_volatile_ctes(q: &mut Query) {
+    let Some(with) = q.with.as_mut() else {
+        return;
+    };
+    for cte in &mut with.cte_tables {
+        if cte.materialized.is_some() {
+            continue;
+        }
+        let volatile = sqlparser::ast::visit_expressions(&cte.query, |e| match e {
+            Expr::Function(f)
+                if matches!(
+                    function_name(f).as_str(),
+                    "random"
+                        | "gen_random_uuid"
+                        | "uuid_generate_v4"
+                        | "nextval"
+                        | "clock_timestamp"
+                        | "timeofday"
+                        | "setseed"
+                        | "pg_sleep"
+                ) =>
+            {
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        })
+        .is_break();
+        if volatile {
+            cte.materialized = Some(sqlparser::ast::CteAsMaterialized::Materialized);
         }
     }
 }
@@ -178,6 +216,10 @@ fn strength(e: &Expr) -> u8 {
 }
 
 fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
+    // SQLite takes an alias without AS in FROM but not in UPDATE or DELETE.
+    if let TableFactor::Table { alias: Some(a), .. } = tf {
+        a.explicit = true;
+    }
     match tf {
         TableFactor::Table {
             name,
@@ -888,7 +930,7 @@ mod tests {
             "select c.relname from pg_catalog.pg_class c \
              where c.relname OPERATOR(pg_catalog.~) '^(t)$' COLLATE pg_catalog.default",
         );
-        assert!(s.contains("FROM pg_class c"), "{s}");
+        assert!(s.contains("FROM pg_class AS c"), "{s}");
         assert!(s.contains("pg_regex(c.relname, '^(t)$', '')"), "{s}");
         assert!(!s.contains("COLLATE") && !s.contains("OPERATOR"), "{s}");
         assert!(sqlite("select 1 where 'a' operator(pg_catalog.!~) 'b'").contains("NOT pg_regex"));
