@@ -149,14 +149,14 @@ pub(crate) fn function(e: &mut Expr, types: &[Option<PgType>]) -> Option<Expr> {
         }
         _ if !plain => None,
         "abs" | "sign" | "sqrt" | "ceil" | "ceiling" | "floor" | "round" | "trunc" | "scale"
-        | "exp" | "ln" | "log" | "log10" | "cbrt" | "factorial" | "trim_scale" | "min_scale"
+        | "exp" | "ln" | "log10" | "cbrt" | "factorial" | "trim_scale" | "min_scale"
         | "width_bucket"
             if first == Some(PgType::Numeric)
                 || (matches!(name.as_str(), "round" | "trunc") && types.len() == 2) =>
         {
             Some(numeric_call(&name, f))
         }
-        "mod" | "power" | "pow" | "gcd" | "lcm" | "greatest" | "least" if any_numeric => {
+        "mod" | "power" | "pow" | "log" | "gcd" | "lcm" | "greatest" | "least" if any_numeric => {
             Some(numeric_call(&name, f))
         }
         "div" => Some(numeric_call(&name, f)),

@@ -27,6 +27,18 @@ pub enum NumericError {
     /// `sqrt` of a negative number.
     #[error("cannot take square root of a negative number")]
     NegativeSqrt,
+    /// `ln` or `log` of zero.
+    #[error("cannot take logarithm of zero")]
+    LogZero,
+    /// `ln` or `log` of a negative number.
+    #[error("cannot take logarithm of a negative number")]
+    LogNegative,
+    /// `0 ^ negative`.
+    #[error("zero raised to a negative power is undefined")]
+    ZeroNegativePower,
+    /// `negative ^ non-integer`.
+    #[error("a negative number raised to a non-integer power yields a complex result")]
+    ComplexPower,
     /// A numeric function mdbc does not compute exactly (its name).
     #[error("{0}(numeric) is not supported by mdbc")]
     Unsupported(String),
@@ -43,7 +55,10 @@ impl NumericError {
             | NumericError::IntegerRange(_) => "22003",
             NumericError::DivisionByZero => "22012",
             NumericError::NotInteger(..) | NumericError::Unsupported(_) => "0A000",
-            NumericError::NegativeSqrt => "2201F",
+            NumericError::NegativeSqrt
+            | NumericError::ZeroNegativePower
+            | NumericError::ComplexPower => "2201F",
+            NumericError::LogZero | NumericError::LogNegative => "2201E",
         }
     }
 }

@@ -15,6 +15,7 @@
 mod arith;
 mod error;
 pub mod sql;
+mod transcendental;
 
 use std::cmp::Ordering;
 

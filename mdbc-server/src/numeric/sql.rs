@@ -94,6 +94,16 @@ fn call(ctx: &Context<'_>) -> Result<Value, NumericError> {
         "/" => binary(Numeric::div),
         "%" | "mod" => binary(Numeric::rem),
         "div" => binary(Numeric::div_trunc),
+        "power" => binary(Numeric::power),
+        "exp" => unary(a.exp()?),
+        "ln" => unary(a.ln()?),
+        // log(x) is log(10, x); log(b, x) takes the base first.
+        "log" | "log10" => match arg(2)? {
+            Some(x) if op == "log" => Ok(Value::Text(x.log(&a)?.to_string())),
+            Some(_) => Ok(Value::Null),
+            None if ctx.len() > 2 => Ok(Value::Null),
+            None => unary(a.log(&Numeric::from_i64(10))?),
+        },
         "neg" => unary(a.neg()),
         "abs" => unary(a.abs()),
         "sign" => unary(a.sign()),
