@@ -103,6 +103,17 @@ pub struct CopyPlan {
     pub header: bool,
     /// CSV quote character.
     pub quote: char,
+    /// `COPY (query) TO STDOUT`: the query, translated (the table is then empty).
+    pub query: Option<CopyQuery>,
+}
+
+/// The query of `COPY (query) TO STDOUT`.
+#[derive(Debug, Clone)]
+pub struct CopyQuery {
+    /// The SQLite statement.
+    pub sql: String,
+    /// Its result columns: names and inferred types.
+    pub columns: Vec<(String, ResultColumn)>,
 }
 
 /// A value given to SET.

@@ -13,7 +13,7 @@ use crate::introspect::{empty::empty_result, reg::reg_in_select_list};
 use crate::literals::{self, Literals};
 use crate::naming::{apply_column_names, pg_column_names};
 use crate::plan::{
-    Command, CommandTag, CopyFormat, CopyPlan, ResultColumn, SetValue, SqlPlan, StmtKind,
+    Command, CommandTag, CopyFormat, CopyPlan, CopyQuery, ResultColumn, SetValue, SqlPlan, StmtKind,
 };
 use crate::rewrite::{self, dml};
 use crate::split::Parsed;
@@ -77,7 +77,38 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
             options,
             legacy_options,
             ..
-        } => plan_copy(source, *to, target, options, legacy_options, catalog),
+        } => {
+            // `COPY (query) TO STDOUT`: the query planned as any other.
+            let query = match source {
+                CopySource::Query(q) if *to => {
+                    let parsed = Parsed::Statement(Box::new(Statement::Query(q.clone())));
+                    match plan_with(&parsed, catalog, None)? {
+                        Command::Sql(p) if p.param_types.is_empty() => {
+                            let names = crate::naming::result_names(&q.body).unwrap_or_default();
+                            let sql = p.sql.last().cloned().unwrap_or_default();
+                            let columns = p
+                                .columns
+                                .iter()
+                                .enumerate()
+                                .map(|(i, c)| {
+                                    let name =
+                                        names.get(i).cloned().unwrap_or_else(|| "?column?".into());
+                                    (name, *c)
+                                })
+                                .collect();
+                            Some(CopyQuery { sql, columns })
+                        }
+                        _ => {
+                            return Err(Error::Unsupported(
+                                "COPY (query) with parameters or a query of this kind".into(),
+                            ))
+                        }
+                    }
+                }
+                _ => None,
+            };
+            plan_copy(source, *to, target, options, legacy_options, catalog, query)
+        }
         Statement::Query(q) => {
             // `WITH … INSERT/UPDATE/DELETE` (and data-modifying statements anywhere in a
             // query): planned as a query they would return nothing and change nothing.
@@ -420,6 +451,7 @@ fn plan_copy(
     options: &[CopyOption],
     legacy: &[sqlparser::ast::CopyLegacyOption],
     catalog: &Catalog,
+    query: Option<CopyQuery>,
 ) -> Result<Command> {
     let (table, columns) = match source {
         CopySource::Table {
@@ -429,7 +461,8 @@ fn plan_copy(
             object_name_to_table(table_name),
             columns.iter().map(|c| c.value.clone()).collect::<Vec<_>>(),
         ),
-        CopySource::Query(_) => return Err(Error::Unsupported("COPY (query)".into())),
+        CopySource::Query(_) if query.is_some() => (String::new(), Vec::new()),
+        CopySource::Query(_) => return Err(Error::Unsupported("COPY (query) FROM".into())),
     };
     match (to, target) {
         (false, CopyTarget::Stdin) | (true, CopyTarget::Stdout) => {}
@@ -439,12 +472,14 @@ fn plan_copy(
             ))
         }
     }
-    let Some(def) = catalog.table(&table) else {
-        return Err(Error::UndefinedTable(table));
-    };
-    for c in &columns {
-        if def.column(c).is_none() {
-            return Err(Error::UndefinedColumn(c.clone()));
+    if query.is_none() {
+        let Some(def) = catalog.table(&table) else {
+            return Err(Error::UndefinedTable(table));
+        };
+        for c in &columns {
+            if def.column(c).is_none() {
+                return Err(Error::UndefinedColumn(c.clone()));
+            }
         }
     }
     let mut plan = CopyPlan {
@@ -456,6 +491,7 @@ fn plan_copy(
         null: "\\N".into(),
         header: false,
         quote: '"',
+        query,
     };
     let mut delimiter = None;
     let mut null = None;

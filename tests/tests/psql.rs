@@ -1,4 +1,5 @@
-//! psql against a real mdbc-server: DDL, DML, transactions, savepoints, COPY and errors
+//! psql against a real mdbc-server: DDL, DML, transactions, savepoints, COPY (also of a
+//! query) and errors
 //! with their SQLSTATEs (issue 2). Expected output is what PostgreSQL 15 prints for the same
 //! script with `-A -t` and `VERBOSITY sqlstate`.
 
@@ -42,6 +43,8 @@ grape	4.5	2
 melon	\N	3
 \.
 select name, price, qty from items where name in ('grape', 'melon') order by id;
+copy (select name, price, qty * 2 as q from items where name in ('grape', 'melon') order by name) to stdout with (format csv, header);
+copy (select 1.5 + 1, null::text, E'a\tb', true) to stdout;
 select x, x * 2 from generate_series(1, 3) as x;
 truncate items;
 select count(*) from items;
@@ -77,6 +80,10 @@ plum
 ERROR:  23505
 grape|4.50|2
 melon||3
+name,price,q
+grape,4.50,4
+melon,,6
+2.5\t\\N\ta\\tb\tt
 1|2
 2|4
 3|6

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
-use sql_capture::{quote_ident, Catalog, ColumnInfo, CopyFormat, CopyPlan, TableDef};
+use sql_capture::{quote_ident, Catalog, ColumnInfo, CopyFormat, CopyPlan, PgType, TableDef};
 
 use super::outcome::Outcome;
 use crate::errors::SqlError;
@@ -391,12 +391,28 @@ pub fn copy_out(
     plan: &CopyPlan,
     catalog: &Catalog,
 ) -> Result<Outcome, SqlError> {
-    let (_, columns) = columns_of(plan, catalog)?;
-    let sql = format!(
-        "SELECT {} FROM {}",
-        column_list(&columns),
-        quote_ident(&plan.table)
-    );
+    let (columns, sql) = match &plan.query {
+        // COPY (query): its columns typed as translation inferred them (text otherwise).
+        Some(q) => (
+            q.columns
+                .iter()
+                .map(|(name, c)| ColumnInfo {
+                    typmod: c.typmod,
+                    ..ColumnInfo::plain(name, c.ty.unwrap_or(PgType::Text))
+                })
+                .collect(),
+            q.sql.clone(),
+        ),
+        None => {
+            let (_, columns) = columns_of(plan, catalog)?;
+            let sql = format!(
+                "SELECT {} FROM {}",
+                column_list(&columns),
+                quote_ident(&plan.table)
+            );
+            (columns, sql)
+        }
+    };
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.raw_query();
     let mut data = Vec::new();
@@ -443,6 +459,7 @@ mod tests {
             },
             header: false,
             quote: '"',
+            query: None,
         }
     }
 
