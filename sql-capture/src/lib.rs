@@ -70,6 +70,8 @@ pub const REQUIRED_FUNCTIONS: &[(&str, i32)] = &[
     ("pg_coerce", 3),
     ("pg_now", 0),
     ("pg_current_date", 0),
+    ("pg_statement_timestamp", 0),
+    ("pg_clock_timestamp", 0),
     ("pg_nextval", 1),
     ("pg_regex", 3),
     ("pg_int2", 3),

@@ -12,6 +12,7 @@
 //! the session asks replication through the three doors of its
 //! [`ReplTxn`](crate::replication::ReplTxn) and nothing else.
 
+mod clock;
 pub mod copy;
 pub mod encode;
 pub mod outcome;
@@ -32,6 +33,7 @@ use crate::kept_read::KeptRead;
 use crate::replication::txn::{self, Situation};
 use crate::replication::{ReplTxn, Replication};
 use crate::store::{SessionIdent, Store, WriteGuard};
+use clock::Clock;
 use copy::CopyIn;
 use encode::{decode_param, result_columns, tag_text, RowEncoder};
 pub use outcome::{Column, Outcome, TxStatus};
@@ -73,6 +75,7 @@ pub struct Session {
     kept: KeptRead,
     local_catalog: Option<Arc<Catalog>>,
     temp: TempObjects,
+    clock: Clock,
     settings: Settings,
     queries: QueryCache,
     copy: Option<CopyIn>,
@@ -109,6 +112,8 @@ impl Session {
             r.register_functions(&conn)?;
         }
         settings.register(&conn)?;
+        let clock = Clock::new();
+        clock.register(&conn)?;
         Ok(Session {
             repl: repl.map(|r| ReplTxn::new(r, store.clone())),
             seen_catalog: 0,
@@ -120,6 +125,7 @@ impl Session {
             kept: KeptRead::default(),
             local_catalog: None,
             temp: TempObjects::default(),
+            clock,
             settings,
             queries: QueryCache::default(),
             copy: None,
@@ -232,6 +238,7 @@ impl Session {
             Some(c) => Ok(Some(c)),
             None => self.plan(p),
         };
+        self.clock.statement_starts(self.status == TxStatus::Idle);
         let cmd = match planned {
             Ok(Some(c)) => c,
             Ok(None) => return Ok(Outcome::done("")),

@@ -171,6 +171,17 @@ pub(super) fn register(
     crate::numeric::sql::register(conn)?;
     conn.create_scalar_function("pg_now", 0, volatile, |_| Ok(values::now_text()))?;
     conn.create_scalar_function("pg_current_date", 0, volatile, |_| Ok(values::today_text()))?;
+    // A session replaces pg_now and pg_current_date with its transaction's time and these
+    // with its statement's (session/clock.rs).
+    conn.create_scalar_function("pg_statement_timestamp", 0, volatile, |_| {
+        Ok(values::now_text())
+    })?;
+    conn.create_scalar_function(
+        "pg_clock_timestamp",
+        0,
+        volatile,
+        |_| Ok(values::now_text()),
+    )?;
     conn.create_scalar_function("pg_random", 0, volatile, |_| Ok(rand::random::<f64>()))?;
     // Integer arithmetic as PostgreSQL does it (sql_capture's typed rewrites emit these).
     for (name, width) in [("pg_int2", 16), ("pg_int4", 32), ("pg_int8", 64)] {

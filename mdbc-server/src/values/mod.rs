@@ -42,8 +42,8 @@ pub use error::ValueError;
 use error::{invalid, out_of_range, VResult};
 use text::{check_int_range, numeric_from_text, numeric_value};
 pub use text::{
-    format_float, format_timestamptz, jsonb_concat, jsonb_field_text, now_text, today_text,
-    Interval,
+    format_date, format_float, format_timestamptz, jsonb_concat, jsonb_field_text, now_text,
+    today_text, Interval,
 };
 
 /// Parses PostgreSQL input text for a column of type `ty` into what SQLite stores.

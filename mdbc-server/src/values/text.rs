@@ -324,7 +324,8 @@ fn split_zone(s: &str) -> Option<(&str, Option<i32>)> {
     Some((s, None))
 }
 
-pub(super) fn format_date(d: NaiveDate) -> String {
+/// A date as stored (and shown): `YYYY-MM-DD`.
+pub fn format_date(d: NaiveDate) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
 }
 

@@ -721,12 +721,12 @@ fn rewrite_function(expr: &mut Expr) -> Result<()> {
         f.name = ObjectName::from(vec![Ident::new(name.clone())]);
     }
     match name.as_str() {
-        "now"
-        | "current_timestamp"
-        | "localtimestamp"
-        | "transaction_timestamp"
-        | "statement_timestamp"
-        | "clock_timestamp" => *expr = call("pg_now", vec![]),
+        // The transaction's start, the statement's, and the wall clock.
+        "now" | "current_timestamp" | "localtimestamp" | "transaction_timestamp" => {
+            *expr = call("pg_now", vec![])
+        }
+        "statement_timestamp" => *expr = call("pg_statement_timestamp", vec![]),
+        "clock_timestamp" => *expr = call("pg_clock_timestamp", vec![]),
         "current_date" => *expr = call("pg_current_date", vec![]),
         "current_user" | "session_user" | "user" | "current_role" => {
             *expr = call("current_user", vec![])

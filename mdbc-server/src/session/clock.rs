@@ -1,0 +1,67 @@
+//! The times a session's statements see, as PostgreSQL defines them: `now()`,
+//! `current_timestamp`, `transaction_timestamp()` and `current_date` are the start of the
+//! transaction (the same value for every call inside it), `statement_timestamp()` the start
+//! of the statement, `clock_timestamp()` the wall clock at each call. SQLite functions on
+//! the session's connection read them (the store registers wall-clock versions for
+//! connections without a session).
+
+use std::sync::{Arc, Mutex};
+
+use chrono::NaiveDateTime;
+use rusqlite::functions::FunctionFlags;
+use rusqlite::Connection;
+
+use crate::values;
+
+#[derive(Clone, Copy)]
+struct Times {
+    transaction: NaiveDateTime,
+    statement: NaiveDateTime,
+}
+
+/// A session's transaction and statement start times.
+#[derive(Clone)]
+pub(super) struct Clock(Arc<Mutex<Times>>);
+
+impl Clock {
+    pub(super) fn new() -> Clock {
+        let now = chrono::Utc::now().naive_utc();
+        Clock(Arc::new(Mutex::new(Times {
+            transaction: now,
+            statement: now,
+        })))
+    }
+
+    fn times(&self) -> Times {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A statement starts; outside a transaction block it starts a transaction too.
+    pub(super) fn statement_starts(&self, new_transaction: bool) {
+        let now = chrono::Utc::now().naive_utc();
+        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        t.statement = now;
+        if new_transaction {
+            t.transaction = now;
+        }
+    }
+
+    /// Registers `pg_now`, `pg_current_date`, `pg_statement_timestamp` and
+    /// `pg_clock_timestamp` on the session's connection, reading this clock.
+    pub(super) fn register(&self, conn: &Connection) -> rusqlite::Result<()> {
+        let flags = FunctionFlags::SQLITE_UTF8;
+        let c = self.clone();
+        conn.create_scalar_function("pg_now", 0, flags, move |_| {
+            Ok(values::format_timestamptz(c.times().transaction))
+        })?;
+        let c = self.clone();
+        conn.create_scalar_function("pg_current_date", 0, flags, move |_| {
+            Ok(values::format_date(c.times().transaction.date()))
+        })?;
+        let c = self.clone();
+        conn.create_scalar_function("pg_statement_timestamp", 0, flags, move |_| {
+            Ok(values::format_timestamptz(c.times().statement))
+        })?;
+        conn.create_scalar_function("pg_clock_timestamp", 0, flags, |_| Ok(values::now_text()))
+    }
+}
