@@ -29,5 +29,6 @@ pub mod server;
 pub mod session;
 pub mod sqlfuncs;
 pub mod store;
+pub mod text_funcs;
 pub mod values;
 pub mod wire;

@@ -390,6 +390,7 @@ pub(super) fn register(
     })?;
     register_catalog_functions(conn, &ident.user, &ident.database)?;
     crate::sqlfuncs::register(conn)?;
+    crate::text_funcs::register(conn)?;
     let pid = ident.pid;
     conn.create_scalar_function("pg_backend_pid", 0, det, move |_| Ok(pid))?;
     // PostgreSQL's greatest/least skip NULLs; SQLite's max/min of several values do not.

@@ -483,6 +483,9 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 "pg_float4" => of(Float4),
                 "pg_typeof" | "pg_jsonb_text" => of(Text),
                 "pg_jsonb_concat" => of(Jsonb),
+                "regexp_replace" | "encode" => of(Text),
+                "regexp_match" | "string_to_array" => of(TextArray),
+                "decode" => of(Bytea),
                 "pg_float8" => of(Float8),
                 // Exact numeric operations (numeric.rs): the operation names the type.
                 "pg_numeric" => match args.first() {

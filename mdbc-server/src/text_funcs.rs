@@ -1,0 +1,265 @@
+//! PostgreSQL's text functions that SQLite lacks or has with other semantics:
+//! `regexp_replace`, `regexp_match`, `string_to_array`, `encode`, `decode`. Arrays are
+//! JSON arrays in SQLite (values/arrays.rs prints them as PostgreSQL's `{…}`); bytea values
+//! are blobs.
+
+use base64::Engine as _;
+use rusqlite::functions::{Context, FunctionFlags};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::Connection;
+
+fn fail(code: &str, message: impl std::fmt::Display) -> rusqlite::Error {
+    // The SQLSTATE travels in the message; errors.rs takes it back out.
+    rusqlite::Error::UserFunctionError(format!("[{code}] {message}").into())
+}
+
+/// Argument `i` as text, None for NULL.
+fn text_arg(ctx: &Context<'_>, i: usize) -> rusqlite::Result<Option<String>> {
+    Ok(match ctx.get_raw(i) {
+        ValueRef::Null => None,
+        ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Integer(v) => Some(v.to_string()),
+        ValueRef::Real(f) => Some(crate::values::format_float(f)),
+    })
+}
+
+/// A pattern with PostgreSQL's flags (`i` case-insensitive, `g` every match; others
+/// refused), compiled once per statement.
+fn pattern(pat: &str, flags: &str) -> rusqlite::Result<(regex::Regex, bool)> {
+    let mut global = false;
+    let mut builder = regex::RegexBuilder::new(pat);
+    for f in flags.chars() {
+        match f {
+            'g' => global = true,
+            'i' => {
+                builder.case_insensitive(true);
+            }
+            'c' => {
+                builder.case_insensitive(false);
+            }
+            other => {
+                return Err(fail(
+                    "22023",
+                    format!("invalid regular expression option: \"{other}\""),
+                ))
+            }
+        }
+    }
+    let re = builder
+        .build()
+        .map_err(|e| fail("2201B", format!("invalid regular expression: {e}")))?;
+    Ok((re, global))
+}
+
+/// PostgreSQL's replacement text (`\1`…`\9` for groups, `\&` for the match, `\\` for a
+/// backslash) in the regex crate's syntax.
+fn replacement(r: &str) -> String {
+    let mut out = String::with_capacity(r.len());
+    let mut chars = r.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.peek().copied() {
+                Some(d @ '1'..='9') => {
+                    chars.next();
+                    out.push_str(&format!("${{{d}}}"));
+                }
+                Some('&') => {
+                    chars.next();
+                    out.push_str("${0}");
+                }
+                Some('\\') => {
+                    chars.next();
+                    out.push('\\');
+                }
+                _ => out.push('\\'),
+            },
+            '$' => out.push_str("$$"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Registers the functions on a connection.
+pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    for n in [3, 4] {
+        conn.create_scalar_function("regexp_replace", n, det, move |ctx| {
+            let (Some(s), Some(p), Some(r)) =
+                (text_arg(ctx, 0)?, text_arg(ctx, 1)?, text_arg(ctx, 2)?)
+            else {
+                return Ok(None);
+            };
+            let flags = if n == 4 {
+                match text_arg(ctx, 3)? {
+                    Some(f) => f,
+                    None => return Ok(None),
+                }
+            } else {
+                String::new()
+            };
+            let (re, global) = pattern(&p, &flags)?;
+            let rep = replacement(&r);
+            Ok(Some(if global {
+                re.replace_all(&s, rep.as_str()).into_owned()
+            } else {
+                re.replace(&s, rep.as_str()).into_owned()
+            }))
+        })?;
+    }
+    for n in [2, 3] {
+        conn.create_scalar_function("regexp_match", n, det, move |ctx| {
+            let (Some(s), Some(p)) = (text_arg(ctx, 0)?, text_arg(ctx, 1)?) else {
+                return Ok(None);
+            };
+            let flags = if n == 3 {
+                text_arg(ctx, 2)?.unwrap_or_default()
+            } else {
+                String::new()
+            };
+            if flags.contains('g') {
+                return Err(fail(
+                    "22023",
+                    "regexp_match() does not support the \"global\" option",
+                ));
+            }
+            let (re, _) = pattern(&p, &flags)?;
+            // The groups' texts (a group that did not take part is NULL), or the whole
+            // match for a pattern without groups; NULL when nothing matches.
+            Ok(re.captures(&s).map(|c| {
+                let items: Vec<serde_json::Value> = if c.len() > 1 {
+                    (1..c.len())
+                        .map(|i| {
+                            c.get(i).map_or(serde_json::Value::Null, |m| {
+                                serde_json::Value::String(m.as_str().into())
+                            })
+                        })
+                        .collect()
+                } else {
+                    vec![serde_json::Value::String(c[0].to_string())]
+                };
+                serde_json::Value::Array(items).to_string()
+            }))
+        })?;
+    }
+    for n in [2, 3] {
+        conn.create_scalar_function("string_to_array", n, det, move |ctx| {
+            let Some(s) = text_arg(ctx, 0)? else {
+                return Ok(None);
+            };
+            let delim = text_arg(ctx, 1)?;
+            let null = if n == 3 { text_arg(ctx, 2)? } else { None };
+            let parts: Vec<String> = match delim.as_deref() {
+                _ if s.is_empty() => Vec::new(),
+                None => s.chars().map(String::from).collect(),
+                Some("") => vec![s.clone()],
+                Some(d) => s.split(d).map(String::from).collect(),
+            };
+            let items: Vec<serde_json::Value> = parts
+                .into_iter()
+                .map(|p| {
+                    if null.as_deref() == Some(p.as_str()) {
+                        serde_json::Value::Null
+                    } else {
+                        serde_json::Value::String(p)
+                    }
+                })
+                .collect();
+            Ok(Some(serde_json::Value::Array(items).to_string()))
+        })?;
+    }
+    conn.create_scalar_function("encode", 2, det, |ctx| {
+        let bytes: Vec<u8> = match ctx.get_raw(0) {
+            ValueRef::Null => return Ok(None),
+            ValueRef::Blob(b) | ValueRef::Text(b) => b.to_vec(),
+            other => text_of(other).into_bytes(),
+        };
+        let Some(format) = text_arg(ctx, 1)? else {
+            return Ok(None);
+        };
+        Ok(Some(match format.to_ascii_lowercase().as_str() {
+            "hex" => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            "base64" => base64::engine::general_purpose::STANDARD.encode(&bytes),
+            // Zero bytes and bytes with the high bit set as octal escapes, backslashes
+            // doubled, everything else as it is.
+            "escape" => bytes
+                .iter()
+                .map(|&b| match b {
+                    b'\\' => "\\\\".to_string(),
+                    0 | 0x80..=0xff => format!("\\{b:03o}"),
+                    _ => (b as char).to_string(),
+                })
+                .collect(),
+            other => return Err(fail("22023", format!("unrecognized encoding: \"{other}\""))),
+        }))
+    })?;
+    conn.create_scalar_function("decode", 2, det, |ctx| {
+        let (Some(s), Some(format)) = (text_arg(ctx, 0)?, text_arg(ctx, 1)?) else {
+            return Ok(Value::Null);
+        };
+        let bad = |what: &str| fail("22023", format!("invalid {what} data"));
+        let bytes =
+            match format.to_ascii_lowercase().as_str() {
+                "hex" => {
+                    let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+                    if !digits.len().is_multiple_of(2) {
+                        return Err(fail(
+                            "22023",
+                            "invalid hexadecimal data: odd number of digits",
+                        ));
+                    }
+                    digits
+                        .chunks(2)
+                        .map(|p| {
+                            std::str::from_utf8(p)
+                                .ok()
+                                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                                .ok_or_else(|| bad("hexadecimal"))
+                        })
+                        .collect::<rusqlite::Result<Vec<u8>>>()?
+                }
+                "base64" => {
+                    let clean: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+                    base64::engine::general_purpose::STANDARD
+                        .decode(clean)
+                        .map_err(|_| bad("base64"))?
+                }
+                "escape" => {
+                    let b = s.as_bytes();
+                    let mut out = Vec::with_capacity(b.len());
+                    let mut i = 0;
+                    while i < b.len() {
+                        if b[i] != b'\\' {
+                            out.push(b[i]);
+                            i += 1;
+                        } else if b.get(i + 1) == Some(&b'\\') {
+                            out.push(b'\\');
+                            i += 2;
+                        } else {
+                            let oct = b.get(i + 1..i + 4).and_then(|o| {
+                                std::str::from_utf8(o)
+                                    .ok()
+                                    .and_then(|o| u8::from_str_radix(o, 8).ok())
+                            });
+                            out.push(oct.ok_or_else(|| {
+                                fail("22P02", "invalid input syntax for type bytea")
+                            })?);
+                            i += 4;
+                        }
+                    }
+                    out
+                }
+                other => return Err(fail("22023", format!("unrecognized encoding: \"{other}\""))),
+            };
+        Ok(Value::Blob(bytes))
+    })
+}
+
+fn text_of(v: ValueRef<'_>) -> String {
+    match v {
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => crate::values::format_float(f),
+        ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+        ValueRef::Null => String::new(),
+    }
+}
