@@ -4,8 +4,9 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
-    ObjectName, ObjectNamePart, Query, Value, ValueWithSpan, VisitMut, VisitorMut,
+    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, Value, ValueWithSpan, VisitMut,
+    VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -142,4 +143,59 @@ pub(crate) fn parse_expr(sql: &str) -> Result<Expr> {
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())
         .map_err(|e| Error::Syntax(e.to_string()))
+}
+
+/// The symbol of an arithmetic operator (`+ - * / %`), as the typed rewrites pass it to
+/// the server's checked functions.
+pub(crate) fn arith_symbol(op: &BinaryOperator) -> Option<&'static str> {
+    Some(match op {
+        BinaryOperator::Plus => "+",
+        BinaryOperator::Minus => "-",
+        BinaryOperator::Multiply => "*",
+        BinaryOperator::Divide => "/",
+        BinaryOperator::Modulo => "%",
+        _ => return None,
+    })
+}
+
+/// `name('symbol', left, right)`, taking both operands out of the tree.
+pub(crate) fn op_call(name: &str, symbol: &str, left: &mut Expr, right: &mut Expr) -> Expr {
+    let take = |e: &mut Expr| std::mem::replace(e, Expr::value(Value::Null));
+    call(
+        name,
+        vec![
+            Expr::value(Value::SingleQuotedString(symbol.into())),
+            take(left),
+            take(right),
+        ],
+    )
+}
+
+/// Whether `e` is a quoted literal (of unknown type in PostgreSQL until it meets another).
+pub(crate) fn is_quoted(e: &Expr) -> bool {
+    matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)))
+}
+
+/// `CASE WHEN b THEN yes WHEN NOT b THEN no END`: a boolean as two values, NULL staying
+/// NULL (SQLite's booleans are 0 and 1).
+pub(crate) fn bool_case(b: Expr, yes: Expr, no: Expr) -> Expr {
+    Expr::Case {
+        case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        operand: None,
+        conditions: vec![
+            sqlparser::ast::CaseWhen {
+                condition: b.clone(),
+                result: yes,
+            },
+            sqlparser::ast::CaseWhen {
+                condition: Expr::UnaryOp {
+                    op: sqlparser::ast::UnaryOperator::Not,
+                    expr: Box::new(b),
+                },
+                result: no,
+            },
+        ],
+        else_result: None,
+    }
 }

@@ -51,31 +51,10 @@ pub(crate) fn builder_args(f: &mut Function, types: &[Option<PgType>]) {
                 )],
             ),
             Some(PgType::Numeric | PgType::Json | PgType::Jsonb) => call("json", vec![take(e)]),
-            Some(PgType::Bool) => {
-                let b = take(e);
-                call(
-                    "json",
-                    vec![Expr::Case {
-                        case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-                        end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-                        operand: None,
-                        conditions: vec![
-                            sqlparser::ast::CaseWhen {
-                                condition: b.clone(),
-                                result: text("true"),
-                            },
-                            sqlparser::ast::CaseWhen {
-                                condition: Expr::UnaryOp {
-                                    op: sqlparser::ast::UnaryOperator::Not,
-                                    expr: Box::new(b),
-                                },
-                                result: text("false"),
-                            },
-                        ],
-                        else_result: None,
-                    }],
-                )
-            }
+            Some(PgType::Bool) => call(
+                "json",
+                vec![crate::ast::bool_case(take(e), text("true"), text("false"))],
+            ),
             _ => continue,
         };
     }
@@ -92,8 +71,7 @@ pub(crate) fn binary(
     r: Option<PgType>,
 ) -> Option<Expr> {
     let jsonb = |t: Option<PgType>| t == Some(PgType::Jsonb);
-    let quoted =
-        |e: &Expr| matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
+    let quoted = crate::ast::is_quoted;
     // jsonb || jsonb (a quoted literal beside jsonb is jsonb); text || jsonb stays text.
     let concat = (jsonb(l) && (jsonb(r) || quoted(right))) || (jsonb(r) && quoted(left));
     match op {

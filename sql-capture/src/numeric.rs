@@ -46,7 +46,7 @@ fn is_param(e: &Expr) -> bool {
 fn numeric_operands(l: Option<PgType>, r: Option<PgType>, left: &Expr, right: &Expr) -> bool {
     // A quoted literal is of unknown type in PostgreSQL: it takes the numeric's.
     let fits = |t: Option<PgType>, e: &Expr| match (t, e) {
-        (_, Expr::Value(v)) if matches!(v.value, Value::SingleQuotedString(_)) => true,
+        (_, e) if crate::ast::is_quoted(e) => true,
         (Some(t), _) => t == PgType::Numeric || t.is_integer(),
         (None, _) => is_param(e),
     };
@@ -64,12 +64,8 @@ pub(crate) fn binary(
     r: Option<PgType>,
 ) -> Option<Expr> {
     let symbol = match op {
-        BinaryOperator::Plus => "+",
-        BinaryOperator::Minus => "-",
-        BinaryOperator::Multiply => "*",
-        BinaryOperator::Divide => "/",
-        BinaryOperator::Modulo => "%",
         BinaryOperator::PGExp => "power",
+        op if crate::ast::arith_symbol(op).is_some() => crate::ast::arith_symbol(op)?,
         BinaryOperator::Eq
         | BinaryOperator::NotEq
         | BinaryOperator::Lt
@@ -101,10 +97,7 @@ pub(crate) fn binary(
     if !numeric_operands(l, r, left, right) {
         return None;
     }
-    Some(mark(call(
-        "pg_numeric",
-        vec![text(symbol), take(left), take(right)],
-    )))
+    Some(mark(crate::ast::op_call("pg_numeric", symbol, left, right)))
 }
 
 /// `-x` on a numeric.

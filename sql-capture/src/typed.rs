@@ -229,25 +229,11 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
         match (source, target.ty) {
             (Some(PgType::Bool), t) if t.is_string() => {
                 let b = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
-                **inner = Expr::Case {
-                    case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-                    end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-                    operand: None,
-                    conditions: vec![
-                        sqlparser::ast::CaseWhen {
-                            condition: b.clone(),
-                            result: Expr::value(Value::SingleQuotedString("true".into())),
-                        },
-                        sqlparser::ast::CaseWhen {
-                            condition: Expr::UnaryOp {
-                                op: UnaryOperator::Not,
-                                expr: Box::new(b),
-                            },
-                            result: Expr::value(Value::SingleQuotedString("false".into())),
-                        },
-                    ],
-                    else_result: None,
-                };
+                **inner = crate::ast::bool_case(
+                    b,
+                    Expr::value(Value::SingleQuotedString("true".into())),
+                    Expr::value(Value::SingleQuotedString("false".into())),
+                );
             }
             (Some(PgType::Numeric), t) if t.is_integer() => {
                 **inner = numeric::to_integer(inner, t);
@@ -502,14 +488,7 @@ fn checked_integer_op(
     l: Option<PgType>,
     r: Option<PgType>,
 ) -> Option<Expr> {
-    let symbol = match op {
-        BinaryOperator::Plus => "+",
-        BinaryOperator::Minus => "-",
-        BinaryOperator::Multiply => "*",
-        BinaryOperator::Divide => "/",
-        BinaryOperator::Modulo => "%",
-        _ => return None,
-    };
+    let symbol = crate::ast::arith_symbol(op)?;
     let is_param =
         |e: &Expr| matches!(e, Expr::Value(v) if matches!(v.value, Value::Placeholder(_)));
     let (l, r) = match (l, r) {
@@ -529,15 +508,7 @@ fn checked_integer_op(
         4 => "pg_int4",
         _ => "pg_int8",
     };
-    let take = |b: &mut Box<Expr>| std::mem::replace(b.as_mut(), Expr::value(Value::Null));
-    Some(call(
-        name,
-        vec![
-            Expr::value(Value::SingleQuotedString(symbol.into())),
-            take(left),
-            take(right),
-        ],
-    ))
+    Some(crate::ast::op_call(name, symbol, left, right))
 }
 
 /// `+ - * /` with a `real` or `double precision` operand, as PostgreSQL computes them: an
@@ -551,13 +522,8 @@ fn checked_float_op(
     l: Option<PgType>,
     r: Option<PgType>,
 ) -> Option<Expr> {
-    let symbol = match op {
-        BinaryOperator::Plus => "+",
-        BinaryOperator::Minus => "-",
-        BinaryOperator::Multiply => "*",
-        BinaryOperator::Divide => "/",
-        _ => return None,
-    };
+    // PostgreSQL has no `%` on floats.
+    let symbol = crate::ast::arith_symbol(op).filter(|s| *s != "%")?;
     let numeric = |t: PgType| {
         t.is_integer() || matches!(t, PgType::Numeric | PgType::Float4 | PgType::Float8)
     };
@@ -574,15 +540,7 @@ fn checked_float_op(
     } else {
         "pg_float8"
     };
-    let take = |b: &mut Box<Expr>| std::mem::replace(b.as_mut(), Expr::value(Value::Null));
-    Some(call(
-        name,
-        vec![
-            Expr::value(Value::SingleQuotedString(symbol.into())),
-            take(left),
-            take(right),
-        ],
-    ))
+    Some(crate::ast::op_call(name, symbol, left, right))
 }
 
 /// [`order_nulls_like_postgres`] for the queries inside an INSERT, UPDATE or DELETE (every

@@ -78,26 +78,13 @@ impl Numeric {
     /// Division, rounded half away from zero to the scale PostgreSQL chooses: at least 16
     /// significant digits and at least either operand's scale.
     pub fn div(&self, other: &Numeric) -> NResult {
-        use Numeric::*;
-        match (self, other) {
-            (NaN, _) | (_, NaN) => Ok(NaN),
-            (Inf(_), Inf(_)) => Ok(NaN),
-            (Inf(a), d) => match d.signum() {
-                0 => Err(NumericError::DivisionByZero),
-                s => Ok(Inf(*a != (s < 0))),
-            },
-            (Finite { .. }, Inf(_)) => Ok(Numeric::zero()),
-            (Finite { m: a, scale: sa }, Finite { m: b, scale: sb }) => {
-                if b.is_zero() {
-                    return Err(NumericError::DivisionByZero);
-                }
-                let rscale = div_scale(a, *sa, b, *sb);
-                // a/b = (a·10^sb) / (b·10^sa); with rscale digits after the point.
-                let n = a * pow10(*sb + rscale);
-                let d = b * pow10(*sa);
-                Numeric::finite(div_round(&n, &d, Rounding::HalfAway), rscale)
-            }
-        }
+        self.divide(other, |a, sa, b, sb| {
+            let rscale = div_scale(a, sa, b, sb);
+            // a/b = (a·10^sb) / (b·10^sa); with rscale digits after the point.
+            let n = a * pow10(sb + rscale);
+            let d = b * pow10(sa);
+            Numeric::finite(div_round(&n, &d, Rounding::HalfAway), rscale)
+        })
     }
 
     /// `%`: the remainder of the quotient truncated to an integer (the sign of the
@@ -121,6 +108,18 @@ impl Numeric {
 
     /// `div(a, b)`: the quotient truncated towards zero, scale 0.
     pub fn div_trunc(&self, other: &Numeric) -> NResult {
+        self.divide(other, |a, sa, b, sb| {
+            Numeric::finite(&(a * pow10(sb)) / &(b * pow10(sa)), 0)
+        })
+    }
+
+    /// A division's special values (NaN, the infinities, a zero divisor) as PostgreSQL 15
+    /// has them; `finite` divides two finite values with a non-zero divisor.
+    fn divide(
+        &self,
+        other: &Numeric,
+        finite: impl FnOnce(&BigInt, u32, &BigInt, u32) -> NResult,
+    ) -> NResult {
         use Numeric::*;
         match (self, other) {
             (NaN, _) | (_, NaN) => Ok(NaN),
@@ -134,9 +133,7 @@ impl Numeric {
                 if b.is_zero() {
                     return Err(NumericError::DivisionByZero);
                 }
-                let n = a * pow10(*sb);
-                let d = b * pow10(*sa);
-                Numeric::finite(&n / &d, 0)
+                finite(a, *sa, b, *sb)
             }
         }
     }
