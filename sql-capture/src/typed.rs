@@ -380,6 +380,26 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
         (Some(t), BinaryOperator::Plus, Some(PgType::Date)) if t.is_integer() => {
             days(take(right), "+", take(left))
         }
+        // Timestamps and times added or subtracted give or take intervals, which mdbc does
+        // not compute yet; SQLite would subtract the texts' leading numbers.
+        (Some(a), _, Some(b))
+            if [a, b].iter().any(|t| {
+                matches!(
+                    t,
+                    PgType::Timestamp | PgType::Timestamptz | PgType::Time | PgType::Interval
+                )
+            }) || matches!((a, b), (PgType::Date, PgType::Date))
+                && *op == BinaryOperator::Plus =>
+        {
+            call(
+                "pg_unsupported",
+                vec![Expr::value(Value::SingleQuotedString(format!(
+                    "{} {op} {} (interval arithmetic)",
+                    a.name(),
+                    b.name()
+                )))],
+            )
+        }
         _ => return,
     };
 }

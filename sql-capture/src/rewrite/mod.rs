@@ -877,6 +877,24 @@ mod tests {
         );
     }
 
+    /// Timestamp arithmetic gives intervals, which are not computed yet: refused when it
+    /// runs rather than left to SQLite, which would subtract the texts' leading numbers.
+    #[test]
+    fn timestamp_arithmetic_is_refused_not_guessed() {
+        for sql in [
+            "select timestamptz '1997-02-11' - timestamptz '1997-01-02'",
+            "select now() - now()",
+            "select time '10:00' - time '09:00'",
+        ] {
+            assert!(
+                sqlite(sql).contains("pg_unsupported("),
+                "{sql}: {}",
+                sqlite(sql)
+            );
+        }
+        assert!(!sqlite("select date '2020-01-10' - date '2020-01-01'").contains("pg_unsupported"));
+    }
+
     #[test]
     fn casts_become_coercions() {
         assert_eq!(
