@@ -68,9 +68,30 @@ fn needs_coercion(e: &Expr, col: &ColumnInfo) -> bool {
 }
 
 fn wrap_for_column(e: &mut Expr, col: &ColumnInfo) {
+    if col.ty.is_integer() && numeric_valued(e) {
+        // A numeric stored into an integer column is rounded half away from zero, as
+        // PostgreSQL's assignment cast does (its text would not read as an integer).
+        let inner = std::mem::replace(e, Expr::value(Value::Null));
+        let rounded = call(
+            "pg_numeric",
+            vec![Expr::value(Value::SingleQuotedString("int8".into())), inner],
+        );
+        *e = coerce(rounded, col.ty, col.typmod);
+        return;
+    }
     if needs_coercion(e, col) {
         let inner = std::mem::replace(e, Expr::value(Value::Null));
         *e = coerce(inner, col.ty, col.typmod);
+    }
+}
+
+/// A numeric value as the expression is written: a decimal literal (signed or in
+/// parentheses) or an expression the typed rewrites marked numeric.
+fn numeric_valued(e: &Expr) -> bool {
+    match e {
+        Expr::Value(v) => matches!(&v.value, Value::Number(n, _) if super::is_numeric_literal(n)),
+        Expr::UnaryOp { expr, .. } | Expr::Nested(expr) => numeric_valued(expr),
+        other => crate::numeric::is_marked(other),
     }
 }
 
