@@ -9,7 +9,7 @@ use super::error::{VResult, ValueError};
 use super::text::{
     as_f64, as_i64, as_text, bpchar_padded, format_date, format_interval, format_numeric,
     format_time, format_timestamp, format_timestamptz, from_text, jsonb_out, numeric_from_text,
-    parse_date, parse_interval, parse_time, parse_timestamp, pg_epoch, Interval,
+    numeric_in_scale, parse_date, parse_interval, parse_time, parse_timestamp, pg_epoch, Interval,
     PG_EPOCH_DAYS_FROM_CE,
 };
 
@@ -33,6 +33,7 @@ pub fn encode_binary(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMu
                 ValueRef::Integer(_) | ValueRef::Real(_) => {
                     format_numeric(v, typmod).ok_or_else(bad)?
                 }
+                ValueRef::Text(b) if typmod >= 4 => numeric_in_scale(b, typmod).into_owned(),
                 other => as_text(other),
             };
             numeric_binary(&text, out).ok_or_else(bad)?;

@@ -576,7 +576,22 @@ pub fn encode_text(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMut)
         // jsonb computed by an expression (`->`, SQLite's json functions) comes out in
         // SQLite's compact form; PostgreSQL prints every jsonb one way.
         (PgType::Jsonb, ValueRef::Text(b)) => out.put_slice(jsonb_out(b).as_bytes()),
+        (PgType::Numeric, ValueRef::Text(b)) if typmod >= 4 => {
+            out.put_slice(numeric_in_scale(b, typmod).as_bytes())
+        }
         (_, ValueRef::Text(b) | ValueRef::Blob(b)) => out.put_slice(b),
+    }
+}
+
+/// A numeric's text shown with its column's scale: a value that reached the column
+/// without a coercion (an SQLite DEFAULT clause) may have another (`0.5` in numeric(5,2)
+/// is shown `0.50`).
+pub(super) fn numeric_in_scale(b: &[u8], typmod: i32) -> std::borrow::Cow<'_, str> {
+    let text = String::from_utf8_lossy(b);
+    let scale = ((typmod - 4) & 0xffff) as u32;
+    match Numeric::parse(&text) {
+        Ok(n) if n.scale().is_some_and(|s| s != scale) => n.rescale(scale).to_string().into(),
+        _ => text,
     }
 }
 
