@@ -240,6 +240,36 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
                     "generate_series takes a start, a stop and an optional step".into(),
                 ));
             }
+            // SQLite's series counts in integers: numeric, timestamp or other bounds would
+            // be truncated to integers and give other rows than PostgreSQL's.
+            let integral = |a: &sqlparser::ast::FunctionArg| match a {
+                sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(e)) => {
+                    match e {
+                        Expr::Value(v) => match &v.value {
+                            Value::Number(n, _) => n.parse::<i64>().is_ok(),
+                            Value::SingleQuotedString(s) => s.trim().parse::<i64>().is_ok(),
+                            Value::Placeholder(_) => true,
+                            _ => false,
+                        },
+                        Expr::Function(f) => {
+                            !matches!(function_name(f).as_str(), "pg_coerce")
+                                || matches!(
+                                    function_args(f).get(1),
+                                    Some(Expr::Value(v)) if matches!(&v.value,
+                                        Value::Number(oid, _) if matches!(oid.as_str(), "20" | "21" | "23"))
+                                )
+                        }
+                        Expr::Collate { .. } | Expr::Cast { .. } => false,
+                        _ => true,
+                    }
+                }
+                _ => true,
+            };
+            if !args.args.iter().all(integral) {
+                return Err(Error::Unsupported(
+                    "generate_series over numeric, date or timestamp values".into(),
+                ));
+            }
             let (table_alias, column) = match alias {
                 Some(a) => {
                     let col = a
@@ -893,6 +923,17 @@ mod tests {
             );
         }
         assert!(!sqlite("select date '2020-01-10' - date '2020-01-01'").contains("pg_unsupported"));
+    }
+
+    /// SQLite's series counts in integers: other bounds are refused, not truncated.
+    #[test]
+    fn generate_series_over_non_integers_is_refused() {
+        let p = parse("select x from generate_series(1.5, 3.5, 1.0) x").unwrap();
+        assert!(matches!(
+            plan(&p[0], &Catalog::default()),
+            Err(Error::Unsupported(_))
+        ));
+        assert!(sqlite("select x from generate_series(1, 3) x").contains("generate_series"));
     }
 
     #[test]
