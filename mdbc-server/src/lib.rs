@@ -18,6 +18,7 @@
 
 pub mod applier;
 pub mod config;
+pub mod datetime;
 pub mod durability;
 pub mod errors;
 pub mod kept_read;

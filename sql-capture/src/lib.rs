@@ -32,6 +32,7 @@ pub mod capture;
 mod catalog;
 pub mod changes;
 pub mod changeset;
+mod datetime;
 mod ddl;
 mod distinct_on;
 mod error;
@@ -63,6 +64,10 @@ pub use types::{PgType, TypeSpec};
 /// The collation numeric columns and numeric-valued expressions carry in SQLite: numeric
 /// values are their exact text, compared as numbers (mdbc-server's numeric module).
 pub const NUMERIC_COLLATION: &str = "pg_numeric";
+
+/// The collation interval values carry in SQLite: intervals are kept as PostgreSQL's text
+/// and compared by their span, a month counting 30 days (mdbc-server's datetime module).
+pub const INTERVAL_COLLATION: &str = "pg_interval";
 
 /// Names of the SQL functions the executing side must register on every SQLite connection,
 /// with the number of arguments each takes (-1: any).

@@ -13,8 +13,8 @@ use sqlparser::ast::{
 use crate::ast::{call, ident_value};
 use crate::catalog::{Catalog, TableDef};
 use crate::infer::{infer_expr, params::statement_scope, Scope};
-use crate::numeric;
 use crate::types::PgType;
+use crate::{datetime, numeric};
 
 /// PostgreSQL sorts NULLs last when ascending and first when descending; SQLite does the
 /// opposite. Every ORDER BY without its own NULLS clause gets PostgreSQL's, except on a
@@ -238,7 +238,40 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
             (Some(PgType::Numeric), t) if t.is_integer() => {
                 **inner = numeric::to_integer(inner, t);
             }
+            (Some(source), t) => {
+                if let Some(c) = datetime::cast_from(inner, source, t) {
+                    *e = c;
+                }
+            }
             _ => {}
+        }
+        return;
+    }
+    if let Expr::Interval(iv) = e {
+        if let Some(lit) = datetime::interval_literal(iv) {
+            *e = lit;
+        }
+        return;
+    }
+    if let Expr::Extract {
+        field, expr: inner, ..
+    } = e
+    {
+        let t = infer_expr(inner, scope).and_then(|c| c.ty);
+        if let Some(x) = datetime::extract(field, inner, t) {
+            *e = x;
+        }
+        return;
+    }
+    if let Expr::AtTimeZone {
+        timestamp,
+        time_zone,
+    } = e
+    {
+        let t = infer_expr(timestamp, scope).and_then(|c| c.ty);
+        let z = infer_expr(time_zone, scope).and_then(|c| c.ty);
+        if let Some(x) = datetime::at_time_zone(timestamp, time_zone, t, z) {
+            *e = x;
         }
         return;
     }
@@ -261,7 +294,7 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
     }
     if let Expr::UnaryOp { op, expr: inner } = e {
         let t = infer_expr(inner, scope).and_then(|c| c.ty);
-        if let Some(n) = numeric::unary(op, inner, t) {
+        if let Some(n) = numeric::unary(op, inner, t).or_else(|| datetime::unary(op, inner, t)) {
             *e = n;
         }
         return;
@@ -304,7 +337,7 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
         if let Expr::Function(f) = e {
             crate::json::builder_args(f, &types);
         }
-        if let Some(n) = numeric::function(e, &types) {
+        if let Some(n) = datetime::function(e, &types).or_else(|| numeric::function(e, &types)) {
             *e = n;
         }
         return;
@@ -317,6 +350,10 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
     if is_comparison(op) {
         resolve_literal(left, &mut l, r);
         resolve_literal(right, &mut r, l);
+    }
+    if let Some(d) = datetime::binary(left, op, right, l, r) {
+        *e = d;
+        return;
     }
     if let Some(checked) = checked_integer_op(left, op, right, l, r) {
         *e = checked;
@@ -477,6 +514,7 @@ fn resolve_literal(lit: &mut Expr, lit_ty: &mut Option<PgType>, other: Option<Pg
                 | PgType::Time
                 | PgType::Timestamp
                 | PgType::Timestamptz
+                | PgType::Interval
                 | PgType::Uuid
                 | PgType::Jsonb
         );

@@ -207,6 +207,8 @@ impl PgType {
             PgType::Float4 | PgType::Float8 => "REAL",
             // Exact text, ordered by value (numeric/mod.rs in mdbc-server).
             PgType::Numeric => "TEXT COLLATE pg_numeric",
+            // PostgreSQL's text, ordered by span (datetime module in mdbc-server).
+            PgType::Interval => "TEXT COLLATE pg_interval",
             PgType::Bytea => "BLOB",
             _ => "TEXT",
         }

@@ -7,16 +7,17 @@
 
 use std::sync::{Arc, Mutex};
 
-use chrono::NaiveDateTime;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::Connection;
 
+use crate::datetime::{self, sql::SessionZone, Moment};
 use crate::values;
 
 #[derive(Clone, Copy)]
 struct Times {
-    transaction: NaiveDateTime,
-    statement: NaiveDateTime,
+    // Microseconds from 2000-01-01 UTC.
+    transaction: i64,
+    statement: i64,
 }
 
 /// A session's transaction and statement start times.
@@ -25,7 +26,7 @@ pub(super) struct Clock(Arc<Mutex<Times>>);
 
 impl Clock {
     pub(super) fn new() -> Clock {
-        let now = chrono::Utc::now().naive_utc();
+        let now = datetime::now();
         Clock(Arc::new(Mutex::new(Times {
             transaction: now,
             statement: now,
@@ -38,7 +39,7 @@ impl Clock {
 
     /// A statement starts; outside a transaction block it starts a transaction too.
     pub(super) fn statement_starts(&self, new_transaction: bool) {
-        let now = chrono::Utc::now().naive_utc();
+        let now = datetime::now();
         let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
         t.statement = now;
         if new_transaction {
@@ -48,19 +49,23 @@ impl Clock {
 
     /// Registers `pg_now`, `pg_current_date`, `pg_statement_timestamp` and
     /// `pg_clock_timestamp` on the session's connection, reading this clock.
-    pub(super) fn register(&self, conn: &Connection) -> rusqlite::Result<()> {
+    pub(super) fn register(&self, conn: &Connection, zone: SessionZone) -> rusqlite::Result<()> {
         let flags = FunctionFlags::SQLITE_UTF8;
         let c = self.clone();
         conn.create_scalar_function("pg_now", 0, flags, move |_| {
-            Ok(values::format_timestamptz(c.times().transaction))
+            Ok(datetime::stored_timestamptz(c.times().transaction))
         })?;
         let c = self.clone();
         conn.create_scalar_function("pg_current_date", 0, flags, move |_| {
-            Ok(values::format_date(c.times().transaction.date()))
+            // Today in the session's zone.
+            let local = zone.get().to_local(c.times().transaction);
+            Ok(datetime::format_date(Moment::At(
+                local.div_euclid(datetime::USECS_PER_DAY) as i32,
+            )))
         })?;
         let c = self.clone();
         conn.create_scalar_function("pg_statement_timestamp", 0, flags, move |_| {
-            Ok(values::format_timestamptz(c.times().statement))
+            Ok(datetime::stored_timestamptz(c.times().statement))
         })?;
         conn.create_scalar_function("pg_clock_timestamp", 0, flags, |_| Ok(values::now_text()))
     }

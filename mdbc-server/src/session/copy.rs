@@ -9,6 +9,7 @@ use rusqlite::Connection;
 use sql_capture::{quote_ident, Catalog, ColumnInfo, CopyFormat, CopyPlan, PgType, TableDef};
 
 use super::outcome::Outcome;
+use crate::datetime::Zone;
 use crate::errors::SqlError;
 use crate::values;
 
@@ -139,13 +140,19 @@ fn csv_field(s: String, quoted: bool, plan: &CopyPlan) -> Option<String> {
 }
 
 /// Writes one field of a COPY TO row.
-pub fn encode_field(v: ValueRef<'_>, col: &ColumnInfo, plan: &CopyPlan, out: &mut BytesMut) {
+pub fn encode_field(
+    v: ValueRef<'_>,
+    col: &ColumnInfo,
+    plan: &CopyPlan,
+    zone: &Zone,
+    out: &mut BytesMut,
+) {
     if v == ValueRef::Null {
         out.put_slice(plan.null.as_bytes());
         return;
     }
     let mut raw = BytesMut::new();
-    values::encode_text(v, col.ty, col.typmod, &mut raw);
+    values::encode_text_in(v, col.ty, col.typmod, zone, &mut raw);
     let s = String::from_utf8_lossy(&raw);
     match plan.format {
         CopyFormat::Text => {
@@ -199,6 +206,8 @@ pub struct CopyIn {
     pub own_transaction: bool,
     header_pending: bool,
     ended: bool,
+    // The session's TimeZone: a timestamptz without an offset is read there.
+    zone: Zone,
 }
 
 /// The columns `plan` names (all of the table's when it names none), and their list
@@ -236,6 +245,7 @@ impl CopyIn {
         plan: &CopyPlan,
         catalog: &Catalog,
         own_transaction: bool,
+        zone: Zone,
     ) -> Result<CopyIn, SqlError> {
         let (def, columns) = columns_of(plan, catalog)?;
         let mut col_list = column_list(&columns);
@@ -268,6 +278,7 @@ impl CopyIn {
             own_transaction,
             header_pending: plan.header,
             ended: false,
+            zone,
         })
     }
 
@@ -366,16 +377,18 @@ impl CopyIn {
         for (i, (f, col)) in fields.iter().zip(&self.columns).enumerate() {
             let v = match f {
                 None => Value::Null,
-                Some(text) => values::from_text(text, col.ty, col.typmod).map_err(|mut e| {
-                    e.message = format!(
-                        "{} (COPY {}, line {}, column {})",
-                        e.message,
-                        self.plan.table,
-                        self.rows + 1,
-                        col.name
-                    );
-                    e
-                })?,
+                Some(text) => values::from_text_in(text, col.ty, col.typmod, &self.zone).map_err(
+                    |mut e| {
+                        e.message = format!(
+                            "{} (COPY {}, line {}, column {})",
+                            e.message,
+                            self.plan.table,
+                            self.rows + 1,
+                            col.name
+                        );
+                        e
+                    },
+                )?,
             };
             stmt.raw_bind_parameter(i + 1, v)?;
         }
@@ -390,6 +403,7 @@ pub fn copy_out(
     conn: &Connection,
     plan: &CopyPlan,
     catalog: &Catalog,
+    zone: &Zone,
 ) -> Result<Outcome, SqlError> {
     let (columns, sql) = match &plan.query {
         // COPY (query): its columns typed as translation inferred them (text otherwise).
@@ -430,7 +444,7 @@ pub fn copy_out(
                 line.put_slice(plan.delimiter.to_string().as_bytes());
             }
             let v = row.get_ref(i)?;
-            encode_field(v, c, plan, &mut line);
+            encode_field(v, c, plan, zone, &mut line);
         }
         line.put_u8(b'\n');
         data.push(line.freeze());

@@ -8,6 +8,7 @@ use sql_capture::{Catalog, CommandTag, PgType, SqlPlan};
 
 use super::outcome::Column;
 use super::prepared::Params;
+use crate::datetime::Zone;
 use crate::errors::SqlError;
 use crate::values;
 
@@ -25,7 +26,12 @@ pub fn tag_text(tag: &CommandTag, n: usize) -> String {
 }
 
 /// Bound parameter `i`, decoded to the type it is inferred or declared to have.
-pub fn decode_param(params: &Params<'_>, i: usize, ty: Option<PgType>) -> Result<Value> {
+pub fn decode_param(
+    params: &Params<'_>,
+    i: usize,
+    ty: Option<PgType>,
+    zone: &Zone,
+) -> Result<Value> {
     let Some(raw) = params.values.get(i).and_then(|v| v.as_ref()) else {
         return Ok(Value::Null);
     };
@@ -41,7 +47,7 @@ pub fn decode_param(params: &Params<'_>, i: usize, ty: Option<PgType>) -> Result
     let text = std::str::from_utf8(raw)
         .map_err(|_| SqlError::coded("22021", "invalid byte sequence for encoding \"UTF8\""))?;
     Ok(match ty {
-        Some(t) => values::from_text(text, t, -1)?,
+        Some(t) => values::from_text_in(text, t, -1, zone)?,
         None => Value::Text(text.to_string()),
     })
 }
@@ -94,8 +100,8 @@ impl RowEncoder {
         }
     }
 
-    /// Appends a value of column `col`.
-    pub fn push(&mut self, v: ValueRef<'_>, col: &Column, binary: bool) -> Result<()> {
+    /// Appends a value of column `col` (a timestamptz in text shown in `zone`).
+    pub fn push(&mut self, v: ValueRef<'_>, col: &Column, binary: bool, zone: &Zone) -> Result<()> {
         self.count += 1;
         if v == ValueRef::Null {
             self.buf.put_i32(-1);
@@ -106,7 +112,7 @@ impl RowEncoder {
         if binary {
             values::encode_binary(v, col.ty, col.typmod, &mut self.buf)?;
         } else {
-            values::encode_text(v, col.ty, col.typmod, &mut self.buf);
+            values::encode_text_in(v, col.ty, col.typmod, zone, &mut self.buf);
         }
         let len = (self.buf.len() - len_at - 4) as i32;
         self.buf[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());

@@ -24,10 +24,13 @@ use std::sync::Arc;
 
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
-use sql_capture::{quote_ident, Catalog, Command, CopyPlan, Parsed, PgType, SqlPlan, StmtKind};
+use sql_capture::{
+    quote_ident, Catalog, Command, CopyPlan, Parsed, PgType, SetValue, SqlPlan, StmtKind,
+};
 use tokio::sync::Notify;
 
 use crate::applier;
+use crate::datetime::Zone;
 use crate::errors::SqlError;
 use crate::kept_read::KeptRead;
 use crate::replication::txn::{self, Situation};
@@ -112,8 +115,10 @@ impl Session {
             r.register_functions(&conn)?;
         }
         settings.register(&conn)?;
+        crate::datetime::sql::register(&conn, settings.zone().clone())?;
+        crate::store::register_session_coerce(&conn, settings.zone().clone())?;
         let clock = Clock::new();
-        clock.register(&conn)?;
+        clock.register(&conn, settings.zone().clone())?;
         Ok(Session {
             repl: repl.map(|r| ReplTxn::new(r, store.clone())),
             seen_catalog: 0,
@@ -148,6 +153,11 @@ impl Session {
         let n = name.to_ascii_lowercase();
         if matches!(n.as_str(), "application_name" | "search_path") {
             self.settings.insert(n, value.to_string());
+        } else if n == "timezone" {
+            // An unknown zone keeps UTC, as the ParameterStatus sent at startup says.
+            if let Err(e) = self.settings.set(&n, &SetValue::Value(value.to_string())) {
+                tracing::debug!(error = %e, "startup TimeZone ignored");
+            }
         }
     }
 
@@ -374,7 +384,12 @@ impl Session {
                 .iter()
                 .enumerate()
                 {
-                    row.push(ValueRef::from(v), &columns[i], result_binary(i))?;
+                    row.push(
+                        ValueRef::from(v),
+                        &columns[i],
+                        result_binary(i),
+                        &Zone::utc(),
+                    )?;
                 }
                 rows.push(row.finish());
             }
@@ -387,7 +402,7 @@ impl Session {
         let (col, value) = self.settings.show(name)?;
         let v = Value::Text(value);
         let mut row = RowEncoder::new(1);
-        row.push(ValueRef::from(&v), &col, result_binary(0))?;
+        row.push(ValueRef::from(&v), &col, result_binary(0), &Zone::utc())?;
         Ok(Outcome::Rows {
             columns: Arc::new(vec![col]),
             rows: vec![row.finish()],
@@ -720,6 +735,7 @@ impl Session {
         }
         let catalog = self.catalog();
         let param_types = self.param_types_for(plan, p);
+        let zone = self.settings.zone().get();
         let mut stmt = self.conn.prepare_cached(last)?;
         let expected = stmt.parameter_count();
         if !params.literals.is_empty() {
@@ -734,7 +750,7 @@ impl Session {
             )));
         } else {
             for i in 0..expected {
-                let v = decode_param(params, i, param_types.get(i).copied().flatten())?;
+                let v = decode_param(params, i, param_types.get(i).copied().flatten(), &zone)?;
                 stmt.raw_bind_parameter(i + 1, v)?;
             }
         }
@@ -748,7 +764,7 @@ impl Session {
             while let Some(row) = rows.next()? {
                 let mut enc = RowEncoder::new(columns.len());
                 for (i, col) in columns.iter().enumerate() {
-                    enc.push(row.get_ref(i)?, col, binary[i])?;
+                    enc.push(row.get_ref(i)?, col, binary[i], &zone)?;
                 }
                 rows_out.push(enc.finish());
             }
@@ -781,14 +797,14 @@ impl Session {
     async fn start_copy(&mut self, plan: &CopyPlan) -> Result<Outcome> {
         let catalog = self.catalog();
         if !plan.from_stdin {
-            let out = copy::copy_out(&self.conn, plan, &catalog);
+            let out = copy::copy_out(&self.conn, plan, &catalog, &self.settings.zone().get());
             if out.is_ok() {
                 Self::wait_visible_durable(self.store.clone()).await;
             }
             return out;
         }
         let own_transaction = self.status == TxStatus::Idle;
-        let copy_in = CopyIn::start(plan, &catalog, own_transaction)?;
+        let copy_in = CopyIn::start(plan, &catalog, own_transaction, self.settings.zone().get())?;
         if let Some(t) = self.repl.as_mut() {
             t.before_copy_in(&plan.table).await?;
         }

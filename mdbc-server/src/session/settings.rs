@@ -9,14 +9,18 @@ use std::sync::Arc;
 use sql_capture::{PgType, SetValue};
 
 use super::outcome::Column;
+use crate::datetime::sql::SessionZone;
+use crate::datetime::Zone;
 use crate::errors::SqlError;
 use crate::store::{self, default_settings};
 
 type Result<T> = std::result::Result<T, SqlError>;
 
 /// The session's settings, shared with the SQL functions that read them
-/// (`current_setting`, and `__mdbc_settings` behind the pg_settings view).
-pub struct Settings(Arc<std::sync::Mutex<BTreeMap<String, String>>>);
+/// (`current_setting`, and `__mdbc_settings` behind the pg_settings view); the time zone
+/// also parsed, for the date/time functions and the output of timestamptz.
+#[derive(Clone)]
+pub struct Settings(Arc<std::sync::Mutex<BTreeMap<String, String>>>, SessionZone);
 
 impl Default for Settings {
     fn default() -> Self {
@@ -27,7 +31,15 @@ impl Default for Settings {
 impl Settings {
     /// A new session's settings: the defaults.
     pub fn new() -> Settings {
-        Settings(Arc::new(std::sync::Mutex::new(default_settings())))
+        Settings(
+            Arc::new(std::sync::Mutex::new(default_settings())),
+            SessionZone::default(),
+        )
+    }
+
+    /// The session's time zone, shared with the functions that read it.
+    pub fn zone(&self) -> &SessionZone {
+        &self.1
     }
 
     /// `SET mdbc.read_consistency = 'local'`: reads take what this site has.
@@ -63,12 +75,13 @@ impl Settings {
     }
     pub(super) fn reset(&self) {
         *self.lock() = default_settings();
+        self.1.set(Zone::utc());
     }
 
     pub(super) fn register(&self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
         store::register_settings(conn, self.0.clone())?;
         // set_config(name, value, is_local): SET from SQL, checked as SET checks it.
-        let me = Settings(self.0.clone());
+        let me = self.clone();
         conn.create_scalar_function(
             "set_config",
             3,
@@ -96,6 +109,32 @@ impl Settings {
             },
         )
     }
+}
+
+/// A `TimeZone` as SET takes it: `LOCAL`/`DEFAULT` (the server's zone, UTC), a number of
+/// hours east of UTC, `INTERVAL '+02:00' HOUR TO MINUTE`, an IANA name, or a POSIX zone
+/// (`UTC+3`, hours west).
+fn parse_time_zone(v: &str) -> Option<Zone> {
+    let t = v.trim();
+    if t.eq_ignore_ascii_case("local") || t.eq_ignore_ascii_case("default") {
+        return Some(Zone::utc());
+    }
+    let hours_east =
+        |secs: f64| (secs.abs() < 15.0 * 3600.0 + 1.0).then(|| Zone::offset(secs.round() as i32));
+    if let Ok(h) = t.parse::<f64>() {
+        return hours_east(h * 3600.0);
+    }
+    let upper = t.to_ascii_uppercase();
+    if let Some(rest) = upper.strip_prefix("INTERVAL") {
+        let body = rest.trim().trim_start_matches('\'');
+        let text = body.split('\'').next().unwrap_or("");
+        let iv = crate::datetime::Interval::parse(text).ok()?;
+        if iv.months != 0 || iv.days != 0 {
+            return None;
+        }
+        return hours_east(iv.micros as f64 / 1e6);
+    }
+    Zone::parse_setting(t)
 }
 
 /// A value of a known setting that mdbc does not implement: 0A000 naming both.
@@ -139,43 +178,14 @@ impl Settings {
         };
         match key.as_str() {
             "timezone" => {
-                let mut u = v.to_ascii_uppercase();
-                // What SHOW reports: PostgreSQL names a zone given as an offset interval
-                // in POSIX form.
-                let mut shown = "UTC";
-                // `SET TIME ZONE INTERVAL '+00:00' HOUR TO MINUTE` (what some drivers send
-                // on connect) and LOCAL / DEFAULT, the server's zone, which is UTC.
-                if let Some(rest) = u.strip_prefix("INTERVAL '") {
-                    let offset = rest.split('\'').next().unwrap_or("");
-                    let zero = offset
-                        .trim_start_matches(['+', '-'])
-                        .split(':')
-                        .all(|p| p.trim().parse::<f64>().is_ok_and(|n| n == 0.0));
-                    if zero {
-                        u = "UTC".into();
-                        shown = "<+00>-00";
-                    }
-                }
-                if matches!(u.as_str(), "LOCAL" | "DEFAULT") {
-                    u = "UTC".into();
-                }
-                if !matches!(
-                    u.as_str(),
-                    "UTC"
-                        | "GMT"
-                        | "ETC/UTC"
-                        | "Z"
-                        | "UCT"
-                        | "+00"
-                        | "00:00"
-                        | "0"
-                        | "+00:00"
-                        | "ZULU"
-                        | "UNIVERSAL"
-                ) {
-                    return Err(bad("mdbc stores and shows timestamptz in UTC"));
-                }
-                self.insert(key, shown.into());
+                let zone = parse_time_zone(&v).ok_or_else(|| {
+                    SqlError::coded(
+                        "22023",
+                        format!("invalid value for parameter \"TimeZone\": \"{v}\""),
+                    )
+                })?;
+                self.insert(key, zone.name());
+                self.1.set(zone);
             }
             "client_encoding" | "names" => {
                 let u = v.to_ascii_uppercase().replace(['-', '_'], "");
@@ -185,8 +195,16 @@ impl Settings {
                 self.insert("client_encoding".into(), "UTF8".into());
             }
             "datestyle" => {
-                if !v.to_ascii_uppercase().contains("ISO") {
-                    return Err(bad("only ISO output is supported"));
+                // Output ISO, input month-day-year: other orders would read `1/8/1999`
+                // differently, so they are refused rather than ignored.
+                let u = v.to_ascii_uppercase();
+                let parts: Vec<&str> = u.split(',').map(str::trim).collect();
+                if !parts.iter().all(|p| matches!(*p, "ISO" | "MDY" | "US" | "NONEURO" | "NONEUROPEAN" | "DEFAULT")) {
+                    return Err(unsupported(
+                        &key,
+                        &v,
+                        "dates are printed in ISO style and read month-day-year",
+                    ));
                 }
                 self.insert(key, "ISO, MDY".into());
             }

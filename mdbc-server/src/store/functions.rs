@@ -2,6 +2,7 @@
 //! (`pg_coerce`, `pg_nextval`, …, see `sql_capture::REQUIRED_FUNCTIONS`), those the
 //! pg_catalog views call, and a single site's answers behind `mdbc_sites`/`mdbc_tables`.
 
+use crate::datetime::sql::SessionZone;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::functions::FunctionFlags;
@@ -151,14 +152,17 @@ fn user_err(e: values::ValueError) -> rusqlite::Error {
     rusqlite::Error::UserFunctionError(format!("[{}] {}", e.code, e.message).into())
 }
 
-pub(super) fn register(
-    conn: &Connection,
-    ident: &SessionIdent,
-    sequences: Arc<Mutex<Sequences>>,
-) -> rusqlite::Result<()> {
-    let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
-    let volatile = FunctionFlags::SQLITE_UTF8;
-    conn.create_scalar_function("pg_coerce", 3, det, |ctx| {
+/// `pg_coerce(value, type oid, typmod)`: casts and writes, converting as PostgreSQL's
+/// input functions do; text without an offset cast to timestamptz is read in the session's
+/// zone (UTC on connections without a session).
+fn register_coerce(conn: &Connection, zone: Option<SessionZone>) -> rusqlite::Result<()> {
+    // Not deterministic under a session: the zone may change between statements.
+    let flags = if zone.is_some() {
+        FunctionFlags::SQLITE_UTF8
+    } else {
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC
+    };
+    conn.create_scalar_function("pg_coerce", 3, flags, move |ctx| {
         let oid: i64 = ctx.get(1)?;
         let typmod: i64 = ctx.get(2)?;
         let ty = PgType::from_oid(oid as u32).ok_or_else(|| {
@@ -166,9 +170,29 @@ pub(super) fn register(
                 format!("[42704] type with OID {oid} does not exist").into(),
             )
         })?;
-        values::coerce(ctx.get_raw(0), ty, typmod as i32).map_err(user_err)
-    })?;
+        match &zone {
+            Some(z) => values::coerce_in(ctx.get_raw(0), ty, typmod as i32, &z.get()),
+            None => values::coerce(ctx.get_raw(0), ty, typmod as i32),
+        }
+        .map_err(user_err)
+    })
+}
+
+/// Replaces `pg_coerce` on a session's connection with one that reads its time zone.
+pub fn register_session_coerce(conn: &Connection, zone: SessionZone) -> rusqlite::Result<()> {
+    register_coerce(conn, Some(zone))
+}
+
+pub(super) fn register(
+    conn: &Connection,
+    ident: &SessionIdent,
+    sequences: Arc<Mutex<Sequences>>,
+) -> rusqlite::Result<()> {
+    let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    let volatile = FunctionFlags::SQLITE_UTF8;
+    register_coerce(conn, None)?;
     crate::numeric::sql::register(conn)?;
+    crate::datetime::sql::register(conn, SessionZone::default())?;
     conn.create_scalar_function("pg_now", 0, volatile, |_| Ok(values::now_text()))?;
     conn.create_scalar_function("pg_current_date", 0, volatile, |_| Ok(values::today_text()))?;
     // A session replaces pg_now and pg_current_date with its transaction's time and these
@@ -386,6 +410,15 @@ pub(super) fn register(
         let what: String = ctx.get(0)?;
         Err(rusqlite::Error::UserFunctionError(
             format!("[0A000] {what} is not supported by mdbc").into(),
+        ))
+    })?;
+    // An error translation found in a type check (`date + unknown` is not unique, 42725),
+    // raised when the statement runs.
+    conn.create_scalar_function("pg_error", 2, det, |ctx| -> rusqlite::Result<i64> {
+        let code: String = ctx.get(0)?;
+        let message: String = ctx.get(1)?;
+        Err(rusqlite::Error::UserFunctionError(
+            format!("[{code}] {message}").into(),
         ))
     })?;
     register_catalog_functions(conn, &ident.user, &ident.database)?;

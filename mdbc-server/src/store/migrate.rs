@@ -69,7 +69,8 @@ pub(super) fn upgrade_values(conn: &Connection) -> Result<(), StoreError> {
     if !done {
         trim_char_padding(conn)?;
     }
-    exact_numerics(conn)
+    exact_numerics(conn)?;
+    ordered_intervals(conn)
 }
 
 fn trim_char_padding(conn: &Connection) -> Result<(), StoreError> {
@@ -158,6 +159,63 @@ fn exact_numerics(conn: &Connection) -> Result<(), StoreError> {
         }
         conn.execute_batch(
             "REINDEX; INSERT INTO __mdbc_meta (key, value) VALUES ('values_v3', '1'); COMMIT;",
+        )?;
+        Ok(())
+    };
+    if let Err(e) = run() {
+        let _ = conn.execute_batch("PRAGMA writable_schema = OFF; ROLLBACK");
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Interval columns written before intervals had a collation: declared `TEXT`, so ORDER BY,
+/// indexes and comparisons ordered their text. Each becomes `TEXT COLLATE pg_interval` (a
+/// change of collation only, through `writable_schema`, indexes rebuilt after); the stored
+/// values are already PostgreSQL's text. Once per data dir (`values_v4`).
+fn ordered_intervals(conn: &Connection) -> Result<(), StoreError> {
+    let done: i64 = conn.query_row(
+        "SELECT count(*) FROM __mdbc_meta WHERE key = 'values_v4'",
+        [],
+        |r| r.get(0),
+    )?;
+    if done > 0 {
+        return Ok(());
+    }
+    let columns: Vec<(String, String)> = {
+        let mut stmt = conn.prepare("SELECT tbl, col FROM __mdbc_columns WHERE pg_type = 1186")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let run = || -> Result<(), StoreError> {
+        conn.execute_batch("BEGIN IMMEDIATE; PRAGMA writable_schema = ON;")?;
+        for (tbl, col) in &columns {
+            let sql: Option<String> = conn
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                    [tbl],
+                    |r| r.get(0),
+                )
+                .ok();
+            let old = format!("{} TEXT", quote_ident(col));
+            let new = format!("{} TEXT COLLATE pg_interval", quote_ident(col));
+            let Some(sql) = sql.filter(|s| s.contains(&old) && !s.contains(&new)) else {
+                continue;
+            };
+            let changed = sql.replacen(&old, &new, 1);
+            conn.execute(
+                "UPDATE sqlite_schema SET sql = ?1 WHERE type = 'table' AND name = ?2",
+                [&changed, tbl],
+            )?;
+            tracing::info!(table = %tbl, column = %col, "interval column ordered by span from now on");
+        }
+        let version: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+        conn.execute_batch(&format!(
+            "PRAGMA schema_version = {}; PRAGMA writable_schema = OFF; COMMIT;",
+            version + 1
+        ))?;
+        conn.execute_batch(
+            "BEGIN IMMEDIATE; REINDEX; INSERT INTO __mdbc_meta (key, value) VALUES ('values_v4', '1'); COMMIT;",
         )?;
         Ok(())
     };

@@ -35,7 +35,7 @@ use crate::durability::GroupCommit;
 pub use error::StoreError;
 #[cfg(test)]
 pub(crate) use functions::register_single_site as register_single_site_functions;
-pub use functions::{register_catalog_functions, version_string};
+pub use functions::{register_catalog_functions, register_session_coerce, version_string};
 pub use ident::SessionIdent;
 #[cfg(test)]
 pub(crate) use migrate::migrate;

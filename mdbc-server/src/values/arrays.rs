@@ -6,6 +6,7 @@
 //! Only the catalogs and expressions (`array_agg`, `ARRAY[…]`) produce arrays; tables
 //! cannot store them.
 
+use crate::datetime::Zone;
 use bytes::{BufMut, BytesMut};
 use rusqlite::types::{Value, ValueRef};
 use serde_json::Value as Json;
@@ -86,7 +87,7 @@ pub fn encode_text(stored: &str, ty: PgType, out: &mut BytesMut) {
             continue;
         }
         let mut text = BytesMut::new();
-        text::encode_text(value_ref(&v), elem, -1, &mut text);
+        text::encode_text(value_ref(&v), elem, -1, &Zone::utc(), &mut text);
         let s = String::from_utf8_lossy(&text);
         let needs_quotes = s.is_empty()
             || s.eq_ignore_ascii_case("null")
@@ -160,7 +161,7 @@ pub fn from_pg_text(input: &str, ty: PgType) -> VResult<Json> {
     let mut items = Vec::new();
     if is_vector(ty) {
         for part in t.split_whitespace() {
-            items.push(json_element(text::from_text(part, elem, -1)?));
+            items.push(json_element(text::from_text(part, elem, -1, &Zone::utc())?));
         }
         return Ok(Json::Array(items));
     }
@@ -203,7 +204,12 @@ pub fn from_pg_text(input: &str, ty: PgType) -> VResult<Json> {
         if !quoted && text.eq_ignore_ascii_case("null") {
             items.push(Json::Null);
         } else {
-            items.push(json_element(text::from_text(&text, elem, -1)?));
+            items.push(json_element(text::from_text(
+                &text,
+                elem,
+                -1,
+                &Zone::utc(),
+            )?));
         }
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();

@@ -1,16 +1,14 @@
 //! PostgreSQL's binary formats, for every scalar type (arrays are in [`super::arrays`]).
 
+use crate::datetime::{self as dt, Moment, Zone};
 use bytes::{BufMut, BytesMut};
-use chrono::{Datelike, NaiveDate, NaiveTime, Timelike};
 use rusqlite::types::{Value, ValueRef};
 use sql_capture::PgType;
 
 use super::error::{VResult, ValueError};
 use super::text::{
-    as_f64, as_i64, as_text, bpchar_padded, format_date, format_interval, format_numeric,
-    format_time, format_timestamp, format_timestamptz, from_text, jsonb_out, numeric_from_text,
-    numeric_in_scale, parse_date, parse_interval, parse_time, parse_timestamp, pg_epoch, Interval,
-    PG_EPOCH_DAYS_FROM_CE,
+    as_f64, as_i64, as_text, bpchar_padded, format_numeric, from_text, jsonb_out,
+    numeric_from_text, numeric_in_scale,
 };
 
 /// Appends a value in PostgreSQL's binary format. Values that cannot be shown in the binary
@@ -47,23 +45,29 @@ pub fn encode_binary(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMu
             out.put_slice(jsonb_out(as_text(v).as_bytes()).as_bytes());
         }
         PgType::Date => {
-            let d = parse_date(&as_text(v)).ok_or_else(bad)?;
-            out.put_i32(d.num_days_from_ce() - PG_EPOCH_DAYS_FROM_CE);
-        }
-        PgType::Time => {
-            let t = parse_time(&as_text(v)).ok_or_else(bad)?;
-            out.put_i64(
-                t.num_seconds_from_midnight() as i64 * 1_000_000 + (t.nanosecond() / 1000) as i64,
+            let utc = Zone::utc();
+            out.put_i32(
+                match dt::parse_date(&as_text(v), &utc).map_err(|_| bad())? {
+                    Moment::At(d) => d,
+                    Moment::PosInf => i32::MAX,
+                    Moment::NegInf => i32::MIN,
+                },
             );
         }
+        PgType::Time => {
+            out.put_i64(dt::parse_time(&as_text(v), &Zone::utc()).map_err(|_| bad())?);
+        }
         PgType::Timestamp | PgType::Timestamptz => {
-            let (dt, off) = parse_timestamp(&as_text(v)).ok_or_else(bad)?;
-            let utc = dt - chrono::Duration::seconds(off.unwrap_or(0) as i64);
-            let micros = (utc - pg_epoch()).num_microseconds().ok_or_else(bad)?;
-            out.put_i64(micros);
+            let with_zone = ty == PgType::Timestamptz;
+            let t = dt::parse_timestamp(&as_text(v), with_zone, &Zone::utc()).map_err(|_| bad())?;
+            out.put_i64(match t {
+                Moment::At(t) => t,
+                Moment::PosInf => i64::MAX,
+                Moment::NegInf => i64::MIN,
+            });
         }
         PgType::Interval => {
-            let iv = parse_interval(&as_text(v)).ok_or_else(bad)?;
+            let iv = dt::Interval::parse(&as_text(v)).map_err(|_| bad())?;
             out.put_i64(iv.micros);
             out.put_i32(iv.days);
             out.put_i32(iv.months);
@@ -235,40 +239,50 @@ pub fn from_binary(b: &[u8], ty: PgType) -> VResult<Value> {
         PgType::Bytea => Value::Blob(b.to_vec()),
         PgType::Jsonb => {
             let rest = b.strip_prefix(&[1u8]).ok_or_else(bad)?;
-            from_text(std::str::from_utf8(rest).map_err(|_| bad())?, ty, -1)?
+            from_text(
+                std::str::from_utf8(rest).map_err(|_| bad())?,
+                ty,
+                -1,
+                &Zone::utc(),
+            )?
         }
         PgType::Date => {
             let days = i32::from_be_bytes(arr(4)?.try_into().map_err(|_| bad())?);
-            let d = NaiveDate::from_num_days_from_ce_opt(days + PG_EPOCH_DAYS_FROM_CE)
-                .ok_or_else(bad)?;
-            Value::Text(format_date(d))
+            let d = match days {
+                i32::MAX => Moment::PosInf,
+                i32::MIN => Moment::NegInf,
+                d => Moment::At(dt::check_date(d).map_err(super::text::dt_error)?),
+            };
+            Value::Text(dt::format_date(d))
         }
         PgType::Time => {
             let us = i64::from_be_bytes(arr(8)?.try_into().map_err(|_| bad())?);
-            let t = NaiveTime::from_num_seconds_from_midnight_opt(
-                (us / 1_000_000) as u32,
-                ((us % 1_000_000) * 1000) as u32,
-            )
-            .ok_or_else(bad)?;
-            Value::Text(format_time(t))
+            if !(0..=dt::USECS_PER_DAY).contains(&us) {
+                return Err(bad());
+            }
+            Value::Text(dt::format_time(us))
         }
         PgType::Timestamp | PgType::Timestamptz => {
             let us = i64::from_be_bytes(arr(8)?.try_into().map_err(|_| bad())?);
-            let dt = pg_epoch() + chrono::Duration::microseconds(us);
+            let t = match us {
+                i64::MAX => Moment::PosInf,
+                i64::MIN => Moment::NegInf,
+                t => Moment::At(dt::check_ts(t).map_err(super::text::dt_error)?),
+            };
             Value::Text(if ty == PgType::Timestamp {
-                format_timestamp(dt)
+                dt::format_timestamp(t)
             } else {
-                format_timestamptz(dt)
+                dt::stored_timestamptz_of(t)
             })
         }
         PgType::Interval => {
             let b = arr(16)?;
-            let iv = Interval {
-                micros: i64::from_be_bytes(b[0..8].try_into().map_err(|_| bad())?),
-                days: i32::from_be_bytes(b[8..12].try_into().map_err(|_| bad())?),
-                months: i32::from_be_bytes(b[12..16].try_into().map_err(|_| bad())?),
-            };
-            Value::Text(format_interval(iv))
+            let iv = dt::Interval::new(
+                i32::from_be_bytes(b[12..16].try_into().map_err(|_| bad())?),
+                i32::from_be_bytes(b[8..12].try_into().map_err(|_| bad())?),
+                i64::from_be_bytes(b[0..8].try_into().map_err(|_| bad())?),
+            );
+            Value::Text(iv.format())
         }
         PgType::Uuid => Value::Text(
             uuid::Uuid::from_slice(arr(16)?)

@@ -2,23 +2,24 @@
 //! every scalar type (arrays are in [`super::arrays`], built on these).
 
 use super::error::{invalid, out_of_range, VResult, ValueError};
+use crate::datetime::{self as dt, Zone};
 use crate::numeric::Numeric;
 use bytes::{BufMut, BytesMut};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use rusqlite::types::{Value, ValueRef};
 use sql_capture::PgType;
 use std::fmt::Write as _;
 
-pub(super) const PG_EPOCH_DAYS_FROM_CE: i32 = 730_120; // 2000-01-01 as days from 0001-01-01 (CE day 1)
-
-pub(super) fn pg_epoch() -> NaiveDateTime {
-    NaiveDate::from_ymd_opt(2000, 1, 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .unwrap_or_default()
+/// A date/time error as a value error (same SQLSTATE and message).
+pub(super) fn dt_error(e: dt::DtError) -> ValueError {
+    ValueError {
+        code: e.code,
+        message: e.message,
+    }
 }
 
-/// Parses PostgreSQL input text for a column of type `ty` into what SQLite stores.
-pub fn from_text(input: &str, ty: PgType, typmod: i32) -> VResult<Value> {
+/// Parses PostgreSQL input text for a column of type `ty` into what SQLite stores; a
+/// timestamptz without an offset is read in `zone`.
+pub fn from_text(input: &str, ty: PgType, typmod: i32, zone: &Zone) -> VResult<Value> {
     let t = input.trim();
     Ok(match ty {
         PgType::Bool => Value::Integer(parse_bool(t).ok_or_else(|| invalid(ty, input))? as i64),
@@ -54,25 +55,16 @@ pub fn from_text(input: &str, ty: PgType, typmod: i32) -> VResult<Value> {
         array_types!() => return Err(invalid(ty, input)),
         PgType::Varchar | PgType::Bpchar => Value::Text(fit_length(input, ty, typmod)?),
         PgType::Bytea => Value::Blob(bytea_from_text(input).ok_or_else(|| invalid(ty, input))?),
-        PgType::Date => Value::Text(format_date(
-            parse_date(t).ok_or_else(|| invalid(ty, input))?,
+        PgType::Date => Value::Text(dt::format_date(dt::parse_date(t, zone).map_err(dt_error)?)),
+        PgType::Time => Value::Text(dt::format_time(dt::parse_time(t, zone).map_err(dt_error)?)),
+        PgType::Timestamp => Value::Text(dt::format_timestamp(
+            dt::parse_timestamp(t, false, zone).map_err(dt_error)?,
         )),
-        PgType::Time => Value::Text(format_time(
-            parse_time(t).ok_or_else(|| invalid(ty, input))?,
+        PgType::Timestamptz => Value::Text(dt::format_timestamptz(
+            dt::parse_timestamp(t, true, zone).map_err(dt_error)?,
+            &Zone::utc(),
         )),
-        PgType::Timestamp => {
-            let (dt, _) = parse_timestamp(t).ok_or_else(|| invalid(ty, input))?;
-            Value::Text(format_timestamp(dt))
-        }
-        PgType::Timestamptz => {
-            let (dt, offset) = parse_timestamp(t).ok_or_else(|| invalid(ty, input))?;
-            let utc = dt - chrono::Duration::seconds(offset.unwrap_or(0) as i64);
-            Value::Text(format_timestamptz(utc))
-        }
-        PgType::Interval => {
-            let iv = parse_interval(t).ok_or_else(|| invalid(ty, input))?;
-            Value::Text(format_interval(iv))
-        }
+        PgType::Interval => Value::Text(dt::Interval::parse(t).map_err(dt_error)?.format()),
         PgType::Uuid => Value::Text(
             uuid::Uuid::parse_str(t)
                 .map_err(|_| invalid(ty, input))?
@@ -259,183 +251,6 @@ pub(super) fn bytea_from_text(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-pub(super) fn parse_date(t: &str) -> Option<NaiveDate> {
-    let head = t.split([' ', 'T']).next()?;
-    NaiveDate::parse_from_str(head, "%Y-%m-%d").ok()
-}
-
-pub(super) fn parse_time(t: &str) -> Option<NaiveTime> {
-    let t = t.trim_end_matches(['Z', 'z']);
-    NaiveTime::parse_from_str(t, "%H:%M:%S%.f")
-        .or_else(|_| NaiveTime::parse_from_str(t, "%H:%M"))
-        .ok()
-}
-
-/// Parses `YYYY-MM-DD[( |T)HH:MM[:SS[.f]]][Z|±HH[:MM]]`; returns the local time and the
-/// offset in seconds east of UTC when one was given.
-pub(super) fn parse_timestamp(t: &str) -> Option<(NaiveDateTime, Option<i32>)> {
-    let lower = t.to_ascii_lowercase();
-    match lower.as_str() {
-        "epoch" => return Some((DateTime::UNIX_EPOCH.naive_utc(), Some(0))),
-        "now" => return Some((chrono::Utc::now().naive_utc(), Some(0))),
-        _ => {}
-    }
-    if t.len() < 10 {
-        return None;
-    }
-    let date = NaiveDate::parse_from_str(&t[..10], "%Y-%m-%d").ok()?;
-    let rest = t[10..].trim_start_matches([' ', 'T', 't']);
-    if rest.is_empty() {
-        return Some((date.and_hms_opt(0, 0, 0)?, None));
-    }
-    // Split off a zone suffix.
-    let (time_part, offset) = split_zone(rest)?;
-    let time = parse_time(time_part.trim())?;
-    Some((date.and_time(time), offset))
-}
-
-fn split_zone(s: &str) -> Option<(&str, Option<i32>)> {
-    let s = s.trim();
-    if let Some(stripped) = s.strip_suffix(['Z', 'z']) {
-        return Some((stripped, Some(0)));
-    }
-    for suffix in [" UTC", " utc", " GMT", " gmt"] {
-        if let Some(stripped) = s.strip_suffix(suffix) {
-            return Some((stripped, Some(0)));
-        }
-    }
-    // An offset starts at the last '+' or '-' after the time's digits.
-    if let Some(pos) = s.rfind(['+', '-']) {
-        if pos >= 5 {
-            let (time, zone) = s.split_at(pos);
-            let sign = if zone.starts_with('-') { -1 } else { 1 };
-            let z = &zone[1..];
-            let (h, m) = match z.split_once(':') {
-                Some((h, m)) => (h.parse::<i32>().ok()?, m.parse::<i32>().ok()?),
-                None if z.len() == 4 => (z[..2].parse().ok()?, z[2..].parse().ok()?),
-                None => (z.parse().ok()?, 0),
-            };
-            if h > 15 || m > 59 {
-                return None;
-            }
-            return Some((time, Some(sign * (h * 3600 + m * 60))));
-        }
-    }
-    Some((s, None))
-}
-
-/// A date as stored (and shown): `YYYY-MM-DD`.
-pub fn format_date(d: NaiveDate) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
-}
-
-fn push_fraction(s: &mut String, nanos: u32) {
-    let micros = nanos / 1000;
-    if micros > 0 {
-        let mut f = format!("{micros:06}");
-        while f.ends_with('0') {
-            f.pop();
-        }
-        s.push('.');
-        s.push_str(&f);
-    }
-}
-
-pub(super) fn format_time(t: NaiveTime) -> String {
-    let mut s = format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second());
-    push_fraction(&mut s, t.nanosecond());
-    s
-}
-
-pub(super) fn format_timestamp(dt: NaiveDateTime) -> String {
-    format!("{} {}", format_date(dt.date()), format_time(dt.time()))
-}
-
-/// A UTC instant as mdbc stores `timestamptz`.
-pub fn format_timestamptz(utc: NaiveDateTime) -> String {
-    format!("{}+00", format_timestamp(utc))
-}
-
-/// An interval as PostgreSQL keeps it: months, days and microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Interval {
-    pub(super) months: i32,
-    pub(super) days: i32,
-    pub(super) micros: i64,
-}
-
-pub(super) fn parse_interval(t: &str) -> Option<Interval> {
-    let mut iv = Interval::default();
-    let tokens: Vec<&str> = t.split_whitespace().collect();
-    let mut i = 0;
-    let mut any = false;
-    while i < tokens.len() {
-        let tok = tokens[i];
-        if tok.contains(':') {
-            let neg = tok.starts_with('-');
-            let parts: Vec<&str> = tok.trim_start_matches(['-', '+']).split(':').collect();
-            let h: i64 = parts.first()?.parse().ok()?;
-            let m: i64 = parts.get(1).map(|p| p.parse().ok()).unwrap_or(Some(0))?;
-            let sec: f64 = parts.get(2).map(|p| p.parse().ok()).unwrap_or(Some(0.0))?;
-            let micros = h * 3_600_000_000 + m * 60_000_000 + (sec * 1e6).round() as i64;
-            iv.micros += if neg { -micros } else { micros };
-            i += 1;
-            any = true;
-            continue;
-        }
-        let n: f64 = tok.parse().ok()?;
-        let unit = tokens.get(i + 1)?.to_ascii_lowercase();
-        let unit = unit.trim_end_matches(',');
-        match unit.trim_end_matches('s') {
-            "year" | "yr" | "y" => iv.months += (n * 12.0) as i32,
-            "mon" | "month" => iv.months += n as i32,
-            "week" | "w" => iv.days += (n * 7.0) as i32,
-            "day" | "d" => iv.days += n as i32,
-            "hour" | "hr" | "h" => iv.micros += (n * 3.6e9) as i64,
-            "minute" | "min" | "m" => iv.micros += (n * 6e7) as i64,
-            "second" | "sec" => iv.micros += (n * 1e6) as i64,
-            "millisecond" | "ms" | "msec" => iv.micros += (n * 1e3) as i64,
-            "microsecond" => iv.micros += n as i64,
-            _ => return None,
-        }
-        any = true;
-        i += 2;
-    }
-    any.then_some(iv)
-}
-
-pub(super) fn format_interval(iv: Interval) -> String {
-    let mut parts = Vec::new();
-    let years = iv.months / 12;
-    let mons = iv.months % 12;
-    let plural =
-        |n: i64, one: &str, many: &str| format!("{n} {}", if n.abs() == 1 { one } else { many });
-    if years != 0 {
-        parts.push(plural(years as i64, "year", "years"));
-    }
-    if mons != 0 {
-        parts.push(plural(mons as i64, "mon", "mons"));
-    }
-    if iv.days != 0 {
-        parts.push(plural(iv.days as i64, "day", "days"));
-    }
-    if iv.micros != 0 || parts.is_empty() {
-        let neg = iv.micros < 0;
-        let m = iv.micros.unsigned_abs();
-        let secs = m / 1_000_000;
-        let mut s = format!(
-            "{}{:02}:{:02}:{:02}",
-            if neg { "-" } else { "" },
-            secs / 3600,
-            (secs / 60) % 60,
-            secs % 60
-        );
-        push_fraction(&mut s, ((m % 1_000_000) * 1000) as u32);
-        parts.push(s);
-    }
-    parts.join(" ")
-}
-
 /// jsonb's text form: keys sorted (serde_json's map is ordered), `": "` and `", "`.
 pub(super) fn jsonb_text(v: &serde_json::Value) -> String {
     let mut s = String::new();
@@ -546,10 +361,17 @@ pub(super) fn format_numeric(v: ValueRef<'_>, typmod: i32) -> Option<String> {
     })
 }
 
-/// Appends a value in PostgreSQL's text format.
-pub fn encode_text(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMut) {
+/// Appends a value in PostgreSQL's text format (a timestamptz as seen in `zone`).
+pub fn encode_text(v: ValueRef<'_>, ty: PgType, typmod: i32, zone: &Zone, out: &mut BytesMut) {
     match (ty, v) {
         (_, ValueRef::Null) => {}
+        (PgType::Timestamptz, ValueRef::Text(b)) if !zone.is_utc() => {
+            let text = String::from_utf8_lossy(b);
+            match dt::parse_timestamp(&text, true, zone) {
+                Ok(t) => out.put_slice(dt::format_timestamptz(t, zone).as_bytes()),
+                Err(_) => out.put_slice(b),
+            }
+        }
         (PgType::Bpchar, ValueRef::Text(b)) => bpchar_padded(b, typmod, out),
         (PgType::Bool, ValueRef::Integer(i)) => out.put_slice(if i != 0 { b"t" } else { b"f" }),
         (PgType::Bool, ValueRef::Real(f)) => out.put_slice(if f != 0.0 { b"t" } else { b"f" }),
@@ -681,12 +503,14 @@ pub(super) fn as_f64(v: ValueRef<'_>) -> Option<f64> {
 
 /// The current time as mdbc stores `timestamptz`.
 pub fn now_text() -> String {
-    format_timestamptz(chrono::Utc::now().naive_utc())
+    dt::stored_timestamptz(dt::now())
 }
 
 /// Today's date (UTC) as stored.
 pub fn today_text() -> String {
-    format_date(chrono::Utc::now().date_naive())
+    dt::format_date(dt::Moment::At(
+        dt::now().div_euclid(dt::USECS_PER_DAY) as i32
+    ))
 }
 
 #[cfg(test)]
@@ -694,9 +518,13 @@ mod tests {
     use super::*;
     use crate::values::binary::{encode_binary, from_binary, numeric_binary, numeric_from_binary};
 
+    fn from_text(input: &str, ty: PgType, typmod: i32) -> VResult<Value> {
+        super::from_text(input, ty, typmod, &Zone::utc())
+    }
+
     fn text(v: &Value, ty: PgType, typmod: i32) -> String {
         let mut b = BytesMut::new();
-        encode_text(ValueRef::from(v), ty, typmod, &mut b);
+        encode_text(ValueRef::from(v), ty, typmod, &Zone::utc(), &mut b);
         String::from_utf8(b.to_vec()).unwrap()
     }
 
@@ -764,7 +592,7 @@ mod tests {
         );
         assert_eq!(
             from_text("2024-13-01", PgType::Date, -1).unwrap_err().code,
-            "22P02"
+            "22008"
         );
         assert_eq!(from_text("{", PgType::Json, -1).unwrap_err().code, "22P02");
     }

@@ -54,6 +54,14 @@ impl ServerParameterProvider for ServerParams {
         ] {
             p.insert(k.to_string(), v.to_string());
         }
+        // A TimeZone asked for at startup is reported as the session will use it.
+        for (k, v) in super::startup_settings(meta) {
+            if k == "timezone" {
+                if let Some(z) = crate::datetime::Zone::parse_setting(&v) {
+                    p.insert("TimeZone".into(), z.name());
+                }
+            }
+        }
         p.insert(
             "application_name".into(),
             meta.get(METADATA_APPLICATION_NAME)

@@ -333,10 +333,20 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
         Expr::Collate { expr, .. } => {
             if crate::numeric::is_marked(e) {
                 of(Numeric)
+            } else if crate::datetime::is_marked(e) {
+                of(Interval)
             } else {
                 infer_expr(expr, scope)
             }
         }
+        Expr::Interval(_) => of(Interval),
+        Expr::Extract { .. } => of(Numeric),
+        Expr::AtTimeZone { timestamp, .. } => match infer_expr(timestamp, scope).and_then(|c| c.ty)
+        {
+            Some(Timestamp) => of(Timestamptz),
+            Some(Timestamptz) => of(Timestamp),
+            _ => None,
+        },
         Expr::UnaryOp { op, expr } => match op {
             UnaryOperator::Not => of(Bool),
             _ => infer_expr(expr, scope),
@@ -355,6 +365,25 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                     l = r;
                 } else if quoted(right) && !quoted(left) {
                     r = l;
+                }
+                let symbol = match op {
+                    BinaryOperator::Plus => "+",
+                    BinaryOperator::Minus => "-",
+                    BinaryOperator::Multiply => "*",
+                    BinaryOperator::Divide => "/",
+                    _ => "%",
+                };
+                // `timestamp + '1 day'` adds an interval.
+                if quoted(right)
+                    && symbol == "+"
+                    && matches!(l, Some(Timestamp | Timestamptz | Time))
+                {
+                    r = Some(Interval);
+                }
+                if let (Some(a), Some(b)) = (l, r) {
+                    if let Some(t) = crate::datetime::result_type(a, symbol, b) {
+                        return of(t);
+                    }
                 }
                 match (l, op, r) {
                     (Some(Date), BinaryOperator::Minus, Some(Date)) => of(Int4),
@@ -474,6 +503,16 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
             let name = function_name(f);
             let args = function_args(f);
             let arg0 = || args.first().and_then(|a| infer_expr(a, scope));
+            // Date/time functions (and the calls datetime.rs writes for them).
+            if crate::datetime::is_function(&name) {
+                let types: Vec<Option<PgType>> = args
+                    .iter()
+                    .map(|a| infer_expr(a, scope).and_then(|c| c.ty))
+                    .collect();
+                if let Some(t) = crate::datetime::function_type(&name, &types, &args) {
+                    return of(t);
+                }
+            }
             match name.as_str() {
                 "count" => of(Int8),
                 // Checked integer arithmetic (typed.rs): the type is in the name.
@@ -552,7 +591,6 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 | "group_concat" | "split_part" => of(Text),
                 "now"
                 | "current_timestamp"
-                | "localtimestamp"
                 | "transaction_timestamp"
                 | "statement_timestamp"
                 | "clock_timestamp" => of(Timestamptz),

@@ -541,7 +541,11 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
             // would count a negative start from the end).
             *expr = call("pg_substr", args);
         }
-        Expr::Interval(_) => return Err(Error::Unsupported("INTERVAL arithmetic".into())),
+        Expr::Interval(_) => {
+            return Err(Error::Unsupported(
+                "this INTERVAL literal's qualifier (fields or precision)".into(),
+            ))
+        }
         // Arrays are JSON arrays in SQLite (mdbc-server's arrays.rs).
         Expr::Array(a) => *expr = call("json_array", std::mem::take(&mut a.elem)),
         Expr::CompoundFieldAccess { root, access_chain } => {
@@ -567,8 +571,16 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
             };
             *expr = call("json_extract", vec![root, path]);
         }
-        Expr::AtTimeZone { .. } => return Err(Error::Unsupported("AT TIME ZONE".into())),
-        Expr::Extract { .. } => return Err(Error::Unsupported("EXTRACT".into())),
+        Expr::AtTimeZone { .. } => {
+            return Err(Error::Unsupported(
+                "AT TIME ZONE on a value not known to be a timestamp".into(),
+            ))
+        }
+        Expr::Extract { .. } => {
+            return Err(Error::Unsupported(
+                "EXTRACT from a value not known to be a date, time or interval".into(),
+            ))
+        }
         Expr::SimilarTo { .. } => return Err(Error::Unsupported("SIMILAR TO".into())),
         Expr::Collate {
             expr: inner,
@@ -588,6 +600,9 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
                 // A numeric-valued expression (typed.rs marks them): text affinity, so
                 // that what it is compared with is read as text and compared by the
                 // collation. A column has its declared affinity already.
+                // An interval-valued expression (datetime.rs): its text is canonical, the
+                // collation orders it by span.
+                Some(crate::INTERVAL_COLLATION) => {}
                 Some(NUMERIC_COLLATION) => {
                     if !matches!(
                         inner.as_ref(),
@@ -752,8 +767,27 @@ fn rewrite_function(expr: &mut Expr) -> Result<()> {
     }
     match name.as_str() {
         // The transaction's start, the statement's, and the wall clock.
-        "now" | "current_timestamp" | "localtimestamp" | "transaction_timestamp" => {
-            *expr = call("pg_now", vec![])
+        "now" | "current_timestamp" | "transaction_timestamp" => *expr = call("pg_now", vec![]),
+        // The transaction's start as a wall clock in the session's zone.
+        "localtimestamp" | "localtime" => {
+            let target = if name == "localtime" {
+                "time"
+            } else {
+                "timestamp"
+            };
+            *expr = call(
+                "pg_datetime",
+                vec![
+                    Expr::value(Value::SingleQuotedString("local".into())),
+                    Expr::value(Value::SingleQuotedString(target.into())),
+                    call("pg_now", vec![]),
+                ],
+            )
+        }
+        "current_time" => {
+            return Err(Error::Unsupported(
+                "current_time (time with time zone; use localtime)".into(),
+            ))
         }
         "statement_timestamp" => *expr = call("pg_statement_timestamp", vec![]),
         "clock_timestamp" => *expr = call("pg_clock_timestamp", vec![]),
@@ -907,22 +941,26 @@ mod tests {
         );
     }
 
-    /// Timestamp arithmetic gives intervals, which are not computed yet: refused when it
-    /// runs rather than left to SQLite, which would subtract the texts' leading numbers.
+    /// Date/time arithmetic becomes `pg_datetime` calls naming the operand types (SQLite
+    /// would subtract the texts' leading numbers); interval results carry the interval
+    /// collation so they compare by span.
     #[test]
-    fn timestamp_arithmetic_is_refused_not_guessed() {
-        for sql in [
-            "select timestamptz '1997-02-11' - timestamptz '1997-01-02'",
-            "select now() - now()",
-            "select time '10:00' - time '09:00'",
+    fn datetime_arithmetic_names_its_types() {
+        for (sql, op) in [
+            (
+                "select timestamptz '1997-02-11' - timestamptz '1997-01-02'",
+                "'timestamptz - timestamptz'",
+            ),
+            ("select now() - now()", "'timestamptz - timestamptz'"),
+            ("select time '10:00' - time '09:00'", "'time - time'"),
+            ("select now() + '1 day'", "'timestamptz + interval'"),
+            ("select interval '1 day' * 2", "'interval * number'"),
         ] {
-            assert!(
-                sqlite(sql).contains("pg_unsupported("),
-                "{sql}: {}",
-                sqlite(sql)
-            );
+            let out = sqlite(sql);
+            assert!(out.contains(&format!("pg_datetime({op}")), "{sql}: {out}");
         }
-        assert!(!sqlite("select date '2020-01-10' - date '2020-01-01'").contains("pg_unsupported"));
+        assert!(sqlite("select now() - now()").contains("COLLATE pg_interval"));
+        assert!(!sqlite("select date '2020-01-10' - date '2020-01-01'").contains("pg_datetime"));
     }
 
     /// SQLite's series counts in integers: other bounds are refused, not truncated.
@@ -1010,7 +1048,7 @@ mod tests {
 
     #[test]
     fn unsupported_named() {
-        let p = parse("select extract(year from now())").unwrap();
+        let p = parse("select extract(year from 'not typed')").unwrap();
         let e = plan(&p[0], &Catalog::default()).unwrap_err();
         assert_eq!(e.sqlstate(), "0A000");
     }

@@ -1,0 +1,602 @@
+//! `interval`: months, days and microseconds kept apart, as PostgreSQL keeps them; input in
+//! the postgres, SQL-standard and ISO 8601 forms, output in the `postgres` IntervalStyle,
+//! and the arithmetic and ordering PostgreSQL defines (a month counts 30 days and a day 24
+//! hours only when intervals are compared).
+
+use std::cmp::Ordering;
+
+use super::error::{DtError, DtResult};
+use super::{USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC};
+
+/// An interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Interval {
+    /// Months (years are twelve of them).
+    pub months: i32,
+    /// Days.
+    pub days: i32,
+    /// Microseconds.
+    pub micros: i64,
+}
+
+const DAYS_PER_MONTH: i64 = 30;
+
+fn overflow() -> DtError {
+    DtError::range("interval")
+}
+
+impl Interval {
+    /// An interval of `months`, `days` and `micros`.
+    pub fn new(months: i32, days: i32, micros: i64) -> Interval {
+        Interval {
+            months,
+            days,
+            micros,
+        }
+    }
+
+    /// The value intervals are compared by: months of 30 days, days of 24 hours.
+    pub fn span(&self) -> i128 {
+        (self.months as i128 * DAYS_PER_MONTH as i128 + self.days as i128) * USECS_PER_DAY as i128
+            + self.micros as i128
+    }
+
+    /// Parses any input form PostgreSQL accepts for `interval`.
+    pub fn parse(input: &str) -> DtResult<Interval> {
+        let t = input.trim();
+        let bad = || DtError::syntax("interval", input);
+        if t.is_empty() {
+            return Err(bad());
+        }
+        if let Some(rest) = t.strip_prefix(['P', 'p']) {
+            return parse_iso(rest).ok_or_else(bad);
+        }
+        parse_postgres(t, input)
+    }
+
+    /// `a + b`.
+    pub fn add(self, o: Interval) -> DtResult<Interval> {
+        Ok(Interval {
+            months: self.months.checked_add(o.months).ok_or_else(overflow)?,
+            days: self.days.checked_add(o.days).ok_or_else(overflow)?,
+            micros: self.micros.checked_add(o.micros).ok_or_else(overflow)?,
+        })
+    }
+
+    /// `-a`.
+    pub fn neg(self) -> DtResult<Interval> {
+        Ok(Interval {
+            months: self.months.checked_neg().ok_or_else(overflow)?,
+            days: self.days.checked_neg().ok_or_else(overflow)?,
+            micros: self.micros.checked_neg().ok_or_else(overflow)?,
+        })
+    }
+
+    /// `a - b`.
+    pub fn sub(self, o: Interval) -> DtResult<Interval> {
+        self.add(o.neg()?)
+    }
+
+    /// `a * factor` (PostgreSQL's `interval_mul`: fractions of months spill into days,
+    /// fractions of days into microseconds).
+    pub fn mul(self, factor: f64) -> DtResult<Interval> {
+        if factor.is_nan() {
+            return Err(overflow());
+        }
+        let month_f = self.months as f64 * factor;
+        if !(i32::MIN as f64..=i32::MAX as f64).contains(&month_f) {
+            return Err(overflow());
+        }
+        let months = month_f as i32;
+        let month_remainder_days = ts_round((month_f - months as f64) * DAYS_PER_MONTH as f64);
+        let day_f = self.days as f64 * factor;
+        if !(i32::MIN as f64..=i32::MAX as f64).contains(&day_f) {
+            return Err(overflow());
+        }
+        let mut days = day_f as i32;
+        let mut sec_remainder =
+            (day_f - days as f64 + month_remainder_days - month_remainder_days.trunc()) * 86400.0;
+        sec_remainder = ts_round(sec_remainder);
+        if sec_remainder.abs() >= 86400.0 {
+            let whole = (sec_remainder / 86400.0).trunc();
+            days += whole as i32;
+            sec_remainder -= whole * 86400.0;
+        }
+        days = days
+            .checked_add(month_remainder_days as i32)
+            .ok_or_else(overflow)?;
+        let micros_f = (self.micros as f64 * factor + sec_remainder * 1e6).round_ties_even();
+        if !(i64::MIN as f64..i64::MAX as f64).contains(&micros_f) {
+            return Err(overflow());
+        }
+        Ok(Interval {
+            months,
+            days,
+            micros: micros_f as i64,
+        })
+    }
+
+    /// `a / factor` (PostgreSQL's `interval_div`).
+    pub fn div(self, factor: f64) -> DtResult<Interval> {
+        if factor == 0.0 {
+            return Err(DtError::new("22012", "division by zero"));
+        }
+        if factor.is_nan() {
+            return Err(overflow());
+        }
+        let month_f = self.months as f64 / factor;
+        let day_f = self.days as f64 / factor;
+        let months = month_f as i32;
+        let mut days = day_f as i32;
+        let month_remainder_days = ts_round((month_f - months as f64) * DAYS_PER_MONTH as f64);
+        let mut sec_remainder =
+            (day_f - days as f64 + month_remainder_days - month_remainder_days.trunc()) * 86400.0;
+        sec_remainder = ts_round(sec_remainder);
+        if sec_remainder.abs() >= 86400.0 {
+            let whole = (sec_remainder / 86400.0).trunc();
+            days += whole as i32;
+            sec_remainder -= whole * 86400.0;
+        }
+        days = days
+            .checked_add(month_remainder_days as i32)
+            .ok_or_else(overflow)?;
+        let micros_f = (self.micros as f64 / factor + sec_remainder * 1e6).round_ties_even();
+        if !(i64::MIN as f64..i64::MAX as f64).contains(&micros_f) {
+            return Err(overflow());
+        }
+        Ok(Interval {
+            months,
+            days,
+            micros: micros_f as i64,
+        })
+    }
+
+    /// `justify_hours`: whole days out of the microseconds.
+    pub fn justify_hours(self) -> Interval {
+        let mut r = self;
+        r.days += (r.micros / USECS_PER_DAY) as i32;
+        r.micros %= USECS_PER_DAY;
+        if r.days > 0 && r.micros < 0 {
+            r.micros += USECS_PER_DAY;
+            r.days -= 1;
+        } else if r.days < 0 && r.micros > 0 {
+            r.micros -= USECS_PER_DAY;
+            r.days += 1;
+        }
+        r
+    }
+
+    /// `justify_days`: whole 30-day months out of the days.
+    pub fn justify_days(self) -> Interval {
+        let mut r = self;
+        r.months += r.days / DAYS_PER_MONTH as i32;
+        r.days %= DAYS_PER_MONTH as i32;
+        if r.months > 0 && r.days < 0 {
+            r.days += DAYS_PER_MONTH as i32;
+            r.months -= 1;
+        } else if r.months < 0 && r.days > 0 {
+            r.days -= DAYS_PER_MONTH as i32;
+            r.months += 1;
+        }
+        r
+    }
+
+    /// `justify_interval`: both, with one sign throughout.
+    pub fn justify_interval(self) -> Interval {
+        let mut r = self;
+        let dpm = DAYS_PER_MONTH as i32;
+        if (r.days > 0 && r.micros > 0) || (r.days < 0 && r.micros < 0) {
+            let whole = r.days / dpm;
+            r.days -= whole * dpm;
+            r.months += whole;
+        }
+        let whole_day = r.micros / USECS_PER_DAY;
+        r.micros -= whole_day * USECS_PER_DAY;
+        r.days += whole_day as i32;
+        let whole_month = r.days / dpm;
+        r.days -= whole_month * dpm;
+        r.months += whole_month;
+        if r.months > 0 && (r.days < 0 || (r.days == 0 && r.micros < 0)) {
+            r.days += dpm;
+            r.months -= 1;
+        } else if r.months < 0 && (r.days > 0 || (r.days == 0 && r.micros > 0)) {
+            r.days -= dpm;
+            r.months += 1;
+        }
+        if r.days > 0 && r.micros < 0 {
+            r.micros += USECS_PER_DAY;
+            r.days -= 1;
+        } else if r.days < 0 && r.micros > 0 {
+            r.micros -= USECS_PER_DAY;
+            r.days += 1;
+        }
+        r
+    }
+
+    /// The text PostgreSQL prints in the `postgres` IntervalStyle.
+    pub fn format(&self) -> String {
+        let mut out = String::new();
+        let mut is_zero = true;
+        let mut is_before = false;
+        let year = self.months / 12;
+        let mon = self.months % 12;
+        for (value, unit) in [(year, "year"), (mon, "mon"), (self.days, "day")] {
+            if value == 0 {
+                continue;
+            }
+            if !is_zero {
+                out.push(' ');
+            }
+            if is_before && value > 0 {
+                out.push('+');
+            }
+            out.push_str(&format!(
+                "{value} {unit}{}",
+                if value != 1 { "s" } else { "" }
+            ));
+            is_before = value < 0;
+            is_zero = false;
+        }
+        if is_zero || self.micros != 0 {
+            let neg = self.micros < 0;
+            let m = self.micros.unsigned_abs();
+            let hours = m / USECS_PER_HOUR as u64;
+            let minutes = m / USECS_PER_MINUTE as u64 % 60;
+            let seconds = m / USECS_PER_SEC as u64 % 60;
+            let frac = m % USECS_PER_SEC as u64;
+            if !is_zero {
+                out.push(' ');
+            }
+            out.push_str(if neg {
+                "-"
+            } else if is_before {
+                "+"
+            } else {
+                ""
+            });
+            out.push_str(&format!("{hours:02}:{minutes:02}:{seconds:02}"));
+            push_fraction(&mut out, frac);
+        }
+        out
+    }
+}
+
+impl PartialOrd for Interval {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Interval {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.span().cmp(&other.span())
+    }
+}
+
+/// Rounds seconds to whole microseconds, as PostgreSQL's `TSROUND`.
+fn ts_round(secs: f64) -> f64 {
+    (secs * 1e6).round_ties_even() / 1e6
+}
+
+/// `.fraction` of microseconds without trailing zeros (nothing for zero).
+pub(crate) fn push_fraction(out: &mut String, micros: u64) {
+    if micros > 0 {
+        let f = format!("{micros:06}");
+        out.push('.');
+        out.push_str(f.trim_end_matches('0'));
+    }
+}
+
+/// Accumulates fields as PostgreSQL's DecodeInterval does, with fractions of a unit spilling
+/// into the next smaller ones.
+#[derive(Default)]
+struct Acc {
+    months: i64,
+    days: i64,
+    micros: i64,
+}
+
+impl Acc {
+    fn frac_seconds(&mut self, frac: f64, scale: f64) {
+        let f = frac * scale;
+        let secs = f.trunc();
+        self.micros += secs as i64 * USECS_PER_SEC + ((f - secs) * 1e6).round_ties_even() as i64;
+    }
+    fn frac_days(&mut self, frac: f64, scale: f64) {
+        let f = frac * scale;
+        let days = f.trunc();
+        self.days += days as i64;
+        self.frac_seconds(f - days, 86400.0);
+    }
+    fn unit(&mut self, unit: Unit, whole: i64, frac: f64) -> Option<()> {
+        let mul = |a: i64, b: i64| a.checked_mul(b);
+        match unit {
+            Unit::Micro => self.micros += whole + (frac).round_ties_even() as i64,
+            Unit::Milli => {
+                self.micros += mul(whole, 1000)? + (frac * 1000.0).round_ties_even() as i64
+            }
+            Unit::Second => {
+                self.micros += mul(whole, USECS_PER_SEC)? + (frac * 1e6).round_ties_even() as i64
+            }
+            Unit::Minute => {
+                self.micros += mul(whole, USECS_PER_MINUTE)?;
+                self.frac_seconds(frac, 60.0);
+            }
+            Unit::Hour => {
+                self.micros += mul(whole, USECS_PER_HOUR)?;
+                self.frac_seconds(frac, 3600.0);
+            }
+            Unit::Day => {
+                self.days += whole;
+                self.frac_seconds(frac, 86400.0);
+            }
+            Unit::Week => {
+                self.days += mul(whole, 7)?;
+                self.frac_days(frac, 7.0);
+            }
+            Unit::Month => {
+                self.months += whole;
+                self.frac_days(frac, DAYS_PER_MONTH as f64);
+            }
+            Unit::Year(n) => {
+                self.months += mul(whole, 12 * n)?;
+                self.months += (frac * 12.0 * n as f64).round_ties_even() as i64;
+            }
+        }
+        Some(())
+    }
+    fn finish(self, negate: bool) -> Option<Interval> {
+        let s = if negate { -1 } else { 1 };
+        Some(Interval {
+            months: i32::try_from(self.months * s).ok()?,
+            days: i32::try_from(self.days * s).ok()?,
+            micros: self.micros.checked_mul(s)?,
+        })
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Micro,
+    Milli,
+    Second,
+    Minute,
+    Hour,
+    Day,
+    Week,
+    Month,
+    /// Years, decades (10), centuries (100), millennia (1000).
+    Year(i64),
+}
+
+fn unit_of(word: &str) -> Option<Unit> {
+    let w = word.to_ascii_lowercase();
+    Some(match w.as_str() {
+        "us" | "usec" | "usecs" | "usecond" | "useconds" | "microsecond" | "microseconds"
+        | "microsecon" => Unit::Micro,
+        "ms" | "msec" | "msecs" | "msecond" | "mseconds" | "millisecond" | "milliseconds"
+        | "millisecon" => Unit::Milli,
+        "s" | "sec" | "secs" | "second" | "seconds" => Unit::Second,
+        "m" | "min" | "mins" | "minute" | "minutes" => Unit::Minute,
+        "h" | "hr" | "hrs" | "hour" | "hours" => Unit::Hour,
+        "d" | "day" | "days" => Unit::Day,
+        "w" | "week" | "weeks" => Unit::Week,
+        "mon" | "mons" | "month" | "months" => Unit::Month,
+        "y" | "yr" | "yrs" | "year" | "years" => Unit::Year(1),
+        "dec" | "decs" | "decade" | "decades" => Unit::Year(10),
+        "c" | "cent" | "century" | "centuries" => Unit::Year(100),
+        "mil" | "mils" | "millennium" | "millennia" => Unit::Year(1000),
+        _ => return None,
+    })
+}
+
+/// A signed decimal as PostgreSQL splits it: the whole part and the signed fraction.
+fn split_number(s: &str) -> Option<(i64, f64)> {
+    if s.is_empty() || !s.chars().any(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let neg = s.starts_with('-');
+    let body = s.trim_start_matches(['+', '-']);
+    if body.contains(['+', '-']) || !body.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    let (w, f) = body.split_once('.').unwrap_or((body, ""));
+    let whole: i64 = if w.is_empty() { 0 } else { w.parse().ok()? };
+    let frac: f64 = if f.is_empty() {
+        0.0
+    } else {
+        format!("0.{f}").parse().ok()?
+    };
+    Some(if neg { (-whole, -frac) } else { (whole, frac) })
+}
+
+/// `[+-]h[:m[:s[.f]]]` as microseconds.
+fn time_field(tok: &str) -> Option<i64> {
+    let neg = tok.starts_with('-');
+    let body = tok.trim_start_matches(['+', '-']);
+    let parts: Vec<&str> = body.split(':').collect();
+    if parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    let int = |p: &str| -> Option<i64> {
+        p.chars()
+            .all(|c| c.is_ascii_digit())
+            .then(|| p.parse().ok())
+            .flatten()
+    };
+    let h = int(parts[0])?;
+    let m = int(parts.get(1).copied().unwrap_or("0"))?;
+    let micros = match parts.get(2) {
+        Some(s) => {
+            let (w, f) = split_number(s)?;
+            if s.starts_with(['+', '-']) {
+                return None;
+            }
+            w * USECS_PER_SEC + (f * 1e6).round_ties_even() as i64
+        }
+        None => 0,
+    };
+    if m > 59 || micros >= 60 * USECS_PER_SEC {
+        return None;
+    }
+    let v = h.checked_mul(USECS_PER_HOUR)? + m * USECS_PER_MINUTE + micros;
+    Some(if neg { -v } else { v })
+}
+
+/// Splits interval text into fields: numbers, words, `h:m:s` and `y-m` fields, signs kept.
+fn tokens(t: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for word in t.split(|c: char| c.is_whitespace() || c == ',') {
+        let mut cur = String::new();
+        let mut prev_alpha: Option<bool> = None;
+        for c in word.chars() {
+            let alpha = c.is_ascii_alphabetic();
+            if let Some(p) = prev_alpha {
+                // `1day` is `1 day`; `day1` likewise.
+                if p != alpha && !cur.is_empty() && !(c == '.' || cur.ends_with(['+', '-'])) {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            cur.push(c);
+            prev_alpha = Some(alpha);
+        }
+        if !cur.is_empty() {
+            out.push(cur);
+        }
+    }
+    out
+}
+
+fn parse_postgres(t: &str, input: &str) -> DtResult<Interval> {
+    let bad = || DtError::syntax("interval", input);
+    let range = || DtError::new("22015", "interval field value out of range");
+    let mut toks = tokens(t);
+    if toks.first().map(String::as_str) == Some("@") {
+        toks.remove(0);
+    }
+    let mut negate = false;
+    if toks.last().is_some_and(|w| w.eq_ignore_ascii_case("ago")) {
+        toks.pop();
+        negate = true;
+    }
+    if toks.is_empty() {
+        return Err(bad());
+    }
+    let mut acc = Acc::default();
+    // Fields are read from the end, as PostgreSQL does: a bare number takes the unit of the
+    // field after it (seconds when last, days before a time).
+    let mut seen: Vec<Unit> = Vec::new();
+    let mut seen_time = false;
+    let mut seen_ym = false;
+    let mut next_unit: Option<Unit> = None;
+    // The day unit a time field lends the number before it (an explicit unit may replace it).
+    let mut implicit_day = false;
+    let mut i = toks.len();
+    while i > 0 {
+        i -= 1;
+        let tok = toks[i].as_str();
+        if let Some(u) = unit_of(tok) {
+            if next_unit.is_some() && !implicit_day {
+                return Err(bad());
+            }
+            next_unit = Some(u);
+            implicit_day = false;
+            continue;
+        }
+        if tok.contains(':') {
+            if seen_time || next_unit.is_some() {
+                return Err(bad());
+            }
+            acc.micros += time_field(tok).ok_or_else(bad)?;
+            seen_time = true;
+            next_unit = Some(Unit::Day);
+            implicit_day = true;
+            continue;
+        }
+        // SQL-standard year-month: `1-2`, `-1-2`.
+        let body = tok.trim_start_matches(['+', '-']);
+        if let Some((y, m)) = body.split_once('-') {
+            if seen_ym || next_unit.is_some_and(|u| u != Unit::Day) {
+                return Err(bad());
+            }
+            let (y, m): (i64, i64) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+            if m > 11 {
+                return Err(range());
+            }
+            let v = y * 12 + m;
+            acc.months += if tok.starts_with('-') { -v } else { v };
+            seen_ym = true;
+            next_unit = None;
+            continue;
+        }
+        let (whole, frac) = split_number(tok).ok_or_else(bad)?;
+        implicit_day = false;
+        let unit = next_unit.take().unwrap_or(Unit::Second);
+        if seen.contains(&unit) {
+            return Err(bad());
+        }
+        seen.push(unit);
+        acc.unit(unit, whole, frac).ok_or_else(range)?;
+    }
+    if next_unit.is_some() && !implicit_day {
+        // A unit with no number before it.
+        return Err(bad());
+    }
+    acc.finish(negate).ok_or_else(range)
+}
+
+/// ISO 8601 after the `P`: designators (`1Y2M3DT4H5M6S`, `2W`) or the alternative format
+/// (`0001-02-03T04:05:06`).
+fn parse_iso(s: &str) -> Option<Interval> {
+    let mut acc = Acc::default();
+    let (date, time) = match s.find(['T', 't']) {
+        Some(p) => (&s[..p], Some(&s[p + 1..])),
+        None => (s, None),
+    };
+    if date.contains('-') || time.is_some_and(|t| t.contains(':')) {
+        if !date.is_empty() {
+            let p: Vec<&str> = date.split('-').collect();
+            let n = |i: usize| p.get(i).map(|x| x.parse::<i64>().ok()).unwrap_or(Some(0));
+            acc.months += n(0)? * 12 + n(1)?;
+            acc.days += n(2)?;
+        }
+        if let Some(t) = time {
+            acc.micros += time_field(t)?;
+        }
+        return acc.finish(false);
+    }
+    let designators = |part: &str, in_time: bool, acc: &mut Acc| -> Option<()> {
+        let mut num = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' || c == '-' || c == '+' {
+                num.push(c);
+                continue;
+            }
+            let (w, f) = split_number(&num)?;
+            num.clear();
+            let unit = match (c.to_ascii_uppercase(), in_time) {
+                ('Y', false) => Unit::Year(1),
+                ('M', false) => Unit::Month,
+                ('W', false) => Unit::Week,
+                ('D', false) => Unit::Day,
+                ('H', true) => Unit::Hour,
+                ('M', true) => Unit::Minute,
+                ('S', true) => Unit::Second,
+                _ => return None,
+            };
+            acc.unit(unit, w, f)?;
+        }
+        num.is_empty().then_some(())
+    };
+    designators(date, false, &mut acc)?;
+    if let Some(t) = time {
+        if t.is_empty() {
+            return None;
+        }
+        designators(t, true, &mut acc)?;
+    }
+    if date.is_empty() && time.is_none() {
+        return None;
+    }
+    acc.finish(false)
+}

@@ -1,0 +1,72 @@
+//! Date and time output as PostgreSQL prints it with `DateStyle = ISO`.
+
+use super::interval::push_fraction;
+use super::zone::Zone;
+use super::{j2date, Fields, Moment, POSTGRES_EPOCH_JDATE, USECS_PER_SEC};
+
+/// A date: `YYYY-MM-DD`, or `infinity` / `-infinity`.
+pub fn format_date(d: Moment<i32>) -> String {
+    match d {
+        Moment::NegInf => "-infinity".into(),
+        Moment::PosInf => "infinity".into(),
+        Moment::At(days) => {
+            let (y, m, d) = j2date(days + POSTGRES_EPOCH_JDATE);
+            format!("{y:04}-{m:02}-{d:02}")
+        }
+    }
+}
+
+/// A time of day: `HH:MM:SS[.ffffff]` without trailing zeros.
+pub fn format_time(micros: i64) -> String {
+    let secs = micros / USECS_PER_SEC;
+    let mut s = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    push_fraction(&mut s, (micros % USECS_PER_SEC) as u64);
+    s
+}
+
+fn format_fields(f: &Fields) -> String {
+    let mut s = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        f.year, f.month, f.day, f.hour, f.minute, f.second
+    );
+    push_fraction(&mut s, f.micro as u64);
+    s
+}
+
+/// A timestamp without time zone.
+pub fn format_timestamp(t: Moment<i64>) -> String {
+    match t {
+        Moment::NegInf => "-infinity".into(),
+        Moment::PosInf => "infinity".into(),
+        Moment::At(t) => format_fields(&Fields::of(t)),
+    }
+}
+
+/// An offset as PostgreSQL appends it: `+02`, `-03:30`, `+00:09:21`.
+pub(crate) fn format_offset(east: i32) -> String {
+    let a = east.abs();
+    let mut s = format!("{}{:02}", if east < 0 { '-' } else { '+' }, a / 3600);
+    if a % 3600 != 0 {
+        s.push_str(&format!(":{:02}", a / 60 % 60));
+        if a % 60 != 0 {
+            s.push_str(&format!(":{:02}", a % 60));
+        }
+    }
+    s
+}
+
+/// A timestamptz (an instant in UTC) as seen in `zone`, with the zone's offset then.
+pub fn format_timestamptz(t: Moment<i64>, zone: &Zone) -> String {
+    match t {
+        Moment::At(utc) => {
+            let east = zone.offset_at(utc);
+            let local = utc + east as i64 * USECS_PER_SEC;
+            format!(
+                "{}{}",
+                format_fields(&Fields::of(local)),
+                format_offset(east)
+            )
+        }
+        other => format_timestamp(other),
+    }
+}
