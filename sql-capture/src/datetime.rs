@@ -628,3 +628,78 @@ fn pg_datetime_type(args: &[&Expr]) -> Option<PgType> {
         _ => return None,
     })
 }
+
+/// Whether a `generate_series` start (as the rewrite sees it, its expressions already
+/// translated) is a timestamp, a timestamptz or a date: the kind the series is computed
+/// in (a date series is a timestamptz one, as PostgreSQL resolves it).
+pub(crate) fn series_kind(start: &Expr) -> Option<&'static str> {
+    let e = match start {
+        Expr::Nested(inner) => inner.as_ref(),
+        e => e,
+    };
+    let Expr::Function(f) = e else {
+        return None;
+    };
+    let args = function_args(f);
+    match function_name(f).as_str() {
+        "pg_now" | "pg_statement_timestamp" | "pg_clock_timestamp" | "pg_current_date" => {
+            Some("timestamptz")
+        }
+        "pg_coerce" => match args.get(1) {
+            Some(Expr::Value(v)) => match &v.value {
+                Value::Number(oid, _) => match oid.as_str() {
+                    "1114" => Some("timestamp"),
+                    "1184" | "1082" => Some("timestamptz"),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        },
+        "pg_datetime" => match pg_datetime_type(&args)? {
+            PgType::Timestamp => Some("timestamp"),
+            PgType::Timestamptz | PgType::Date => Some("timestamptz"),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `generate_series(start, stop, step)` over timestamps, as a subquery SQLite can run: a
+/// recursive CTE that adds the step to the previous value (so month steps clamp as
+/// PostgreSQL's do, `Jan 31, Feb 29, Mar 29`) while the value has not passed `stop`.
+/// `pg_datetime('series_start' | 'series_next', …)` give NULL past the end.
+pub(crate) fn series_subquery(
+    args: Vec<Expr>,
+    kind: &str,
+    column: &str,
+) -> crate::error::Result<sqlparser::ast::Query> {
+    let sql = format!(
+        "SELECT v AS {col} FROM (WITH RECURSIVE s(v) AS (\
+         SELECT pg_datetime('series_start', '{kind}', __mdbc_a, __mdbc_b, __mdbc_c) \
+         UNION ALL SELECT pg_datetime('series_next', '{kind}', v, __mdbc_b, __mdbc_c) \
+         FROM s WHERE v IS NOT NULL) SELECT v FROM s WHERE v IS NOT NULL)",
+        col = crate::ast::quote_ident(column)
+    );
+    let mut q = crate::ast::parse_query(&sql)?;
+    struct Fill(Vec<Expr>);
+    impl sqlparser::ast::VisitorMut for Fill {
+        type Break = ();
+        fn post_visit_expr(&mut self, e: &mut Expr) -> std::ops::ControlFlow<()> {
+            if let Expr::Identifier(id) = e {
+                let i = match id.value.as_str() {
+                    "__mdbc_a" => 0,
+                    "__mdbc_b" => 1,
+                    "__mdbc_c" => 2,
+                    _ => return std::ops::ControlFlow::Continue(()),
+                };
+                if let Some(x) = self.0.get(i) {
+                    *e = x.clone();
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let _ = sqlparser::ast::VisitMut::visit(&mut q, &mut Fill(args));
+    Ok(q)
+}

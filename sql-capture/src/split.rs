@@ -120,6 +120,49 @@ fn normalize_copy_booleans(chunk: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         .collect()
 }
 
+/// `interval(p) 'text'`: sqlparser reads it as `interval 'text'` and drops the precision,
+/// so it becomes `'text'::interval(p)` (the same value and column name in PostgreSQL).
+fn interval_precision_literals(mut chunk: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let significant: Vec<usize> = chunk
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t.token, Token::Whitespace(_)))
+        .map(|(i, _)| i)
+        .collect();
+    let mut i = 0;
+    while i + 4 < significant.len() {
+        let at = |k: usize| &chunk[significant[i + k]].token;
+        let is_interval = matches!(at(0), Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("interval"));
+        if is_interval
+            && matches!(at(1), Token::LParen)
+            && matches!(at(2), Token::Number(..))
+            && matches!(at(3), Token::RParen)
+            && matches!(at(4), Token::SingleQuotedString(_))
+        {
+            let idx: Vec<usize> = (0..5).map(|k| significant[i + k]).collect();
+            let literal = chunk[idx[4]].token.clone();
+            let number = chunk[idx[2]].token.clone();
+            let tokens = [
+                literal,
+                Token::DoubleColon,
+                Token::make_word("interval", None),
+                Token::LParen,
+                number,
+                Token::RParen,
+            ];
+            // Five tokens become six: the first five in place, the sixth after them.
+            for (k, t) in tokens.iter().take(5).enumerate() {
+                chunk[idx[k]].token = t.clone();
+            }
+            let span = chunk[idx[4]].span;
+            chunk.insert(idx[4] + 1, TokenWithSpan::new(tokens[5].clone(), span));
+            return interval_precision_literals(chunk);
+        }
+        i += 1;
+    }
+    chunk
+}
+
 fn parse_one(chunk: Vec<TokenWithSpan>) -> Result<Statement> {
     let dialect = PostgreSqlDialect {};
     let chunk: Vec<TokenWithSpan> = chunk
@@ -132,6 +175,7 @@ fn parse_one(chunk: Vec<TokenWithSpan>) -> Result<Statement> {
             )
         })
         .collect();
+    let chunk = interval_precision_literals(chunk);
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(chunk);
     let stmt = parser
         .parse_statement()

@@ -57,6 +57,15 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
         Statement::Savepoint { name } => Ok(Command::Savepoint(name.value.clone())),
         Statement::ReleaseSavepoint { name } => Ok(Command::Release(name.value.clone())),
         Statement::Set(set) => plan_set(set),
+        // RESET name is SET name TO DEFAULT; RESET ALL every setting.
+        Statement::Reset(r) => Ok(match &r.reset {
+            sqlparser::ast::Reset::ALL => Command::ResetAll,
+            sqlparser::ast::Reset::ConfigurationParameter(name) => Command::Set {
+                name: name.to_string().to_ascii_lowercase(),
+                value: SetValue::Default,
+            },
+            sqlparser::ast::Reset::SessionAuthorization => Command::Noop("RESET"),
+        }),
         Statement::ShowVariable { variable } => {
             let words: Vec<String> = variable
                 .iter()

@@ -360,6 +360,8 @@ impl PgType {
             PgType::Timestamp | PgType::Timestamptz | PgType::Time => {
                 args.first().copied().unwrap_or(-1)
             }
+            // interval(p): the full field range with a seconds precision.
+            PgType::Interval => args.first().map(|p| 0x7fff << 16 | p).unwrap_or(-1),
             _ => -1,
         };
         Some(TypeSpec { ty, typmod, serial })

@@ -1,9 +1,9 @@
 //! Arithmetic between dates, timestamps and intervals, as PostgreSQL 15 defines it.
 
+use super::calendar::{check_date, check_ts, days_in_month, Fields, Moment, USECS_PER_DAY};
 use super::error::{DtError, DtResult};
 use super::interval::Interval;
 use super::zone::Zone;
-use super::{check_ts, days_in_month, Fields, Moment, USECS_PER_DAY};
 
 /// `timestamp + interval`; for a timestamptz pass its zone: months and days are added to
 /// the local date there (so `+ interval '1 day'` keeps the wall-clock time across a
@@ -56,7 +56,7 @@ pub fn date_add_days(d: Moment<i32>, n: i64) -> DtResult<Moment<i32>> {
         Moment::At(d) => {
             let v = d as i64 + n;
             let v = i32::try_from(v).map_err(|_| DtError::range("date"))?;
-            Ok(Moment::At(super::check_date(v)?))
+            Ok(Moment::At(check_date(v)?))
         }
         other => Ok(other),
     }

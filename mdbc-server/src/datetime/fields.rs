@@ -3,13 +3,13 @@
 use chrono::{Datelike, NaiveDate};
 use num_bigint::BigInt;
 
+use super::calendar::{
+    check_ts, date2j, j2date, j2day, Fields, Moment, POSTGRES_EPOCH_JDATE, UNIX_EPOCH_JDATE,
+    USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC,
+};
 use super::error::{DtError, DtResult};
 use super::interval::Interval;
 use super::zone::Zone;
-use super::{
-    check_ts, date2j, Fields, Moment, POSTGRES_EPOCH_JDATE, UNIX_EPOCH_JDATE, USECS_PER_DAY,
-    USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC,
-};
 use crate::numeric::Numeric;
 
 /// What `extract` gives: a numeric (`date_part` converts it to float8), an infinity, or
@@ -112,9 +112,9 @@ fn date_fields(unit: &str, f: &Fields, days: i32) -> Option<Extracted> {
         "millennium" => int((year + 999) / 1000),
         "week" => int(naive(days)?.iso_week().week() as i64),
         "isoyear" => int(naive(days)?.iso_week().year() as i64),
-        "dow" => int(super::j2day(days + POSTGRES_EPOCH_JDATE) as i64),
+        "dow" => int(j2day(days + POSTGRES_EPOCH_JDATE) as i64),
         "isodow" => {
-            let d = super::j2day(days + POSTGRES_EPOCH_JDATE) as i64;
+            let d = j2day(days + POSTGRES_EPOCH_JDATE) as i64;
             int(if d == 0 { 7 } else { d })
         }
         "doy" => int((days + POSTGRES_EPOCH_JDATE - date2j(f.year, 1, 1) + 1) as i64),
@@ -319,9 +319,9 @@ pub fn date_trunc(unit_text: &str, t: Moment<i64>, zone: Option<&Zone>) -> DtRes
         "month" => f.day = 1,
         "week" => {
             let days = f.days();
-            let dow = super::j2day(days + POSTGRES_EPOCH_JDATE);
+            let dow = j2day(days + POSTGRES_EPOCH_JDATE);
             let monday = days - (dow + 6) % 7;
-            let (y, m, d) = super::j2date(monday + POSTGRES_EPOCH_JDATE);
+            let (y, m, d) = j2date(monday + POSTGRES_EPOCH_JDATE);
             f.year = y;
             f.month = m;
             f.day = d;

@@ -4,12 +4,13 @@
 //! zones after the time (offsets, abbreviations, IANA names), and the special values
 //! `epoch`, `infinity`, `-infinity`, `now`, `today`, `tomorrow`, `yesterday`, `allballs`.
 
-use super::error::{DtError, DtResult};
-use super::zone::{input_zone, Zone};
-use super::{
-    check_ts, date2j, days_in_month, Moment, POSTGRES_EPOCH_JDATE, USECS_PER_DAY, USECS_PER_HOUR,
-    USECS_PER_MINUTE, USECS_PER_SEC,
+use super::calendar::{
+    check_ts, date2j, days_in_month, j2date, Moment, POSTGRES_EPOCH_JDATE, UNIX_EPOCH_JDATE,
+    USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC,
 };
+use super::error::{DtError, DtResult};
+use super::style::{DateCtx, DateOrder};
+use super::zone::{input_zone, Zone};
 
 /// What a datetime input said.
 #[derive(Debug, Clone, Default)]
@@ -93,8 +94,7 @@ fn tokenize(t: &str) -> Vec<Tok> {
         // ISO 8601 `date T time`.
         if w.as_bytes().first().is_some_and(u8::is_ascii_digit) {
             if let Some(p) = w.find(['T', 't']) {
-                if w[p + 1..]
-                    .as_bytes()
+                if w.as_bytes()[p + 1..]
                     .first()
                     .is_some_and(u8::is_ascii_digit)
                 {
@@ -184,22 +184,103 @@ fn push_token(w: &str, out: &mut Vec<Tok>) {
     out.push(Tok::Word(w.to_string()));
 }
 
-fn two_digit_year(s: &str, y: i32) -> i32 {
-    if s.len() <= 2 {
-        if y < 70 {
-            y + 2000
-        } else {
-            y + 1900
-        }
+fn two_digit_year(y: i32) -> i32 {
+    if y < 70 {
+        y + 2000
+    } else if y < 100 {
+        y + 1900
     } else {
         y
     }
 }
 
+/// The date fields read so far, as PostgreSQL's DecodeDate/DecodeNumber keep them.
+#[derive(Default)]
 struct Ymd {
-    year: Option<(i32, String)>,
+    year: Option<i32>,
+    // The year was written with one or two digits (`99` is 1999).
+    two_digit_year: bool,
     month: Option<i32>,
     day: Option<i32>,
+    text_month: bool,
+}
+
+impl Ymd {
+    /// A number in a date: which field it is depends on those already read and on the
+    /// DateStyle order (PostgreSQL's DecodeNumber).
+    fn number(&mut self, val: i32, digits: usize, order: DateOrder) -> Option<()> {
+        enum F {
+            Y,
+            M,
+            D,
+        }
+        let f = match (
+            self.year.is_some(),
+            self.month.is_some(),
+            self.day.is_some(),
+        ) {
+            (false, false, false) => {
+                if digits >= 3 || order == DateOrder::Ymd {
+                    F::Y
+                } else if order == DateOrder::Dmy {
+                    F::D
+                } else {
+                    F::M
+                }
+            }
+            (true, false, false) => F::M,
+            (false, true, false) => {
+                if self.text_month && (digits >= 3 || order == DateOrder::Ymd) {
+                    F::Y
+                } else {
+                    F::D
+                }
+            }
+            (true, true, false) => {
+                if self.text_month && digits >= 3 && self.two_digit_year {
+                    // DD-MON-YYYY read in YMD order: the first number was the day.
+                    self.day = self.year.take();
+                    self.two_digit_year = false;
+                    F::Y
+                } else {
+                    F::D
+                }
+            }
+            (false, false, true) => F::M,
+            (false, true, true) => F::Y,
+            _ => return None,
+        };
+        match f {
+            F::Y => {
+                self.year = Some(val);
+                self.two_digit_year = digits <= 2;
+            }
+            F::M => self.month = Some(val),
+            F::D => self.day = Some(val),
+        }
+        Some(())
+    }
+
+    /// A month written as a name.
+    fn text_month(&mut self, m: i32) -> Option<()> {
+        if self.text_month {
+            return None;
+        }
+        // A number already taken as the month was the day (`8 January 1999`).
+        if let Some(n) = self.month {
+            if self.day.is_some() || !(1..=31).contains(&n) {
+                return None;
+            }
+            self.day = Some(n);
+        }
+        self.month = Some(m);
+        self.text_month = true;
+        Some(())
+    }
+
+    fn any(&self) -> bool {
+        self.year.is_some() || self.month.is_some() || self.day.is_some()
+    }
 }
 
 fn num(s: &str) -> Option<i32> {
@@ -208,26 +289,24 @@ fn num(s: &str) -> Option<i32> {
         .flatten()
 }
 
-/// A date field (`1999-01-08`, `1/8/1999`, `08-Jan-1999`, `Jan-08-1999`, `1999-Jan-08`).
-fn date_field(s: &str, ymd: &mut Ymd) -> Option<()> {
+/// A date field with separators (`1999-01-08`, `1/8/1999`, `08-Jan-1999`): a month name
+/// first, then the numbers in order.
+fn date_field(s: &str, ymd: &mut Ymd, order: DateOrder) -> Option<()> {
     let parts: Vec<&str> = s.split(['-', '/', '.']).collect();
-    if parts.len() != 3 || ymd.month.is_some() || ymd.day.is_some() {
+    if parts.len() != 3 || ymd.any() {
         return None;
     }
-    let named = parts.iter().position(|p| month_of(p).is_some());
-    let (y, m, d) = match named {
-        Some(1) if parts[0].len() >= 3 => (parts[0], parts[1], parts[2]),
-        Some(1) => (parts[2], parts[1], parts[0]),
-        Some(0) => (parts[2], parts[0], parts[1]),
-        Some(_) => return None,
-        None if parts[0].len() >= 3 => (parts[0], parts[1], parts[2]),
-        // MDY, PostgreSQL's default DateStyle order.
-        None => (parts[2], parts[0], parts[1]),
-    };
-    let month = month_of(m).or_else(|| num(m))?;
-    ymd.year = Some((num(y)?, y.to_string()));
-    ymd.month = Some(month);
-    ymd.day = Some(num(d)?);
+    for p in &parts {
+        if let Some(m) = month_of(p) {
+            ymd.text_month(m)?;
+        }
+    }
+    for p in &parts {
+        if month_of(p).is_some() {
+            continue;
+        }
+        ymd.number(num(p)?, p.len(), order)?;
+    }
     Some(())
 }
 
@@ -259,7 +338,7 @@ fn time_field(s: &str) -> Option<(i32, i32, i32, i64)> {
 }
 
 /// Parses datetime input into its parts (which of them a type uses is the caller's).
-pub(crate) fn parse_parts(t: &str, type_name: &str) -> DtResult<Parsed> {
+pub(crate) fn parse_parts(t: &str, type_name: &str, order: DateOrder) -> DtResult<Parsed> {
     let input = t;
     let bad = || DtError::syntax(type_name, input);
     let field = || DtError::field(input);
@@ -268,36 +347,30 @@ pub(crate) fn parse_parts(t: &str, type_name: &str) -> DtResult<Parsed> {
     if toks.is_empty() {
         return Err(bad());
     }
-    let mut ymd = Ymd {
-        year: None,
-        month: None,
-        day: None,
-    };
-    let mut numbers: Vec<String> = Vec::new();
+    let mut ymd = Ymd::default();
     let mut hms: Option<(i32, i32, i32, i64)> = None;
     let mut ampm: Option<bool> = None;
     let mut bc = false;
     for tok in &toks {
         match tok {
             Tok::Number(n) => {
-                if n.len() == 8 && ymd.year.is_none() && ymd.month.is_none() && hms.is_none() {
-                    ymd.year = Some((num(&n[..4]).ok_or_else(bad)?, n[..4].to_string()));
+                if n.len() == 8 && !ymd.any() && hms.is_none() {
+                    // YYYYMMDD
+                    ymd.year = Some(num(&n[..4]).ok_or_else(bad)?);
                     ymd.month = Some(num(&n[4..6]).ok_or_else(bad)?);
                     ymd.day = Some(num(&n[6..]).ok_or_else(bad)?);
-                } else if n.len() == 6
-                    && ymd.year.is_none()
-                    && ymd.month.is_none()
-                    && hms.is_none()
-                    && numbers.is_empty()
-                {
-                    ymd.year = Some((num(&n[..2]).ok_or_else(bad)?, n[..2].to_string()));
+                } else if n.len() == 6 && !ymd.any() && hms.is_none() {
+                    // YYMMDD
+                    ymd.year = Some(num(&n[..2]).ok_or_else(bad)?);
+                    ymd.two_digit_year = true;
                     ymd.month = Some(num(&n[2..4]).ok_or_else(bad)?);
                     ymd.day = Some(num(&n[4..]).ok_or_else(bad)?);
                 } else {
-                    numbers.push(n.clone());
+                    ymd.number(num(n).ok_or_else(bad)?, n.len(), order)
+                        .ok_or_else(bad)?;
                 }
             }
-            Tok::Date(d) => date_field(d, &mut ymd).ok_or_else(bad)?,
+            Tok::Date(d) => date_field(d, &mut ymd, order).ok_or_else(bad)?,
             Tok::Time(s) => {
                 if hms.is_some() {
                     return Err(bad());
@@ -314,7 +387,7 @@ pub(crate) fn parse_parts(t: &str, type_name: &str) -> DtResult<Parsed> {
                 let l = w.to_ascii_lowercase();
                 match l.as_str() {
                     "epoch" => {
-                        p.days = Some(super::UNIX_EPOCH_JDATE - POSTGRES_EPOCH_JDATE);
+                        p.days = Some(UNIX_EPOCH_JDATE - POSTGRES_EPOCH_JDATE);
                         p.time = Some(0);
                         p.zone = Some(Zone::utc());
                     }
@@ -332,13 +405,13 @@ pub(crate) fn parse_parts(t: &str, type_name: &str) -> DtResult<Parsed> {
                     "at" | "on" => {}
                     _ if l.starts_with('j') && l.len() > 1 && num(&l[1..]).is_some() => {
                         let jd = num(&l[1..]).ok_or_else(bad)?;
-                        let (y, m, d) = super::j2date(jd);
-                        ymd.year = Some((y, format!("{y:04}")));
+                        let (y, m, d) = j2date(jd);
+                        ymd.year = Some(y);
                         ymd.month = Some(m);
                         ymd.day = Some(d);
                     }
-                    _ if month_of(&l).is_some() && ymd.month.is_none() => {
-                        ymd.month = month_of(&l);
+                    _ if month_of(&l).is_some() && !ymd.text_month => {
+                        ymd.text_month(month_of(&l).unwrap_or(1)).ok_or_else(bad)?;
                     }
                     _ if is_weekday(&l) => {}
                     _ => {
@@ -351,26 +424,16 @@ pub(crate) fn parse_parts(t: &str, type_name: &str) -> DtResult<Parsed> {
             }
         }
     }
-    // Numbers left: with a month name, the day and the year (a number over 31 or of three
-    // or more digits is the year); alone, a time's neighbours are not dates.
-    for n in numbers {
-        let v = num(&n).ok_or_else(bad)?;
-        if ymd.year.is_none() && (n.len() >= 3 || v > 31) {
-            ymd.year = Some((v, n));
-        } else if ymd.day.is_none() && ymd.month.is_some() {
-            ymd.day = Some(v);
-        } else if ymd.year.is_none() && ymd.month.is_some() {
-            ymd.year = Some((v, n));
-        } else {
-            return Err(bad());
-        }
-    }
     if bc {
         return Err(DtError::years());
     }
     match (ymd.year, ymd.month, ymd.day) {
-        (Some((y, ys)), Some(m), Some(d)) => {
-            let y = two_digit_year(&ys, y);
+        (Some(y), Some(m), Some(d)) => {
+            let y = if ymd.two_digit_year {
+                two_digit_year(y)
+            } else {
+                y
+            };
             if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
                 return Err(field());
             }
@@ -383,19 +446,16 @@ pub(crate) fn parse_parts(t: &str, type_name: &str) -> DtResult<Parsed> {
         _ => return Err(bad()),
     }
     if let Some((mut h, m, s, micro)) = hms {
-        match ampm {
-            Some(pm) => {
-                if !(1..=12).contains(&h) {
-                    return Err(field());
-                }
-                if h == 12 {
-                    h = 0;
-                }
-                if pm {
-                    h += 12;
-                }
+        if let Some(pm) = ampm {
+            if !(1..=12).contains(&h) {
+                return Err(field());
             }
-            None => {}
+            if h == 12 {
+                h = 0;
+            }
+            if pm {
+                h += 12;
+            }
         }
         if h > 24 || m > 59 || s > 59 || (h == 24 && (m > 0 || s > 0 || micro > 0)) {
             return Err(field());
@@ -417,15 +477,9 @@ pub(crate) fn parse_parts(t: &str, type_name: &str) -> DtResult<Parsed> {
     Ok(p)
 }
 
-/// The current instant, microseconds from 2000-01-01 UTC.
-pub(crate) fn now_utc() -> i64 {
-    let n = chrono::Utc::now();
-    (n.timestamp() - super::UNIX_TO_PG_SECS) * USECS_PER_SEC + n.timestamp_subsec_micros() as i64
-}
-
 /// A `date`: the date part of any datetime input (`now` and `today` in `zone`).
-pub fn parse_date(t: &str, zone: &Zone) -> DtResult<Moment<i32>> {
-    let p = parse_parts(t, "date")?;
+pub fn parse_date(t: &str, zone: &DateCtx) -> DtResult<Moment<i32>> {
+    let p = parse_parts(t, "date", zone.order)?;
     if p.infinite != 0 {
         return Ok(if p.infinite > 0 {
             Moment::PosInf
@@ -433,7 +487,7 @@ pub fn parse_date(t: &str, zone: &Zone) -> DtResult<Moment<i32>> {
             Moment::NegInf
         });
     }
-    let today = || zone.to_local(now_utc()).div_euclid(USECS_PER_DAY) as i32;
+    let today = || zone.to_local(zone.now()).div_euclid(USECS_PER_DAY) as i32;
     if p.now {
         return Ok(Moment::At(today()));
     }
@@ -447,27 +501,28 @@ pub fn parse_date(t: &str, zone: &Zone) -> DtResult<Moment<i32>> {
 
 /// A `time`: the time part (a date or zone given with it is ignored, as PostgreSQL ignores
 /// them for `time without time zone`).
-pub fn parse_time(t: &str, zone: &Zone) -> DtResult<i64> {
-    let p = parse_parts(t, "time without time zone")?;
+pub fn parse_time(t: &str, zone: &DateCtx) -> DtResult<i64> {
+    let p = parse_parts(t, "time", zone.order)?;
     if p.now {
-        return Ok(zone.to_local(now_utc()).rem_euclid(USECS_PER_DAY));
+        return Ok(zone.to_local(zone.now()).rem_euclid(USECS_PER_DAY));
     }
-    if p.infinite != 0 || p.relative_day.is_some() {
-        return Err(DtError::syntax("time without time zone", t));
+    // A zone whose offset depends on the date cannot be applied to a time alone.
+    let dated_zone = p.days.is_none() && matches!(p.zone, Some(Zone::Named(_)));
+    if p.infinite != 0 || p.relative_day.is_some() || dated_zone {
+        return Err(DtError::syntax("time", t));
     }
-    p.time
-        .ok_or_else(|| DtError::syntax("time without time zone", t))
+    p.time.ok_or_else(|| DtError::syntax("time", t))
 }
 
 /// A `timestamp` (`with_zone` false: a zone written is ignored, as PostgreSQL does) or a
 /// `timestamptz` (the instant, in UTC: the zone written, else `zone`).
-pub fn parse_timestamp(t: &str, with_zone: bool, zone: &Zone) -> DtResult<Moment<i64>> {
+pub fn parse_timestamp(t: &str, with_zone: bool, zone: &DateCtx) -> DtResult<Moment<i64>> {
     let type_name = if with_zone {
         "timestamp with time zone"
     } else {
-        "timestamp without time zone"
+        "timestamp"
     };
-    let p = parse_parts(t, type_name)?;
+    let p = parse_parts(t, type_name, zone.order)?;
     if p.infinite != 0 {
         return Ok(if p.infinite > 0 {
             Moment::PosInf
@@ -476,11 +531,11 @@ pub fn parse_timestamp(t: &str, with_zone: bool, zone: &Zone) -> DtResult<Moment
         });
     }
     if p.now {
-        let now = now_utc();
+        let now = zone.now();
         return Ok(Moment::At(if with_zone { now } else { zone.to_local(now) }));
     }
     let local = if let Some(r) = p.relative_day {
-        let today = zone.to_local(now_utc()).div_euclid(USECS_PER_DAY);
+        let today = zone.to_local(zone.now()).div_euclid(USECS_PER_DAY);
         (today + r as i64) * USECS_PER_DAY + p.time.unwrap_or(0)
     } else {
         let days = p.days.ok_or_else(|| DtError::syntax(type_name, t))?;
@@ -489,6 +544,6 @@ pub fn parse_timestamp(t: &str, with_zone: bool, zone: &Zone) -> DtResult<Moment
     if !with_zone {
         return Ok(Moment::At(check_ts(local)?));
     }
-    let z = p.zone.as_ref().unwrap_or(zone);
+    let z = p.zone.as_ref().unwrap_or(&zone.zone);
     Ok(Moment::At(check_ts(z.to_utc(local))?))
 }

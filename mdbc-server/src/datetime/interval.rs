@@ -5,8 +5,9 @@
 
 use std::cmp::Ordering;
 
+use super::calendar::{USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC};
 use super::error::{DtError, DtResult};
-use super::{USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC};
+use super::style::IntervalStyle;
 
 /// An interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -55,7 +56,7 @@ impl Interval {
     }
 
     /// `a + b`.
-    pub fn add(self, o: Interval) -> DtResult<Interval> {
+    pub fn plus(self, o: Interval) -> DtResult<Interval> {
         Ok(Interval {
             months: self.months.checked_add(o.months).ok_or_else(overflow)?,
             days: self.days.checked_add(o.days).ok_or_else(overflow)?,
@@ -64,7 +65,7 @@ impl Interval {
     }
 
     /// `-a`.
-    pub fn neg(self) -> DtResult<Interval> {
+    pub fn negate(self) -> DtResult<Interval> {
         Ok(Interval {
             months: self.months.checked_neg().ok_or_else(overflow)?,
             days: self.days.checked_neg().ok_or_else(overflow)?,
@@ -73,13 +74,13 @@ impl Interval {
     }
 
     /// `a - b`.
-    pub fn sub(self, o: Interval) -> DtResult<Interval> {
-        self.add(o.neg()?)
+    pub fn minus(self, o: Interval) -> DtResult<Interval> {
+        self.plus(o.negate()?)
     }
 
     /// `a * factor` (PostgreSQL's `interval_mul`: fractions of months spill into days,
     /// fractions of days into microseconds).
-    pub fn mul(self, factor: f64) -> DtResult<Interval> {
+    pub fn times(self, factor: f64) -> DtResult<Interval> {
         if factor.is_nan() {
             return Err(overflow());
         }
@@ -117,7 +118,7 @@ impl Interval {
     }
 
     /// `a / factor` (PostgreSQL's `interval_div`).
-    pub fn div(self, factor: f64) -> DtResult<Interval> {
+    pub fn divided(self, factor: f64) -> DtResult<Interval> {
         if factor == 0.0 {
             return Err(DtError::new("22012", "division by zero"));
         }
@@ -211,6 +212,177 @@ impl Interval {
             r.days += 1;
         }
         r
+    }
+
+    /// Parses interval input in a session whose IntervalStyle is `style`: in
+    /// `sql_standard`, a leading minus applies to every field when no other field has a
+    /// sign (`-1 2:03:04` is minus one day two hours…).
+    pub fn parse_in(input: &str, style: IntervalStyle) -> DtResult<Interval> {
+        if style == IntervalStyle::SqlStandard {
+            let t = input.trim();
+            let fields: Vec<&str> = t.split_whitespace().collect();
+            if let Some(first) = fields.first() {
+                if first.starts_with('-') && fields[1..].iter().all(|f| !f.starts_with(['-', '+']))
+                {
+                    let rest = t.strip_prefix('-').unwrap_or(t);
+                    return Interval::parse(rest)
+                        .map_err(|_| DtError::syntax("interval", input))?
+                        .negate();
+                }
+            }
+        }
+        Interval::parse(input)
+    }
+
+    /// The text PostgreSQL prints in IntervalStyle `style`.
+    pub fn format_in(&self, style: IntervalStyle) -> String {
+        use IntervalStyle as S;
+        let year = (self.months / 12) as i64;
+        let mon = (self.months % 12) as i64;
+        let mday = self.days as i64;
+        let t = self.micros;
+        let hour = t / USECS_PER_HOUR;
+        let min = t / USECS_PER_MINUTE % 60;
+        let sec = t / USECS_PER_SEC % 60;
+        let fsec = t % USECS_PER_SEC;
+        let seconds = |sec: i64, fsec: i64, fill: bool| {
+            let mut s = if fill {
+                format!("{:02}", sec.abs())
+            } else {
+                sec.abs().to_string()
+            };
+            push_fraction(&mut s, fsec.unsigned_abs());
+            s
+        };
+        match style {
+            S::Postgres => self.format(),
+            S::SqlStandard => {
+                let neg =
+                    year < 0 || mon < 0 || mday < 0 || hour < 0 || min < 0 || sec < 0 || fsec < 0;
+                let pos =
+                    year > 0 || mon > 0 || mday > 0 || hour > 0 || min > 0 || sec > 0 || fsec > 0;
+                let has_ym = year != 0 || mon != 0;
+                let has_dt = mday != 0 || hour != 0 || min != 0 || sec != 0 || fsec != 0;
+                if !((neg && pos) || (has_ym && has_dt)) {
+                    let sign = if neg { "-" } else { "" };
+                    if !neg && !pos {
+                        "0".into()
+                    } else if !has_dt {
+                        format!("{sign}{}-{}", year.abs(), mon.abs())
+                    } else if mday != 0 {
+                        format!(
+                            "{sign}{} {}:{:02}:{}",
+                            mday.abs(),
+                            hour.abs(),
+                            min.abs(),
+                            seconds(sec, fsec, true)
+                        )
+                    } else {
+                        format!(
+                            "{sign}{}:{:02}:{}",
+                            hour.abs(),
+                            min.abs(),
+                            seconds(sec, fsec, true)
+                        )
+                    }
+                } else {
+                    let ys = if year < 0 || mon < 0 { '-' } else { '+' };
+                    let ds = if mday < 0 { '-' } else { '+' };
+                    let ss = if hour < 0 || min < 0 || sec < 0 || fsec < 0 {
+                        '-'
+                    } else {
+                        '+'
+                    };
+                    format!(
+                        "{ys}{}-{} {ds}{} {ss}{}:{:02}:{}",
+                        year.abs(),
+                        mon.abs(),
+                        mday.abs(),
+                        hour.abs(),
+                        min.abs(),
+                        seconds(sec, fsec, true)
+                    )
+                }
+            }
+            S::Iso8601 => {
+                if year == 0 && mon == 0 && mday == 0 && t == 0 {
+                    return "PT0S".into();
+                }
+                let mut out = String::from("P");
+                for (v, c) in [(year, 'Y'), (mon, 'M'), (mday, 'D')] {
+                    if v != 0 {
+                        out.push_str(&format!("{v}{c}"));
+                    }
+                }
+                if t != 0 {
+                    out.push('T');
+                }
+                for (v, c) in [(hour, 'H'), (min, 'M')] {
+                    if v != 0 {
+                        out.push_str(&format!("{v}{c}"));
+                    }
+                }
+                if sec != 0 || fsec != 0 {
+                    if sec < 0 || fsec < 0 {
+                        out.push('-');
+                    }
+                    out.push_str(&seconds(sec, fsec, false));
+                    out.push('S');
+                }
+                out
+            }
+            S::PostgresVerbose => {
+                let mut out = String::from("@");
+                let mut is_zero = true;
+                let mut is_before = false;
+                for (v, unit) in [
+                    (year, "year"),
+                    (mon, "mon"),
+                    (mday, "day"),
+                    (hour, "hour"),
+                    (min, "min"),
+                ] {
+                    if v == 0 {
+                        continue;
+                    }
+                    let mut v = v;
+                    if is_zero {
+                        is_before = v < 0;
+                        v = v.abs();
+                    } else if is_before {
+                        v = -v;
+                    }
+                    out.push_str(&format!(" {v} {unit}{}", if v == 1 { "" } else { "s" }));
+                    is_zero = false;
+                }
+                if sec != 0 || fsec != 0 {
+                    out.push(' ');
+                    if sec < 0 || (sec == 0 && fsec < 0) {
+                        if is_zero {
+                            is_before = true;
+                        } else if !is_before {
+                            out.push('-');
+                        }
+                    } else if is_before {
+                        out.push('-');
+                    }
+                    out.push_str(&seconds(sec, fsec, false));
+                    out.push_str(if sec.abs() != 1 || fsec != 0 {
+                        " secs"
+                    } else {
+                        " sec"
+                    });
+                    is_zero = false;
+                }
+                if is_zero {
+                    out.push_str(" 0");
+                }
+                if is_before {
+                    out.push_str(" ago");
+                }
+                out
+            }
+        }
     }
 
     /// The text PostgreSQL prints in the `postgres` IntervalStyle.

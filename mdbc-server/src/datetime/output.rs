@@ -1,8 +1,8 @@
 //! Date and time output as PostgreSQL prints it with `DateStyle = ISO`.
 
+use super::calendar::{format_offset, j2date, Fields, Moment, POSTGRES_EPOCH_JDATE, USECS_PER_SEC};
 use super::interval::push_fraction;
 use super::zone::Zone;
-use super::{j2date, Fields, Moment, POSTGRES_EPOCH_JDATE, USECS_PER_SEC};
 
 /// A date: `YYYY-MM-DD`, or `infinity` / `-infinity`.
 pub fn format_date(d: Moment<i32>) -> String {
@@ -40,19 +40,6 @@ pub fn format_timestamp(t: Moment<i64>) -> String {
         Moment::PosInf => "infinity".into(),
         Moment::At(t) => format_fields(&Fields::of(t)),
     }
-}
-
-/// An offset as PostgreSQL appends it: `+02`, `-03:30`, `+00:09:21`.
-pub(crate) fn format_offset(east: i32) -> String {
-    let a = east.abs();
-    let mut s = format!("{}{:02}", if east < 0 { '-' } else { '+' }, a / 3600);
-    if a % 3600 != 0 {
-        s.push_str(&format!(":{:02}", a / 60 % 60));
-        if a % 60 != 0 {
-            s.push_str(&format!(":{:02}", a % 60));
-        }
-    }
-    s
 }
 
 /// A timestamptz (an instant in UTC) as seen in `zone`, with the zone's offset then.

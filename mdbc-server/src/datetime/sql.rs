@@ -10,44 +10,56 @@ use rusqlite::functions::{Context, FunctionFlags, WindowAggregate};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
 
+use super::arith::{add_interval, age, subtract_timestamps};
+use super::calendar::{
+    check_date, check_ts, date2j, days_in_month, Moment, POSTGRES_EPOCH_JDATE, UNIX_TO_PG_SECS,
+    USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC,
+};
 use super::error::{DtError, DtResult};
+use super::fields::{date_trunc, extract};
 use super::fields::{date_trunc_interval, ExtractArg, Extracted, Source};
 use super::input::parse_timestamp;
+use super::input::{parse_date, parse_time};
+use super::interval::Interval;
+use super::output::{format_date, format_time, format_timestamp, format_timestamptz};
+use super::style::DateCtx;
 use super::to_char::{read, to_char, ToCharInput};
-use super::{
-    add_interval, age, check_ts, date_trunc, extract, format_date, format_time, format_timestamp,
-    format_timestamptz, parse_date, parse_time, Fields, Interval, Moment, Zone, USECS_PER_DAY,
-    USECS_PER_SEC,
-};
+use super::zone::Zone;
 
 /// The collation interval columns and expressions are declared with.
 pub const INTERVAL_COLLATION: &str = sql_capture::INTERVAL_COLLATION;
 
-/// A session's `TimeZone`, shared with the functions registered on its connection.
+/// A session's date/time settings (`TimeZone`, `DateStyle`, `IntervalStyle`, the
+/// transaction's start), shared with the functions registered on its connection.
 #[derive(Clone, Debug)]
-pub struct SessionZone(Arc<RwLock<Zone>>);
+pub struct SessionZone(Arc<RwLock<DateCtx>>);
 
 impl Default for SessionZone {
     fn default() -> Self {
-        SessionZone(Arc::new(RwLock::new(Zone::utc())))
+        SessionZone(Arc::new(RwLock::new(DateCtx::utc())))
     }
 }
 
 impl SessionZone {
-    /// The zone now.
-    pub fn get(&self) -> Zone {
+    /// The settings now.
+    pub fn get(&self) -> DateCtx {
         self.0
             .read()
             .map(|z| z.clone())
             .unwrap_or_else(|e| e.into_inner().clone())
     }
 
+    /// Changes them.
+    pub fn update(&self, f: impl FnOnce(&mut DateCtx)) {
+        match self.0.write() {
+            Ok(mut g) => f(&mut g),
+            Err(e) => f(&mut e.into_inner()),
+        }
+    }
+
     /// Changes the zone.
     pub fn set(&self, z: Zone) {
-        match self.0.write() {
-            Ok(mut g) => *g = z,
-            Err(e) => *e.into_inner() = z,
-        }
+        self.update(|c| c.zone = z)
     }
 }
 
@@ -120,7 +132,7 @@ enum Arg {
     Iv(Interval),
 }
 
-fn arg(kind: &str, text: &str, zone: &Zone) -> DtResult<Arg> {
+fn arg(kind: &str, text: &str, zone: &DateCtx) -> DtResult<Arg> {
     Ok(match kind {
         "date" => Arg::Date(parse_date(text, zone)?),
         "time" => Arg::Time(parse_time(text, zone)?),
@@ -176,7 +188,7 @@ fn float_value(e: Extracted) -> Value {
     }
 }
 
-fn local_of(a: Arg, zone: &Zone) -> Option<Moment<i64>> {
+fn local_of(a: Arg, zone: &DateCtx) -> Option<Moment<i64>> {
     match a {
         Arg::Ts(t) => Some(t),
         Arg::Tz(Moment::At(t)) => Some(Moment::At(zone.to_local(t))),
@@ -188,7 +200,7 @@ fn local_of(a: Arg, zone: &Zone) -> Option<Moment<i64>> {
 
 /// `pg_datetime(op, …)`. The translation chose `op` from the operands' types; NULL in,
 /// NULL out.
-fn call(ctx: &Context<'_>, zone: &Zone) -> DtResult<Value> {
+fn call(ctx: &Context<'_>, zone: &DateCtx) -> DtResult<Value> {
     let op = match ctx.get_raw(0) {
         ValueRef::Text(t) => std::str::from_utf8(t).unwrap_or("").to_string(),
         _ => String::new(),
@@ -213,7 +225,7 @@ fn call(ctx: &Context<'_>, zone: &Zone) -> DtResult<Value> {
             let Some(a) = text(1) else {
                 return Ok(Value::Null);
             };
-            Ok(iv_text(Interval::parse(&a)?.neg()?))
+            Ok(iv_text(Interval::parse(&a)?.negate()?))
         }
         "extract" | "date_part" => {
             // (op, unit, type, value)
@@ -286,7 +298,7 @@ fn call(ctx: &Context<'_>, zone: &Zone) -> DtResult<Value> {
                 Some(b) => local_of(arg(&kind, &b, zone)?, zone),
                 None => {
                     let today = zone
-                        .to_local(super::input::now_utc())
+                        .to_local(super::calendar::now())
                         .div_euclid(USECS_PER_DAY);
                     let b = a;
                     return Ok(iv_text(age(
@@ -326,8 +338,8 @@ fn call(ctx: &Context<'_>, zone: &Zone) -> DtResult<Value> {
             let days = i32::try_from(i(3)? * 7 + i(4)?).map_err(|_| range())?;
             let (hours, mins) = (i(5)?, i(6)?);
             let micros = hours
-                .checked_mul(super::USECS_PER_HOUR)
-                .and_then(|h| h.checked_add(mins.checked_mul(super::USECS_PER_MINUTE)?))
+                .checked_mul(USECS_PER_HOUR)
+                .and_then(|h| h.checked_add(mins.checked_mul(USECS_PER_MINUTE)?))
                 .and_then(|m| m.checked_add((secs * 1e6).round_ties_even() as i64))
                 .ok_or_else(range)?;
             Ok(iv_text(Interval::new(months, days, micros)))
@@ -356,7 +368,7 @@ fn call(ctx: &Context<'_>, zone: &Zone) -> DtResult<Value> {
             if y <= 0
                 || !(1..=12).contains(&m)
                 || d < 1
-                || d > super::days_in_month(y as i32, m as i32) as i64
+                || d > days_in_month(y as i32, m as i32) as i64
             {
                 if y == 0 {
                     return Err(out_of_range());
@@ -366,11 +378,9 @@ fn call(ctx: &Context<'_>, zone: &Zone) -> DtResult<Value> {
                 }
                 return Err(out_of_range());
             }
-            let days = super::date2j(y as i32, m as i32, d as i32) - super::POSTGRES_EPOCH_JDATE;
+            let days = date2j(y as i32, m as i32, d as i32) - POSTGRES_EPOCH_JDATE;
             if op == "make_date" {
-                return Ok(Value::Text(format_date(Moment::At(super::check_date(
-                    days,
-                )?))));
+                return Ok(Value::Text(format_date(Moment::At(check_date(days)?))));
             }
             let (h, mi) = (i(time_from)?, i(time_from + 1)?);
             let sec = float_of(raw(time_from + 2))?.unwrap_or(0.0);
@@ -384,9 +394,8 @@ fn call(ctx: &Context<'_>, zone: &Zone) -> DtResult<Value> {
                     format!("time field value out of range: {h}:{mi:02}:{sec:02}"),
                 ));
             }
-            let time = h * super::USECS_PER_HOUR
-                + mi * super::USECS_PER_MINUTE
-                + (sec * 1e6).round_ties_even() as i64;
+            let time =
+                h * USECS_PER_HOUR + mi * USECS_PER_MINUTE + (sec * 1e6).round_ties_even() as i64;
             if op == "make_time" {
                 return Ok(Value::Text(format_time(time)));
             }
@@ -396,7 +405,7 @@ fn call(ctx: &Context<'_>, zone: &Zone) -> DtResult<Value> {
             }
             let z = match text(time_from + 3) {
                 Some(name) => zone_named(&name)?,
-                None => zone.clone(),
+                None => zone.zone.clone(),
             };
             Ok(tz_text(Moment::At(check_ts(z.to_utc(local))?)))
         }
@@ -426,9 +435,7 @@ fn call(ctx: &Context<'_>, zone: &Zone) -> DtResult<Value> {
             let r = read(&s, &fmt)?;
             if op == "to_date" {
                 let days = r.f.days();
-                return Ok(Value::Text(format_date(Moment::At(super::check_date(
-                    days,
-                )?))));
+                return Ok(Value::Text(format_date(Moment::At(check_date(days)?))));
             }
             let local = r.f.timestamp()?;
             let utc = match r.offset {
@@ -451,7 +458,7 @@ fn call(ctx: &Context<'_>, zone: &Zone) -> DtResult<Value> {
             if secs.is_nan() {
                 return Err(DtError::new("22008", "timestamp cannot be NaN"));
             }
-            let micros = (secs * 1e6).round_ties_even() - (super::UNIX_TO_PG_SECS as f64 * 1e6);
+            let micros = (secs * 1e6).round_ties_even() - (UNIX_TO_PG_SECS as f64 * 1e6);
             if !(i64::MIN as f64..i64::MAX as f64).contains(&micros) {
                 return Err(DtError::range("timestamp"));
             }
@@ -534,6 +541,40 @@ fn call(ctx: &Context<'_>, zone: &Zone) -> DtResult<Value> {
                 _ => true,
             } as i64))
         }
+        "series_start" | "series_next" => {
+            // (op, kind, value, stop, step): the value (start) or the next one (value +
+            // step), NULL once past stop; generate_series over timestamps.
+            let (Some(kind), Some(v), Some(stop), Some(step)) =
+                (text(1), text(2), text(3), text(4))
+            else {
+                return Ok(Value::Null);
+            };
+            let with_zone = kind == "timestamptz";
+            let step = Interval::parse(&step)?;
+            if step.span() == 0 {
+                return Err(DtError::new("22023", "step size cannot equal zero"));
+            }
+            let value = parse_timestamp(&v, with_zone, zone)?;
+            let stop = parse_timestamp(&stop, with_zone, zone)?;
+            let value = if op == "series_next" {
+                add_interval(value, step, with_zone.then_some(zone))?
+            } else {
+                value
+            };
+            let past = if step.span() > 0 {
+                value > stop
+            } else {
+                value < stop
+            };
+            if past {
+                return Ok(Value::Null);
+            }
+            Ok(if with_zone {
+                tz_text(value)
+            } else {
+                ts_text(value)
+            })
+        }
         "timezone_name" => Ok(Value::Text(zone.name())),
         "text" => {
             // (op, type, value): a timestamptz as text, in the session's zone.
@@ -564,7 +605,7 @@ fn binary(
     r: &str,
     a: ValueRef<'_>,
     b: ValueRef<'_>,
-    zone: &Zone,
+    zone: &DateCtx,
 ) -> DtResult<Value> {
     if matches!(a, ValueRef::Null) || matches!(b, ValueRef::Null) {
         return Ok(Value::Null);
@@ -576,7 +617,7 @@ fn binary(
     let undefined = || DtError::new("42883", format!("operator does not exist: {l} {sym} {r}"));
     let neg_if = |iv: Interval, minus: bool| -> DtResult<Interval> {
         if minus {
-            iv.neg()
+            iv.negate()
         } else {
             Ok(iv)
         }
@@ -586,20 +627,20 @@ fn binary(
             let (Arg::Iv(x), Arg::Iv(y)) = (at(l, a)?, at(r, b)?) else {
                 return Err(undefined());
             };
-            iv_text(if sym == "+" { x.add(y)? } else { x.sub(y)? })
+            iv_text(if sym == "+" { x.plus(y)? } else { x.minus(y)? })
         }
         ("interval", "*", _) | (_, "*", "interval") => {
             let (iv, f) = if l == "interval" { (a, b) } else { (b, a) };
             let Arg::Iv(iv) = at("interval", iv)? else {
                 return Err(undefined());
             };
-            iv_text(iv.mul(num(f)?)?)
+            iv_text(iv.times(num(f)?)?)
         }
         ("interval", "/", _) => {
             let Arg::Iv(iv) = at("interval", a)? else {
                 return Err(undefined());
             };
-            iv_text(iv.div(num(b)?)?)
+            iv_text(iv.divided(num(b)?)?)
         }
         ("timestamp" | "timestamptz" | "date", "+" | "-", "interval")
         | ("interval", "+", "timestamp" | "timestamptz" | "date") => {
@@ -654,7 +695,7 @@ fn binary(
                 Arg::Date(d) => date_as_ts(d),
                 _ => return Err(undefined()),
             };
-            iv_text(super::subtract_timestamps(x, y)?)
+            iv_text(subtract_timestamps(x, y)?)
         }
         _ => return Err(undefined()),
     })
@@ -678,7 +719,7 @@ impl rusqlite::functions::Aggregate<SumState, Value> for IntervalSum {
     fn step(&self, ctx: &mut Context<'_>, s: &mut SumState) -> rusqlite::Result<()> {
         if let Some(t) = text_of(ctx.get_raw(0)) {
             let iv = Interval::parse(&t).map_err(user_error)?;
-            s.sum = s.sum.add(iv).map_err(user_error)?;
+            s.sum = s.sum.plus(iv).map_err(user_error)?;
             s.count += 1;
         }
         Ok(())
@@ -692,7 +733,7 @@ fn finish(avg: bool, s: Option<&SumState>) -> rusqlite::Result<Value> {
     match s {
         Some(s) if s.count > 0 => {
             let v = if avg {
-                s.sum.div(s.count as f64).map_err(user_error)?
+                s.sum.divided(s.count as f64).map_err(user_error)?
             } else {
                 s.sum
             };
@@ -709,17 +750,9 @@ impl WindowAggregate<SumState, Value> for IntervalSum {
     fn inverse(&self, ctx: &mut Context<'_>, s: &mut SumState) -> rusqlite::Result<()> {
         if let Some(t) = text_of(ctx.get_raw(0)) {
             let iv = Interval::parse(&t).map_err(user_error)?;
-            s.sum = s.sum.sub(iv).map_err(user_error)?;
+            s.sum = s.sum.minus(iv).map_err(user_error)?;
             s.count -= 1;
         }
         Ok(())
-    }
-}
-
-/// The fields of a timestamp's stored text, for callers outside this module.
-pub fn fields_of_stored(text: &str) -> Option<Fields> {
-    match parse_timestamp(text, false, &Zone::utc()).ok()? {
-        Moment::At(t) => Some(Fields::of(t)),
-        _ => None,
     }
 }

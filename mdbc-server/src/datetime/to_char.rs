@@ -4,9 +4,12 @@
 
 use chrono::{Datelike, NaiveDate};
 
+use super::calendar::{
+    date2j, days_in_month, format_offset, j2date, j2day, Fields, POSTGRES_EPOCH_JDATE,
+    USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC,
+};
 use super::error::{DtError, DtResult};
 use super::interval::Interval;
-use super::{date2j, days_in_month, j2day, Fields, POSTGRES_EPOCH_JDATE, USECS_PER_SEC};
 
 const MONTHS: [&str; 12] = [
     "January",
@@ -220,7 +223,7 @@ impl ToCharInput {
     pub fn timestamp(local: i64, zone: Option<(i32, String)>) -> ToCharInput {
         ToCharInput {
             f: Fields::of(local),
-            days: Some(local.div_euclid(super::USECS_PER_DAY) as i32),
+            days: Some(local.div_euclid(USECS_PER_DAY) as i32),
             interval_hours: None,
             zone,
         }
@@ -229,14 +232,14 @@ impl ToCharInput {
     /// An interval's fields.
     pub fn interval(iv: Interval) -> ToCharInput {
         let t = iv.micros;
-        let hours = t / super::USECS_PER_HOUR;
+        let hours = t / USECS_PER_HOUR;
         ToCharInput {
             f: Fields {
                 year: iv.months / 12,
                 month: iv.months % 12,
                 day: iv.days,
                 hour: hours as i32,
-                minute: (t / super::USECS_PER_MINUTE % 60) as i32,
+                minute: (t / USECS_PER_MINUTE % 60) as i32,
                 second: (t / USECS_PER_SEC % 60) as i32,
                 micro: (t % USECS_PER_SEC) as i32,
             },
@@ -437,7 +440,7 @@ pub fn to_char(v: &ToCharInput, fmt: &str) -> String {
             }
             "OF" => {
                 let e = v.zone.as_ref().map(|z| z.0).unwrap_or(0);
-                (super::output::format_offset(e), None)
+                (format_offset(e), None)
             }
             _ => (pat.to_string(), None),
         };
@@ -612,7 +615,7 @@ pub fn read(input: &str, fmt: &str) -> DtResult<Read> {
                     }
                     "J" => {
                         let j = take_digits(&mut s, 9).ok_or_else(|| bad(s))?;
-                        let (y, m, d) = super::j2date(j as i32);
+                        let (y, m, d) = j2date(j as i32);
                         r.f.year = y;
                         r.f.month = m;
                         r.f.day = d;
@@ -652,7 +655,7 @@ pub fn read(input: &str, fmt: &str) -> DtResult<Read> {
     }
     if let Some(d) = doy {
         let j = date2j(r.f.year, 1, 1) + d as i32 - 1;
-        let (y, m, dd) = super::j2date(j);
+        let (y, m, dd) = j2date(j);
         r.f.year = y;
         r.f.month = m;
         r.f.day = dd;

@@ -5,7 +5,7 @@
 use chrono::{LocalResult, NaiveDateTime, Offset, TimeZone};
 use chrono_tz::{OffsetName, Tz};
 
-use super::{USECS_PER_DAY, USECS_PER_SEC};
+use super::calendar::{format_offset, UNIX_TO_PG_SECS, USECS_PER_DAY, USECS_PER_SEC};
 
 /// A time zone.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +77,7 @@ pub(crate) fn abbreviation(name: &str) -> Option<i32> {
 }
 
 fn naive(micros: i64) -> NaiveDateTime {
-    let secs = micros.div_euclid(USECS_PER_SEC) + super::UNIX_TO_PG_SECS;
+    let secs = micros.div_euclid(USECS_PER_SEC) + UNIX_TO_PG_SECS;
     let nanos = (micros.rem_euclid(USECS_PER_SEC) * 1000) as u32;
     chrono::DateTime::from_timestamp(secs, nanos)
         .map(|d| d.naive_utc())
@@ -108,6 +108,12 @@ fn offset_text(s: &str) -> Option<i32> {
     }
     let v = h * 3600 + m * 60 + sec;
     Some(if neg { -v } else { v })
+}
+
+impl Default for Zone {
+    fn default() -> Zone {
+        Zone::utc()
+    }
 }
 
 impl Zone {
@@ -232,14 +238,14 @@ impl Zone {
                 if abbreviation(name).is_some() || name.chars().all(|c| c.is_ascii_alphabetic()) {
                     name.clone()
                 } else {
-                    super::output::format_offset(*east)
+                    format_offset(*east)
                 }
             }
             Zone::Named(tz) => {
                 let off = tz.offset_from_utc_datetime(&naive(utc));
                 off.abbreviation()
                     .map(str::to_string)
-                    .unwrap_or_else(|| super::output::format_offset(off.fix().local_minus_utc()))
+                    .unwrap_or_else(|| format_offset(off.fix().local_minus_utc()))
             }
         }
     }

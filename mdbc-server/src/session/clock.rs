@@ -20,17 +20,22 @@ struct Times {
     statement: i64,
 }
 
-/// A session's transaction and statement start times.
+/// A session's transaction and statement start times (the transaction's also in the
+/// session's date/time settings, where `'now'` input reads it).
 #[derive(Clone)]
-pub(super) struct Clock(Arc<Mutex<Times>>);
+pub(super) struct Clock(Arc<Mutex<Times>>, SessionZone);
 
 impl Clock {
-    pub(super) fn new() -> Clock {
+    pub(super) fn new(dates: SessionZone) -> Clock {
         let now = datetime::now();
-        Clock(Arc::new(Mutex::new(Times {
-            transaction: now,
-            statement: now,
-        })))
+        dates.update(|c| c.now = Some(now));
+        Clock(
+            Arc::new(Mutex::new(Times {
+                transaction: now,
+                statement: now,
+            })),
+            dates,
+        )
     }
 
     fn times(&self) -> Times {
@@ -44,6 +49,7 @@ impl Clock {
         t.statement = now;
         if new_transaction {
             t.transaction = now;
+            self.1.update(|c| c.now = Some(now));
         }
     }
 

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use sql_capture::{quote_ident, Catalog, ColumnInfo, CopyFormat, CopyPlan, PgType, TableDef};
 
 use super::outcome::Outcome;
-use crate::datetime::Zone;
+use crate::datetime::DateCtx;
 use crate::errors::SqlError;
 use crate::values;
 
@@ -144,7 +144,7 @@ pub fn encode_field(
     v: ValueRef<'_>,
     col: &ColumnInfo,
     plan: &CopyPlan,
-    zone: &Zone,
+    zone: &DateCtx,
     out: &mut BytesMut,
 ) {
     if v == ValueRef::Null {
@@ -207,7 +207,7 @@ pub struct CopyIn {
     header_pending: bool,
     ended: bool,
     // The session's TimeZone: a timestamptz without an offset is read there.
-    zone: Zone,
+    zone: DateCtx,
 }
 
 /// The columns `plan` names (all of the table's when it names none), and their list
@@ -245,7 +245,7 @@ impl CopyIn {
         plan: &CopyPlan,
         catalog: &Catalog,
         own_transaction: bool,
-        zone: Zone,
+        zone: DateCtx,
     ) -> Result<CopyIn, SqlError> {
         let (def, columns) = columns_of(plan, catalog)?;
         let mut col_list = column_list(&columns);
@@ -403,7 +403,7 @@ pub fn copy_out(
     conn: &Connection,
     plan: &CopyPlan,
     catalog: &Catalog,
-    zone: &Zone,
+    zone: &DateCtx,
 ) -> Result<Outcome, SqlError> {
     let (columns, sql) = match &plan.query {
         // COPY (query): its columns typed as translation inferred them (text otherwise).

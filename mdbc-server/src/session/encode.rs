@@ -8,7 +8,7 @@ use sql_capture::{Catalog, CommandTag, PgType, SqlPlan};
 
 use super::outcome::Column;
 use super::prepared::Params;
-use crate::datetime::Zone;
+use crate::datetime::DateCtx;
 use crate::errors::SqlError;
 use crate::values;
 
@@ -30,7 +30,7 @@ pub fn decode_param(
     params: &Params<'_>,
     i: usize,
     ty: Option<PgType>,
-    zone: &Zone,
+    zone: &DateCtx,
 ) -> Result<Value> {
     let Some(raw) = params.values.get(i).and_then(|v| v.as_ref()) else {
         return Ok(Value::Null);
@@ -101,7 +101,13 @@ impl RowEncoder {
     }
 
     /// Appends a value of column `col` (a timestamptz in text shown in `zone`).
-    pub fn push(&mut self, v: ValueRef<'_>, col: &Column, binary: bool, zone: &Zone) -> Result<()> {
+    pub fn push(
+        &mut self,
+        v: ValueRef<'_>,
+        col: &Column,
+        binary: bool,
+        zone: &DateCtx,
+    ) -> Result<()> {
         self.count += 1;
         if v == ValueRef::Null {
             self.buf.put_i32(-1);

@@ -30,7 +30,7 @@ use sql_capture::{
 use tokio::sync::Notify;
 
 use crate::applier;
-use crate::datetime::Zone;
+use crate::datetime::DateCtx;
 use crate::errors::SqlError;
 use crate::kept_read::KeptRead;
 use crate::replication::txn::{self, Situation};
@@ -117,7 +117,7 @@ impl Session {
         settings.register(&conn)?;
         crate::datetime::sql::register(&conn, settings.zone().clone())?;
         crate::store::register_session_coerce(&conn, settings.zone().clone())?;
-        let clock = Clock::new();
+        let clock = Clock::new(settings.zone().clone());
         clock.register(&conn, settings.zone().clone())?;
         Ok(Session {
             repl: repl.map(|r| ReplTxn::new(r, store.clone())),
@@ -388,7 +388,7 @@ impl Session {
                         ValueRef::from(v),
                         &columns[i],
                         result_binary(i),
-                        &Zone::utc(),
+                        &DateCtx::utc(),
                     )?;
                 }
                 rows.push(row.finish());
@@ -402,7 +402,7 @@ impl Session {
         let (col, value) = self.settings.show(name)?;
         let v = Value::Text(value);
         let mut row = RowEncoder::new(1);
-        row.push(ValueRef::from(&v), &col, result_binary(0), &Zone::utc())?;
+        row.push(ValueRef::from(&v), &col, result_binary(0), &DateCtx::utc())?;
         Ok(Outcome::Rows {
             columns: Arc::new(vec![col]),
             rows: vec![row.finish()],

@@ -10,7 +10,7 @@ use sql_capture::{PgType, SetValue};
 
 use super::outcome::Column;
 use crate::datetime::sql::SessionZone;
-use crate::datetime::Zone;
+use crate::datetime::{DateCtx, DateOrder, IntervalStyle, Zone};
 use crate::errors::SqlError;
 use crate::store::{self, default_settings};
 
@@ -75,7 +75,11 @@ impl Settings {
     }
     pub(super) fn reset(&self) {
         *self.lock() = default_settings();
-        self.1.set(Zone::utc());
+        let now = self.1.get().now;
+        self.1.update(|c| {
+            *c = DateCtx::utc();
+            c.now = now;
+        });
     }
 
     pub(super) fn register(&self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
@@ -195,18 +199,34 @@ impl Settings {
                 self.insert("client_encoding".into(), "UTF8".into());
             }
             "datestyle" => {
-                // Output ISO, input month-day-year: other orders would read `1/8/1999`
-                // differently, so they are refused rather than ignored.
+                // Output is ISO; the input order (MDY, DMY, YMD) is kept. Other output
+                // styles are refused rather than ignored.
                 let u = v.to_ascii_uppercase();
-                let parts: Vec<&str> = u.split(',').map(str::trim).collect();
-                if !parts.iter().all(|p| matches!(*p, "ISO" | "MDY" | "US" | "NONEURO" | "NONEUROPEAN" | "DEFAULT")) {
-                    return Err(unsupported(
-                        &key,
-                        &v,
-                        "dates are printed in ISO style and read month-day-year",
-                    ));
+                let mut order = self.1.get().order;
+                for p in u.split(',').map(str::trim) {
+                    match p {
+                        "ISO" => {}
+                        "MDY" | "US" | "NONEURO" | "NONEUROPEAN" | "DEFAULT" => {
+                            order = DateOrder::Mdy
+                        }
+                        "DMY" | "EURO" | "EUROPEAN" => order = DateOrder::Dmy,
+                        "YMD" => order = DateOrder::Ymd,
+                        _ => {
+                            return Err(unsupported(
+                                &key,
+                                &v,
+                                "dates are printed in the ISO style",
+                            ))
+                        }
+                    }
                 }
-                self.insert(key, "ISO, MDY".into());
+                let shown = match order {
+                    DateOrder::Mdy => "ISO, MDY",
+                    DateOrder::Dmy => "ISO, DMY",
+                    DateOrder::Ymd => "ISO, YMD",
+                };
+                self.insert(key, shown.into());
+                self.1.update(|c| c.order = order);
             }
             "standard_conforming_strings" => {
                 if !matches!(v.to_ascii_lowercase().as_str(), "on" | "true" | "1") {
@@ -221,8 +241,12 @@ impl Settings {
             "bytea_output" if !v.eq_ignore_ascii_case("hex") => {
                 return Err(unsupported(&key, &v, "bytea values are printed in hex"))
             }
-            "intervalstyle" if !v.eq_ignore_ascii_case("postgres") => {
-                return Err(unsupported(&key, &v, "intervals are printed in the postgres style"))
+            "intervalstyle" => {
+                let style = IntervalStyle::parse(&v).ok_or_else(|| {
+                    bad("postgres, postgres_verbose, sql_standard or iso_8601")
+                })?;
+                self.insert(key, style.name().into());
+                self.1.update(|c| c.interval_style = style);
             }
             "extra_float_digits" => match v.trim().parse::<i32>() {
                 Ok(n) if (1..=3).contains(&n) => self.insert(key, n.to_string()),

@@ -6,7 +6,7 @@
 //! Only the catalogs and expressions (`array_agg`, `ARRAY[…]`) produce arrays; tables
 //! cannot store them.
 
-use crate::datetime::Zone;
+use crate::datetime::DateCtx;
 use bytes::{BufMut, BytesMut};
 use rusqlite::types::{Value, ValueRef};
 use serde_json::Value as Json;
@@ -87,7 +87,7 @@ pub fn encode_text(stored: &str, ty: PgType, out: &mut BytesMut) {
             continue;
         }
         let mut text = BytesMut::new();
-        text::encode_text(value_ref(&v), elem, -1, &Zone::utc(), &mut text);
+        text::encode_text(value_ref(&v), elem, -1, &DateCtx::utc(), &mut text);
         let s = String::from_utf8_lossy(&text);
         let needs_quotes = s.is_empty()
             || s.eq_ignore_ascii_case("null")
@@ -161,7 +161,12 @@ pub fn from_pg_text(input: &str, ty: PgType) -> VResult<Json> {
     let mut items = Vec::new();
     if is_vector(ty) {
         for part in t.split_whitespace() {
-            items.push(json_element(text::from_text(part, elem, -1, &Zone::utc())?));
+            items.push(json_element(text::from_text(
+                part,
+                elem,
+                -1,
+                &DateCtx::utc(),
+            )?));
         }
         return Ok(Json::Array(items));
     }
@@ -208,7 +213,7 @@ pub fn from_pg_text(input: &str, ty: PgType) -> VResult<Json> {
                 &text,
                 elem,
                 -1,
-                &Zone::utc(),
+                &DateCtx::utc(),
             )?));
         }
         while chars.peek().is_some_and(|c| c.is_whitespace()) {

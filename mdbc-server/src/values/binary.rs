@@ -1,6 +1,6 @@
 //! PostgreSQL's binary formats, for every scalar type (arrays are in [`super::arrays`]).
 
-use crate::datetime::{self as dt, Moment, Zone};
+use crate::datetime::{self as dt, DateCtx, Moment};
 use bytes::{BufMut, BytesMut};
 use rusqlite::types::{Value, ValueRef};
 use sql_capture::PgType;
@@ -45,7 +45,7 @@ pub fn encode_binary(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMu
             out.put_slice(jsonb_out(as_text(v).as_bytes()).as_bytes());
         }
         PgType::Date => {
-            let utc = Zone::utc();
+            let utc = DateCtx::utc();
             out.put_i32(
                 match dt::parse_date(&as_text(v), &utc).map_err(|_| bad())? {
                     Moment::At(d) => d,
@@ -55,11 +55,12 @@ pub fn encode_binary(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMu
             );
         }
         PgType::Time => {
-            out.put_i64(dt::parse_time(&as_text(v), &Zone::utc()).map_err(|_| bad())?);
+            out.put_i64(dt::parse_time(&as_text(v), &DateCtx::utc()).map_err(|_| bad())?);
         }
         PgType::Timestamp | PgType::Timestamptz => {
             let with_zone = ty == PgType::Timestamptz;
-            let t = dt::parse_timestamp(&as_text(v), with_zone, &Zone::utc()).map_err(|_| bad())?;
+            let t =
+                dt::parse_timestamp(&as_text(v), with_zone, &DateCtx::utc()).map_err(|_| bad())?;
             out.put_i64(match t {
                 Moment::At(t) => t,
                 Moment::PosInf => i64::MAX,
@@ -243,7 +244,7 @@ pub fn from_binary(b: &[u8], ty: PgType) -> VResult<Value> {
                 std::str::from_utf8(rest).map_err(|_| bad())?,
                 ty,
                 -1,
-                &Zone::utc(),
+                &DateCtx::utc(),
             )?
         }
         PgType::Date => {

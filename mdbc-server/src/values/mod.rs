@@ -37,7 +37,7 @@ use bytes::BytesMut;
 use rusqlite::types::{Value, ValueRef};
 use sql_capture::PgType;
 
-use crate::datetime::Zone;
+use crate::datetime::DateCtx;
 use crate::numeric::Numeric;
 pub use error::ValueError;
 use error::{invalid, out_of_range, VResult};
@@ -47,11 +47,11 @@ pub use text::{format_float, jsonb_concat, jsonb_field_text, now_text, today_tex
 /// Parses PostgreSQL input text for a column of type `ty` into what SQLite stores (a
 /// timestamptz without an offset read as UTC).
 pub fn from_text(input: &str, ty: PgType, typmod: i32) -> VResult<Value> {
-    from_text_in(input, ty, typmod, &Zone::utc())
+    from_text_in(input, ty, typmod, &DateCtx::utc())
 }
 
 /// [`from_text`] in a session whose `TimeZone` is `zone`.
-pub fn from_text_in(input: &str, ty: PgType, typmod: i32, zone: &Zone) -> VResult<Value> {
+pub fn from_text_in(input: &str, ty: PgType, typmod: i32, zone: &DateCtx) -> VResult<Value> {
     if ty.element().is_none() {
         return text::from_text(input, ty, typmod, zone);
     }
@@ -67,11 +67,17 @@ pub fn from_text_in(input: &str, ty: PgType, typmod: i32, zone: &Zone) -> VResul
 
 /// Appends a value in PostgreSQL's text format (a timestamptz in UTC).
 pub fn encode_text(v: ValueRef<'_>, ty: PgType, typmod: i32, out: &mut BytesMut) {
-    encode_text_in(v, ty, typmod, &Zone::utc(), out)
+    encode_text_in(v, ty, typmod, &DateCtx::utc(), out)
 }
 
 /// [`encode_text`] in a session whose `TimeZone` is `zone`.
-pub fn encode_text_in(v: ValueRef<'_>, ty: PgType, typmod: i32, zone: &Zone, out: &mut BytesMut) {
+pub fn encode_text_in(
+    v: ValueRef<'_>,
+    ty: PgType,
+    typmod: i32,
+    zone: &DateCtx,
+    out: &mut BytesMut,
+) {
     match v {
         ValueRef::Text(b) if ty.element().is_some() => {
             arrays::encode_text(&String::from_utf8_lossy(b), ty, out)
@@ -99,12 +105,12 @@ pub fn from_binary(b: &[u8], ty: PgType) -> VResult<Value> {
 
 /// Converts any stored SQLite value to type `ty`, as `pg_coerce` (casts and writes) does.
 pub fn coerce(v: ValueRef<'_>, ty: PgType, typmod: i32) -> VResult<Value> {
-    coerce_in(v, ty, typmod, &Zone::utc())
+    coerce_in(v, ty, typmod, &DateCtx::utc())
 }
 
 /// [`coerce`] in a session whose `TimeZone` is `zone` (text without an offset cast to
 /// timestamptz is read there).
-pub fn coerce_in(v: ValueRef<'_>, ty: PgType, typmod: i32, zone: &Zone) -> VResult<Value> {
+pub fn coerce_in(v: ValueRef<'_>, ty: PgType, typmod: i32, zone: &DateCtx) -> VResult<Value> {
     let from_text = |s: &str, ty: PgType, typmod: i32| from_text_in(s, ty, typmod, zone);
     match v {
         ValueRef::Null => Ok(Value::Null),

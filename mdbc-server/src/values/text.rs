@@ -2,7 +2,7 @@
 //! every scalar type (arrays are in [`super::arrays`], built on these).
 
 use super::error::{invalid, out_of_range, VResult, ValueError};
-use crate::datetime::{self as dt, Zone};
+use crate::datetime::{self as dt, DateCtx};
 use crate::numeric::Numeric;
 use bytes::{BufMut, BytesMut};
 use rusqlite::types::{Value, ValueRef};
@@ -19,7 +19,7 @@ pub(super) fn dt_error(e: dt::DtError) -> ValueError {
 
 /// Parses PostgreSQL input text for a column of type `ty` into what SQLite stores; a
 /// timestamptz without an offset is read in `zone`.
-pub fn from_text(input: &str, ty: PgType, typmod: i32, zone: &Zone) -> VResult<Value> {
+pub fn from_text(input: &str, ty: PgType, typmod: i32, zone: &DateCtx) -> VResult<Value> {
     let t = input.trim();
     Ok(match ty {
         PgType::Bool => Value::Integer(parse_bool(t).ok_or_else(|| invalid(ty, input))? as i64),
@@ -56,15 +56,32 @@ pub fn from_text(input: &str, ty: PgType, typmod: i32, zone: &Zone) -> VResult<V
         PgType::Varchar | PgType::Bpchar => Value::Text(fit_length(input, ty, typmod)?),
         PgType::Bytea => Value::Blob(bytea_from_text(input).ok_or_else(|| invalid(ty, input))?),
         PgType::Date => Value::Text(dt::format_date(dt::parse_date(t, zone).map_err(dt_error)?)),
-        PgType::Time => Value::Text(dt::format_time(dt::parse_time(t, zone).map_err(dt_error)?)),
-        PgType::Timestamp => Value::Text(dt::format_timestamp(
-            dt::parse_timestamp(t, false, zone).map_err(dt_error)?,
-        )),
-        PgType::Timestamptz => Value::Text(dt::format_timestamptz(
-            dt::parse_timestamp(t, true, zone).map_err(dt_error)?,
-            &Zone::utc(),
-        )),
-        PgType::Interval => Value::Text(dt::Interval::parse(t).map_err(dt_error)?.format()),
+        PgType::Time => {
+            let t = dt::round_to_precision(dt::parse_time(t, zone).map_err(dt_error)?, typmod);
+            // 23:59:59.9 in time(0) is 24:00:00, as in PostgreSQL.
+            Value::Text(dt::format_time(t.min(dt::USECS_PER_DAY)))
+        }
+        PgType::Timestamp | PgType::Timestamptz => {
+            let with_zone = ty == PgType::Timestamptz;
+            let v = match dt::parse_timestamp(t, with_zone, zone).map_err(dt_error)? {
+                dt::Moment::At(t) => dt::Moment::At(
+                    dt::check_ts(dt::round_to_precision(t, typmod)).map_err(dt_error)?,
+                ),
+                inf => inf,
+            };
+            Value::Text(if with_zone {
+                dt::format_timestamptz(v, &DateCtx::utc())
+            } else {
+                dt::format_timestamp(v)
+            })
+        }
+        PgType::Interval => {
+            let mut iv = dt::Interval::parse_in(t, zone.interval_style).map_err(dt_error)?;
+            if typmod >= 0 {
+                iv.micros = dt::round_to_precision(iv.micros, typmod & 0xffff);
+            }
+            Value::Text(iv.format())
+        }
         PgType::Uuid => Value::Text(
             uuid::Uuid::parse_str(t)
                 .map_err(|_| invalid(ty, input))?
@@ -362,9 +379,18 @@ pub(super) fn format_numeric(v: ValueRef<'_>, typmod: i32) -> Option<String> {
 }
 
 /// Appends a value in PostgreSQL's text format (a timestamptz as seen in `zone`).
-pub fn encode_text(v: ValueRef<'_>, ty: PgType, typmod: i32, zone: &Zone, out: &mut BytesMut) {
+pub fn encode_text(v: ValueRef<'_>, ty: PgType, typmod: i32, zone: &DateCtx, out: &mut BytesMut) {
     match (ty, v) {
         (_, ValueRef::Null) => {}
+        (PgType::Interval, ValueRef::Text(b))
+            if zone.interval_style != dt::IntervalStyle::Postgres =>
+        {
+            let text = String::from_utf8_lossy(b);
+            match dt::Interval::parse(&text) {
+                Ok(iv) => out.put_slice(iv.format_in(zone.interval_style).as_bytes()),
+                Err(_) => out.put_slice(b),
+            }
+        }
         (PgType::Timestamptz, ValueRef::Text(b)) if !zone.is_utc() => {
             let text = String::from_utf8_lossy(b);
             match dt::parse_timestamp(&text, true, zone) {
@@ -519,12 +545,12 @@ mod tests {
     use crate::values::binary::{encode_binary, from_binary, numeric_binary, numeric_from_binary};
 
     fn from_text(input: &str, ty: PgType, typmod: i32) -> VResult<Value> {
-        super::from_text(input, ty, typmod, &Zone::utc())
+        super::from_text(input, ty, typmod, &DateCtx::utc())
     }
 
     fn text(v: &Value, ty: PgType, typmod: i32) -> String {
         let mut b = BytesMut::new();
-        encode_text(ValueRef::from(v), ty, typmod, &Zone::utc(), &mut b);
+        encode_text(ValueRef::from(v), ty, typmod, &DateCtx::utc(), &mut b);
         String::from_utf8(b.to_vec()).unwrap()
     }
 

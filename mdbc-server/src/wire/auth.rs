@@ -55,7 +55,7 @@ impl ServerParameterProvider for ServerParams {
             p.insert(k.to_string(), v.to_string());
         }
         // A TimeZone asked for at startup is reported as the session will use it.
-        for (k, v) in super::startup_settings(meta) {
+        for (k, v) in startup_settings(meta) {
             if k == "timezone" {
                 if let Some(z) = crate::datetime::Zone::parse_setting(&v) {
                     p.insert("TimeZone".into(), z.name());
@@ -187,4 +187,33 @@ impl Startup {
             ))
         }
     }
+}
+
+/// Settings a client gives in its startup packet, as parameters (`TimeZone=…`) or in
+/// `options` (`-c timezone=Europe/Paris`, `--timezone=…`).
+pub(crate) fn startup_settings(
+    meta: &std::collections::HashMap<String, String>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (k, v) in meta {
+        if k.eq_ignore_ascii_case("timezone") {
+            out.push(("timezone".to_string(), v.clone()));
+        }
+    }
+    if let Some(options) = meta.get("options") {
+        let mut words = options.split_whitespace();
+        while let Some(w) = words.next() {
+            let assignment = if w == "-c" {
+                words.next()
+            } else if let Some(rest) = w.strip_prefix("-c") {
+                Some(rest)
+            } else {
+                w.strip_prefix("--")
+            };
+            if let Some((k, v)) = assignment.and_then(|a| a.split_once('=')) {
+                out.push((k.replace('-', "_").to_ascii_lowercase(), v.to_string()));
+            }
+        }
+    }
+    out
 }

@@ -123,7 +123,7 @@ fn session_of<C: ClientInfo>(
     if let Some(app) = meta.get(METADATA_APPLICATION_NAME) {
         session.set_startup_setting("application_name", app);
     }
-    for (name, value) in startup_settings(meta) {
+    for (name, value) in auth::startup_settings(meta) {
         session.set_startup_setting(&name, &value);
     }
     store.set_cancel_key(pid, key.to_bytes().to_vec());
@@ -132,35 +132,6 @@ fn session_of<C: ClientInfo>(
     client.session_extensions().insert(slot.clone());
     spawn_snapshot_janitor(store, Arc::downgrade(&slot.0), taken);
     Ok(slot.0)
-}
-
-/// Settings a client gives in its startup packet, as parameters (`TimeZone=…`) or in
-/// `options` (`-c timezone=Europe/Paris`, `--timezone=…`).
-pub(crate) fn startup_settings(
-    meta: &std::collections::HashMap<String, String>,
-) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for (k, v) in meta {
-        if k.eq_ignore_ascii_case("timezone") {
-            out.push(("timezone".to_string(), v.clone()));
-        }
-    }
-    if let Some(options) = meta.get("options") {
-        let mut words = options.split_whitespace();
-        while let Some(w) = words.next() {
-            let assignment = if w == "-c" {
-                words.next()
-            } else if let Some(rest) = w.strip_prefix("-c") {
-                Some(rest)
-            } else {
-                w.strip_prefix("--")
-            };
-            if let Some((k, v)) = assignment.and_then(|a| a.split_once('=')) {
-                out.push((k.replace('-', "_").to_ascii_lowercase(), v.to_string()));
-            }
-        }
-    }
-    out
 }
 
 /// A session may keep a read snapshot open between queries (see store.rs). An idle client

@@ -113,7 +113,8 @@ fn push_factor<'a>(
                 _ => None,
             };
             let ty = match start.and_then(|c| c.ty) {
-                Some(t @ (PgType::Int8 | PgType::Numeric)) => t,
+                Some(t @ (PgType::Int8 | PgType::Numeric | PgType::Timestamp)) => t,
+                Some(PgType::Timestamptz | PgType::Date) => PgType::Timestamptz,
                 _ => PgType::Int4,
             };
             let def = TableDef {

@@ -240,6 +240,39 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
                     "generate_series takes a start, a stop and an optional step".into(),
                 ));
             }
+            let column_of = |alias: &Option<TableAlias>| match alias {
+                Some(a) => {
+                    let col = a
+                        .columns
+                        .first()
+                        .map(|c| c.name.value.clone())
+                        .unwrap_or_else(|| a.name.value.clone());
+                    (a.name.clone(), col)
+                }
+                None => (Ident::new("generate_series"), "generate_series".to_string()),
+            };
+            let exprs: Vec<Expr> = function_arg_exprs(&args.args);
+            if let Some(kind) = exprs.first().and_then(crate::datetime::series_kind) {
+                if exprs.len() != 3 {
+                    return Err(Error::Unsupported(
+                        "generate_series over timestamps without a step interval".into(),
+                    ));
+                }
+                let (table_alias, column) = column_of(alias);
+                let subquery = crate::datetime::series_subquery(exprs, kind, &column)?;
+                *tf = TableFactor::Derived {
+                    lateral: false,
+                    subquery: Box::new(subquery),
+                    alias: Some(TableAlias {
+                        explicit: true,
+                        name: table_alias,
+                        columns: vec![],
+                        at: None,
+                    }),
+                    sample: None,
+                };
+                return Ok(());
+            }
             // SQLite's series counts in integers: numeric, timestamp or other bounds would
             // be truncated to integers and give other rows than PostgreSQL's.
             let integral = |a: &sqlparser::ast::FunctionArg| match a {
@@ -270,17 +303,7 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
                     "generate_series over numeric, date or timestamp values".into(),
                 ));
             }
-            let (table_alias, column) = match alias {
-                Some(a) => {
-                    let col = a
-                        .columns
-                        .first()
-                        .map(|c| c.name.value.clone())
-                        .unwrap_or_else(|| a.name.value.clone());
-                    (a.name.clone(), col)
-                }
-                None => (Ident::new("generate_series"), "generate_series".to_string()),
-            };
+            let (table_alias, column) = column_of(alias);
             // The client's argument expressions move into the subquery as they are (not
             // printed and re-parsed: `?1` is not PostgreSQL syntax).
             let sub = format!(
@@ -844,6 +867,17 @@ fn rewrite_function(expr: &mut Expr) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+fn function_arg_exprs(args: &[sqlparser::ast::FunctionArg]) -> Vec<Expr> {
+    args.iter()
+        .filter_map(|a| match a {
+            sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(e)) => {
+                Some(e.clone())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn backslash() -> Box<Expr> {
