@@ -69,57 +69,26 @@ pub fn age(a: Moment<i64>, b: Moment<i64>) -> DtResult<Interval> {
         return Err(DtError::range("interval"));
     };
     let (f1, f2) = (Fields::of(a), Fields::of(b));
-    let mut micro = f1.micro - f2.micro;
-    let mut sec = f1.second - f2.second;
-    let mut min = f1.minute - f2.minute;
-    let mut hour = f1.hour - f2.hour;
-    let mut day = f1.day - f2.day;
-    let mut mon = f1.month - f2.month;
-    let mut year = f1.year - f2.year;
+    // Field by field, smallest first: microsecond, second, minute, hour, day, month, year.
+    let fields = |f: &Fields| [f.micro, f.second, f.minute, f.hour, f.day, f.month, f.year];
+    let (x, y) = (fields(&f1), fields(&f2));
     let flip = a < b;
-    if flip {
-        micro = -micro;
-        sec = -sec;
-        min = -min;
-        hour = -hour;
-        day = -day;
-        mon = -mon;
-        year = -year;
+    let sign = if flip { -1 } else { 1 };
+    let mut d: [i32; 7] = std::array::from_fn(|i| (x[i] - y[i]) * sign);
+    // Borrow from the next larger field; a day borrows the length of the earlier month.
+    let from = if flip { f1 } else { f2 };
+    let carry = [1_000_000, 60, 60, 24, 0, 12];
+    for i in 0..6 {
+        while d[i] < 0 {
+            d[i] += if i == 4 {
+                days_in_month(from.year, from.month)
+            } else {
+                carry[i]
+            };
+            d[i + 1] -= 1;
+        }
     }
-    while micro < 0 {
-        micro += 1_000_000;
-        sec -= 1;
-    }
-    while sec < 0 {
-        sec += 60;
-        min -= 1;
-    }
-    while min < 0 {
-        min += 60;
-        hour -= 1;
-    }
-    while hour < 0 {
-        hour += 24;
-        day -= 1;
-    }
-    while day < 0 {
-        let from = if flip { f1 } else { f2 };
-        day += days_in_month(from.year, from.month);
-        mon -= 1;
-    }
-    while mon < 0 {
-        mon += 12;
-        year -= 1;
-    }
-    if flip {
-        micro = -micro;
-        sec = -sec;
-        min = -min;
-        hour = -hour;
-        day = -day;
-        mon = -mon;
-        year = -year;
-    }
+    let [micro, sec, min, hour, day, mon, year] = d.map(|v| v * sign);
     let micros = ((hour as i64 * 60 + min as i64) * 60 + sec as i64) * 1_000_000 + micro as i64;
     Ok(Interval::new(year * 12 + mon, day, micros))
 }

@@ -84,37 +84,11 @@ impl Interval {
         if factor.is_nan() {
             return Err(overflow());
         }
-        let month_f = self.months as f64 * factor;
-        if !(i32::MIN as f64..=i32::MAX as f64).contains(&month_f) {
-            return Err(overflow());
-        }
-        let months = month_f as i32;
-        let month_remainder_days = ts_round((month_f - months as f64) * DAYS_PER_MONTH as f64);
-        let day_f = self.days as f64 * factor;
-        if !(i32::MIN as f64..=i32::MAX as f64).contains(&day_f) {
-            return Err(overflow());
-        }
-        let mut days = day_f as i32;
-        let mut sec_remainder =
-            (day_f - days as f64 + month_remainder_days - month_remainder_days.trunc()) * 86400.0;
-        sec_remainder = ts_round(sec_remainder);
-        if sec_remainder.abs() >= 86400.0 {
-            let whole = (sec_remainder / 86400.0).trunc();
-            days += whole as i32;
-            sec_remainder -= whole * 86400.0;
-        }
-        days = days
-            .checked_add(month_remainder_days as i32)
-            .ok_or_else(overflow)?;
-        let micros_f = (self.micros as f64 * factor + sec_remainder * 1e6).round_ties_even();
-        if !(i64::MIN as f64..i64::MAX as f64).contains(&micros_f) {
-            return Err(overflow());
-        }
-        Ok(Interval {
-            months,
-            days,
-            micros: micros_f as i64,
-        })
+        Interval::spill(
+            self.months as f64 * factor,
+            self.days as f64 * factor,
+            self.micros as f64 * factor,
+        )
     }
 
     /// `a / factor` (PostgreSQL's `interval_div`).
@@ -125,14 +99,27 @@ impl Interval {
         if factor.is_nan() {
             return Err(overflow());
         }
-        let month_f = self.months as f64 / factor;
-        let day_f = self.days as f64 / factor;
+        Interval::spill(
+            self.months as f64 / factor,
+            self.days as f64 / factor,
+            self.micros as f64 / factor,
+        )
+    }
+
+    /// An interval of fractional months, days and microseconds: the fraction of a month
+    /// becomes days (30 to a month), the fraction of a day seconds, each rounded to the
+    /// microsecond as PostgreSQL's `TSROUND` does.
+    fn spill(month_f: f64, day_f: f64, micros_f: f64) -> DtResult<Interval> {
+        let int_range = i32::MIN as f64..=i32::MAX as f64;
+        if !int_range.contains(&month_f) || !int_range.contains(&day_f) {
+            return Err(overflow());
+        }
         let months = month_f as i32;
         let mut days = day_f as i32;
         let month_remainder_days = ts_round((month_f - months as f64) * DAYS_PER_MONTH as f64);
-        let mut sec_remainder =
-            (day_f - days as f64 + month_remainder_days - month_remainder_days.trunc()) * 86400.0;
-        sec_remainder = ts_round(sec_remainder);
+        let mut sec_remainder = ts_round(
+            (day_f - days as f64 + month_remainder_days - month_remainder_days.trunc()) * 86400.0,
+        );
         if sec_remainder.abs() >= 86400.0 {
             let whole = (sec_remainder / 86400.0).trunc();
             days += whole as i32;
@@ -141,14 +128,14 @@ impl Interval {
         days = days
             .checked_add(month_remainder_days as i32)
             .ok_or_else(overflow)?;
-        let micros_f = (self.micros as f64 / factor + sec_remainder * 1e6).round_ties_even();
-        if !(i64::MIN as f64..i64::MAX as f64).contains(&micros_f) {
+        let micros = (micros_f + sec_remainder * 1e6).round_ties_even();
+        if !(i64::MIN as f64..i64::MAX as f64).contains(&micros) {
             return Err(overflow());
         }
         Ok(Interval {
             months,
             days,
-            micros: micros_f as i64,
+            micros: micros as i64,
         })
     }
 

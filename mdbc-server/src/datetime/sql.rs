@@ -403,7 +403,14 @@ fn call(ctx: &Context<'_>, zone: &DateCtx) -> DtResult<Value> {
             if op == "make_timestamp" {
                 return Ok(ts_text(Moment::At(local)));
             }
+            // A zone written as a number is an ISO offset here (east positive), as
+            // PostgreSQL reads it in make_timestamptz.
             let z = match text(time_from + 3) {
+                Some(name) if name.trim().starts_with(['+', '-']) => {
+                    super::zone::input_zone(name.trim()).ok_or_else(|| {
+                        DtError::new("22023", format!("time zone \"{name}\" not recognized"))
+                    })?
+                }
                 Some(name) => zone_named(&name)?,
                 None => zone.zone.clone(),
             };
@@ -464,40 +471,28 @@ fn call(ctx: &Context<'_>, zone: &DateCtx) -> DtResult<Value> {
             }
             Ok(tz_text(Moment::At(check_ts(micros as i64)?)))
         }
-        "at_time_zone" => {
+        "at_time_zone" | "at_time_zone_interval" => {
             // (op, type, value, zone): timestamp → timestamptz (the local time there),
-            // timestamptz → timestamp (the wall clock there).
+            // timestamptz → timestamp (the wall clock there). The zone is a name, or an
+            // interval (a fixed offset east).
             let (Some(kind), Some(v), Some(zname)) = (text(1), text(2), text(3)) else {
                 return Ok(Value::Null);
             };
-            let z = zone_named(&zname)?;
-            match arg(&kind, &v, zone)? {
-                Arg::Ts(Moment::At(t)) => Ok(tz_text(Moment::At(check_ts(z.to_utc(t))?))),
-                Arg::Tz(Moment::At(t)) => Ok(ts_text(Moment::At(check_ts(z.to_local(t))?))),
-                Arg::Ts(inf) => Ok(tz_text(inf)),
-                Arg::Tz(inf) => Ok(ts_text(inf)),
-                _ => Err(DtError::new(
-                    "0A000",
-                    "AT TIME ZONE on this type is not supported by mdbc",
-                )),
-            }
-        }
-        "at_time_zone_interval" => {
-            // The zone given as an interval: a fixed offset, hours east.
-            let (Some(kind), Some(v), Some(iv)) = (text(1), text(2), text(3)) else {
-                return Ok(Value::Null);
+            let z = if op == "at_time_zone" {
+                zone_named(&zname)?
+            } else {
+                let iv = Interval::parse(&zname)?;
+                if iv.months != 0 || iv.days != 0 {
+                    return Err(DtError::new(
+                        "22023",
+                        format!(
+                            "interval time zone \"{}\" must not include months or days",
+                            iv.format()
+                        ),
+                    ));
+                }
+                Zone::offset((iv.micros / USECS_PER_SEC) as i32)
             };
-            let iv = Interval::parse(&iv)?;
-            if iv.months != 0 || iv.days != 0 {
-                return Err(DtError::new(
-                    "22023",
-                    format!(
-                        "interval time zone \"{}\" must not include months or days",
-                        iv.format()
-                    ),
-                ));
-            }
-            let z = Zone::offset((iv.micros / USECS_PER_SEC) as i32);
             match arg(&kind, &v, zone)? {
                 Arg::Ts(Moment::At(t)) => Ok(tz_text(Moment::At(check_ts(z.to_utc(t))?))),
                 Arg::Tz(Moment::At(t)) => Ok(ts_text(Moment::At(check_ts(z.to_local(t))?))),

@@ -112,40 +112,36 @@ fn parse_template(fmt: &str) -> Vec<Piece> {
                 break;
             }
         }
+        // The longest pattern that matches, exactly or (upper-case patterns whose case
+        // carries no meaning: `hh24`, `tzh`) in any case.
         let matched = PATTERNS
             .iter()
-            .find(|p| body.starts_with(**p))
-            .copied()
-            .or_else(|| {
-                // Upper-case patterns also match in lower case where the case carries no
-                // meaning (`hh24`, `yyyy`).
-                PATTERNS
-                    .iter()
-                    .find(|p| {
-                        p.len() <= body.len()
-                            && body.is_char_boundary(p.len())
-                            && body[..p.len()].eq_ignore_ascii_case(p)
-                            && !p.chars().any(|c| c.is_ascii_lowercase())
-                            && !matches!(
-                                **p,
-                                "MONTH"
-                                    | "MON"
-                                    | "DAY"
-                                    | "DY"
-                                    | "AM"
-                                    | "PM"
-                                    | "A.M."
-                                    | "P.M."
-                                    | "BC"
-                                    | "AD"
-                                    | "B.C."
-                                    | "A.D."
-                                    | "RM"
-                                    | "TZ"
-                            )
-                    })
-                    .copied()
-            });
+            .filter(|p| {
+                body.starts_with(**p)
+                    || (p.len() <= body.len()
+                        && body.is_char_boundary(p.len())
+                        && body[..p.len()].eq_ignore_ascii_case(p)
+                        && !p.chars().any(|c| c.is_ascii_lowercase())
+                        && !matches!(
+                            **p,
+                            "MONTH"
+                                | "MON"
+                                | "DAY"
+                                | "DY"
+                                | "AM"
+                                | "PM"
+                                | "A.M."
+                                | "P.M."
+                                | "BC"
+                                | "AD"
+                                | "B.C."
+                                | "A.D."
+                                | "RM"
+                                | "TZ"
+                        ))
+            })
+            .max_by_key(|p| p.len())
+            .copied();
         match matched {
             Some(pat) => {
                 if !lit.is_empty() {
@@ -387,16 +383,29 @@ pub fn to_char(v: &ToCharInput, fmt: &str) -> String {
                 (q.to_string(), Some(q))
             }
             "RM" => {
-                let r = ROMAN
-                    .get((f.month - 1).clamp(0, 11) as usize)
-                    .copied()
-                    .unwrap_or("");
-                let r = if pat == "rm" {
-                    r.to_lowercase()
+                // Roman months; an interval's months may be negative (-1 is December) or
+                // zero with whole years (December before, January after).
+                let idx = if v.interval_hours.is_some() {
+                    match (f.month, f.year) {
+                        (0, 0) => None,
+                        (0, y) => Some(if y >= 0 { 11 } else { 0 }),
+                        (m, _) if m < 0 => Some((12 + m) as usize),
+                        (m, _) => Some((m - 1) as usize),
+                    }
                 } else {
-                    r.to_string()
+                    Some((f.month - 1).clamp(0, 11) as usize)
                 };
-                (if fill { r } else { format!("{r:<4}") }, None)
+                match idx.and_then(|i| ROMAN.get(i)) {
+                    None => (String::new(), None),
+                    Some(r) => {
+                        let r = if pat == "rm" {
+                            r.to_lowercase()
+                        } else {
+                            r.to_string()
+                        };
+                        (if fill { r } else { format!("{r:<4}") }, None)
+                    }
+                }
             }
             "HH" | "HH12" => (num(hour12 as i64, 2), Some(hour12 as i64)),
             "HH24" => {

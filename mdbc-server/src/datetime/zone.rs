@@ -189,26 +189,15 @@ impl Zone {
     /// A zone `east` seconds east of UTC, named as PostgreSQL names an offset given as a
     /// number or an interval (`<+02>-02`).
     pub fn offset(east: i32) -> Zone {
-        let fmt = |v: i32| {
-            let a = v.abs();
-            let mut s = format!("{}{:02}", if v < 0 { '-' } else { '+' }, a / 3600);
-            if a % 3600 != 0 {
-                s.push_str(&format!(":{:02}", a / 60 % 60));
-                if a % 60 != 0 {
-                    s.push_str(&format!(":{:02}", a % 60));
-                }
-            }
-            s
-        };
         // PostgreSQL writes the POSIX side of a zero offset as `-00`.
         let posix = if east == 0 {
             "-00".to_string()
         } else {
-            fmt(-east)
+            format_offset(-east)
         };
         Zone::Fixed {
             east,
-            name: format!("<{}>{posix}", fmt(east)),
+            name: format!("<{}>{posix}", format_offset(east)),
         }
     }
 

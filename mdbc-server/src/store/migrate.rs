@@ -99,22 +99,57 @@ fn trim_char_padding(conn: &Connection) -> Result<(), StoreError> {
 
 /// Numeric columns written before numerics were exact: declared `NUMERIC` (SQLite's
 /// numeric affinity, values stored as integers or doubles). Each becomes
-/// `TEXT COLLATE pg_numeric` in the table's schema text (a change of declared type and
-/// collation only, which SQLite allows through `writable_schema` when the indexes are
-/// rebuilt after), and its values become their numeric text (a double by its shortest
-/// text, which is the decimal it was parsed from). Once per data dir (`values_v3`).
+/// `TEXT COLLATE pg_numeric` in the table's schema text, and its values become their
+/// numeric text (a double by its shortest text, which is the decimal it was parsed from).
+/// Once per data dir (`values_v3`).
 fn exact_numerics(conn: &Connection) -> Result<(), StoreError> {
+    redeclare_columns(
+        conn,
+        "values_v3",
+        1700,
+        ("NUMERIC", "TEXT COLLATE pg_numeric"),
+        Some(|t: &str, c: &str| {
+            format!("UPDATE {t} SET {c} = pg_numeric('value', {c}) WHERE typeof({c}) IN ('integer', 'real');")
+        }),
+    )
+}
+
+/// Interval columns written before intervals had a collation: declared `TEXT`, so ORDER BY,
+/// indexes and comparisons ordered their text. Each becomes `TEXT COLLATE pg_interval`; the
+/// stored values are already PostgreSQL's text. Once per data dir (`values_v4`).
+fn ordered_intervals(conn: &Connection) -> Result<(), StoreError> {
+    redeclare_columns(
+        conn,
+        "values_v4",
+        1186,
+        ("TEXT", "TEXT COLLATE pg_interval"),
+        None::<fn(&str, &str) -> String>,
+    )
+}
+
+/// Changes the declaration of every column of PostgreSQL type `pg_type` from `decl.0` to
+/// `decl.1` in its table's schema text (a change of declared type and collation only, which
+/// SQLite allows through `writable_schema` when the indexes are rebuilt after), then runs
+/// `values(table, column)` on each to convert what is stored. Once per data dir: `key` is
+/// recorded in `__mdbc_meta`.
+fn redeclare_columns(
+    conn: &Connection,
+    key: &str,
+    pg_type: u32,
+    decl: (&str, &str),
+    values: Option<impl Fn(&str, &str) -> String>,
+) -> Result<(), StoreError> {
     let done: i64 = conn.query_row(
-        "SELECT count(*) FROM __mdbc_meta WHERE key = 'values_v3'",
-        [],
+        "SELECT count(*) FROM __mdbc_meta WHERE key = ?1",
+        [key],
         |r| r.get(0),
     )?;
     if done > 0 {
         return Ok(());
     }
     let columns: Vec<(String, String)> = {
-        let mut stmt = conn.prepare("SELECT tbl, col FROM __mdbc_columns WHERE pg_type = 1700")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let mut stmt = conn.prepare("SELECT tbl, col FROM __mdbc_columns WHERE pg_type = ?1")?;
+        let rows = stmt.query_map([pg_type], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     let run = || -> Result<(), StoreError> {
@@ -127,20 +162,16 @@ fn exact_numerics(conn: &Connection) -> Result<(), StoreError> {
                     |r| r.get(0),
                 )
                 .ok();
-            let old = format!("{} NUMERIC", quote_ident(col));
-            let Some(sql) = sql.filter(|s| s.contains(&old)) else {
+            let old = format!("{} {}", quote_ident(col), decl.0);
+            let new = format!("{} {}", quote_ident(col), decl.1);
+            let Some(sql) = sql.filter(|s| s.contains(&old) && !s.contains(&new)) else {
                 continue;
             };
-            let new = sql.replacen(
-                &old,
-                &format!("{} TEXT COLLATE pg_numeric", quote_ident(col)),
-                1,
-            );
             conn.execute(
                 "UPDATE sqlite_schema SET sql = ?1 WHERE type = 'table' AND name = ?2",
-                [&new, tbl],
+                [&sql.replacen(&old, &new, 1), tbl],
             )?;
-            tracing::info!(table = %tbl, column = %col, "numeric column stored exactly from now on");
+            tracing::info!(table = %tbl, column = %col, to = decl.1, "column redeclared");
         }
         // The schema text changed under this connection: a new schema version makes every
         // connection (this one first) read it again before the values are written.
@@ -150,73 +181,16 @@ fn exact_numerics(conn: &Connection) -> Result<(), StoreError> {
             version + 1
         ))?;
         conn.execute_batch("BEGIN IMMEDIATE;")?;
-        for (tbl, col) in &columns {
-            conn.execute_batch(&format!(
-                "UPDATE {t} SET {c} = pg_numeric('value', {c}) WHERE typeof({c}) IN ('integer', 'real');",
-                t = quote_ident(tbl),
-                c = quote_ident(col)
-            ))?;
+        if let Some(values) = &values {
+            for (tbl, col) in &columns {
+                conn.execute_batch(&values(&quote_ident(tbl), &quote_ident(col)))?;
+            }
         }
-        conn.execute_batch(
-            "REINDEX; INSERT INTO __mdbc_meta (key, value) VALUES ('values_v3', '1'); COMMIT;",
+        conn.execute(
+            "INSERT INTO __mdbc_meta (key, value) VALUES (?1, '1')",
+            [key],
         )?;
-        Ok(())
-    };
-    if let Err(e) = run() {
-        let _ = conn.execute_batch("PRAGMA writable_schema = OFF; ROLLBACK");
-        return Err(e);
-    }
-    Ok(())
-}
-
-/// Interval columns written before intervals had a collation: declared `TEXT`, so ORDER BY,
-/// indexes and comparisons ordered their text. Each becomes `TEXT COLLATE pg_interval` (a
-/// change of collation only, through `writable_schema`, indexes rebuilt after); the stored
-/// values are already PostgreSQL's text. Once per data dir (`values_v4`).
-fn ordered_intervals(conn: &Connection) -> Result<(), StoreError> {
-    let done: i64 = conn.query_row(
-        "SELECT count(*) FROM __mdbc_meta WHERE key = 'values_v4'",
-        [],
-        |r| r.get(0),
-    )?;
-    if done > 0 {
-        return Ok(());
-    }
-    let columns: Vec<(String, String)> = {
-        let mut stmt = conn.prepare("SELECT tbl, col FROM __mdbc_columns WHERE pg_type = 1186")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    let run = || -> Result<(), StoreError> {
-        conn.execute_batch("BEGIN IMMEDIATE; PRAGMA writable_schema = ON;")?;
-        for (tbl, col) in &columns {
-            let sql: Option<String> = conn
-                .query_row(
-                    "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-                    [tbl],
-                    |r| r.get(0),
-                )
-                .ok();
-            let old = format!("{} TEXT", quote_ident(col));
-            let new = format!("{} TEXT COLLATE pg_interval", quote_ident(col));
-            let Some(sql) = sql.filter(|s| s.contains(&old) && !s.contains(&new)) else {
-                continue;
-            };
-            let changed = sql.replacen(&old, &new, 1);
-            conn.execute(
-                "UPDATE sqlite_schema SET sql = ?1 WHERE type = 'table' AND name = ?2",
-                [&changed, tbl],
-            )?;
-            tracing::info!(table = %tbl, column = %col, "interval column ordered by span from now on");
-        }
-        let version: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
-        conn.execute_batch(&format!(
-            "PRAGMA schema_version = {}; PRAGMA writable_schema = OFF; COMMIT;",
-            version + 1
-        ))?;
-        conn.execute_batch(
-            "BEGIN IMMEDIATE; REINDEX; INSERT INTO __mdbc_meta (key, value) VALUES ('values_v4', '1'); COMMIT;",
-        )?;
+        conn.execute_batch("REINDEX; COMMIT;")?;
         Ok(())
     };
     if let Err(e) = run() {
