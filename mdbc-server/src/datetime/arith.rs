@@ -45,7 +45,7 @@ pub fn add_interval(t: Moment<i64>, iv: Interval, zone: Option<&Zone>) -> DtResu
 /// days split out (`justify_hours`).
 pub fn subtract_timestamps(a: Moment<i64>, b: Moment<i64>) -> DtResult<Interval> {
     match (a, b) {
-        (Moment::At(a), Moment::At(b)) => Ok(Interval::new(0, 0, a - b).justify_hours()),
+        (Moment::At(a), Moment::At(b)) => Interval::new(0, 0, a - b).justify_hours(),
         _ => Err(DtError::new("22008", "cannot subtract infinite timestamps")),
     }
 }

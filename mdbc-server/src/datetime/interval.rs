@@ -140,65 +140,74 @@ impl Interval {
     }
 
     /// `justify_hours`: whole days out of the microseconds.
-    pub fn justify_hours(self) -> Interval {
-        let mut r = self;
-        r.days += (r.micros / USECS_PER_DAY) as i32;
-        r.micros %= USECS_PER_DAY;
-        if r.days > 0 && r.micros < 0 {
-            r.micros += USECS_PER_DAY;
-            r.days -= 1;
-        } else if r.days < 0 && r.micros > 0 {
-            r.micros -= USECS_PER_DAY;
-            r.days += 1;
+    pub fn justify_hours(self) -> DtResult<Interval> {
+        let mut days = self.days as i64 + self.micros / USECS_PER_DAY;
+        let mut micros = self.micros % USECS_PER_DAY;
+        if days > 0 && micros < 0 {
+            micros += USECS_PER_DAY;
+            days -= 1;
+        } else if days < 0 && micros > 0 {
+            micros -= USECS_PER_DAY;
+            days += 1;
         }
-        r
+        Ok(Interval {
+            months: self.months,
+            days: i32::try_from(days).map_err(|_| overflow())?,
+            micros,
+        })
     }
 
     /// `justify_days`: whole 30-day months out of the days.
-    pub fn justify_days(self) -> Interval {
-        let mut r = self;
-        r.months += r.days / DAYS_PER_MONTH as i32;
-        r.days %= DAYS_PER_MONTH as i32;
-        if r.months > 0 && r.days < 0 {
-            r.days += DAYS_PER_MONTH as i32;
-            r.months -= 1;
-        } else if r.months < 0 && r.days > 0 {
-            r.days -= DAYS_PER_MONTH as i32;
-            r.months += 1;
+    pub fn justify_days(self) -> DtResult<Interval> {
+        let dpm = DAYS_PER_MONTH;
+        let mut months = self.months as i64 + self.days as i64 / dpm;
+        let mut days = self.days as i64 % dpm;
+        if months > 0 && days < 0 {
+            days += dpm;
+            months -= 1;
+        } else if months < 0 && days > 0 {
+            days -= dpm;
+            months += 1;
         }
-        r
+        Ok(Interval {
+            months: i32::try_from(months).map_err(|_| overflow())?,
+            days: days as i32,
+            micros: self.micros,
+        })
     }
 
     /// `justify_interval`: both, with one sign throughout.
-    pub fn justify_interval(self) -> Interval {
-        let mut r = self;
-        let dpm = DAYS_PER_MONTH as i32;
-        if (r.days > 0 && r.micros > 0) || (r.days < 0 && r.micros < 0) {
-            let whole = r.days / dpm;
-            r.days -= whole * dpm;
-            r.months += whole;
+    pub fn justify_interval(self) -> DtResult<Interval> {
+        let dpm = DAYS_PER_MONTH;
+        let (mut months, mut days, mut micros) =
+            (self.months as i64, self.days as i64, self.micros);
+        if (days > 0 && micros > 0) || (days < 0 && micros < 0) {
+            months += days / dpm;
+            days %= dpm;
         }
-        let whole_day = r.micros / USECS_PER_DAY;
-        r.micros -= whole_day * USECS_PER_DAY;
-        r.days += whole_day as i32;
-        let whole_month = r.days / dpm;
-        r.days -= whole_month * dpm;
-        r.months += whole_month;
-        if r.months > 0 && (r.days < 0 || (r.days == 0 && r.micros < 0)) {
-            r.days += dpm;
-            r.months -= 1;
-        } else if r.months < 0 && (r.days > 0 || (r.days == 0 && r.micros > 0)) {
-            r.days -= dpm;
-            r.months += 1;
+        days += micros / USECS_PER_DAY;
+        micros %= USECS_PER_DAY;
+        months += days / dpm;
+        days %= dpm;
+        if months > 0 && (days < 0 || (days == 0 && micros < 0)) {
+            days += dpm;
+            months -= 1;
+        } else if months < 0 && (days > 0 || (days == 0 && micros > 0)) {
+            days -= dpm;
+            months += 1;
         }
-        if r.days > 0 && r.micros < 0 {
-            r.micros += USECS_PER_DAY;
-            r.days -= 1;
-        } else if r.days < 0 && r.micros > 0 {
-            r.micros -= USECS_PER_DAY;
-            r.days += 1;
+        if days > 0 && micros < 0 {
+            micros += USECS_PER_DAY;
+            days -= 1;
+        } else if days < 0 && micros > 0 {
+            micros -= USECS_PER_DAY;
+            days += 1;
         }
-        r
+        Ok(Interval {
+            months: i32::try_from(months).map_err(|_| overflow())?,
+            days: i32::try_from(days).map_err(|_| overflow())?,
+            micros,
+        })
     }
 
     /// Parses interval input in a session whose IntervalStyle is `style`: in
@@ -450,39 +459,40 @@ pub(crate) fn push_fraction(out: &mut String, micros: u64) {
 /// into the next smaller ones.
 #[derive(Default)]
 struct Acc {
-    months: i64,
-    days: i64,
-    micros: i64,
+    // Wide enough that no input can overflow them before `finish` checks the ranges.
+    months: i128,
+    days: i128,
+    micros: i128,
 }
 
 impl Acc {
     fn frac_seconds(&mut self, frac: f64, scale: f64) {
         let f = frac * scale;
         let secs = f.trunc();
-        self.micros += secs as i64 * USECS_PER_SEC + ((f - secs) * 1e6).round_ties_even() as i64;
+        self.micros +=
+            secs as i128 * USECS_PER_SEC as i128 + ((f - secs) * 1e6).round_ties_even() as i128;
     }
     fn frac_days(&mut self, frac: f64, scale: f64) {
         let f = frac * scale;
         let days = f.trunc();
-        self.days += days as i64;
+        self.days += days as i128;
         self.frac_seconds(f - days, 86400.0);
     }
     fn unit(&mut self, unit: Unit, whole: i64, frac: f64) -> Option<()> {
-        let mul = |a: i64, b: i64| a.checked_mul(b);
+        let whole = whole as i128;
         match unit {
-            Unit::Micro => self.micros += whole + (frac).round_ties_even() as i64,
-            Unit::Milli => {
-                self.micros += mul(whole, 1000)? + (frac * 1000.0).round_ties_even() as i64
-            }
+            Unit::Micro => self.micros += whole + frac.round_ties_even() as i128,
+            Unit::Milli => self.micros += whole * 1000 + (frac * 1000.0).round_ties_even() as i128,
             Unit::Second => {
-                self.micros += mul(whole, USECS_PER_SEC)? + (frac * 1e6).round_ties_even() as i64
+                self.micros +=
+                    whole * USECS_PER_SEC as i128 + (frac * 1e6).round_ties_even() as i128
             }
             Unit::Minute => {
-                self.micros += mul(whole, USECS_PER_MINUTE)?;
+                self.micros += whole * USECS_PER_MINUTE as i128;
                 self.frac_seconds(frac, 60.0);
             }
             Unit::Hour => {
-                self.micros += mul(whole, USECS_PER_HOUR)?;
+                self.micros += whole * USECS_PER_HOUR as i128;
                 self.frac_seconds(frac, 3600.0);
             }
             Unit::Day => {
@@ -490,7 +500,7 @@ impl Acc {
                 self.frac_seconds(frac, 86400.0);
             }
             Unit::Week => {
-                self.days += mul(whole, 7)?;
+                self.days += whole * 7;
                 self.frac_days(frac, 7.0);
             }
             Unit::Month => {
@@ -498,8 +508,8 @@ impl Acc {
                 self.frac_days(frac, DAYS_PER_MONTH as f64);
             }
             Unit::Year(n) => {
-                self.months += mul(whole, 12 * n)?;
-                self.months += (frac * 12.0 * n as f64).round_ties_even() as i64;
+                self.months += whole * 12 * n as i128;
+                self.months += (frac * 12.0 * n as f64).round_ties_even() as i128;
             }
         }
         Some(())
@@ -509,7 +519,7 @@ impl Acc {
         Some(Interval {
             months: i32::try_from(self.months * s).ok()?,
             days: i32::try_from(self.days * s).ok()?,
-            micros: self.micros.checked_mul(s)?,
+            micros: i64::try_from(self.micros * s).ok()?,
         })
     }
 }
@@ -526,6 +536,35 @@ enum Unit {
     Month,
     /// Years, decades (10), centuries (100), millennia (1000).
     Year(i64),
+}
+
+const MASK_MICRO: u32 = 1;
+const MASK_MILLI: u32 = 2;
+const MASK_SECOND: u32 = 4;
+const MASK_SECONDS: u32 = MASK_MICRO | MASK_MILLI | MASK_SECOND;
+const MASK_MINUTE: u32 = 8;
+const MASK_HOUR: u32 = 16;
+const MASK_MONTH: u32 = 32;
+const MASK_YEAR: u32 = 64;
+
+/// The fields a unit fills (PostgreSQL's DTK masks): seconds with a fraction also fill
+/// the milli- and microseconds.
+fn unit_mask(unit: Unit, fraction: bool) -> u32 {
+    match unit {
+        Unit::Micro => MASK_MICRO,
+        Unit::Milli => MASK_MILLI,
+        Unit::Second if fraction => MASK_SECONDS,
+        Unit::Second => MASK_SECOND,
+        Unit::Minute => MASK_MINUTE,
+        Unit::Hour => MASK_HOUR,
+        Unit::Day => 128,
+        Unit::Week => 256,
+        Unit::Month => MASK_MONTH,
+        Unit::Year(1) => MASK_YEAR,
+        Unit::Year(10) => 512,
+        Unit::Year(100) => 1024,
+        Unit::Year(_) => 2048,
+    }
 }
 
 fn unit_of(word: &str) -> Option<Unit> {
@@ -644,9 +683,16 @@ fn parse_postgres(t: &str, input: &str) -> DtResult<Interval> {
     let mut acc = Acc::default();
     // Fields are read from the end, as PostgreSQL does: a bare number takes the unit of the
     // field after it (seconds when last, days before a time).
-    let mut seen: Vec<Unit> = Vec::new();
-    let mut seen_time = false;
-    let mut seen_ym = false;
+    // The fields given so far, as PostgreSQL's field masks: each may be given once, and a
+    // time (`h:m:s`) or fractional seconds claim the sub-second fields too.
+    let mut seen: u32 = 0;
+    let mut claim = |mask: u32| -> DtResult<()> {
+        if seen & mask != 0 {
+            return Err(DtError::syntax("interval", input));
+        }
+        seen |= mask;
+        Ok(())
+    };
     let mut next_unit: Option<Unit> = None;
     // The day unit a time field lends the number before it (an explicit unit may replace it).
     let mut implicit_day = false;
@@ -663,11 +709,11 @@ fn parse_postgres(t: &str, input: &str) -> DtResult<Interval> {
             continue;
         }
         if tok.contains(':') {
-            if seen_time || next_unit.is_some() {
+            if next_unit.is_some() {
                 return Err(bad());
             }
-            acc.micros += time_field(tok).ok_or_else(bad)?;
-            seen_time = true;
+            claim(MASK_HOUR | MASK_MINUTE | MASK_SECONDS)?;
+            acc.micros += time_field(tok).ok_or_else(bad)? as i128;
             next_unit = Some(Unit::Day);
             implicit_day = true;
             continue;
@@ -675,26 +721,23 @@ fn parse_postgres(t: &str, input: &str) -> DtResult<Interval> {
         // SQL-standard year-month: `1-2`, `-1-2`.
         let body = tok.trim_start_matches(['+', '-']);
         if let Some((y, m)) = body.split_once('-') {
-            if seen_ym || next_unit.is_some_and(|u| u != Unit::Day) {
+            if next_unit.is_some_and(|u| u != Unit::Day) {
                 return Err(bad());
             }
+            claim(MASK_YEAR | MASK_MONTH)?;
             let (y, m): (i64, i64) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
             if m > 11 {
                 return Err(range());
             }
             let v = y * 12 + m;
-            acc.months += if tok.starts_with('-') { -v } else { v };
-            seen_ym = true;
+            acc.months += if tok.starts_with('-') { -v } else { v } as i128;
             next_unit = None;
             continue;
         }
         let (whole, frac) = split_number(tok).ok_or_else(bad)?;
         implicit_day = false;
         let unit = next_unit.take().unwrap_or(Unit::Second);
-        if seen.contains(&unit) {
-            return Err(bad());
-        }
-        seen.push(unit);
+        claim(unit_mask(unit, frac != 0.0))?;
         acc.unit(unit, whole, frac).ok_or_else(range)?;
     }
     if next_unit.is_some() && !implicit_day {
@@ -716,11 +759,11 @@ fn parse_iso(s: &str) -> Option<Interval> {
         if !date.is_empty() {
             let p: Vec<&str> = date.split('-').collect();
             let n = |i: usize| p.get(i).map(|x| x.parse::<i64>().ok()).unwrap_or(Some(0));
-            acc.months += n(0)? * 12 + n(1)?;
-            acc.days += n(2)?;
+            acc.months += (n(0)? * 12 + n(1)?) as i128;
+            acc.days += n(2)? as i128;
         }
         if let Some(t) = time {
-            acc.micros += time_field(t)?;
+            acc.micros += time_field(t)? as i128;
         }
         return acc.finish(false);
     }

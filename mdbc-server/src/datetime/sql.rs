@@ -321,9 +321,9 @@ fn call(ctx: &Context<'_>, zone: &DateCtx) -> DtResult<Value> {
             };
             let iv = Interval::parse(&a)?;
             Ok(iv_text(match op.as_str() {
-                "justify_hours" => iv.justify_hours(),
-                "justify_days" => iv.justify_days(),
-                _ => iv.justify_interval(),
+                "justify_hours" => iv.justify_hours()?,
+                "justify_days" => iv.justify_days()?,
+                _ => iv.justify_interval()?,
             }))
         }
         "make_interval" => {

@@ -183,3 +183,25 @@ fn month_arithmetic_clamps() {
     let a = age(ts("2001-04-10"), ts("1957-06-13")).unwrap();
     assert_eq!(a.format(), "43 years 9 mons 27 days");
 }
+
+#[test]
+fn interval_overflow_and_repeated_fields_are_errors() {
+    // PostgreSQL 15: 22015 / 22008 where the value would not fit, 22007 for a field given
+    // twice (fractional seconds fill the milli- and microseconds too).
+    for (input, code) in [
+        ("0.01 months 9223372036854775807 microseconds", "22015"),
+        ("0.1 2562047788:0:54.775807", "22015"),
+        ("2147483648 days", "22015"),
+        ("5.5 seconds 3 milliseconds", "22007"),
+        ("1:20:05 5 microseconds", "22007"),
+        ("1 day 2 days", "22007"),
+    ] {
+        assert_eq!(iv(input), format!("ERROR {code}"), "{input}");
+    }
+    assert_eq!(iv("5 seconds 3 milliseconds"), "00:00:05.003");
+    assert_eq!(iv("1 week 2 days"), "9 days");
+    let big = Interval::parse("2147483647 days 24 hrs").unwrap();
+    assert_eq!(big.justify_hours().unwrap_err().code, "22008");
+    let months = Interval::parse("2147483647 months 30 days").unwrap();
+    assert_eq!(months.justify_interval().unwrap_err().code, "22008");
+}
