@@ -35,6 +35,28 @@ pub(crate) fn mark(e: Expr) -> Expr {
     }
 }
 
+/// `e COLLATE pg_datetime`: a date/timestamp-valued expression, ordered by its instant.
+fn mark_instant(e: Expr) -> Expr {
+    if matches!(&e, Expr::Collate { collation, .. }
+        if collation.to_string().eq_ignore_ascii_case(crate::DATETIME_COLLATION))
+    {
+        return e;
+    }
+    Expr::Collate {
+        expr: Box::new(e),
+        collation: ObjectName::from(vec![Ident::new(crate::DATETIME_COLLATION)]),
+    }
+}
+
+/// An expression of type `t` marked for the ordering of its type.
+fn marked(e: Expr, t: Option<PgType>) -> Expr {
+    match t {
+        Some(PgType::Interval) => mark(e),
+        Some(PgType::Date | PgType::Timestamp | PgType::Timestamptz) => mark_instant(e),
+        _ => e,
+    }
+}
+
 /// Whether an expression carries the interval mark.
 pub(crate) fn is_marked(e: &Expr) -> bool {
     matches!(e, Expr::Collate { collation, .. }
@@ -70,6 +92,8 @@ pub(crate) fn result_type(l: PgType, op: &str, r: PgType) -> Option<PgType> {
     use PgType::*;
     let ts_like = |t: PgType| matches!(t, Timestamp | Timestamptz | Date);
     Some(match (l, op, r) {
+        (Date, "+" | "-", n) | (n, "+", Date) if n.is_integer() => Date,
+        (Date, "-", Date) => Int4,
         (Interval, "+" | "-", Interval) => Interval,
         (Interval, "*", n) | (n, "*", Interval) if is_number(n) => Interval,
         (Interval, "/", n) if is_number(n) => Interval,
@@ -158,20 +182,10 @@ pub(crate) fn binary(
             "operator is not unique: date + unknown",
         ));
     }
-    if lt == PgType::Date && rt == PgType::Date {
-        // date - date and date ± integer stay typed.rs's (they are plain day counts).
-        return None;
-    }
-    if (lt == PgType::Date && rt.is_integer()) || (rt == PgType::Date && lt.is_integer()) {
-        return None;
-    }
     let name = |t: PgType| kind(t).unwrap_or(if is_number(t) { "number" } else { t.name() });
     let op_text = format!("{} {symbol} {}", name(lt), name(rt));
     let c = call("pg_datetime", vec![text(&op_text), take(left), take(right)]);
-    Some(match result_type(lt, symbol, rt) {
-        Some(PgType::Interval) => mark(c),
-        _ => c,
-    })
+    Some(marked(c, result_type(lt, symbol, rt)))
 }
 
 /// A call that fails with `code` when it runs.
@@ -194,12 +208,22 @@ fn comparison(left: &mut Expr, right: &mut Expr, l: Option<PgType>, r: Option<Pg
         _ => 0,
     };
     let (a, b) = (rank(l), rank(r));
-    if a == 0 || b == 0 || a == b {
+    if a == 0 || b == 0 {
         return;
     }
-    let (lower, target) = if a < b { (left, r) } else { (right, l) };
-    if let Some(t) = target {
-        *lower = cast(take(lower), t);
+    if a != b {
+        let (lower, target) = if a < b {
+            (&mut *left, r)
+        } else {
+            (&mut *right, l)
+        };
+        if let Some(t) = target {
+            *lower = cast(take(lower), t);
+        }
+    }
+    // Compared by the instant, whatever the texts (BC dates, years past 9999).
+    if !matches!(left, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+        *left = mark_instant(take(left));
     }
 }
 

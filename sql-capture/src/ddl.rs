@@ -773,7 +773,7 @@ mod tests {
             p.sql[0],
             "CREATE TABLE \"t\" (\"id\" INTEGER PRIMARY KEY DEFAULT (pg_nextval('t_id_seq')), \
              \"n\" TEXT COLLATE pg_numeric NOT NULL, \
-             \"ts\" TEXT DEFAULT (pg_now()), \"b\" INTEGER)"
+             \"ts\" TEXT COLLATE pg_datetime DEFAULT (pg_now()), \"b\" INTEGER)"
         );
         match &p.catalog[0] {
             CatalogChange::CreateTable(def) => {

@@ -69,6 +69,10 @@ pub const NUMERIC_COLLATION: &str = "pg_numeric";
 /// and compared by their span, a month counting 30 days (mdbc-server's datetime module).
 pub const INTERVAL_COLLATION: &str = "pg_interval";
 
+/// The collation dates, timestamps and timestamptz carry in SQLite: their text sorts
+/// chronologically for years 1 to 9999, and this orders BC dates and later years too.
+pub const DATETIME_COLLATION: &str = "pg_datetime";
+
 /// Names of the SQL functions the executing side must register on every SQLite connection,
 /// with the number of arguments each takes (-1: any).
 pub const REQUIRED_FUNCTIONS: &[(&str, i32)] = &[

@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     BinaryOperator, Expr, OrderBy, OrderByExpr, OrderByKind, OrderBySort, Query, SelectItem,
-    SetExpr, Statement, UnaryOperator, Value,
+    SetExpr, Statement, Value,
 };
 
 use crate::ast::{call, ident_value};
@@ -374,71 +374,31 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
     if !matches!(op, BinaryOperator::Plus | BinaryOperator::Minus) {
         return;
     }
-    // date(d, N || ' days') with N signed: SQLite reads '-3 days' and '3 days' but not
-    // '+-3 days', so a subtraction negates the number rather than writing a sign.
-    let days = |date: Expr, sign: &str, n: Expr| {
-        let n = Expr::Nested(Box::new(n));
-        let n = if sign == "-" {
-            Expr::Nested(Box::new(Expr::UnaryOp {
-                op: UnaryOperator::Minus,
-                expr: Box::new(n),
-            }))
-        } else {
-            n
-        };
-        let modifier = Expr::BinaryOp {
-            left: Box::new(n),
-            op: BinaryOperator::StringConcat,
-            right: Box::new(Expr::value(Value::SingleQuotedString(" days".into()))),
-        };
-        call("date", vec![date, modifier])
-    };
-    let take = |b: &mut Box<Expr>| std::mem::replace(b.as_mut(), Expr::value(Value::Null));
-    *e = match (l, &*op, r) {
-        (Some(PgType::Date), BinaryOperator::Minus, Some(PgType::Date)) => {
-            let diff = Expr::BinaryOp {
-                left: Box::new(call("julianday", vec![take(left)])),
-                op: BinaryOperator::Minus,
-                right: Box::new(call("julianday", vec![take(right)])),
-            };
-            Expr::Cast {
-                kind: sqlparser::ast::CastKind::Cast,
-                expr: Box::new(diff),
-                data_type: sqlparser::ast::DataType::Integer(None),
-                format: None,
-            }
-        }
-        (Some(PgType::Date), BinaryOperator::Plus, Some(t)) if t.is_integer() => {
-            days(take(left), "+", take(right))
-        }
-        (Some(PgType::Date), BinaryOperator::Minus, Some(t)) if t.is_integer() => {
-            days(take(left), "-", take(right))
-        }
-        (Some(t), BinaryOperator::Plus, Some(PgType::Date)) if t.is_integer() => {
-            days(take(right), "+", take(left))
-        }
-        // Timestamps and times added or subtracted give or take intervals, which mdbc does
-        // not compute yet; SQLite would subtract the texts' leading numbers.
-        (Some(a), _, Some(b))
-            if [a, b].iter().any(|t| {
-                matches!(
-                    t,
-                    PgType::Timestamp | PgType::Timestamptz | PgType::Time | PgType::Interval
-                )
-            }) || matches!((a, b), (PgType::Date, PgType::Date))
-                && *op == BinaryOperator::Plus =>
-        {
-            call(
-                "pg_unsupported",
-                vec![Expr::value(Value::SingleQuotedString(format!(
-                    "{} {op} {} (interval arithmetic)",
-                    a.name(),
-                    b.name()
-                )))],
+    // What datetime.rs could not type (an operand of unknown type, a parameter): refused
+    // rather than left to SQLite, which would add the texts' leading numbers.
+    let datetime = |t: Option<PgType>| {
+        matches!(
+            t,
+            Some(
+                PgType::Date
+                    | PgType::Timestamp
+                    | PgType::Timestamptz
+                    | PgType::Time
+                    | PgType::Interval
             )
-        }
-        _ => return,
+        )
     };
+    if datetime(l) || datetime(r) {
+        let name = |t: Option<PgType>| t.map(PgType::name).unwrap_or("unknown");
+        *e = call(
+            "pg_unsupported",
+            vec![Expr::value(Value::SingleQuotedString(format!(
+                "{} {op} {} (date/time arithmetic with an operand of unknown type)",
+                name(l),
+                name(r)
+            )))],
+        );
+    }
 }
 
 /// A VALUES list's columns have one type, resolved over all rows (`('0'::numeric), ('1'),

@@ -209,6 +209,8 @@ impl PgType {
             PgType::Numeric => "TEXT COLLATE pg_numeric",
             // PostgreSQL's text, ordered by span (datetime module in mdbc-server).
             PgType::Interval => "TEXT COLLATE pg_interval",
+            // PostgreSQL's text, ordered by the instant (BC dates included).
+            PgType::Date | PgType::Timestamp | PgType::Timestamptz => "TEXT COLLATE pg_datetime",
             PgType::Bytea => "BLOB",
             _ => "TEXT",
         }

@@ -22,8 +22,8 @@ pub fn add_interval(t: Moment<i64>, iv: Interval, zone: Option<&Zone>) -> DtResu
         if iv.months != 0 {
             let total = f.year as i64 * 12 + (f.month as i64 - 1) + iv.months as i64;
             let year = total.div_euclid(12);
-            if !(1..=9999).contains(&year) {
-                return Err(DtError::years());
+            if !(-4713..=294_277).contains(&year) {
+                return Err(DtError::range("timestamp"));
             }
             f.year = year as i32;
             f.month = (total.rem_euclid(12) + 1) as i32;
@@ -37,7 +37,9 @@ pub fn add_interval(t: Moment<i64>, iv: Interval, zone: Option<&Zone>) -> DtResu
             None => local,
         };
     }
-    let t = t.checked_add(iv.micros).ok_or_else(DtError::years)?;
+    let t = t
+        .checked_add(iv.micros)
+        .ok_or_else(|| DtError::range("timestamp"))?;
     Ok(Moment::At(check_ts(t)?))
 }
 

@@ -145,26 +145,33 @@ impl Fields {
     }
 }
 
-/// The first and last microsecond mdbc keeps: 0001-01-01 and 9999-12-31.
+/// PostgreSQL's timestamp range: from 4714-11-24 BC (Julian day 0) up to, not including,
+/// 294277-01-01.
 pub(crate) fn ts_bounds() -> (i64, i64) {
-    let lo = (date2j(1, 1, 1) - POSTGRES_EPOCH_JDATE) as i64 * USECS_PER_DAY;
-    let hi = (date2j(10000, 1, 1) - POSTGRES_EPOCH_JDATE) as i64 * USECS_PER_DAY - 1;
+    let lo = -(POSTGRES_EPOCH_JDATE as i64) * USECS_PER_DAY;
+    let hi = (date2j(294_277, 1, 1) - POSTGRES_EPOCH_JDATE) as i64 * USECS_PER_DAY - 1;
     (lo, hi)
 }
 
-/// `t` if it lies in the years mdbc keeps (1 to 9999), else 0A000.
+/// `t` if it lies in PostgreSQL's timestamp range, else 22008.
 pub fn check_ts(t: i64) -> DtResult<i64> {
     let (lo, hi) = ts_bounds();
     if (lo..=hi).contains(&t) {
         Ok(t)
     } else {
-        Err(DtError::years())
+        Err(DtError::range("timestamp"))
     }
 }
 
-/// `d` (days from 2000-01-01) if it lies in the years mdbc keeps.
+/// `d` (days from 2000-01-01) if it lies in PostgreSQL's date range (Julian day 0 to
+/// 5874897-12-31), else 22008.
 pub fn check_date(d: i32) -> DtResult<i32> {
-    check_ts(d as i64 * USECS_PER_DAY).map(|_| d)
+    let jd = d as i64 + POSTGRES_EPOCH_JDATE as i64;
+    if (0..=2_147_483_493).contains(&jd) {
+        Ok(d)
+    } else {
+        Err(DtError::range("date"))
+    }
 }
 
 /// Microseconds rounded to `precision` fractional digits of a second (half away from

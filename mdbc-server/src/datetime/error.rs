@@ -41,14 +41,6 @@ impl DtError {
         DtError::new("22008", format!("{type_name} out of range"))
     }
 
-    /// 0A000: a value PostgreSQL has but mdbc cannot keep in order as text.
-    pub(crate) fn years() -> DtError {
-        DtError::new(
-            "0A000",
-            "dates before 0001-01-01 or after 9999-12-31 are not supported by mdbc (they would not sort as stored text)",
-        )
-    }
-
     /// 0A000 / 22023 for a unit a function does not take.
     pub(crate) fn unit(unit: &str, type_name: &str) -> DtError {
         DtError::new(

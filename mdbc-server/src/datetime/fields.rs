@@ -106,12 +106,28 @@ fn date_fields(unit: &str, f: &Fields, days: i32) -> Option<Extracted> {
         "day" => int(f.day as i64),
         "month" => int(f.month as i64),
         "quarter" => int((f.month as i64 - 1) / 3 + 1),
-        "year" => int(year),
-        "decade" => int(year / 10),
-        "century" => int((year + 99) / 100),
-        "millennium" => int((year + 999) / 1000),
+        // Calendar year 0 is 1 BC: PostgreSQL's fields count BC years negatively from -1.
+        "year" => int(if year > 0 { year } else { year - 1 }),
+        "decade" => int(if year >= 0 {
+            year / 10
+        } else {
+            -((8 - (year - 1)) / 10)
+        }),
+        "century" => int(if year > 0 {
+            (year + 99) / 100
+        } else {
+            -((99 - (year - 1)) / 100)
+        }),
+        "millennium" => int(if year > 0 {
+            (year + 999) / 1000
+        } else {
+            -((999 - (year - 1)) / 1000)
+        }),
         "week" => int(naive(days)?.iso_week().week() as i64),
-        "isoyear" => int(naive(days)?.iso_week().year() as i64),
+        "isoyear" => {
+            let y = naive(days)?.iso_week().year() as i64;
+            int(if y > 0 { y } else { y - 1 })
+        }
         "dow" => int(j2day(days + POSTGRES_EPOCH_JDATE) as i64),
         "isodow" => {
             let d = j2day(days + POSTGRES_EPOCH_JDATE) as i64;
@@ -294,17 +310,29 @@ pub fn date_trunc(unit_text: &str, t: Moment<i64>, zone: Option<&Zone>) -> DtRes
     let mut by_date = true;
     match unit {
         "millennium" => {
-            f.year = (f.year + 999) / 1000 * 1000 - 999;
+            f.year = if f.year > 0 {
+                (f.year + 999) / 1000 * 1000 - 999
+            } else {
+                -((999 - (f.year - 1)) / 1000) * 1000 + 1
+            };
             f.month = 1;
             f.day = 1;
         }
         "century" => {
-            f.year = (f.year + 99) / 100 * 100 - 99;
+            f.year = if f.year > 0 {
+                (f.year + 99) / 100 * 100 - 99
+            } else {
+                -((99 - (f.year - 1)) / 100) * 100 + 1
+            };
             f.month = 1;
             f.day = 1;
         }
         "decade" => {
-            f.year = f.year / 10 * 10;
+            f.year = if f.year > 0 {
+                f.year / 10 * 10
+            } else {
+                -((8 - (f.year - 1)) / 10) * 10
+            };
             f.month = 1;
             f.day = 1;
         }

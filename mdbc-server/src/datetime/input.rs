@@ -424,23 +424,30 @@ pub(crate) fn parse_parts(t: &str, type_name: &str, order: DateOrder) -> DtResul
             }
         }
     }
-    if bc {
-        return Err(DtError::years());
-    }
     match (ymd.year, ymd.month, ymd.day) {
         (Some(y), Some(m), Some(d)) => {
-            let y = if ymd.two_digit_year {
+            let y = if ymd.two_digit_year && !bc {
                 two_digit_year(y)
+            } else {
+                y
+            };
+            // BC years count back from 1 BC, which is year 0 in the calendar arithmetic.
+            let y = if bc {
+                if y == 0 {
+                    return Err(field());
+                }
+                1 - y
             } else {
                 y
             };
             if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
                 return Err(field());
             }
-            if !(1..=9999).contains(&y) {
-                return Err(DtError::years());
+            if !(-4713..=5_874_897).contains(&y) {
+                return Err(DtError::range("date"));
             }
-            p.days = Some(date2j(y, m, d) - POSTGRES_EPOCH_JDATE);
+            let days = date2j(y, m, d) - POSTGRES_EPOCH_JDATE;
+            p.days = Some(super::calendar::check_date(days)?);
         }
         (None, None, None) => {}
         _ => return Err(bad()),

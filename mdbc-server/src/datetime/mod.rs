@@ -5,9 +5,9 @@
 //! a time microseconds from midnight, an interval months, days and microseconds kept apart
 //! (a month is not a fixed number of days, a day not always 24 hours). Calendar arithmetic
 //! uses PostgreSQL's Julian-day algorithms, so month-end clamping, `age` and the field
-//! rules come out as PostgreSQL's do. In SQLite they are stored as the text PostgreSQL
-//! prints (timestamptz in UTC with `+00`), which sorts chronologically for years 1 to 9999;
-//! values outside those years are refused (0A000) rather than stored out of order.
+//! rules come out as PostgreSQL's. In SQLite they are stored as the text PostgreSQL prints
+//! (timestamptz in UTC with `+00`, BC dates with ` BC`), ordered by the `pg_datetime` and
+//! `pg_interval` collations; the range is PostgreSQL's (4714 BC to 294276 AD).
 //! Time zones come from the IANA database compiled into `chrono-tz`, so daylight-saving
 //! rules do not depend on the host's files.
 

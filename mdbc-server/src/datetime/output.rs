@@ -11,7 +11,7 @@ pub fn format_date(d: Moment<i32>) -> String {
         Moment::PosInf => "infinity".into(),
         Moment::At(days) => {
             let (y, m, d) = j2date(days + POSTGRES_EPOCH_JDATE);
-            format!("{y:04}-{m:02}-{d:02}")
+            format!("{:04}-{m:02}-{d:02}{}", shown_year(y), bc(y))
         }
     }
 }
@@ -24,10 +24,33 @@ pub fn format_time(micros: i64) -> String {
     s
 }
 
+/// The year as printed: years before 1 AD count back from 1 BC (calendar year 0).
+fn shown_year(y: i32) -> i32 {
+    if y <= 0 {
+        1 - y
+    } else {
+        y
+    }
+}
+
+/// The suffix PostgreSQL puts at the very end of a BC value.
+fn bc(y: i32) -> &'static str {
+    if y <= 0 {
+        " BC"
+    } else {
+        ""
+    }
+}
+
 fn format_fields(f: &Fields) -> String {
     let mut s = format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        f.year, f.month, f.day, f.hour, f.minute, f.second
+        shown_year(f.year),
+        f.month,
+        f.day,
+        f.hour,
+        f.minute,
+        f.second
     );
     push_fraction(&mut s, f.micro as u64);
     s
@@ -38,7 +61,10 @@ pub fn format_timestamp(t: Moment<i64>) -> String {
     match t {
         Moment::NegInf => "-infinity".into(),
         Moment::PosInf => "infinity".into(),
-        Moment::At(t) => format_fields(&Fields::of(t)),
+        Moment::At(t) => {
+            let f = Fields::of(t);
+            format!("{}{}", format_fields(&f), bc(f.year))
+        }
     }
 }
 
@@ -48,11 +74,8 @@ pub fn format_timestamptz(t: Moment<i64>, zone: &Zone) -> String {
         Moment::At(utc) => {
             let east = zone.offset_at(utc);
             let local = utc + east as i64 * USECS_PER_SEC;
-            format!(
-                "{}{}",
-                format_fields(&Fields::of(local)),
-                format_offset(east)
-            )
+            let f = Fields::of(local);
+            format!("{}{}{}", format_fields(&f), format_offset(east), bc(f.year))
         }
         other => format_timestamp(other),
     }

@@ -29,6 +29,9 @@ use super::zone::Zone;
 /// The collation interval columns and expressions are declared with.
 pub const INTERVAL_COLLATION: &str = sql_capture::INTERVAL_COLLATION;
 
+/// The collation date, timestamp and timestamptz columns and expressions are declared with.
+pub const DATETIME_COLLATION: &str = sql_capture::DATETIME_COLLATION;
+
 /// A session's date/time settings (`TimeZone`, `DateStyle`, `IntervalStyle`, the
 /// transaction's start), shared with the functions registered on its connection.
 #[derive(Clone, Debug)]
@@ -70,6 +73,7 @@ fn user_error(e: DtError) -> rusqlite::Error {
 /// Registers the collation, `pg_datetime` and the aggregates, reading `zone`.
 pub fn register(conn: &Connection, zone: SessionZone) -> rusqlite::Result<()> {
     conn.create_collation(INTERVAL_COLLATION, compare_interval_text)?;
+    conn.create_collation(DATETIME_COLLATION, compare_datetime_text)?;
     // Deterministic within a statement; the zone may change between statements, and SQLite
     // does not keep function results across them.
     let flags = FunctionFlags::SQLITE_UTF8;
@@ -93,6 +97,27 @@ pub fn compare_interval_text(a: &str, b: &str) -> std::cmp::Ordering {
         (Ok(_), Err(_)) => std::cmp::Ordering::Less,
         (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
         (Err(_), Err(_)) => a.cmp(b),
+    }
+}
+
+/// Orders stored date, timestamp and timestamptz texts by their instant. Texts of years
+/// 1000 to 9999 AD (nearly all) compare as bytes; BC dates, other years and the
+/// infinities are parsed.
+pub fn compare_datetime_text(a: &str, b: &str) -> std::cmp::Ordering {
+    let plain = |t: &str| {
+        let b = t.as_bytes();
+        b.len() >= 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && !t.ends_with("BC")
+    };
+    if plain(a) && plain(b) {
+        return a.cmp(b);
+    }
+    let utc = DateCtx::utc();
+    let value = |t: &str| super::input::parse_timestamp(t, true, &utc).ok();
+    match (value(a), value(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.cmp(b),
     }
 }
 
@@ -365,19 +390,16 @@ fn call(ctx: &Context<'_>, zone: &DateCtx) -> DtResult<Value> {
                     format!("date field value out of range: {y}-{m:02}-{d:02}"),
                 )
             };
-            if y <= 0
+            // A negative year is BC (year 0 is 1 BC in the calendar arithmetic).
+            let astro = if y < 0 { y + 1 } else { y };
+            if y == 0
                 || !(1..=12).contains(&m)
                 || d < 1
-                || d > days_in_month(y as i32, m as i32) as i64
+                || d > days_in_month(astro as i32, m as i32) as i64
             {
-                if y == 0 {
-                    return Err(out_of_range());
-                }
-                if y < 0 {
-                    return Err(DtError::years());
-                }
                 return Err(out_of_range());
             }
+            let y = astro;
             let days = date2j(y as i32, m as i32, d as i32) - POSTGRES_EPOCH_JDATE;
             if op == "make_date" {
                 return Ok(Value::Text(format_date(Moment::At(check_date(days)?))));
@@ -618,6 +640,33 @@ fn binary(
         }
     };
     Ok(match (l, sym, r) {
+        ("date", "+" | "-", "number") | ("number", "+", "date") => {
+            let (d, n) = if l == "date" { (a, b) } else { (b, a) };
+            let Arg::Date(d) = at("date", d)? else {
+                return Err(undefined());
+            };
+            let n = match n {
+                ValueRef::Integer(i) => i,
+                other => {
+                    let f = float_of(other)?.unwrap_or(0.0);
+                    if f.fract() != 0.0 {
+                        return Err(undefined());
+                    }
+                    f as i64
+                }
+            };
+            let n = if sym == "-" { -n } else { n };
+            Value::Text(format_date(super::arith::date_add_days(d, n)?))
+        }
+        ("date", "-", "date") => {
+            let (Arg::Date(x), Arg::Date(y)) = (at(l, a)?, at(r, b)?) else {
+                return Err(undefined());
+            };
+            match (x, y) {
+                (Moment::At(x), Moment::At(y)) => Value::Integer(x as i64 - y as i64),
+                _ => return Err(DtError::new("22008", "cannot subtract infinite dates")),
+            }
+        }
         ("interval", "+" | "-", "interval") => {
             let (Arg::Iv(x), Arg::Iv(y)) = (at(l, a)?, at(r, b)?) else {
                 return Err(undefined());

@@ -279,15 +279,22 @@ pub fn to_char(v: &ToCharInput, fmt: &str) -> String {
                 h
             }
         };
+        // Years are shown counting back from 1 BC (calendar year 0), with BC/AD patterns
+        // saying which side.
+        let year = if f.year <= 0 && v.interval_hours.is_none() {
+            1 - f.year
+        } else {
+            f.year
+        };
         let (text, n): (String, Option<i64>) = match upper.as_str() {
-            "YYYY" => (num(f.year as i64, 4), Some(f.year as i64)),
+            "YYYY" => (num(year as i64, 4), Some(year as i64)),
             "Y,YYY" => (
-                format!("{},{:03}", f.year / 1000, f.year % 1000),
-                Some(f.year as i64),
+                format!("{},{:03}", year / 1000, year % 1000),
+                Some(year as i64),
             ),
-            "YYY" => (num((f.year % 1000) as i64, 3), Some((f.year % 1000) as i64)),
-            "YY" => (num((f.year % 100) as i64, 2), Some((f.year % 100) as i64)),
-            "Y" => (num((f.year % 10) as i64, 1), Some((f.year % 10) as i64)),
+            "YYY" => (num((year % 1000) as i64, 3), Some((year % 1000) as i64)),
+            "YY" => (num((year % 100) as i64, 2), Some((year % 100) as i64)),
+            "Y" => (num((year % 10) as i64, 1), Some((year % 10) as i64)),
             "IYYY" | "IYY" | "IY" | "I" => {
                 let iy = naive.map(|d| d.iso_week().year()).unwrap_or(f.year) as i64;
                 let (m, w) = match upper.as_str() {
@@ -367,10 +374,11 @@ pub fn to_char(v: &ToCharInput, fmt: &str) -> String {
                 (num(w, 2), Some(w))
             }
             "CC" => {
-                let c = if f.year > 0 {
-                    (f.year as i64 + 99) / 100
+                let y = f.year as i64;
+                let c = if y > 0 {
+                    (y + 99) / 100
                 } else {
-                    f.year as i64 / 100
+                    -((99 - (y - 1)) / 100)
                 };
                 (num(c, 2), Some(c))
             }

@@ -70,7 +70,8 @@ pub(super) fn upgrade_values(conn: &Connection) -> Result<(), StoreError> {
         trim_char_padding(conn)?;
     }
     exact_numerics(conn)?;
-    ordered_intervals(conn)
+    ordered_intervals(conn)?;
+    ordered_datetimes(conn)
 }
 
 fn trim_char_padding(conn: &Connection) -> Result<(), StoreError> {
@@ -125,6 +126,27 @@ fn ordered_intervals(conn: &Connection) -> Result<(), StoreError> {
         ("TEXT", "TEXT COLLATE pg_interval"),
         None::<fn(&str, &str) -> String>,
     )
+}
+
+/// Date, timestamp and timestamptz columns written before they had a collation: their
+/// text sorts right for years 1 to 9999, and the collation orders BC dates and later years
+/// too. Each becomes `TEXT COLLATE pg_datetime` (values unchanged). Once per data dir
+/// (`values_v5`).
+fn ordered_datetimes(conn: &Connection) -> Result<(), StoreError> {
+    for (key, oid) in [
+        ("values_v5_date", 1082),
+        ("values_v5_timestamp", 1114),
+        ("values_v5_timestamptz", 1184),
+    ] {
+        redeclare_columns(
+            conn,
+            key,
+            oid,
+            ("TEXT", "TEXT COLLATE pg_datetime"),
+            None::<fn(&str, &str) -> String>,
+        )?;
+    }
+    Ok(())
 }
 
 /// Changes the declaration of every column of PostgreSQL type `pg_type` from `decl.0` to

@@ -841,7 +841,7 @@ mod tests {
     }
 
     #[test]
-    fn date_arithmetic_uses_date_functions() {
+    fn date_arithmetic_is_computed_by_pg_datetime() {
         let mut c = cat();
         c.insert(TableDef {
             name: "ev".into(),
@@ -851,26 +851,27 @@ mod tests {
             "select d + 1, d - 2, 3 + d, d - d from ev where d - 7 > d",
             &c,
         );
-        assert!(s.contains("date(d, (1) || ' days')"), "{s}");
-        assert!(s.contains("date(d, (-(2)) || ' days')"), "{s}");
-        assert!(s.contains("date(d, (3) || ' days')"), "{s}");
+        assert!(s.contains("pg_datetime('date + number', d, 1)"), "{s}");
+        assert!(s.contains("pg_datetime('date - number', d, 2)"), "{s}");
+        assert!(s.contains("pg_datetime('number + date', 3, d)"), "{s}");
+        assert!(s.contains("pg_datetime('date - date', d, d)"), "{s}");
+        // Dates compare by their instant (BC dates too).
         assert!(
-            s.contains("pg_coerce(julianday(d) - julianday(d), 23, -1)"),
+            s.contains("WHERE pg_datetime('date - number', d, 7) COLLATE pg_datetime > d"),
             "{s}"
         );
-        assert!(s.contains("WHERE date(d, (-(7)) || ' days') > d"), "{s}");
         // Integer arithmetic is checked in its type (22003 on overflow).
         let s = translated("select aid + 1 from acc", &c);
         assert!(s.contains("pg_int4('+', aid, 1)"), "{s}");
         // Writes too.
         let s = translated("update ev set d = d + 7 where d - 1 < '2020-01-01'", &c);
+        assert!(s.contains("pg_datetime('date + number', d, 7)"), "{s}");
         assert!(
-            s.contains("pg_coerce(date(d, (7) || ' days'), 1082, -1)"),
+            s.contains("WHERE pg_datetime('date - number', d, 1)"),
             "{s}"
         );
-        assert!(s.contains("WHERE date(d, (-(1)) || ' days') <"), "{s}");
         let s = translated("insert into ev select d + 1 from ev", &c);
-        assert!(s.contains("date(d, (1) || ' days')"), "{s}");
+        assert!(s.contains("pg_datetime('date + number', d, 1)"), "{s}");
         // CTEs, derived tables, joins and ORDER BY; a subquery with its own tables.
         c.insert(TableDef {
             name: "nums".into(),
@@ -882,15 +883,18 @@ mod tests {
             &c,
         );
         assert!(
-            s.contains("WITH c AS (SELECT date(d, (1) || ' days') AS n FROM ev)"),
+            s.contains("WITH c AS (SELECT pg_datetime('date + number', d, 1)"),
             "{s}"
         );
         assert!(
-            s.contains("FROM (SELECT date(d, (1) || ' days') AS n FROM ev) w"),
+            s.contains("FROM (SELECT pg_datetime('date + number', d, 1)"),
             "{s}"
         );
         assert!(s.contains("max(pg_int4('+', d, 1))"), "{s}");
-        assert!(s.contains("e.d = date(w.n, (-(1)) || ' days')"), "{s}");
-        assert!(s.contains("ORDER BY date(w.n, (2) || ' days')"), "{s}");
+        assert!(s.contains("pg_datetime('date - number', w.n, 1)"), "{s}");
+        assert!(
+            s.contains("ORDER BY pg_datetime('date + number', w.n, 2)"),
+            "{s}"
+        );
     }
 }

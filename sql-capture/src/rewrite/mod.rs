@@ -625,7 +625,7 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
                 // collation. A column has its declared affinity already.
                 // An interval-valued expression (datetime.rs): its text is canonical, the
                 // collation orders it by span.
-                Some(crate::INTERVAL_COLLATION) => {}
+                Some(crate::INTERVAL_COLLATION | crate::DATETIME_COLLATION) => {}
                 Some(NUMERIC_COLLATION) => {
                     if !matches!(
                         inner.as_ref(),
@@ -994,7 +994,8 @@ mod tests {
             assert!(out.contains(&format!("pg_datetime({op}")), "{sql}: {out}");
         }
         assert!(sqlite("select now() - now()").contains("COLLATE pg_interval"));
-        assert!(!sqlite("select date '2020-01-10' - date '2020-01-01'").contains("pg_datetime"));
+        assert!(sqlite("select date '2020-01-10' - date '2020-01-01'")
+            .contains("pg_datetime('date - date'"));
     }
 
     /// SQLite's series counts in integers: other bounds are refused, not truncated.
