@@ -54,8 +54,8 @@ pub use catalog::{Catalog, ColumnInfo, SystemRelation, SystemRelations, TableDef
 pub use error::{Error, Result};
 pub use literals::{LiteralValue, Literals, Shape};
 pub use plan::{
-    CatalogChange, Command, CommandTag, CopyFormat, CopyPlan, CopyQuery, ResultColumn, SetValue,
-    SqlPlan, StmtKind, TableRebuild, TempEffect,
+    CatalogChange, Command, CommandTag, CopyFormat, CopyPlan, CopyQuery, ExplainPlan, ResultColumn,
+    SetValue, SqlPlan, StmtKind, TableRebuild, TempEffect,
 };
 pub use split::{parse, Parsed};
 pub use translate::{plan, plan_shape};

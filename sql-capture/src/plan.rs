@@ -31,6 +31,22 @@ pub enum CommandTag {
     Fixed(&'static str),
 }
 
+/// EXPLAIN [ANALYZE] of a statement: its plan, and what the output needs to know that
+/// SQLite's query plan does not say.
+#[derive(Debug, Clone)]
+pub struct ExplainPlan {
+    /// The statement explained.
+    pub plan: SqlPlan,
+    /// ANALYZE: run it and report its actual time and rows.
+    pub analyze: bool,
+    /// FORMAT JSON (else text).
+    pub json: bool,
+    /// The query aggregates (an Aggregate node on top, as PostgreSQL shows it).
+    pub aggregate: bool,
+    /// The query has LIMIT/OFFSET/FETCH (a Limit node on top).
+    pub limit: bool,
+}
+
 /// A statement SQLite runs.
 #[derive(Debug, Clone)]
 pub struct SqlPlan {
@@ -130,6 +146,8 @@ pub enum SetValue {
 pub enum Command {
     /// Run on SQLite.
     Sql(Box<SqlPlan>),
+    /// EXPLAIN of a statement.
+    Explain(Box<ExplainPlan>),
     /// BEGIN / START TRANSACTION.
     Begin,
     /// COMMIT / END.

@@ -307,7 +307,19 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
             "uuid-ossp" | "pgcrypto" | "plpgsql" => Ok(Command::Noop("CREATE EXTENSION")),
             other => Err(Error::Unsupported(format!("CREATE EXTENSION \"{other}\""))),
         },
-        Statement::Explain { .. } => Err(Error::Unsupported("EXPLAIN".into())),
+        Statement::Explain {
+            analyze,
+            statement,
+            format,
+            options,
+            ..
+        } => explain(
+            *analyze,
+            statement,
+            format.as_ref(),
+            options.as_deref(),
+            catalog,
+        ),
         Statement::Prepare { .. } | Statement::Execute { .. } | Statement::Deallocate { .. } => {
             Err(Error::Unsupported(
                 "SQL-level PREPARE/EXECUTE (use the extended protocol)".into(),
@@ -543,4 +555,130 @@ fn plan_copy(
         plan.null = n;
     }
     Ok(Command::Copy(plan))
+}
+
+/// EXPLAIN [ANALYZE] [(option …)] statement.
+fn explain(
+    analyze: bool,
+    statement: &Statement,
+    format: Option<&sqlparser::ast::AnalyzeFormatKind>,
+    options: Option<&[sqlparser::ast::UtilityOption]>,
+    catalog: &Catalog,
+) -> Result<Command> {
+    use sqlparser::ast::{AnalyzeFormat, AnalyzeFormatKind};
+    let mut analyze = analyze;
+    let mut json = matches!(
+        format,
+        Some(
+            AnalyzeFormatKind::Keyword(AnalyzeFormat::JSON)
+                | AnalyzeFormatKind::Assignment(AnalyzeFormat::JSON)
+        )
+    );
+    for o in options.unwrap_or_default() {
+        let name = o.name.value.to_ascii_lowercase();
+        let arg = o
+            .arg
+            .as_ref()
+            .map(|a| a.to_string().trim_matches('\'').to_ascii_lowercase());
+        let on = || match arg.as_deref() {
+            None | Some("true" | "on" | "1") => Ok(true),
+            Some("false" | "off" | "0") => Ok(false),
+            Some(other) => Err(Error::InvalidParameter(format!(
+                "{name} requires a Boolean value, not \"{other}\""
+            ))),
+        };
+        match name.as_str() {
+            "analyze" => analyze = on()?,
+            "format" => match arg.as_deref() {
+                Some("text") => json = false,
+                Some("json") => json = true,
+                Some(f @ ("yaml" | "xml")) => {
+                    return Err(Error::Unsupported(format!("EXPLAIN (FORMAT {f})")))
+                }
+                other => {
+                    return Err(Error::InvalidParameter(format!(
+                        "unrecognized value for EXPLAIN option \"format\": \"{}\"",
+                        other.unwrap_or_default()
+                    )))
+                }
+            },
+            // Accepted: mdbc has no costs, buffers or WAL figures to show or hide.
+            "costs" | "verbose" | "buffers" | "timing" | "summary" | "settings" | "wal" => {
+                on()?;
+            }
+            other => {
+                return Err(Error::Syntax(format!(
+                    "unrecognized EXPLAIN option \"{other}\""
+                )))
+            }
+        }
+    }
+    let inner = plan_with(
+        &Parsed::Statement(Box::new(statement.clone())),
+        catalog,
+        None,
+    )?;
+    let Command::Sql(plan) = inner else {
+        return Err(Error::Unsupported(format!(
+            "EXPLAIN of {}",
+            statement_name(statement)
+        )));
+    };
+    if analyze && plan.kind != StmtKind::Read {
+        return Err(Error::Unsupported(
+            "EXPLAIN ANALYZE of a statement that writes".into(),
+        ));
+    }
+    let (aggregate, limit) = match statement {
+        Statement::Query(q) => (
+            query_aggregates(q),
+            q.limit_clause.is_some() || q.fetch.is_some(),
+        ),
+        _ => (false, false),
+    };
+    Ok(Command::Explain(Box::new(crate::plan::ExplainPlan {
+        plan: *plan,
+        analyze,
+        json,
+        aggregate,
+        limit,
+    })))
+}
+
+/// Whether a query's top SELECT aggregates (GROUP BY, or an aggregate in its select list).
+fn query_aggregates(q: &sqlparser::ast::Query) -> bool {
+    let sqlparser::ast::SetExpr::Select(sel) = q.body.as_ref() else {
+        return false;
+    };
+    let grouped =
+        !matches!(&sel.group_by, sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty());
+    let mut found = false;
+    let _ = sqlparser::ast::visit_expressions(&sel.projection, |e| {
+        if let Expr::Function(f) = e {
+            let name = crate::ast::function_name(f);
+            if f.over.is_none()
+                && matches!(
+                    name.as_str(),
+                    "count"
+                        | "sum"
+                        | "avg"
+                        | "min"
+                        | "max"
+                        | "bool_and"
+                        | "bool_or"
+                        | "every"
+                        | "string_agg"
+                        | "array_agg"
+                        | "json_agg"
+                        | "jsonb_agg"
+                        | "json_object_agg"
+                        | "jsonb_object_agg"
+                )
+            {
+                found = true;
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    grouped || found
 }

@@ -15,6 +15,7 @@
 mod clock;
 pub mod copy;
 pub mod encode;
+mod explain;
 pub mod outcome;
 pub mod prepared;
 pub mod settings;
@@ -228,6 +229,7 @@ impl Session {
                 Ok(Some(cols))
             }
             Command::Show(name) if name == "all" => Ok(Some(Arc::new(show_all_columns()))),
+            Command::Explain(e) => Ok(Some(Arc::new(vec![explain_column(e.json)]))),
             Command::Show(name) => Ok(Some(Arc::new(vec![Column {
                 name: show_name(name),
                 ty: PgType::Text,
@@ -353,8 +355,75 @@ impl Session {
                 Ok(Outcome::done(*tag))
             }
             Command::Copy(plan) => self.start_copy(plan).await,
+            Command::Explain(e) => self.explain(e, result_binary),
             Command::Sql(plan) => self.run_sql(plan, p, params, result_binary).await,
         }
+    }
+
+    /// EXPLAIN: the plan in PostgreSQL's shape, one row per line (one JSON document for
+    /// FORMAT JSON), with what each replicated table's read waits for.
+    fn explain(
+        &mut self,
+        e: &sql_capture::ExplainPlan,
+        result_binary: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Outcome> {
+        let reads: Vec<explain::ReadNote> = match &self.repl {
+            Some(r) => e
+                .plan
+                .reads
+                .iter()
+                .map(|t| {
+                    let p = r.table_policy(t);
+                    let wait = match p.level {
+                        crate::config::Level::Strong => {
+                            "the read first syncs with the domain's lock holder (linearizable)"
+                                .to_string()
+                        }
+                        crate::config::Level::Bounded => format!(
+                            "the read waits until this site lags no site by more than {} ms",
+                            p.max_staleness_ms.unwrap_or(0)
+                        ),
+                        crate::config::Level::Local => "this site's own rows, never shipped".into(),
+                        _ => "read from this site's copy, no wait".into(),
+                    };
+                    explain::ReadNote {
+                        table: t.clone(),
+                        level: p.level.name().to_string(),
+                        wait,
+                    }
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let conn = &self.conn;
+        let key_column = |t: &str| -> Option<String> {
+            let mut stmt = conn
+                .prepare("SELECT name FROM pragma_table_info(?1) WHERE pk > 0")
+                .ok()?;
+            let keys: Vec<String> = stmt
+                .query_map([t], |r| r.get(0))
+                .ok()?
+                .filter_map(|r| r.ok())
+                .collect();
+            match keys.as_slice() {
+                [k] => Some(k.clone()),
+                _ => None,
+            }
+        };
+        let lines = explain::explain(&self.conn, e, &reads, &key_column)?;
+        let col = explain_column(e.json);
+        let mut rows = Vec::new();
+        for l in lines {
+            let v = Value::Text(l);
+            let mut row = RowEncoder::new(1);
+            row.push(ValueRef::from(&v), &col, result_binary(0), &DateCtx::utc())?;
+            rows.push(row.finish());
+        }
+        Ok(Outcome::Rows {
+            columns: Arc::new(vec![col]),
+            rows,
+            tag: "EXPLAIN".into(),
+        })
     }
 
     /// SAVEPOINT, RELEASE and ROLLBACK TO: only inside a block, as in PostgreSQL (SQLite
@@ -903,4 +972,13 @@ fn show_all_columns() -> Vec<Column> {
             typmod: -1,
         })
         .collect()
+}
+
+/// EXPLAIN's one column.
+fn explain_column(json: bool) -> Column {
+    Column {
+        name: "QUERY PLAN".into(),
+        ty: if json { PgType::Json } else { PgType::Text },
+        typmod: -1,
+    }
 }

@@ -163,6 +163,69 @@ async fn writes_and_schema_changes_reach_every_site() {
         );
     }
     b.batch_execute("DROP TABLE money").await.unwrap();
+    // Dates, times and intervals ship as the instants and values they are: a writes in its
+    // session's zone (India, no daylight saving), b reads the same instants in New York's
+    // (on both sides of its DST changes), c in UTC; intervals order by span (1 mon = 30
+    // days) and BC dates in calendar order at every site.
+    a.batch_execute(
+        "SET TIME ZONE 'Asia/Kolkata';
+         CREATE TABLE events (id int PRIMARY KEY, at timestamptz, took interval, born date);
+         INSERT INTO events VALUES (1, '2024-03-10 01:30', '1 mon', '0044-03-15 BC'),
+           (2, '2024-11-03 12:00', '29 days', '2000-02-29'),
+           (3, '2024-07-01 05:30', '1 day 1 hour', '1999-12-31')",
+    )
+    .await
+    .unwrap();
+    b.batch_execute("SET TIME ZONE 'America/New_York'")
+        .await
+        .unwrap();
+    for (site, instants) in [
+        (
+            &b,
+            [
+                "2024-03-09 15:00:00-05",
+                "2024-11-03 01:30:00-05",
+                "2024-06-30 20:00:00-04",
+            ],
+        ),
+        (
+            &c,
+            [
+                "2024-03-09 20:00:00+00",
+                "2024-11-03 06:30:00+00",
+                "2024-07-01 00:00:00+00",
+            ],
+        ),
+    ] {
+        let got = eventually(WAIT, "events rows", || async {
+            let r = rows(site, "(SELECT id, at FROM events) e").await?;
+            Ok((r.len() == 3).then_some(r))
+        })
+        .await
+        .unwrap();
+        let want: Vec<String> = instants
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("{}|{t}", i + 1))
+            .collect();
+        assert_eq!(got, want);
+        let order = rows(
+            site,
+            "(SELECT row_number() OVER (ORDER BY took) AS r, id, took, \
+             row_number() OVER (ORDER BY born) AS by_birth, born FROM events) q",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            order,
+            vec![
+                "1|3|1 day 01:00:00|2|1999-12-31",
+                "2|2|29 days|3|2000-02-29",
+                "3|1|1 mon|1|0044-03-15 BC"
+            ]
+        );
+    }
+    b.batch_execute("DROP TABLE events").await.unwrap();
     // A temporary table is its session's own: another session at the same site does not
     // see it, no other site gets it, and it shadows a shared table of the same name.
     a.batch_execute(

@@ -111,6 +111,32 @@ async fn sync_replicas_and_strong_writes_after_stale_reads() {
     .await
     .unwrap();
 
+    // EXPLAIN shows the plan in PostgreSQL's shape and what each replicated table's read
+    // waits for.
+    let mut plan = Vec::new();
+    for m in b
+        .simple_query("EXPLAIN SELECT * FROM accounts, notes WHERE accounts.id = notes.id")
+        .await
+        .unwrap()
+    {
+        if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+            plan.push(r.get(0).unwrap_or_default().to_string());
+        }
+    }
+    assert_eq!(
+        plan.first().map(String::as_str),
+        Some("Nested Loop"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.contains(&"mdbc: accounts is strong: the read first syncs with the domain's lock holder (linearizable)".to_string()),
+        "{plan:?}"
+    );
+    assert!(
+        plan.contains(&"mdbc: notes is eventual: read from this site's copy, no wait".to_string()),
+        "{plan:?}"
+    );
+
     // sync_replicas: with a's link to c cut, one other site (b) can confirm, two cannot.
     cluster.proxies[0][2].as_ref().unwrap().cut();
     let site_a = cluster.site(0);

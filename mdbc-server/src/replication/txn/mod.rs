@@ -113,6 +113,11 @@ pub struct ReplTxn {
 }
 
 impl ReplTxn {
+    /// The settings of `table` (its level, domain, staleness bound).
+    pub fn table_policy(&self, table: &str) -> Arc<super::policy::TablePolicy> {
+        self.repl.policy().table(table)
+    }
+
     /// The replication side of a new session at this site.
     pub fn new(repl: Arc<Replication>, store: Arc<Store>) -> ReplTxn {
         ReplTxn {
