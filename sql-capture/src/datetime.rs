@@ -483,6 +483,16 @@ pub(crate) fn function(e: &mut Expr, types: &[Option<PgType>]) -> Option<Expr> {
             pg(vec![text(k), args[0].clone(), args[1].clone()], "to_char")
         }
         ("to_timestamp", 2) | ("to_date", 2) => pg(args.clone(), &name),
+        ("date_bin", 3) => {
+            let k = match t(1) {
+                Some(PgType::Timestamp) => "timestamp",
+                Some(PgType::Timestamptz) => "timestamptz",
+                _ => return None,
+            };
+            let mut a = vec![text(k)];
+            a.extend(args.iter().cloned());
+            mark_instant(pg(a, "date_bin"))
+        }
         ("to_timestamp", 1) => pg(args.clone(), "to_timestamp_epoch"),
         ("isfinite", 1) => {
             let k = k(0, PgType::Timestamptz)?;
@@ -544,6 +554,7 @@ pub(crate) fn is_function(name: &str) -> bool {
             | "make_timestamptz"
             | "to_timestamp"
             | "isfinite"
+            | "date_bin"
             | "localtimestamp"
             | "localtime"
             | "timezone"
@@ -580,6 +591,10 @@ pub(crate) fn function_type(
         "make_timestamp" => PgType::Timestamp,
         "make_timestamptz" | "to_timestamp" => PgType::Timestamptz,
         "isfinite" => PgType::Bool,
+        "date_bin" => match t1 {
+            Some(t @ (PgType::Timestamp | PgType::Timestamptz)) => t,
+            _ => return None,
+        },
         "localtimestamp" => PgType::Timestamp,
         "localtime" => PgType::Time,
         "timezone" => match t1 {
@@ -642,6 +657,7 @@ fn pg_datetime_type(args: &[&Expr]) -> Option<PgType> {
         "make_time" => PgType::Time,
         "make_timestamp" => PgType::Timestamp,
         "make_timestamptz" | "to_timestamp" | "to_timestamp_epoch" => PgType::Timestamptz,
+        "date_bin" => of_kind(&lit(1)?)?,
         "to_char" | "text" | "timezone_name" => PgType::Text,
         "isfinite" => PgType::Bool,
         "at_time_zone" | "at_time_zone_interval" => match lit(1).as_deref() {

@@ -224,9 +224,13 @@ pub fn extract(
             let f = Fields::of(local);
             match unit {
                 "epoch" => {
-                    let unix = (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) as i64 * USECS_PER_DAY;
-                    // A timestamp's epoch counts its fields as if they were UTC.
-                    Ok(scaled(utc + unix, 6))
+                    let unix =
+                        (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) as i128 * USECS_PER_DAY as i128;
+                    // A timestamp's epoch counts its fields as if they were UTC (wide: near
+                    // the end of the range it passes i64's microseconds).
+                    Ok(Numeric::finite(BigInt::from(utc as i128 + unix), 6)
+                        .map(Extracted::Value)
+                        .unwrap_or(Extracted::Null))
                 }
                 "julian" => {
                     let jd = Numeric::from_i64((days + POSTGRES_EPOCH_JDATE) as i64);

@@ -161,6 +161,17 @@ fn push_token(w: &str, out: &mut Vec<Tok>) {
         return;
     }
     if first.is_ascii_alphabetic() {
+        // A POSIX zone (`GMT+8`, `MST+7:00`, `GMT-4`) is a word, not a date.
+        if let Some(p) = w.find(['+', '-']) {
+            let (abbr, off) = w.split_at(p);
+            if abbr.chars().all(|c| c.is_ascii_alphabetic())
+                && off[1..].chars().all(|c| c.is_ascii_digit() || c == ':')
+                && off.len() > 1
+            {
+                out.push(Tok::Word(w.to_string()));
+                return;
+            }
+        }
         // `Jan-08-1999`, a zone name with `/`, or a plain word.
         if w.contains(['-', '.']) && !w.contains('/') && w.chars().any(|c| c.is_ascii_digit()) {
             out.push(Tok::Date(w.to_string()));
@@ -365,6 +376,19 @@ pub(crate) fn parse_parts(t: &str, type_name: &str, order: DateOrder) -> DtResul
                     ymd.two_digit_year = true;
                     ymd.month = Some(num(&n[2..4]).ok_or_else(bad)?);
                     ymd.day = Some(num(&n[4..]).ok_or_else(bad)?);
+                } else if n.len() == 6
+                    && ymd.year.is_some()
+                    && ymd.month.is_some()
+                    && ymd.day.is_some()
+                    && hms.is_none()
+                {
+                    // HHMMSS after a complete date (`19970210 173201`).
+                    hms = Some((
+                        num(&n[..2]).ok_or_else(bad)?,
+                        num(&n[2..4]).ok_or_else(bad)?,
+                        num(&n[4..]).ok_or_else(bad)?,
+                        0,
+                    ));
                 } else {
                     ymd.number(num(n).ok_or_else(bad)?, n.len(), order)
                         .ok_or_else(bad)?;

@@ -592,6 +592,48 @@ fn call(ctx: &Context<'_>, zone: &DateCtx) -> DtResult<Value> {
                 ts_text(value)
             })
         }
+        "date_bin" => {
+            // (op, kind, stride, source, origin): the start of the stride-wide bin, counted
+            // from origin, that holds source.
+            let (Some(kind), Some(stride), Some(source), Some(origin)) =
+                (text(1), text(2), text(3), text(4))
+            else {
+                return Ok(Value::Null);
+            };
+            let with_zone = kind == "timestamptz";
+            let stride = Interval::parse(&stride)?;
+            if stride.months != 0 {
+                return Err(DtError::new(
+                    "0A000",
+                    "timestamps cannot be binned into intervals containing months or years",
+                ));
+            }
+            let width = (stride.days as i64)
+                .checked_mul(USECS_PER_DAY)
+                .and_then(|d| d.checked_add(stride.micros))
+                .ok_or_else(|| DtError::range("interval"))?;
+            if width <= 0 {
+                return Err(DtError::new("22023", "stride must be greater than zero"));
+            }
+            let Moment::At(origin) = parse_timestamp(&origin, with_zone, zone)? else {
+                return Err(DtError::range("origin"));
+            };
+            let source = match parse_timestamp(&source, with_zone, zone)? {
+                Moment::At(t) => t,
+                inf => {
+                    return Ok(if with_zone {
+                        tz_text(inf)
+                    } else {
+                        ts_text(inf)
+                    })
+                }
+            };
+            let diff = source as i128 - origin as i128;
+            let binned = origin as i128 + diff.div_euclid(width as i128) * width as i128;
+            let t = i64::try_from(binned).map_err(|_| DtError::range("timestamp"))?;
+            let t = Moment::At(check_ts(t)?);
+            Ok(if with_zone { tz_text(t) } else { ts_text(t) })
+        }
         "timezone_name" => Ok(Value::Text(zone.name())),
         "text" => {
             // (op, type, value): a timestamptz as text, in the session's zone.

@@ -205,3 +205,30 @@ fn interval_overflow_and_repeated_fields_are_errors() {
     let months = Interval::parse("2147483647 months 30 days").unwrap();
     assert_eq!(months.justify_interval().unwrap_err().code, "22008");
 }
+
+#[test]
+fn daylight_saving_continues_past_the_zone_tables() {
+    // PostgreSQL extends a zone's current rules indefinitely.
+    let utc = DateCtx::utc();
+    for (input, pg) in [
+        ("2040-07-01 12:00 Europe/Paris", "2040-07-01 10:00:00+00"),
+        (
+            "2087-07-01 12:00 America/New_York",
+            "2087-07-01 16:00:00+00",
+        ),
+        (
+            "2087-11-02 01:30 America/New_York",
+            "2087-11-02 06:30:00+00",
+        ),
+        (
+            "2100-07-01 12:00 America/New_York",
+            "2100-07-01 16:00:00+00",
+        ),
+        ("2500-07-01 12:00 Europe/Paris", "2500-07-01 10:00:00+00"),
+        ("2500-01-01 12:00 Europe/Paris", "2500-01-01 11:00:00+00"),
+        ("2205-03-31 02:30 Europe/Paris", "2205-03-31 01:30:00+00"),
+    ] {
+        let t = parse_timestamp(input, true, &utc).unwrap();
+        assert_eq!(format_timestamptz(t, &Zone::utc()), pg, "{input}");
+    }
+}

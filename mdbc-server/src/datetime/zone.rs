@@ -53,7 +53,6 @@ const ABBREVIATIONS: &[(&str, i32)] = &[
     ("mest", 2 * 3600),
     ("eet", 2 * 3600),
     ("eest", 3 * 3600),
-    ("msk", 3 * 3600),
     ("ist", 2 * 3600),
     ("jst", 9 * 3600),
     ("kst", 9 * 3600),
@@ -74,6 +73,25 @@ pub(crate) fn abbreviation(name: &str) -> Option<i32> {
         .iter()
         .find(|(a, _)| *a == l)
         .map(|(_, off)| *off)
+}
+
+/// The zone tables compiled into `chrono-tz` end late in this century; PostgreSQL keeps
+/// applying a zone's current rules for ever. A later instant is looked up in a year of the
+/// 2060s–2080s with the same calendar (leap or not, same weekday on January 1st), where
+/// the rules fall on the same dates: this returns the whole days to subtract (zero before
+/// 2088).
+fn future_shift(micros: i64) -> i64 {
+    use super::calendar::{date2j, is_leap, j2day, Fields};
+    let year = Fields::of(micros).year;
+    if year < 2088 {
+        return 0;
+    }
+    let jan1 = date2j(year, 1, 1);
+    let kind = (is_leap(year), j2day(jan1));
+    (2060..2088)
+        .find(|y| (is_leap(*y), j2day(date2j(*y, 1, 1))) == kind)
+        .map(|y| (jan1 - date2j(y, 1, 1)) as i64 * USECS_PER_DAY)
+        .unwrap_or(0)
 }
 
 fn naive(micros: i64) -> NaiveDateTime {
@@ -152,6 +170,9 @@ impl Zone {
         if let Some(z) = Zone::named(t) {
             return Some(z);
         }
+        if let Some(z) = dynamic_abbreviation(t) {
+            return Some(z);
+        }
         if let Some(east) = abbreviation(t) {
             return Some(Zone::Fixed {
                 east,
@@ -213,10 +234,12 @@ impl Zone {
     pub fn offset_at(&self, utc: i64) -> i32 {
         match self {
             Zone::Fixed { east, .. } => *east,
-            Zone::Named(tz) => tz
-                .offset_from_utc_datetime(&naive(utc))
-                .fix()
-                .local_minus_utc(),
+            Zone::Named(tz) => {
+                let shift = future_shift(utc);
+                tz.offset_from_utc_datetime(&naive(utc - shift))
+                    .fix()
+                    .local_minus_utc()
+            }
         }
     }
 
@@ -231,7 +254,7 @@ impl Zone {
                 }
             }
             Zone::Named(tz) => {
-                let off = tz.offset_from_utc_datetime(&naive(utc));
+                let off = tz.offset_from_utc_datetime(&naive(utc - future_shift(utc)));
                 off.abbreviation()
                     .map(str::to_string)
                     .unwrap_or_else(|| format_offset(off.fix().local_minus_utc()))
@@ -246,6 +269,8 @@ impl Zone {
         match self {
             Zone::Fixed { east, .. } => local - *east as i64 * USECS_PER_SEC,
             Zone::Named(tz) => {
+                let shift = future_shift(local);
+                let local = local - shift;
                 let off = match tz.offset_from_local_datetime(&naive(local)) {
                     LocalResult::Single(o) => o.fix().local_minus_utc(),
                     LocalResult::Ambiguous(_, later) => later.fix().local_minus_utc(),
@@ -254,7 +279,7 @@ impl Zone {
                         .fix()
                         .local_minus_utc(),
                 };
-                local - off as i64 * USECS_PER_SEC
+                local - off as i64 * USECS_PER_SEC + shift
             }
         }
     }
@@ -274,11 +299,39 @@ pub(crate) fn input_zone(s: &str) -> Option<Zone> {
             name: s.to_string(),
         });
     }
+    if let Some(z) = dynamic_abbreviation(s) {
+        return Some(z);
+    }
     if let Some(east) = abbreviation(s) {
         return Some(Zone::Fixed {
             east,
             name: s.to_ascii_uppercase(),
         });
     }
-    Zone::named(s)
+    if let Some(z) = Zone::named(s) {
+        return Some(z);
+    }
+    // `GMT+8`, `PST+8`, `MST+7:00`: a POSIX zone, the offset counted west of Greenwich
+    // whatever the abbreviation.
+    let split = s.find(['+', '-'])?;
+    let (abbr, offset) = s.split_at(split);
+    if abbr.is_empty() || !abbr.chars().all(|c| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    let west = offset_text(offset)?;
+    Some(Zone::Fixed {
+        east: -west,
+        name: s.to_string(),
+    })
+}
+
+/// Abbreviations whose offset changed over the years (PostgreSQL's dynamic
+/// abbreviations): read with their zone's rules at the date given.
+fn dynamic_abbreviation(s: &str) -> Option<Zone> {
+    let zone = match s.to_ascii_lowercase().as_str() {
+        "msk" => "Europe/Moscow",
+        "vet" => "America/Caracas",
+        _ => return None,
+    };
+    Zone::named(zone)
 }
