@@ -422,10 +422,38 @@ pub(crate) fn function(e: &mut Expr, types: &[Option<PgType>]) -> Option<Expr> {
     let Expr::Function(f) = e else {
         return None;
     };
+    let name = function_name(f);
+    // Aggregates of intervals, plain or as window functions.
+    let first = types.first().copied().flatten();
+    if first == Some(PgType::Interval) && function_args(f).len() == 1 {
+        match name.as_str() {
+            "sum" | "avg" => {
+                let mut g = f.clone();
+                g.name = ObjectName::from(vec![Ident::new(if name == "sum" {
+                    "pg_interval_sum"
+                } else {
+                    "pg_interval_avg"
+                })]);
+                return Some(mark(Expr::Function(g)));
+            }
+            "min" | "max" => {
+                let mut g = f.clone();
+                if let FunctionArguments::List(l) = &mut g.args {
+                    if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) = l.args.first_mut()
+                    {
+                        if !is_marked(a) {
+                            *a = mark(take(a));
+                        }
+                    }
+                }
+                return Some(mark(Expr::Function(g)));
+            }
+            _ => {}
+        }
+    }
     if f.over.is_some() || f.filter.is_some() {
         return None;
     }
-    let name = function_name(f);
     let args: Vec<Expr> = function_args(f).into_iter().cloned().collect();
     let t = |i: usize| types.get(i).copied().flatten();
     let pg = |mut a: Vec<Expr>, op: &str| {
@@ -510,26 +538,6 @@ pub(crate) fn function(e: &mut Expr, types: &[Option<PgType>]) -> Option<Expr> {
                 "at_time_zone"
             };
             pg(vec![text(k), args[1].clone(), args[0].clone()], op)
-        }
-        ("sum" | "avg", 1) if t(0) == Some(PgType::Interval) => {
-            let mut g = f.clone();
-            g.name = ObjectName::from(vec![Ident::new(if name == "sum" {
-                "pg_interval_sum"
-            } else {
-                "pg_interval_avg"
-            })]);
-            mark(Expr::Function(g))
-        }
-        ("min" | "max", 1) if t(0) == Some(PgType::Interval) => {
-            let mut g = f.clone();
-            if let FunctionArguments::List(l) = &mut g.args {
-                if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) = l.args.first_mut() {
-                    if !is_marked(a) {
-                        *a = mark(take(a));
-                    }
-                }
-            }
-            mark(Expr::Function(g))
         }
         _ => return None,
     })

@@ -78,6 +78,10 @@ fn is_weekday(word: &str) -> bool {
 #[derive(Debug)]
 enum Tok {
     Number(String),
+    // YYYY.DDD
+    YearDay(String),
+    // Year, month name and day run together: `97FEB10`.
+    RunTogether(String, String, String),
     Date(String),
     Time(String),
     Word(String),
@@ -183,6 +187,45 @@ fn push_token(w: &str, out: &mut Vec<Tok>) {
     if w.chars().all(|c| c.is_ascii_digit()) {
         out.push(Tok::Number(w.to_string()));
         return;
+    }
+    if first.is_ascii_digit() {
+        // `1997.041`: a year and a day of the year.
+        if let Some((y, doy)) = w.split_once('.') {
+            if y.len() == 4
+                && doy.len() == 3
+                && y.chars().chain(doy.chars()).all(|c| c.is_ascii_digit())
+            {
+                out.push(Tok::YearDay(w.to_string()));
+                return;
+            }
+        }
+        // `97FEB10`: year, month name, day run together.
+        let head = w.find(|c: char| !c.is_ascii_digit()).unwrap_or(w.len());
+        let rest = &w[head..];
+        let mid = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        if head > 0
+            && mid >= 3
+            && month_of(&rest[..mid]).is_some()
+            && !rest[mid..].is_empty()
+            && rest[mid..].chars().all(|c| c.is_ascii_digit())
+        {
+            out.push(Tok::RunTogether(
+                w[..head].to_string(),
+                rest[..mid].to_string(),
+                rest[mid..].to_string(),
+            ));
+            return;
+        }
+        // `2001-01-01+11`: a date with an offset and no time.
+        if let Some(p) = w.find('+') {
+            if p >= 8 && w[..p].contains('-') {
+                push_token(&w[..p], out);
+                out.push(Tok::Offset(w[p..].to_string()));
+                return;
+            }
+        }
     }
     if first.is_ascii_digit() && w.contains(['-', '/', '.']) {
         // `1999-01-08`, `1/8/1999`, `08-Jan-1999`; a decimal (`8.5`) is not a date.
@@ -395,6 +438,29 @@ pub(crate) fn parse_parts(t: &str, type_name: &str, order: DateOrder) -> DtResul
                 }
             }
             Tok::Date(d) => date_field(d, &mut ymd, order).ok_or_else(bad)?,
+            Tok::RunTogether(y, m, day) => {
+                // Read only in YMD order, as PostgreSQL reads it.
+                if ymd.any() || order != DateOrder::Ymd {
+                    return Err(bad());
+                }
+                ymd.year = Some(num(y).ok_or_else(bad)?);
+                ymd.two_digit_year = y.len() <= 2;
+                ymd.month = month_of(m);
+                ymd.text_month = true;
+                ymd.day = Some(num(day).ok_or_else(bad)?);
+            }
+            Tok::YearDay(yd) => {
+                let (y, doy) = yd.split_once('.').ok_or_else(bad)?;
+                let (y, doy) = (num(y).ok_or_else(bad)?, num(doy).ok_or_else(bad)?);
+                if ymd.any() || !(1..=366).contains(&doy) {
+                    return Err(bad());
+                }
+                // Day 366 of a common year is the next January 1st, as in PostgreSQL.
+                let (yy, mm, dd) = j2date(date2j(y, 1, 1) + doy - 1);
+                ymd.year = Some(yy);
+                ymd.month = Some(mm);
+                ymd.day = Some(dd);
+            }
             Tok::Time(s) => {
                 if hms.is_some() {
                     return Err(bad());
@@ -470,8 +536,13 @@ pub(crate) fn parse_parts(t: &str, type_name: &str, order: DateOrder) -> DtResul
             if !(-4713..=5_874_897).contains(&y) {
                 return Err(DtError::range("date"));
             }
+            // A day of slack below Julian day 0: `4714-11-23 16:00-08 BC` is in range once
+            // its offset is applied (the timestamp is checked then; a date just after).
             let days = date2j(y, m, d) - POSTGRES_EPOCH_JDATE;
-            p.days = Some(super::calendar::check_date(days)?);
+            if days < -POSTGRES_EPOCH_JDATE - 1 {
+                return Err(DtError::range("date"));
+            }
+            p.days = Some(days);
         }
         (None, None, None) => {}
         _ => return Err(bad()),
@@ -525,9 +596,8 @@ pub fn parse_date(t: &str, zone: &DateCtx) -> DtResult<Moment<i32>> {
     if let Some(r) = p.relative_day {
         return Ok(Moment::At(today() + r));
     }
-    p.days
-        .map(Moment::At)
-        .ok_or_else(|| DtError::syntax("date", t))
+    let days = p.days.ok_or_else(|| DtError::syntax("date", t))?;
+    Ok(Moment::At(super::calendar::check_date(days)?))
 }
 
 /// A `time`: the time part (a date or zone given with it is ignored, as PostgreSQL ignores

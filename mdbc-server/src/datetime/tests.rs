@@ -232,3 +232,43 @@ fn daylight_saving_continues_past_the_zone_tables() {
         assert_eq!(format_timestamptz(t, &Zone::utc()), pg, "{input}");
     }
 }
+
+#[test]
+fn rarer_input_forms() {
+    let utc = DateCtx::utc();
+    let ymd = DateCtx {
+        order: DateOrder::Ymd,
+        ..DateCtx::utc()
+    };
+    let tz = |s: &str, ctx: &DateCtx| {
+        parse_timestamp(s, true, ctx).map(|t| format_timestamptz(t, &Zone::utc()))
+    };
+    // PostgreSQL 15's answers.
+    assert_eq!(
+        tz("1997.041 17:32:01 UTC", &utc).unwrap(),
+        "1997-02-10 17:32:01+00"
+    );
+    assert_eq!(
+        tz("97FEB10 5:32:01PM UTC", &ymd).unwrap(),
+        "1997-02-10 17:32:01+00"
+    );
+    assert!(tz("97FEB10 5:32:01PM UTC", &utc).is_err());
+    assert_eq!(
+        tz("2000-03-15 08:14:01 GMT+8", &utc).unwrap(),
+        "2000-03-15 16:14:01+00"
+    );
+    assert_eq!(
+        tz("19970210 173201 -0800", &utc).unwrap(),
+        "1997-02-11 01:32:01+00"
+    );
+    assert_eq!(tz("2001-01-01+11", &utc).unwrap(), "2000-12-31 13:00:00+00");
+    assert_eq!(
+        tz("4714-11-23 16:00:00-08 BC", &utc).unwrap(),
+        "4714-11-24 00:00:00+00 BC"
+    );
+    assert_eq!(
+        format_date(parse_date("1997.366", &utc).unwrap()),
+        "1998-01-01"
+    );
+    assert_eq!(parse_date("4714-11-23 BC", &utc).unwrap_err().code, "22008");
+}
