@@ -79,6 +79,17 @@ pub(crate) fn call(name: &str, args: Vec<Expr>) -> Expr {
     })
 }
 
+/// Takes an expression out of the tree, leaving NULL in its place (rewrites then put the
+/// new expression back).
+pub(crate) fn take(e: &mut Expr) -> Expr {
+    std::mem::replace(e, Expr::value(Value::Null))
+}
+
+/// A string literal.
+pub(crate) fn text(s: &str) -> Expr {
+    Expr::value(Value::SingleQuotedString(s.into()))
+}
+
 pub(crate) fn number(n: i64) -> Expr {
     Expr::value(Value::Number(n.to_string(), false))
 }

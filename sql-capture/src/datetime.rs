@@ -15,17 +15,9 @@ use sqlparser::ast::{
     FunctionArgExpr, FunctionArguments, Ident, ObjectName, UnaryOperator, Value,
 };
 
-use crate::ast::{call, function_args, function_name};
+use crate::ast::{call, function_args, function_name, take, text};
 use crate::types::PgType;
 use crate::INTERVAL_COLLATION;
-
-fn take(e: &mut Expr) -> Expr {
-    std::mem::replace(e, Expr::value(Value::Null))
-}
-
-fn text(s: &str) -> Expr {
-    Expr::value(Value::SingleQuotedString(s.into()))
-}
 
 /// `e COLLATE pg_interval`: an interval-valued expression.
 pub(crate) fn mark(e: Expr) -> Expr {

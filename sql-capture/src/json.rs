@@ -2,18 +2,10 @@
 //! would take a numeric (exact text) for a string and a boolean for 0/1, `||` would join
 //! text, and `->>` would hand out objects in SQLite's compact form rather than jsonb's.
 
-use sqlparser::ast::{BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, Value};
+use sqlparser::ast::{BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr};
 
-use crate::ast::{call, function_name};
+use crate::ast::{call, function_name, take, text};
 use crate::types::PgType;
-
-fn take(e: &mut Expr) -> Expr {
-    std::mem::replace(e, Expr::value(Value::Null))
-}
-
-fn text(s: &str) -> Expr {
-    Expr::value(Value::SingleQuotedString(s.into()))
-}
 
 /// The arguments of `json[b]_build_object/array` and `to_json[b]`, made into the JSON
 /// values PostgreSQL puts there: a numeric a number, a boolean `true`/`false`, a json

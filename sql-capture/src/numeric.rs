@@ -11,17 +11,9 @@ use sqlparser::ast::{
     BinaryOperator, Expr, Function, FunctionArguments, Ident, ObjectName, UnaryOperator, Value,
 };
 
-use crate::ast::{call, function_args, function_name};
+use crate::ast::{call, function_args, function_name, take, text};
 use crate::types::PgType;
 use crate::NUMERIC_COLLATION;
-
-fn take(e: &mut Expr) -> Expr {
-    std::mem::replace(e, Expr::value(Value::Null))
-}
-
-fn text(s: &str) -> Expr {
-    Expr::value(Value::SingleQuotedString(s.into()))
-}
 
 /// `e COLLATE pg_numeric`: a numeric-valued expression (inference reads the mark back).
 pub(crate) fn mark(e: Expr) -> Expr {

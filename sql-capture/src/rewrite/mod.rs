@@ -260,17 +260,7 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
                 }
                 let (table_alias, column) = column_of(alias);
                 let subquery = crate::datetime::series_subquery(exprs, kind, &column)?;
-                *tf = TableFactor::Derived {
-                    lateral: false,
-                    subquery: Box::new(subquery),
-                    alias: Some(TableAlias {
-                        explicit: true,
-                        name: table_alias,
-                        columns: vec![],
-                        at: None,
-                    }),
-                    sample: None,
-                };
+                *tf = derived(subquery, table_alias);
                 return Ok(());
             }
             // SQLite's series counts in integers: numeric, timestamp or other bounds would
@@ -319,17 +309,7 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
                     inner.args = std::mem::take(&mut args.args);
                 }
             }
-            *tf = TableFactor::Derived {
-                lateral: false,
-                subquery: Box::new(subquery),
-                alias: Some(TableAlias {
-                    explicit: true,
-                    name: table_alias,
-                    columns: vec![],
-                    at: None,
-                }),
-                sample: None,
-            };
+            *tf = derived(subquery, table_alias);
         }
         TableFactor::Derived {
             subquery, alias, ..
@@ -867,6 +847,21 @@ fn rewrite_function(expr: &mut Expr) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// `(subquery) AS alias`: what a table function becomes.
+fn derived(subquery: Query, alias: Ident) -> TableFactor {
+    TableFactor::Derived {
+        lateral: false,
+        subquery: Box::new(subquery),
+        alias: Some(TableAlias {
+            explicit: true,
+            name: alias,
+            columns: vec![],
+            at: None,
+        }),
+        sample: None,
+    }
 }
 
 fn function_arg_exprs(args: &[sqlparser::ast::FunctionArg]) -> Vec<Expr> {
