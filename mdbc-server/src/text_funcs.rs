@@ -1,5 +1,5 @@
 //! PostgreSQL's text functions that SQLite lacks or has with other semantics:
-//! `regexp_replace`, `regexp_match`, `string_to_array`, `encode`, `decode`. Arrays are
+//! `regexp_replace`, `regexp_match`, `SIMILAR TO`, `string_to_array`, `encode`, `decode`. Arrays are
 //! JSON arrays in SQLite (values/arrays.rs prints them as PostgreSQL's `{…}`); bytea values
 //! are blobs.
 
@@ -49,6 +49,51 @@ fn pattern(pat: &str, flags: &str) -> rusqlite::Result<(regex::Regex, bool)> {
         .build()
         .map_err(|e| fail("2201B", format!("invalid regular expression: {e}")))?;
     Ok((re, global))
+}
+
+/// A SIMILAR TO pattern as a regular expression, as PostgreSQL's `similar_escape` builds
+/// it: `%` any text, `_` any character, `.`, `^`, `$` literal, the escape character
+/// (None: none) makes the next character literal, the rest (`|`, `*`, `+`, `?`, `{}`,
+/// `()`, `[]`) as in regular expressions; the whole text must match.
+pub(crate) fn similar_to_regex(pattern: &str, escape: Option<char>) -> rusqlite::Result<String> {
+    let mut out = String::from("^(?:");
+    let mut chars = pattern.chars();
+    let mut in_bracket = false;
+    while let Some(c) = chars.next() {
+        if Some(c) == escape {
+            let Some(n) = chars.next() else {
+                return Err(fail(
+                    "2201B",
+                    "invalid escape string: a pattern cannot end with its escape character",
+                ));
+            };
+            out.push_str(&regex::escape(&n.to_string()));
+            continue;
+        }
+        if in_bracket {
+            if c == ']' {
+                in_bracket = false;
+            }
+            if c == '\\' {
+                out.push_str("\\\\");
+            } else {
+                out.push(c);
+            }
+            continue;
+        }
+        match c {
+            '%' => out.push_str(".*"),
+            '_' => out.push('.'),
+            '[' => {
+                in_bracket = true;
+                out.push('[');
+            }
+            '.' | '^' | '$' | '\\' => out.push_str(&regex::escape(&c.to_string())),
+            c => out.push(c),
+        }
+    }
+    out.push_str(")$");
+    Ok(out)
 }
 
 /// PostgreSQL's replacement text (`\1`…`\9` for groups, `\&` for the match, `\\` for a
@@ -168,6 +213,24 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             Ok(Some(serde_json::Value::Array(items).to_string()))
         })?;
     }
+    // `s SIMILAR TO pattern ESCAPE e`: NULL in, NULL out; an empty escape means none.
+    conn.create_scalar_function("pg_similar", 3, det, |ctx| {
+        let (Some(s), Some(p), Some(e)) = (text_arg(ctx, 0)?, text_arg(ctx, 1)?, text_arg(ctx, 2)?)
+        else {
+            return Ok(None);
+        };
+        let mut esc = e.chars();
+        let escape = esc.next();
+        if esc.next().is_some() {
+            return Err(fail(
+                "22025",
+                "invalid escape string: escape string must be empty or one character",
+            ));
+        }
+        let re = regex::Regex::new(&similar_to_regex(&p, escape)?)
+            .map_err(|e| fail("2201B", format!("invalid regular expression: {e}")))?;
+        Ok(Some(re.is_match(&s)))
+    })?;
     conn.create_scalar_function("encode", 2, det, |ctx| {
         let bytes: Vec<u8> = match ctx.get_raw(0) {
             ValueRef::Null => return Ok(None),

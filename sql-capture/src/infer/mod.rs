@@ -476,6 +476,7 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
         | Expr::InSubquery { .. }
         | Expr::Between { .. }
         | Expr::Like { .. }
+        | Expr::SimilarTo { .. }
         | Expr::ILike { .. }
         | Expr::Exists { .. }
         | Expr::AnyOp { .. }
@@ -522,6 +523,7 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 "pg_int8" => of(Int8),
                 "pg_float4" => of(Float4),
                 "pg_typeof" | "pg_jsonb_text" => of(Text),
+                "pg_similar" => of(Bool),
                 "pg_jsonb_concat" => of(Jsonb),
                 "regexp_replace" | "encode" => of(Text),
                 "regexp_match" | "string_to_array" => of(TextArray),

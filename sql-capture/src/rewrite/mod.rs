@@ -584,7 +584,30 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
                 "EXTRACT from a value not known to be a date, time or interval".into(),
             ))
         }
-        Expr::SimilarTo { .. } => return Err(Error::Unsupported("SIMILAR TO".into())),
+        // PostgreSQL's SIMILAR TO: a regular expression built from the pattern at run time
+        // (mdbc-server's pg_similar), the escape character `\` unless another is given.
+        Expr::SimilarTo {
+            negated,
+            expr: left,
+            pattern,
+            escape_char,
+        } => {
+            let left = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
+            let pattern = std::mem::replace(pattern.as_mut(), Expr::value(Value::Null));
+            let escape = escape_char
+                .take()
+                .map(|b| *b)
+                .unwrap_or_else(|| *backslash());
+            let test = call("pg_similar", vec![left, pattern, escape]);
+            *expr = if *negated {
+                Expr::UnaryOp {
+                    op: UnaryOperator::Not,
+                    expr: Box::new(Expr::Nested(Box::new(test))),
+                }
+            } else {
+                test
+            };
+        }
         Expr::Collate {
             expr: inner,
             collation,
