@@ -281,9 +281,6 @@ pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
             }
         }
     }
-    if ct.query.is_some() {
-        return Err(Error::Unsupported("CREATE TABLE … AS SELECT".into()));
-    }
     if ct.like.is_some() {
         return Err(Error::Unsupported("CREATE TABLE … LIKE".into()));
     }
@@ -301,6 +298,9 @@ pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
     }
     if ct.unlogged {
         return Err(Error::Unsupported("CREATE UNLOGGED TABLE".into()));
+    }
+    if let Some(q) = &ct.query {
+        return crate::create_as::from_create(ct, q, catalog);
     }
     if let Some(c) = ct.constraints.iter().find(|c| {
         matches!(c, TableConstraint::Unique(u)
@@ -349,10 +349,7 @@ pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
             });
         }
         if infos.iter().any(|i: &ColumnInfo| i.name == out.info.name) {
-            return Err(Error::InvalidParameter(format!(
-                "column \"{}\" specified more than once",
-                out.info.name
-            )));
+            return Err(Error::DuplicateColumn(out.info.name.clone()));
         }
         cols.push(out.sql);
         infos.push(out.info);

@@ -24,6 +24,9 @@ pub enum Error {
     /// An object that already exists (42P07).
     #[error("relation \"{0}\" already exists")]
     DuplicateTable(String),
+    /// A column named twice in one table (42701).
+    #[error("column \"{0}\" specified more than once")]
+    DuplicateColumn(String),
     /// A malformed value or argument (22023).
     #[error("{0}")]
     InvalidParameter(String),
@@ -39,6 +42,7 @@ impl Error {
             Error::UndefinedColumn(_) => "42703",
             Error::UndefinedType(_) => "42704",
             Error::DuplicateTable(_) => "42P07",
+            Error::DuplicateColumn(_) => "42701",
             Error::InvalidParameter(_) => "22023",
         }
     }

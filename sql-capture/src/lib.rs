@@ -32,6 +32,8 @@ pub mod capture;
 mod catalog;
 pub mod changes;
 pub mod changeset;
+mod create_as;
+mod cursor;
 mod datetime;
 mod ddl;
 mod distinct_on;
@@ -51,11 +53,12 @@ pub mod types;
 
 pub use ast::quote_ident;
 pub use catalog::{Catalog, ColumnInfo, SystemRelation, SystemRelations, TableDef};
+pub use cursor::{CursorStatement, Motion};
 pub use error::{Error, Result};
 pub use literals::{LiteralValue, Literals, Shape};
 pub use plan::{
-    CatalogChange, Command, CommandTag, CopyFormat, CopyPlan, CopyQuery, ExplainPlan, ResultColumn,
-    SetValue, SqlPlan, StmtKind, TableRebuild, TempEffect,
+    CatalogChange, Command, CommandTag, CopyFormat, CopyPlan, CopyQuery, CreateTableAs,
+    ExplainPlan, ResultColumn, SetValue, SqlPlan, StmtKind, TableRebuild, TempEffect,
 };
 pub use split::{parse, Parsed};
 pub use translate::{plan, plan_shape};

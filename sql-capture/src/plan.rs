@@ -173,6 +173,10 @@ pub enum Command {
     Show(String),
     /// COPY.
     Copy(CopyPlan),
+    /// DECLARE, FETCH, MOVE or CLOSE of a session's cursor.
+    Cursor(crate::cursor::CursorStatement),
+    /// CREATE TABLE … AS / SELECT … INTO, finished by the session (see `create_as`).
+    CreateTableAs(Box<CreateTableAs>),
     /// Accepted without effect, answered with this tag.
     Noop(&'static str),
 }
@@ -267,4 +271,19 @@ impl ResultColumn {
             typmod,
         }
     }
+}
+
+/// What the session needs to run a `CREATE TABLE … AS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateTableAs {
+    /// The new table's name as mdbc stores it.
+    pub table: String,
+    /// `CREATE TEMP TABLE … AS`.
+    pub temporary: bool,
+    /// Names given for the first columns (`CREATE TABLE t (a, b) AS …`).
+    pub column_names: Vec<String>,
+    /// The query, in PostgreSQL's syntax.
+    pub query: String,
+    /// `WITH DATA` (the default) or `WITH NO DATA`.
+    pub with_data: bool,
 }

@@ -20,6 +20,8 @@ pub enum Parsed {
     Statement(Box<Statement>),
     /// A maintenance statement accepted without effect, answered with this command tag.
     Noop(&'static str),
+    /// DECLARE, FETCH, MOVE or CLOSE of a cursor.
+    Cursor(crate::cursor::CursorStatement),
 }
 
 /// Maintenance statements SQLite has no use for; accepted so scripts written for PostgreSQL
@@ -82,6 +84,18 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
             {
                 out.push(Parsed::Noop(tag));
             } else {
+                let tokens: Vec<TokenWithSpan> = chunk
+                    .iter()
+                    .filter(|t| !is_trivia(&t.token))
+                    .cloned()
+                    .collect();
+                if let Some(c) = crate::cursor::parse(&tokens, sql) {
+                    out.push(Parsed::Cursor(c?));
+                    if at_end {
+                        break;
+                    }
+                    continue;
+                }
                 let chunk = if first.as_deref() == Some("copy") {
                     normalize_copy_booleans(chunk)
                 } else {
@@ -163,6 +177,61 @@ fn interval_precision_literals(mut chunk: Vec<TokenWithSpan>) -> Vec<TokenWithSp
     chunk
 }
 
+/// The type sqlparser is given for a column of `CREATE TABLE t (a, b) AS …`, which PostgreSQL
+/// writes without types and sqlparser cannot read that way.
+pub(crate) const UNTYPED_COLUMN: &str = "__mdbc_untyped";
+
+/// `CREATE … TABLE name (a, b) AS …`: each bare column name gets [`UNTYPED_COLUMN`] as its
+/// type, so the statement parses; `create_as` takes the names and ignores the type.
+fn create_as_column_names(mut chunk: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let sig: Vec<usize> = chunk
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t.token, Token::Whitespace(_)))
+        .map(|(i, _)| i)
+        .collect();
+    let word = |i: usize| word_of(&chunk[sig[i]].token).map(|w| w.to_ascii_lowercase());
+    if sig.is_empty() || word(0).as_deref() != Some("create") {
+        return chunk;
+    }
+    let Some(table) = (1..sig.len().min(5)).find(|&i| word(i).as_deref() == Some("table")) else {
+        return chunk;
+    };
+    let Some(open) = (table + 1..sig.len()).find(|&i| matches!(chunk[sig[i]].token, Token::LParen))
+    else {
+        return chunk;
+    };
+    // name, name, …, name ) AS
+    let mut names = Vec::new();
+    let mut i = open + 1;
+    loop {
+        match sig.get(i).map(|&k| &chunk[k].token) {
+            Some(Token::Word(_)) => names.push(sig[i]),
+            _ => return chunk,
+        }
+        match sig.get(i + 1).map(|&k| &chunk[k].token) {
+            Some(Token::Comma) => i += 2,
+            Some(Token::RParen) => break,
+            _ => return chunk,
+        }
+    }
+    if sig.get(i + 2).and_then(|_| word(i + 2)).as_deref() != Some("as") {
+        return chunk;
+    }
+    for &k in names.iter().rev() {
+        let span = chunk[k].span;
+        chunk.insert(
+            k + 1,
+            TokenWithSpan::new(Token::make_word(UNTYPED_COLUMN, None), span),
+        );
+        chunk.insert(
+            k + 1,
+            TokenWithSpan::new(Token::Whitespace(Whitespace::Space), span),
+        );
+    }
+    chunk
+}
+
 fn parse_one(chunk: Vec<TokenWithSpan>) -> Result<Statement> {
     let dialect = PostgreSqlDialect {};
     let chunk: Vec<TokenWithSpan> = chunk
@@ -175,7 +244,7 @@ fn parse_one(chunk: Vec<TokenWithSpan>) -> Result<Statement> {
             )
         })
         .collect();
-    let chunk = interval_precision_literals(chunk);
+    let chunk = create_as_column_names(interval_precision_literals(chunk));
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(chunk);
     let stmt = parser
         .parse_statement()

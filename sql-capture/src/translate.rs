@@ -44,6 +44,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
     };
     let stmt = match parsed {
         Parsed::Noop(tag) => return Ok(Command::Noop(tag)),
+        Parsed::Cursor(c) => return Ok(Command::Cursor(c.clone())),
         Parsed::Statement(s) => s.as_ref(),
     };
     let mut cmd = match stmt {
@@ -125,6 +126,9 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 return Err(Error::Unsupported(
                     "INSERT, UPDATE or DELETE inside WITH or a query".into(),
                 ));
+            }
+            if let Some(cmd) = crate::create_as::from_select_into(q, catalog)? {
+                return Ok(cmd);
             }
             let mut q = q.clone();
             let for_update = !q.locks.is_empty();

@@ -14,6 +14,7 @@
 
 mod clock;
 pub mod copy;
+mod cursors;
 pub mod encode;
 mod explain;
 pub mod outcome;
@@ -26,7 +27,8 @@ use std::sync::Arc;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
 use sql_capture::{
-    quote_ident, Catalog, Command, CopyPlan, Parsed, PgType, SetValue, SqlPlan, StmtKind,
+    quote_ident, Catalog, Command, CopyPlan, CursorStatement, Parsed, PgType, SetValue, SqlPlan,
+    StmtKind,
 };
 use tokio::sync::Notify;
 
@@ -39,6 +41,7 @@ use crate::replication::{ReplTxn, Replication};
 use crate::store::{SessionIdent, Store, WriteGuard};
 use clock::Clock;
 use copy::CopyIn;
+use cursors::Cursors;
 use encode::{decode_param, result_columns, tag_text, RowEncoder};
 pub use outcome::{Column, Outcome, TxStatus};
 use prepared::QueryCache;
@@ -83,6 +86,7 @@ pub struct Session {
     settings: Settings,
     queries: QueryCache,
     copy: Option<CopyIn>,
+    cursors: Cursors,
     // A warning for the client about the statement that just ran (see `take_warning`).
     warning: Option<(&'static str, String)>,
 }
@@ -135,6 +139,7 @@ impl Session {
             settings,
             queries: QueryCache::default(),
             copy: None,
+            cursors: Cursors::default(),
             warning: None,
         })
     }
@@ -230,6 +235,11 @@ impl Session {
             }
             Command::Show(name) if name == "all" => Ok(Some(Arc::new(show_all_columns()))),
             Command::Explain(e) => Ok(Some(Arc::new(vec![explain_column(e.json)]))),
+            Command::Cursor(CursorStatement::Fetch {
+                name,
+                move_only: false,
+                ..
+            }) => Ok(Some(self.cursors.columns(name)?)),
             Command::Show(name) => Ok(Some(Arc::new(vec![Column {
                 name: show_name(name),
                 ty: PgType::Text,
@@ -355,6 +365,8 @@ impl Session {
                 Ok(Outcome::done(*tag))
             }
             Command::Copy(plan) => self.start_copy(plan).await,
+            Command::CreateTableAs(c) => self.create_table_as(c).await,
+            Command::Cursor(c) => self.cursor_command(c, result_binary).await,
             Command::Explain(e) => self.explain(e, result_binary),
             Command::Sql(plan) => self.run_sql(plan, p, params, result_binary).await,
         }
@@ -583,6 +595,155 @@ impl Session {
         }
     }
 
+    /// DECLARE (the query's rows computed now and kept), FETCH/MOVE, CLOSE.
+    async fn cursor_command(
+        &mut self,
+        c: &CursorStatement,
+        result_binary: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Outcome> {
+        match c {
+            CursorStatement::Declare {
+                name,
+                query,
+                scroll,
+                hold,
+            } => {
+                if !hold && self.status == TxStatus::Idle {
+                    return Err(SqlError::NoTransaction("DECLARE CURSOR"));
+                }
+                let q = Prepared::parse(query, Vec::new())?;
+                let cmd = match self.plan(&q)? {
+                    Some(cmd) => cmd,
+                    None => return Err(SqlError::coded("42601", "syntax error at end of input")),
+                };
+                if !matches!(cmd.as_ref(), Command::Sql(p) if p.returns_rows && p.kind == StmtKind::Read)
+                {
+                    return Err(SqlError::coded(
+                        "42601",
+                        "DECLARE CURSOR needs a SELECT or VALUES query",
+                    ));
+                }
+                match Box::pin(self.run(&cmd, &q, &Params::none(), &|_| false)).await? {
+                    Outcome::Rows { columns, rows, .. } => {
+                        self.cursors.declare(name, columns, rows, *scroll, *hold)?;
+                        Ok(Outcome::done("DECLARE CURSOR"))
+                    }
+                    _ => Err(SqlError::coded(
+                        "42601",
+                        "DECLARE CURSOR needs a query that returns rows",
+                    )),
+                }
+            }
+            CursorStatement::Fetch {
+                name,
+                motion,
+                move_only,
+            } => {
+                if !move_only && (0..self.cursors.columns(name)?.len()).any(result_binary) {
+                    return Err(SqlError::Capture(sql_capture::Error::Unsupported(
+                        "binary results from FETCH".into(),
+                    )));
+                }
+                self.cursors.fetch(name, *motion, *move_only)
+            }
+            CursorStatement::Close(name) => {
+                self.cursors.close(name.as_deref())?;
+                Ok(Outcome::done(if name.is_some() {
+                    "CLOSE CURSOR"
+                } else {
+                    "CLOSE CURSOR ALL"
+                }))
+            }
+        }
+    }
+
+    /// CREATE TABLE … AS / SELECT … INTO: prepare the query to learn its result columns,
+    /// create the table from them, fill it with `INSERT … query`, all in one transaction
+    /// (a block of its own when the client has none). Completes as PostgreSQL does,
+    /// `SELECT n`.
+    async fn create_table_as(&mut self, c: &sql_capture::CreateTableAs) -> Result<Outcome> {
+        let columns = {
+            let q = Prepared::parse(&c.query, Vec::new())?;
+            let Some(cmd) = self.plan(&q)? else {
+                return Err(SqlError::Capture(sql_capture::Error::Syntax(
+                    "CREATE TABLE … AS needs a query".into(),
+                )));
+            };
+            let Command::Sql(plan) = cmd.as_ref() else {
+                return Err(SqlError::Capture(sql_capture::Error::Unsupported(
+                    "CREATE TABLE … AS with this query".into(),
+                )));
+            };
+            let (Some(last), true) = (plan.sql.last(), plan.returns_rows) else {
+                return Err(SqlError::Capture(sql_capture::Error::Unsupported(
+                    "CREATE TABLE … AS with a query that returns no rows".into(),
+                )));
+            };
+            let catalog = self.catalog();
+            let stmt = self.conn.prepare(last)?;
+            result_columns(&stmt, plan, &catalog)
+                .into_iter()
+                .map(|col| (col.name, col.ty, col.typmod))
+                .collect::<Vec<_>>()
+        };
+        let create = c.create_sql(&columns)?;
+        let own_block = self.status == TxStatus::Idle;
+        if own_block {
+            Box::pin(self.run(
+                &Command::Begin,
+                &Prepared::parse("BEGIN", Vec::new())?,
+                &Params::none(),
+                &|_| false,
+            ))
+            .await?;
+        }
+        let filled = self.create_and_fill(&create, c).await;
+        if !own_block {
+            return filled;
+        }
+        match filled {
+            Ok(outcome) => {
+                Box::pin(self.commit()).await?;
+                Ok(outcome)
+            }
+            Err(e) => {
+                let _ = Box::pin(self.end_transaction(false)).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The two statements of [`Self::create_table_as`], run as if the client sent them.
+    async fn create_and_fill(
+        &mut self,
+        create: &str,
+        c: &sql_capture::CreateTableAs,
+    ) -> Result<Outcome> {
+        let mut rows = 0;
+        let steps = if c.with_data {
+            vec![create.to_string(), c.insert_sql()]
+        } else {
+            vec![create.to_string()]
+        };
+        for (i, sql) in steps.iter().enumerate() {
+            let p = Prepared::parse(sql, Vec::new())?;
+            let Some(cmd) = self.plan(&p)? else { continue };
+            let outcome = Box::pin(self.run(&cmd, &p, &Params::none(), &|_| false)).await?;
+            if let (1, Outcome::Done { tag, .. }) = (i, &outcome) {
+                rows = tag
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        Ok(Outcome::done(if c.with_data {
+            format!("SELECT {rows}")
+        } else {
+            "CREATE TABLE AS".to_string()
+        }))
+    }
+
     /// Ends the current block: COMMIT (publishing its DDL) or ROLLBACK. A failed COMMIT
     /// rolls back and reports why. Returns what to wait for before acknowledging.
     async fn end_transaction(&mut self, commit: bool) -> Result<Committed> {
@@ -615,6 +776,8 @@ impl Session {
         self.local_catalog = None;
         self.status = TxStatus::Idle;
         self.release_writer();
+        self.cursors
+            .transaction_ended(commit && result.is_ok() && !rolled_back);
         result
     }
 
