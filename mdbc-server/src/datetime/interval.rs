@@ -515,11 +515,25 @@ impl Acc {
         Some(())
     }
     fn finish(self, negate: bool) -> Option<Interval> {
-        let s = if negate { -1 } else { 1 };
-        Some(Interval {
-            months: i32::try_from(self.months * s).ok()?,
-            days: i32::try_from(self.days * s).ok()?,
-            micros: i64::try_from(self.micros * s).ok()?,
+        // `ago` negates fields that must fit first, as in PostgreSQL (so the most negative
+        // interval cannot be written with `ago`).
+        let (months, days, micros) = (
+            i32::try_from(self.months).ok()?,
+            i32::try_from(self.days).ok()?,
+            i64::try_from(self.micros).ok()?,
+        );
+        Some(if negate {
+            Interval {
+                months: months.checked_neg()?,
+                days: days.checked_neg()?,
+                micros: micros.checked_neg()?,
+            }
+        } else {
+            Interval {
+                months,
+                days,
+                micros,
+            }
         })
     }
 }
@@ -637,7 +651,12 @@ fn time_field(tok: &str) -> Option<i64> {
     if m > 59 || micros >= 60 * USECS_PER_SEC {
         return None;
     }
-    let v = h.checked_mul(USECS_PER_HOUR)? + m * USECS_PER_MINUTE + micros;
+    // The magnitude must fit (as in PostgreSQL, which therefore refuses the text of the
+    // most negative interval, whose magnitude is one more than i64's maximum).
+    let v = h
+        .checked_mul(USECS_PER_HOUR)?
+        .checked_add(m * USECS_PER_MINUTE)?
+        .checked_add(micros)?;
     Some(if neg { -v } else { v })
 }
 

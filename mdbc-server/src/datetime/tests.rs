@@ -272,3 +272,23 @@ fn rarer_input_forms() {
     );
     assert_eq!(parse_date("4714-11-23 BC", &utc).unwrap_err().code, "22008");
 }
+
+#[test]
+fn extreme_intervals_never_overflow() {
+    // The most negative interval (i64::MIN microseconds) has no positive counterpart: it
+    // prints in every style, and its text is refused as PostgreSQL 15 refuses it, never
+    // overflowing. Values and errors from PostgreSQL 15.
+    let low = Interval::parse("-2562047788.01521550222 hours").expect("in range");
+    assert_eq!(
+        low.format_in(IntervalStyle::Postgres),
+        "-2562047788:00:54.775808"
+    );
+    assert_eq!(
+        low.format_in(IntervalStyle::PostgresVerbose),
+        "@ 2562047788 hours 54.775808 secs ago"
+    );
+    assert_eq!(iv("-2562047788:00:54.775807"), "-2562047788:00:54.775807");
+    assert_eq!(iv("-2562047788:00:54.775808"), "ERROR 22007");
+    assert!(Interval::parse("@ 2562047788 hours 54.775808 secs ago").is_err());
+    assert!(Interval::parse("-2562047788:00:54.775809").is_err());
+}

@@ -126,6 +126,7 @@ pub(crate) fn set_returning_select_list(q: &mut Query) -> Result<()> {
     let SetExpr::Select(sel) = q.body.as_mut() else {
         return Ok(());
     };
+    series_in_select_list(sel)?;
     let mut arrays: Vec<Expr> = Vec::new();
     for item in &mut sel.projection {
         let (e, unnamed) = match item {
@@ -179,6 +180,78 @@ pub(crate) fn set_returning_select_list(q: &mut Query) -> Result<()> {
     fill(&mut template, &arrays);
     if let SetExpr::Select(t) = *template.body {
         sel.from.extend(t.from);
+    }
+    Ok(())
+}
+
+/// `generate_series(…)` as a select-list item: PostgreSQL returns each row of the rest of
+/// the query once per value of the series, which is a join with the series as a table
+/// (the FROM form, which the rewriter then plans). Only where that equivalence holds: one
+/// series item, no aggregation or grouping (PostgreSQL would expand after aggregating),
+/// no other set-returning item beside it. Elsewhere the call stays and is refused.
+fn series_in_select_list(sel: &mut sqlparser::ast::Select) -> Result<()> {
+    let is_call = |e: &Expr| matches!(e, Expr::Function(f) if function_name(f) == "generate_series" && f.over.is_none());
+    let calls_in = |item: &SelectItem| {
+        let mut n = 0;
+        let _ = sqlparser::ast::visit_expressions(item, |e| {
+            if is_call(e) {
+                n += 1;
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        n
+    };
+    let counts: Vec<usize> = sel.projection.iter().map(calls_in).collect();
+    if counts.iter().sum::<usize>() != 1 {
+        return Ok(());
+    }
+    let Some(at) = counts.iter().position(|&n| n == 1) else {
+        return Ok(());
+    };
+    let other_srf = sel.projection.iter().any(|item| {
+        let text = item.to_string().to_ascii_lowercase();
+        text.contains("unnest(") || text.contains("generate_subscripts(")
+    });
+    let nested_query = sel.projection[at]
+        .to_string()
+        .to_ascii_lowercase()
+        .contains("select");
+    let grouped =
+        !matches!(&sel.group_by, sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty());
+    if other_srf || nested_query || grouped || sel.having.is_some() || has_aggregate(sel) {
+        return Ok(());
+    }
+    let mut call = None;
+    let column = parse_expr("__gs.__gs")?;
+    let item = &mut sel.projection[at];
+    if let SelectItem::UnnamedExpr(e) = item {
+        *item = SelectItem::ExprWithAlias {
+            alias: Ident::with_quote('"', crate::naming::expr_name(e)),
+            expr: e.clone(),
+        };
+    }
+    let _ = sqlparser::ast::visit_expressions_mut(item, |e| {
+        if is_call(e) {
+            call = Some(std::mem::replace(e, column.clone()));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let Some(Expr::Function(f)) = call else {
+        return Ok(());
+    };
+    let mut template = parse_query("SELECT 1 FROM generate_series(0, 0) AS __gs(__gs)")?;
+    if let SetExpr::Select(t) = template.body.as_mut() {
+        if let Some(sqlparser::ast::TableFactor::Table { args, .. }) =
+            t.from.first_mut().map(|twj| &mut twj.relation)
+        {
+            if let sqlparser::ast::FunctionArguments::List(list) = f.args {
+                *args = Some(sqlparser::ast::TableFunctionArgs {
+                    args: list.args,
+                    settings: None,
+                });
+            }
+        }
+        sel.from.extend(std::mem::take(&mut t.from));
     }
     Ok(())
 }
