@@ -21,6 +21,7 @@ pub mod config;
 pub mod datetime;
 pub mod durability;
 pub mod errors;
+pub mod json;
 pub mod kept_read;
 pub mod numeric;
 pub mod pg_catalog;

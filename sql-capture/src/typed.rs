@@ -263,6 +263,13 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
         }
         return;
     }
+    if let Expr::CompoundFieldAccess { root, .. } = e {
+        let t = infer_expr(root, scope).and_then(|c| c.ty);
+        if let Some(x) = crate::json::subscript(e, t) {
+            *e = x;
+        }
+        return;
+    }
     if let Expr::AtTimeZone {
         timestamp,
         time_zone,
@@ -335,6 +342,10 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
             .map(|a| infer_expr(a, scope).and_then(|c| c.ty))
             .collect();
         if let Expr::Function(f) = e {
+            if let Some(j) = crate::json::function(f, &types) {
+                *e = j;
+                return;
+            }
             crate::json::builder_args(f, &types);
         }
         if let Some(n) = datetime::function(e, &types).or_else(|| numeric::function(e, &types)) {

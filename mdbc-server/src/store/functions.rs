@@ -192,6 +192,7 @@ pub(super) fn register(
     let volatile = FunctionFlags::SQLITE_UTF8;
     register_coerce(conn, None)?;
     crate::numeric::sql::register(conn)?;
+    crate::json::sql::register(conn)?;
     crate::datetime::sql::register(conn, SessionZone::default())?;
     conn.create_scalar_function("pg_now", 0, volatile, |_| Ok(values::now_text()))?;
     conn.create_scalar_function("pg_current_date", 0, volatile, |_| Ok(values::today_text()))?;
@@ -386,24 +387,12 @@ pub(super) fn register(
                 .into(),
         ))
     })?;
-    conn.create_scalar_function("pg_jsonb_concat", 2, det, |ctx| {
-        let (Some(a), Some(b)) = (ctx.get::<Option<String>>(0)?, ctx.get::<Option<String>>(1)?)
-        else {
-            return Ok(None);
-        };
-        values::jsonb_concat(&a, &b).map(Some).map_err(user_err)
-    })?;
     conn.create_scalar_function("pg_json_layout", 2, det, |ctx| {
         let Some(json) = ctx.get::<Option<String>>(0)? else {
             return Ok(None);
         };
         let colon: String = ctx.get(1)?;
         Ok(Some(json_layout(&json, &colon)))
-    })?;
-    conn.create_scalar_function("pg_jsonb_text", 1, det, |ctx| {
-        Ok(ctx
-            .get::<Option<String>>(0)?
-            .and_then(|j| values::jsonb_field_text(&j)))
     })?;
     // A construct translation can only refuse when it runs (its name in the argument).
     conn.create_scalar_function("pg_unsupported", 1, det, |ctx| -> rusqlite::Result<i64> {
@@ -554,13 +543,21 @@ pub fn register_catalog_functions(conn: &Connection, user: &str, db: &str) -> ru
             Ok(ctx.get::<Option<i64>>(0)?.map(|_| 1i64))
         })?;
     }
-    // Arrays are JSON arrays (arrays.rs); NULL elements are skipped, as PostgreSQL does
-    // without a third argument.
+    // Arrays are JSON arrays (arrays.rs), flattened over every dimension; NULL elements
+    // are skipped, or shown as the third argument when it is given (PostgreSQL's rules; a
+    // NULL separator gives NULL).
     conn.create_scalar_function("array_to_string", -1, det, |ctx| {
         let Some(a) = ctx.get::<Option<String>>(0)? else {
             return Ok(None);
         };
-        let sep = ctx.get::<Option<String>>(1)?.unwrap_or_default();
+        let Some(sep) = ctx.get::<Option<String>>(1)? else {
+            return Ok(None);
+        };
+        let null_as = if ctx.len() > 2 {
+            ctx.get::<Option<String>>(2)?
+        } else {
+            None
+        };
         let items = match serde_json::from_str::<serde_json::Value>(&a) {
             Ok(serde_json::Value::Array(items)) => items,
             _ => {
@@ -569,13 +566,19 @@ pub fn register_catalog_functions(conn: &Connection, user: &str, db: &str) -> ru
                 ))
             }
         };
-        let parts: Vec<String> = items
-            .iter()
-            .filter(|v| !v.is_null())
-            .map(|v| match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
+        fn flatten(v: &serde_json::Value, out: &mut Vec<Option<String>>) {
+            match v {
+                serde_json::Value::Array(items) => items.iter().for_each(|x| flatten(x, out)),
+                serde_json::Value::Null => out.push(None),
+                serde_json::Value::String(s) => out.push(Some(s.clone())),
+                other => out.push(Some(other.to_string())),
+            }
+        }
+        let mut flat = Vec::new();
+        items.iter().for_each(|x| flatten(x, &mut flat));
+        let parts: Vec<String> = flat
+            .into_iter()
+            .filter_map(|v| v.or_else(|| null_as.clone()))
             .collect();
         Ok(Some(parts.join(&sep)))
     })?;

@@ -74,12 +74,26 @@ pub fn encode_text(stored: &str, ty: PgType, out: &mut BytesMut) {
         }
     };
     let vector = is_vector(ty);
+    if vector {
+        encode_items(&items, elem, true, out);
+    } else {
+        encode_items(&items, elem, false, out);
+    }
+}
+
+/// One dimension's elements; a JSON array inside is the next dimension
+/// (`{{1,2},{3,4}}`), as PostgreSQL writes a multi-dimensional array.
+fn encode_items(items: &[Json], elem: PgType, vector: bool, out: &mut BytesMut) {
     if !vector {
         out.put_u8(b'{');
     }
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.put_u8(if vector { b' ' } else { b',' });
+        }
+        if let (Json::Array(inner), false) = (item, vector) {
+            encode_items(inner, elem, false, out);
+            continue;
         }
         let v = element_value(item);
         if v == Value::Null {

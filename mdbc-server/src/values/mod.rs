@@ -42,7 +42,7 @@ use crate::numeric::Numeric;
 pub use error::ValueError;
 use error::{invalid, out_of_range, VResult};
 use text::{check_int_range, numeric_from_text, numeric_value};
-pub use text::{format_float, jsonb_concat, jsonb_field_text, now_text, today_text};
+pub use text::{format_float, now_text, today_text};
 
 /// Parses PostgreSQL input text for a column of type `ty` into what SQLite stores (a
 /// timestamptz without an offset read as UTC).
@@ -162,4 +162,9 @@ pub fn coerce_in(v: ValueRef<'_>, ty: PgType, typmod: i32, zone: &DateCtx) -> VR
             },
         },
     }
+}
+
+/// A PostgreSQL text[] literal (`{a,"b c",NULL}`) as mdbc stores arrays: a JSON array.
+pub fn array_literal_as_json(input: &str) -> VResult<String> {
+    arrays::from_pg_text(input, sql_capture::PgType::TextArray).map(|j| j.to_string())
 }

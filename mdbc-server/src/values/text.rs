@@ -89,13 +89,11 @@ pub fn from_text(input: &str, ty: PgType, typmod: i32, zone: &DateCtx) -> VResul
                 .to_string(),
         ),
         PgType::Json => {
-            serde_json::from_str::<serde_json::Value>(input).map_err(|_| invalid(ty, input))?;
+            crate::json::check_json(input).map_err(|e| json_error(e, ty, input))?;
             Value::Text(input.to_string())
         }
         PgType::Jsonb => {
-            let v: serde_json::Value =
-                serde_json::from_str(input).map_err(|_| invalid(ty, input))?;
-            Value::Text(jsonb_text(&v))
+            Value::Text(crate::json::jsonb_text(input).map_err(|e| json_error(e, ty, input))?)
         }
     })
 }
@@ -268,43 +266,6 @@ pub(super) fn bytea_from_text(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// jsonb's text form: keys sorted (serde_json's map is ordered), `": "` and `", "`.
-pub(super) fn jsonb_text(v: &serde_json::Value) -> String {
-    let mut s = String::new();
-    write_jsonb(v, &mut s);
-    s
-}
-
-fn write_jsonb(v: &serde_json::Value, s: &mut String) {
-    match v {
-        serde_json::Value::Array(a) => {
-            s.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    s.push_str(", ");
-                }
-                write_jsonb(x, s);
-            }
-            s.push(']');
-        }
-        serde_json::Value::Object(o) => {
-            s.push('{');
-            let mut keys: Vec<&String> = o.keys().collect();
-            keys.sort_by(|a, b| a.len().cmp(&b.len()).then(a.cmp(b)));
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    s.push_str(", ");
-                }
-                s.push_str(&serde_json::Value::String(k.clone()).to_string());
-                s.push_str(": ");
-                write_jsonb(&o[k], s);
-            }
-            s.push('}');
-        }
-        other => s.push_str(&other.to_string()),
-    }
-}
-
 /// PostgreSQL's float output: shortest round-trip digits.
 pub fn format_float(f: f64) -> String {
     if f.is_nan() {
@@ -444,50 +405,24 @@ pub(super) fn numeric_in_scale(b: &[u8], typmod: i32) -> std::borrow::Cow<'_, st
 }
 
 /// A jsonb value as PostgreSQL prints it (what is not JSON is shown as it is).
-/// `a || b` on jsonb, as PostgreSQL joins them: two objects merge (the right one's keys
-/// win), two arrays concatenate, an array and anything else append or prepend it, two
-/// non-arrays become a two-element array. The result in jsonb's text form.
-pub fn jsonb_concat(a: &str, b: &str) -> VResult<String> {
-    use serde_json::Value as J;
-    let parse = |s: &str| serde_json::from_str::<J>(s).map_err(|_| invalid(PgType::Jsonb, s));
-    let (a, b) = (parse(a)?, parse(b)?);
-    let out = match (a, b) {
-        (J::Object(mut x), J::Object(y)) => {
-            x.extend(y);
-            J::Object(x)
-        }
-        (J::Array(mut x), J::Array(y)) => {
-            x.extend(y);
-            J::Array(x)
-        }
-        (J::Array(mut x), y) => {
-            x.push(y);
-            J::Array(x)
-        }
-        (x, J::Array(mut y)) => {
-            y.insert(0, x);
-            J::Array(y)
-        }
-        (x, y) => J::Array(vec![x, y]),
-    };
-    Ok(jsonb_text(&out))
-}
-
-/// `jsonb ->> key` from the value `->` found: a string's contents, NULL for JSON null,
-/// anything else in jsonb's text form.
-pub fn jsonb_field_text(json: &str) -> Option<String> {
-    match serde_json::from_str::<serde_json::Value>(json) {
-        Ok(serde_json::Value::Null) => None,
-        Ok(serde_json::Value::String(s)) => Some(s),
-        Ok(v) => Some(jsonb_text(&v)),
-        Err(_) => Some(json.to_string()),
+pub(super) fn jsonb_out(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    let text = String::from_utf8_lossy(b);
+    match crate::json::jsonb_text(&text) {
+        Ok(v) => v.into(),
+        Err(_) => text,
     }
 }
 
-pub(super) fn jsonb_out(b: &[u8]) -> std::borrow::Cow<'_, str> {
-    match serde_json::from_slice::<serde_json::Value>(b) {
-        Ok(v) => jsonb_text(&v).into(),
-        Err(_) => String::from_utf8_lossy(b),
+/// A json/jsonb input error: the syntax error names the type and the input as PostgreSQL
+/// does; others (an unsupported Unicode escape) keep their own SQLSTATE.
+fn json_error(e: crate::json::JsonError, ty: PgType, input: &str) -> ValueError {
+    if e.code == "22P02" {
+        invalid(ty, input)
+    } else {
+        ValueError {
+            code: e.code,
+            message: e.message,
+        }
     }
 }
 

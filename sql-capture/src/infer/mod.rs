@@ -130,6 +130,39 @@ fn push_factor<'a>(
             };
             out.push((table, Some(Cow::Owned(def))));
         }
+        TableFactor::Table {
+            name,
+            alias,
+            args: Some(_),
+            ..
+        } if crate::json::table_function(&object_name_to_table(name)).is_some() => {
+            let fname = object_name_to_table(name);
+            let Some(tf) = crate::json::table_function(&fname) else {
+                return;
+            };
+            let table = alias
+                .as_ref()
+                .map(|a| ident_value(&a.name))
+                .unwrap_or(fname);
+            let columns = tf
+                .names(alias.as_ref())
+                .into_iter()
+                .zip(tf.columns.iter())
+                .map(|(name, (_, ty))| ColumnInfo {
+                    name,
+                    ty: *ty,
+                    typmod: -1,
+                    serial: false,
+                    not_null: false,
+                    default: None,
+                })
+                .collect();
+            let def = TableDef {
+                name: table.clone(),
+                columns,
+            };
+            out.push((table, Some(Cow::Owned(def))));
+        }
         TableFactor::Table { name, alias, .. } => {
             let table = object_name_to_table(name);
             let def = catalog.relation(&table).map(|d| Cow::Borrowed(d.as_ref()));
@@ -348,6 +381,14 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
             Some(Timestamptz) => of(Timestamp),
             _ => None,
         },
+        // jsonb subscripts give jsonb; array subscripts an element.
+        Expr::CompoundFieldAccess { root, .. } => {
+            let t = infer_expr(root, scope).and_then(|c| c.ty)?;
+            match t {
+                Jsonb => of(Jsonb),
+                other => other.element().and_then(of),
+            }
+        }
         Expr::UnaryOp { op, expr } => match op {
             UnaryOperator::Not => of(Bool),
             _ => infer_expr(expr, scope),
@@ -387,6 +428,7 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                     }
                 }
                 match (l, op, r) {
+                    (Some(Jsonb), BinaryOperator::Minus, _) => of(Jsonb),
                     (Some(Date), BinaryOperator::Minus, Some(Date)) => of(Int4),
                     (Some(Date), BinaryOperator::Plus | BinaryOperator::Minus, Some(t))
                     | (Some(t), BinaryOperator::Plus, Some(Date))
@@ -397,7 +439,20 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                     _ => arith(l, r).map(|t| ResultColumn::of(t, -1)),
                 }
             }
-            BinaryOperator::StringConcat => of(Text),
+            // `||` of arrays is an array; of jsonb (or jsonb and an untyped literal) jsonb.
+            BinaryOperator::StringConcat => {
+                let l = infer_expr(left, scope).and_then(|c| c.ty);
+                let r = infer_expr(right, scope).and_then(|c| c.ty);
+                let quoted = |e: &Expr| matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
+                match (l, r) {
+                    (Some(a), _) if a.element().is_some() => of(a),
+                    (_, Some(a)) if a.element().is_some() => of(a),
+                    (Some(Jsonb), Some(Jsonb)) => of(Jsonb),
+                    (Some(Jsonb), _) if quoted(right) => of(Jsonb),
+                    (_, Some(Jsonb)) if quoted(left) => of(Jsonb),
+                    _ => of(Text),
+                }
+            }
             BinaryOperator::PGExp => match (
                 infer_expr(left, scope).and_then(|c| c.ty),
                 infer_expr(right, scope).and_then(|c| c.ty),
@@ -428,6 +483,7 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                     .and_then(of)
             }
             BinaryOperator::LongArrow | BinaryOperator::HashLongArrow => of(Text),
+            BinaryOperator::HashMinus => of(Jsonb),
             // `->` and `#>` give a value of the operand's own type (jsonb is then shown as
             // PostgreSQL shows jsonb).
             BinaryOperator::Arrow | BinaryOperator::HashArrow => infer_expr(left, scope)
@@ -522,9 +578,8 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 "pg_int4" => of(Int4),
                 "pg_int8" => of(Int8),
                 "pg_float4" => of(Float4),
-                "pg_typeof" | "pg_jsonb_text" => of(Text),
+                "pg_typeof" => of(Text),
                 "pg_similar" => of(Bool),
-                "pg_jsonb_concat" => of(Jsonb),
                 "regexp_replace" | "encode" => of(Text),
                 "regexp_match" | "string_to_array" => of(TextArray),
                 "decode" => of(Bytea),
@@ -604,9 +659,16 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 "nextval" | "currval" | "setval" => of(Int8),
                 "bool_and" | "bool_or" | "every" => of(Bool),
                 // Arrays (JSON in SQLite) and the catalog functions.
+                // Of arrays, a multi-dimensional array of the same element type.
                 "array_agg" => arg0()
                     .and_then(|c| c.ty)
-                    .and_then(PgType::array)
+                    .and_then(|t| {
+                        if t.element().is_some() {
+                            Some(t)
+                        } else {
+                            t.array()
+                        }
+                    })
                     .map(|t| ResultColumn::of(t, -1)),
                 "unnest" => arg0()
                     .and_then(|c| c.ty)
@@ -631,9 +693,16 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 "json_build_object" | "json_build_array" | "json_agg" | "json_object_agg" => {
                     of(Json)
                 }
-                "jsonb_build_object" | "jsonb_build_array" | "jsonb_agg" | "jsonb_object_agg" => {
-                    of(Jsonb)
-                }
+                "jsonb_build_object" | "jsonb_build_array" | "jsonb_agg" | "jsonb_object_agg"
+                | "jsonb_set" | "jsonb_insert" | "jsonb_strip_nulls" | "jsonb_extract_path"
+                | "to_jsonb" => of(Jsonb),
+                "json_extract_path" | "to_json" => of(Json),
+                "jsonb_pretty"
+                | "jsonb_typeof"
+                | "json_typeof"
+                | "jsonb_extract_path_text"
+                | "json_extract_path_text" => of(Text),
+                "jsonb_array_length" | "json_array_length" => of(Int4),
                 "pg_table_is_visible"
                 | "pg_type_is_visible"
                 | "pg_collation_is_visible"
@@ -645,12 +714,19 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 _ => None,
             }
         }
+        // ARRAY[ARRAY[…]] is still an array of the inner arrays' element type.
         Expr::Array(a) => a
             .elem
             .iter()
             .find_map(|e| infer_expr(e, scope))
             .and_then(|c| c.ty)
-            .and_then(PgType::array)
+            .and_then(|t| {
+                if t.element().is_some() {
+                    Some(t)
+                } else {
+                    t.array()
+                }
+            })
             .map(|t| ResultColumn::of(t, -1)),
         _ => None,
     }

@@ -11,14 +11,29 @@ use crate::ast::{function_args, function_name, parse_query};
 use crate::error::Result;
 
 /// `x = ANY(a)` over an array that is not a literal: `x IN (SELECT value FROM
-/// json_each(a))`.
+/// json_each(a))`, NULL when the array is NULL (as PostgreSQL; the IN over no rows would
+/// say false).
 pub(crate) fn any_of_array(left: Expr, array: Expr, negated: bool) -> Result<Expr> {
-    let mut q = parse_query("SELECT value FROM json_each(__arg1)")?;
-    fill(&mut q, &[array]);
-    Ok(Expr::InSubquery {
+    let mut q = parse_query("SELECT value FROM json_each(__arg1) AS __any")?;
+    fill(&mut q, std::slice::from_ref(&array));
+    let test = Expr::InSubquery {
         expr: Box::new(left),
         subquery: Box::new(q),
         negated,
+    };
+    if matches!(&array, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+        // A catalog column: never NULL where introspection queries use it.
+        return Ok(test);
+    }
+    Ok(Expr::Case {
+        case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        operand: None,
+        conditions: vec![sqlparser::ast::CaseWhen {
+            condition: Expr::IsNull(Box::new(array)),
+            result: Expr::value(Value::Null),
+        }],
+        else_result: Some(Box::new(test)),
     })
 }
 

@@ -228,8 +228,29 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
             ..
         } => {
             let fname = object_name_to_table(name);
-            if fname == "json_each" {
+            let internal = alias
+                .as_ref()
+                .is_some_and(|a| a.name.value.starts_with("__"));
+            if fname == "json_each" && internal {
                 // What unnest() becomes (introspect.rs): SQLite's own table function.
+                return Ok(());
+            }
+            if let Some(json) = crate::json::table_function(&fname) {
+                let exprs: Vec<Expr> = function_arg_exprs(&args.args);
+                let [arg] = exprs.as_slice() else {
+                    return Err(Error::Unsupported(format!(
+                        "{fname} with {} arguments",
+                        exprs.len()
+                    )));
+                };
+                let names = json.names(alias.as_ref());
+                let mut sub = parse_query(&json.subquery_sql(&names))?;
+                crate::introspect::fill_query(&mut sub, std::slice::from_ref(arg));
+                let table_alias = alias
+                    .as_ref()
+                    .map(|a| a.name.clone())
+                    .unwrap_or_else(|| Ident::new(fname.clone()));
+                *tf = derived(sub, table_alias);
                 return Ok(());
             }
             if fname != "generate_series" {
@@ -829,8 +850,72 @@ fn rewrite_function(expr: &mut Expr) -> Result<()> {
             *expr = call("pg_nextval", args);
         }
         // Arrays and JSON objects are built by SQLite's JSON functions.
-        "array_agg" | "json_agg" | "jsonb_agg" => rename(f, "json_group_array"),
-        "json_object_agg" | "jsonb_object_agg" => rename(f, "json_group_object"),
+        "array_agg" | "json_agg" | "jsonb_agg" | "json_object_agg" | "jsonb_object_agg" => {
+            let object = name.ends_with("object_agg");
+            rename(
+                f,
+                if object {
+                    "json_group_object"
+                } else {
+                    "json_group_array"
+                },
+            );
+            // PostgreSQL's aggregates of no rows are NULL; SQLite's are `[]` / `{}`. The
+            // same rows (FILTER included) are counted beside them.
+            let window = f.over.is_some();
+            let mut count = Function {
+                name: ObjectName::from(vec![Ident::new("count")]),
+                uses_odbc_syntax: false,
+                parameters: sqlparser::ast::FunctionArguments::None,
+                args: sqlparser::ast::FunctionArguments::List(
+                    sqlparser::ast::FunctionArgumentList {
+                        duplicate_treatment: None,
+                        args: vec![sqlparser::ast::FunctionArg::Unnamed(
+                            sqlparser::ast::FunctionArgExpr::Wildcard,
+                        )],
+                        clauses: Vec::new(),
+                    },
+                ),
+                filter: f.filter.clone(),
+                null_treatment: None,
+                over: f.over.clone(),
+                within_group: Vec::new(),
+            };
+            if window {
+                count.over = f.over.clone();
+            }
+            let agg = std::mem::replace(expr, Expr::value(Value::Null));
+            let agg = if name == "json_object_agg" {
+                call(
+                    "pg_json",
+                    vec![
+                        Expr::value(Value::SingleQuotedString("object_agg_layout".into())),
+                        agg,
+                    ],
+                )
+            } else if name == "json_agg" {
+                call(
+                    "pg_json_layout",
+                    vec![agg, Expr::value(Value::SingleQuotedString(String::new()))],
+                )
+            } else {
+                agg
+            };
+            *expr = Expr::Case {
+                case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                operand: None,
+                conditions: vec![sqlparser::ast::CaseWhen {
+                    condition: Expr::BinaryOp {
+                        left: Box::new(Expr::Function(count)),
+                        op: BinaryOperator::Eq,
+                        right: Box::new(number(0)),
+                    },
+                    result: Expr::value(Value::Null),
+                }],
+                else_result: Some(Box::new(agg)),
+            };
+        }
         "jsonb_build_object" => rename(f, "json_object"),
         "jsonb_build_array" => rename(f, "json_array"),
         // json (not jsonb) keeps the layout its builder wrote: `{"a" : 1, "b" : 2}`,
@@ -849,13 +934,38 @@ fn rewrite_function(expr: &mut Expr) -> Result<()> {
                 ],
             );
         }
+        // A value as JSON (its argument already made a JSON value by json.rs's
+        // builder_args), jsonb then normalized.
+        "to_json" | "to_jsonb" => {
+            let args: Vec<Expr> = function_args(f).into_iter().cloned().collect();
+            let element = Expr::BinaryOp {
+                left: Box::new(call("json_array", args)),
+                op: BinaryOperator::Arrow,
+                right: Box::new(Expr::value(Value::SingleQuotedString("$[0]".into()))),
+            };
+            *expr = if name == "to_jsonb" {
+                call(
+                    "pg_json",
+                    vec![
+                        Expr::value(Value::SingleQuotedString("jsonb".into())),
+                        element,
+                    ],
+                )
+            } else {
+                element
+            };
+        }
         "cardinality" => rename(f, "json_array_length"),
         // Booleans are 0/1: all true is the minimum, any true the maximum.
         "bool_and" | "every" => rename(f, "min"),
         "bool_or" => rename(f, "max"),
         "array_length" | "array_upper" => {
-            let first = function_args(f).first().map(|e| (*e).clone());
-            *expr = call("json_array_length", first.into_iter().collect());
+            let args: Vec<Expr> = function_args(f).into_iter().cloned().collect();
+            let mut all = vec![Expr::value(Value::SingleQuotedString(
+                "array_dim_length".into(),
+            ))];
+            all.extend(args);
+            *expr = call("pg_json", all);
         }
         "unnest" | "generate_subscripts" => {
             return Err(Error::Unsupported(format!(
