@@ -119,6 +119,15 @@ pub struct CopyPlan {
     pub header: bool,
     /// CSV quote character.
     pub quote: char,
+    /// CSV escape character (the quote character unless ESCAPE says otherwise).
+    pub escape: char,
+    /// CSV FORCE_QUOTE: these columns' non-NULL values are always quoted (`Some(empty)`:
+    /// every column, `FORCE_QUOTE *`).
+    pub force_quote: Option<Vec<String>>,
+    /// CSV FORCE_NOT_NULL: in these columns the NULL string is a value, not NULL.
+    pub force_not_null: Vec<String>,
+    /// CSV FORCE_NULL: in these columns the NULL string is NULL even quoted.
+    pub force_null: Vec<String>,
     /// `COPY (query) TO STDOUT`: the query, translated (the table is then empty).
     pub query: Option<CopyQuery>,
 }
@@ -173,6 +182,23 @@ pub enum Command {
     Show(String),
     /// COPY.
     Copy(CopyPlan),
+    /// Transaction modes: `BEGIN ISOLATION LEVEL …` (`begin`), `SET TRANSACTION …`, or
+    /// `SET SESSION CHARACTERISTICS AS TRANSACTION …` (`session`): settings to apply,
+    /// named as PostgreSQL names them (`transaction_isolation`, `transaction_read_only`).
+    TransactionModes {
+        /// Start a block first.
+        begin: bool,
+        /// The session's defaults, not the current transaction's.
+        session: bool,
+        /// (setting, value) pairs.
+        settings: Vec<(String, String)>,
+    },
+    /// `COMMIT AND CHAIN` / `ROLLBACK AND CHAIN`: end the block and start another with the
+    /// same modes.
+    Chain {
+        /// COMMIT (else ROLLBACK).
+        commit: bool,
+    },
     /// DECLARE, FETCH, MOVE or CLOSE of a session's cursor.
     Cursor(crate::cursor::CursorStatement),
     /// CREATE TABLE … AS / SELECT … INTO, finished by the session (see `create_as`).

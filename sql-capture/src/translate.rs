@@ -48,7 +48,17 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
         Parsed::Statement(s) => s.as_ref(),
     };
     let mut cmd = match stmt {
-        Statement::StartTransaction { .. } => Ok(Command::Begin),
+        Statement::StartTransaction { modes, .. } if modes.is_empty() => Ok(Command::Begin),
+        Statement::StartTransaction { modes, .. } => Ok(Command::TransactionModes {
+            begin: true,
+            session: false,
+            settings: transaction_modes(modes),
+        }),
+        Statement::Commit { chain: true, .. } => Ok(Command::Chain { commit: true }),
+        Statement::Rollback {
+            chain: true,
+            savepoint: None,
+        } => Ok(Command::Chain { commit: false }),
         Statement::Commit { .. } => Ok(Command::Commit),
         Statement::Rollback {
             savepoint: Some(name),
@@ -450,10 +460,48 @@ fn plan_set(set: &Set) -> Result<Command> {
             name: "client_encoding".into(),
             value: SetValue::Value(charset_name.to_string()),
         }),
-        Set::SetTransaction { .. } => Ok(Command::Noop("SET")),
+        Set::SetTransaction {
+            modes,
+            snapshot: None,
+            session,
+        } => Ok(Command::TransactionModes {
+            begin: false,
+            session: *session,
+            settings: transaction_modes(modes),
+        }),
+        Set::SetTransaction { .. } => Err(Error::Unsupported("SET TRANSACTION SNAPSHOT".into())),
         Set::SetSessionParam(_) => Ok(Command::Noop("SET")),
         other => Err(Error::Unsupported(format!("{other}"))),
     }
+}
+
+/// ISOLATION LEVEL and READ ONLY/WRITE as the settings PostgreSQL shows them under.
+fn transaction_modes(modes: &[sqlparser::ast::TransactionMode]) -> Vec<(String, String)> {
+    use sqlparser::ast::{TransactionAccessMode, TransactionIsolationLevel, TransactionMode};
+    modes
+        .iter()
+        .map(|m| match m {
+            TransactionMode::IsolationLevel(l) => (
+                "transaction_isolation".to_string(),
+                match l {
+                    TransactionIsolationLevel::ReadUncommitted => "read uncommitted",
+                    TransactionIsolationLevel::ReadCommitted => "read committed",
+                    TransactionIsolationLevel::RepeatableRead => "repeatable read",
+                    _ => "serializable",
+                }
+                .to_string(),
+            ),
+            TransactionMode::AccessMode(a) => (
+                "transaction_read_only".to_string(),
+                if matches!(a, TransactionAccessMode::ReadOnly) {
+                    "on"
+                } else {
+                    "off"
+                }
+                .to_string(),
+            ),
+        })
+        .collect()
 }
 
 fn set_value_text(e: &Expr) -> String {
@@ -516,8 +564,18 @@ fn plan_copy(
         null: "\\N".into(),
         header: false,
         quote: '"',
+        escape: '"',
+        force_quote: None,
+        force_not_null: Vec::new(),
+        force_null: Vec::new(),
         query,
     };
+    let mut escape = None;
+    let mut csv_only = false;
+    let names = |cols: &[sqlparser::ast::Ident]| -> Vec<String> {
+        cols.iter().map(crate::ast::ident_value).collect()
+    };
+    let all_columns = |cols: &[sqlparser::ast::Ident]| cols.len() == 1 && cols[0].value == "*";
     let mut delimiter = None;
     let mut null = None;
     for o in options {
@@ -533,15 +591,51 @@ fn plan_copy(
             CopyOption::Delimiter(c) => delimiter = Some(*c),
             CopyOption::Null(s) => null = Some(s.clone()),
             CopyOption::Header(h) => plan.header = *h,
-            CopyOption::Quote(c) => plan.quote = *c,
-            CopyOption::Encoding(_) => {}
-            other => return Err(Error::Unsupported(format!("COPY option {other}"))),
+            CopyOption::Quote(c) => {
+                plan.quote = *c;
+                csv_only = true;
+            }
+            CopyOption::Escape(c) => escape = Some(*c),
+            CopyOption::ForceQuote(cols) => {
+                plan.force_quote = Some(if all_columns(cols) {
+                    Vec::new()
+                } else {
+                    names(cols)
+                })
+            }
+            CopyOption::ForceNotNull(cols) => plan.force_not_null = names(cols),
+            CopyOption::ForceNull(cols) => plan.force_null = names(cols),
+            CopyOption::Encoding(e)
+                if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
+            CopyOption::Encoding(e) => {
+                return Err(Error::Unsupported(format!(
+                    "COPY ENCODING '{e}' (only UTF8)"
+                )))
+            }
         }
     }
     for o in legacy {
         use sqlparser::ast::CopyLegacyOption as L;
         match o {
-            L::Csv(_) => plan.format = CopyFormat::Csv,
+            L::Csv(csv) => {
+                use sqlparser::ast::CopyLegacyCsvOption as C;
+                plan.format = CopyFormat::Csv;
+                for c in csv {
+                    match c {
+                        C::Header => plan.header = true,
+                        C::Quote(q) => plan.quote = *q,
+                        C::Escape(e) => escape = Some(*e),
+                        C::ForceQuote(cols) => {
+                            plan.force_quote = Some(if all_columns(cols) {
+                                Vec::new()
+                            } else {
+                                names(cols)
+                            })
+                        }
+                        C::ForceNotNull(cols) => plan.force_not_null = names(cols),
+                    }
+                }
+            }
             L::Delimiter(c) => delimiter = Some(*c),
             L::Null(s) => null = Some(s.clone()),
             L::Header => plan.header = true,
@@ -551,6 +645,16 @@ fn plan_copy(
     if plan.format == CopyFormat::Csv {
         plan.delimiter = ',';
         plan.null = String::new();
+        plan.escape = escape.unwrap_or(plan.quote);
+    } else if escape.is_some()
+        || plan.force_quote.is_some()
+        || !plan.force_not_null.is_empty()
+        || !plan.force_null.is_empty()
+        || csv_only
+    {
+        return Err(Error::Unsupported(
+            "COPY QUOTE, ESCAPE and FORCE options outside CSV mode (as in PostgreSQL)".into(),
+        ));
     }
     if let Some(d) = delimiter {
         plan.delimiter = d;

@@ -159,3 +159,49 @@ fn psql_lists_databases_roles_and_times_queries() {
         "{out}"
     );
 }
+
+/// COPY's CSV options (QUOTE, ESCAPE, FORCE_QUOTE, FORCE_NOT_NULL, FORCE_NULL, the `\.`
+/// end marker) in both directions. Expected output is PostgreSQL 15's for the same script.
+#[test]
+fn copy_csv_options_match_postgres() {
+    const CSV_SCRIPT: &str = r#"
+\set VERBOSITY sqlstate
+create table cy (a text, b text, c int);
+insert into cy values ('Jackson, Sam', E'\\h', 1), ('It is "perfect".', E'\t', 2), ('', null, 3), (E'\\.', 'x''y', null);
+copy cy to stdout with csv quote '''' delimiter '|';
+copy cy to stdout csv;
+copy cy to stdout (format csv, force_quote (a, c));
+copy cy to stdout (format csv, quote '$', escape '!');
+copy cy (a, b, c) from stdin (format csv, force_not_null (a), force_null (b));
+,"",10
+"x",,11
+\.
+select a is null, a, b is null, b, c from cy where c >= 10 order by c;
+copy cy from stdin (format text, quote '"');
+drop table cy;
+"#;
+    const CSV_EXPECTED: &str = "\
+Jackson, Sam|\\h|1
+It is \"perfect\".|\t|2
+''||3
+\\.|'x''y'|
+\"Jackson, Sam\",\\h,1
+\"It is \"\"perfect\"\".\",\t,2
+\"\",,3
+\\.,x'y,
+\"Jackson, Sam\",\\h,\"1\"
+\"It is \"\"perfect\"\".\",\t,\"2\"
+\"\",,\"3\"
+\"\\.\",x'y,
+$Jackson, Sam$,\\h,1
+It is \"perfect\".,\t,2
+$$,,3
+\\.,x'y,
+f||t||10
+f|x|t||11
+ERROR:  0A000
+";
+    let server = Server::start().expect("server starts");
+    let (out, _) = server.psql(CSV_SCRIPT, &["-A", "-t"]).expect("psql runs");
+    assert_eq!(out, CSV_EXPECTED, "server log:\n{}", server.log_text());
+}

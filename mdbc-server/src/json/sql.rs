@@ -91,6 +91,27 @@ fn path_arg(ctx: &Context<'_>, i: usize) -> Result<Option<Vec<String>>, JsonErro
     Ok(text_array(&s)?.into_iter().collect::<Option<Vec<_>>>())
 }
 
+/// A path that may not hold NULL steps (jsonb_set, jsonb_insert, `#-`): PostgreSQL's
+/// 22004 naming the step.
+fn strict_path_arg(ctx: &Context<'_>, i: usize) -> Result<Option<Vec<String>>, JsonError> {
+    let Some(s) = text_arg(ctx, i)? else {
+        return Ok(None);
+    };
+    text_array(&s)?
+        .into_iter()
+        .enumerate()
+        .map(|(n, step)| {
+            step.ok_or_else(|| {
+                JsonError::new(
+                    "22004",
+                    format!("path element at position {} is null", n + 1),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
 fn jsonb_arg(ctx: &Context<'_>, i: usize) -> Result<Option<Jsonb>, JsonError> {
     text_arg(ctx, i)?.map(|t| Jsonb::parse(&t)).transpose()
 }
@@ -249,15 +270,17 @@ fn dispatch(op: &str, ctx: &Context<'_>) -> Out {
             Ok(Value::Text(out.text()))
         }
         "delete_path" => {
-            let (Some(a), Some(path)) = (jsonb_arg(ctx, 1)?, path_arg(ctx, 2)?) else {
+            let (Some(a), Some(path)) = (jsonb_arg(ctx, 1)?, strict_path_arg(ctx, 2)?) else {
                 return Ok(Value::Null);
             };
             Ok(Value::Text(ops::delete_path(&a, &path)?.text()))
         }
         "set" | "insert" => {
-            let (Some(a), Some(path), Some(new)) =
-                (jsonb_arg(ctx, 1)?, path_arg(ctx, 2)?, jsonb_arg(ctx, 3)?)
-            else {
+            let (Some(a), Some(path), Some(new)) = (
+                jsonb_arg(ctx, 1)?,
+                strict_path_arg(ctx, 2)?,
+                jsonb_arg(ctx, 3)?,
+            ) else {
                 return Ok(Value::Null);
             };
             let flag = bool_arg(ctx, 4, op == "set");

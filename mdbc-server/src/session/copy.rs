@@ -34,7 +34,11 @@ pub fn find_line_end(buf: &[u8], plan: &CopyPlan) -> Option<usize> {
 }
 
 /// Splits one line into fields; `None` is SQL NULL.
-pub fn split_fields(line: &[u8], plan: &CopyPlan) -> Result<Vec<Option<String>>, SqlError> {
+pub fn split_fields(
+    line: &[u8],
+    plan: &CopyPlan,
+    columns: &[ColumnInfo],
+) -> Result<Vec<Option<String>>, SqlError> {
     let text = std::str::from_utf8(line)
         .map_err(|_| SqlError::coded("22021", "invalid byte sequence for encoding \"UTF8\""))?;
     match plan.format {
@@ -48,7 +52,7 @@ pub fn split_fields(line: &[u8], plan: &CopyPlan) -> Result<Vec<Option<String>>,
                 }
             })
             .collect::<Result<_, _>>()?),
-        CopyFormat::Csv => split_csv(text, plan),
+        CopyFormat::Csv => split_csv(text, plan, columns),
     }
 }
 
@@ -95,21 +99,34 @@ fn unescape_text(f: &str) -> Result<String, SqlError> {
     Ok(out)
 }
 
-fn split_csv(text: &str, plan: &CopyPlan) -> Result<Vec<Option<String>>, SqlError> {
+fn split_csv(
+    text: &str,
+    plan: &CopyPlan,
+    columns: &[ColumnInfo],
+) -> Result<Vec<Option<String>>, SqlError> {
     let mut fields = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
     let mut was_quoted = false;
     let mut chars = text.chars().peekable();
+    let field = |s: String, q: bool, fields: &mut Vec<Option<String>>| {
+        let name = columns.get(fields.len()).map(|c| c.name.as_str());
+        fields.push(csv_field(s, q, name, plan));
+    };
     while let Some(c) = chars.next() {
         if quoted {
-            if c == plan.quote {
-                if chars.peek() == Some(&plan.quote) {
-                    cur.push(plan.quote);
-                    chars.next();
-                } else {
-                    quoted = false;
+            // Inside quotes the escape character makes the next quote or escape literal
+            // (with the default escape, the quote itself, that is a doubled quote).
+            if c == plan.escape
+                && chars
+                    .peek()
+                    .is_some_and(|&n| n == plan.quote || n == plan.escape)
+            {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
                 }
+            } else if c == plan.quote {
+                quoted = false;
             } else {
                 cur.push(c);
             }
@@ -117,7 +134,7 @@ fn split_csv(text: &str, plan: &CopyPlan) -> Result<Vec<Option<String>>, SqlErro
             quoted = true;
             was_quoted = true;
         } else if c == plan.delimiter {
-            fields.push(csv_field(std::mem::take(&mut cur), was_quoted, plan));
+            field(std::mem::take(&mut cur), was_quoted, &mut fields);
             was_quoted = false;
         } else {
             cur.push(c);
@@ -126,13 +143,17 @@ fn split_csv(text: &str, plan: &CopyPlan) -> Result<Vec<Option<String>>, SqlErro
     if quoted {
         return Err(SqlError::coded("22P04", "unterminated CSV quoted field"));
     }
-    fields.push(csv_field(cur, was_quoted, plan));
+    field(cur, was_quoted, &mut fields);
     Ok(fields)
 }
 
-fn csv_field(s: String, quoted: bool, plan: &CopyPlan) -> Option<String> {
-    // An unquoted field equal to the NULL string is NULL; a quoted one is a value.
-    if !quoted && s == plan.null {
+/// An unquoted field equal to the NULL string is NULL and a quoted one a value, except in
+/// FORCE_NOT_NULL columns (never NULL) and FORCE_NULL ones (NULL quoted or not).
+fn csv_field(s: String, quoted: bool, column: Option<&str>, plan: &CopyPlan) -> Option<String> {
+    let named = |list: &[String]| column.is_some_and(|c| list.iter().any(|n| n == c));
+    let null =
+        s == plan.null && !named(&plan.force_not_null) && (!quoted || named(&plan.force_null));
+    if null {
         None
     } else {
         Some(s)
@@ -143,6 +164,7 @@ fn csv_field(s: String, quoted: bool, plan: &CopyPlan) -> Option<String> {
 pub fn encode_field(
     v: ValueRef<'_>,
     col: &ColumnInfo,
+    sole_column: bool,
     plan: &CopyPlan,
     zone: &DateCtx,
     out: &mut BytesMut,
@@ -175,17 +197,29 @@ pub fn encode_field(
             }
         }
         CopyFormat::Csv => {
-            let needs_quotes = s.is_empty()
+            let forced = plan
+                .force_quote
+                .as_ref()
+                .is_some_and(|cols| cols.is_empty() || cols.iter().any(|c| *c == col.name));
+            // PostgreSQL also quotes `\.` as a row's only field, which a reader would take
+            // for the end of the data.
+            let needs_quotes = forced
                 || s.contains(plan.delimiter)
                 || s.contains(plan.quote)
                 || s.contains('\n')
                 || s.contains('\r')
-                || s == plan.null;
+                || s == plan.null
+                || (sole_column && s == "\\.");
             if needs_quotes {
-                let q = plan.quote.to_string();
-                out.put_slice(q.as_bytes());
-                out.put_slice(s.replace(&q, &format!("{q}{q}")).as_bytes());
-                out.put_slice(q.as_bytes());
+                let mut b = [0u8; 4];
+                out.put_slice(plan.quote.encode_utf8(&mut b).as_bytes());
+                for c in s.chars() {
+                    if c == plan.quote || c == plan.escape {
+                        out.put_slice(plan.escape.encode_utf8(&mut b).as_bytes());
+                    }
+                    out.put_slice(c.encode_utf8(&mut b).as_bytes());
+                }
+                out.put_slice(plan.quote.encode_utf8(&mut b).as_bytes());
             } else {
                 out.put_slice(s.as_bytes());
             }
@@ -347,14 +381,15 @@ impl CopyIn {
         line: &[u8],
     ) -> Result<bool, SqlError> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if self.plan.format == CopyFormat::Text && line == b"\\." {
+        // `\.` alone on a line ends the data, in CSV too (where a quoted `"\."` is data).
+        if line == b"\\." {
             return Ok(true);
         }
         if self.header_pending {
             self.header_pending = false;
             return Ok(false);
         }
-        let fields = split_fields(line, &self.plan)?;
+        let fields = split_fields(line, &self.plan, &self.columns)?;
         if fields.len() < self.columns.len() {
             return Err(SqlError::coded(
                 "22P04",
@@ -444,7 +479,7 @@ pub fn copy_out(
                 line.put_slice(plan.delimiter.to_string().as_bytes());
             }
             let v = row.get_ref(i)?;
-            encode_field(v, c, plan, zone, &mut line);
+            encode_field(v, c, columns.len() == 1, plan, zone, &mut line);
         }
         line.put_u8(b'\n');
         data.push(line.freeze());
@@ -473,6 +508,10 @@ mod tests {
             },
             header: false,
             quote: '"',
+            escape: '"',
+            force_quote: None,
+            force_not_null: Vec::new(),
+            force_null: Vec::new(),
             query: None,
         }
     }
@@ -480,14 +519,14 @@ mod tests {
     #[test]
     fn text_fields() {
         let p = plan(CopyFormat::Text);
-        let f = split_fields(b"1\ta\\tb\t\\N", &p).unwrap();
+        let f = split_fields(b"1\ta\\tb\t\\N", &p, &[]).unwrap();
         assert_eq!(f, vec![Some("1".into()), Some("a\tb".into()), None]);
     }
 
     #[test]
     fn csv_fields_and_lines() {
         let p = plan(CopyFormat::Csv);
-        let f = split_fields(b"1,\"a,\"\"b\"\"\",,\"\"", &p).unwrap();
+        let f = split_fields(b"1,\"a,\"\"b\"\"\",,\"\"", &p, &[]).unwrap();
         assert_eq!(
             f,
             vec![
@@ -498,6 +537,6 @@ mod tests {
             ]
         );
         assert_eq!(find_line_end(b"1,\"x\ny\"\n2", &p), Some(7));
-        assert!(split_fields(b"\"open", &p).is_err());
+        assert!(split_fields(b"\"open", &p, &[]).is_err());
     }
 }

@@ -317,10 +317,41 @@ impl Session {
                 }
                 self.conn.execute_batch("BEGIN")?;
                 self.status = TxStatus::InBlock;
+                self.settings.reset_transaction_modes();
                 if let Some(t) = self.repl.as_mut() {
                     t.begin();
                 }
                 Ok(Outcome::done("BEGIN"))
+            }
+            Command::TransactionModes {
+                begin,
+                session,
+                settings,
+            } => self.transaction_modes(*begin, *session, settings).await,
+            Command::Chain { commit } => {
+                if self.status == TxStatus::Idle {
+                    return Err(SqlError::NoTransaction(if *commit {
+                        "COMMIT AND CHAIN"
+                    } else {
+                        "ROLLBACK AND CHAIN"
+                    }));
+                }
+                // The new block keeps the ended one's modes.
+                let modes: Vec<(String, String)> =
+                    ["transaction_isolation", "transaction_read_only"]
+                        .iter()
+                        .filter_map(|k| self.settings.get(k).map(|v| (k.to_string(), v)))
+                        .collect();
+                let ended = if *commit && self.status == TxStatus::InBlock {
+                    self.commit().await
+                } else {
+                    let _ = self.end_transaction(false).await?;
+                    Ok(Outcome::done("ROLLBACK"))
+                };
+                let begun = Box::pin(self.transaction_modes(true, false, &modes)).await;
+                let outcome = ended?;
+                begun?;
+                Ok(outcome)
             }
             Command::Commit => self.commit().await,
             Command::Rollback => {
@@ -595,6 +626,46 @@ impl Session {
         }
     }
 
+    /// `BEGIN ISOLATION LEVEL …`, `SET TRANSACTION …`, `SET SESSION CHARACTERISTICS AS
+    /// TRANSACTION …`: the modes are kept as settings (shown by SHOW; READ ONLY enforced
+    /// in `run_sql`).
+    async fn transaction_modes(
+        &mut self,
+        begin: bool,
+        session: bool,
+        settings: &[(String, String)],
+    ) -> Result<Outcome> {
+        if begin {
+            Box::pin(self.run(
+                &Command::Begin,
+                &Prepared::parse("BEGIN", Vec::new())?,
+                &Params::none(),
+                &|_| false,
+            ))
+            .await?;
+        } else if !session && self.status == TxStatus::Idle {
+            return Ok(Outcome::Done {
+                tag: "SET".into(),
+                notice: Some((
+                    "25P01",
+                    "SET TRANSACTION can only be used in transaction blocks".into(),
+                )),
+            });
+        }
+        for (key, value) in settings {
+            let key = if session {
+                format!("default_{key}")
+            } else {
+                key.clone()
+            };
+            self.settings.set(&key, &SetValue::Value(value.clone()))?;
+        }
+        if session && self.status == TxStatus::Idle {
+            self.settings.reset_transaction_modes();
+        }
+        Ok(Outcome::done(if begin { "BEGIN" } else { "SET" }))
+    }
+
     /// DECLARE (the query's rows computed now and kept), FETCH/MOVE, CLOSE.
     async fn cursor_command(
         &mut self,
@@ -775,6 +846,7 @@ impl Session {
         }
         self.local_catalog = None;
         self.status = TxStatus::Idle;
+        self.settings.reset_transaction_modes();
         self.release_writer();
         self.cursors
             .transaction_ended(commit && result.is_ok() && !rolled_back);
@@ -812,6 +884,23 @@ impl Session {
         params: &Params<'_>,
         result_binary: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Outcome> {
+        if plan.kind != StmtKind::Read && self.settings.read_only(self.status != TxStatus::Idle) {
+            // PostgreSQL lets a read-only transaction write only its temporary tables (a
+            // write's `writes` leaves them out), and change no schema, temporary or not.
+            if plan.kind == StmtKind::Ddl || plan.temporary.is_some() || !plan.writes.is_empty() {
+                let what = match &plan.tag {
+                    sql_capture::CommandTag::Insert => "INSERT",
+                    sql_capture::CommandTag::Update => "UPDATE",
+                    sql_capture::CommandTag::Delete => "DELETE",
+                    sql_capture::CommandTag::Select => "SELECT",
+                    sql_capture::CommandTag::Fixed(t) => t,
+                };
+                return Err(SqlError::coded(
+                    "25006",
+                    format!("cannot execute {what} in a read-only transaction"),
+                ));
+            }
+        }
         if let Some(effect) = &plan.temporary {
             // Not inside the kept read transaction of autocommit reads: its end would
             // roll the new table back.

@@ -52,6 +52,30 @@ impl Settings {
         self.is("mdbc.strong_after_stale_read", "allow")
     }
 
+    /// Whether the current transaction is read-only (`SET TRANSACTION READ ONLY`, or the
+    /// session's default outside a block).
+    pub fn read_only(&self, in_block: bool) -> bool {
+        let key = if in_block {
+            "transaction_read_only"
+        } else {
+            "default_transaction_read_only"
+        };
+        self.is(key, "on")
+    }
+
+    /// A transaction starts or ends: its modes become the session's defaults again.
+    pub fn reset_transaction_modes(&self) {
+        let mut m = self.lock();
+        for (current, default) in [
+            ("transaction_isolation", "default_transaction_isolation"),
+            ("transaction_read_only", "default_transaction_read_only"),
+        ] {
+            if let Some(v) = m.get(default).cloned() {
+                m.insert(current.to_string(), v);
+            }
+        }
+    }
+
     /// Whether setting `key` is `value` (asked per statement: no copy).
     fn is(&self, key: &str, value: &str) -> bool {
         self.lock().get(key).is_some_and(|v| v == value)
@@ -233,9 +257,36 @@ impl Settings {
                     return Err(bad("only on is supported"));
                 }
             }
+            // mdbc runs every transaction serializably (SQLite has one writer); the level a
+            // client asks for is kept and shown as PostgreSQL shows it (a stronger level
+            // than asked is what the SQL standard allows).
             "transaction_isolation"
             | "transaction isolation level"
-            | "default_transaction_isolation" => {}
+            | "default_transaction_isolation" => {
+                let level = v.to_ascii_lowercase().replace('_', " ");
+                if !matches!(
+                    level.as_str(),
+                    "serializable" | "repeatable read" | "read committed" | "read uncommitted"
+                ) {
+                    return Err(bad(
+                        "serializable, repeatable read, read committed or read uncommitted",
+                    ));
+                }
+                let key = if key == "default_transaction_isolation" {
+                    key
+                } else {
+                    "transaction_isolation".to_string()
+                };
+                self.insert(key, level);
+            }
+            "transaction_read_only" | "default_transaction_read_only" => {
+                let on = match v.to_ascii_lowercase().as_str() {
+                    "on" | "true" | "yes" | "1" => "on",
+                    "off" | "false" | "no" | "0" => "off",
+                    _ => return Err(bad("a Boolean value")),
+                };
+                self.insert(key, on.into());
+            }
             // Settings that change how values are printed: accepted only where mdbc prints
             // that way (taking another value silently would answer differently).
             "bytea_output" if !v.eq_ignore_ascii_case("hex") => {

@@ -23,6 +23,7 @@ pub fn default_settings() -> BTreeMap<String, String> {
         ("client_min_messages", "notice"),
         ("datestyle", "ISO, MDY"),
         ("default_transaction_isolation", "serializable"),
+        ("default_transaction_read_only", "off"),
         ("extra_float_digits", "1"),
         ("integer_datetimes", "on"),
         ("intervalstyle", "postgres"),
