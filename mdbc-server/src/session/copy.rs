@@ -200,7 +200,7 @@ pub fn encode_field(
             let forced = plan
                 .force_quote
                 .as_ref()
-                .is_some_and(|cols| cols.is_empty() || cols.iter().any(|c| *c == col.name));
+                .is_some_and(|cols| cols.is_empty() || cols.contains(&col.name));
             // PostgreSQL also quotes `\.` as a row's only field, which a reader would take
             // for the end of the data.
             let needs_quotes = forced
