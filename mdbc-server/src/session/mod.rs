@@ -87,6 +87,8 @@ pub struct Session {
     queries: QueryCache,
     copy: Option<CopyIn>,
     cursors: Cursors,
+    // The transaction modes in force at each open SAVEPOINT, innermost last.
+    savepoint_modes: Vec<(String, Vec<(String, String)>)>,
     // A warning for the client about the statement that just ran (see `take_warning`).
     warning: Option<(&'static str, String)>,
 }
@@ -140,6 +142,7 @@ impl Session {
             queries: QueryCache::default(),
             copy: None,
             cursors: Cursors::default(),
+            savepoint_modes: Vec::new(),
             warning: None,
         })
     }
@@ -364,9 +367,20 @@ impl Session {
                 let _ = self.end_transaction(false).await?;
                 Ok(Outcome::done("ROLLBACK"))
             }
-            Command::Savepoint(name) => self.savepoint_command("SAVEPOINT", name, "SAVEPOINT"),
-            Command::Release(name) => self.savepoint_command("RELEASE SAVEPOINT", name, "RELEASE"),
+            Command::Savepoint(name) => {
+                let outcome = self.savepoint_command("SAVEPOINT", name, "SAVEPOINT")?;
+                let modes = self.current_modes();
+                self.savepoint_modes
+                    .push((name.to_ascii_lowercase(), modes));
+                Ok(outcome)
+            }
+            Command::Release(name) => {
+                let outcome = self.savepoint_command("RELEASE SAVEPOINT", name, "RELEASE")?;
+                self.restore_modes(name, true);
+                Ok(outcome)
+            }
             Command::RollbackTo(name) => {
+                self.restore_modes(name, false);
                 let outcome = self.savepoint_command("ROLLBACK TO SAVEPOINT", name, "ROLLBACK")?;
                 self.status = TxStatus::InBlock;
                 self.temp.reconcile(&self.conn)?;
@@ -626,6 +640,28 @@ impl Session {
         }
     }
 
+    /// The current transaction's modes (kept at each SAVEPOINT).
+    fn current_modes(&self) -> Vec<(String, String)> {
+        ["transaction_isolation", "transaction_read_only"]
+            .iter()
+            .filter_map(|k| self.settings.get(k).map(|v| (k.to_string(), v)))
+            .collect()
+    }
+
+    /// A subtransaction ends (RELEASE, or ROLLBACK TO, which keeps the savepoint): the
+    /// modes set inside it end with it, as PostgreSQL's do.
+    fn restore_modes(&mut self, name: &str, release: bool) {
+        let name = name.to_ascii_lowercase();
+        let Some(at) = self.savepoint_modes.iter().rposition(|(n, _)| *n == name) else {
+            return;
+        };
+        for (k, v) in self.savepoint_modes[at].1.clone() {
+            self.settings.insert(k, v);
+        }
+        self.savepoint_modes
+            .truncate(if release { at } else { at + 1 });
+    }
+
     /// `BEGIN ISOLATION LEVEL …`, `SET TRANSACTION …`, `SET SESSION CHARACTERISTICS AS
     /// TRANSACTION …`: the modes are kept as settings (shown by SHOW; READ ONLY enforced
     /// in `run_sql`).
@@ -847,6 +883,7 @@ impl Session {
         self.local_catalog = None;
         self.status = TxStatus::Idle;
         self.settings.reset_transaction_modes();
+        self.savepoint_modes.clear();
         self.release_writer();
         self.cursors
             .transaction_ended(commit && result.is_ok() && !rolled_back);
