@@ -117,6 +117,19 @@ fn sqlite_code(e: &rusqlite::Error) -> (String, String) {
             "23503",
             "insert or update on table violates foreign key constraint".into(),
         ),
+        ffi::SQLITE_CONSTRAINT_CHECK
+            if msg
+                .trim_start_matches("CHECK constraint failed: ")
+                .starts_with(sql_capture::NOT_NULL_CHECK) =>
+        {
+            let column = msg
+                .trim_start_matches("CHECK constraint failed: ")
+                .trim_start_matches(sql_capture::NOT_NULL_CHECK);
+            pg(
+                "23502",
+                format!("null value in column \"{column}\" violates not-null constraint"),
+            )
+        }
         ffi::SQLITE_CONSTRAINT_CHECK => pg(
             "23514",
             format!(

@@ -172,6 +172,11 @@ fn column_sql(table: &str, col: &ColumnDef, table_pk: &[String]) -> Result<Colum
     if serial {
         not_null = true;
     }
+    // SQLite lets a PRIMARY KEY column (other than an INTEGER PRIMARY KEY) hold NULL, and a
+    // serial's explicit NULL would otherwise be silently replaced: PostgreSQL refuses both.
+    if not_null && !parts.iter().any(|p| p == "NOT NULL") {
+        parts.push("NOT NULL".into());
+    }
     let sql = format!(
         "{} {}{}{}",
         quote_ident(&name),
@@ -231,6 +236,10 @@ fn constraint_sql(c: &TableConstraint) -> Result<String> {
     let _ = c.visit(&mut StripPublic);
     Ok(c.to_string())
 }
+
+/// The name prefix of the CHECK that stands for a NOT NULL added by a rebuild: the server
+/// reports its failure as PostgreSQL's not-null violation (23502).
+pub const NOT_NULL_CHECK: &str = "__mdbc_not_null_";
 
 fn pk_columns(c: &TableConstraint) -> Option<Vec<String>> {
     match c {
@@ -727,9 +736,19 @@ pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
                         });
                     }
                     changes.extend(constraint_name(&table, constraint));
+                    // A primary key makes its columns NOT NULL; a rebuild can only add table
+                    // constraints, so these are checks the server reports as 23502.
+                    let mut sql = constraint_sql(constraint)?;
+                    for c in pk_columns(constraint).unwrap_or_default() {
+                        sql.push_str(&format!(
+                            ", CONSTRAINT {} CHECK ({} IS NOT NULL)",
+                            quote_ident(&format!("{NOT_NULL_CHECK}{c}")),
+                            quote_ident(&c)
+                        ));
+                    }
                     rebuild = Some(TableRebuild {
                         table: table.clone(),
-                        constraint: constraint_sql(constraint)?,
+                        constraint: sql,
                     });
                 }
                 other => return Err(Error::Unsupported(format!("ALTER TABLE ADD {other}"))),
@@ -768,7 +787,7 @@ mod tests {
         );
         assert_eq!(
             p.sql[0],
-            "CREATE TABLE \"t\" (\"id\" INTEGER PRIMARY KEY DEFAULT (pg_nextval('t_id_seq')), \
+            "CREATE TABLE \"t\" (\"id\" INTEGER PRIMARY KEY DEFAULT (pg_nextval('t_id_seq')) NOT NULL, \
              \"n\" TEXT COLLATE pg_numeric NOT NULL, \
              \"ts\" TEXT COLLATE pg_datetime DEFAULT (pg_now()), \"b\" INTEGER)"
         );
@@ -794,6 +813,12 @@ mod tests {
             "{}",
             p.sql[0]
         );
+        // A text key is NOT NULL in SQLite too (its PRIMARY KEY alone would allow NULL).
+        assert!(
+            p.sql[0].contains("\"k\" TEXT PRIMARY KEY NOT NULL"),
+            "{}",
+            p.sql[0]
+        );
     }
 
     #[test]
@@ -805,7 +830,11 @@ mod tests {
             cat.insert(d.clone());
         }
         let p = ddl("alter table a add primary key (aid)", &cat);
-        assert_eq!(p.rebuild.unwrap().constraint, "PRIMARY KEY (aid)");
+        // SQLite's PRIMARY KEY allows NULL: the key's NOT NULL comes as a named check.
+        assert_eq!(
+            p.rebuild.unwrap().constraint,
+            "PRIMARY KEY (aid), CONSTRAINT \"__mdbc_not_null_aid\" CHECK (\"aid\" IS NOT NULL)"
+        );
         let e = plan(
             &parse("alter table a add primary key (nope)").unwrap()[0],
             &cat,

@@ -36,6 +36,7 @@ mod create_as;
 mod cursor;
 mod datetime;
 mod ddl;
+pub use ddl::NOT_NULL_CHECK;
 mod distinct_on;
 mod error;
 mod infer;
@@ -92,6 +93,8 @@ pub const REQUIRED_FUNCTIONS: &[(&str, i32)] = &[
     ("pg_random", 0),
     ("pg_numeric", -1),
     ("pg_json", -1),
+    ("pg_series_step", 1),
+    ("pg_not_null", 3),
     ("pg_json_layout", 2),
     ("pg_unsupported", 1),
     ("pg_float4", 3),

@@ -303,6 +303,22 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
         let t = infer_expr(inner, scope).and_then(|c| c.ty);
         if let Some(n) = numeric::unary(op, inner, t).or_else(|| datetime::unary(op, inner, t)) {
             *e = n;
+            return;
+        }
+        // `-x` of an integer expression overflows at the type's minimum (22003), where
+        // SQLite would widen. A literal keeps its own sign (`-2147483648` is an int4).
+        let literal = matches!(inner.as_ref(), Expr::Value(_));
+        if let (sqlparser::ast::UnaryOperator::Minus, Some(ty), false) = (op, t, literal) {
+            let name = match ty {
+                PgType::Int2 => Some("pg_int2"),
+                PgType::Int4 => Some("pg_int4"),
+                PgType::Int8 => Some("pg_int8"),
+                _ => None,
+            };
+            if let Some(name) = name {
+                let mut zero = Expr::value(Value::Number("0".into(), false));
+                *e = crate::ast::op_call(name, "-", &mut zero, inner);
+            }
         }
         return;
     }
@@ -556,7 +572,13 @@ fn checked_float_op(
     let numeric = |t: PgType| {
         t.is_integer() || matches!(t, PgType::Numeric | PgType::Float4 | PgType::Float8)
     };
-    let (l, r) = (l?, r?);
+    // A quoted literal beside a float is read as that float type (PostgreSQL's unknown).
+    let float = |t: Option<PgType>| matches!(t, Some(PgType::Float4 | PgType::Float8));
+    let (l, r) = match (l, r) {
+        (Some(l), _) if float(Some(l)) && crate::ast::is_quoted(right) => (l, l),
+        (_, Some(r)) if float(Some(r)) && crate::ast::is_quoted(left) => (r, r),
+        (l, r) => (l?, r?),
+    };
     if !numeric(l)
         || !numeric(r)
         || !matches!(l, PgType::Float4 | PgType::Float8)

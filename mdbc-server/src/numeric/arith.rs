@@ -92,7 +92,10 @@ impl Numeric {
     pub fn rem(&self, other: &Numeric) -> NResult {
         use Numeric::*;
         match (self, other) {
-            (NaN, _) | (_, NaN) | (Inf(_), _) => Ok(NaN),
+            (NaN, _) | (_, NaN) => Ok(NaN),
+            // PostgreSQL 15: an infinite dividend by zero is still a division by zero.
+            (Inf(_), Finite { m, .. }) if m.is_zero() => Err(NumericError::DivisionByZero),
+            (Inf(_), _) => Ok(NaN),
             (Finite { .. }, Inf(_)) => Ok(self.clone()),
             (Finite { m: a, scale: sa }, Finite { m: b, scale: sb }) => {
                 if b.is_zero() {

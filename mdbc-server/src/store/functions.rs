@@ -394,6 +394,28 @@ pub(super) fn register(
         let colon: String = ctx.get(1)?;
         Ok(Some(json_layout(&json, &colon)))
     })?;
+    // A NULL bound for an integer key column (see sql_capture's INSERT rewrite).
+    conn.create_scalar_function("pg_not_null", 3, det, |ctx| {
+        let v: rusqlite::types::Value = ctx.get(0)?;
+        if v == rusqlite::types::Value::Null {
+            let table: String = ctx.get(1)?;
+            let column: String = ctx.get(2)?;
+            return Err(rusqlite::Error::UserFunctionError(
+                format!("[23502] null value in column \"{column}\" of relation \"{table}\" violates not-null constraint").into(),
+            ));
+        }
+        Ok(v)
+    })?;
+    // generate_series's step, refused when zero as PostgreSQL refuses it.
+    conn.create_scalar_function("pg_series_step", 1, det, |ctx| {
+        let step = int_arg(ctx.get_raw(0))?;
+        if step == Some(0) {
+            return Err(rusqlite::Error::UserFunctionError(
+                "[22023] step size cannot equal zero".into(),
+            ));
+        }
+        Ok(step)
+    })?;
     // A construct translation can only refuse when it runs (its name in the argument).
     conn.create_scalar_function("pg_unsupported", 1, det, |ctx| -> rusqlite::Result<i64> {
         let what: String = ctx.get(0)?;

@@ -135,7 +135,8 @@ pub fn coerce_in(v: ValueRef<'_>, ty: PgType, typmod: i32, zone: &DateCtx) -> VR
         ValueRef::Real(f) => match ty {
             PgType::Int2 | PgType::Int4 | PgType::Int8 | PgType::Oid => {
                 let r = f.round_ties_even();
-                if !r.is_finite() || r < i64::MIN as f64 || r > i64::MAX as f64 {
+                // i64::MAX is not a double: 2^63 rounds up to it, and is out of range.
+                if !r.is_finite() || r < i64::MIN as f64 || r >= -(i64::MIN as f64) {
                     return Err(out_of_range(ty, &f.to_string()));
                 }
                 Ok(Value::Integer(check_int_range(

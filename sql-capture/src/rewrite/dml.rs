@@ -113,6 +113,39 @@ fn missing_serials<'a>(columns: &[ObjectName], def: &'a TableDef) -> Vec<&'a Col
         .collect()
 }
 
+/// An integer NOT NULL column that is not serial: if it is the table's integer primary
+/// key, SQLite would replace a NULL by the next key (its rowid rule), where PostgreSQL
+/// raises 23502 — so a NULL is refused before SQLite sees it.
+fn keyed_integer(c: &ColumnInfo) -> bool {
+    c.ty.is_integer() && c.not_null && !c.serial && c.default.is_none()
+}
+
+fn not_null_guard(def: &TableDef, c: &ColumnInfo, e: Expr) -> Expr {
+    call(
+        "pg_not_null",
+        vec![
+            e,
+            Expr::value(Value::SingleQuotedString(def.name.clone())),
+            Expr::value(Value::SingleQuotedString(c.name.clone())),
+        ],
+    )
+}
+
+/// Integer NOT NULL columns an INSERT's column list leaves out (see [`keyed_integer`]).
+fn missing_keys<'a>(columns: &[ObjectName], def: &'a TableDef) -> Vec<&'a ColumnInfo> {
+    def.columns
+        .iter()
+        .filter(|c| keyed_integer(c))
+        .filter(|c| {
+            !columns.iter().any(|n| {
+                n.0.last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|i| ident_value(i) == c.name)
+            })
+        })
+        .collect()
+}
+
 fn nextval(def: &TableDef, c: &ColumnInfo) -> Expr {
     call(
         "pg_nextval",
@@ -160,6 +193,15 @@ pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalo
                         c.name.clone(),
                     )]));
                 }
+                for c in missing_keys(&ins.columns, def) {
+                    for row in values.rows.iter_mut() {
+                        row.content.push(Expr::value(Value::Null));
+                    }
+                    ins.columns.push(ObjectName::from(vec![Ident::with_quote(
+                        '"',
+                        c.name.clone(),
+                    )]));
+                }
             }
             let target = target_columns(&ins.columns, def)?;
             for row in values.rows.iter_mut() {
@@ -171,6 +213,10 @@ pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalo
                 }
                 for (e, col) in row.iter_mut().zip(&target) {
                     wrap_for_column(e, col);
+                    if keyed_integer(col) {
+                        let v = std::mem::replace(e, Expr::value(Value::Null));
+                        *e = not_null_guard(def, col, v);
+                    }
                 }
             }
         }
@@ -184,13 +230,25 @@ pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalo
                         c.name.clone(),
                     )]));
                 }
+                for c in missing_keys(&ins.columns, def) {
+                    sel.projection
+                        .push(SelectItem::UnnamedExpr(Expr::value(Value::Null)));
+                    ins.columns.push(ObjectName::from(vec![Ident::with_quote(
+                        '"',
+                        c.name.clone(),
+                    )]));
+                }
             }
             // INSERT … SELECT: the selected values are written into typed columns too.
             let target = target_columns(&ins.columns, def)?;
             for (item, col) in sel.projection.iter_mut().zip(&target) {
                 match item {
                     SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                        wrap_for_column(e, col)
+                        wrap_for_column(e, col);
+                        if keyed_integer(col) {
+                            let v = std::mem::replace(e, Expr::value(Value::Null));
+                            *e = not_null_guard(def, col, v);
+                        }
                     }
                     _ => break,
                 }

@@ -314,6 +314,14 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
                     "generate_series over numeric, date or timestamp values".into(),
                 ));
             }
+            // A zero step is PostgreSQL's 22023 (SQLite would count in ones).
+            if let Some(sqlparser::ast::FunctionArg::Unnamed(
+                sqlparser::ast::FunctionArgExpr::Expr(step),
+            )) = args.args.get_mut(2)
+            {
+                let s = std::mem::replace(step, Expr::value(Value::Null));
+                *step = call("pg_series_step", vec![s]);
+            }
             let (table_alias, column) = column_of(alias);
             // The client's argument expressions move into the subquery as they are (not
             // printed and re-parsed: `?1` is not PostgreSQL syntax).
