@@ -56,19 +56,39 @@ impl Cluster {
         let names: Vec<String> = (0..n)
             .map(|i| ((b'a' + i as u8) as char).to_string())
             .collect();
-        let ports = (0..n).map(|_| free_port()).collect::<Result<Vec<_>>>()?;
-        let mut sites = Vec::new();
-        for i in 0..started {
-            sites.push(Server::start_with_config(&site_config(
-                &names, &ports, i, SECRET, extra,
-            ))?);
+        // The cluster ports are written into every site's configuration before any site
+        // binds them, so another process (a parallel test) may take one in between: then
+        // the sites started so far stop and the cluster starts again on fresh ports.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let ports = (0..n).map(|_| free_port()).collect::<Result<Vec<_>>>()?;
+            let mut sites = Vec::new();
+            let mut failed = None;
+            for i in 0..started {
+                match Server::start_with_config(&site_config(&names, &ports, i, SECRET, extra)) {
+                    Ok(s) => sites.push(s),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            match failed {
+                None => {
+                    return Ok(Cluster {
+                        sites,
+                        proxies: Vec::new(),
+                        names,
+                        cluster_ports: ports,
+                    })
+                }
+                Some(e) if attempt < 5 && format!("{e:#}").contains("Address already in use") => {
+                    drop(sites);
+                }
+                Some(e) => return Err(e),
+            }
         }
-        Ok(Cluster {
-            sites,
-            proxies: Vec::new(),
-            names,
-            cluster_ports: ports,
-        })
     }
 
     /// Starts the next declared site that is not running yet, with `extra` TOML.
