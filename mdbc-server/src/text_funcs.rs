@@ -187,6 +187,74 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             }))
         })?;
     }
+    // regexp_matches' rows (a JSON array of each match's groups, as regexp_match gives
+    // one: every match with flag g, else the first) and regexp_split_to_array; the table
+    // forms walk these arrays (sql-capture's rewrite).
+    for n in [2, 3] {
+        conn.create_scalar_function("pg_regexp_matches", n, det, move |ctx| {
+            let (Some(s), Some(p)) = (text_arg(ctx, 0)?, text_arg(ctx, 1)?) else {
+                return Ok(None);
+            };
+            let flags = if n == 3 {
+                text_arg(ctx, 2)?.unwrap_or_default()
+            } else {
+                String::new()
+            };
+            let (re, global) = pattern(&p, &flags)?;
+            let groups = |c: regex::Captures<'_>| -> serde_json::Value {
+                let items: Vec<serde_json::Value> = if c.len() > 1 {
+                    (1..c.len())
+                        .map(|i| {
+                            c.get(i).map_or(serde_json::Value::Null, |m| {
+                                serde_json::Value::String(m.as_str().into())
+                            })
+                        })
+                        .collect()
+                } else {
+                    vec![serde_json::Value::String(c[0].to_string())]
+                };
+                serde_json::Value::Array(items)
+            };
+            let rows: Vec<serde_json::Value> = if global {
+                re.captures_iter(&s).map(groups).collect()
+            } else {
+                re.captures(&s).map(groups).into_iter().collect()
+            };
+            Ok(Some(serde_json::Value::Array(rows).to_string()))
+        })?;
+        conn.create_scalar_function("regexp_split_to_array", n, det, move |ctx| {
+            let (Some(s), Some(p)) = (text_arg(ctx, 0)?, text_arg(ctx, 1)?) else {
+                return Ok(None);
+            };
+            let flags = if n == 3 {
+                text_arg(ctx, 2)?.unwrap_or_default()
+            } else {
+                String::new()
+            };
+            if flags.contains('g') {
+                return Err(fail(
+                    "22023",
+                    "regexp_split_to_array() does not support the \"global\" option",
+                ));
+            }
+            let (re, _) = pattern(&p, &flags)?;
+            // PostgreSQL ignores an empty match at the start, at the end, or right after
+            // the previous match.
+            let mut parts = Vec::new();
+            let mut start = 0;
+            for m in re.find_iter(&s) {
+                if m.start() == m.end()
+                    && (m.start() == 0 || m.start() == s.len() || m.start() == start)
+                {
+                    continue;
+                }
+                parts.push(serde_json::Value::String(s[start..m.start()].to_string()));
+                start = m.end();
+            }
+            parts.push(serde_json::Value::String(s[start..].to_string()));
+            Ok(Some(serde_json::Value::Array(parts).to_string()))
+        })?;
+    }
     for n in [2, 3] {
         conn.create_scalar_function("string_to_array", n, det, move |ctx| {
             let Some(s) = text_arg(ctx, 0)? else {

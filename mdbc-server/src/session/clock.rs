@@ -18,6 +18,19 @@ struct Times {
     // Microseconds from 2000-01-01 UTC.
     transaction: i64,
     statement: i64,
+    // The transaction's id, given at its first `txid_current()`.
+    txid: Option<i64>,
+}
+
+/// Transaction ids of this server: increasing, and seeded from the clock so that they keep
+/// increasing across restarts (applications compare them to order changes).
+static NEXT_TXID: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+fn next_txid() -> i64 {
+    use std::sync::atomic::Ordering;
+    let seed = datetime::now().max(1);
+    let _ = NEXT_TXID.compare_exchange(0, seed, Ordering::SeqCst, Ordering::SeqCst);
+    NEXT_TXID.fetch_add(1, Ordering::SeqCst)
 }
 
 /// A session's transaction and statement start times (the transaction's also in the
@@ -33,6 +46,7 @@ impl Clock {
             Arc::new(Mutex::new(Times {
                 transaction: now,
                 statement: now,
+                txid: None,
             })),
             dates,
         )
@@ -49,6 +63,7 @@ impl Clock {
         t.statement = now;
         if new_transaction {
             t.transaction = now;
+            t.txid = None;
             self.1.update(|c| c.now = Some(now));
         }
     }
@@ -72,6 +87,12 @@ impl Clock {
         let c = self.clone();
         conn.create_scalar_function("pg_statement_timestamp", 0, flags, move |_| {
             Ok(datetime::stored_timestamptz(c.times().statement))
+        })?;
+        // txid_current(): the same id for every call inside one transaction.
+        let c = self.clone();
+        conn.create_scalar_function("pg_txid_current", 0, flags, move |_| {
+            let mut t = c.0.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(*t.txid.get_or_insert_with(next_txid))
         })?;
         conn.create_scalar_function("pg_clock_timestamp", 0, flags, |_| Ok(values::now_text()))
     }

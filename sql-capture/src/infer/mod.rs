@@ -135,6 +135,26 @@ fn push_factor<'a>(
             alias,
             args: Some(_),
             ..
+        } if object_name_to_table(name) == "regexp_matches" => {
+            let table = alias
+                .as_ref()
+                .map(|a| ident_value(&a.name))
+                .unwrap_or_else(|| "regexp_matches".into());
+            let column = alias
+                .as_ref()
+                .and_then(|a| a.columns.first().map(|c| ident_value(&c.name)))
+                .unwrap_or_else(|| table.clone());
+            let def = TableDef {
+                name: table.clone(),
+                columns: vec![ColumnInfo::plain(&column, PgType::TextArray)],
+            };
+            out.push((table, Some(Cow::Owned(def))));
+        }
+        TableFactor::Table {
+            name,
+            alias,
+            args: Some(_),
+            ..
         } if crate::json::table_function(&object_name_to_table(name)).is_some() => {
             let fname = object_name_to_table(name);
             let Some(tf) = crate::json::table_function(&fname) else {
@@ -572,7 +592,11 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 }
             }
             match name.as_str() {
-                "count" => of(Int8),
+                "count"
+                | "txid_current"
+                | "pg_current_xact_id"
+                | "txid_current_if_assigned"
+                | "pg_current_xact_id_if_assigned" => of(Int8),
                 // Checked integer arithmetic (typed.rs): the type is in the name.
                 "pg_int2" => of(Int2),
                 "pg_int4" => of(Int4),
@@ -581,7 +605,10 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 "pg_typeof" => of(Text),
                 "pg_similar" => of(Bool),
                 "regexp_replace" | "encode" => of(Text),
-                "regexp_match" | "string_to_array" => of(TextArray),
+                "regexp_match" | "regexp_matches" | "string_to_array" | "regexp_split_to_array" => {
+                    of(TextArray)
+                }
+                "regexp_split_to_table" => of(Text),
                 "decode" => of(Bytea),
                 "pg_float8" => of(Float8),
                 // Exact numeric operations (numeric.rs): the operation names the type.

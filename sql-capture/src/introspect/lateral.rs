@@ -190,7 +190,12 @@ pub(crate) fn set_returning_select_list(q: &mut Query) -> Result<()> {
 /// series item, no aggregation or grouping (PostgreSQL would expand after aggregating),
 /// no other set-returning item beside it. Elsewhere the call stays and is refused.
 fn series_in_select_list(sel: &mut sqlparser::ast::Select) -> Result<()> {
-    let is_call = |e: &Expr| matches!(e, Expr::Function(f) if function_name(f) == "generate_series" && f.over.is_none());
+    let is_call = |e: &Expr| {
+        matches!(e, Expr::Function(f) if matches!(
+            function_name(f).as_str(),
+            "generate_series" | "regexp_matches" | "regexp_split_to_table"
+        ) && f.over.is_none())
+    };
     let calls_in = |item: &SelectItem| {
         let mut n = 0;
         let _ = sqlparser::ast::visit_expressions(item, |e| {
@@ -239,7 +244,10 @@ fn series_in_select_list(sel: &mut sqlparser::ast::Select) -> Result<()> {
     let Some(Expr::Function(f)) = call else {
         return Ok(());
     };
-    let mut template = parse_query("SELECT 1 FROM generate_series(0, 0) AS __gs(__gs)")?;
+    let mut template = parse_query(&format!(
+        "SELECT 1 FROM {}(0, 0) AS __gs(__gs)",
+        function_name(&f)
+    ))?;
     if let SetExpr::Select(t) = template.body.as_mut() {
         if let Some(sqlparser::ast::TableFactor::Table { args, .. }) =
             t.from.first_mut().map(|twj| &mut twj.relation)

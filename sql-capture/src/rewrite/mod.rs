@@ -235,6 +235,38 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
                 // What unnest() becomes (introspect.rs): SQLite's own table function.
                 return Ok(());
             }
+            if matches!(fname.as_str(), "regexp_split_to_table" | "regexp_matches") {
+                // One column: the pieces (text) or each match's groups (text[]), walked
+                // from the array the scalar form builds.
+                let exprs: Vec<Expr> = function_arg_exprs(&args.args);
+                let column = match alias {
+                    Some(a) => a
+                        .columns
+                        .first()
+                        .map(|c| c.name.value.clone())
+                        .unwrap_or_else(|| a.name.value.clone()),
+                    None => fname.clone(),
+                };
+                let builder = if fname == "regexp_matches" {
+                    "pg_regexp_matches"
+                } else {
+                    "regexp_split_to_array"
+                };
+                let placeholders: Vec<String> =
+                    (1..=exprs.len()).map(|i| format!("__arg{i}")).collect();
+                let mut sub = parse_query(&format!(
+                    "SELECT value AS {} FROM json_each({builder}({}))",
+                    quote_ident(&column),
+                    placeholders.join(", ")
+                ))?;
+                crate::introspect::fill_query(&mut sub, &exprs);
+                let table_alias = alias
+                    .as_ref()
+                    .map(|a| a.name.clone())
+                    .unwrap_or_else(|| Ident::new(fname.clone()));
+                *tf = derived(sub, table_alias);
+                return Ok(());
+            }
             if let Some(json) = crate::json::table_function(&fname) {
                 let exprs: Vec<Expr> = function_arg_exprs(&args.args);
                 let [arg] = exprs.as_slice() else {
@@ -846,6 +878,11 @@ fn rewrite_function(expr: &mut Expr) -> Result<()> {
         }
         "statement_timestamp" => *expr = call("pg_statement_timestamp", vec![]),
         "clock_timestamp" => *expr = call("pg_clock_timestamp", vec![]),
+        // One id per transaction (per site: each site numbers its own transactions).
+        "txid_current"
+        | "pg_current_xact_id"
+        | "txid_current_if_assigned"
+        | "pg_current_xact_id_if_assigned" => *expr = call("pg_txid_current", vec![]),
         "current_date" => *expr = call("pg_current_date", vec![]),
         "current_user" | "session_user" | "user" | "current_role" => {
             *expr = call("current_user", vec![])
