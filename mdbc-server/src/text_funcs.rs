@@ -125,6 +125,23 @@ fn replacement(r: &str) -> String {
     out
 }
 
+/// A match as regexp_match gives it: the groups' texts (a group that did not take part is
+/// NULL), or the whole match for a pattern without groups, as a JSON array (mdbc's text[]).
+fn groups(c: &regex::Captures<'_>) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = if c.len() > 1 {
+        (1..c.len())
+            .map(|i| {
+                c.get(i).map_or(serde_json::Value::Null, |m| {
+                    serde_json::Value::String(m.as_str().into())
+                })
+            })
+            .collect()
+    } else {
+        vec![serde_json::Value::String(c[0].to_string())]
+    };
+    serde_json::Value::Array(items)
+}
+
 /// Registers the functions on a connection.
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
@@ -169,22 +186,7 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
                 ));
             }
             let (re, _) = pattern(&p, &flags)?;
-            // The groups' texts (a group that did not take part is NULL), or the whole
-            // match for a pattern without groups; NULL when nothing matches.
-            Ok(re.captures(&s).map(|c| {
-                let items: Vec<serde_json::Value> = if c.len() > 1 {
-                    (1..c.len())
-                        .map(|i| {
-                            c.get(i).map_or(serde_json::Value::Null, |m| {
-                                serde_json::Value::String(m.as_str().into())
-                            })
-                        })
-                        .collect()
-                } else {
-                    vec![serde_json::Value::String(c[0].to_string())]
-                };
-                serde_json::Value::Array(items).to_string()
-            }))
+            Ok(re.captures(&s).map(|c| groups(&c).to_string()))
         })?;
     }
     // regexp_matches' rows (a JSON array of each match's groups, as regexp_match gives
@@ -201,24 +203,10 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
                 String::new()
             };
             let (re, global) = pattern(&p, &flags)?;
-            let groups = |c: regex::Captures<'_>| -> serde_json::Value {
-                let items: Vec<serde_json::Value> = if c.len() > 1 {
-                    (1..c.len())
-                        .map(|i| {
-                            c.get(i).map_or(serde_json::Value::Null, |m| {
-                                serde_json::Value::String(m.as_str().into())
-                            })
-                        })
-                        .collect()
-                } else {
-                    vec![serde_json::Value::String(c[0].to_string())]
-                };
-                serde_json::Value::Array(items)
-            };
             let rows: Vec<serde_json::Value> = if global {
-                re.captures_iter(&s).map(groups).collect()
+                re.captures_iter(&s).map(|c| groups(&c)).collect()
             } else {
-                re.captures(&s).map(groups).into_iter().collect()
+                re.captures(&s).map(|c| groups(&c)).into_iter().collect()
             };
             Ok(Some(serde_json::Value::Array(rows).to_string()))
         })?;

@@ -662,6 +662,12 @@ impl Session {
             .truncate(if release { at } else { at + 1 });
     }
 
+    /// Starts a transaction block as a client's BEGIN does (for statements that need one).
+    async fn begin_block(&mut self) -> Result<Outcome> {
+        let p = Prepared::parse("BEGIN", Vec::new())?;
+        Box::pin(self.run(&Command::Begin, &p, &Params::none(), &|_| false)).await
+    }
+
     /// `BEGIN ISOLATION LEVEL …`, `SET TRANSACTION …`, `SET SESSION CHARACTERISTICS AS
     /// TRANSACTION …`: the modes are kept as settings (shown by SHOW; READ ONLY enforced
     /// in `run_sql`).
@@ -672,13 +678,7 @@ impl Session {
         settings: &[(String, String)],
     ) -> Result<Outcome> {
         if begin {
-            Box::pin(self.run(
-                &Command::Begin,
-                &Prepared::parse("BEGIN", Vec::new())?,
-                &Params::none(),
-                &|_| false,
-            ))
-            .await?;
+            self.begin_block().await?;
         } else if !session && self.status == TxStatus::Idle {
             return Ok(Outcome::Done {
                 tag: "SET".into(),
@@ -796,13 +796,7 @@ impl Session {
         let create = c.create_sql(&columns)?;
         let own_block = self.status == TxStatus::Idle;
         if own_block {
-            Box::pin(self.run(
-                &Command::Begin,
-                &Prepared::parse("BEGIN", Vec::new())?,
-                &Params::none(),
-                &|_| false,
-            ))
-            .await?;
+            self.begin_block().await?;
         }
         let filled = self.create_and_fill(&create, c).await;
         if !own_block {

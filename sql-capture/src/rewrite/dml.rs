@@ -100,9 +100,18 @@ fn numeric_valued(e: &Expr) -> bool {
 /// sequence explicitly, as PostgreSQL would: keys are then never reused after a delete,
 /// and the sites of a cluster draw from disjoint stripes.
 fn missing_serials<'a>(columns: &[ObjectName], def: &'a TableDef) -> Vec<&'a ColumnInfo> {
+    missing(columns, def, |c| c.serial)
+}
+
+/// The columns of `def` matching `pick` that `columns` does not name.
+fn missing<'a>(
+    columns: &[ObjectName],
+    def: &'a TableDef,
+    pick: impl Fn(&ColumnInfo) -> bool,
+) -> Vec<&'a ColumnInfo> {
     def.columns
         .iter()
-        .filter(|c| c.serial)
+        .filter(|c| pick(c))
         .filter(|c| {
             !columns.iter().any(|n| {
                 n.0.last()
@@ -133,17 +142,7 @@ fn not_null_guard(def: &TableDef, c: &ColumnInfo, e: Expr) -> Expr {
 
 /// Integer NOT NULL columns an INSERT's column list leaves out (see [`keyed_integer`]).
 fn missing_keys<'a>(columns: &[ObjectName], def: &'a TableDef) -> Vec<&'a ColumnInfo> {
-    def.columns
-        .iter()
-        .filter(|c| keyed_integer(c))
-        .filter(|c| {
-            !columns.iter().any(|n| {
-                n.0.last()
-                    .and_then(|p| p.as_ident())
-                    .is_some_and(|i| ident_value(i) == c.name)
-            })
-        })
-        .collect()
+    missing(columns, def, keyed_integer)
 }
 
 fn nextval(def: &TableDef, c: &ColumnInfo) -> Expr {
