@@ -43,6 +43,7 @@ mod infer;
 mod introspect;
 mod json;
 pub mod literals;
+mod modifying_with;
 mod naming;
 mod numeric;
 mod plan;
@@ -59,7 +60,8 @@ pub use error::{Error, Result};
 pub use literals::{LiteralValue, Literals, Shape};
 pub use plan::{
     CatalogChange, Command, CommandTag, CopyFormat, CopyPlan, CopyQuery, CreateTableAs,
-    ExplainPlan, ResultColumn, SetValue, SqlPlan, StmtKind, TableRebuild, TempEffect,
+    ExplainPlan, ModifyingWith, ResultColumn, SetValue, SqlPlan, StmtKind, TableRebuild,
+    TempEffect, WithStep,
 };
 pub use split::{parse, Parsed};
 pub use translate::{plan, plan_shape};

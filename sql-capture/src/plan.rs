@@ -203,6 +203,9 @@ pub enum Command {
     Cursor(crate::cursor::CursorStatement),
     /// CREATE TABLE … AS / SELECT … INTO, finished by the session (see `create_as`).
     CreateTableAs(Box<CreateTableAs>),
+    /// A statement with a data-modifying WITH (or WITH before INSERT/UPDATE/DELETE), run
+    /// by the session as steps (see `modifying_with`).
+    ModifyingWith(Box<ModifyingWith>),
     /// Accepted without effect, answered with this tag.
     Noop(&'static str),
 }
@@ -297,6 +300,33 @@ impl ResultColumn {
             typmod,
         }
     }
+}
+
+/// The steps of a statement with a data-modifying WITH: each CTE into a temporary table,
+/// in order, then the main statement reading them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModifyingWith {
+    /// One per CTE, in the order written.
+    pub steps: Vec<WithStep>,
+    /// The main statement (PostgreSQL's syntax), CTE names replaced by the steps' tables.
+    pub main: String,
+    /// Whether the main statement returns rows (a query, or RETURNING).
+    pub returns_rows: bool,
+}
+
+/// One CTE of a [`ModifyingWith`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WithStep {
+    /// The temporary table that holds its rows.
+    pub temp: String,
+    /// Column names the CTE gives (`WITH d (a, b) AS (DELETE … RETURNING x, y)`).
+    pub column_names: Vec<String>,
+    /// The query or the INSERT/UPDATE/DELETE (PostgreSQL's syntax).
+    pub sql: String,
+    /// An INSERT, UPDATE or DELETE (else a query, kept with CREATE TEMP TABLE … AS).
+    pub modifies: bool,
+    /// Whether it returns rows (a data change without RETURNING has no table).
+    pub returning: bool,
 }
 
 /// What the session needs to run a `CREATE TABLE … AS`.

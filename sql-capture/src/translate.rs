@@ -1,8 +1,7 @@
 //! Classifying a parsed statement and planning how SQLite runs it.
 
 use sqlparser::ast::{
-    CopyOption, CopySource, CopyTarget, Expr, FromTable, Query, Set, SetExpr, Statement,
-    TableFactor, Value,
+    CopyOption, CopySource, CopyTarget, Expr, FromTable, Set, Statement, TableFactor, Value,
 };
 
 use crate::ast::{object_name_to_table, quote_ident};
@@ -132,10 +131,8 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
         Statement::Query(q) => {
             // `WITH … INSERT/UPDATE/DELETE` (and data-modifying statements anywhere in a
             // query): planned as a query they would return nothing and change nothing.
-            if has_data_modifying(q) {
-                return Err(Error::Unsupported(
-                    "INSERT, UPDATE or DELETE inside WITH or a query".into(),
-                ));
+            if crate::modifying_with::has_data_modifying(q) {
+                return crate::modifying_with::plan(q);
             }
             if let Some(cmd) = crate::create_as::from_select_into(q, catalog)? {
                 return Ok(cmd);
@@ -257,9 +254,6 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
             let mut del = del.clone();
             typed::date_arithmetic_in(&mut del, stmt, catalog);
             typed::order_nulls_in(&mut del);
-            if del.using.is_some() {
-                return Err(Error::Unsupported("DELETE … USING".into()));
-            }
             dml::rewrite_delete(&mut del, catalog)?;
             // SQLite empties a table at once for a DELETE without WHERE, bypassing the
             // session extension's per-row record (sqlite3DeleteFrom's truncate
@@ -385,23 +379,6 @@ fn sql_plan(
         literals: 0,
         temporary: None,
     }))
-}
-
-fn has_data_modifying(q: &Query) -> bool {
-    fn set_expr(s: &SetExpr) -> bool {
-        match s {
-            SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_) => {
-                true
-            }
-            SetExpr::Query(q) => has_data_modifying(q),
-            SetExpr::SetOperation { left, right, .. } => set_expr(left) || set_expr(right),
-            _ => false,
-        }
-    }
-    set_expr(&q.body)
-        || q.with
-            .as_ref()
-            .is_some_and(|w| w.cte_tables.iter().any(|c| has_data_modifying(&c.query)))
 }
 
 /// The tables (of the catalog) a query names, sorted and without repeats.

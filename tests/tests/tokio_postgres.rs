@@ -595,3 +595,77 @@ async fn settings_and_functions_clients_call_on_connect() {
     assert!(started.elapsed() < Duration::from_secs(25));
     canceller.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_modifying_with_through_the_extended_protocol() {
+    let server = Server::start().unwrap();
+    let client = connect(&server).await;
+    client
+        .batch_execute(
+            "CREATE TABLE jobs (id int PRIMARY KEY, state text);
+             CREATE TABLE done (id int, state text);
+             INSERT INTO jobs SELECT i, 'new' FROM generate_series(1, 5) i;",
+        )
+        .await
+        .unwrap();
+    // Moving rows in one statement, with a binary int4 parameter typed from the step.
+    let moved = client
+        .execute(
+            "WITH d AS (DELETE FROM jobs WHERE id <= $1 RETURNING *) \
+             INSERT INTO done SELECT id, 'moved' FROM d",
+            &[&3i32],
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved, 3);
+    let left: i64 = client
+        .query_one("SELECT count(*) FROM jobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 2);
+    let done: Vec<i32> = client
+        .query("SELECT id FROM done ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(done, vec![1, 2, 3]);
+    // Rows back from such a statement need their columns at Describe, before any step
+    // has run: refused clearly there, answered through the simple protocol.
+    let err = client
+        .query(
+            "WITH d AS (DELETE FROM jobs WHERE id = $1 RETURNING id) SELECT id FROM d",
+            &[&4i32],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("0A000"), "{err:?}");
+    let rows = client
+        .simple_query("WITH d AS (DELETE FROM jobs WHERE id = 4 RETURNING id) SELECT id FROM d")
+        .await
+        .unwrap();
+    let ids: Vec<&str> = rows
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, vec!["4"]);
+    // The refused Describe changed nothing; the temporary tables of each run are gone.
+    let left: i64 = client
+        .query_one("SELECT count(*) FROM jobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 1);
+    for temp in ["_mdbc_with_1", "_mdbc_with_2"] {
+        let err = client
+            .simple_query(&format!("SELECT * FROM {temp}"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code().map(|c| c.code()), Some("42P01"), "{err:?}");
+    }
+}

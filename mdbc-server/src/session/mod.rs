@@ -91,6 +91,9 @@ pub struct Session {
     savepoint_modes: Vec<(String, Vec<(String, String)>)>,
     // A warning for the client about the statement that just ran (see `take_warning`).
     warning: Option<(&'static str, String)>,
+    // When set, the rows the next statement returns are also kept here as SQLite stores
+    // them (a data-modifying WITH step's RETURNING rows, see `modifying_with`).
+    raw_rows: Option<Vec<Vec<rusqlite::types::Value>>>,
 }
 
 impl Drop for Session {
@@ -144,6 +147,7 @@ impl Session {
             cursors: Cursors::default(),
             savepoint_modes: Vec::new(),
             warning: None,
+            raw_rows: None,
         })
     }
 
@@ -202,6 +206,7 @@ impl Session {
         let cmd = self.plan(p)?;
         let inferred: Vec<Option<PgType>> = match cmd.as_deref() {
             Some(Command::Sql(plan)) => plan.param_types.clone(),
+            Some(Command::ModifyingWith(w)) => self.with_param_types(w),
             _ => Vec::new(),
         };
         let n = inferred.len().max(p.client_types.len());
@@ -214,6 +219,34 @@ impl Session {
                     .unwrap_or(PgType::Text)
             })
             .collect())
+    }
+
+    /// A data-modifying WITH's parameter types, from the steps that can be planned before
+    /// any has run (those that read no other step's table).
+    fn with_param_types(&self, w: &sql_capture::ModifyingWith) -> Vec<Option<PgType>> {
+        let catalog = self.catalog();
+        let mut types: Vec<Option<PgType>> = Vec::new();
+        let sqls = w
+            .steps
+            .iter()
+            .map(|s| &s.sql)
+            .chain(std::iter::once(&w.main));
+        for sql in sqls {
+            let Ok(Some(parsed)) = sql_capture::parse(sql).map(|mut v| v.pop()) else {
+                continue;
+            };
+            if let Ok(Command::Sql(plan)) = sql_capture::plan(&parsed, &catalog) {
+                for (i, t) in plan.param_types.iter().enumerate() {
+                    if types.len() <= i {
+                        types.resize(i + 1, None);
+                    }
+                    if types[i].is_none() {
+                        types[i] = *t;
+                    }
+                }
+            }
+        }
+        types
     }
 
     /// Result columns for Describe (`None`: the statement returns no rows).
@@ -235,6 +268,14 @@ impl Session {
                     Ok(result_columns(&stmt, plan, &catalog))
                 })?;
                 Ok(Some(cols))
+            }
+            // Its result columns exist only once its steps have run.
+            Command::ModifyingWith(w) if w.returns_rows => {
+                Err(SqlError::Capture(sql_capture::Error::Unsupported(
+                    "Describe of a statement with a data-modifying WITH that returns rows \
+                     (send it with the simple query protocol)"
+                        .into(),
+                )))
             }
             Command::Show(name) if name == "all" => Ok(Some(Arc::new(show_all_columns()))),
             Command::Explain(e) => Ok(Some(Arc::new(vec![explain_column(e.json)]))),
@@ -411,6 +452,7 @@ impl Session {
             }
             Command::Copy(plan) => self.start_copy(plan).await,
             Command::CreateTableAs(c) => self.create_table_as(c).await,
+            Command::ModifyingWith(w) => self.modifying_with(w, p, params, result_binary).await,
             Command::Cursor(c) => self.cursor_command(c, result_binary).await,
             Command::Explain(e) => self.explain(e, result_binary),
             Command::Sql(plan) => self.run_sql(plan, p, params, result_binary).await,
@@ -845,6 +887,137 @@ impl Session {
         }))
     }
 
+    /// A statement with a data-modifying WITH, as steps in one transaction (a block of its
+    /// own when the client has none): each CTE into a temporary table, then the main
+    /// statement reading them; the tables are dropped at the end (see
+    /// sql_capture's `modifying_with` for what is refused and why).
+    async fn modifying_with(
+        &mut self,
+        w: &sql_capture::ModifyingWith,
+        p: &Prepared,
+        params: &Params<'_>,
+        result_binary: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Outcome> {
+        let own_block = self.status == TxStatus::Idle;
+        if own_block {
+            self.begin_block().await?;
+        }
+        let mut created = Vec::new();
+        let mut ran = self
+            .with_steps(w, p, params, result_binary, &mut created)
+            .await;
+        self.raw_rows = None;
+        if ran.is_ok() {
+            for temp in &created {
+                let drop = format!("DROP TABLE {}", quote_ident(temp));
+                if let Err(e) = self.run_internal(&drop, &[], &Params::none()).await {
+                    ran = Err(e);
+                    break;
+                }
+            }
+        }
+        if !own_block {
+            return ran;
+        }
+        match ran {
+            Ok(outcome) => {
+                Box::pin(self.commit()).await?;
+                Ok(outcome)
+            }
+            Err(e) => {
+                let _ = Box::pin(self.end_transaction(false)).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn with_steps(
+        &mut self,
+        w: &sql_capture::ModifyingWith,
+        p: &Prepared,
+        params: &Params<'_>,
+        result_binary: &(dyn Fn(usize) -> bool + Sync),
+        created: &mut Vec<String>,
+    ) -> Result<Outcome> {
+        // The client's parameter values, for whichever steps use them.
+        let values = Params {
+            values: params.values,
+            binary: params.binary,
+            literals: &[],
+            pinned: None,
+        };
+        for step in &w.steps {
+            if !step.modifies {
+                let c = sql_capture::CreateTableAs {
+                    table: step.temp.clone(),
+                    temporary: true,
+                    column_names: Vec::new(),
+                    query: step.sql.clone(),
+                    with_data: true,
+                };
+                Box::pin(self.create_table_as(&c)).await?;
+                created.push(step.temp.clone());
+                continue;
+            }
+            if !step.returning {
+                self.run_internal(&step.sql, &p.client_types, &values)
+                    .await?;
+                continue;
+            }
+            self.raw_rows = Some(Vec::new());
+            let outcome = self.run_internal(&step.sql, &p.client_types, &values).await;
+            let rows = self.raw_rows.take().unwrap_or_default();
+            let Outcome::Rows { columns, .. } = outcome? else {
+                return Err(SqlError::Capture(sql_capture::Error::Unsupported(
+                    "a data-modifying WITH query of this kind".into(),
+                )));
+            };
+            let table = sql_capture::CreateTableAs {
+                table: step.temp.clone(),
+                temporary: true,
+                column_names: step.column_names.clone(),
+                query: String::new(),
+                with_data: false,
+            };
+            let columns: Vec<_> = columns
+                .iter()
+                .map(|c| (c.name.clone(), c.ty, c.typmod))
+                .collect();
+            let create = table.create_sql(&columns)?;
+            self.run_internal(&create, &[], &Params::none()).await?;
+            created.push(step.temp.clone());
+            if !columns.is_empty() {
+                let marks = vec!["?"; columns.len()].join(", ");
+                let mut insert = self.conn.prepare(&format!(
+                    "INSERT INTO temp.{} VALUES ({marks})",
+                    quote_ident(&step.temp)
+                ))?;
+                for row in &rows {
+                    insert.execute(rusqlite::params_from_iter(row.iter()))?;
+                }
+            }
+        }
+        let main = Prepared::parse(&w.main, p.client_types.clone())?;
+        let Some(cmd) = self.plan(&main)? else {
+            return Ok(Outcome::done(""));
+        };
+        Box::pin(self.run(&cmd, &main, &values, result_binary)).await
+    }
+
+    /// Plans and runs one statement of the session's own making, as if the client sent it.
+    async fn run_internal(
+        &mut self,
+        sql: &str,
+        client_types: &[u32],
+        params: &Params<'_>,
+    ) -> Result<Outcome> {
+        let p = Prepared::parse(sql, client_types.to_vec())?;
+        let Some(cmd) = self.plan(&p)? else {
+            return Ok(Outcome::done(""));
+        };
+        Box::pin(self.run(&cmd, &p, params, &|_| false)).await
+    }
+
     /// Ends the current block: COMMIT (publishing its DDL) or ROLLBACK. A failed COMMIT
     /// rolls back and reports why. Returns what to wait for before acknowledging.
     async fn end_transaction(&mut self, commit: bool) -> Result<Committed> {
@@ -1119,6 +1292,12 @@ impl Session {
                     enc.push(row.get_ref(i)?, col, binary[i], &zone)?;
                 }
                 rows_out.push(enc.finish());
+                if let Some(raw) = self.raw_rows.as_mut() {
+                    let values = (0..columns.len())
+                        .map(|i| row.get::<_, rusqlite::types::Value>(i))
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                    raw.push(values);
+                }
             }
             let n = rows_out.len();
             Ok(Outcome::Rows {

@@ -328,12 +328,11 @@ fn drop_default_columns(
     if !any {
         return Ok(());
     }
-    for row in &values.rows {
-        for (i, e) in row.content.iter().enumerate().take(width) {
+    // A column DEFAULT in some rows only: those rows get the default's expression.
+    for row in values.rows.iter_mut() {
+        for (i, e) in row.content.iter_mut().enumerate().take(width) {
             if is_default(e) && !drop[i] {
-                return Err(Error::Unsupported(
-                    "DEFAULT in some rows of a multi-row VALUES but not others".into(),
-                ));
+                *e = default_value(&def.name, &target[i])?;
             }
         }
     }
@@ -367,8 +366,19 @@ fn drop_default_columns(
     Ok(())
 }
 
+/// `RETURNING t.*` as `RETURNING *`: the changed table is the only one RETURNING may name
+/// here (see refuse_returning_other_tables), and SQLite takes only a bare `*`.
+fn bare_wildcards(items: &mut [SelectItem]) {
+    for item in items.iter_mut() {
+        if let SelectItem::QualifiedWildcard(_, options) = item {
+            *item = SelectItem::Wildcard(options.clone());
+        }
+    }
+}
+
 fn rewrite_returning(items: &mut [SelectItem]) -> Result<()> {
     let names: Vec<Option<String>> = items.iter().map(pg_item_name).collect();
+    bare_wildcards(items);
     for item in items.iter_mut() {
         visit(item)?;
     }
@@ -406,6 +416,118 @@ fn default_value(table: &str, col: &ColumnInfo) -> Result<Expr> {
     }
 }
 
+/// `SET (a, b) = (x, DEFAULT)` as `SET a = x, b = DEFAULT`: the same (every right-hand
+/// side sees the row as it was), and each value then gets its column's type and default.
+/// A row from a subquery (`SET (a, b) = (SELECT …)`) stays as it is.
+fn split_row_assignments(up: &mut Update) {
+    let mut out = Vec::with_capacity(up.assignments.len());
+    for a in up.assignments.drain(..) {
+        match (&a.target, &a.value) {
+            (sqlparser::ast::AssignmentTarget::Tuple(cols), Expr::Tuple(values))
+                if cols.len() == values.len() =>
+            {
+                for (c, v) in cols.iter().zip(values) {
+                    out.push(sqlparser::ast::Assignment {
+                        target: sqlparser::ast::AssignmentTarget::ColumnName(c.clone()),
+                        value: v.clone(),
+                    });
+                }
+            }
+            _ => out.push(a),
+        }
+    }
+    up.assignments = out;
+}
+
+/// SQLite's RETURNING sees only the changed table, where PostgreSQL's also sees the
+/// other tables of `UPDATE … FROM` and `DELETE … USING` (and `RETURNING *` lists their
+/// columns too).
+fn refuse_returning_other_tables(
+    returning: Option<&Vec<SelectItem>>,
+    tables: &[sqlparser::ast::TableWithJoins],
+    what: &str,
+) -> Result<()> {
+    let Some(returning) = returning else {
+        return Ok(());
+    };
+    let mut names = Vec::new();
+    for t in tables {
+        for f in std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)) {
+            match f {
+                TableFactor::Table { alias: Some(a), .. }
+                | TableFactor::Derived { alias: Some(a), .. }
+                | TableFactor::Function { alias: Some(a), .. } => {
+                    names.push(a.name.value.to_lowercase())
+                }
+                TableFactor::Table { name, .. } => names.push(object_name_to_table(name)),
+                _ => {}
+            }
+        }
+    }
+    let other_table = returning.iter().any(|item| match item {
+        SelectItem::Wildcard(_) => true,
+        SelectItem::QualifiedWildcard(k, _) => names.contains(&k.to_string().to_lowercase()),
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+            let mut found = false;
+            let _ = sqlparser::ast::visit_expressions(e, |x| {
+                if let Expr::CompoundIdentifier(parts) = x {
+                    if parts.len() == 2 && names.contains(&parts[0].value.to_lowercase()) {
+                        found = true;
+                    }
+                }
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+            found
+        }
+        _ => true,
+    });
+    if other_table {
+        return Err(Error::Unsupported(format!(
+            "RETURNING columns of {what}'s other tables (or RETURNING * there)"
+        )));
+    }
+    Ok(())
+}
+
+/// `DELETE FROM t USING a, b WHERE c` as `DELETE FROM t WHERE rowid IN (SELECT t.rowid
+/// FROM t, a, b WHERE c)`: SQLite's DELETE has no USING, and the rows it deletes are the
+/// same (a row matching several times is deleted once, as in PostgreSQL).
+fn using_as_subquery(del: &mut Delete) -> Result<()> {
+    let Some(using) = del.using.take() else {
+        return Ok(());
+    };
+    refuse_returning_other_tables(del.returning.as_ref(), &using, "DELETE … USING")?;
+    let tables = match &del.from {
+        sqlparser::ast::FromTable::WithFromKeyword(t)
+        | sqlparser::ast::FromTable::WithoutKeyword(t) => t,
+    };
+    let Some(target) = tables.first().map(|t| &t.relation) else {
+        return Err(Error::Unsupported("DELETE without a table".into()));
+    };
+    let reference = match target {
+        TableFactor::Table { alias: Some(a), .. } => a.name.to_string(),
+        TableFactor::Table { name, .. } => match name.0.last() {
+            Some(part) => part.to_string(),
+            None => return Err(Error::Unsupported("DELETE without a table".into())),
+        },
+        other => return Err(Error::Unsupported(format!("DELETE FROM {other}"))),
+    };
+    let using: Vec<String> = using.iter().map(|t| t.to_string()).collect();
+    let condition = match del.selection.take() {
+        Some(c) => format!(" WHERE {c}"),
+        None => String::new(),
+    };
+    let q = crate::ast::parse_query(&format!(
+        "SELECT 1 WHERE rowid IN (SELECT {reference}.rowid FROM {target}, {}{condition})",
+        using.join(", ")
+    ))?;
+    let SetExpr::Select(sel) = *q.body else {
+        return Err(Error::Unsupported("DELETE … USING of this form".into()));
+    };
+    del.selection = sel.selection;
+    Ok(())
+}
+
 /// Rewrites an UPDATE: values normalised per column type, expressions, RETURNING.
 pub fn rewrite_update(up: &mut Update, def: Option<&TableDef>, _catalog: &Catalog) -> Result<()> {
     let Some(def) = def else {
@@ -414,6 +536,22 @@ pub fn rewrite_update(up: &mut Update, def: Option<&TableDef>, _catalog: &Catalo
             other => other.to_string(),
         }));
     };
+    split_row_assignments(up);
+    let mut assigned = std::collections::HashSet::new();
+    for a in &up.assignments {
+        let names = match &a.target {
+            sqlparser::ast::AssignmentTarget::ColumnName(c) => vec![c],
+            sqlparser::ast::AssignmentTarget::Tuple(cs) => cs.iter().collect(),
+        };
+        for c in names {
+            let name = object_name_to_table(c);
+            if !assigned.insert(name.clone()) {
+                return Err(Error::Syntax(format!(
+                    "multiple assignments to same column \"{name}\""
+                )));
+            }
+        }
+    }
     for a in up.assignments.iter_mut() {
         if let sqlparser::ast::AssignmentTarget::ColumnName(c) = &a.target {
             let name = object_name_to_table(c);
@@ -426,6 +564,13 @@ pub fn rewrite_update(up: &mut Update, def: Option<&TableDef>, _catalog: &Catalo
         visit(&mut a.value)?;
     }
     visit(&mut up.table)?;
+    if let Some(
+        sqlparser::ast::UpdateTableFromKind::BeforeSet(tables)
+        | sqlparser::ast::UpdateTableFromKind::AfterSet(tables),
+    ) = &up.from
+    {
+        refuse_returning_other_tables(up.returning.as_ref(), tables, "UPDATE … FROM")?;
+    }
     if let Some(from) = up.from.as_mut() {
         match from {
             sqlparser::ast::UpdateTableFromKind::BeforeSet(t)
@@ -447,6 +592,10 @@ pub fn rewrite_update(up: &mut Update, def: Option<&TableDef>, _catalog: &Catalo
 
 /// Rewrites a DELETE.
 pub fn rewrite_delete(del: &mut Delete, _catalog: &Catalog) -> Result<()> {
+    using_as_subquery(del)?;
+    if let Some(r) = del.returning.as_mut() {
+        bare_wildcards(r);
+    }
     let names = del
         .returning
         .as_ref()
