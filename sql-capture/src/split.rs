@@ -22,6 +22,9 @@ pub enum Parsed {
     Noop(&'static str),
     /// DECLARE, FETCH, MOVE or CLOSE of a cursor.
     Cursor(crate::cursor::CursorStatement),
+    /// BEGIN / START TRANSACTION / SET TRANSACTION with `[NOT] DEFERRABLE` (true when
+    /// DEFERRABLE), which sqlparser does not know: the statement without it.
+    Deferrable(Box<Statement>, bool),
 }
 
 /// Maintenance statements SQLite has no use for; accepted so scripts written for PostgreSQL
@@ -101,7 +104,20 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
                 } else {
                     chunk
                 };
-                out.push(Parsed::Statement(Box::new(parse_one(chunk)?)));
+                let transaction = matches!(
+                    (first.as_deref(), second.as_deref()),
+                    (Some("begin" | "start"), _) | (Some("set"), Some("transaction" | "session"))
+                );
+                let (chunk, deferrable) = if transaction {
+                    take_deferrable(chunk)
+                } else {
+                    (chunk, None)
+                };
+                let stmt = Box::new(parse_one(chunk)?);
+                out.push(match deferrable {
+                    Some(d) => Parsed::Deferrable(stmt, d),
+                    None => Parsed::Statement(stmt),
+                });
             }
         }
         if at_end {
@@ -109,6 +125,56 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
         }
     }
     Ok(out)
+}
+
+/// A transaction statement's `[NOT] DEFERRABLE` mode, taken out with the comma that
+/// separates it from the other modes. The last one given wins, as in PostgreSQL.
+fn take_deferrable(chunk: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, Option<bool>) {
+    let mut kept: Vec<TokenWithSpan> = Vec::with_capacity(chunk.len());
+    let mut deferrable = None;
+    for t in chunk {
+        if word_of(&t.token).as_deref() != Some("deferrable") {
+            kept.push(t);
+            continue;
+        }
+        // Drop a preceding NOT (and the trivia between).
+        while kept.last().is_some_and(|p| is_trivia(&p.token)) {
+            kept.pop();
+        }
+        let negated = kept
+            .last()
+            .is_some_and(|p| word_of(&p.token).as_deref() == Some("not"));
+        if negated {
+            kept.pop();
+        }
+        deferrable = Some(!negated);
+        while kept.last().is_some_and(|p| is_trivia(&p.token)) {
+            kept.pop();
+        }
+        if kept.last().is_some_and(|p| p.token == Token::Comma) {
+            kept.pop();
+        }
+    }
+    // A mode list that now starts with a comma (DEFERRABLE was first).
+    let first_mode = kept
+        .iter()
+        .position(|t| t.token == Token::Comma)
+        .filter(|&i| {
+            kept[..i]
+                .iter()
+                .rev()
+                .find(|t| !is_trivia(&t.token))
+                .is_some_and(|p| {
+                    matches!(
+                        word_of(&p.token).as_deref(),
+                        Some("transaction" | "work" | "begin" | "characteristics")
+                    )
+                })
+        });
+    if let Some(i) = first_mode {
+        kept.remove(i);
+    }
+    (kept, deferrable)
 }
 
 /// PostgreSQL's COPY options take `on`/`off` as booleans (`freeze on`, which pgbench sends);

@@ -45,6 +45,30 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
         Parsed::Noop(tag) => return Ok(Command::Noop(tag)),
         Parsed::Cursor(c) => return Ok(Command::Cursor(c.clone())),
         Parsed::Statement(s) => s.as_ref(),
+        Parsed::Deferrable(s, deferrable) => {
+            let on = if *deferrable { "on" } else { "off" };
+            let mode = ("transaction_deferrable".to_string(), on.to_string());
+            return match plan_with(&Parsed::Statement(s.clone()), catalog, None)? {
+                Command::Begin => Ok(Command::TransactionModes {
+                    begin: true,
+                    session: false,
+                    settings: vec![mode],
+                }),
+                Command::TransactionModes {
+                    begin,
+                    session,
+                    mut settings,
+                } => {
+                    settings.push(mode);
+                    Ok(Command::TransactionModes {
+                        begin,
+                        session,
+                        settings,
+                    })
+                }
+                other => Ok(other),
+            };
+        }
     };
     let mut cmd = match stmt {
         Statement::StartTransaction { modes, .. } if modes.is_empty() => Ok(Command::Begin),

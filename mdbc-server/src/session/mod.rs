@@ -381,11 +381,7 @@ impl Session {
                     }));
                 }
                 // The new block keeps the ended one's modes.
-                let modes: Vec<(String, String)> =
-                    ["transaction_isolation", "transaction_read_only"]
-                        .iter()
-                        .filter_map(|k| self.settings.get(k).map(|v| (k.to_string(), v)))
-                        .collect();
+                let modes = self.current_modes();
                 let ended = if *commit && self.status == TxStatus::InBlock {
                     self.commit().await
                 } else {
@@ -684,10 +680,14 @@ impl Session {
 
     /// The current transaction's modes (kept at each SAVEPOINT).
     fn current_modes(&self) -> Vec<(String, String)> {
-        ["transaction_isolation", "transaction_read_only"]
-            .iter()
-            .filter_map(|k| self.settings.get(k).map(|v| (k.to_string(), v)))
-            .collect()
+        [
+            "transaction_isolation",
+            "transaction_read_only",
+            "transaction_deferrable",
+        ]
+        .iter()
+        .filter_map(|k| self.settings.get(k).map(|v| (k.to_string(), v)))
+        .collect()
     }
 
     /// A subtransaction ends (RELEASE, or ROLLBACK TO, which keeps the savepoint): the

@@ -69,6 +69,7 @@ impl Settings {
         for (current, default) in [
             ("transaction_isolation", "default_transaction_isolation"),
             ("transaction_read_only", "default_transaction_read_only"),
+            ("transaction_deferrable", "default_transaction_deferrable"),
         ] {
             if let Some(v) = m.get(default).cloned() {
                 m.insert(current.to_string(), v);
@@ -279,7 +280,10 @@ impl Settings {
                 };
                 self.insert(key, level);
             }
-            "transaction_read_only" | "default_transaction_read_only" => {
+            "transaction_read_only"
+            | "default_transaction_read_only"
+            | "transaction_deferrable"
+            | "default_transaction_deferrable" => {
                 let on = match v.to_ascii_lowercase().as_str() {
                     "on" | "true" | "yes" | "1" => "on",
                     "off" | "false" | "no" | "0" => "off",
