@@ -176,6 +176,8 @@ pub enum Command {
         /// New value.
         value: SetValue,
     },
+    /// RESET name (SET name TO DEFAULT, answered `RESET`).
+    Reset(String),
     /// RESET ALL.
     ResetAll,
     /// SHOW name.

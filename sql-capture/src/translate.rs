@@ -94,10 +94,9 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
         // RESET name is SET name TO DEFAULT; RESET ALL every setting.
         Statement::Reset(r) => Ok(match &r.reset {
             sqlparser::ast::Reset::ALL => Command::ResetAll,
-            sqlparser::ast::Reset::ConfigurationParameter(name) => Command::Set {
-                name: name.to_string().to_ascii_lowercase(),
-                value: SetValue::Default,
-            },
+            sqlparser::ast::Reset::ConfigurationParameter(name) => {
+                Command::Reset(name.to_string().to_ascii_lowercase())
+            }
             sqlparser::ast::Reset::SessionAuthorization => Command::Noop("RESET"),
         }),
         Statement::ShowVariable { variable } => {

@@ -576,7 +576,7 @@ async fn settings_and_functions_clients_call_on_connect() {
     assert!(shown.contains(&vec!["search_path".to_string(), String::new()]));
     assert!(shown.contains(&vec!["timezone".to_string(), "<+00>-00".to_string()]));
     let err = client
-        .simple_query("SELECT set_config('bytea_output', 'escape', false)")
+        .simple_query("SELECT set_config('datestyle', 'SQL, DMY', false)")
         .await
         .unwrap_err();
     assert_eq!(err.code().map(|c| c.code()), Some("0A000"), "{err:?}");

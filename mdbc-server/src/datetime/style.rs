@@ -64,6 +64,9 @@ pub struct DateCtx {
     pub order: DateOrder,
     /// `IntervalStyle`.
     pub interval_style: IntervalStyle,
+    /// `bytea_output = escape` (else hex). Not a date setting, but a value's text is
+    /// written with this context, so every output style of the session lives here.
+    pub bytea_escape: bool,
     /// The transaction's start, microseconds from 2000-01-01 UTC (`'now'`); the wall
     /// clock when unset.
     pub now: Option<i64>,

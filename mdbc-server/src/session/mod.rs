@@ -427,6 +427,10 @@ impl Session {
                 }
                 Ok(outcome)
             }
+            Command::Reset(name) => {
+                self.settings.set(name, &SetValue::Default)?;
+                Ok(Outcome::done("RESET"))
+            }
             Command::Set { name, value } => {
                 self.settings.set(name, value)?;
                 Ok(Outcome::done("SET"))

@@ -291,10 +291,14 @@ impl Settings {
                 };
                 self.insert(key, on.into());
             }
-            // Settings that change how values are printed: accepted only where mdbc prints
-            // that way (taking another value silently would answer differently).
-            "bytea_output" if !v.eq_ignore_ascii_case("hex") => {
-                return Err(unsupported(&key, &v, "bytea values are printed in hex"))
+            "bytea_output" => {
+                let escape = match v.to_ascii_lowercase().as_str() {
+                    "hex" => false,
+                    "escape" => true,
+                    _ => return Err(bad("hex or escape")),
+                };
+                self.insert(key, if escape { "escape" } else { "hex" }.into());
+                self.1.update(|c| c.bytea_escape = escape);
             }
             "intervalstyle" => {
                 let style = IntervalStyle::parse(&v).ok_or_else(|| {

@@ -157,6 +157,11 @@ pub fn coerce_in(v: ValueRef<'_>, ty: PgType, typmod: i32, zone: &DateCtx) -> VR
         },
         ValueRef::Blob(b) => match ty {
             PgType::Bytea => Ok(Value::Blob(b.to_vec())),
+            // A cast to a string type writes bytea's output form, as PostgreSQL's I/O
+            // conversion does.
+            PgType::Text | PgType::Varchar | PgType::Bpchar | PgType::Name => {
+                from_text(&text::bytea_text(b, zone.bytea_escape), ty, typmod)
+            }
             _ => match std::str::from_utf8(b) {
                 Ok(s) => from_text(s, ty, typmod),
                 Err(_) => Err(invalid(ty, "<binary>")),

@@ -339,6 +339,29 @@ pub(super) fn format_numeric(v: ValueRef<'_>, typmod: i32) -> Option<String> {
     })
 }
 
+/// A bytea's text: `\\x` and hex digits, or with `bytea_output = escape` the printable
+/// ASCII bytes as they are, a backslash doubled and every other byte as `\\ooo`.
+pub fn bytea_text(b: &[u8], escape: bool) -> String {
+    let mut s = String::with_capacity(2 + 2 * b.len());
+    if !escape {
+        s.push_str("\\x");
+        for byte in b {
+            let _ = write!(s, "{byte:02x}");
+        }
+        return s;
+    }
+    for &byte in b {
+        match byte {
+            b'\\' => s.push_str("\\\\"),
+            0x20..=0x7e => s.push(byte as char),
+            _ => {
+                let _ = write!(s, "\\{byte:03o}");
+            }
+        }
+    }
+    s
+}
+
 /// Appends a value in PostgreSQL's text format (a timestamptz as seen in `zone`).
 pub fn encode_text(v: ValueRef<'_>, ty: PgType, typmod: i32, zone: &DateCtx, out: &mut BytesMut) {
     match (ty, v) {
@@ -377,10 +400,7 @@ pub fn encode_text(v: ValueRef<'_>, ty: PgType, typmod: i32, zone: &DateCtx, out
         (PgType::Float4, ValueRef::Real(f)) => out.put_slice(format_float4(f).as_bytes()),
         (_, ValueRef::Real(f)) => out.put_slice(format_float(f).as_bytes()),
         (PgType::Bytea, ValueRef::Blob(b) | ValueRef::Text(b)) => {
-            out.put_slice(b"\\x");
-            for byte in b {
-                let _ = write!(BytesWriter(out), "{byte:02x}");
-            }
+            out.put_slice(bytea_text(b, zone.bytea_escape).as_bytes())
         }
         // jsonb computed by an expression (`->`, SQLite's json functions) comes out in
         // SQLite's compact form; PostgreSQL prints every jsonb one way.
@@ -481,6 +501,18 @@ mod tests {
 
     fn from_text(input: &str, ty: PgType, typmod: i32) -> VResult<Value> {
         super::from_text(input, ty, typmod, &DateCtx::utc())
+    }
+
+    #[test]
+    fn bytea_text_in_both_output_styles() {
+        // PostgreSQL 15: SET bytea_output = escape; SELECT E'\\xDe00BeEf5c41'::bytea
+        assert_eq!(
+            bytea_text(b"\xde\x00\xbe\xef\\A", true),
+            "\\336\\000\\276\\357\\\\A"
+        );
+        assert_eq!(bytea_text(b"De\x00dB", true), "De\\000dB");
+        assert_eq!(bytea_text(b"\x00\xff", false), "\\x00ff");
+        assert_eq!(bytea_text(b"", false), "\\x");
     }
 
     fn text(v: &Value, ty: PgType, typmod: i32) -> String {

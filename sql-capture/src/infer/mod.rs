@@ -468,6 +468,7 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                     (Some(a), _) if a.element().is_some() => of(a),
                     (_, Some(a)) if a.element().is_some() => of(a),
                     (Some(Jsonb), Some(Jsonb)) => of(Jsonb),
+                    (Some(Bytea), Some(Bytea)) => of(Bytea),
                     (Some(Jsonb), _) if quoted(right) => of(Jsonb),
                     (_, Some(Jsonb)) if quoted(left) => of(Jsonb),
                     _ => of(Text),
