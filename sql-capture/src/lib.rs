@@ -48,6 +48,7 @@ mod naming;
 mod numeric;
 mod plan;
 mod rewrite;
+mod set_operations;
 mod split;
 mod translate;
 mod typed;

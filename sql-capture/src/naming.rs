@@ -174,6 +174,11 @@ pub(crate) fn result_names(body: &SetExpr) -> Option<Vec<String>> {
             .collect(),
         SetExpr::SetOperation { left, .. } => result_names(left),
         SetExpr::Query(q) => result_names(&q.body),
+        SetExpr::Values(v) => Some(
+            (1..=v.rows.first().map_or(0, |r| r.content.len()))
+                .map(|i| format!("column{i}"))
+                .collect(),
+        ),
         _ => None,
     }
 }

@@ -177,6 +177,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 ));
             }
             let names = pg_column_names(&q);
+            crate::set_operations::unify(&mut q, catalog);
             reg_in_select_list(&mut q);
             typed::order_nulls_like_postgres(&mut q, catalog);
             typed::date_arithmetic(&mut q, catalog);

@@ -210,7 +210,14 @@ fn push_factor<'a>(
             let name = ident_value(&a.name);
             let types = query_columns(subquery, catalog);
             let names: Option<Vec<String>> = if a.columns.is_empty() {
-                result_names(&subquery.body)
+                result_names(&subquery.body).or_else(|| match subquery.body.as_ref() {
+                    // `SELECT c.*, true AS x FROM c`: the stars spelled out.
+                    SetExpr::Select(s) => {
+                        let scope = Scope::from_tables(&s.from, catalog);
+                        projection_names(&s.projection, &scope)
+                    }
+                    _ => None,
+                })
             } else {
                 Some(a.columns.iter().map(|c| ident_value(&c.name)).collect())
             };
@@ -285,6 +292,36 @@ pub(crate) fn values_columns(rows: &[&[Expr]]) -> Vec<ResultColumn> {
             ty.map_or_else(ResultColumn::unknown, |t| ResultColumn::of(t, -1))
         })
         .collect()
+}
+
+/// The names of a select list's columns, its stars spelled out from `scope` (`None` when
+/// a star's table is unknown).
+fn projection_names(items: &[SelectItem], scope: &Scope) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            SelectItem::UnnamedExpr(e) => out.push(crate::naming::expr_name(e)),
+            SelectItem::ExprWithAlias { alias, .. } => out.push(ident_value(alias)),
+            SelectItem::ExprWithAliases { .. } => return None,
+            SelectItem::Wildcard(_) => {
+                for (_, def) in &scope.tables {
+                    out.extend(def.as_ref()?.columns.iter().map(|c| c.name.clone()));
+                }
+            }
+            SelectItem::QualifiedWildcard(kind, _) => {
+                let q = kind.to_string();
+                let q = q.trim_end_matches(".*");
+                let q = q.rsplit('.').next().unwrap_or(q).trim_matches('"');
+                let def = scope
+                    .tables
+                    .iter()
+                    .find(|(a, _)| a.eq_ignore_ascii_case(q))
+                    .and_then(|(_, d)| d.as_ref())?;
+                out.extend(def.columns.iter().map(|c| c.name.clone()));
+            }
+        }
+    }
+    Some(out)
 }
 
 fn projection_columns(items: &[SelectItem], scope: &Scope) -> Option<Vec<ResultColumn>> {
