@@ -30,6 +30,9 @@ pub enum Error {
     /// A malformed value or argument (22023).
     #[error("{0}")]
     InvalidParameter(String),
+    /// An operation the operand's type does not have (42804).
+    #[error("{0}")]
+    DatatypeMismatch(String),
 }
 
 impl Error {
@@ -44,6 +47,7 @@ impl Error {
             Error::DuplicateTable(_) => "42P07",
             Error::DuplicateColumn(_) => "42701",
             Error::InvalidParameter(_) => "22023",
+            Error::DatatypeMismatch(_) => "42804",
         }
     }
 }

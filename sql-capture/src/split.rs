@@ -99,10 +99,10 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
                     }
                     continue;
                 }
-                let chunk = if first.as_deref() == Some("copy") {
-                    normalize_copy_booleans(chunk)
-                } else {
-                    chunk
+                let chunk = match first.as_deref() {
+                    Some("copy") => normalize_copy_booleans(chunk),
+                    Some("update") => subscript_assignments(chunk),
+                    _ => chunk,
                 };
                 let transaction = matches!(
                     (first.as_deref(), second.as_deref()),
@@ -125,6 +125,161 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
         }
     }
     Ok(out)
+}
+
+/// The function an `UPDATE … SET col[s1][s2] = v` becomes before parsing (sqlparser takes
+/// no subscript on an assignment's target): `SET col = <this>(col, (v), (s1), (s2))`,
+/// which the UPDATE's rewrite turns into the column type's subscript assignment.
+pub(crate) const SUBSCRIPT_ASSIGN: &str = "__mdbc_subscript_assign";
+
+/// Rewrites the subscripted assignments of an UPDATE's SET list (see [`SUBSCRIPT_ASSIGN`]);
+/// anything it does not recognise is left for the parser to judge.
+fn subscript_assignments(chunk: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    if !chunk.iter().any(|t| t.token == Token::LBracket) {
+        return chunk;
+    }
+    let sig: Vec<usize> = (0..chunk.len())
+        .filter(|&i| !is_trivia(&chunk[i].token))
+        .collect();
+    let tok = |k: usize| &chunk[sig[k]].token;
+    let opens = |t: &Token| matches!(t, Token::LParen | Token::LBracket);
+    let closes = |t: &Token| matches!(t, Token::RParen | Token::RBracket);
+    // The SET keyword at depth 0.
+    let mut depth = 0i32;
+    let mut set = None;
+    for k in 0..sig.len() {
+        let t = tok(k);
+        if opens(t) {
+            depth += 1;
+        } else if closes(t) {
+            depth -= 1;
+        } else if depth == 0 && word_of(t).as_deref() == Some("set") {
+            set = Some(k);
+            break;
+        }
+    }
+    let Some(set) = set else {
+        return chunk;
+    };
+    let mut out: Vec<TokenWithSpan> = chunk[..=sig[set]].to_vec();
+    let mut k = set + 1;
+    let wrap = TokenWithSpan::wrap;
+    while k < sig.len() {
+        // This assignment runs to a comma or WHERE/FROM/RETURNING at depth 0.
+        let mut depth = 0i32;
+        let mut end = sig.len();
+        for m in k..sig.len() {
+            let t = tok(m);
+            if opens(t) {
+                depth += 1;
+            } else if closes(t) {
+                depth -= 1;
+            } else if depth == 0
+                && (t == &Token::Comma
+                    || matches!(word_of(t).as_deref(), Some("where" | "from" | "returning")))
+            {
+                end = m;
+                break;
+            }
+        }
+        let verbatim_end = sig.get(end).copied().unwrap_or(chunk.len());
+        let rewritten = subscripted(&chunk, &sig[k..end]);
+        match rewritten {
+            Some(tokens) => out.extend(tokens),
+            None => out.extend(chunk[sig[k]..verbatim_end].iter().cloned()),
+        }
+        match sig.get(end) {
+            Some(&i) if chunk[i].token == Token::Comma => {
+                out.push(wrap(Token::Comma));
+                k = end + 1;
+            }
+            Some(&i) => {
+                out.push(wrap(Token::Whitespace(Whitespace::Space)));
+                out.extend(chunk[i..].iter().cloned());
+                return out;
+            }
+            None => return out,
+        }
+    }
+    out
+}
+
+/// `col [s1] [s2] = v` (significant tokens) as `col = SUBSCRIPT_ASSIGN(col, (v), (s1),
+/// (s2))`; `None` when the assignment has no subscript or one this does not handle (a
+/// slice).
+fn subscripted(chunk: &[TokenWithSpan], at: &[usize]) -> Option<Vec<TokenWithSpan>> {
+    let wrap = TokenWithSpan::wrap;
+    let col = chunk.get(*at.first()?)?;
+    if !matches!(col.token, Token::Word(_)) {
+        return None;
+    }
+    let mut subs: Vec<Vec<TokenWithSpan>> = Vec::new();
+    let mut m = 1;
+    while at
+        .get(m)
+        .is_some_and(|&i| chunk[i].token == Token::LBracket)
+    {
+        let mut depth = 0i32;
+        let mut body = Vec::new();
+        loop {
+            let t = &chunk[*at.get(m)?];
+            match t.token {
+                Token::LBracket | Token::LParen => {
+                    depth += 1;
+                    if depth > 1 {
+                        body.push(t.clone());
+                    }
+                }
+                Token::RBracket | Token::RParen => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                    body.push(t.clone());
+                }
+                Token::Colon if depth == 1 => return None,
+                _ => body.push(t.clone()),
+            }
+            m += 1;
+        }
+        subs.push(body);
+        m += 1;
+    }
+    if subs.is_empty() || at.get(m).map(|&i| &chunk[i].token) != Some(&Token::Eq) {
+        return None;
+    }
+    let value: Vec<TokenWithSpan> = at[m + 1..].iter().map(|&i| chunk[i].clone()).collect();
+    if value.is_empty() {
+        return None;
+    }
+    let space = || wrap(Token::Whitespace(Whitespace::Space));
+    let mut out = vec![
+        col.clone(),
+        space(),
+        wrap(Token::Eq),
+        space(),
+        wrap(Token::make_word(SUBSCRIPT_ASSIGN, None)),
+        wrap(Token::LParen),
+        col.clone(),
+        wrap(Token::Comma),
+        wrap(Token::LParen),
+    ];
+    for t in value {
+        out.push(t);
+        out.push(space());
+    }
+    out.push(wrap(Token::RParen));
+    for sub in subs {
+        out.push(wrap(Token::Comma));
+        out.push(wrap(Token::LParen));
+        for t in sub {
+            out.push(t);
+            out.push(space());
+        }
+        out.push(wrap(Token::RParen));
+    }
+    out.push(wrap(Token::RParen));
+    Some(out)
 }
 
 /// A transaction statement's `[NOT] DEFERRABLE` mode, taken out with the comma that

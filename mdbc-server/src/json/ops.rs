@@ -189,6 +189,89 @@ pub fn set_path(
     Ok(out)
 }
 
+/// One step of a subscript assignment: the subscript as text, and whether it was written
+/// as an integer (which decides what a missing level is created as).
+pub type Subscript = (String, bool);
+
+/// `UPDATE … SET j['a'][0] = v`: PostgreSQL's subscript assignment. Unlike `jsonb_set`, it
+/// creates every missing level (an array below an integer subscript, an object below a
+/// text one), pads arrays with nulls up to an index past their end, and treats a NULL
+/// target as the empty container its first subscript implies.
+pub fn assign_path(
+    target: Option<Jsonb>,
+    path: &[Subscript],
+    new: Jsonb,
+) -> Result<Jsonb, JsonError> {
+    let Some(first) = path.first() else {
+        return Ok(new);
+    };
+    let target = target.unwrap_or_else(|| empty_for(first));
+    assign(target, path, 0, new)
+}
+
+fn empty_for(step: &Subscript) -> Jsonb {
+    if step.1 {
+        Jsonb::Array(Vec::new())
+    } else {
+        Jsonb::Object(Vec::new())
+    }
+}
+
+fn assign(node: Jsonb, path: &[Subscript], at: usize, new: Jsonb) -> Result<Jsonb, JsonError> {
+    let Some(((key, _), rest)) = path[at..].split_first().map(|(k, _)| (k, &path[at + 1..])) else {
+        return Ok(new);
+    };
+    // What a missing level becomes: the value itself at the end of the path, else the
+    // container the next subscript implies.
+    let missing = || rest.first().map_or(Jsonb::Null, empty_for);
+    match node {
+        Jsonb::Object(members) => {
+            let child = members
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or_else(missing, |(_, v)| v.clone());
+            let child = assign(child, path, at + 1, new)?;
+            let mut members: Vec<(String, Jsonb)> =
+                members.into_iter().filter(|(k, _)| k != key).collect();
+            members.push((key.clone(), child));
+            Ok(Jsonb::object(members))
+        }
+        Jsonb::Array(mut items) => {
+            let i: i64 = key.trim().parse().map_err(|_| {
+                JsonError::new(
+                    "22P02",
+                    format!(
+                        "path element at position {} is not an integer: \"{key}\"",
+                        at + 1
+                    ),
+                )
+            })?;
+            let len = items.len() as i64;
+            let index = if i < 0 { len + i } else { i };
+            if index < 0 {
+                return Err(JsonError::new(
+                    "22023",
+                    format!("path element at position {} is out of range: {i}", at + 1),
+                ));
+            }
+            let index = index as usize;
+            let child = if index < items.len() {
+                std::mem::replace(&mut items[index], Jsonb::Null)
+            } else {
+                items.resize(index + 1, Jsonb::Null);
+                missing()
+            };
+            items[index] = assign(child, path, at + 1, new)?;
+            Ok(Jsonb::Array(items))
+        }
+        _ => Err(JsonError::new(
+            "22023",
+            "cannot replace existing key (the path assumes key is a composite object, but \
+             it is a scalar value)",
+        )),
+    }
+}
+
 /// `jsonb_strip_nulls`: object members whose value is null removed, at every depth.
 pub fn strip_nulls(v: &Jsonb) -> Jsonb {
     match v {

@@ -291,6 +291,23 @@ fn dispatch(op: &str, ctx: &Context<'_>) -> Out {
             };
             Ok(Value::Text(out.text()))
         }
+        // (target, new value, 'i'|'t' per subscript, subscripts…): subscript assignment.
+        "assign" => {
+            let target = jsonb_arg(ctx, 1)?;
+            let new = jsonb_arg(ctx, 2)?.unwrap_or(Jsonb::Null);
+            let kinds = text_arg(ctx, 3)?.unwrap_or_default();
+            let mut path = Vec::new();
+            for (n, kind) in kinds.chars().enumerate() {
+                let Some(step) = text_arg(ctx, 4 + n)? else {
+                    return Err(JsonError::new(
+                        "22004",
+                        "jsonb subscript in assignment must not be null",
+                    ));
+                };
+                path.push((step, kind == 'i'));
+            }
+            Ok(Value::Text(ops::assign_path(target, &path, new)?.text()))
+        }
         "concat" => {
             let (Some(a), Some(b)) = (jsonb_arg(ctx, 1)?, jsonb_arg(ctx, 2)?) else {
                 return Ok(Value::Null);

@@ -416,6 +416,104 @@ fn default_value(table: &str, col: &ColumnInfo) -> Result<Expr> {
     }
 }
 
+/// `SET col[s1][s2] = v` (which parsing turned into a call of
+/// [`crate::split::SUBSCRIPT_ASSIGN`]): for jsonb, PostgreSQL's subscript assignment
+/// (`pg_json('assign', …)`, each subscript marked integer or text by its type). Returns
+/// the translated value, or `None` when the assignment has no subscript.
+fn subscript_assignment(
+    value: &mut Expr,
+    col: &ColumnInfo,
+    def: &TableDef,
+) -> Result<Option<Expr>> {
+    let Expr::Function(f) = value else {
+        return Ok(None);
+    };
+    if function_name(f) != crate::split::SUBSCRIPT_ASSIGN {
+        return Ok(None);
+    }
+    match col.ty {
+        PgType::Jsonb => {}
+        t if t.element().is_some() => {
+            return Err(Error::Unsupported(
+                "assignment to an array element or slice".into(),
+            ))
+        }
+        t => {
+            return Err(Error::DatatypeMismatch(format!(
+                "cannot subscript type {} because it does not support subscripting",
+                t.name()
+            )))
+        }
+    }
+    let mut args = crate::ast::function_args(f).into_iter().cloned();
+    let (Some(mut target), Some(mut new)) = (args.next(), args.next()) else {
+        return Err(Error::Syntax("subscript assignment without a value".into()));
+    };
+    // The column, or an earlier assignment to another subscript of it (see
+    // merge_subscript_assignments).
+    let target = match subscript_assignment(&mut target, col, def)? {
+        Some(inner) => inner,
+        None => {
+            visit(&mut target)?;
+            target
+        }
+    };
+    let scope = infer::Scope {
+        tables: vec![(def.name.clone(), Some(std::borrow::Cow::Borrowed(def)))],
+    };
+    let mut kinds = String::new();
+    let mut subs = Vec::new();
+    for mut s in args {
+        let integer = infer::infer_expr(&s, &scope)
+            .and_then(|c| c.ty)
+            .is_some_and(PgType::is_integer);
+        kinds.push(if integer { 'i' } else { 't' });
+        visit(&mut s)?;
+        subs.push(s);
+    }
+    wrap_for_column(&mut new, col);
+    visit(&mut new)?;
+    let mut call_args = vec![
+        Expr::value(Value::SingleQuotedString("assign".into())),
+        target,
+        new,
+        Expr::value(Value::SingleQuotedString(kinds)),
+    ];
+    call_args.extend(subs);
+    Ok(Some(call("pg_json", call_args)))
+}
+
+/// `SET j['a'] = x, j['b'] = y`: PostgreSQL applies both, in order, to one value; so the
+/// second becomes an assignment on the result of the first.
+fn merge_subscript_assignments(up: &mut Update) {
+    let is_marker = |e: &Expr| matches!(e, Expr::Function(f) if function_name(f) == crate::split::SUBSCRIPT_ASSIGN);
+    let mut out: Vec<sqlparser::ast::Assignment> = Vec::with_capacity(up.assignments.len());
+    for mut a in up.assignments.drain(..) {
+        if let (sqlparser::ast::AssignmentTarget::ColumnName(c), true) =
+            (&a.target, is_marker(&a.value))
+        {
+            let earlier = out.iter().position(|p| {
+                matches!(&p.target, sqlparser::ast::AssignmentTarget::ColumnName(pc)
+                    if object_name_to_table(pc) == object_name_to_table(c))
+                    && is_marker(&p.value)
+            });
+            if let (Some(i), Expr::Function(f)) = (earlier, &mut a.value) {
+                let previous = out.remove(i).value;
+                if let sqlparser::ast::FunctionArguments::List(list) = &mut f.args {
+                    if let Some(sqlparser::ast::FunctionArg::Unnamed(
+                        sqlparser::ast::FunctionArgExpr::Expr(first),
+                    )) = list.args.first_mut()
+                    {
+                        *first = previous;
+                    }
+                }
+            }
+        }
+        out.push(a);
+    }
+    up.assignments = out;
+}
+
 /// `SET (a, b) = (x, DEFAULT)` as `SET a = x, b = DEFAULT`: the same (every right-hand
 /// side sees the row as it was), and each value then gets its column's type and default.
 /// A row from a subquery (`SET (a, b) = (SELECT …)`) stays as it is.
@@ -537,6 +635,7 @@ pub fn rewrite_update(up: &mut Update, def: Option<&TableDef>, _catalog: &Catalo
         }));
     };
     split_row_assignments(up);
+    merge_subscript_assignments(up);
     let mut assigned = std::collections::HashSet::new();
     for a in &up.assignments {
         let names = match &a.target {
@@ -556,6 +655,10 @@ pub fn rewrite_update(up: &mut Update, def: Option<&TableDef>, _catalog: &Catalo
         if let sqlparser::ast::AssignmentTarget::ColumnName(c) = &a.target {
             let name = object_name_to_table(c);
             let col = def.column(&name).ok_or(Error::UndefinedColumn(name))?;
+            if let Some(assigned) = subscript_assignment(&mut a.value, col, def)? {
+                a.value = assigned;
+                continue;
+            }
             if is_default_keyword(&a.value) {
                 a.value = default_value(&def.name, col)?;
             }
