@@ -227,6 +227,14 @@ impl Interval {
                 }
             }
         }
+        // PostgreSQL reads an h:m:s field as a magnitude, so the text of the most
+        // negative interval (one more than i64's maximum) is not valid input.
+        if tokens(input.trim())
+            .iter()
+            .any(|t| t.contains(':') && time_field(t) == Some(i64::MIN as i128))
+        {
+            return Err(DtError::syntax("interval", input));
+        }
         Interval::parse(input)
     }
 
@@ -622,8 +630,10 @@ fn split_number(s: &str) -> Option<(i64, f64)> {
     Some(if neg { (-whole, -frac) } else { (whole, frac) })
 }
 
-/// `[+-]h[:m[:s[.f]]]` as microseconds.
-fn time_field(tok: &str) -> Option<i64> {
+/// `[+-]h[:m[:s[.f]]]` as microseconds: at most i64's range, the most negative value
+/// included (stored text of the most negative interval reads back; client input of it is
+/// refused by `parse_in`, as PostgreSQL refuses it).
+fn time_field(tok: &str) -> Option<i128> {
     let neg = tok.starts_with('-');
     let body = tok.trim_start_matches(['+', '-']);
     let parts: Vec<&str> = body.split(':').collect();
@@ -651,13 +661,9 @@ fn time_field(tok: &str) -> Option<i64> {
     if m > 59 || micros >= 60 * USECS_PER_SEC {
         return None;
     }
-    // The magnitude must fit (as in PostgreSQL, which therefore refuses the text of the
-    // most negative interval, whose magnitude is one more than i64's maximum).
-    let v = h
-        .checked_mul(USECS_PER_HOUR)?
-        .checked_add(m * USECS_PER_MINUTE)?
-        .checked_add(micros)?;
-    Some(if neg { -v } else { v })
+    let v = h as i128 * USECS_PER_HOUR as i128 + (m * USECS_PER_MINUTE) as i128 + micros as i128;
+    let v = if neg { -v } else { v };
+    (v >= i64::MIN as i128 && v <= i64::MAX as i128).then_some(v)
 }
 
 /// Splits interval text into fields: numbers, words, `h:m:s` and `y-m` fields, signs kept.
@@ -732,7 +738,7 @@ fn parse_postgres(t: &str, input: &str) -> DtResult<Interval> {
                 return Err(bad());
             }
             claim(MASK_HOUR | MASK_MINUTE | MASK_SECONDS)?;
-            acc.micros += time_field(tok).ok_or_else(bad)? as i128;
+            acc.micros += time_field(tok).ok_or_else(bad)?;
             next_unit = Some(Unit::Day);
             implicit_day = true;
             continue;
@@ -782,7 +788,7 @@ fn parse_iso(s: &str) -> Option<Interval> {
             acc.days += n(2)? as i128;
         }
         if let Some(t) = time {
-            acc.micros += time_field(t)? as i128;
+            acc.micros += time_field(t)?;
         }
         return acc.finish(false);
     }
