@@ -208,6 +208,34 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             })
         })?;
     }
+    // trim/btrim/ltrim/rtrim of a bytea (translation sends them here by type): the bytes in
+    // the set removed from the chosen ends, a bytea back.
+    conn.create_scalar_function("pg_bytea_trim", 3, det, |ctx| {
+        let side: String = ctx.get(0)?;
+        let bytes = |i: usize| -> Option<Vec<u8>> {
+            match ctx.get_raw(i) {
+                ValueRef::Null => None,
+                ValueRef::Blob(b) | ValueRef::Text(b) => Some(b.to_vec()),
+                ValueRef::Integer(n) => Some(n.to_string().into_bytes()),
+                ValueRef::Real(f) => Some(f.to_string().into_bytes()),
+            }
+        };
+        let (Some(s), Some(set)) = (bytes(1), bytes(2)) else {
+            return Ok(None);
+        };
+        let keep = |b: &u8| !set.contains(b);
+        let start = if side == "trailing" {
+            0
+        } else {
+            s.iter().position(keep).unwrap_or(s.len())
+        };
+        let end = if side == "leading" {
+            s.len()
+        } else {
+            s.iter().rposition(keep).map_or(start, |i| i + 1)
+        };
+        Ok(Some(s[start..end.max(start)].to_vec()))
+    })?;
     for (name, from_left) in [("left", true), ("right", false)] {
         conn.create_scalar_function(name, 2, det, move |ctx| {
             let (Some(s), Some(n)) = (text(ctx, 0)?, int(ctx, 1)?) else {

@@ -298,7 +298,16 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         };
         Ok(Some(match format.to_ascii_lowercase().as_str() {
             "hex" => bytes.iter().map(|b| format!("{b:02x}")).collect(),
-            "base64" => base64::engine::general_purpose::STANDARD.encode(&bytes),
+            // Lines of 76 characters, as PostgreSQL writes them.
+            "base64" => {
+                let flat = base64::engine::general_purpose::STANDARD.encode(&bytes);
+                let lines: Vec<&str> = flat
+                    .as_bytes()
+                    .chunks(76)
+                    .map(|c| std::str::from_utf8(c).unwrap_or_default())
+                    .collect();
+                lines.join("\n")
+            }
             // Zero bytes and bytes with the high bit set as octal escapes, backslashes
             // doubled, everything else as it is.
             "escape" => bytes

@@ -212,10 +212,56 @@ fn date_query(q: &mut Query, catalog: &Catalog) {
     }
 }
 
+/// `trim([both|leading|trailing] chars FROM b)` and `btrim/ltrim/rtrim(b, chars)` of a
+/// bytea: `pg_bytea_trim(side, b, chars)` (SQLite's trim works on characters).
+fn bytea_trim(e: &mut Expr, scope: &Scope) -> Option<Expr> {
+    let is_bytea = |x: &Expr| infer_expr(x, scope).and_then(|c| c.ty) == Some(PgType::Bytea);
+    let side = |s: &str| Expr::value(Value::SingleQuotedString(s.into()));
+    match e {
+        Expr::Trim {
+            expr,
+            trim_where,
+            trim_what: Some(what),
+            trim_characters: None,
+        } if is_bytea(expr) => {
+            let s = match trim_where {
+                Some(sqlparser::ast::TrimWhereField::Leading) => "leading",
+                Some(sqlparser::ast::TrimWhereField::Trailing) => "trailing",
+                _ => "both",
+            };
+            Some(call(
+                "pg_bytea_trim",
+                vec![side(s), (**expr).clone(), (**what).clone()],
+            ))
+        }
+        Expr::Function(f) => {
+            let s = match crate::ast::function_name(f).as_str() {
+                "btrim" => "both",
+                "ltrim" => "leading",
+                "rtrim" => "trailing",
+                _ => return None,
+            };
+            let args = crate::ast::function_args(f);
+            match args.as_slice() {
+                [b, set] if is_bytea(b) => Some(call(
+                    "pg_bytea_trim",
+                    vec![side(s), (*b).clone(), (*set).clone()],
+                )),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// Rewrites that depend on an operand's type: date arithmetic, `boolean::text` (PostgreSQL
 /// prints `true`, SQLite's 1 would print `1`) and `numeric::integer` (PostgreSQL rounds
 /// half away from zero, the coercion of a real rounds half to even).
 fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
+    if let Some(trim) = bytea_trim(e, scope) {
+        *e = trim;
+        return;
+    }
     if let Expr::Cast {
         expr: inner,
         data_type,

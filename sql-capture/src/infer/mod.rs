@@ -614,6 +614,12 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
             _ => None,
         },
         Expr::Position { .. } => of(Int4),
+        Expr::Trim { expr, .. } | Expr::Overlay { expr, .. }
+            if infer_expr(expr, scope).and_then(|c| c.ty) == Some(Bytea) =>
+        {
+            of(Bytea)
+        }
+        Expr::Overlay { .. } => of(Text),
         Expr::Substring { .. } | Expr::Trim { .. } => of(Text),
         Expr::Function(f) => {
             let name = function_name(f);
@@ -707,6 +713,9 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 },
                 "length" | "char_length" | "character_length" | "octet_length" | "strpos"
                 | "position" | "pg_backend_pid" | "instr" => of(Int4),
+                "btrim" | "ltrim" | "rtrim" if arg0().and_then(|c| c.ty) == Some(Bytea) => {
+                    of(Bytea)
+                }
                 "lower" | "upper" | "trim" | "btrim" | "ltrim" | "rtrim" | "substr"
                 | "substring" | "replace" | "concat" | "concat_ws" | "string_agg" | "left"
                 | "right" | "lpad" | "rpad" | "md5" | "repeat" | "reverse" | "initcap"

@@ -523,6 +523,53 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
         } => *escape = Some(backslash()),
         Expr::Function(_) => rewrite_function(expr)?,
         // TRIM([BOTH | LEADING | TRAILING] [chars] FROM s): SQLite's trim(s, chars).
+        // overlay(s placing r from n [for m]): substr(s, 1, n - 1) || r || substr(s, n + m),
+        // m defaulting to r's length (characters of text, bytes of bytea, as SQLite's
+        // substr and length count them).
+        Expr::Overlay {
+            expr: inner,
+            overlay_what,
+            overlay_from,
+            overlay_for,
+        } => {
+            let s = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+            let r = std::mem::replace(overlay_what.as_mut(), Expr::value(Value::Null));
+            let n = std::mem::replace(overlay_from.as_mut(), Expr::value(Value::Null));
+            let m = match overlay_for.take() {
+                Some(m) => *m,
+                None => call("length", vec![r.clone()]),
+            };
+            let one = Expr::value(Value::Number("1".into(), false));
+            let head = call(
+                "substr",
+                vec![
+                    s.clone(),
+                    one.clone(),
+                    Expr::BinaryOp {
+                        left: Box::new(Expr::Nested(Box::new(n.clone()))),
+                        op: BinaryOperator::Minus,
+                        right: Box::new(one),
+                    },
+                ],
+            );
+            let tail = call(
+                "substr",
+                vec![
+                    s,
+                    Expr::BinaryOp {
+                        left: Box::new(Expr::Nested(Box::new(n))),
+                        op: BinaryOperator::Plus,
+                        right: Box::new(Expr::Nested(Box::new(m))),
+                    },
+                ],
+            );
+            let concat = |a: Expr, b: Expr| Expr::BinaryOp {
+                left: Box::new(a),
+                op: BinaryOperator::StringConcat,
+                right: Box::new(b),
+            };
+            *expr = Expr::Nested(Box::new(concat(concat(head, r), tail)));
+        }
         Expr::Trim {
             expr: inner,
             trim_where,
@@ -890,6 +937,20 @@ fn rewrite_function(expr: &mut Expr) -> Result<()> {
         "current_schema" => *expr = call("current_schema", vec![]),
         "current_catalog" => *expr = call("current_database", vec![]),
         "random" => *expr = call("pg_random", vec![]),
+        // encode takes a bytea: an untyped literal is read as bytea input (`'\x12ab'`).
+        "encode" => {
+            if let sqlparser::ast::FunctionArguments::List(list) = &mut f.args {
+                if let Some(sqlparser::ast::FunctionArg::Unnamed(
+                    sqlparser::ast::FunctionArgExpr::Expr(first),
+                )) = list.args.first_mut()
+                {
+                    if crate::ast::is_quoted(first) {
+                        let lit = std::mem::replace(first, Expr::value(Value::Null));
+                        *first = crate::ast::coerce(lit, PgType::Bytea, -1);
+                    }
+                }
+            }
+        }
         "nextval" => {
             let args: Vec<Expr> = function_args(f).into_iter().cloned().collect();
             *expr = call("pg_nextval", args);
