@@ -163,8 +163,18 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
             let mut q = q.clone();
             let for_update = !q.locks.is_empty();
             q.locks.clear();
-            let columns = infer::query_columns(&q, catalog);
-            let params = params_of_statement(stmt, catalog);
+            // Typed with its WITH queries' columns (what is read and written stays the
+            // real tables': `catalog`).
+            let with_view;
+            let typing = match &q.with {
+                Some(w) => {
+                    with_view = infer::with_ctes(catalog, w);
+                    &with_view
+                }
+                None => catalog,
+            };
+            let columns = infer::query_columns(&q, typing);
+            let params = params_of_statement(stmt, typing);
             if let Some(sql) = empty_result(&q, catalog) {
                 return Ok(sql_plan(
                     StmtKind::Read,
@@ -177,11 +187,11 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 ));
             }
             let names = pg_column_names(&q);
-            crate::set_operations::unify(&mut q, catalog);
+            crate::set_operations::unify(&mut q, typing);
             reg_in_select_list(&mut q);
-            typed::order_nulls_like_postgres(&mut q, catalog);
-            typed::date_arithmetic(&mut q, catalog);
-            rewrite::rewrite_query(&mut q, catalog)?;
+            typed::order_nulls_like_postgres(&mut q, typing);
+            typed::date_arithmetic(&mut q, typing);
+            rewrite::rewrite_query(&mut q, typing)?;
             apply_column_names(&mut q, names);
             shape(&mut |l| literals::parameterize(&mut q, l));
             let reads = tables_read(&q, catalog);

@@ -85,6 +85,65 @@ impl<'a> Scope<'a> {
     }
 }
 
+/// A derived table's (or WITH query's) columns as a table definition: names from the alias
+/// list or the select list (stars spelled out), types as inferred; `None` when they cannot
+/// be matched up.
+fn derived_def(
+    name: &str,
+    alias_columns: &[sqlparser::ast::TableAliasColumnDef],
+    subquery: &Query,
+    catalog: &Catalog,
+) -> Option<TableDef> {
+    let types = query_columns(subquery, catalog);
+    let names: Vec<String> = if alias_columns.is_empty() {
+        result_names(&subquery.body).or_else(|| match subquery.body.as_ref() {
+            // `SELECT c.*, true AS x FROM c`: the stars spelled out.
+            SetExpr::Select(s) => {
+                let scope = Scope::from_tables(&s.from, catalog);
+                projection_names(&s.projection, &scope)
+            }
+            _ => None,
+        })?
+    } else {
+        alias_columns.iter().map(|c| ident_value(&c.name)).collect()
+    };
+    if names.len() != types.len() {
+        return None;
+    }
+    Some(TableDef {
+        name: name.to_string(),
+        columns: names
+            .into_iter()
+            .zip(types)
+            .filter_map(|(n, t)| {
+                Some(ColumnInfo {
+                    name: n,
+                    ty: t.ty?,
+                    typmod: t.typmod,
+                    serial: false,
+                    not_null: false,
+                    default: None,
+                })
+            })
+            .collect(),
+    })
+}
+
+/// The catalog a query with WITH is typed against: its WITH queries as tables (each typed
+/// with the ones before it), so their columns keep their types where they are read.
+pub(crate) fn with_ctes(catalog: &Catalog, with: &sqlparser::ast::With) -> Catalog {
+    let mut defs: Vec<std::sync::Arc<TableDef>> = Vec::new();
+    let mut view = catalog.clone();
+    for cte in &with.cte_tables {
+        let name = ident_value(&cte.alias.name);
+        if let Some(def) = derived_def(&name, &cte.alias.columns, &cte.query, &view) {
+            defs.push(std::sync::Arc::new(def));
+            view = catalog.with_temporary(defs.iter(), std::iter::empty(), catalog.version);
+        }
+    }
+    view
+}
+
 fn push_factor<'a>(
     tf: &TableFactor,
     catalog: &'a Catalog,
@@ -208,38 +267,7 @@ fn push_factor<'a>(
             // The subquery's own columns, typed as its projection is (catalog queries nest
             // several levels deep and drivers decode the outer columns by these types).
             let name = ident_value(&a.name);
-            let types = query_columns(subquery, catalog);
-            let names: Option<Vec<String>> = if a.columns.is_empty() {
-                result_names(&subquery.body).or_else(|| match subquery.body.as_ref() {
-                    // `SELECT c.*, true AS x FROM c`: the stars spelled out.
-                    SetExpr::Select(s) => {
-                        let scope = Scope::from_tables(&s.from, catalog);
-                        projection_names(&s.projection, &scope)
-                    }
-                    _ => None,
-                })
-            } else {
-                Some(a.columns.iter().map(|c| ident_value(&c.name)).collect())
-            };
-            let def = names.filter(|n| n.len() == types.len()).map(|names| {
-                Cow::Owned(TableDef {
-                    name: name.clone(),
-                    columns: names
-                        .into_iter()
-                        .zip(types)
-                        .filter_map(|(n, t)| {
-                            Some(ColumnInfo {
-                                name: n,
-                                ty: t.ty?,
-                                typmod: t.typmod,
-                                serial: false,
-                                not_null: false,
-                                default: None,
-                            })
-                        })
-                        .collect(),
-                })
-            });
+            let def = derived_def(&name, &a.columns, subquery, catalog).map(Cow::Owned);
             out.push((name, def));
         }
         _ => {}
