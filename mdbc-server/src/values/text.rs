@@ -50,7 +50,8 @@ pub fn from_text(input: &str, ty: PgType, typmod: i32, zone: &DateCtx) -> VResul
                 e
             }
         })?,
-        PgType::Text | PgType::Name | PgType::Char => Value::Text(input.to_string()),
+        PgType::Text | PgType::Name => Value::Text(input.to_string()),
+        PgType::Char => Value::Text(char_from_text(input)),
         // Arrays are converted by `super::from_text`; never here.
         array_types!() => return Err(invalid(ty, input)),
         PgType::Varchar | PgType::Bpchar => Value::Text(fit_length(input, ty, typmod)?),
@@ -337,6 +338,25 @@ pub(super) fn format_numeric(v: ValueRef<'_>, typmod: i32) -> Option<String> {
         }
         _ => return None,
     })
+}
+
+/// `"char"` keeps one byte: `\\ooo` is that octal byte, anything else its first byte. It
+/// is kept as PostgreSQL prints it: a byte with the high bit set as `\\ooo`, the zero
+/// byte as the empty string.
+fn char_from_text(input: &str) -> String {
+    let b = input.as_bytes();
+    let byte = match b {
+        [b'\\', d @ ..] if d.len() == 3 && d.iter().all(|c| (b'0'..=b'7').contains(c)) => {
+            d.iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0')) as u8
+        }
+        [first, ..] => *first,
+        [] => 0,
+    };
+    match byte {
+        0 => String::new(),
+        0x80..=0xff => format!("\\{byte:03o}"),
+        _ => (byte as char).to_string(),
+    }
 }
 
 /// A bytea's text: `\\x` and hex digits, or with `bytea_output = escape` the printable
