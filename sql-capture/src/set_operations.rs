@@ -83,6 +83,12 @@ fn unify_types(q: &mut Query, catalog: &Catalog) {
                 .collect()
         })
         .collect();
+    // Untyped literals (`'foo'`, NULL): they take the type the others resolve to.
+    let literal: Vec<Vec<bool>> = leaves
+        .iter()
+        .zip(&types)
+        .map(|(leaf, t)| (0..t.len()).map(|i| untyped_literal(leaf, i)).collect())
+        .collect();
     let Some(width) = types.first().map(Vec::len) else {
         return;
     };
@@ -90,25 +96,33 @@ fn unify_types(q: &mut Query, catalog: &Catalog) {
         return;
     }
     let targets: Vec<Option<PgType>> = (0..width)
-        .map(|i| resolved(types.iter().map(|t| t[i])))
+        .map(|i| {
+            resolved(
+                types
+                    .iter()
+                    .zip(&literal)
+                    .map(|(t, l)| (t[i], l.get(i).copied().unwrap_or(false))),
+            )
+        })
         .collect();
     let mut leaves = Vec::new();
     collect_mut(q.body.as_mut(), &mut leaves);
-    for (leaf, leaf_types) in leaves.into_iter().zip(&types) {
+    for ((leaf, leaf_types), leaf_literal) in leaves.into_iter().zip(&types).zip(&literal) {
         for (i, target) in targets.iter().enumerate() {
             let Some(target) = target else { continue };
-            if leaf_types[i] == Some(*target) || leaf_types[i].is_none() {
+            let untyped = leaf_literal.get(i).copied().unwrap_or(false);
+            if !untyped && (leaf_types[i] == Some(*target) || leaf_types[i].is_none()) {
                 continue;
             }
+            let Some(data_type) = data_type_of(*target) else {
+                continue;
+            };
             for e in column_exprs(leaf, i) {
                 let inner = std::mem::replace(e, Expr::value(sqlparser::ast::Value::Null));
                 *e = Expr::Cast {
                     kind: CastKind::Cast,
                     expr: Box::new(inner),
-                    data_type: match target {
-                        PgType::Numeric => DataType::Numeric(sqlparser::ast::ExactNumberInfo::None),
-                        _ => DataType::DoublePrecision,
-                    },
+                    data_type: data_type.clone(),
                     format: None,
                 };
             }
@@ -116,11 +130,22 @@ fn unify_types(q: &mut Query, catalog: &Catalog) {
     }
 }
 
-/// The type a column resolves to when its branches mix numeric types: numeric beside
-/// integers, double precision beside a float; `None` when no cast is needed or known.
-fn resolved(types: impl Iterator<Item = Option<PgType>>) -> Option<PgType> {
-    let (mut numeric, mut float, mut other) = (false, false, false);
-    for t in types {
+/// The type a column resolves to: numeric beside integers, double precision beside a
+/// float, or the one type of all typed branches when untyped literals are beside it;
+/// `None` when no cast is needed or the types are not all known.
+fn resolved(columns: impl Iterator<Item = (Option<PgType>, bool)>) -> Option<PgType> {
+    let (mut numeric, mut float, mut other, mut untyped) = (false, false, false, false);
+    let mut single: Option<Option<PgType>> = None;
+    for (t, literal) in columns {
+        if literal {
+            untyped = true;
+            continue;
+        }
+        single = match single {
+            None => Some(t),
+            Some(s) if s == t => Some(s),
+            Some(_) => Some(None),
+        };
         match t {
             Some(PgType::Numeric) => numeric = true,
             Some(PgType::Float4 | PgType::Float8) => float = true,
@@ -132,6 +157,42 @@ fn resolved(types: impl Iterator<Item = Option<PgType>>) -> Option<PgType> {
     match (numeric, float, other) {
         (true, true, false) => Some(PgType::Float8),
         (true, false, false) => Some(PgType::Numeric),
+        // Text stays as it is: an untyped literal is text already.
+        _ if untyped => single.flatten().filter(|t| !t.is_string()),
+        _ => None,
+    }
+}
+
+/// Whether a branch's `i`-th column is an untyped literal (a quoted string or NULL) in
+/// every row.
+fn untyped_literal(leaf: &SetExpr, i: usize) -> bool {
+    let untyped = |e: &Expr| {
+        crate::ast::is_quoted(e)
+            || matches!(e, Expr::Value(v) if v.value == sqlparser::ast::Value::Null)
+    };
+    match leaf {
+        SetExpr::Select(s) => match s.projection.get(i) {
+            Some(SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) => {
+                untyped(e)
+            }
+            _ => false,
+        },
+        SetExpr::Values(v) => v
+            .rows
+            .iter()
+            .all(|r| r.content.get(i).is_some_and(&untyped)),
+        _ => false,
+    }
+}
+
+/// PostgreSQL's name of a type as a cast's target.
+fn data_type_of(t: PgType) -> Option<DataType> {
+    let q = crate::ast::parse_query(&format!("SELECT CAST(NULL AS {})", t.name())).ok()?;
+    let SetExpr::Select(s) = *q.body else {
+        return None;
+    };
+    match s.projection.into_iter().next()? {
+        SelectItem::UnnamedExpr(Expr::Cast { data_type, .. }) => Some(data_type),
         _ => None,
     }
 }

@@ -350,6 +350,11 @@ fn date_field(s: &str, ymd: &mut Ymd, order: DateOrder) -> Option<()> {
     if parts.len() != 3 || ymd.any() {
         return None;
     }
+    // A field that starts with a number cannot end with a month name (PostgreSQL reads
+    // `1999-08-Jan` as bad input, `1999-Jan-08` and `Jan-08-1999` as dates).
+    if num(parts[0]).is_some() && month_of(parts[2]).is_some() {
+        return None;
+    }
     for p in &parts {
         if let Some(m) = month_of(p) {
             ymd.text_month(m)?;
