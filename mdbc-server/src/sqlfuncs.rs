@@ -89,6 +89,14 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             } else {
                 f(x)
             } + 0.0;
+            if name == "exp" && x.is_finite() {
+                if r.is_infinite() {
+                    return Err(err("22003", "value out of range: overflow"));
+                }
+                if r == 0.0 {
+                    return Err(err("22003", "value out of range: underflow"));
+                }
+            }
             Ok(if matches!(name, "ceil" | "ceiling" | "floor" | "sign") {
                 same_kind(ctx, r)
             } else {
@@ -104,7 +112,23 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
                     if a == 0.0 && b < 0.0 {
                         return Err(err("2201F", "zero raised to a negative power is undefined"));
                     }
-                    Some(a.powf(b))
+                    if a < 0.0 && b.floor() != b && !b.is_nan() {
+                        return Err(err(
+                            "2201F",
+                            "a negative number raised to a non-integer power yields a complex \
+                             result",
+                        ));
+                    }
+                    let r = a.powf(b);
+                    if a.is_finite() && b.is_finite() {
+                        if r.is_infinite() {
+                            return Err(err("22003", "value out of range: overflow"));
+                        }
+                        if r == 0.0 && a != 0.0 {
+                            return Err(err("22003", "value out of range: underflow"));
+                        }
+                    }
+                    Some(r)
                 }
                 _ => None,
             })

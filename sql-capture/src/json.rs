@@ -21,8 +21,26 @@ pub(crate) fn builder_args(f: &mut Function, types: &[Option<PgType>]) {
             if t.element().is_some() {
                 if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) = list.args.first_mut()
                 {
-                    *e = call("json", vec![take(e)]);
+                    *e = call("json", vec![accumulable(take(e))]);
                 }
+            }
+        }
+        return;
+    }
+    // An object's key must be there: PostgreSQL raises on a NULL one (when it meets it).
+    if matches!(name.as_str(), "json_object_agg" | "jsonb_object_agg") {
+        if let sqlparser::ast::FunctionArguments::List(list) = &mut f.args {
+            if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) = list.args.first_mut() {
+                *e = call(
+                    "coalesce",
+                    vec![
+                        take(e),
+                        call(
+                            "pg_error",
+                            vec![text("22023"), text("field name must not be null")],
+                        ),
+                    ],
+                );
             }
         }
         return;
@@ -47,7 +65,20 @@ pub(crate) fn builder_args(f: &mut Function, types: &[Option<PgType>]) {
             continue;
         };
         let t = types.get(i).copied().flatten();
+        let key = name.ends_with("build_object") && i % 2 == 0;
         i += 1;
+        if key
+            && t.is_some_and(|t| t.element().is_some() || matches!(t, PgType::Json | PgType::Jsonb))
+        {
+            *e = call(
+                "pg_error",
+                vec![
+                    text("22023"),
+                    text("key value must be scalar, not array, composite, or json"),
+                ],
+            );
+            continue;
+        }
         *e = match t {
             // A json value inside a json (not jsonb) builder keeps its own text in
             // PostgreSQL, spaces included; SQLite can only re-write it compact.
@@ -58,6 +89,15 @@ pub(crate) fn builder_args(f: &mut Function, types: &[Option<PgType>]) {
                 )],
             ),
             Some(PgType::Numeric | PgType::Json | PgType::Jsonb) => call("json", vec![take(e)]),
+            // An array is a JSON array inside (mdbc stores arrays as one); element types
+            // whose JSON form is not their stored form are refused.
+            Some(t) if t.element().is_some() => match t.element() {
+                Some(el) if el.is_integer() || el.is_string() => call("json", vec![take(e)]),
+                _ => call(
+                    "pg_unsupported",
+                    vec![text("an array of this element type inside json")],
+                ),
+            },
             // PostgreSQL writes dates and times into JSON in ISO 8601 (`T`, `+hh:mm`).
             Some(PgType::Timestamp | PgType::Timestamptz | PgType::Date | PgType::Time) => call(
                 "pg_unsupported",
@@ -69,6 +109,40 @@ pub(crate) fn builder_args(f: &mut Function, types: &[Option<PgType>]) {
             ),
             _ => continue,
         };
+    }
+}
+
+/// An array array_agg may take: PostgreSQL refuses a NULL or empty one (when it meets
+/// it).
+fn accumulable(e: Expr) -> Expr {
+    let when = |condition: Expr, code: &str, message: &str| sqlparser::ast::CaseWhen {
+        condition,
+        result: call("pg_error", vec![text(code), text(message)]),
+    };
+    Expr::Case {
+        case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        operand: None,
+        conditions: vec![
+            when(
+                Expr::IsNull(Box::new(e.clone())),
+                "22004",
+                "cannot accumulate null arrays",
+            ),
+            when(
+                Expr::BinaryOp {
+                    left: Box::new(call("json_array_length", vec![e.clone()])),
+                    op: BinaryOperator::Eq,
+                    right: Box::new(Expr::value(sqlparser::ast::Value::Number(
+                        "0".into(),
+                        false,
+                    ))),
+                },
+                "2202E",
+                "cannot accumulate empty arrays",
+            ),
+        ],
+        else_result: Some(Box::new(e)),
     }
 }
 
