@@ -845,10 +845,21 @@ impl Session {
             self.begin_block().await?;
         }
         let filled = self.create_and_fill(&create, c).await;
+        self.end_own_block(own_block, filled).await
+    }
+
+    /// Ends the block a statement of several steps opened for itself (`own_block`):
+    /// COMMIT after it succeeded, ROLLBACK after it failed. Inside the client's block the
+    /// outcome is left as it is.
+    async fn end_own_block(
+        &mut self,
+        own_block: bool,
+        outcome: Result<Outcome>,
+    ) -> Result<Outcome> {
         if !own_block {
-            return filled;
+            return outcome;
         }
-        match filled {
+        match outcome {
             Ok(outcome) => {
                 Box::pin(self.commit()).await?;
                 Ok(outcome)
@@ -920,19 +931,7 @@ impl Session {
                 }
             }
         }
-        if !own_block {
-            return ran;
-        }
-        match ran {
-            Ok(outcome) => {
-                Box::pin(self.commit()).await?;
-                Ok(outcome)
-            }
-            Err(e) => {
-                let _ = Box::pin(self.end_transaction(false)).await;
-                Err(e)
-            }
-        }
+        self.end_own_block(own_block, ran).await
     }
 
     async fn with_steps(
