@@ -287,6 +287,13 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             .map_err(|e| fail("2201B", format!("invalid regular expression: {e}")))?;
         Ok(Some(re.is_match(&s)))
     })?;
+    // Replaces SQLite's own unistr(), which lets invalid code points through.
+    conn.create_scalar_function("unistr", 1, det, |ctx| {
+        let Some(s) = text_arg(ctx, 0)? else {
+            return Ok(None);
+        };
+        unistr(&s).map(Some)
+    })?;
     conn.create_scalar_function("encode", 2, det, |ctx| {
         let bytes: Vec<u8> = match ctx.get_raw(0) {
             ValueRef::Null => return Ok(None),
@@ -390,4 +397,62 @@ fn text_of(v: ValueRef<'_>) -> String {
         ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
         ValueRef::Null => String::new(),
     }
+}
+
+/// PostgreSQL's unistr: `\XXXX`, `\+XXXXXX`, `\uXXXX`, `\UXXXXXXXX` and `\\`, a
+/// UTF-16 surrogate pair combined, anything else an error.
+fn unistr(s: &str) -> rusqlite::Result<String> {
+    let bad_escape = || {
+        fail(
+            "22025",
+            "invalid Unicode escape (Unicode escapes must be \\XXXX, \\+XXXXXX, \\uXXXX, or \\UXXXXXXXX)",
+        )
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    let mut high: Option<u32> = None;
+    while let Some(at) = rest.find('\\') {
+        if high.is_some() && at > 0 {
+            return Err(fail("22023", "invalid Unicode surrogate pair"));
+        }
+        out.push_str(&rest[..at]);
+        rest = &rest[at + 1..];
+        if let Some(r) = rest.strip_prefix('\\') {
+            if high.is_some() {
+                return Err(fail("22023", "invalid Unicode surrogate pair"));
+            }
+            out.push('\\');
+            rest = r;
+            continue;
+        }
+        let (digits, skip) = match rest.as_bytes().first() {
+            Some(b'+') => (6, 1),
+            Some(b'u') => (4, 1),
+            Some(b'U') => (8, 1),
+            _ => (4, 0),
+        };
+        let hex = rest.get(skip..skip + digits).ok_or_else(bad_escape)?;
+        if !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(bad_escape());
+        }
+        let code = u32::from_str_radix(hex, 16).map_err(|_| bad_escape())?;
+        rest = &rest[skip + digits..];
+        let invalid = || fail("22023", format!("invalid Unicode code point: {code:04X}"));
+        match (high.take(), code) {
+            (Some(h), 0xDC00..=0xDFFF) => {
+                let c = 0x10000 + ((h - 0xD800) << 10) + (code - 0xDC00);
+                out.push(char::from_u32(c).ok_or_else(invalid)?);
+            }
+            (Some(_), _) => return Err(fail("22023", "invalid Unicode surrogate pair")),
+            (None, 0xD800..=0xDBFF) => high = Some(code),
+            (None, 0xDC00..=0xDFFF) => return Err(fail("22023", "invalid Unicode surrogate pair")),
+            (None, _) if code > 0x10FFFF || code == 0 => return Err(invalid()),
+            (None, _) => out.push(char::from_u32(code).ok_or_else(invalid)?),
+        }
+    }
+    if high.is_some() {
+        return Err(fail("22023", "invalid Unicode surrogate pair"));
+    }
+    out.push_str(rest);
+    Ok(out)
 }

@@ -433,6 +433,15 @@ fn call(ctx: &Context<'_>, zone: &DateCtx) -> DtResult<Value> {
                         DtError::new("22023", format!("time zone \"{name}\" not recognized"))
                     })?
                 }
+                Some(name) if name.trim().starts_with(|c: char| c.is_ascii_digit()) => {
+                    return Err(DtError::new(
+                        "22023",
+                        format!(
+                            "invalid input syntax for type numeric time zone: \"{name}\" \
+                             (numeric time zones must have \"-\" or \"+\" as first character)"
+                        ),
+                    ))
+                }
                 Some(name) => zone_named(&name)?,
                 None => zone.zone.clone(),
             };
