@@ -275,6 +275,58 @@ fn temporary_plan(sql: Vec<String>, tag: &'static str, effect: TempEffect) -> Co
 }
 
 /// CREATE TABLE.
+/// PostgreSQL's storage parameters of a table (`WITH (fillfactor = 70)`): accepted and
+/// without effect here (SQLite has no such knobs), but a name PostgreSQL does not know is
+/// its 22023, as is a key written in another case (`"Fillfactor"`).
+fn storage_parameters(options: &sqlparser::ast::CreateTableOptions) -> Result<()> {
+    const KNOWN: &[&str] = &[
+        "fillfactor",
+        "toast_tuple_target",
+        "parallel_workers",
+        "autovacuum_enabled",
+        "autovacuum_vacuum_threshold",
+        "autovacuum_vacuum_insert_threshold",
+        "autovacuum_analyze_threshold",
+        "autovacuum_vacuum_scale_factor",
+        "autovacuum_vacuum_insert_scale_factor",
+        "autovacuum_analyze_scale_factor",
+        "autovacuum_vacuum_cost_delay",
+        "autovacuum_vacuum_cost_limit",
+        "autovacuum_freeze_min_age",
+        "autovacuum_freeze_max_age",
+        "autovacuum_freeze_table_age",
+        "autovacuum_multixact_freeze_min_age",
+        "autovacuum_multixact_freeze_max_age",
+        "autovacuum_multixact_freeze_table_age",
+        "log_autovacuum_min_duration",
+        "user_catalog_table",
+        "vacuum_index_cleanup",
+        "vacuum_truncate",
+        "oids",
+    ];
+    let sqlparser::ast::CreateTableOptions::With(list) = options else {
+        return Ok(());
+    };
+    for option in list {
+        let key = match option {
+            sqlparser::ast::SqlOption::KeyValue { key, .. }
+            | sqlparser::ast::SqlOption::Ident(key) => key,
+            _ => continue,
+        };
+        let name = match key.quote_style {
+            Some(_) => key.value.clone(),
+            None => key.value.to_lowercase(),
+        };
+        let base = name.strip_prefix("toast.").unwrap_or(&name);
+        if !KNOWN.contains(&base) {
+            return Err(Error::InvalidParameter(format!(
+                "unrecognized parameter \"{name}\""
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
     let name = object_name_to_table(&ct.name);
     if ct.temporary {
@@ -293,6 +345,7 @@ pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
     if ct.like.is_some() {
         return Err(Error::Unsupported("CREATE TABLE … LIKE".into()));
     }
+    storage_parameters(&ct.table_options)?;
     // Clauses that would change what the table is or holds: taken silently, a plain table
     // would answer differently from PostgreSQL's (rows routed to partitions, inherited
     // columns, unlogged persistence in the catalogs).
