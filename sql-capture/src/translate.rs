@@ -220,12 +220,16 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
             };
             let def = catalog.table(&table).cloned();
             let params = params_of_statement(stmt, catalog);
+            let mut ins = ins.clone();
+            dml::returning_without_alias(
+                &mut ins.returning,
+                ins.table_alias.as_ref().map(|a| &a.alias),
+            );
             let columns = ins
                 .returning
                 .as_ref()
                 .map(|r| infer::returning_columns(r, &table, catalog))
                 .unwrap_or_default();
-            let mut ins = ins.clone();
             typed::date_arithmetic_in(&mut ins, stmt, catalog);
             typed::order_nulls_in(&mut ins);
             dml::rewrite_insert(&mut ins, def.as_deref(), catalog)?;
@@ -247,13 +251,17 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 other => return Err(Error::Unsupported(format!("UPDATE {other}"))),
             };
             let params = params_of_statement(stmt, catalog);
+            let mut up = up.clone();
+            if let TableFactor::Table { alias, .. } = &up.table.relation {
+                let alias = alias.as_ref().map(|a| a.name.clone());
+                dml::returning_without_alias(&mut up.returning, alias.as_ref());
+            }
             let columns = up
                 .returning
                 .as_ref()
                 .map(|r| infer::returning_columns(r, &table, catalog))
                 .unwrap_or_default();
             let def = catalog.table(&table).cloned();
-            let mut up = up.clone();
             typed::date_arithmetic_in(&mut up, stmt, catalog);
             typed::order_nulls_in(&mut up);
             dml::rewrite_update(&mut up, def.as_deref(), catalog)?;
@@ -280,12 +288,17 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 _ => return Err(Error::Unsupported("DELETE with several tables".into())),
             };
             let params = params_of_statement(stmt, catalog);
+            let alias = match tables.first().map(|t| &t.relation) {
+                Some(TableFactor::Table { alias: Some(a), .. }) => Some(a.name.clone()),
+                _ => None,
+            };
+            let mut del = del.clone();
+            dml::returning_without_alias(&mut del.returning, alias.as_ref());
             let columns = del
                 .returning
                 .as_ref()
                 .map(|r| infer::returning_columns(r, &table, catalog))
                 .unwrap_or_default();
-            let mut del = del.clone();
             typed::date_arithmetic_in(&mut del, stmt, catalog);
             typed::order_nulls_in(&mut del);
             dml::rewrite_delete(&mut del, catalog)?;

@@ -366,6 +366,35 @@ fn drop_default_columns(
     Ok(())
 }
 
+/// `RETURNING x.col` where `x` is the changed table's alias (`UPDATE t AS x …`) as
+/// `RETURNING col`: SQLite's RETURNING knows the table only by its name.
+pub fn returning_without_alias(returning: &mut Option<Vec<SelectItem>>, alias: Option<&Ident>) {
+    let (Some(items), Some(alias)) = (returning.as_mut(), alias) else {
+        return;
+    };
+    let same = |i: &Ident| ident_value(i) == ident_value(alias);
+    for item in items.iter_mut() {
+        if let SelectItem::QualifiedWildcard(
+            sqlparser::ast::SelectItemQualifiedWildcardKind::ObjectName(n),
+            options,
+        ) = item
+        {
+            if n.0.len() == 1 && n.0[0].as_ident().is_some_and(same) {
+                *item = SelectItem::Wildcard(options.clone());
+            }
+            continue;
+        }
+        let _ = sqlparser::ast::visit_expressions_mut(item, |e| {
+            if let Expr::CompoundIdentifier(parts) = e {
+                if parts.len() == 2 && same(&parts[0]) {
+                    *e = Expr::Identifier(parts[1].clone());
+                }
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
+}
+
 /// `RETURNING t.*` as `RETURNING *`: the changed table is the only one RETURNING may name
 /// here (see refuse_returning_other_tables), and SQLite takes only a bare `*`.
 fn bare_wildcards(items: &mut [SelectItem]) {
