@@ -12,17 +12,14 @@ use crate::types::PgType;
 /// value itself (not its text as a string).
 pub(crate) fn builder_args(f: &mut Function, types: &[Option<PgType>]) {
     let name = function_name(f);
-    // array_agg of arrays builds a multi-dimensional array: each argument is embedded as
-    // the JSON array it is stored as, not as a string holding it.
+    // array_agg of arrays builds a multi-dimensional array (mdbc-server's json/array_agg.rs
+    // checks the inputs as PostgreSQL does).
     if name == "array_agg" {
-        if let (sqlparser::ast::FunctionArguments::List(list), Some(Some(t))) =
-            (&mut f.args, types.first())
-        {
+        if let Some(Some(t)) = types.first() {
             if t.element().is_some() {
-                if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) = list.args.first_mut()
-                {
-                    *e = call("json", vec![accumulable(take(e))]);
-                }
+                f.name = sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new(
+                    "pg_array_agg_arrays",
+                )]);
             }
         }
         return;
@@ -109,40 +106,6 @@ pub(crate) fn builder_args(f: &mut Function, types: &[Option<PgType>]) {
             ),
             _ => continue,
         };
-    }
-}
-
-/// An array array_agg may take: PostgreSQL refuses a NULL or empty one (when it meets
-/// it).
-fn accumulable(e: Expr) -> Expr {
-    let when = |condition: Expr, code: &str, message: &str| sqlparser::ast::CaseWhen {
-        condition,
-        result: call("pg_error", vec![text(code), text(message)]),
-    };
-    Expr::Case {
-        case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-        end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-        operand: None,
-        conditions: vec![
-            when(
-                Expr::IsNull(Box::new(e.clone())),
-                "22004",
-                "cannot accumulate null arrays",
-            ),
-            when(
-                Expr::BinaryOp {
-                    left: Box::new(call("json_array_length", vec![e.clone()])),
-                    op: BinaryOperator::Eq,
-                    right: Box::new(Expr::value(sqlparser::ast::Value::Number(
-                        "0".into(),
-                        false,
-                    ))),
-                },
-                "2202E",
-                "cannot accumulate empty arrays",
-            ),
-        ],
-        else_result: Some(Box::new(e)),
     }
 }
 

@@ -102,6 +102,7 @@ pub const REQUIRED_FUNCTIONS: &[(&str, i32)] = &[
     ("pg_unsupported", 1),
     ("pg_float4", 3),
     ("pg_float8", 3),
+    ("pg_array_agg_arrays", 1),
     ("pg_substr", 3),
     ("pg_substr", 2),
     ("pg_substring_regex", 2),

@@ -116,6 +116,8 @@ pub(crate) fn typname(t: PgType) -> &'static str {
         PgType::OidArray => "_oid",
         PgType::Int8Array => "_int8",
         PgType::Float8Array => "_float8",
+        PgType::NumericArray => "_numeric",
+        PgType::VarcharArray => "_varchar",
         PgType::Int2Vector => "int2vector",
         PgType::OidVector => "oidvector",
     }

@@ -199,6 +199,7 @@ fn date_query(q: &mut Query, catalog: &Catalog) {
                 .into_iter()
                 .map(|(a, d)| (a, d.map(Cow::Owned)))
                 .collect(),
+            catalog: Some(catalog),
         };
         let _ = sqlparser::ast::VisitMut::visit(
             order,
@@ -394,8 +395,42 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
                     _ => infer_expr(arg, scope).and_then(|c| c.ty).map(PgType::name),
                 };
                 if let Some(n) = name {
-                    *e = Expr::value(Value::SingleQuotedString(n.into()));
+                    let n = Expr::value(Value::SingleQuotedString(n.into()));
+                    // An aggregate or window call inside must stay: it makes the query
+                    // return one row (or a row per window), whatever its type.
+                    *e = if aggregates_or_windows(arg) {
+                        Expr::Case {
+                            case_token:
+                                sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                            end_token:
+                                sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                            operand: None,
+                            conditions: vec![sqlparser::ast::CaseWhen {
+                                condition: Expr::IsNull(Box::new((*arg).clone())),
+                                result: n.clone(),
+                            }],
+                            else_result: Some(Box::new(n)),
+                        }
+                    } else {
+                        n
+                    };
                 }
+            }
+            return;
+        }
+        if let (sqlparser::ast::FunctionArguments::Subquery(q), "array") =
+            (&f.args, crate::ast::function_name(f).as_str())
+        {
+            // What the rewrite needs to build the array: whether each row is an array to
+            // embed (one dimension more) or a scalar; a type not inferred stays `array`
+            // and is refused there.
+            let name = match scope.subquery_column(q).and_then(|c| c.ty) {
+                Some(t) if t.element().is_some() => Some("__mdbc_array_nested"),
+                Some(t) if t.array().is_some() => Some("__mdbc_array_scalar"),
+                _ => None,
+            };
+            if let Some(name) = name {
+                f.name = sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new(name)]);
             }
             return;
         }
@@ -479,7 +514,7 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
 /// PostgreSQL reads them, rather than left as text.
 fn values_rows(v: &mut sqlparser::ast::Values, catalog: &Catalog, typed: bool) {
     // The rows' expressions, with no table in scope.
-    let scope = Scope { tables: Vec::new() };
+    let scope = Scope::empty();
     for row in &mut v.rows {
         let _ = sqlparser::ast::VisitMut::visit(
             &mut row.content,
@@ -550,7 +585,8 @@ fn resolve_literal(lit: &mut Expr, lit_ty: &mut Option<PgType>, other: Option<Pg
                 | PgType::Interval
                 | PgType::Uuid
                 | PgType::Jsonb
-        );
+        )
+        || t.element().is_some() && !matches!(t, PgType::Int2Vector | PgType::OidVector);
     if !resolvable {
         return;
     }
@@ -659,4 +695,44 @@ fn set_postgres_nulls(e: &mut OrderByExpr) {
         let desc = matches!(e.options.sort, Some(OrderBySort::Desc));
         e.options.nulls_first = Some(desc);
     }
+}
+
+/// Whether `e` calls an aggregate or a window function (outside any subquery).
+fn aggregates_or_windows(e: &Expr) -> bool {
+    struct Find(usize);
+    impl sqlparser::ast::Visitor for Find {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.0 += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.0 -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Function(f)
+                    if self.0 == 0
+                        && (f.over.is_some() || {
+                            let name = crate::ast::function_name(f);
+                            // Also the aggregates translation already put in their place.
+                            crate::introspect::empty::AGGREGATES.contains(&name.as_str())
+                                || matches!(
+                                    name.as_str(),
+                                    "pg_numeric_sum"
+                                        | "pg_numeric_avg"
+                                        | "pg_interval_sum"
+                                        | "pg_interval_avg"
+                                        | "pg_array_agg_arrays"
+                                )
+                        }) =>
+                {
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    sqlparser::ast::Visit::visit(e, &mut Find(0)).is_break()
 }

@@ -74,6 +74,10 @@ pub enum PgType {
     Int8Array,
     /// `double precision[]`.
     Float8Array,
+    /// `numeric[]` (elements kept as their exact text).
+    NumericArray,
+    /// `character varying[]`.
+    VarcharArray,
     /// `int2vector` (the catalogs' column lists), printed space-separated.
     Int2Vector,
     /// `oidvector`, printed space-separated.
@@ -102,6 +106,8 @@ impl PgType {
             PgType::OidArray => 1028,
             PgType::Int8Array => 1016,
             PgType::Float8Array => 1022,
+            PgType::NumericArray => 1231,
+            PgType::VarcharArray => 1015,
             PgType::Int2Vector => 22,
             PgType::OidVector => 30,
             PgType::Json => 114,
@@ -141,6 +147,8 @@ impl PgType {
             1028 => PgType::OidArray,
             1016 => PgType::Int8Array,
             1022 => PgType::Float8Array,
+            1231 => PgType::NumericArray,
+            1015 => PgType::VarcharArray,
             22 => PgType::Int2Vector,
             30 => PgType::OidVector,
             114 => PgType::Json,
@@ -194,6 +202,8 @@ impl PgType {
             PgType::OidArray => "oid[]",
             PgType::Int8Array => "bigint[]",
             PgType::Float8Array => "double precision[]",
+            PgType::NumericArray => "numeric[]",
+            PgType::VarcharArray => "character varying[]",
             PgType::Int2Vector => "int2vector",
             PgType::OidVector => "oidvector",
         }
@@ -228,6 +238,8 @@ impl PgType {
             PgType::OidArray | PgType::OidVector => PgType::Oid,
             PgType::Int8Array => PgType::Int8,
             PgType::Float8Array => PgType::Float8,
+            PgType::NumericArray => PgType::Numeric,
+            PgType::VarcharArray => PgType::Varchar,
             _ => return None,
         })
     }
@@ -240,7 +252,9 @@ impl PgType {
             PgType::Name => PgType::NameArray,
             PgType::Int2 => PgType::Int2Array,
             PgType::Int4 => PgType::Int4Array,
-            PgType::Text | PgType::Varchar | PgType::Bpchar => PgType::TextArray,
+            PgType::Text | PgType::Bpchar => PgType::TextArray,
+            PgType::Varchar => PgType::VarcharArray,
+            PgType::Numeric => PgType::NumericArray,
             PgType::Oid => PgType::OidArray,
             PgType::Int8 => PgType::Int8Array,
             PgType::Float8 | PgType::Float4 => PgType::Float8Array,
@@ -481,6 +495,8 @@ mod tests {
             PgType::OidArray,
             PgType::Int8Array,
             PgType::Float8Array,
+            PgType::NumericArray,
+            PgType::VarcharArray,
             PgType::Int2Vector,
             PgType::OidVector,
         ] {

@@ -4,6 +4,7 @@
 //! translation routes every json/jsonb operator and function here (`pg_json(op, …)`, see
 //! `sql.rs`). See sql-capture/DESIGN.md, "json and jsonb".
 
+mod array_agg;
 mod error;
 mod ops;
 mod parse;

@@ -23,6 +23,8 @@ macro_rules! array_types {
             | PgType::OidArray
             | PgType::Int8Array
             | PgType::Float8Array
+            | PgType::NumericArray
+            | PgType::VarcharArray
             | PgType::Int2Vector
             | PgType::OidVector
     };

@@ -32,6 +32,9 @@ pub(crate) fn is_reg_type(name: &str) -> bool {
 /// Tables in scope: (name or alias, definition).
 pub(crate) struct Scope<'a> {
     pub(crate) tables: Vec<(String, Option<Cow<'a, TableDef>>)>,
+    /// Where a subquery's own tables are looked up (its columns' types); without one a
+    /// subquery sees only the tables around it.
+    pub(crate) catalog: Option<&'a Catalog>,
 }
 
 impl<'a> Scope<'a> {
@@ -43,7 +46,62 @@ impl<'a> Scope<'a> {
                 push_factor(&j.relation, catalog, &mut tables);
             }
         }
-        Scope { tables }
+        Scope {
+            tables,
+            catalog: Some(catalog),
+        }
+    }
+
+    /// No table in scope.
+    pub(crate) fn empty() -> Self {
+        Scope {
+            tables: Vec::new(),
+            catalog: None,
+        }
+    }
+
+    /// The type of a subquery's single column: its own FROM's tables first, then the
+    /// tables around it (a correlated reference).
+    pub(crate) fn subquery_column(&self, q: &Query) -> Option<ResultColumn> {
+        let SetExpr::Select(s) = q.body.as_ref() else {
+            return None;
+        };
+        let expr = match s.projection.as_slice() {
+            [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e,
+            _ => return None,
+        };
+        let mut inner = match (self.catalog, q.with.as_ref()) {
+            (Some(catalog), None) => Scope::from_tables(&s.from, catalog),
+            (Some(catalog), Some(with)) => {
+                let catalog = with_ctes(catalog, with);
+                let scope = Scope::from_tables(&s.from, &catalog);
+                return infer_expr(expr, &scope.around(self));
+            }
+            // As before catalogs reached here: the tables around it.
+            (None, _) => return infer_expr(expr, self),
+        };
+        inner.tables.extend(self.tables.iter().cloned());
+        infer_expr(expr, &inner)
+    }
+
+    /// This scope's tables with `outer`'s after them, owned (no borrow of this scope's
+    /// catalog survives).
+    fn around(&self, outer: &Scope<'a>) -> Scope<'a> {
+        let mut tables: Vec<(String, Option<Cow<'a, TableDef>>)> = self
+            .tables
+            .iter()
+            .map(|(a, d)| {
+                (
+                    a.clone(),
+                    d.as_ref().map(|d| Cow::Owned(d.as_ref().clone())),
+                )
+            })
+            .collect();
+        tables.extend(outer.tables.iter().cloned());
+        Scope {
+            tables,
+            catalog: outer.catalog,
+        }
     }
 
     /// Whether `e` is a column reference to a NOT NULL column.
@@ -166,7 +224,7 @@ fn push_factor<'a>(
                 }
                 None => ("generate_series".to_string(), "generate_series".to_string()),
             };
-            let empty = Scope { tables: Vec::new() };
+            let empty = Scope::empty();
             let start = match args.args.first() {
                 Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) => infer_expr(e, &empty),
                 _ => None,
@@ -296,7 +354,7 @@ pub fn query_columns(q: &Query, catalog: &Catalog) -> Vec<ResultColumn> {
 /// The column types of a VALUES list, resolved over all its rows as PostgreSQL resolves
 /// them for the numeric types (`(1), (2.5)` is numeric); otherwise the first known type.
 pub(crate) fn values_columns(rows: &[&[Expr]]) -> Vec<ResultColumn> {
-    let scope = Scope { tables: Vec::new() };
+    let scope = Scope::empty();
     let width = rows.first().map_or(0, |r| r.len());
     (0..width)
         .map(|i| {
@@ -317,7 +375,8 @@ pub(crate) fn values_columns(rows: &[&[Expr]]) -> Vec<ResultColumn> {
                     (a, _) => a,
                 };
             }
-            ty.map_or_else(ResultColumn::unknown, |t| ResultColumn::of(t, -1))
+            // Quoted literals and NULLs alone resolve to text, as in PostgreSQL.
+            ResultColumn::of(ty.unwrap_or(PgType::Text), -1)
         })
         .collect()
 }
@@ -399,6 +458,7 @@ pub fn returning_columns(
             table.to_string(),
             catalog.table(table).map(|d| Cow::Borrowed(d.as_ref())),
         )],
+        catalog: Some(catalog),
     };
     projection_columns(items, &scope).unwrap_or_default()
 }
@@ -631,16 +691,7 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
             .iter()
             .find_map(|w| infer_expr(&w.result, scope))
             .or_else(|| else_result.as_ref().and_then(|e| infer_expr(e, scope))),
-        Expr::Subquery(q) => match q.body.as_ref() {
-            // Resolved against the outer scope: enough for `(SELECT max(x) FROM t)` when
-            // `t` is also in the outer FROM, and `None` otherwise.
-            SetExpr::Select(s) => match s.projection.first() {
-                Some(SelectItem::UnnamedExpr(e))
-                | Some(SelectItem::ExprWithAlias { expr: e, .. }) => infer_expr(e, scope),
-                _ => None,
-            },
-            _ => None,
-        },
+        Expr::Subquery(q) => scope.subquery_column(q),
         Expr::Position { .. } => of(Int4),
         Expr::Trim { expr, .. } | Expr::Overlay { expr, .. }
             if infer_expr(expr, scope).and_then(|c| c.ty) == Some(Bytea) =>
@@ -653,6 +704,17 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
             let name = function_name(f);
             let args = function_args(f);
             let arg0 = || args.first().and_then(|a| infer_expr(a, scope));
+            // ARRAY(SELECT …): an array of the column's type (of arrays, one dimension more).
+            if let (sqlparser::ast::FunctionArguments::Subquery(q), true) = (
+                &f.args,
+                crate::introspect::functions::is_array_subquery(&name),
+            ) {
+                return scope
+                    .subquery_column(q)
+                    .and_then(|c| c.ty)
+                    .and_then(|t| t.element().map(|_| t).or_else(|| t.array()))
+                    .map(|t| ResultColumn::of(t, -1));
+            }
             // Date/time functions (and the calls datetime.rs writes for them).
             if crate::datetime::is_function(&name) {
                 let types: Vec<Option<PgType>> = args
@@ -664,6 +726,11 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 }
             }
             match name.as_str() {
+                // Window functions.
+                "row_number" | "rank" | "dense_rank" => of(Int8),
+                "ntile" => of(Int4),
+                "percent_rank" | "cume_dist" => of(Float8),
+                "lag" | "lead" | "first_value" | "last_value" | "nth_value" => arg0(),
                 "count"
                 | "txid_current"
                 | "pg_current_xact_id"
@@ -762,7 +829,7 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 "bool_and" | "bool_or" | "every" => of(Bool),
                 // Arrays (JSON in SQLite) and the catalog functions.
                 // Of arrays, a multi-dimensional array of the same element type.
-                "array_agg" => arg0()
+                "array_agg" | "pg_array_agg_arrays" => arg0()
                     .and_then(|c| c.ty)
                     .and_then(|t| {
                         if t.element().is_some() {

@@ -200,7 +200,10 @@ pub(crate) fn statement_scope<'a>(stmt: &Statement, catalog: &'a Catalog) -> Sco
             catalog.relation(&table).map(|d| Cow::Borrowed(d.as_ref())),
         ));
     }
-    Scope { tables }
+    Scope {
+        tables,
+        catalog: Some(catalog),
+    }
 }
 
 /// Inferred types of a statement's `$n` parameters (index n-1).

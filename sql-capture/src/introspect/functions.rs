@@ -117,10 +117,27 @@ pub(crate) fn catalog_function(name: &str, f: &Function) -> Option<Result<Expr>>
     })
 }
 
-/// `ARRAY(SELECT x …)`: the elements in PostgreSQL's text form, `{a,b}`.
+/// Whether a call named `name` is `ARRAY(SELECT …)` (typed.rs renames it to say what
+/// its rows are).
+pub(crate) fn is_array_subquery(name: &str) -> bool {
+    matches!(
+        name,
+        "array" | "__mdbc_array_nested" | "__mdbc_array_scalar"
+    )
+}
+
+/// `ARRAY(SELECT x …)`: the rows' values gathered into the JSON array mdbc keeps arrays
+/// as, in the subquery's order; rows that are arrays themselves are embedded as arrays
+/// (PostgreSQL's one dimension more, each the same size and none NULL or empty).
 pub(crate) fn array_subquery(f: &Function) -> Option<Result<Expr>> {
-    if function_name(f) != "array" {
+    let name = function_name(f);
+    if !is_array_subquery(&name) {
         return None;
+    }
+    if name == "array" {
+        return Some(Err(crate::error::Error::Unsupported(
+            "ARRAY(subquery) whose column type mdbc does not infer".into(),
+        )));
     }
     let FunctionArguments::Subquery(q) = &f.args else {
         return None;
@@ -149,9 +166,11 @@ pub(crate) fn array_subquery(f: &Function) -> Option<Result<Expr>> {
         expr,
         alias: Ident::new("__elem"),
     };
-    let outer = parse_query(
-        "SELECT '{' || coalesce(group_concat(__elem, ','), '') || '}' FROM (SELECT 1) AS __a",
-    );
+    let outer = parse_query(if name == "__mdbc_array_nested" {
+        "SELECT coalesce(pg_array_agg_arrays(__elem), '[]') FROM (SELECT 1) AS __a"
+    } else {
+        "SELECT json_group_array(__elem) FROM (SELECT 1) AS __a"
+    });
     Some(outer.map(|mut outer| {
         if let SetExpr::Select(s) = outer.body.as_mut() {
             if let Some(TableFactor::Derived { subquery, .. }) =

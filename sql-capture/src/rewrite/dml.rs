@@ -489,6 +489,7 @@ fn subscript_assignment(
     };
     let scope = infer::Scope {
         tables: vec![(def.name.clone(), Some(std::borrow::Cow::Borrowed(def)))],
+        catalog: None,
     };
     let mut kinds = String::new();
     let mut subs = Vec::new();

@@ -820,6 +820,10 @@ fn typed_value(e: Expr, ty: PgType) -> Expr {
 }
 
 fn rewrite_any_all(expr: &mut Expr) -> Result<()> {
+    if let Some(chain) = pattern_any_all(expr)? {
+        *expr = chain;
+        return Ok(());
+    }
     match expr {
         Expr::AnyOp {
             left,
@@ -829,7 +833,15 @@ fn rewrite_any_all(expr: &mut Expr) -> Result<()> {
         } => {
             let negated = match compare_op {
                 BinaryOperator::Eq => false,
-                _ => return Err(Error::Unsupported(format!("{compare_op} ANY (…)"))),
+                op => {
+                    // `x < ANY (ARRAY[a, b])` is `x < a OR x < b`, NULLs included.
+                    let Some(list) = array_elements(right) else {
+                        return Err(Error::Unsupported(format!("{op} ANY (…)")));
+                    };
+                    let (left, op) = (std::mem::replace(left.as_mut(), null()), op.clone());
+                    *expr = chain(list, false, |e| binary(left.clone(), op.clone(), e));
+                    return Ok(());
+                }
             };
             let left = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
             let Some(list) = array_elements(right) else {
@@ -852,7 +864,9 @@ fn rewrite_any_all(expr: &mut Expr) -> Result<()> {
             let list = array_elements(right)
                 .ok_or_else(|| Error::Unsupported("ALL over a non-literal array".into()))?;
             if *compare_op != BinaryOperator::NotEq {
-                return Err(Error::Unsupported(format!("{compare_op} ALL (…)")));
+                let (left, op) = (std::mem::replace(left.as_mut(), null()), compare_op.clone());
+                *expr = chain(list, true, |e| binary(left.clone(), op.clone(), e));
+                return Ok(());
             }
             let left = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
             *expr = Expr::InList {
@@ -864,6 +878,111 @@ fn rewrite_any_all(expr: &mut Expr) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// `x [NOT] [I]LIKE ANY|SOME|ALL (ARRAY[p, q])`, which sqlparser reads as a pattern that
+/// calls a function `all` (or as `any: true`): one LIKE per pattern, joined by OR (ANY) or
+/// AND (ALL), which gives PostgreSQL's NULL rules; an empty array is false (ANY) or true
+/// (ALL). A non-literal array is refused rather than matched as one pattern.
+fn pattern_any_all(expr: &mut Expr) -> Result<Option<Expr>> {
+    let (negated, left, pattern, escape_char, any, ilike) = match expr {
+        Expr::Like {
+            negated,
+            expr,
+            pattern,
+            escape_char,
+            any,
+        } => (*negated, expr, pattern, escape_char, *any, false),
+        Expr::ILike {
+            negated,
+            expr,
+            pattern,
+            escape_char,
+            any,
+        } => (*negated, expr, pattern, escape_char, *any, true),
+        _ => return Ok(None),
+    };
+    let (all, array) =
+        match pattern.as_ref() {
+            Expr::Function(f) if f.name.0.len() == 1 && !any => {
+                let name = function_name(f);
+                let all = match name.as_str() {
+                    "all" => true,
+                    "any" | "some" => false,
+                    _ => return Ok(None),
+                };
+                let is_quoted = f.name.0[0]
+                    .as_ident()
+                    .is_some_and(|i| i.quote_style.is_some());
+                let sqlparser::ast::FunctionArguments::List(args) = &f.args else {
+                    return Ok(None);
+                };
+                match args.args.as_slice() {
+                    [sqlparser::ast::FunctionArg::Unnamed(
+                        sqlparser::ast::FunctionArgExpr::Expr(a),
+                    )] if !is_quoted => (all, a.clone()),
+                    _ => return Ok(None),
+                }
+            }
+            p if any => (false, p.clone()),
+            _ => return Ok(None),
+        };
+    let what = if all { "ALL" } else { "ANY" };
+    let like = if ilike { "ILIKE" } else { "LIKE" };
+    let list = array_elements(&array)
+        .ok_or_else(|| Error::Unsupported(format!("{like} {what} over a non-literal array")))?;
+    let left = std::mem::replace(left.as_mut(), null());
+    let escape_char = escape_char.clone();
+    Ok(Some(chain(list, all, |p| {
+        let (expr, pattern) = (Box::new(left.clone()), Box::new(p));
+        let escape_char = escape_char.clone();
+        if ilike {
+            Expr::ILike {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+                any: false,
+            }
+        } else {
+            Expr::Like {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+                any: false,
+            }
+        }
+    })))
+}
+
+/// One test per element, joined by AND (`all`) or OR, parenthesised; an empty list is
+/// the empty conjunction (true) or disjunction (false).
+fn chain(list: Vec<Expr>, all: bool, test: impl Fn(Expr) -> Expr) -> Expr {
+    let op = if all {
+        BinaryOperator::And
+    } else {
+        BinaryOperator::Or
+    };
+    let joined = list
+        .into_iter()
+        .map(|e| Expr::Nested(Box::new(test(e))))
+        .reduce(|a, b| binary(a, op.clone(), b));
+    Expr::Nested(Box::new(
+        joined.unwrap_or_else(|| Expr::value(Value::Boolean(all))),
+    ))
+}
+
+fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Expr {
+    Expr::BinaryOp {
+        left: Box::new(left),
+        op,
+        right: Box::new(right),
+    }
+}
+
+fn null() -> Expr {
+    Expr::value(Value::Null)
 }
 
 fn unsupported_type(name: &str) -> Error {
