@@ -445,7 +445,10 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
             }
             crate::json::builder_args(f, &types);
         }
-        if let Some(n) = datetime::function(e, &types).or_else(|| numeric::function(e, &types)) {
+        if let Some(n) = datetime::function(e, &types)
+            .or_else(|| numeric::function(e, &types))
+            .or_else(|| float_aggregate(e, &types))
+        {
             *e = n;
         }
         return;
@@ -725,6 +728,9 @@ fn aggregates_or_windows(e: &Expr) -> bool {
                                         | "pg_interval_sum"
                                         | "pg_interval_avg"
                                         | "pg_array_agg_arrays"
+                                        | "pg_float4_sum"
+                                        | "pg_float8_sum"
+                                        | "pg_float8_avg"
                                 )
                         }) =>
                 {
@@ -735,4 +741,24 @@ fn aggregates_or_windows(e: &Expr) -> bool {
         }
     }
     sqlparser::ast::Visit::visit(e, &mut Find(0)).is_break()
+}
+
+/// `sum`/`avg` of float4 and float8: PostgreSQL's plain running sum (in single precision
+/// for `sum(float4)`), not SQLite's compensated one (mdbc-server's store/float_agg.rs).
+fn float_aggregate(e: &mut Expr, types: &[Option<PgType>]) -> Option<Expr> {
+    let Expr::Function(f) = e else {
+        return None;
+    };
+    let name = match (
+        crate::ast::function_name(f).as_str(),
+        types.first().copied().flatten(),
+    ) {
+        ("sum", Some(PgType::Float4)) => "pg_float4_sum",
+        ("sum", Some(PgType::Float8)) => "pg_float8_sum",
+        ("avg", Some(PgType::Float4 | PgType::Float8)) => "pg_float8_avg",
+        _ => return None,
+    };
+    let mut f = f.clone();
+    f.name = sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new(name)]);
+    Some(Expr::Function(f))
 }

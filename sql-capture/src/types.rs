@@ -370,7 +370,8 @@ impl PgType {
             PgType::Bpchar => args.first().map(|n| n + 4).unwrap_or(5),
             PgType::Numeric => match args.as_slice() {
                 [p] => (p << 16) + 4,
-                [p, s] => ((p << 16) | (s & 0xffff)) + 4,
+                // PostgreSQL 15 keeps the scale in 11 bits, signed (-1000..1000).
+                [p, s] => ((p << 16) | (s & 0x7ff)) + 4,
                 _ => -1,
             },
             PgType::Timestamp | PgType::Timestamptz | PgType::Time => {
@@ -389,10 +390,10 @@ impl PgType {
             PgType::Varchar | PgType::Bpchar if typmod >= 4 => {
                 format!("{}({})", self.name(), typmod - 4)
             }
-            PgType::Numeric if typmod >= 4 => {
-                let t = typmod - 4;
-                format!("numeric({},{})", t >> 16, t & 0xffff)
-            }
+            PgType::Numeric => match numeric_typmod(typmod) {
+                Some((p, s)) => format!("numeric({p},{s})"),
+                None => self.name().to_string(),
+            },
             _ => self.name().to_string(),
         }
     }
@@ -422,13 +423,24 @@ impl TypeSpec {
     }
 }
 
-/// The scale of a `numeric(p,s)` column given its typmod.
+/// The scale a `numeric(p,s)` column shows its values with, given its typmod (0 for a
+/// negative scale, which rounds to tens, hundreds… left of the point).
 pub fn numeric_scale(ty: PgType, typmod: i32) -> Option<u32> {
-    if ty == PgType::Numeric && typmod >= 4 {
-        Some(((typmod - 4) & 0xffff) as u32)
+    if ty == PgType::Numeric {
+        numeric_typmod(typmod).map(|(_, s)| s.max(0) as u32)
     } else {
         None
     }
+}
+
+/// A `numeric(p,s)` typmod's precision and scale (the scale may be negative, or larger
+/// than the precision, since PostgreSQL 15).
+pub fn numeric_typmod(typmod: i32) -> Option<(u32, i32)> {
+    if typmod < 4 {
+        return None;
+    }
+    let t = typmod - 4;
+    Some((((t >> 16) & 0xffff) as u32, ((t & 0x7ff) ^ 1024) - 1024))
 }
 
 #[cfg(test)]

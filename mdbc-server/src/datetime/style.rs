@@ -67,6 +67,10 @@ pub struct DateCtx {
     /// `bytea_output = escape` (else hex). Not a date setting, but a value's text is
     /// written with this context, so every output style of the session lives here.
     pub bytea_escape: bool,
+    /// `extra_float_digits` when 0 or below: floats are written with that many fewer
+    /// significant digits than 15 (float8) or 6 (float4), as C's `%g`. `None` (1 to 3,
+    /// the default 1) writes the shortest text that reads back exactly.
+    pub float_digits: Option<i32>,
     /// The transaction's start, microseconds from 2000-01-01 UTC (`'now'`); the wall
     /// clock when unset.
     pub now: Option<i64>,

@@ -228,15 +228,27 @@ impl Numeric {
 
     /// Applies `numeric(p,s)`: rounds to `s` digits and refuses a value with more than
     /// `p - s` digits before the point (22003). NaN fits; an infinity does not.
-    pub fn apply_typmod(&self, precision: u32, scale: u32) -> NResult {
+    pub fn apply_typmod(&self, precision: u32, scale: i32) -> NResult {
         match self {
             Numeric::NaN => Ok(Numeric::NaN),
             Numeric::Inf(_) => Err(NumericError::FieldInfinite(precision, scale)),
             Numeric::Finite { .. } => {
-                let r = self.rescale(scale);
-                let max = precision.saturating_sub(scale);
-                if r.int_digits() > max as usize {
-                    return Err(NumericError::Field(precision, scale, max));
+                // A negative scale rounds left of the point and shows no fraction.
+                let r = if scale >= 0 {
+                    self.rescale(scale as u32)
+                } else {
+                    self.round_to(i64::from(scale), Rounding::HalfAway)?
+                };
+                // The value must stay below 10^(precision - scale), which is below 1 when
+                // the scale exceeds the precision.
+                let max = i64::from(precision) - i64::from(scale);
+                if let Numeric::Finite { m, scale: s } = &r {
+                    if !m.is_zero() {
+                        let lead = m.magnitude().to_string().len() as i64 - i64::from(*s);
+                        if lead > max {
+                            return Err(NumericError::Field(precision, scale, max));
+                        }
+                    }
                 }
                 Ok(r)
             }

@@ -13,11 +13,11 @@ pub enum NumericError {
     #[error("division by zero")]
     DivisionByZero,
     /// A value too wide for `numeric(p,s)`.
-    #[error("numeric field overflow: a field with precision {0}, scale {1} must round to an absolute value less than 10^{2}")]
-    Field(u32, u32, u32),
+    #[error("numeric field overflow: a field with precision {0}, scale {1} must round to an absolute value less than {limit}", limit = power_of_ten(*.2))]
+    Field(u32, i32, i64),
     /// An infinity stored into `numeric(p,s)`.
     #[error("numeric field overflow: a field with precision {0}, scale {1} cannot hold an infinite value")]
-    FieldInfinite(u32, u32),
+    FieldInfinite(u32, i32),
     /// NaN or an infinity cast to an integer type (the type's name).
     #[error("cannot convert {0} to {1}")]
     NotInteger(&'static str, &'static str),
@@ -60,5 +60,14 @@ impl NumericError {
             | NumericError::ComplexPower => "2201F",
             NumericError::LogZero | NumericError::LogNegative => "2201E",
         }
+    }
+}
+
+/// `10^n` as PostgreSQL's message writes it (`1` for n = 0).
+fn power_of_ten(n: i64) -> String {
+    if n == 0 {
+        "1".into()
+    } else {
+        format!("10^{n}")
     }
 }

@@ -308,13 +308,9 @@ impl Settings {
                 self.1.update(|c| c.interval_style = style);
             }
             "extra_float_digits" => match v.trim().parse::<i32>() {
-                Ok(n) if (1..=3).contains(&n) => self.insert(key, n.to_string()),
                 Ok(n) if (-15..=3).contains(&n) => {
-                    return Err(unsupported(
-                        &key,
-                        &v,
-                        "floats are printed shortest-exact, as with 1 to 3",
-                    ))
+                    self.insert(key, n.to_string());
+                    self.1.update(|c| c.float_digits = (n <= 0).then_some(n));
                 }
                 _ => return Err(bad("an integer from -15 to 3")),
             },

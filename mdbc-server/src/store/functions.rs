@@ -192,6 +192,7 @@ pub(super) fn register(
     let volatile = FunctionFlags::SQLITE_UTF8;
     register_coerce(conn, None)?;
     crate::numeric::sql::register(conn)?;
+    super::float_agg::register(conn)?;
     crate::json::sql::register(conn)?;
     crate::datetime::sql::register(conn, SessionZone::default())?;
     conn.create_scalar_function("pg_now", 0, volatile, |_| Ok(values::now_text()))?;

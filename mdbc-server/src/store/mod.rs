@@ -15,6 +15,7 @@
 
 mod catalog;
 mod error;
+mod float_agg;
 mod functions;
 mod ident;
 mod migrate;

@@ -155,7 +155,7 @@ pub fn coerce_in(v: ValueRef<'_>, ty: PgType, typmod: i32, zone: &DateCtx) -> VR
                 code: "42846",
                 message: "cannot cast type double precision to boolean".into(),
             }),
-            _ => from_text(&format_float(f), ty, typmod),
+            _ => from_text(&text::format_float_in(f, zone), ty, typmod),
         },
         ValueRef::Blob(b) => match ty {
             PgType::Bytea => Ok(Value::Blob(b.to_vec())),

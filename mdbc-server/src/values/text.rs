@@ -174,11 +174,9 @@ pub(super) fn numeric_from_text(t: &str, typmod: i32) -> VResult<Value> {
 
 /// A numeric under a typmod, as the text SQLite stores.
 pub(super) fn numeric_value(n: Numeric, typmod: i32) -> VResult<Value> {
-    let n = if typmod >= 4 {
-        let m = typmod - 4;
-        n.apply_typmod((m >> 16) as u32, (m & 0xffff) as u32)?
-    } else {
-        n
+    let n = match sql_capture::types::numeric_typmod(typmod) {
+        Some((precision, scale)) => n.apply_typmod(precision, scale)?,
+        None => n,
     };
     Ok(Value::Text(n.to_string()))
 }
@@ -277,6 +275,45 @@ pub fn format_float(f: f64) -> String {
         exponent_form(format!("{f:e}"))
     } else {
         format!("{f}")
+    }
+}
+
+/// A double's text under the session's `extra_float_digits`.
+pub(super) fn format_float_in(f: f64, ctx: &DateCtx) -> String {
+    match ctx.float_digits {
+        Some(extra) => format_g(f, 15 + extra),
+        None => format_float(f),
+    }
+}
+
+/// C's `%.{precision}g`, which PostgreSQL uses when `extra_float_digits` is 0 or less:
+/// `precision` significant digits, trailing zeros dropped, exponent form when the
+/// exponent is below -4 or not below the precision.
+fn format_g(f: f64, precision: i32) -> String {
+    if !f.is_finite() {
+        return format_float(f);
+    }
+    let p = precision.max(1) as usize;
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let sci = format!("{:.*e}", p - 1, f);
+    let Some((mantissa, exp)) = sci.split_once('e') else {
+        return sci;
+    };
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if exp < -4 || exp >= p as i32 {
+        exponent_form(format!("{}e{exp}", trim(mantissa)))
+    } else {
+        let decimals = (p as i32 - 1 - exp).max(0) as usize;
+        trim(&format!("{:.*}", decimals, f))
     }
 }
 
@@ -417,8 +454,11 @@ pub fn encode_text(v: ValueRef<'_>, ty: PgType, typmod: i32, zone: &DateCtx, out
             let mut buf = itoa::Buffer::new();
             out.put_slice(buf.format(i).as_bytes());
         }
-        (PgType::Float4, ValueRef::Real(f)) => out.put_slice(format_float4(f).as_bytes()),
-        (_, ValueRef::Real(f)) => out.put_slice(format_float(f).as_bytes()),
+        (PgType::Float4, ValueRef::Real(f)) => match zone.float_digits {
+            Some(extra) => out.put_slice(format_g(f64::from(f as f32), 6 + extra).as_bytes()),
+            None => out.put_slice(format_float4(f).as_bytes()),
+        },
+        (_, ValueRef::Real(f)) => out.put_slice(format_float_in(f, zone).as_bytes()),
         (PgType::Bytea, ValueRef::Blob(b) | ValueRef::Text(b)) => {
             out.put_slice(bytea_text(b, zone.bytea_escape).as_bytes())
         }
@@ -437,7 +477,7 @@ pub fn encode_text(v: ValueRef<'_>, ty: PgType, typmod: i32, zone: &DateCtx, out
 /// is shown `0.50`).
 pub(super) fn numeric_in_scale(b: &[u8], typmod: i32) -> std::borrow::Cow<'_, str> {
     let text = String::from_utf8_lossy(b);
-    let scale = ((typmod - 4) & 0xffff) as u32;
+    let scale = sql_capture::types::numeric_scale(PgType::Numeric, typmod).unwrap_or(0);
     match Numeric::parse(&text) {
         Ok(n) if n.scale().is_some_and(|s| s != scale) => n.rescale(scale).to_string().into(),
         _ => text,

@@ -764,6 +764,8 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                     _ => of(Numeric),
                 },
                 "pg_numeric_sum" | "pg_numeric_avg" | "div" => of(Numeric),
+                "pg_float4_sum" => of(Float4),
+                "pg_float8_sum" | "pg_float8_avg" => of(Float8),
                 "sign" | "sqrt" | "exp" | "ln" | "log" | "log10" | "cbrt" | "power" | "pow" => {
                     match args
                         .iter()

@@ -32,7 +32,9 @@ fn needs_coercion(e: &Expr, col: &ColumnInfo) -> bool {
                     (PgType::Int4, Ok(v)) => i32::try_from(v).is_ok(),
                     (PgType::Int8, Ok(_)) => true,
                     (PgType::Oid, Ok(v)) => u32::try_from(v).is_ok(),
-                    (PgType::Float4 | PgType::Float8, _) => true,
+                    (PgType::Float8, _) => true,
+                    // A real keeps single precision: 7.8 is stored as 7.80000019…
+                    (PgType::Float4, _) => n.parse::<f64>().is_ok_and(|v| f64::from(v as f32) == v),
                     _ => false,
                 };
                 !fits
@@ -43,7 +45,11 @@ fn needs_coercion(e: &Expr, col: &ColumnInfo) -> bool {
             }
             _ => true,
         },
-        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => false,
+        // Another column's value (INSERT … SELECT, UPDATE … SET a = b) of unknown type:
+        // a narrower type's range, single precision, a length or a scale still apply.
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
+            col.typmod >= 0 || matches!(col.ty, PgType::Float4 | PgType::Int2 | PgType::Int4)
+        }
         // Checked integer arithmetic (typed.rs) yields a value in its own type's range: a
         // column at least as wide takes it as is.
         Expr::Function(f) => {
