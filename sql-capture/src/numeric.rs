@@ -64,24 +64,7 @@ pub(crate) fn binary(
         | BinaryOperator::LtEq
         | BinaryOperator::Gt
         | BinaryOperator::GtEq => {
-            if !numeric_operands(l, r, left, right) {
-                return None;
-            }
-            let as_text = |e: &mut Expr, t: Option<PgType>| {
-                if t.is_some_and(PgType::is_integer) && !matches!(e, Expr::Value(_)) {
-                    *e = Expr::Cast {
-                        kind: sqlparser::ast::CastKind::Cast,
-                        expr: Box::new(take(e)),
-                        data_type: sqlparser::ast::DataType::Text,
-                        format: None,
-                    };
-                }
-            };
-            as_text(left, l);
-            as_text(right, r);
-            if !is_marked(left) {
-                *left = mark(take(left));
-            }
+            compare_as_numeric(left, right, l, r);
             return None;
         }
         _ => return None,
@@ -90,6 +73,59 @@ pub(crate) fn binary(
         return None;
     }
     Some(mark(crate::ast::op_call("pg_numeric", symbol, left, right)))
+}
+
+/// Makes `left` and `right` compare as numerics when one is a numeric and the other a
+/// numeric or an integer (in `=`, `IS DISTINCT FROM`, …): the numeric collation on the
+/// left, and text affinity for an integer expression so that it meets the numeric's text
+/// as a number. Returns whether it did.
+pub(crate) fn compare_as_numeric(
+    left: &mut Expr,
+    right: &mut Expr,
+    l: Option<PgType>,
+    r: Option<PgType>,
+) -> bool {
+    if !numeric_operands(l, r, left, right) {
+        return false;
+    }
+    let as_text = |e: &mut Expr, t: Option<PgType>| {
+        if t.is_some_and(PgType::is_integer) && !matches!(e, Expr::Value(_)) {
+            *e = text_affinity(take(e));
+        }
+    };
+    as_text(left, l);
+    as_text(right, r);
+    if !is_marked(left) {
+        // A literal has no affinity of its own: text affinity makes SQLite read an
+        // integer on the other side as text too.
+        let x = take(left);
+        *left = mark(if matches!(x, Expr::Value(_)) {
+            text_affinity(x)
+        } else {
+            x
+        });
+    }
+    true
+}
+
+/// `CAST(e AS TEXT)`: SQLite's text affinity.
+fn text_affinity(e: Expr) -> Expr {
+    Expr::Cast {
+        kind: sqlparser::ast::CastKind::Cast,
+        expr: Box::new(e),
+        data_type: sqlparser::ast::DataType::Text,
+        format: None,
+    }
+}
+
+/// A value compared with numerics (an IN list's left side, a set member): the numeric
+/// collation and text affinity, so integers and numerics meet as numbers.
+pub(crate) fn as_compared_numeric(e: Expr) -> Expr {
+    if is_marked(&e) {
+        e
+    } else {
+        mark(text_affinity(e))
+    }
 }
 
 /// `-x` on a numeric.

@@ -111,7 +111,12 @@ fn unify_types(q: &mut Query, catalog: &Catalog) {
         for (i, target) in targets.iter().enumerate() {
             let Some(target) = target else { continue };
             let untyped = leaf_literal.get(i).copied().unwrap_or(false);
-            if !untyped && (leaf_types[i] == Some(*target) || leaf_types[i].is_none()) {
+            // A numeric branch is cast too: the cast gives it the numeric collation, so
+            // that UNION, INTERSECT and EXCEPT see `1.0` and `1` as one value.
+            if !untyped
+                && (leaf_types[i].is_none()
+                    || leaf_types[i] == Some(*target) && *target != PgType::Numeric)
+            {
                 continue;
             }
             let Some(data_type) = data_type_of(*target) else {

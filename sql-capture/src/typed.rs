@@ -263,6 +263,9 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
         *e = trim;
         return;
     }
+    if numeric_equality(e, scope) {
+        return;
+    }
     if let Expr::Cast {
         expr: inner,
         data_type,
@@ -331,10 +334,32 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
     }
     // `x IN (…)`, `x BETWEEN …` on a numeric expression: compared by the numeric
     // collation (a column has it already).
-    if let Expr::InList { expr: inner, .. }
-    | Expr::InSubquery { expr: inner, .. }
-    | Expr::Between { expr: inner, .. } = e
-    {
+    if let Expr::InList { .. } | Expr::InSubquery { .. } | Expr::Between { .. } = e {
+        // An integer among numerics: both sides meet as numerics.
+        let others_numeric = match e {
+            Expr::InList { list, .. } => list
+                .iter()
+                .any(|x| infer_expr(x, scope).and_then(|c| c.ty) == Some(PgType::Numeric)),
+            Expr::InSubquery { subquery, .. } => {
+                scope.subquery_column(subquery).and_then(|c| c.ty) == Some(PgType::Numeric)
+            }
+            _ => false,
+        };
+        let (Expr::InList { expr: inner, .. }
+        | Expr::InSubquery { expr: inner, .. }
+        | Expr::Between { expr: inner, .. }) = e
+        else {
+            return;
+        };
+        if others_numeric
+            && infer_expr(inner, scope)
+                .and_then(|c| c.ty)
+                .is_some_and(PgType::is_integer)
+        {
+            let x = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+            **inner = numeric::as_compared_numeric(x);
+            return;
+        }
         if !matches!(
             inner.as_ref(),
             Expr::Identifier(_) | Expr::CompoundIdentifier(_)
@@ -543,6 +568,13 @@ fn type_values_rows(v: &mut sqlparser::ast::Values) {
         for (cell, t) in row.content.iter_mut().zip(&types) {
             let mut ty = None;
             resolve_literal(cell, &mut ty, t.ty);
+            // A numeric column's values compare as numerics (DISTINCT, GROUP BY, set
+            // operations over the VALUES): `1.0` and `1.00` are one value.
+            let null = matches!(cell, Expr::Value(v) if v.value == Value::Null);
+            if t.ty == Some(PgType::Numeric) && !null {
+                let x = std::mem::replace(cell, Expr::value(Value::Null));
+                *cell = numeric::as_compared_numeric(x);
+            }
         }
     }
 }
@@ -761,4 +793,109 @@ fn float_aggregate(e: &mut Expr, types: &[Option<PgType>]) -> Option<Expr> {
     let mut f = f.clone();
     f.name = sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new(name)]);
     Some(Expr::Function(f))
+}
+
+/// Equality tests that are not a plain `=` but compare numerics all the same: `CASE x WHEN
+/// v`, `IS [NOT] DISTINCT FROM`, `nullif(a, b)`, `x = ANY (ARRAY[…])`. SQLite would compare
+/// a numeric's text with an integer (or another numeric's text) as they are, so `1.0` and
+/// `1` would differ; these become comparisons [`numeric::compare_as_numeric`] makes exact.
+/// Returns whether `e` was one (and is done).
+fn numeric_equality(e: &mut Expr, scope: &Scope) -> bool {
+    let ty = |x: &Expr| infer_expr(x, scope).and_then(|c| c.ty);
+    let numeric = |t: Option<PgType>| t == Some(PgType::Numeric);
+    match e {
+        Expr::IsDistinctFrom(a, b) | Expr::IsNotDistinctFrom(a, b) => {
+            let (l, r) = (ty(a), ty(b));
+            numeric::compare_as_numeric(a, b, l, r)
+        }
+        Expr::Case {
+            operand: Some(operand),
+            conditions,
+            ..
+        } => {
+            let t = ty(operand);
+            if !numeric(t) && !conditions.iter().any(|c| numeric(ty(&c.condition))) {
+                return false;
+            }
+            // `CASE x WHEN v …` is `CASE WHEN x = v …` (x is evaluated once per test).
+            let operand = std::mem::replace(operand.as_mut(), Expr::value(Value::Null));
+            for c in conditions.iter_mut() {
+                let mut left = operand.clone();
+                let mut right = std::mem::replace(&mut c.condition, Expr::value(Value::Null));
+                let r = ty(&right);
+                numeric::compare_as_numeric(&mut left, &mut right, t, r);
+                c.condition = Expr::BinaryOp {
+                    left: Box::new(left),
+                    op: BinaryOperator::Eq,
+                    right: Box::new(right),
+                };
+            }
+            if let Expr::Case { operand, .. } = e {
+                *operand = None;
+            }
+            true
+        }
+        Expr::Function(f) if crate::ast::function_name(f) == "nullif" => {
+            let args = crate::ast::function_args(f);
+            let [a, b] = args.as_slice() else {
+                return false;
+            };
+            let (l, r) = (ty(a), ty(b));
+            if !numeric(l) && !numeric(r) {
+                return false;
+            }
+            let (mut left, mut right) = ((*a).clone(), (*b).clone());
+            if !numeric::compare_as_numeric(&mut left, &mut right, l, r) {
+                return false;
+            }
+            // nullif(a, b) is CASE WHEN a = b THEN NULL ELSE a END.
+            let result = (*a).clone();
+            *e = Expr::Case {
+                case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                operand: None,
+                conditions: vec![sqlparser::ast::CaseWhen {
+                    condition: Expr::BinaryOp {
+                        left: Box::new(left),
+                        op: BinaryOperator::Eq,
+                        right: Box::new(right),
+                    },
+                    result: Expr::value(Value::Null),
+                }],
+                else_result: Some(Box::new(result)),
+            };
+            true
+        }
+        Expr::AnyOp {
+            left: _,
+            compare_op: BinaryOperator::Eq,
+            right,
+            ..
+        }
+        | Expr::AllOp {
+            left: _,
+            compare_op: BinaryOperator::NotEq,
+            right,
+        } => {
+            // `x = ANY (ARRAY[…])` is `x IN (…)`, `x <> ALL (…)` is `x NOT IN (…)`, whose
+            // numeric rules follow.
+            let Expr::Array(a) = right.as_ref() else {
+                return false;
+            };
+            let list = a.elem.clone();
+            let negated = matches!(e, Expr::AllOp { .. });
+            let (Expr::AnyOp { left, .. } | Expr::AllOp { left, .. }) = e else {
+                return false;
+            };
+            let inner = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
+            *e = Expr::InList {
+                expr: Box::new(inner),
+                list,
+                negated,
+            };
+            fix_typed_expr(e, scope);
+            true
+        }
+        _ => false,
+    }
 }

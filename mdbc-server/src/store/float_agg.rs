@@ -152,7 +152,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(got, Some(100000000.0));
-        assert_eq!(one("SELECT pg_float8_avg(x) FROM (SELECT NULL AS x)").unwrap(), None);
+        assert_eq!(
+            one("SELECT pg_float8_avg(x) FROM (SELECT NULL AS x)").unwrap(),
+            None
+        );
     }
 
     #[test]
