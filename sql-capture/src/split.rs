@@ -355,6 +355,28 @@ fn normalize_copy_booleans(chunk: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         .collect()
 }
 
+/// `RESET TIME ZONE` (PostgreSQL's spelling of `RESET timezone`), which sqlparser stops
+/// reading after `TIME`.
+fn reset_time_zone(mut chunk: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let significant: Vec<usize> = chunk
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t.token, Token::Whitespace(_) | Token::SemiColon))
+        .map(|(i, _)| i)
+        .collect();
+    let word = |t: &Token, w: &str| matches!(t, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w));
+    if let [reset, time, zone] = significant.as_slice() {
+        if word(&chunk[*reset].token, "reset")
+            && word(&chunk[*time].token, "time")
+            && word(&chunk[*zone].token, "zone")
+        {
+            chunk[*time].token = Token::make_word("timezone", None);
+            chunk.remove(*zone);
+        }
+    }
+    chunk
+}
+
 /// `interval(p) 'text'`: sqlparser reads it as `interval 'text'` and drops the precision,
 /// so it becomes `'text'::interval(p)` (the same value and column name in PostgreSQL).
 fn interval_precision_literals(mut chunk: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
@@ -465,7 +487,7 @@ fn parse_one(chunk: Vec<TokenWithSpan>) -> Result<Statement> {
             )
         })
         .collect();
-    let chunk = create_as_column_names(interval_precision_literals(chunk));
+    let chunk = create_as_column_names(interval_precision_literals(reset_time_zone(chunk)));
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(chunk);
     let stmt = parser
         .parse_statement()

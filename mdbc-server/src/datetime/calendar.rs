@@ -75,6 +75,40 @@ pub(crate) fn j2day(jd: i32) -> i32 {
     (jd + 1).rem_euclid(7)
 }
 
+/// The ISO 8601 year and week of a (proleptic Gregorian, astronomical) date, as
+/// PostgreSQL's date2isoyear/date2isoweek compute them over the whole range it stores
+/// (a week belongs to the year holding its Thursday; week 1 holds January 4th).
+pub(crate) fn iso_year_week(year: i32, month: i32, day: i32) -> (i32, i32) {
+    let dayn = date2j(year, month, day);
+    // The Monday of ISO week 1 of `y`.
+    let week1 = |y: i32| {
+        let day4 = date2j(y, 1, 4);
+        day4 - j2day(day4 - 1)
+    };
+    let mut iso_year = year;
+    let mut start = week1(year);
+    if dayn < start {
+        iso_year = year - 1;
+        start = week1(iso_year);
+    }
+    let mut week = (dayn - start) / 7 + 1;
+    if week >= 52 {
+        let next = week1(year + 1);
+        if dayn >= next {
+            iso_year = year + 1;
+            week = (dayn - next) / 7 + 1;
+        }
+    }
+    (iso_year, week)
+}
+
+/// The day of the ISO year (1 on its week 1's Monday).
+pub(crate) fn iso_year_day(year: i32, month: i32, day: i32) -> i32 {
+    let (iso_year, _) = iso_year_week(year, month, day);
+    let day4 = date2j(iso_year, 1, 4);
+    date2j(year, month, day) - (day4 - j2day(day4 - 1)) + 1
+}
+
 pub(crate) fn is_leap(year: i32) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
 }

@@ -1,11 +1,10 @@
 //! `extract` / `date_part` and `date_trunc` over dates, times, timestamps and intervals.
 
-use chrono::{Datelike, NaiveDate};
 use num_bigint::BigInt;
 
 use super::calendar::{
-    check_ts, date2j, j2date, j2day, Fields, Moment, POSTGRES_EPOCH_JDATE, UNIX_EPOCH_JDATE,
-    USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC,
+    check_ts, date2j, iso_year_week, j2date, j2day, Fields, Moment, POSTGRES_EPOCH_JDATE,
+    UNIX_EPOCH_JDATE, USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC,
 };
 use super::error::{DtError, DtResult};
 use super::interval::Interval;
@@ -95,10 +94,6 @@ fn scaled(v: i64, scale: u32) -> Extracted {
         .unwrap_or(Extracted::Null)
 }
 
-fn naive(days: i32) -> Option<NaiveDate> {
-    NaiveDate::from_num_days_from_ce_opt(days + 730_120)
-}
-
 /// Fields that depend only on the date.
 fn date_fields(unit: &str, f: &Fields, days: i32) -> Option<Extracted> {
     let year = f.year as i64;
@@ -123,9 +118,9 @@ fn date_fields(unit: &str, f: &Fields, days: i32) -> Option<Extracted> {
         } else {
             -((999 - (year - 1)) / 1000)
         }),
-        "week" => int(naive(days)?.iso_week().week() as i64),
+        "week" => int(iso_year_week(f.year, f.month, f.day).1 as i64),
         "isoyear" => {
-            let y = naive(days)?.iso_week().year() as i64;
+            let y = iso_year_week(f.year, f.month, f.day).0 as i64;
             int(if y > 0 { y } else { y - 1 })
         }
         "dow" => int(j2day(days + POSTGRES_EPOCH_JDATE) as i64),

@@ -613,7 +613,8 @@ pub fn parse_time(t: &str, zone: &DateCtx) -> DtResult<i64> {
         return Ok(zone.to_local(zone.now()).rem_euclid(USECS_PER_DAY));
     }
     // A zone whose offset depends on the date cannot be applied to a time alone.
-    let dated_zone = p.days.is_none() && matches!(p.zone, Some(Zone::Named(_)));
+    let dated_zone =
+        p.days.is_none() && matches!(p.zone, Some(Zone::Named(_) | Zone::Abbreviation(..)));
     if p.infinite != 0 || p.relative_day.is_some() || dated_zone {
         return Err(DtError::syntax("time", t));
     }

@@ -2,11 +2,9 @@
 //! `to_date`, with PostgreSQL's template patterns (`YYYY-MM-DD HH24:MI:SS`, `Month`, `Dy`,
 //! `FM` and `TH` modifiers, quoted text).
 
-use chrono::{Datelike, NaiveDate};
-
 use super::calendar::{
-    date2j, days_in_month, format_offset, j2date, j2day, Fields, POSTGRES_EPOCH_JDATE,
-    USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC,
+    date2j, days_in_month, format_offset, iso_year_day, iso_year_week, j2date, j2day, Fields,
+    POSTGRES_EPOCH_JDATE, USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC,
 };
 use super::error::{DtError, DtResult};
 use super::interval::Interval;
@@ -250,9 +248,8 @@ impl ToCharInput {
 pub fn to_char(v: &ToCharInput, fmt: &str) -> String {
     let f = &v.f;
     let mut out = String::new();
-    let naive = v
-        .days
-        .and_then(|d| NaiveDate::from_num_days_from_ce_opt(d + 730_120));
+    // An interval has no calendar date: its ISO fields stay 0.
+    let iso = v.days.map(|_| iso_year_week(f.year, f.month, f.day));
     for piece in parse_template(fmt) {
         let (pat, fill, th) = match piece {
             Piece::Literal(s) => {
@@ -296,9 +293,11 @@ pub fn to_char(v: &ToCharInput, fmt: &str) -> String {
             "YY" => (num((year % 100) as i64, 2), Some((year % 100) as i64)),
             "Y" => (num((year % 10) as i64, 1), Some((year % 10) as i64)),
             "IYYY" | "IYY" | "IY" | "I" => {
-                let iy = naive.map(|d| d.iso_week().year()).unwrap_or(f.year) as i64;
+                // Counted back from 1 BC like the calendar year; IYYY in full.
+                let iy = iso.map_or(f.year, |(y, _)| y) as i64;
+                let iy = if iy <= 0 { 1 - iy } else { iy };
                 let (m, w) = match upper.as_str() {
-                    "IYYY" => (10000, 4),
+                    "IYYY" => (i64::MAX, 4),
                     "IYY" => (1000, 3),
                     "IY" => (100, 2),
                     _ => (10, 1),
@@ -341,12 +340,7 @@ pub fn to_char(v: &ToCharInput, fmt: &str) -> String {
                 (num(doy, 3), Some(doy))
             }
             "IDDD" => {
-                let d = naive
-                    .map(|d| {
-                        let w = d.iso_week();
-                        (w.week() as i64 - 1) * 7 + d.weekday().number_from_monday() as i64
-                    })
-                    .unwrap_or(0);
+                let d = v.days.map_or(0, |_| iso_year_day(f.year, f.month, f.day)) as i64;
                 (num(d, 3), Some(d))
             }
             "D" => {
@@ -370,7 +364,7 @@ pub fn to_char(v: &ToCharInput, fmt: &str) -> String {
                 (num(doy / 7 + 1, 2), Some(doy / 7 + 1))
             }
             "IW" => {
-                let w = naive.map(|d| d.iso_week().week() as i64).unwrap_or(0);
+                let w = iso.map_or(0, |(_, w)| w) as i64;
                 (num(w, 2), Some(w))
             }
             "CC" => {

@@ -19,6 +19,12 @@ pub enum Zone {
     },
     /// A zone of the IANA database.
     Named(Tz),
+    /// An abbreviation whose offset changed over the years (PostgreSQL's dynamic
+    /// abbreviations, `MSK`) and the zone that uses it: a local time takes the offset the
+    /// abbreviation meant at that time (its most recent use at or before the instant the
+    /// zone's own rules give, else its next use), as PostgreSQL's
+    /// DetermineTimeZoneAbbrevOffset does; instants are shown as the zone shows them.
+    Abbreviation(Tz, &'static str),
 }
 
 /// The abbreviations PostgreSQL's `Default` set knows and input commonly uses, with their
@@ -226,7 +232,7 @@ impl Zone {
     pub fn name(&self) -> String {
         match self {
             Zone::Fixed { name, .. } => name.clone(),
-            Zone::Named(tz) => tz.name().to_string(),
+            Zone::Named(tz) | Zone::Abbreviation(tz, _) => tz.name().to_string(),
         }
     }
 
@@ -234,6 +240,7 @@ impl Zone {
     pub fn offset_at(&self, utc: i64) -> i32 {
         match self {
             Zone::Fixed { east, .. } => *east,
+            Zone::Abbreviation(tz, abbrev) => abbreviation_offset(*tz, abbrev, utc),
             Zone::Named(tz) => {
                 let shift = future_shift(utc);
                 tz.offset_from_utc_datetime(&naive(utc - shift))
@@ -253,7 +260,7 @@ impl Zone {
                     format_offset(*east)
                 }
             }
-            Zone::Named(tz) => {
+            Zone::Named(tz) | Zone::Abbreviation(tz, _) => {
                 let off = tz.offset_from_utc_datetime(&naive(utc - future_shift(utc)));
                 off.abbreviation()
                     .map(str::to_string)
@@ -268,6 +275,10 @@ impl Zone {
     pub fn to_utc(&self, local: i64) -> i64 {
         match self {
             Zone::Fixed { east, .. } => local - *east as i64 * USECS_PER_SEC,
+            Zone::Abbreviation(tz, abbrev) => {
+                let t = Zone::Named(*tz).to_utc(local);
+                local - abbreviation_offset(*tz, abbrev, t) as i64 * USECS_PER_SEC
+            }
             Zone::Named(tz) => {
                 let shift = future_shift(local);
                 let local = local - shift;
@@ -328,10 +339,32 @@ pub(crate) fn input_zone(s: &str) -> Option<Zone> {
 /// Abbreviations whose offset changed over the years (PostgreSQL's dynamic
 /// abbreviations): read with their zone's rules at the date given.
 fn dynamic_abbreviation(s: &str) -> Option<Zone> {
-    let zone = match s.to_ascii_lowercase().as_str() {
-        "msk" => "Europe/Moscow",
-        "vet" => "America/Caracas",
+    let (zone, abbrev) = match s.to_ascii_lowercase().as_str() {
+        "msk" => ("Europe/Moscow", "MSK"),
+        "vet" => ("America/Caracas", "VET"),
         _ => return None,
     };
-    Zone::named(zone)
+    Tz::from_str_insensitive(zone)
+        .ok()
+        .map(|tz| Zone::Abbreviation(tz, abbrev))
+}
+
+/// The offset `abbrev` meant in `tz` around the instant `utc`: at `utc` if the zone used
+/// it then, else at its latest use before (or, failing that, its first use after),
+/// probed a day at a time over two years each way.
+fn abbreviation_offset(tz: Tz, abbrev: &str, utc: i64) -> i32 {
+    let at = |t: i64| {
+        let off = tz.offset_from_utc_datetime(&naive(t - future_shift(t)));
+        (off.abbreviation() == Some(abbrev)).then(|| off.fix().local_minus_utc())
+    };
+    let steps = (0..=730).map(|d| d as i64 * USECS_PER_DAY);
+    steps
+        .clone()
+        .find_map(|back| at(utc - back))
+        .or_else(|| steps.clone().find_map(|ahead| at(utc + ahead)))
+        .unwrap_or_else(|| {
+            tz.offset_from_utc_datetime(&naive(utc - future_shift(utc)))
+                .fix()
+                .local_minus_utc()
+        })
 }
