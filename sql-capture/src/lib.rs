@@ -106,6 +106,7 @@ pub const REQUIRED_FUNCTIONS: &[(&str, i32)] = &[
     ("pg_float4_sum", 1),
     ("pg_float8_sum", 1),
     ("pg_float8_avg", 1),
+    ("pg_scalar", 1),
     ("pg_substr", 3),
     ("pg_substr", 2),
     ("pg_substring_regex", 2),

@@ -176,6 +176,9 @@ copy cy (a, b, c) from stdin (format csv, force_not_null (a), force_null (b));
 ,"",10
 "x",,11
 \.
+copy cy (a, b, c) from stdin (format csv, force_not_null (a, b), force_null (a, b));
+,"",12
+\.
 select a is null, a, b is null, b, c from cy where c >= 10 order by c;
 copy cy from stdin (format text, quote '"');
 drop table cy;
@@ -199,6 +202,7 @@ $$,,3
 \\.,x'y,
 f||t||10
 f|x|t||11
+f||t||12
 ERROR:  0A000
 ";
     let server = Server::start().expect("server starts");

@@ -413,11 +413,12 @@ pub(crate) fn parse_parts(t: &str, type_name: &str, order: DateOrder) -> DtResul
     for tok in &toks {
         match tok {
             Tok::Number(n) => {
-                if n.len() == 8 && !ymd.any() && hms.is_none() {
-                    // YYYYMMDD
-                    ymd.year = Some(num(&n[..4]).ok_or_else(bad)?);
-                    ymd.month = Some(num(&n[4..6]).ok_or_else(bad)?);
-                    ymd.day = Some(num(&n[6..]).ok_or_else(bad)?);
+                if (n.len() == 8 || n.len() > 8 && n.len() <= 12) && !ymd.any() && hms.is_none() {
+                    // YYYYMMDD, and a longer year before MMDD (`100000312`).
+                    let cut = n.len() - 4;
+                    ymd.year = Some(num(&n[..cut]).ok_or_else(bad)?);
+                    ymd.month = Some(num(&n[cut..cut + 2]).ok_or_else(bad)?);
+                    ymd.day = Some(num(&n[cut + 2..]).ok_or_else(bad)?);
                 } else if n.len() == 6 && !ymd.any() && hms.is_none() {
                     // YYMMDD
                     ymd.year = Some(num(&n[..2]).ok_or_else(bad)?);

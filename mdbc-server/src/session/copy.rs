@@ -147,12 +147,17 @@ fn split_csv(
     Ok(fields)
 }
 
-/// An unquoted field equal to the NULL string is NULL and a quoted one a value, except in
-/// FORCE_NOT_NULL columns (never NULL) and FORCE_NULL ones (NULL quoted or not).
+/// An unquoted field equal to the NULL string is NULL unless its column is FORCE_NOT_NULL;
+/// a quoted one is a value unless its column is FORCE_NULL (a column may be both: each
+/// rule then applies to its own kind of field, as in PostgreSQL).
 fn csv_field(s: String, quoted: bool, column: Option<&str>, plan: &CopyPlan) -> Option<String> {
     let named = |list: &[String]| column.is_some_and(|c| list.iter().any(|n| n == c));
-    let null =
-        s == plan.null && !named(&plan.force_not_null) && (!quoted || named(&plan.force_null));
+    let null = s == plan.null
+        && if quoted {
+            named(&plan.force_null)
+        } else {
+            !named(&plan.force_not_null)
+        };
     if null {
         None
     } else {

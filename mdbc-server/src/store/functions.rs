@@ -193,6 +193,7 @@ pub(super) fn register(
     register_coerce(conn, None)?;
     crate::numeric::sql::register(conn)?;
     super::float_agg::register(conn)?;
+    super::single_row::register(conn)?;
     crate::json::sql::register(conn)?;
     crate::datetime::sql::register(conn, SessionZone::default())?;
     conn.create_scalar_function("pg_now", 0, volatile, |_| Ok(values::now_text()))?;

@@ -22,6 +22,7 @@ mod migrate;
 mod rebuild;
 mod sequences;
 mod settings;
+mod single_row;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

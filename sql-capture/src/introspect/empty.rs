@@ -141,7 +141,7 @@ pub(crate) const AGGREGATES: &[&str] = &[
     "any_value",
 ];
 
-pub(super) fn has_aggregate(s: &Select) -> bool {
+pub(crate) fn has_aggregate(s: &Select) -> bool {
     // Aggregates inside a subquery of the select list do not make this SELECT one.
     struct Find {
         depth: usize,

@@ -450,6 +450,33 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
 
 fn rewrite_expr(expr: &mut Expr) -> Result<()> {
     match expr {
+        Expr::Subquery(q) if !at_most_one_row(q) && single_column(q) => {
+            // PostgreSQL refuses a scalar subquery that returns a second row (21000);
+            // SQLite would take the first. pg_scalar (mdbc-server) counts them.
+            let inner = std::mem::replace(q.as_mut(), empty_query());
+            let collation = first_column(&inner).and_then(|e| match e {
+                Expr::Collate { collation, .. } => Some(collation.clone()),
+                _ => None,
+            });
+            let mut wrapped = crate::ast::parse_query(
+                "WITH __mdbc_s(__mdbc_v) AS (SELECT 1) SELECT pg_scalar(__mdbc_v) FROM __mdbc_s",
+            )?;
+            if let Some(with) = wrapped.with.as_mut() {
+                if let Some(cte) = with.cte_tables.first_mut() {
+                    *cte.query = inner;
+                }
+            }
+            if let (Some(collation), SetExpr::Select(s)) = (collation, wrapped.body.as_mut()) {
+                if let Some(SelectItem::UnnamedExpr(e)) = s.projection.first_mut() {
+                    let x = std::mem::replace(e, null());
+                    *e = Expr::Collate {
+                        expr: Box::new(x),
+                        collation,
+                    };
+                }
+            }
+            **q = wrapped;
+        }
         Expr::Value(v) => match &mut v.value {
             Value::Placeholder(p) => {
                 if let Some(n) = p.strip_prefix('$') {
@@ -983,6 +1010,87 @@ fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Expr {
 
 fn null() -> Expr {
     Expr::value(Value::Null)
+}
+
+/// Whether a scalar subquery cannot return a second row: no FROM, an aggregate without
+/// GROUP BY, or LIMIT 0/1.
+fn at_most_one_row(q: &Query) -> bool {
+    if let Some(sqlparser::ast::LimitClause::LimitOffset {
+        limit: Some(Expr::Value(v)),
+        ..
+    }) = &q.limit_clause
+    {
+        if matches!(&v.value, Value::Number(n, _) if n == "0" || n == "1") {
+            return true;
+        }
+    }
+    match q.body.as_ref() {
+        SetExpr::Select(s) => {
+            let grouped = match &s.group_by {
+                sqlparser::ast::GroupByExpr::Expressions(e, _) => !e.is_empty(),
+                sqlparser::ast::GroupByExpr::All(_) => true,
+            };
+            !grouped && (s.from.is_empty() || crate::introspect::empty::has_aggregate(s))
+        }
+        SetExpr::Values(v) => v.rows.len() <= 1,
+        _ => false,
+    }
+}
+
+/// Whether a subquery's select list is one expression (what the wrapper can name).
+fn single_column(q: &Query) -> bool {
+    let mut body = q.body.as_ref();
+    loop {
+        match body {
+            SetExpr::SetOperation { left, .. } => body = left,
+            SetExpr::Query(inner) => body = inner.body.as_ref(),
+            SetExpr::Select(s) => {
+                return matches!(
+                    s.projection.as_slice(),
+                    [SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }]
+                )
+            }
+            _ => return false,
+        }
+    }
+}
+
+fn first_column(q: &Query) -> Option<&Expr> {
+    let mut body = q.body.as_ref();
+    loop {
+        match body {
+            SetExpr::SetOperation { left, .. } => body = left,
+            SetExpr::Query(inner) => body = inner.body.as_ref(),
+            SetExpr::Select(s) => {
+                return match s.projection.first()? {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                        Some(e)
+                    }
+                    _ => None,
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn empty_query() -> Query {
+    Query {
+        with: None,
+        body: Box::new(SetExpr::Values(sqlparser::ast::Values {
+            explicit_row: false,
+            value_keyword: false,
+            rows: Vec::new(),
+        })),
+        order_by: None,
+        limit_clause: None,
+        fetch: None,
+        locks: Vec::new(),
+        for_clause: None,
+        settings: None,
+        format_clause: None,
+        pipe_operators: Vec::new(),
+    }
 }
 
 fn unsupported_type(name: &str) -> Error {
