@@ -33,6 +33,9 @@ pub enum Error {
     /// An operation the operand's type does not have (42804).
     #[error("{0}")]
     DatatypeMismatch(String),
+    /// Another error PostgreSQL raises while analysing a statement, with its SQLSTATE.
+    #[error("{1}")]
+    Coded(&'static str, String),
 }
 
 impl Error {
@@ -48,6 +51,7 @@ impl Error {
             Error::DuplicateColumn(_) => "42701",
             Error::InvalidParameter(_) => "22023",
             Error::DatatypeMismatch(_) => "42804",
+            Error::Coded(code, _) => code,
         }
     }
 }

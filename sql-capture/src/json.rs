@@ -112,8 +112,7 @@ pub(crate) fn builder_args(f: &mut Function, types: &[Option<PgType>]) {
 /// Operators on json and jsonb, as `pg_json(op, …)` calls (mdbc-server's json module):
 /// `-> ->> #> #>>` on both, and jsonb's `@> <@ ? ?| ?& - #- ||`. An operator PostgreSQL
 /// defines only for jsonb (or arrays, ranges…) on operands of another or unknown type is
-/// refused when it runs, naming it; ordering comparisons of jsonb likewise (PostgreSQL's
-/// jsonb order is not the text's).
+/// refused when it runs, naming it. Comparisons of jsonb get jsonb's order.
 pub(crate) fn binary(
     left: &mut Expr,
     op: &BinaryOperator,
@@ -234,13 +233,32 @@ pub(crate) fn binary(
         BinaryOperator::HashMinus if jsonb(l) => {
             Some(pg_json("delete_path", vec![take(left), take(right)]))
         }
-        BinaryOperator::Lt | BinaryOperator::LtEq | BinaryOperator::Gt | BinaryOperator::GtEq
+        // Comparisons of jsonb follow jsonb's order (the pg_jsonb collation, which parses
+        // both sides), not the text's: `1.0` equals `1`, `10` is above `9`.
+        BinaryOperator::Eq
+        | BinaryOperator::NotEq
+        | BinaryOperator::Lt
+        | BinaryOperator::LtEq
+        | BinaryOperator::Gt
+        | BinaryOperator::GtEq
             if jsonb(l) || jsonb(r) =>
         {
-            Some(call(
-                "pg_unsupported",
-                vec![text("ordering comparisons of jsonb values")],
-            ))
+            let marked = |e: Expr| Expr::Collate {
+                expr: Box::new(Expr::Cast {
+                    kind: sqlparser::ast::CastKind::Cast,
+                    expr: Box::new(e),
+                    data_type: sqlparser::ast::DataType::Text,
+                    format: None,
+                }),
+                collation: sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new(
+                    crate::JSONB_COLLATION,
+                )]),
+            };
+            Some(Expr::BinaryOp {
+                left: Box::new(marked(take(left))),
+                op: op.clone(),
+                right: Box::new(take(right)),
+            })
         }
         // PostgreSQL-only operators left: on these operand types mdbc has no meaning for
         // them, and SQLite would fail with its own tokenizer's error.

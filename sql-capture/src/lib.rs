@@ -53,6 +53,7 @@ mod split;
 mod translate;
 mod typed;
 pub mod types;
+mod windows;
 
 pub use ast::quote_ident;
 pub use catalog::{Catalog, ColumnInfo, SystemRelation, SystemRelations, TableDef};
@@ -71,6 +72,10 @@ pub use types::{PgType, TypeSpec};
 /// The collation numeric columns and numeric-valued expressions carry in SQLite: numeric
 /// values are their exact text, compared as numbers (mdbc-server's numeric module).
 pub const NUMERIC_COLLATION: &str = "pg_numeric";
+/// The collation jsonb columns and casts get: jsonb's btree order (mdbc-server's
+/// json/order.rs), so that `1.0` and `1` inside are one value and `ORDER BY` is
+/// PostgreSQL's.
+pub const JSONB_COLLATION: &str = "pg_jsonb";
 
 /// The collation interval values carry in SQLite: intervals are kept as PostgreSQL's text
 /// and compared by their span, a month counting 30 days (mdbc-server's datetime module).

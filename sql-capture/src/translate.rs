@@ -186,6 +186,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                     Vec::new(),
                 ));
             }
+            crate::windows::check(&q)?;
             let names = pg_column_names(&q);
             crate::set_operations::unify(&mut q, typing);
             reg_in_select_list(&mut q);

@@ -776,15 +776,27 @@ fn aggregates_or_windows(e: &Expr) -> bool {
 }
 
 /// `sum`/`avg` of float4 and float8: PostgreSQL's plain running sum (in single precision
-/// for `sum(float4)`), not SQLite's compensated one (mdbc-server's store/float_agg.rs).
+/// for `sum(float4)`), not SQLite's compensated one (mdbc-server's store/float_agg.rs);
+/// `max`/`min` of json or jsonb, which PostgreSQL does not have.
 fn float_aggregate(e: &mut Expr, types: &[Option<PgType>]) -> Option<Expr> {
     let Expr::Function(f) = e else {
         return None;
     };
-    let name = match (
-        crate::ast::function_name(f).as_str(),
-        types.first().copied().flatten(),
-    ) {
+    let called = crate::ast::function_name(f);
+    let name = match (called.as_str(), types.first().copied().flatten()) {
+        // jsonb has an order but PostgreSQL defines no max/min for it (nor for json).
+        ("max" | "min", Some(t @ (PgType::Jsonb | PgType::Json))) => {
+            return Some(call(
+                "pg_error",
+                vec![
+                    Expr::value(Value::SingleQuotedString("42883".into())),
+                    Expr::value(Value::SingleQuotedString(format!(
+                        "function {called}({}) does not exist",
+                        t.name()
+                    ))),
+                ],
+            ))
+        }
         ("sum", Some(PgType::Float4)) => "pg_float4_sum",
         ("sum", Some(PgType::Float8)) => "pg_float8_sum",
         ("avg", Some(PgType::Float4 | PgType::Float8)) => "pg_float8_avg",

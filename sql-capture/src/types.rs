@@ -222,6 +222,8 @@ impl PgType {
             // PostgreSQL's text, ordered by the instant (BC dates included).
             PgType::Date | PgType::Timestamp | PgType::Timestamptz => "TEXT COLLATE pg_datetime",
             PgType::Bytea => "BLOB",
+            // Stored as its text, ordered and compared as jsonb (json/order.rs).
+            PgType::Jsonb => "TEXT COLLATE pg_jsonb",
             _ => "TEXT",
         }
     }

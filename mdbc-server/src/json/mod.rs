@@ -7,6 +7,7 @@
 mod array_agg;
 mod error;
 mod ops;
+pub mod order;
 mod parse;
 pub mod sql;
 mod value;

@@ -18,6 +18,7 @@ type Out = Result<Value, JsonError>;
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     super::array_agg::register(conn)?;
+    conn.create_collation(sql_capture::JSONB_COLLATION, super::order::compare_text)?;
     conn.create_scalar_function("pg_json", -1, det, |ctx| {
         let op: String = ctx.get(0)?;
         dispatch(&op, ctx).map_err(|e| {

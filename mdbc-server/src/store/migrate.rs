@@ -71,7 +71,8 @@ pub(super) fn upgrade_values(conn: &Connection) -> Result<(), StoreError> {
     }
     exact_numerics(conn)?;
     ordered_intervals(conn)?;
-    ordered_datetimes(conn)
+    ordered_datetimes(conn)?;
+    ordered_jsonb(conn)
 }
 
 fn trim_char_padding(conn: &Connection) -> Result<(), StoreError> {
@@ -147,6 +148,19 @@ fn ordered_datetimes(conn: &Connection) -> Result<(), StoreError> {
         )?;
     }
     Ok(())
+}
+
+/// jsonb columns written before jsonb had a collation: their text compared bytewise, so
+/// `ORDER BY` put `10` before `9` and `DISTINCT` kept `1.0` and `1` apart. Each becomes
+/// `TEXT COLLATE pg_jsonb` (values unchanged). Once per data dir (`values_v6`).
+fn ordered_jsonb(conn: &Connection) -> Result<(), StoreError> {
+    redeclare_columns(
+        conn,
+        "values_v6",
+        3802,
+        ("TEXT", "TEXT COLLATE pg_jsonb"),
+        None::<fn(&str, &str) -> String>,
+    )
 }
 
 /// Changes the declaration of every column of PostgreSQL type `pg_type` from `decl.0` to

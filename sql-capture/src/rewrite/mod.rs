@@ -763,7 +763,9 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
                 // collation. A column has its declared affinity already.
                 // An interval-valued expression (datetime.rs): its text is canonical, the
                 // collation orders it by span.
-                Some(crate::INTERVAL_COLLATION | crate::DATETIME_COLLATION) => {}
+                Some(
+                    crate::INTERVAL_COLLATION | crate::DATETIME_COLLATION | crate::JSONB_COLLATION,
+                ) => {}
                 Some(NUMERIC_COLLATION) => {
                     if !matches!(
                         inner.as_ref(),
@@ -833,16 +835,17 @@ fn as_text(e: Expr) -> Expr {
     }
 }
 
-/// A cast's result as SQLite must see it: a numeric gets text affinity and the numeric
-/// collation (comparisons and ORDER BY by value, not by text).
+/// A cast's result as SQLite must see it: a numeric or a jsonb gets text affinity and
+/// its collation (comparisons and ORDER BY by value, not by text).
 fn typed_value(e: Expr, ty: PgType) -> Expr {
-    if ty == PgType::Numeric {
-        Expr::Collate {
-            expr: Box::new(as_text(e)),
-            collation: ObjectName::from(vec![Ident::new(NUMERIC_COLLATION)]),
-        }
-    } else {
-        e
+    let collation = match ty {
+        PgType::Numeric => NUMERIC_COLLATION,
+        PgType::Jsonb => crate::JSONB_COLLATION,
+        _ => return e,
+    };
+    Expr::Collate {
+        expr: Box::new(as_text(e)),
+        collation: ObjectName::from(vec![Ident::new(collation)]),
     }
 }
 
