@@ -209,3 +209,48 @@ ERROR:  0A000
     let (out, _) = server.psql(CSV_SCRIPT, &["-A", "-t"]).expect("psql runs");
     assert_eq!(out, CSV_EXPECTED, "server log:\n{}", server.log_text());
 }
+
+/// Several statements in one query string run in one implicit transaction block, as in
+/// PostgreSQL: an error rolls back the string's statements (up to a COMMIT inside it),
+/// BEGIN turns the block into a real one, savepoints and VACUUM are refused in it. Also
+/// COMMIT AND CHAIN ending a failed block. Expected output
+/// is PostgreSQL 15's for the same script.
+#[test]
+fn multi_statement_strings_run_in_one_implicit_transaction() {
+    const SCRIPT: &str = r#"
+\set VERBOSITY sqlstate
+create table it (f1 int);
+insert into it values (1)\; insert into it values (2)\; select 1/0;
+insert into it values (3)\; commit\; insert into it values (4)\; select 1/0;
+insert into it values (5)\; begin\; insert into it values (6);
+rollback;
+select 1\; savepoint sp;
+select 1\; vacuum;
+begin;
+select 1/0;
+commit and chain;
+show transaction_read_only;
+insert into it values (7);
+commit;
+start transaction;
+commit;
+select f1 from it order by f1;
+drop table it;
+"#;
+    const EXPECTED: &str = "\
+ERROR:  22012
+WARNING:  25P01
+ERROR:  22012
+1
+ERROR:  25P01
+1
+ERROR:  25001
+ERROR:  22012
+off
+3
+7
+";
+    let server = Server::start().expect("server starts");
+    let (out, _) = server.psql(SCRIPT, &["-A", "-t"]).expect("psql runs");
+    assert_eq!(out, EXPECTED, "server log:\n{}", server.log_text());
+}

@@ -94,6 +94,9 @@ pub struct Session {
     // When set, the rows the next statement returns are also kept here as SQLite stores
     // them (a data-modifying WITH step's RETURNING rows, see `modifying_with`).
     raw_rows: Option<Vec<Vec<rusqlite::types::Value>>>,
+    // The open block is the implicit one of a multi-statement query string (see
+    // `begin_implicit`), not one a BEGIN opened.
+    implicit: bool,
 }
 
 impl Drop for Session {
@@ -148,6 +151,7 @@ impl Session {
             savepoint_modes: Vec::new(),
             warning: None,
             raw_rows: None,
+            implicit: false,
         })
     }
 
@@ -320,6 +324,44 @@ impl Session {
         result
     }
 
+    /// Opens the implicit transaction block PostgreSQL runs a multi-statement query string
+    /// in (when no block is open): its statements commit together at the end of the string
+    /// or not at all, unless the string itself commits, begins or rolls back. The wire
+    /// calls this before each statement of such a string, and [`Session::end_implicit`]
+    /// after the last (or the first that fails).
+    pub async fn begin_implicit(&mut self) -> Result<()> {
+        if self.status != TxStatus::Idle {
+            return Ok(());
+        }
+        self.conn.execute_batch("BEGIN")?;
+        self.status = TxStatus::InBlock;
+        self.settings.reset_transaction_modes();
+        if let Some(t) = self.repl.as_mut() {
+            t.begin();
+        }
+        self.implicit = true;
+        Ok(())
+    }
+
+    /// Ends the implicit block of a query string: commits it, or rolls it back after an
+    /// error. A block the string opened with BEGIN stays open.
+    pub async fn end_implicit(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.implicit) {
+            return Ok(());
+        }
+        match self.status {
+            TxStatus::InBlock => {
+                let committed = self.end_transaction(true).await?;
+                self.acknowledge(committed).await;
+            }
+            TxStatus::Failed => {
+                let _ = self.end_transaction(false).await?;
+            }
+            TxStatus::Idle => {}
+        }
+        Ok(())
+    }
+
     /// Marks an open transaction block failed (after an error outside `execute`).
     pub fn mark_failed(&mut self) {
         if self.status == TxStatus::InBlock {
@@ -337,10 +379,55 @@ impl Session {
         if self.status == TxStatus::Failed
             && !matches!(
                 cmd,
-                Command::Rollback | Command::Commit | Command::RollbackTo(_)
+                Command::Rollback
+                    | Command::Commit
+                    | Command::RollbackTo(_)
+                    | Command::Chain { .. }
             )
         {
             return Err(SqlError::InFailedTransaction);
+        }
+        if self.implicit {
+            // Inside a query string's implicit block: BEGIN makes it a real block, COMMIT
+            // and ROLLBACK end it, and what needs a real block is refused as PostgreSQL
+            // refuses it outside one.
+            match cmd {
+                Command::Begin => {
+                    self.implicit = false;
+                    return Ok(Outcome::done("BEGIN"));
+                }
+                Command::Commit | Command::Rollback => {
+                    // Ends the implicit block, with PostgreSQL's warning that no block
+                    // (of the user's) was open.
+                    self.implicit = false;
+                    let outcome = if matches!(cmd, Command::Commit) {
+                        self.commit().await?
+                    } else {
+                        let _ = self.end_transaction(false).await?;
+                        Outcome::done("ROLLBACK")
+                    };
+                    return Ok(match outcome {
+                        Outcome::Done { tag, .. } => Outcome::Done {
+                            tag,
+                            notice: Some(("25P01", "there is no transaction in progress".into())),
+                        },
+                        other => other,
+                    });
+                }
+                Command::Chain { commit } => {
+                    return Err(SqlError::NoTransaction(if *commit {
+                        "COMMIT AND CHAIN"
+                    } else {
+                        "ROLLBACK AND CHAIN"
+                    }))
+                }
+                Command::Savepoint(_) => return Err(SqlError::NoTransaction("SAVEPOINT")),
+                Command::Release(_) => return Err(SqlError::NoTransaction("RELEASE SAVEPOINT")),
+                Command::RollbackTo(_) => {
+                    return Err(SqlError::NoTransaction("ROLLBACK TO SAVEPOINT"))
+                }
+                _ => {}
+            }
         }
         if let Some(epoch) = self.kept.epoch() {
             let read = matches!(cmd, Command::Sql(p) if p.kind == StmtKind::Read);
@@ -348,6 +435,32 @@ impl Session {
                 self.kept.end(&self.conn);
             }
         }
+        // START TRANSACTION answers with its own tag.
+        if matches!(
+            cmd,
+            Command::Begin | Command::TransactionModes { begin: true, .. }
+        ) && starts_transaction(p)
+        {
+            let outcome = Box::pin(self.dispatch(cmd, p, params, result_binary)).await?;
+            return Ok(match outcome {
+                Outcome::Done { tag, notice } if tag == "BEGIN" => Outcome::Done {
+                    tag: "START TRANSACTION".into(),
+                    notice,
+                },
+                other => other,
+            });
+        }
+        self.dispatch(cmd, p, params, result_binary).await
+    }
+
+    /// Runs a command once the transaction state allows it.
+    async fn dispatch(
+        &mut self,
+        cmd: &Command,
+        p: &Prepared,
+        params: &Params<'_>,
+        result_binary: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Outcome> {
         match cmd {
             Command::Begin => {
                 if self.status != TxStatus::Idle {
@@ -444,6 +557,12 @@ impl Session {
                 Ok(Outcome::done("RESET"))
             }
             Command::Show(name) => self.show(name, result_binary),
+            Command::Noop(tag @ ("VACUUM" | "DISCARD ALL")) if self.status != TxStatus::Idle => {
+                Err(SqlError::coded(
+                    "25001",
+                    format!("{tag} cannot run inside a transaction block"),
+                ))
+            }
             Command::Noop(tag) => {
                 if *tag == "CHECKPOINT" && self.status == TxStatus::Idle {
                     let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
@@ -1445,5 +1564,21 @@ fn explain_column(json: bool) -> Column {
         name: "QUERY PLAN".into(),
         ty: if json { PgType::Json } else { PgType::Text },
         typmod: -1,
+    }
+}
+
+/// Whether the statement is spelled `START TRANSACTION` (rather than `BEGIN`).
+fn starts_transaction(p: &Prepared) -> bool {
+    let start = |s: &sqlparser::ast::Statement| {
+        matches!(
+            s,
+            sqlparser::ast::Statement::StartTransaction { begin: false, .. }
+        )
+    };
+    match &p.parsed {
+        Some(sql_capture::Parsed::Statement(s)) | Some(sql_capture::Parsed::Deferrable(s, _)) => {
+            start(s)
+        }
+        _ => false,
     }
 }

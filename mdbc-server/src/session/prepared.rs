@@ -30,6 +30,12 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Whether the statement is a COPY (its data or rows follow outside this query).
+    pub fn is_copy(&self) -> bool {
+        matches!(&self.parsed, Some(sql_capture::Parsed::Statement(s))
+            if matches!(s.as_ref(), sqlparser::ast::Statement::Copy { .. }))
+    }
+
     /// Parses one statement; several in one string are refused as PostgreSQL does.
     pub fn parse(sql: &str, client_types: Vec<u32>) -> Result<Prepared> {
         let mut stmts = sql_capture::parse(sql)?;

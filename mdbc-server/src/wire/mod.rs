@@ -301,7 +301,21 @@ impl SimpleQueryHandler for Handlers {
             }
             Ok(q) => {
                 let params = q.params();
+                // Several statements in one string run in one implicit transaction block,
+                // as in PostgreSQL (a COPY among them keeps each on its own: its data
+                // arrives after this handler returns).
+                let implicit = q.stmts.len() > 1 && !q.stmts.iter().any(|p| p.is_copy());
                 for p in q.stmts.iter() {
+                    if implicit {
+                        if let Err(e) = s.begin_implicit().await {
+                            client
+                                .feed(PgWireBackendMessage::ErrorResponse(
+                                    e.to_error_info().into(),
+                                ))
+                                .await?;
+                            break;
+                        }
+                    }
                     let result = s.execute(p, &params, &no_params).await;
                     send_warning(client, s.take_warning()).await?;
                     match result {
@@ -321,6 +335,13 @@ impl SimpleQueryHandler for Handlers {
                             break;
                         }
                     }
+                }
+                if let Err(e) = s.end_implicit().await {
+                    client
+                        .feed(PgWireBackendMessage::ErrorResponse(
+                            e.to_error_info().into(),
+                        ))
+                        .await?;
                 }
             }
         }
