@@ -333,6 +333,10 @@ impl Session {
         if self.status != TxStatus::Idle {
             return Ok(());
         }
+        // A snapshot kept open for reads between statements ends first, as a BEGIN ends it.
+        if self.kept.epoch().is_some() {
+            self.kept.end(&self.conn);
+        }
         self.conn.execute_batch("BEGIN")?;
         self.status = TxStatus::InBlock;
         self.settings.reset_transaction_modes();
