@@ -210,3 +210,37 @@ pub(crate) fn bool_case(b: Expr, yes: Expr, no: Expr) -> Expr {
         else_result: None,
     }
 }
+
+/// `CAST(e AS TEXT)`, SQLite's way to give an expression text affinity (a value compared
+/// with it is then read as text too).
+pub(crate) fn text_affinity(e: Expr) -> Expr {
+    Expr::Cast {
+        kind: sqlparser::ast::CastKind::Cast,
+        expr: Box::new(e),
+        data_type: sqlparser::ast::DataType::Text,
+        format: None,
+    }
+}
+
+/// `e COLLATE name`.
+pub(crate) fn collated(e: Expr, name: &str) -> Expr {
+    Expr::Collate {
+        expr: Box::new(e),
+        collation: ObjectName::from(vec![Ident::new(name)]),
+    }
+}
+
+/// `= <> < <= > >=`.
+pub(crate) fn is_comparison(op: &sqlparser::ast::BinaryOperator) -> bool {
+    use sqlparser::ast::BinaryOperator::*;
+    matches!(op, Eq | NotEq | Lt | LtEq | Gt | GtEq)
+}
+
+/// A query body of no rows (a placeholder while a query is moved out and back).
+pub(crate) fn no_rows() -> Box<sqlparser::ast::SetExpr> {
+    Box::new(sqlparser::ast::SetExpr::Values(sqlparser::ast::Values {
+        explicit_row: false,
+        value_keyword: false,
+        rows: Vec::new(),
+    }))
+}

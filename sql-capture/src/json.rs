@@ -235,24 +235,9 @@ pub(crate) fn binary(
         }
         // Comparisons of jsonb follow jsonb's order (the pg_jsonb collation, which parses
         // both sides), not the text's: `1.0` equals `1`, `10` is above `9`.
-        BinaryOperator::Eq
-        | BinaryOperator::NotEq
-        | BinaryOperator::Lt
-        | BinaryOperator::LtEq
-        | BinaryOperator::Gt
-        | BinaryOperator::GtEq
-            if jsonb(l) || jsonb(r) =>
-        {
-            let marked = |e: Expr| Expr::Collate {
-                expr: Box::new(Expr::Cast {
-                    kind: sqlparser::ast::CastKind::Cast,
-                    expr: Box::new(e),
-                    data_type: sqlparser::ast::DataType::Text,
-                    format: None,
-                }),
-                collation: sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new(
-                    crate::JSONB_COLLATION,
-                )]),
+        op if crate::ast::is_comparison(op) && (jsonb(l) || jsonb(r)) => {
+            let marked = |e: Expr| {
+                crate::ast::collated(crate::ast::text_affinity(e), crate::JSONB_COLLATION)
             };
             Some(Expr::BinaryOp {
                 left: Box::new(marked(take(left))),

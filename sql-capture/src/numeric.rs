@@ -90,7 +90,7 @@ pub(crate) fn compare_as_numeric(
     }
     let as_text = |e: &mut Expr, t: Option<PgType>| {
         if t.is_some_and(PgType::is_integer) && !matches!(e, Expr::Value(_)) {
-            *e = text_affinity(take(e));
+            *e = crate::ast::text_affinity(take(e));
         }
     };
     as_text(left, l);
@@ -100,22 +100,12 @@ pub(crate) fn compare_as_numeric(
         // integer on the other side as text too.
         let x = take(left);
         *left = mark(if matches!(x, Expr::Value(_)) {
-            text_affinity(x)
+            crate::ast::text_affinity(x)
         } else {
             x
         });
     }
     true
-}
-
-/// `CAST(e AS TEXT)`: SQLite's text affinity.
-fn text_affinity(e: Expr) -> Expr {
-    Expr::Cast {
-        kind: sqlparser::ast::CastKind::Cast,
-        expr: Box::new(e),
-        data_type: sqlparser::ast::DataType::Text,
-        format: None,
-    }
 }
 
 /// A value compared with numerics (an IN list's left side, a set member): the numeric
@@ -124,7 +114,7 @@ pub(crate) fn as_compared_numeric(e: Expr) -> Expr {
     if is_marked(&e) {
         e
     } else {
-        mark(text_affinity(e))
+        mark(crate::ast::text_affinity(e))
     }
 }
 

@@ -61,11 +61,7 @@ fn subquery_branches(branch: &mut SetExpr) {
 
 fn unify_types(q: &mut Query, catalog: &Catalog) {
     let mut probe = Query {
-        body: Box::new(SetExpr::Values(sqlparser::ast::Values {
-            explicit_row: false,
-            value_keyword: false,
-            rows: Vec::new(),
-        })),
+        body: crate::ast::no_rows(),
         order_by: None,
         limit_clause: None,
         fetch: None,

@@ -483,7 +483,7 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
     };
     let mut l = infer_expr(left, scope).and_then(|c| c.ty);
     let mut r = infer_expr(right, scope).and_then(|c| c.ty);
-    if is_comparison(op) {
+    if crate::ast::is_comparison(op) {
         resolve_literal(left, &mut l, r);
         resolve_literal(right, &mut r, l);
     }
@@ -577,18 +577,6 @@ fn type_values_rows(v: &mut sqlparser::ast::Values) {
             }
         }
     }
-}
-
-fn is_comparison(op: &BinaryOperator) -> bool {
-    matches!(
-        op,
-        BinaryOperator::Eq
-            | BinaryOperator::NotEq
-            | BinaryOperator::Lt
-            | BinaryOperator::LtEq
-            | BinaryOperator::Gt
-            | BinaryOperator::GtEq
-    )
 }
 
 /// A quoted literal compared with a typed operand is a value of that type, as PostgreSQL

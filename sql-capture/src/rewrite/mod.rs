@@ -772,7 +772,7 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
                         Expr::Identifier(_) | Expr::CompoundIdentifier(_)
                     ) {
                         let e = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
-                        **inner = as_text(e);
+                        **inner = crate::ast::text_affinity(e);
                     }
                 }
                 _ => return Err(Error::Unsupported(format!("COLLATE {collation}"))),
@@ -825,16 +825,6 @@ pub(crate) fn is_numeric_literal(n: &str) -> bool {
     n.contains(['.', 'e', 'E']) || n.parse::<i64>().is_err()
 }
 
-/// `CAST(e AS TEXT)`, SQLite's way to give an expression text affinity.
-fn as_text(e: Expr) -> Expr {
-    Expr::Cast {
-        kind: sqlparser::ast::CastKind::Cast,
-        expr: Box::new(e),
-        data_type: sqlparser::ast::DataType::Text,
-        format: None,
-    }
-}
-
 /// A cast's result as SQLite must see it: a numeric or a jsonb gets text affinity and
 /// its collation (comparisons and ORDER BY by value, not by text).
 fn typed_value(e: Expr, ty: PgType) -> Expr {
@@ -844,7 +834,7 @@ fn typed_value(e: Expr, ty: PgType) -> Expr {
         _ => return e,
     };
     Expr::Collate {
-        expr: Box::new(as_text(e)),
+        expr: Box::new(crate::ast::text_affinity(e)),
         collation: ObjectName::from(vec![Ident::new(collation)]),
     }
 }
@@ -1042,36 +1032,29 @@ fn at_most_one_row(q: &Query) -> bool {
 
 /// Whether a subquery's select list is one expression (what the wrapper can name).
 fn single_column(q: &Query) -> bool {
-    let mut body = q.body.as_ref();
-    loop {
-        match body {
-            SetExpr::SetOperation { left, .. } => body = left,
-            SetExpr::Query(inner) => body = inner.body.as_ref(),
-            SetExpr::Select(s) => {
-                return matches!(
-                    s.projection.as_slice(),
-                    [SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }]
-                )
-            }
-            _ => return false,
-        }
-    }
+    first_select(q).is_some_and(|s| {
+        matches!(
+            s.projection.as_slice(),
+            [SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }]
+        )
+    })
 }
 
 fn first_column(q: &Query) -> Option<&Expr> {
+    match first_select(q)?.projection.first()? {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+        _ => None,
+    }
+}
+
+/// The SELECT that names a query's columns (the leftmost of a set operation).
+fn first_select(q: &Query) -> Option<&sqlparser::ast::Select> {
     let mut body = q.body.as_ref();
     loop {
         match body {
             SetExpr::SetOperation { left, .. } => body = left,
             SetExpr::Query(inner) => body = inner.body.as_ref(),
-            SetExpr::Select(s) => {
-                return match s.projection.first()? {
-                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                        Some(e)
-                    }
-                    _ => None,
-                }
-            }
+            SetExpr::Select(s) => return Some(s),
             _ => return None,
         }
     }
@@ -1080,11 +1063,7 @@ fn first_column(q: &Query) -> Option<&Expr> {
 fn empty_query() -> Query {
     Query {
         with: None,
-        body: Box::new(SetExpr::Values(sqlparser::ast::Values {
-            explicit_row: false,
-            value_keyword: false,
-            rows: Vec::new(),
-        })),
+        body: crate::ast::no_rows(),
         order_by: None,
         limit_clause: None,
         fetch: None,
