@@ -477,6 +477,23 @@ fn rewrite_expr(expr: &mut Expr) -> Result<()> {
             }
             **q = wrapped;
         }
+        Expr::Subquery(q) if !at_most_one_row(q) && column_count(q).is_some_and(|n| n > 1) => {
+            // A row subquery (`SET (a, b) = (SELECT x, y …)`): the same rule, checked by
+            // counting the rows of the subquery kept as a CTE.
+            let n = column_count(q).unwrap_or(0);
+            let names: Vec<String> = (1..=n).map(|i| format!("__mdbc_v{i}")).collect();
+            let inner = std::mem::replace(q.as_mut(), empty_query());
+            let mut wrapped = crate::ast::parse_query(&format!(
+                "WITH __mdbc_s({cols}) AS (SELECT 1) SELECT {cols} FROM __mdbc_s WHERE \
+                 (SELECT CASE WHEN count(*) > 1 THEN pg_error('21000', 'more than one row \
+                 returned by a subquery used as an expression') END FROM __mdbc_s) IS NULL",
+                cols = names.join(", ")
+            ))?;
+            if let Some(cte) = wrapped.with.as_mut().and_then(|w| w.cte_tables.first_mut()) {
+                *cte.query = inner;
+            }
+            **q = wrapped;
+        }
         Expr::Value(v) => match &mut v.value {
             Value::Placeholder(p) => {
                 if let Some(n) = p.strip_prefix('$') {
@@ -1038,6 +1055,20 @@ fn single_column(q: &Query) -> bool {
             [SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }]
         )
     })
+}
+
+/// How many expressions a subquery's select list has (`None` with a star in it).
+fn column_count(q: &Query) -> Option<usize> {
+    let s = first_select(q)?;
+    s.projection
+        .iter()
+        .all(|i| {
+            matches!(
+                i,
+                SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }
+            )
+        })
+        .then_some(s.projection.len())
 }
 
 fn first_column(q: &Query) -> Option<&Expr> {
