@@ -83,6 +83,42 @@ pub fn order_nulls_like_postgres(q: &mut Query, catalog: &Catalog) {
                 set_postgres_nulls(e);
             }
         }
+        // A computed jsonb (`ORDER BY j -> 'k'`) sorts in jsonb's order, as a jsonb
+        // column does by its collation (numbers by value, kinds apart).
+        if let SetExpr::Select(s) = q.body.as_ref() {
+            let scope = Scope::from_tables(&s.from, catalog);
+            // An output column's alias stands for its expression.
+            let aliased = |id: &sqlparser::ast::Ident| {
+                s.projection.iter().find_map(|item| match item {
+                    SelectItem::ExprWithAlias { expr, alias }
+                        if ident_value(alias) == ident_value(id) =>
+                    {
+                        Some(expr)
+                    }
+                    _ => None,
+                })
+            };
+            for e in exprs.iter_mut() {
+                let target = match &e.expr {
+                    Expr::Identifier(id) => aliased(id),
+                    Expr::CompoundIdentifier(_) | Expr::Value(_) => None,
+                    other => Some(other),
+                };
+                let computed = target.is_some_and(|t| {
+                    !matches!(t, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+                });
+                if computed
+                    && target
+                        .and_then(|t| infer_expr(t, &scope))
+                        .and_then(|c| c.ty)
+                        == Some(PgType::Jsonb)
+                {
+                    let x = std::mem::replace(&mut e.expr, Expr::value(Value::Null));
+                    e.expr =
+                        crate::ast::collated(crate::ast::text_affinity(x), crate::JSONB_COLLATION);
+                }
+            }
+        }
     }
     q.order_by = top;
 }
