@@ -187,6 +187,20 @@ fn classify_message(msg: &str) -> (String, String) {
             format!("function {} does not exist", f.to_ascii_lowercase()),
         );
     }
+    if msg.starts_with("non-deterministic functions prohibited in ") {
+        // SQLite's refusal of a function that may answer differently per session (a
+        // LIKE, a cast reading the time zone) in an index: PostgreSQL's for a function
+        // that is not immutable.
+        let place = if msg.contains("WHERE") {
+            "index predicate"
+        } else {
+            "index expression"
+        };
+        return (
+            "42P17".into(),
+            format!("functions in {place} must be marked IMMUTABLE"),
+        );
+    }
     if let Some(s) = quoted("no such savepoint: ") {
         return ("3B001".into(), format!("savepoint \"{s}\" does not exist"));
     }

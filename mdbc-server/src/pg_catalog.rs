@@ -71,10 +71,31 @@ const HELPERS: &[(&str, &str)] = &[
         // recorded name (__mdbc_constraints) or PostgreSQL's default (t_pkey, t_a_b_key).
         // A rowid primary key has no SQLite index; it gets one here.
         "__mdbc_v_index",
+        // The definition as CREATE INDEX recorded it (__mdbc_indexes) when it did, in
+        // PostgreSQL's plain and pretty spellings; ccols/pcols: each column's text.
         r#"SELECT y.*,
                  'CREATE ' || CASE WHEN y.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
                  || quote_ident(y.relname) || ' ON public.' || quote_ident(y.tbl)
-                 || ' USING btree (' || y.cols || ')' AS indexdef
+                 || ' USING btree (' || coalesce((SELECT group_concat(c.value || o.value, ', '
+                                                  ORDER BY c.key)
+                                                  FROM json_each(d.cols) c
+                                                  JOIN json_each(d.opts) o ON o.key = c.key),
+                                                 y.cols) || ')'
+                 || coalesce(' WHERE ' || d.pred, '') AS indexdef,
+                 'CREATE ' || CASE WHEN y.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
+                 || quote_ident(y.relname) || ' ON ' || quote_ident(y.tbl)
+                 || ' USING btree (' || coalesce((SELECT group_concat(c.value || o.value, ', '
+                                                  ORDER BY c.key)
+                                                  FROM json_each(d.pretty_cols) c
+                                                  JOIN json_each(d.opts) o ON o.key = c.key),
+                                                 y.cols) || ')'
+                 || coalesce(' WHERE ' || d.pretty_pred, '') AS indexdef_pretty,
+                 coalesce(d.cols, (SELECT json_group_array(quote_ident(coalesce(j.value, '?'))
+                                                           ORDER BY j.key)
+                                   FROM json_each(y.colnames) j)) AS ccols,
+                 coalesce(d.pretty_cols, (SELECT json_group_array(quote_ident(coalesce(j.value, '?'))
+                                                                  ORDER BY j.key)
+                                          FROM json_each(y.colnames) j)) AS pcols
           FROM (
           SELECT x.indexrelid, x.indrelid, x.tbl,
                  coalesce((SELECT k.name FROM __mdbc_constraints k
@@ -86,7 +107,7 @@ const HELPERS: &[(&str, &str)] = &[
                       WHEN x.indisunique AND EXISTS (SELECT 1 FROM __mdbc_constraints k
                           WHERE k.tbl = x.tbl AND k.kind = 'u' AND k.name = x.relname)
                       THEN 'u' END AS contype,
-                 x.indkey, x.cols, x.indnatts
+                 x.indkey, x.cols, x.colnames, x.indnatts
           FROM (
           SELECT CAST(coalesce(ix.rowid + 16384, 1000000 + t.oid) AS INTEGER) AS indexrelid,
                  t.oid AS indrelid, t.name AS tbl,
@@ -99,8 +120,10 @@ const HELPERS: &[(&str, &str)] = &[
                  (SELECT json_group_array(coalesce(c.ordinal + 1, 0) ORDER BY ii.seqno)
                   FROM pragma_index_info(il.name) ii
                   LEFT JOIN __mdbc_columns c ON c.tbl = t.name AND c.col = ii.name) AS indkey,
-                 (SELECT group_concat(quote_ident(coalesce(ii.name, '?')), ', ' ORDER BY ii.seqno)
-                  FROM pragma_index_info(il.name) ii) AS cols,
+                 (SELECT group_concat(quote_ident(coalesce(ii.name, '?'))
+                                      || CASE WHEN ii."desc" THEN ' DESC' ELSE '' END,
+                                      ', ' ORDER BY ii.seqno)
+                  FROM pragma_index_xinfo(il.name) ii WHERE ii.key) AS cols,
                  (SELECT json_group_array(ii.name ORDER BY ii.seqno)
                   FROM pragma_index_info(il.name) ii) AS colnames,
                  (SELECT count(*) FROM pragma_index_info(il.name)) AS indnatts
@@ -122,7 +145,8 @@ const HELPERS: &[(&str, &str)] = &[
           WHERE t.type = 'table'
             AND EXISTS (SELECT 1 FROM pragma_table_info(t.name) p WHERE p.pk > 0)
             AND NOT EXISTS (SELECT 1 FROM pragma_index_list(t.name) il WHERE il.origin = 'pk')
-          ) x) y"#,
+          ) x) y
+          LEFT JOIN __mdbc_indexes d ON d.name = y.relname AND d.tbl = y.tbl"#,
     ),
     (
         "__mdbc_v_constraint",
@@ -588,6 +612,19 @@ const VIEWS: &[View] = &[
         ],
         body: Some(Body::Sql(
             "VALUES (1663, 'pg_default', 10, NULL, NULL), (1664, 'pg_global', 10, NULL, NULL)",
+        )),
+    },
+    View {
+        name: "pg_indexes",
+        columns: &[
+            ("schemaname", Name),
+            ("tablename", Name),
+            ("indexname", Name),
+            ("tablespace", Name),
+            ("indexdef", Text),
+        ],
+        body: Some(Body::Sql(
+            "SELECT 'public', i.tbl, i.relname, NULL, i.indexdef FROM __mdbc_v_index i",
         )),
     },
     View {
@@ -1129,103 +1166,6 @@ const CATALOG_TYPES: &[(u32, &str, i32, bool, char, u32)] = &[
 /// The name `format_type` gives a catalog-only type.
 pub fn catalog_type_name(oid: u32) -> Option<&'static str> {
     CATALOG_TYPES.iter().find(|t| t.0 == oid).map(|t| t.1)
-}
-
-/// PostgreSQL's `quote_ident`: quotes only names that would not read back as themselves
-/// (upper case, odd characters, reserved words).
-pub fn quote_ident(name: &str) -> String {
-    const RESERVED: &[&str] = &[
-        "all",
-        "analyse",
-        "analyze",
-        "and",
-        "any",
-        "array",
-        "as",
-        "asc",
-        "asymmetric",
-        "both",
-        "case",
-        "cast",
-        "check",
-        "collate",
-        "column",
-        "constraint",
-        "create",
-        "current_catalog",
-        "current_date",
-        "current_role",
-        "current_time",
-        "current_timestamp",
-        "current_user",
-        "default",
-        "deferrable",
-        "desc",
-        "distinct",
-        "do",
-        "else",
-        "end",
-        "except",
-        "false",
-        "fetch",
-        "for",
-        "foreign",
-        "from",
-        "grant",
-        "group",
-        "having",
-        "in",
-        "initially",
-        "intersect",
-        "into",
-        "lateral",
-        "leading",
-        "limit",
-        "localtime",
-        "localtimestamp",
-        "not",
-        "null",
-        "offset",
-        "on",
-        "only",
-        "or",
-        "order",
-        "placing",
-        "primary",
-        "references",
-        "returning",
-        "select",
-        "session_user",
-        "some",
-        "symmetric",
-        "table",
-        "then",
-        "to",
-        "trailing",
-        "true",
-        "union",
-        "unique",
-        "user",
-        "using",
-        "variadic",
-        "when",
-        "where",
-        "window",
-        "with",
-    ];
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
-        && !RESERVED.contains(&name);
-    if plain {
-        name.to_string()
-    } else {
-        sql_capture::quote_ident(name)
-    }
 }
 
 /// Functions listed in pg_proc: name, argument count, result type, kind (`f`unction,

@@ -165,7 +165,7 @@ pub fn render(fmt: &str, args: &[Option<String>]) -> rusqlite::Result<String> {
                     "null values cannot be formatted as an SQL identifier",
                 ))
             }
-            ('I', Some(v)) => crate::pg_catalog::quote_ident(v),
+            ('I', Some(v)) => sql_capture::pg_quote_ident(v),
             (_, None) => "NULL".to_string(),
             (_, Some(v)) => quote_literal(v),
         };

@@ -86,6 +86,9 @@ pub struct Catalog {
     /// the shared tables of the same name.
     temporary_tables: HashSet<String>,
     temporary_indexes: HashSet<String>,
+    /// Names of the shared indexes, as pg_class lists them (lower case): a CREATE INDEX
+    /// without a name picks one none of them has, as PostgreSQL does.
+    indexes: HashSet<String>,
     system: SystemRelations,
     /// Bumped on every schema change, so caches keyed on it know when to drop entries.
     pub version: u64,
@@ -98,6 +101,7 @@ impl Catalog {
             tables: HashMap::new(),
             temporary_tables: HashSet::new(),
             temporary_indexes: HashSet::new(),
+            indexes: HashSet::new(),
             system: SystemRelations::default(),
             version,
         }
@@ -131,6 +135,19 @@ impl Catalog {
     /// Whether `name` is an index on one of the session's temporary tables.
     pub fn is_temporary_index(&self, name: &str) -> bool {
         self.temporary_indexes.contains(&name.to_ascii_lowercase())
+    }
+
+    /// Records the shared indexes' names.
+    pub fn set_indexes(&mut self, names: impl IntoIterator<Item = String>) {
+        self.indexes = names.into_iter().map(|n| n.to_ascii_lowercase()).collect();
+    }
+
+    /// Whether a table or an index is called `name`.
+    pub fn has_relation(&self, name: &str) -> bool {
+        let key = name.to_ascii_lowercase();
+        self.table(&key).is_some()
+            || self.indexes.contains(&key)
+            || self.temporary_indexes.contains(&key)
     }
 
     /// Adds the relations the server provides (see [`SystemRelations`]).

@@ -509,8 +509,13 @@ pub fn create_index(ci: &CreateIndex, catalog: &Catalog) -> Result<Command> {
             }
             col_names.push(n);
         } else {
+            // PostgreSQL names an expression column after its function, else `expr`.
+            col_names.push(match &e {
+                sqlparser::ast::Expr::Function(f) => crate::ast::function_name(f).to_lowercase(),
+                _ => "expr".into(),
+            });
             rewrite_expr_in_place(&mut e)?;
-            col_names.push("expr".into());
+            immutable_casts(&mut e, def);
         }
         let order = match &c.column.options.sort {
             Some(sqlparser::ast::OrderBySort::Desc) => " DESC",
@@ -520,11 +525,8 @@ pub fn create_index(ci: &CreateIndex, catalog: &Catalog) -> Result<Command> {
     }
     let name = match &ci.name {
         Some(n) => object_name_to_table(n),
-        None => format!(
-            "{table}_{}_{}",
-            col_names.join("_"),
-            if ci.unique { "key" } else { "idx" }
-        ),
+        // `_key` is for the index of a UNIQUE constraint; CREATE UNIQUE INDEX is `_idx`.
+        None => choose_index_name(&table, &col_names, "idx", catalog),
     };
     let mut sql = format!(
         "CREATE {}INDEX {}{} ON {} ({})",
@@ -541,6 +543,7 @@ pub fn create_index(ci: &CreateIndex, catalog: &Catalog) -> Result<Command> {
     if let Some(p) = &ci.predicate {
         let mut p = p.clone();
         rewrite_expr_in_place(&mut p)?;
+        immutable_casts(&mut p, def);
         sql.push_str(&format!(" WHERE {p}"));
     }
     if catalog.is_temporary(&table) {
@@ -551,7 +554,115 @@ pub fn create_index(ci: &CreateIndex, catalog: &Catalog) -> Result<Command> {
             TempEffect::CreateIndex(name),
         ));
     }
-    Ok(ddl_plan(vec![sql], "CREATE INDEX", Vec::new()))
+    let (plain, pretty) = crate::index_def::render(ci, def);
+    Ok(ddl_plan(
+        vec![sql],
+        "CREATE INDEX",
+        vec![CatalogChange::DescribeIndex {
+            name,
+            table,
+            plain,
+            pretty,
+        }],
+    ))
+}
+
+/// Casts in an index expression that cannot depend on the session's time zone (a column
+/// of a type without one, cast to a type without one) call `pg_coerce_immutable`, which
+/// SQLite accepts in an index; others stay session casts, which it refuses, as PostgreSQL
+/// refuses casts that are not immutable.
+fn immutable_casts(e: &mut sqlparser::ast::Expr, def: &TableDef) {
+    use sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value};
+    let zoned = |ty: PgType| {
+        matches!(
+            ty,
+            PgType::Date
+                | PgType::Time
+                | PgType::Timestamp
+                | PgType::Timestamptz
+                | PgType::Interval
+        )
+    };
+    let _ = sqlparser::ast::visit_expressions_mut(e, |x| {
+        if let Expr::Function(f) = x {
+            if crate::ast::function_name(f) == "pg_coerce" {
+                if let FunctionArguments::List(list) = &f.args {
+                    let arg = |i: usize| match list.args.get(i) {
+                        Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) => Some(e),
+                        _ => None,
+                    };
+                    // The value is free of the zone when every column it reads is of a
+                    // type without one, and no cast inside it makes one.
+                    let source_zoned = arg(0).map(|inner| {
+                        let mut zoned_inside = false;
+                        let _ = sqlparser::ast::visit_expressions(inner, |y| {
+                            zoned_inside |= match y {
+                                Expr::Identifier(id) => {
+                                    def.column(&ident_value(id)).is_none_or(|c| zoned(c.ty))
+                                }
+                                Expr::CompoundIdentifier(_) => true,
+                                Expr::Function(g) => crate::ast::function_name(g) == "pg_coerce",
+                                _ => false,
+                            };
+                            std::ops::ControlFlow::<()>::Continue(())
+                        });
+                        zoned_inside
+                    });
+                    let target = match arg(1) {
+                        Some(Expr::Value(v)) => match &v.value {
+                            Value::Number(n, _) => n.parse::<u32>().ok().and_then(PgType::from_oid),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    if let (Some(false), Some(t)) = (source_zoned, target) {
+                        if !zoned(t) {
+                            f.name =
+                                sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new(
+                                    "pg_coerce_immutable",
+                                )]);
+                        }
+                    }
+                }
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+/// PostgreSQL's name for an index created without one: `table_col1_col2_idx` (each part
+/// cut so the whole fits in 63 bytes), numbered `…_idx1`, `…_idx2` when taken.
+fn choose_index_name(table: &str, columns: &[String], label: &str, catalog: &Catalog) -> String {
+    const MAX: usize = 63;
+    let cols = columns.join("_");
+    let mut n = 0u32;
+    loop {
+        let suffix = if n == 0 {
+            label.to_string()
+        } else {
+            format!("{label}{n}")
+        };
+        // PostgreSQL shortens the longer of the two names first, a byte at a time.
+        let mut a = table.to_string();
+        let mut b = cols.clone();
+        while a.len() + b.len() + suffix.len() + 2 > MAX {
+            let target = if a.len() > b.len() { &mut a } else { &mut b };
+            let mut cut = target.len() - 1;
+            while !target.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            target.truncate(cut);
+        }
+        let name = if b.is_empty() {
+            format!("{a}_{suffix}")
+        } else {
+            format!("{a}_{b}_{suffix}")
+        };
+        if !catalog.has_relation(&name) {
+            return name;
+        }
+        n += 1;
+    }
 }
 
 /// DROP TABLE / DROP INDEX.
@@ -618,17 +729,21 @@ pub fn drop(
                     TempEffect::DropIndexes(indexes),
                 ));
             }
-            let sql = table_names(names)
-                .into_iter()
+            let sql = indexes
+                .iter()
                 .map(|n| {
                     format!(
                         "DROP INDEX {}{}",
                         if if_exists { "IF EXISTS " } else { "" },
-                        quote_ident(&n)
+                        quote_ident(n)
                     )
                 })
                 .collect();
-            Ok(ddl_plan(sql, "DROP INDEX", Vec::new()))
+            Ok(ddl_plan(
+                sql,
+                "DROP INDEX",
+                vec![CatalogChange::DropIndexes(indexes)],
+            ))
         }
         other => Err(Error::Unsupported(format!("DROP {other}"))),
     }

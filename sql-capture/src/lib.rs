@@ -39,6 +39,7 @@ mod ddl;
 pub use ddl::NOT_NULL_CHECK;
 mod distinct_on;
 mod error;
+pub mod index_def;
 mod infer;
 mod introspect;
 mod json;
@@ -60,6 +61,7 @@ pub use catalog::{Catalog, ColumnInfo, SystemRelation, SystemRelations, TableDef
 pub use cursor::{CursorStatement, Motion};
 pub use error::{Error, Result};
 pub use literals::{LiteralValue, Literals, Shape};
+pub use naming::pg_quote_ident;
 pub use plan::{
     CatalogChange, Command, CommandTag, CopyFormat, CopyPlan, CopyQuery, CreateTableAs,
     ExplainPlan, ModifyingWith, ResultColumn, SetValue, SqlPlan, StmtKind, TableRebuild,

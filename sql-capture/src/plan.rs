@@ -268,6 +268,20 @@ pub enum CatalogChange {
         /// Its columns, in order.
         columns: Vec<String>,
     },
+    /// An index's definition as `pg_get_indexdef` prints it (SQLite keeps only its own
+    /// rewritten text): the column list and the predicate.
+    DescribeIndex {
+        /// Index name.
+        name: String,
+        /// Its table.
+        table: String,
+        /// PostgreSQL's plain spelling (`((a + 1))`, `WHERE (a > 0)`).
+        plain: crate::index_def::IndexText,
+        /// Its pretty spelling (`(a + 1)`, `WHERE a > 0`).
+        pretty: crate::index_def::IndexText,
+    },
+    /// Indexes dropped.
+    DropIndexes(Vec<String>),
 }
 
 /// A constraint SQLite can only get by rebuilding the table (it has no `ALTER TABLE … ADD

@@ -70,6 +70,19 @@ pub fn load(conn: &Connection, version: u64) -> rusqlite::Result<Catalog> {
     if let Some(t) = current {
         cat.insert(t);
     }
+    // Index names as pg_class shows them (t_pkey for a key's index); SQLite's own while
+    // the catalog views are not there yet (first start of a data dir).
+    let names = conn
+        .prepare_cached("SELECT relname FROM __mdbc_v_index")
+        .or_else(|_| {
+            conn.prepare_cached(
+                "SELECT name FROM sqlite_schema WHERE type = 'index' \
+                 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+            )
+        })?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    cat.set_indexes(names);
     Ok(cat)
 }
 
@@ -96,6 +109,34 @@ pub fn apply_changes(
             CatalogChange::DropTable(t) => {
                 conn.execute("DELETE FROM __mdbc_columns WHERE tbl = ?1", [t])?;
                 conn.execute("DELETE FROM __mdbc_constraints WHERE tbl = ?1", [t])?;
+                conn.execute("DELETE FROM __mdbc_indexes WHERE tbl = ?1", [t])?;
+            }
+            CatalogChange::DescribeIndex {
+                name,
+                table,
+                plain,
+                pretty,
+            } => {
+                let json = |v: &Vec<String>| serde_json::Value::from(v.clone()).to_string();
+                conn.execute(
+                    "INSERT OR REPLACE INTO __mdbc_indexes \
+                     (name, tbl, cols, opts, pred, pretty_cols, pretty_pred) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        name,
+                        table,
+                        json(&plain.columns),
+                        json(&plain.options),
+                        plain.predicate,
+                        json(&pretty.columns),
+                        pretty.predicate
+                    ],
+                )?;
+            }
+            CatalogChange::DropIndexes(names) => {
+                for n in names {
+                    conn.execute("DELETE FROM __mdbc_indexes WHERE name = ?1", [n])?;
+                }
             }
             CatalogChange::NameConstraint {
                 table,
@@ -129,6 +170,9 @@ pub fn apply_changes(
                     "UPDATE __mdbc_columns SET col = ?3 WHERE tbl = ?1 AND col = ?2",
                     [table, from, to],
                 )?;
+                // The recorded definitions spell the old name: the catalog falls back to
+                // what SQLite's schema gives until the index is created again.
+                conn.execute("DELETE FROM __mdbc_indexes WHERE tbl = ?1", [table])?;
                 conn.execute(
                     "UPDATE __mdbc_constraints SET cols = (SELECT json_group_array( \
                          CASE WHEN value = ?2 THEN ?3 ELSE value END) FROM json_each(cols)) \
@@ -143,6 +187,10 @@ pub fn apply_changes(
                 )?;
                 conn.execute(
                     "UPDATE __mdbc_constraints SET tbl = ?2 WHERE tbl = ?1",
+                    [from, to],
+                )?;
+                conn.execute(
+                    "UPDATE __mdbc_indexes SET tbl = ?2 WHERE tbl = ?1",
                     [from, to],
                 )?;
             }

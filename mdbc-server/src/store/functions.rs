@@ -162,6 +162,21 @@ fn register_coerce(conn: &Connection, zone: Option<SessionZone>) -> rusqlite::Re
     } else {
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC
     };
+    if zone.is_none() {
+        // The same casts, for index expressions: CREATE INDEX uses it only where neither
+        // the value nor the target type depends on the time zone (SQLite refuses a
+        // function not marked deterministic in an index).
+        conn.create_scalar_function("pg_coerce_immutable", 3, flags, |ctx| {
+            let oid: i64 = ctx.get(1)?;
+            let typmod: i64 = ctx.get(2)?;
+            let ty = PgType::from_oid(oid as u32).ok_or_else(|| {
+                rusqlite::Error::UserFunctionError(
+                    format!("[42704] type with OID {oid} does not exist").into(),
+                )
+            })?;
+            values::coerce(ctx.get_raw(0), ty, typmod as i32).map_err(user_err)
+        })?;
+    }
     conn.create_scalar_function("pg_coerce", 3, flags, move |ctx| {
         let oid: i64 = ctx.get(1)?;
         let typmod: i64 = ctx.get(2)?;
@@ -502,7 +517,7 @@ pub fn register_catalog_functions(conn: &Connection, user: &str, db: &str) -> ru
     conn.create_scalar_function("quote_ident", 1, det, |ctx| {
         Ok(ctx
             .get::<Option<String>>(0)?
-            .map(|s| crate::pg_catalog::quote_ident(&s)))
+            .map(|s| sql_capture::pg_quote_ident(&s)))
     })?;
     conn.create_scalar_function("quote_literal", 1, det, |ctx| {
         Ok(ctx

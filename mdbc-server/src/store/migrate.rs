@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0003_column_defaults.sql"),
     include_str!("../../../migrations/sqlite/0004_constraint_names.sql"),
     include_str!("../../../migrations/sqlite/0005_replication.sql"),
+    include_str!("../../../migrations/sqlite/0006_index_definitions.sql"),
 ];
 
 /// SQLite keeps allocation statistics behind one process-wide mutex taken on every

@@ -43,8 +43,12 @@ pub(crate) fn catalog_function(name: &str, f: &Function) -> Option<Result<Expr>>
     let args: Vec<Expr> = function_args(f).into_iter().cloned().collect();
     let first = args.first().cloned().unwrap_or(Expr::value(Value::Null));
     Some(match name {
-        // The column-number form (second argument non-zero) names one column; only the
-        // whole definition is kept.
+        // pg_get_indexdef(index [, column number, pretty]): column 0 is the whole
+        // definition, another number that column's expression alone.
+        "pg_get_indexdef" if args.len() == 3 => subquery(
+            "SELECT CASE WHEN __arg2 = 0 THEN CASE WHEN __arg3 THEN indexdef_pretty                                                    ELSE indexdef END                     ELSE coalesce(json_extract(CASE WHEN __arg3 THEN pcols ELSE ccols END,                                                '$[' || (__arg2 - 1) || ']'), '') END              FROM __mdbc_v_index WHERE indexrelid = __arg1",
+            &args,
+        ),
         "pg_get_indexdef" => lookup("__mdbc_v_index", "indexdef", "indexrelid", first),
         "pg_get_constraintdef" => lookup("__mdbc_v_constraint", "condef", "oid", first),
         "to_regclass" => {

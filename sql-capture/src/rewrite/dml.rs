@@ -550,16 +550,116 @@ fn merge_subscript_assignments(up: &mut Update) {
     up.assignments = out;
 }
 
+/// `SET (a, b) = ROW(x, v.*)` as `SET (a, b) = (x, v.i, v.j)`: `v.*` in a row constructor
+/// stands for the columns of `v` (a table, or a FROM item whose alias lists its columns).
+/// SQLite has no `ROW` keyword, and its parser rejects `v.*` inside a value.
+fn expand_row_constructors(up: &mut Update, def: &TableDef, catalog: &Catalog) -> Result<()> {
+    let mut items: Vec<(String, Vec<String>)> = vec![];
+    let mut note = |factor: &TableFactor| match factor {
+        TableFactor::Table { name, alias, .. } => {
+            let table = object_name_to_table(name);
+            let key = alias
+                .as_ref()
+                .map(|a| a.name.value.to_lowercase())
+                .unwrap_or_else(|| table.clone());
+            let cols = match alias.as_ref().filter(|a| !a.columns.is_empty()) {
+                Some(a) => a.columns.iter().map(|c| c.name.value.clone()).collect(),
+                None if table == def.name => def.columns.iter().map(|c| c.name.clone()).collect(),
+                None => catalog
+                    .table(&table)
+                    .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+                    .unwrap_or_default(),
+            };
+            items.push((key, cols));
+        }
+        TableFactor::Derived { alias: Some(a), .. }
+        | TableFactor::Function { alias: Some(a), .. } => {
+            items.push((
+                a.name.value.to_lowercase(),
+                a.columns.iter().map(|c| c.name.value.clone()).collect(),
+            ));
+        }
+        _ => {}
+    };
+    note(&up.table.relation);
+    if let Some(
+        sqlparser::ast::UpdateTableFromKind::BeforeSet(tables)
+        | sqlparser::ast::UpdateTableFromKind::AfterSet(tables),
+    ) = &up.from
+    {
+        for t in tables {
+            note(&t.relation);
+            for j in &t.joins {
+                note(&j.relation);
+            }
+        }
+    }
+    for a in up.assignments.iter_mut() {
+        let Expr::Function(f) = &a.value else {
+            continue;
+        };
+        if !function_name(f).eq_ignore_ascii_case("row")
+            || !matches!(a.target, sqlparser::ast::AssignmentTarget::Tuple(_))
+        {
+            continue;
+        }
+        let sqlparser::ast::FunctionArguments::List(list) = &f.args else {
+            continue;
+        };
+        let mut values = vec![];
+        for arg in &list.args {
+            match arg {
+                sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(e)) => {
+                    values.push(e.clone())
+                }
+                sqlparser::ast::FunctionArg::Unnamed(
+                    sqlparser::ast::FunctionArgExpr::QualifiedWildcard(name),
+                ) => {
+                    let key = object_name_to_table(name);
+                    let cols = items
+                        .iter()
+                        .find(|(k, cols)| *k == key && !cols.is_empty())
+                        .map(|(_, cols)| cols)
+                        .ok_or_else(|| {
+                            Error::Unsupported(format!(
+                                "\"{key}.*\" in ROW() where the columns of \"{key}\" are not listed"
+                            ))
+                        })?;
+                    for c in cols {
+                        values.push(Expr::CompoundIdentifier(vec![
+                            sqlparser::ast::Ident::with_quote('"', key.clone()),
+                            sqlparser::ast::Ident::with_quote('"', c.clone()),
+                        ]));
+                    }
+                }
+                other => {
+                    return Err(Error::Unsupported(format!(
+                        "{other} in a ROW() of UPDATE … SET"
+                    )))
+                }
+            }
+        }
+        a.value = Expr::Tuple(values);
+    }
+    Ok(())
+}
+
 /// `SET (a, b) = (x, DEFAULT)` as `SET a = x, b = DEFAULT`: the same (every right-hand
 /// side sees the row as it was), and each value then gets its column's type and default.
 /// A row from a subquery (`SET (a, b) = (SELECT …)`) stays as it is.
-fn split_row_assignments(up: &mut Update) {
+fn split_row_assignments(up: &mut Update) -> Result<()> {
     let mut out = Vec::with_capacity(up.assignments.len());
     for a in up.assignments.drain(..) {
         match (&a.target, &a.value) {
             (sqlparser::ast::AssignmentTarget::Tuple(cols), Expr::Tuple(values))
-                if cols.len() == values.len() =>
+                if cols.len() != values.len() =>
             {
+                return Err(Error::Coded(
+                    "42601",
+                    "number of columns does not match number of values".into(),
+                ));
+            }
+            (sqlparser::ast::AssignmentTarget::Tuple(cols), Expr::Tuple(values)) => {
                 for (c, v) in cols.iter().zip(values) {
                     out.push(sqlparser::ast::Assignment {
                         target: sqlparser::ast::AssignmentTarget::ColumnName(c.clone()),
@@ -571,6 +671,7 @@ fn split_row_assignments(up: &mut Update) {
         }
     }
     up.assignments = out;
+    Ok(())
 }
 
 /// SQLite's RETURNING sees only the changed table, where PostgreSQL's also sees the
@@ -663,14 +764,15 @@ fn using_as_subquery(del: &mut Delete) -> Result<()> {
 }
 
 /// Rewrites an UPDATE: values normalised per column type, expressions, RETURNING.
-pub fn rewrite_update(up: &mut Update, def: Option<&TableDef>, _catalog: &Catalog) -> Result<()> {
+pub fn rewrite_update(up: &mut Update, def: Option<&TableDef>, catalog: &Catalog) -> Result<()> {
     let Some(def) = def else {
         return Err(Error::UndefinedTable(match &up.table.relation {
             TableFactor::Table { name, .. } => object_name_to_table(name),
             other => other.to_string(),
         }));
     };
-    split_row_assignments(up);
+    expand_row_constructors(up, def, catalog)?;
+    split_row_assignments(up)?;
     merge_subscript_assignments(up);
     let mut assigned = std::collections::HashSet::new();
     for a in &up.assignments {
