@@ -307,7 +307,44 @@ const VIEWS: &[View] = &[
               UNION ALL
               SELECT s.oid, s.name, 2200, 0, 0, 10, 0, 0, 0, 0, -1, 0, 0, 0, 0, 'p',
                      'S', 3, 0, 0, 0, 0, 0, 0, 1, 'n', 0, 0, NULL, NULL, NULL
-              FROM __mdbc_v_sequence s"#,
+              FROM __mdbc_v_sequence s
+              UNION ALL
+              -- The system catalogs mdbc answers for, with PostgreSQL 15's fixed ids
+              -- (oid, row type, file, tablespace, toast table as initdb leaves them), so
+              -- that 'pg_class'::regclass and lookups by name find them.
+              SELECT k.column1, k.column2, 11, k.column3, 0, 10, 2, k.column4, k.column5, 0,
+                     -1, 0, k.column6, 1, k.column7, 'p', 'r', k.column8, 0, 0, 0, 0, 0, 0,
+                     1, 'n', 0, 0, NULL, NULL, NULL
+              FROM (VALUES
+                  (1213, 'pg_tablespace', 10056, 0, 1664, 4185, 1, 5),
+                  (1247, 'pg_type', 71, 0, 0, 4171, 0, 32),
+                  (1249, 'pg_attribute', 75, 0, 0, 0, 0, 26),
+                  (1255, 'pg_proc', 81, 0, 0, 2836, 0, 30),
+                  (1259, 'pg_class', 83, 0, 0, 0, 0, 33),
+                  (1261, 'pg_auth_members', 2843, 0, 1664, 0, 1, 4),
+                  (1262, 'pg_database', 1248, 0, 1664, 4177, 1, 16),
+                  (2224, 'pg_sequence', 10105, 2224, 0, 0, 0, 8),
+                  (2601, 'pg_am', 10015, 2601, 0, 0, 0, 4),
+                  (2604, 'pg_attrdef', 10001, 2604, 0, 2830, 0, 4),
+                  (2606, 'pg_constraint', 10003, 2606, 0, 2832, 0, 26),
+                  (2608, 'pg_depend', 10051, 2608, 0, 0, 0, 7),
+                  (2609, 'pg_description', 10041, 2609, 0, 2834, 0, 4),
+                  (2610, 'pg_index', 10007, 2610, 0, 0, 0, 21),
+                  (2611, 'pg_inherits', 10005, 2611, 0, 0, 0, 4),
+                  (2615, 'pg_namespace', 10047, 2615, 0, 4163, 0, 4),
+                  (2616, 'pg_opclass', 10013, 2616, 0, 0, 0, 9),
+                  (2618, 'pg_rewrite', 10035, 2618, 0, 2838, 0, 8),
+                  (2620, 'pg_trigger', 10037, 2620, 0, 2336, 0, 19),
+                  (3079, 'pg_extension', 10074, 3079, 0, 4147, 0, 8),
+                  (3256, 'pg_policy', 10084, 3256, 0, 4167, 0, 8),
+                  (3350, 'pg_partitioned_table', 10099, 3350, 0, 4165, 0, 8),
+                  (3381, 'pg_statistic_ext', 10031, 3381, 0, 3439, 0, 9),
+                  (3456, 'pg_collation', 10095, 3456, 0, 6175, 0, 11),
+                  (3501, 'pg_enum', 10045, 3501, 0, 0, 0, 4),
+                  (3541, 'pg_range', 10101, 3541, 0, 0, 0, 7),
+                  (6104, 'pg_publication', 10107, 6104, 0, 0, 0, 9),
+                  (6106, 'pg_publication_rel', 10111, 6106, 0, 6228, 0, 5),
+                  (6237, 'pg_publication_namespace', 10109, 6237, 0, 0, 0, 3)) k"#,
         )),
     },
     View {

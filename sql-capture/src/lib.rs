@@ -33,6 +33,7 @@ mod catalog;
 pub mod changes;
 pub mod changeset;
 mod create_as;
+pub mod current_of;
 mod cursor;
 mod datetime;
 mod ddl;

@@ -155,6 +155,9 @@ pub enum SetValue {
 pub enum Command {
     /// Run on SQLite.
     Sql(Box<SqlPlan>),
+    /// UPDATE/DELETE `WHERE CURRENT OF cursor`: planned once the session knows the row
+    /// the cursor stands on ([`crate::current_of::CurrentOf::at_row`]).
+    CurrentOf(Box<crate::current_of::CurrentOf>),
     /// EXPLAIN of a statement.
     Explain(Box<ExplainPlan>),
     /// BEGIN / START TRANSACTION.

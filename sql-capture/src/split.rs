@@ -25,6 +25,8 @@ pub enum Parsed {
     /// BEGIN / START TRANSACTION / SET TRANSACTION with `[NOT] DEFERRABLE` (true when
     /// DEFERRABLE), which sqlparser does not know: the statement without it.
     Deferrable(Box<Statement>, bool),
+    /// UPDATE or DELETE `WHERE CURRENT OF cursor`, which sqlparser does not know.
+    CurrentOf(Box<crate::current_of::CurrentOf>),
 }
 
 /// Maintenance statements SQLite has no use for; accepted so scripts written for PostgreSQL
@@ -99,11 +101,25 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
                     }
                     continue;
                 }
-                let chunk = match first.as_deref() {
+                let mut chunk = match first.as_deref() {
                     Some("copy") => normalize_copy_booleans(chunk),
                     Some("update") => subscript_assignments(chunk),
                     _ => chunk,
                 };
+                let cursor = match first.as_deref() {
+                    Some("update" | "delete") => crate::current_of::mark(&mut chunk),
+                    _ => None,
+                };
+                if let Some(cursor) = cursor {
+                    let stmt = parse_one(chunk)?;
+                    out.push(Parsed::CurrentOf(Box::new(crate::current_of::current_of(
+                        &stmt, &cursor,
+                    )?)));
+                    if at_end {
+                        break;
+                    }
+                    continue;
+                }
                 let transaction = matches!(
                     (first.as_deref(), second.as_deref()),
                     (Some("begin" | "start"), _) | (Some("set"), Some("transaction" | "session"))
@@ -541,6 +557,31 @@ mod tests {
         assert_eq!(e.sqlstate(), "42601");
         let e = parse("select 1 1").unwrap_err();
         assert_eq!(e.sqlstate(), "42601");
+    }
+
+    #[test]
+    fn where_current_of_becomes_a_placeholder_then_a_row() {
+        let parsed =
+            crate::split::parse("UPDATE uctest u SET f1 = 8 WHERE CURRENT OF \"C1\"").unwrap();
+        let [crate::split::Parsed::CurrentOf(c)] = parsed.as_slice() else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(c.cursor, "C1");
+        assert_eq!(c.table, "uctest");
+        assert_eq!(
+            c.at_row(7).to_string(),
+            "UPDATE uctest u SET f1 = 8 WHERE \"u\".rowid = 7"
+        );
+        let parsed =
+            crate::split::parse("delete from uctest where current of c1 returning *").unwrap();
+        let [crate::split::Parsed::CurrentOf(c)] = parsed.as_slice() else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(c.cursor, "c1");
+        assert_eq!(
+            c.at_row(3).to_string(),
+            "DELETE FROM uctest WHERE \"uctest\".rowid = 3 RETURNING *"
+        );
     }
 }
 

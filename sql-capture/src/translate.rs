@@ -44,6 +44,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
     let stmt = match parsed {
         Parsed::Noop(tag) => return Ok(Command::Noop(tag)),
         Parsed::Cursor(c) => return Ok(Command::Cursor(c.clone())),
+        Parsed::CurrentOf(c) => return Ok(Command::CurrentOf(c.clone())),
         Parsed::Statement(s) => s.as_ref(),
         Parsed::Deferrable(s, deferrable) => {
             let on = if *deferrable { "on" } else { "off" };

@@ -669,3 +669,84 @@ async fn data_modifying_with_through_the_extended_protocol() {
         assert_eq!(err.code().map(|c| c.code()), Some("42P01"), "{err:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn where_current_of_through_the_extended_protocol() {
+    let server = Server::start().unwrap();
+    let mut client = connect(&server).await;
+    client
+        .batch_execute(
+            "CREATE TABLE queue (id int PRIMARY KEY, state text);
+             INSERT INTO queue SELECT i, 'new' FROM generate_series(1, 4) i;",
+        )
+        .await
+        .unwrap();
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute("DECLARE q CURSOR FOR SELECT id FROM queue WHERE state = 'new' FOR UPDATE")
+        .await
+        .unwrap();
+    // Claim every other row through the cursor, with a typed parameter and RETURNING.
+    let claim = tx
+        .prepare("UPDATE queue SET state = $1 WHERE CURRENT OF q RETURNING id, state")
+        .await
+        .unwrap();
+    assert_eq!(claim.params(), &[Type::TEXT]);
+    let mut claimed = Vec::new();
+    for _ in 0..2 {
+        let row = tx.query_one("FETCH q", &[]).await.unwrap();
+        let id: i32 = row.get(0);
+        let back = tx.query_one(&claim, &[&"taken"]).await.unwrap();
+        assert_eq!(back.get::<_, i32>(0), id);
+        assert_eq!(back.get::<_, &str>(1), "taken");
+        claimed.push(id);
+        tx.query("FETCH q", &[]).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let taken: Vec<i32> = client
+        .query(
+            "SELECT id FROM queue WHERE state = 'taken' ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    claimed.sort();
+    assert_eq!(taken, claimed);
+    assert_eq!(taken.len(), 2);
+    // Outside a cursor's rows: 24000, as PostgreSQL.
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute("DECLARE q2 CURSOR FOR SELECT id FROM queue")
+        .await
+        .unwrap();
+    let err = tx
+        .execute("DELETE FROM queue WHERE CURRENT OF q2", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("24000"), "{err:?}");
+    tx.rollback().await.unwrap();
+    // FETCH in binary (tokio-postgres asks for it): each value as its type's binary form.
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute(
+        "SET TIME ZONE 'Europe/Paris';
+         DECLARE v CURSOR FOR SELECT 123.456::numeric, '2024-02-29 13:14:15+00'::timestamptz,
+             ARRAY[1, 2]::int4[], 'x'::text, NULL::int, 2.5::float8",
+    )
+    .await
+    .unwrap();
+    let row = tx.query_one("FETCH v", &[]).await.unwrap();
+    assert_eq!(row.get::<_, Decimal>(0), Decimal::new(123_456, 3));
+    let at = NaiveDate::from_ymd_opt(2024, 2, 29)
+        .unwrap()
+        .and_hms_opt(13, 14, 15)
+        .unwrap();
+    assert_eq!(
+        row.get::<_, DateTime<Utc>>(1),
+        DateTime::<Utc>::from_naive_utc_and_offset(at, Utc)
+    );
+    assert_eq!(row.get::<_, Vec<i32>>(2), vec![1, 2]);
+    assert_eq!(row.get::<_, &str>(3), "x");
+    assert_eq!(row.get::<_, Option<i32>>(4), None);
+    assert_eq!(row.get::<_, f64>(5), 2.5);
+}

@@ -125,6 +125,13 @@ impl RowEncoder {
         Ok(())
     }
 
+    /// Appends a value already encoded.
+    pub fn push_raw(&mut self, bytes: &[u8]) {
+        self.count += 1;
+        self.buf.put_i32(bytes.len() as i32);
+        self.buf.put_slice(bytes);
+    }
+
     /// The finished DataRow.
     pub fn finish(self) -> DataRow {
         DataRow::new(self.buf, self.count)

@@ -27,8 +27,8 @@ use std::sync::Arc;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
 use sql_capture::{
-    quote_ident, Catalog, Command, CopyPlan, CursorStatement, Parsed, PgType, SetValue, SqlPlan,
-    StmtKind,
+    quote_ident, Catalog, Command, CommandTag, CopyPlan, CursorStatement, Parsed, PgType, SetValue,
+    SqlPlan, StmtKind,
 };
 use tokio::sync::Notify;
 
@@ -211,6 +211,13 @@ impl Session {
         let inferred: Vec<Option<PgType>> = match cmd.as_deref() {
             Some(Command::Sql(plan)) => plan.param_types.clone(),
             Some(Command::ModifyingWith(w)) => self.with_param_types(w),
+            Some(Command::CurrentOf(c)) => {
+                let parsed = Parsed::Statement(Box::new(c.at_row(0)));
+                match sql_capture::plan(&parsed, &self.catalog())? {
+                    Command::Sql(plan) => plan.param_types.clone(),
+                    _ => Vec::new(),
+                }
+            }
             _ => Vec::new(),
         };
         let n = inferred.len().max(p.client_types.len());
@@ -283,6 +290,21 @@ impl Session {
             }
             Command::Show(name) if name == "all" => Ok(Some(Arc::new(show_all_columns()))),
             Command::Explain(e) => Ok(Some(Arc::new(vec![explain_column(e.json)]))),
+            // Its RETURNING columns: those of the statement at any row.
+            Command::CurrentOf(c) => {
+                let parsed = Parsed::Statement(Box::new(c.at_row(0)));
+                let catalog = self.catalog();
+                match sql_capture::plan(&parsed, &catalog)? {
+                    Command::Sql(plan) if plan.returns_rows => match plan.sql.last() {
+                        Some(sql) => {
+                            let stmt = self.conn.prepare_cached(sql)?;
+                            Ok(Some(Arc::new(result_columns(&stmt, &plan, &catalog))))
+                        }
+                        None => Ok(None),
+                    },
+                    _ => Ok(None),
+                }
+            }
             Command::Cursor(CursorStatement::Fetch {
                 name,
                 move_only: false,
@@ -374,6 +396,27 @@ impl Session {
     }
 
     async fn run(
+        &mut self,
+        cmd: &Command,
+        p: &Prepared,
+        params: &Params<'_>,
+        result_binary: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Outcome> {
+        let outcome = self.run_command(cmd, p, params, result_binary).await?;
+        // A locking cursor's rows were read at DECLARE; after another statement changed
+        // rows, PostgreSQL's would skip the rows changed since (cursors::Cursors::written).
+        let changes_rows = match cmd {
+            Command::Sql(plan) => plan.kind != StmtKind::Read && plan.tag != CommandTag::Select,
+            Command::Copy(_) | Command::ModifyingWith(_) | Command::CreateTableAs(_) => true,
+            _ => false,
+        };
+        if changes_rows {
+            self.cursors.written();
+        }
+        Ok(outcome)
+    }
+
+    async fn run_command(
         &mut self,
         cmd: &Command,
         p: &Prepared,
@@ -577,6 +620,19 @@ impl Session {
             Command::CreateTableAs(c) => self.create_table_as(c).await,
             Command::ModifyingWith(w) => self.modifying_with(w, p, params, result_binary).await,
             Command::Cursor(c) => self.cursor_command(c, result_binary).await,
+            Command::CurrentOf(c) => {
+                let rowid = self.cursors.current_row(&c.cursor, &c.table)?;
+                let parsed = Parsed::Statement(Box::new(c.at_row(rowid)));
+                let cmd = sql_capture::plan(&parsed, &self.catalog())?;
+                // Changing the row the cursor stands on leaves the rows ahead of it as
+                // they were: the cursor itself stays usable.
+                let stale = self.cursors.is_stale(&c.cursor);
+                let outcome = Box::pin(self.run(&cmd, p, params, result_binary)).await;
+                if !stale {
+                    self.cursors.keep_fresh(&c.cursor);
+                }
+                outcome
+            }
             Command::Explain(e) => self.explain(e, result_binary),
             Command::Sql(plan) => self.run_sql(plan, p, params, result_binary).await,
         }
@@ -887,21 +943,69 @@ impl Session {
                 if !hold && self.status == TxStatus::Idle {
                     return Err(SqlError::NoTransaction("DECLARE CURSOR"));
                 }
-                let q = Prepared::parse(query, Vec::new())?;
+                // A simple scan of one table keeps each row's rowid too, for WHERE
+                // CURRENT OF (sql_capture::current_of).
+                let mut q = Prepared::parse(query, Vec::new())?;
+                let scan = match &q.parsed {
+                    Some(Parsed::Statement(s)) => match s.as_ref() {
+                        sqlparser::ast::Statement::Query(query) => {
+                            sql_capture::current_of::with_row_ids(query)
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                }
+                .filter(|(table, _)| self.catalog().table(table).is_some());
+                if let Some((_, with_ids)) = &scan {
+                    q = Prepared::new(
+                        Some(Parsed::Statement(Box::new(
+                            sqlparser::ast::Statement::Query(Box::new(with_ids.clone())),
+                        ))),
+                        Vec::new(),
+                    );
+                }
                 let cmd = match self.plan(&q)? {
                     Some(cmd) => cmd,
                     None => return Err(SqlError::coded("42601", "syntax error at end of input")),
                 };
-                if !matches!(cmd.as_ref(), Command::Sql(p) if p.returns_rows && p.kind == StmtKind::Read)
+                // A SELECT … FOR UPDATE plans as a write (it takes the write lock).
+                let Command::Sql(plan) = cmd.as_ref() else {
+                    return Err(SqlError::coded(
+                        "42601",
+                        "DECLARE CURSOR needs a SELECT or VALUES query",
+                    ));
+                };
+                if !plan.returns_rows
+                    || plan.tag != sql_capture::CommandTag::Select
+                    || plan.kind == StmtKind::Ddl
                 {
                     return Err(SqlError::coded(
                         "42601",
                         "DECLARE CURSOR needs a SELECT or VALUES query",
                     ));
                 }
+                let locking = plan.kind == StmtKind::Write;
+                if locking && *scroll == Some(true) {
+                    return Err(SqlError::coded(
+                        "0A000",
+                        "DECLARE SCROLL CURSOR ... FOR UPDATE/SHARE is not supported",
+                    ));
+                }
+                // A locking cursor only moves forward, as in PostgreSQL.
+                let scroll = if locking { Some(false) } else { *scroll };
                 match Box::pin(self.run(&cmd, &q, &Params::none(), &|_| false)).await? {
                     Outcome::Rows { columns, rows, .. } => {
-                        self.cursors.declare(name, columns, rows, *scroll, *hold)?;
+                        self.cursors.declare(
+                            name,
+                            cursors::Declared {
+                                columns,
+                                rows,
+                                scroll,
+                                hold: *hold,
+                                scan: scan.map(|s| s.0),
+                                locking,
+                            },
+                        )?;
                         Ok(Outcome::done("DECLARE CURSOR"))
                     }
                     _ => Err(SqlError::coded(
@@ -915,12 +1019,9 @@ impl Session {
                 motion,
                 move_only,
             } => {
-                if !move_only && (0..self.cursors.columns(name)?.len()).any(result_binary) {
-                    return Err(SqlError::Capture(sql_capture::Error::Unsupported(
-                        "binary results from FETCH".into(),
-                    )));
-                }
-                self.cursors.fetch(name, *motion, *move_only)
+                let zone = self.settings.zone().get();
+                self.cursors
+                    .fetch(name, *motion, *move_only, result_binary, &zone)
             }
             CursorStatement::Close(name) => {
                 self.cursors.close(name.as_deref())?;
