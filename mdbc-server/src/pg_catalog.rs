@@ -41,10 +41,20 @@ enum Body {
 
 /// Helper views the system views share; hidden from pg_class by their `__mdbc` prefix.
 const HELPERS: &[(&str, &str)] = &[
+    // The two bases every other view reads: SQLite's schema and mdbc's column catalog. A
+    // session with temporary tables shadows both with its own (see
+    // [`temporary_overlay`]), and every view above them with a copy that reads those.
+    (
+        "__mdbc_v_schema",
+        r#"SELECT rowid AS rowid, type, name, tbl_name, sql, 2200 AS nsp, 'p' AS persistence
+          FROM main.sqlite_schema"#,
+    ),
+    ("__mdbc_v_columns", "SELECT * FROM main.__mdbc_columns"),
     (
         "__mdbc_v_rel",
-        r#"SELECT CAST(s.rowid + 16384 AS INTEGER) AS oid, s.name AS name, s.type AS type
-          FROM sqlite_schema s
+        r#"SELECT CAST(s.rowid + 16384 AS INTEGER) AS oid, s.name AS name, s.type AS type,
+                 s.nsp AS nsp, s.persistence AS persistence
+          FROM __mdbc_v_schema s
           WHERE s.type IN ('table', 'view')
             AND s.name NOT LIKE 'sqlite\_%' ESCAPE '\'
             AND s.name NOT LIKE '\_\_mdbc%' ESCAPE '\'
@@ -62,7 +72,7 @@ const HELPERS: &[(&str, &str)] = &[
                           || '::regclass)'
                       ELSE coalesce(c.pg_default, p.dflt_value) END AS adbin
           FROM __mdbc_v_rel t
-          JOIN __mdbc_columns c ON c.tbl = t.name
+          JOIN __mdbc_v_columns c ON c.tbl = t.name
           LEFT JOIN pragma_table_info(t.name) p ON p.name = c.col"#,
     ),
     (
@@ -75,7 +85,9 @@ const HELPERS: &[(&str, &str)] = &[
         // PostgreSQL's plain and pretty spellings; ccols/pcols: each column's text.
         r#"SELECT y.*,
                  'CREATE ' || CASE WHEN y.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
-                 || quote_ident(y.relname) || ' ON public.' || quote_ident(y.tbl)
+                 || quote_ident(y.relname) || ' ON '
+                 || CASE y.persistence WHEN 't' THEN 'pg_temp_3.' ELSE 'public.' END
+                 || quote_ident(y.tbl)
                  || ' USING btree (' || coalesce((SELECT group_concat(c.value || o.value, ', '
                                                   ORDER BY c.key)
                                                   FROM json_each(d.cols) c
@@ -107,7 +119,7 @@ const HELPERS: &[(&str, &str)] = &[
                       WHEN x.indisunique AND EXISTS (SELECT 1 FROM __mdbc_constraints k
                           WHERE k.tbl = x.tbl AND k.kind = 'u' AND k.name = x.relname)
                       THEN 'u' END AS contype,
-                 x.indkey, x.cols, x.colnames, x.indnatts
+                 x.indkey, x.cols, x.colnames, x.indnatts, x.nsp, x.persistence
           FROM (
           SELECT CAST(coalesce(ix.rowid + 16384, 1000000 + t.oid) AS INTEGER) AS indexrelid,
                  t.oid AS indrelid, t.name AS tbl,
@@ -119,28 +131,30 @@ const HELPERS: &[(&str, &str)] = &[
                  il."unique" AS indisunique, il.origin = 'pk' AS indisprimary, il.origin AS origin,
                  (SELECT json_group_array(coalesce(c.ordinal + 1, 0) ORDER BY ii.seqno)
                   FROM pragma_index_info(il.name) ii
-                  LEFT JOIN __mdbc_columns c ON c.tbl = t.name AND c.col = ii.name) AS indkey,
+                  LEFT JOIN __mdbc_v_columns c ON c.tbl = t.name AND c.col = ii.name) AS indkey,
                  (SELECT group_concat(quote_ident(coalesce(ii.name, '?'))
                                       || CASE WHEN ii."desc" THEN ' DESC' ELSE '' END,
                                       ', ' ORDER BY ii.seqno)
                   FROM pragma_index_xinfo(il.name) ii WHERE ii.key) AS cols,
                  (SELECT json_group_array(ii.name ORDER BY ii.seqno)
                   FROM pragma_index_info(il.name) ii) AS colnames,
-                 (SELECT count(*) FROM pragma_index_info(il.name)) AS indnatts
+                 (SELECT count(*) FROM pragma_index_info(il.name)) AS indnatts,
+                 t.nsp AS nsp, t.persistence AS persistence
           FROM __mdbc_v_rel t
           JOIN pragma_index_list(t.name) il
-          LEFT JOIN sqlite_schema ix ON ix.type = 'index' AND ix.name = il.name
+          LEFT JOIN __mdbc_v_schema ix ON ix.type = 'index' AND ix.name = il.name
           WHERE t.type = 'table'
           UNION ALL
           SELECT CAST(1000000 + t.oid AS INTEGER), t.oid, t.name, t.name || '_pkey', 1, 1, 'pk',
                  (SELECT json_group_array(c.ordinal + 1 ORDER BY p.pk)
                   FROM pragma_table_info(t.name) p
-                  JOIN __mdbc_columns c ON c.tbl = t.name AND c.col = p.name WHERE p.pk > 0),
+                  JOIN __mdbc_v_columns c ON c.tbl = t.name AND c.col = p.name WHERE p.pk > 0),
                  (SELECT group_concat(quote_ident(p.name), ', ' ORDER BY p.pk)
                   FROM pragma_table_info(t.name) p WHERE p.pk > 0),
                  (SELECT json_group_array(p.name ORDER BY p.pk)
                   FROM pragma_table_info(t.name) p WHERE p.pk > 0),
-                 (SELECT count(*) FROM pragma_table_info(t.name) p WHERE p.pk > 0)
+                 (SELECT count(*) FROM pragma_table_info(t.name) p WHERE p.pk > 0),
+                 t.nsp, t.persistence
           FROM __mdbc_v_rel t
           WHERE t.type = 'table'
             AND EXISTS (SELECT 1 FROM pragma_table_info(t.name) p WHERE p.pk > 0)
@@ -173,7 +187,7 @@ const HELPERS: &[(&str, &str)] = &[
                  -- The referenced key's index: SQLite's own (primary key or unique),
                  -- else the rowid primary key's stand-in (see __mdbc_v_index).
                  coalesce((SELECT ix.rowid + 16384 FROM pragma_index_list(fk."table") il
-                           JOIN sqlite_schema ix ON ix.type = 'index' AND ix.name = il.name
+                           JOIN __mdbc_v_schema ix ON ix.type = 'index' AND ix.name = il.name
                            WHERE il.origin IN ('pk', 'u')
                            ORDER BY il.origin = 'pk' DESC LIMIT 1),
                           (SELECT 1000000 + r.oid FROM __mdbc_v_rel r
@@ -184,10 +198,10 @@ const HELPERS: &[(&str, &str)] = &[
                      WHEN 'SET DEFAULT' THEN 'd' WHEN 'RESTRICT' THEN 'r' ELSE 'a' END AS upd,
                  CASE max(fk.on_delete) WHEN 'CASCADE' THEN 'c' WHEN 'SET NULL' THEN 'n'
                      WHEN 'SET DEFAULT' THEN 'd' WHEN 'RESTRICT' THEN 'r' ELSE 'a' END AS del,
-                 json_group_array((SELECT c.ordinal + 1 FROM __mdbc_columns c
+                 json_group_array((SELECT c.ordinal + 1 FROM __mdbc_v_columns c
                                    WHERE c.tbl = t.name AND c.col = fk."from") ORDER BY fk.seq)
                      AS conkey,
-                 json_group_array((SELECT c.ordinal + 1 FROM __mdbc_columns c
+                 json_group_array((SELECT c.ordinal + 1 FROM __mdbc_v_columns c
                                    WHERE c.tbl = fk."table"
                                      AND c.col = coalesce(fk."to", (SELECT p.name
                                          FROM pragma_table_info(fk."table") p
@@ -210,8 +224,8 @@ const HELPERS: &[(&str, &str)] = &[
         "__mdbc_v_sequence",
         r#"SELECT CAST(4000000 + (t.oid - 16384) * 1000 + c.ordinal + 1 AS INTEGER) AS oid,
                  c.tbl || '_' || c.col || '_seq' AS name, t.oid AS tbloid, c.ordinal + 1 AS attnum,
-                 c.pg_type AS typid
-          FROM __mdbc_columns c JOIN __mdbc_v_rel t ON t.name = c.tbl
+                 c.pg_type AS typid, t.nsp AS nsp, t.persistence AS persistence
+          FROM __mdbc_v_columns c JOIN __mdbc_v_rel t ON t.name = c.tbl
           WHERE c.serial"#,
     ),
 ];
@@ -227,9 +241,12 @@ const VIEWS: &[View] = &[
             ("nspowner", Oid),
             ("nspacl", Text),
         ],
+        // The session's own schema for temporary tables, while it has some.
         body: Some(Body::Sql(
-            "VALUES (11, 'pg_catalog', 10, NULL), (99, 'pg_toast', 10, NULL), \
-             (2200, 'public', 6171, NULL), (13000, 'information_schema', 10, NULL)",
+            "SELECT * FROM (VALUES (11, 'pg_catalog', 10, NULL), (99, 'pg_toast', 10, NULL), \
+             (2200, 'public', 6171, NULL), (13000, 'information_schema', 10, NULL)) \
+             UNION ALL SELECT 16383, 'pg_temp_3', 10, NULL \
+             WHERE EXISTS (SELECT 1 FROM __mdbc_v_rel WHERE persistence = 't')",
         )),
     },
     View {
@@ -280,16 +297,16 @@ const VIEWS: &[View] = &[
             ("relpartbound", Text),
         ],
         body: Some(Body::Sql(
-            r#"SELECT r.oid, r.name, 2200, 0, 0, 10, CASE r.type WHEN 'table' THEN 2 ELSE 0 END,
+            r#"SELECT r.oid, r.name, r.nsp, 0, 0, 10, CASE r.type WHEN 'table' THEN 2 ELSE 0 END,
                      0, 0, 0, -1, 0, 0,
                      -- Straight from SQLite's pragmas: the index and constraint views
                      -- would be computed for every table once per row.
                      r.type = 'table' AND (EXISTS (SELECT 1 FROM pragma_index_list(r.name))
                          OR EXISTS (SELECT 1 FROM pragma_table_info(r.name) p WHERE p.pk > 0)),
-                     0, 'p',
+                     0, r.persistence,
                      CASE r.type WHEN 'table' THEN 'r' ELSE 'v' END,
                      CASE r.type WHEN 'table'
-                         THEN (SELECT count(*) FROM __mdbc_columns c WHERE c.tbl = r.name)
+                         THEN (SELECT count(*) FROM __mdbc_v_columns c WHERE c.tbl = r.name)
                          ELSE (SELECT count(*) FROM pragma_table_info(r.name)) END,
                      0, r.type = 'view',
                      -- PostgreSQL enforces foreign keys with triggers on both tables, and
@@ -301,11 +318,12 @@ const VIEWS: &[View] = &[
                      0, 0, 0, 1, 'd', 0, 0, NULL, NULL, NULL
               FROM __mdbc_v_rel r
               UNION ALL
-              SELECT i.indexrelid, i.relname, 2200, 0, 0, 10, 403, 0, 0, 0, -1, 0, 0, 0, 0, 'p',
+              SELECT i.indexrelid, i.relname, i.nsp, 0, 0, 10, 403, 0, 0, 0, -1, 0, 0, 0, 0,
+                     i.persistence,
                      'i', i.indnatts, 0, 0, 0, 0, 0, 0, 1, 'n', 0, 0, NULL, NULL, NULL
               FROM __mdbc_v_index i
               UNION ALL
-              SELECT s.oid, s.name, 2200, 0, 0, 10, 0, 0, 0, 0, -1, 0, 0, 0, 0, 'p',
+              SELECT s.oid, s.name, s.nsp, 0, 0, 10, 0, 0, 0, 0, -1, 0, 0, 0, 0, s.persistence,
                      'S', 3, 0, 0, 0, 0, 0, 0, 1, 'n', 0, 0, NULL, NULL, NULL
               FROM __mdbc_v_sequence s
               UNION ALL
@@ -633,7 +651,7 @@ const VIEWS: &[View] = &[
         body: Some(Body::Sql(
             "SELECT s.name, json_extract(j.value, '$.level'), json_extract(j.value, '$.domain'), \
                     json_extract(j.value, '$.owner'), json_extract(j.value, '$.position') \
-             FROM sqlite_schema s, json_each(__mdbc_table_policy(s.name)) j \
+             FROM main.sqlite_schema s, json_each(__mdbc_table_policy(s.name)) j \
              WHERE s.type = 'table' AND s.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
                AND s.name NOT LIKE '\\_\\_mdbc%' ESCAPE '\\'",
         )),
@@ -718,8 +736,10 @@ const VIEWS: &[View] = &[
             ("commit_action", Text),
         ],
         body: Some(Body::Sql(
-            r#"SELECT current_database(), 'public', r.name,
-                      CASE r.type WHEN 'table' THEN 'BASE TABLE' ELSE 'VIEW' END,
+            r#"SELECT current_database(),
+                      CASE r.persistence WHEN 't' THEN 'pg_temp_3' ELSE 'public' END, r.name,
+                      CASE WHEN r.persistence = 't' THEN 'LOCAL TEMPORARY'
+                           WHEN r.type = 'table' THEN 'BASE TABLE' ELSE 'VIEW' END,
                       NULL, NULL, NULL, NULL, NULL,
                       CASE r.type WHEN 'table' THEN 'YES' ELSE 'NO' END, 'NO', NULL
                FROM __mdbc_v_rel r"#,
@@ -1389,6 +1409,42 @@ fn statements() -> &'static [(String, String)] {
         out.extend(views.into_iter().map(|v| (v.name.to_string(), view_sql(v))));
         out
     })
+}
+
+/// The offset of a temporary relation's row in SQLite's `temp` schema, so that its oid
+/// (16384 plus the row) is not a shared relation's.
+const TEMP_ROWS: i64 = 4_000_000;
+
+/// The SQL giving a session's connection its own view of the catalogs once it has
+/// temporary tables: the two base helpers shadowed by temporary views that add the
+/// `temp` schema's tables and indexes (schema `pg_temp_3`, persistence `t`) and the
+/// columns the session records in `temp.__mdbc_temp_columns`, then every other catalog
+/// view recreated as a temporary view, which reads the shadows (SQLite resolves a name
+/// in `temp` first). Shared views cannot read `temp`; other sessions see nothing of it.
+pub fn temporary_overlay() -> String {
+    let mut sql = format!(
+        "CREATE TEMP TABLE IF NOT EXISTS __mdbc_temp_columns AS \
+             SELECT * FROM main.__mdbc_columns WHERE 0;\n\
+         CREATE TEMP VIEW __mdbc_v_schema AS \
+             SELECT rowid AS rowid, type, name, tbl_name, sql, 2200 AS nsp, 'p' AS persistence \
+             FROM main.sqlite_schema \
+             UNION ALL SELECT rowid + {TEMP_ROWS}, type, name, tbl_name, sql, 16383, 't' \
+             FROM temp.sqlite_temp_schema \
+             WHERE name NOT LIKE '\\_\\_mdbc%' ESCAPE '\\' \
+               AND name NOT LIKE '\\_mdbc\\_with\\_%' ESCAPE '\\';\n\
+         CREATE TEMP VIEW __mdbc_v_columns AS \
+             SELECT * FROM main.__mdbc_columns UNION ALL SELECT * FROM temp.__mdbc_temp_columns;\n"
+    );
+    for (name, stmt) in statements() {
+        if name == "__mdbc_v_schema" || name == "__mdbc_v_columns" {
+            continue;
+        }
+        if let Some(body) = stmt.strip_prefix("CREATE VIEW ") {
+            sql.push_str("CREATE TEMP VIEW ");
+            sql.push_str(body);
+        }
+    }
+    sql
 }
 
 /// Recreates the catalog views unless those in the file were made from the same SQL.

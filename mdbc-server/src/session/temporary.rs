@@ -56,6 +56,7 @@ impl TempObjects {
         self.generation += 1;
         match effect {
             TempEffect::CreateTable(def) => {
+                record_columns(conn, def)?;
                 let def = Arc::new(def.clone());
                 self.known
                     .insert(def.name.to_ascii_lowercase(), def.clone());
@@ -64,6 +65,7 @@ impl TempObjects {
             TempEffect::DropTables(names) => {
                 for n in names {
                     self.tables.remove(&n.to_ascii_lowercase());
+                    conn.execute("DELETE FROM temp.__mdbc_temp_columns WHERE tbl = ?1", [n])?;
                 }
             }
             TempEffect::CreateIndex(name) => {
@@ -103,4 +105,41 @@ impl TempObjects {
         self.generation += 1;
         Ok(())
     }
+}
+
+/// Records a temporary table's columns where the session's catalog views read them
+/// (`temp.__mdbc_temp_columns`, see `pg_catalog::temporary_overlay`), creating those
+/// views with the session's first temporary table. Inside the statement's transaction:
+/// a rollback takes the rows away with the table.
+fn record_columns(conn: &Connection, def: &TableDef) -> Result<(), SqlError> {
+    let present: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM temp.sqlite_temp_schema WHERE name = '__mdbc_v_schema'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !present {
+        conn.execute_batch(&crate::pg_catalog::temporary_overlay())?;
+    }
+    conn.execute(
+        "DELETE FROM temp.__mdbc_temp_columns WHERE tbl = ?1",
+        [&def.name],
+    )?;
+    for (i, c) in def.columns.iter().enumerate() {
+        conn.execute(
+            "INSERT INTO temp.__mdbc_temp_columns \
+             (tbl, col, ordinal, pg_type, typmod, serial, not_null, pg_default) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            rusqlite::params![
+                def.name,
+                c.name,
+                i as i64,
+                c.ty.oid() as i64,
+                c.typmod as i64,
+                c.serial as i64,
+                c.not_null as i64,
+                c.default
+            ],
+        )?;
+    }
+    Ok(())
 }
