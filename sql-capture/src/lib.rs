@@ -40,6 +40,7 @@ mod ddl;
 pub use ddl::NOT_NULL_CHECK;
 mod distinct_on;
 mod error;
+mod folding;
 pub mod index_def;
 mod infer;
 mod introspect;

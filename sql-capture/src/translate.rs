@@ -71,6 +71,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
             };
         }
     };
+    crate::folding::check(stmt)?;
     let mut cmd = match stmt {
         Statement::StartTransaction { modes, .. } if modes.is_empty() => Ok(Command::Begin),
         Statement::StartTransaction { modes, .. } => Ok(Command::TransactionModes {

@@ -94,6 +94,8 @@ fn call(ctx: &Context<'_>) -> Result<Value, NumericError> {
         "/" => binary(Numeric::div),
         "%" | "mod" => binary(Numeric::rem),
         "div" => binary(Numeric::div_trunc),
+        "gcd" => binary(Numeric::gcd),
+        "lcm" => binary(Numeric::lcm),
         "power" => binary(Numeric::power),
         "exp" => unary(a.exp()?),
         "ln" => unary(a.ln()?),

@@ -775,7 +775,7 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                         _ => of(Float8),
                     }
                 }
-                "mod" => match args
+                "mod" | "gcd" | "lcm" => match args
                     .iter()
                     .map(|a| infer_expr(a, scope).and_then(|c| c.ty))
                     .collect::<Vec<_>>()
