@@ -125,21 +125,7 @@ fn record_columns(conn: &Connection, def: &TableDef) -> Result<(), SqlError> {
         [&def.name],
     )?;
     for (i, c) in def.columns.iter().enumerate() {
-        conn.execute(
-            "INSERT INTO temp.__mdbc_temp_columns \
-             (tbl, col, ordinal, pg_type, typmod, serial, not_null, pg_default) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            rusqlite::params![
-                def.name,
-                c.name,
-                i as i64,
-                c.ty.oid() as i64,
-                c.typmod as i64,
-                c.serial as i64,
-                c.not_null as i64,
-                c.default
-            ],
-        )?;
+        crate::store::insert_column_into(conn, "temp.__mdbc_temp_columns", &def.name, i as i64, c)?;
     }
     Ok(())
 }

@@ -15,10 +15,24 @@ fn insert_column(
     ordinal: i64,
     c: &ColumnInfo,
 ) -> rusqlite::Result<()> {
+    insert_column_into(conn, "__mdbc_columns", table, ordinal, c)
+}
+
+/// Records column `c` of `table` in `catalog` (`__mdbc_columns`, or a session's
+/// `temp.__mdbc_temp_columns` of the same shape).
+pub(crate) fn insert_column_into(
+    conn: &Connection,
+    catalog: &str,
+    table: &str,
+    ordinal: i64,
+    c: &ColumnInfo,
+) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO __mdbc_columns \
-     (tbl, col, ordinal, pg_type, typmod, serial, not_null, pg_default) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        &format!(
+            "INSERT INTO {catalog} \
+             (tbl, col, ordinal, pg_type, typmod, serial, not_null, pg_default) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ),
         params![
             table,
             c.name,

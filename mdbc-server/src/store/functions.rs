@@ -167,30 +167,30 @@ fn register_coerce(conn: &Connection, zone: Option<SessionZone>) -> rusqlite::Re
         // the value nor the target type depends on the time zone (SQLite refuses a
         // function not marked deterministic in an index).
         conn.create_scalar_function("pg_coerce_immutable", 3, flags, |ctx| {
-            let oid: i64 = ctx.get(1)?;
-            let typmod: i64 = ctx.get(2)?;
-            let ty = PgType::from_oid(oid as u32).ok_or_else(|| {
-                rusqlite::Error::UserFunctionError(
-                    format!("[42704] type with OID {oid} does not exist").into(),
-                )
-            })?;
-            values::coerce(ctx.get_raw(0), ty, typmod as i32).map_err(user_err)
+            let (ty, typmod) = coerce_target(ctx)?;
+            values::coerce(ctx.get_raw(0), ty, typmod).map_err(user_err)
         })?;
     }
     conn.create_scalar_function("pg_coerce", 3, flags, move |ctx| {
-        let oid: i64 = ctx.get(1)?;
-        let typmod: i64 = ctx.get(2)?;
-        let ty = PgType::from_oid(oid as u32).ok_or_else(|| {
-            rusqlite::Error::UserFunctionError(
-                format!("[42704] type with OID {oid} does not exist").into(),
-            )
-        })?;
+        let (ty, typmod) = coerce_target(ctx)?;
         match &zone {
-            Some(z) => values::coerce_in(ctx.get_raw(0), ty, typmod as i32, &z.get()),
-            None => values::coerce(ctx.get_raw(0), ty, typmod as i32),
+            Some(z) => values::coerce_in(ctx.get_raw(0), ty, typmod, &z.get()),
+            None => values::coerce(ctx.get_raw(0), ty, typmod),
         }
         .map_err(user_err)
     })
+}
+
+/// A cast's target type and type modifier (its second and third arguments).
+fn coerce_target(ctx: &rusqlite::functions::Context<'_>) -> rusqlite::Result<(PgType, i32)> {
+    let oid: i64 = ctx.get(1)?;
+    let typmod: i64 = ctx.get(2)?;
+    let ty = PgType::from_oid(oid as u32).ok_or_else(|| {
+        rusqlite::Error::UserFunctionError(
+            format!("[42704] type with OID {oid} does not exist").into(),
+        )
+    })?;
+    Ok((ty, typmod as i32))
 }
 
 /// Replaces `pg_coerce` on a session's connection with one that reads its time zone.

@@ -34,6 +34,7 @@ use sql_capture::{Catalog, CatalogChange};
 
 use crate::config::Synchronous;
 use crate::durability::GroupCommit;
+pub(crate) use catalog::insert_column_into;
 pub use error::StoreError;
 #[cfg(test)]
 pub(crate) use functions::register_single_site as register_single_site_functions;
