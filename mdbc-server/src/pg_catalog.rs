@@ -1423,8 +1423,13 @@ const TEMP_ROWS: i64 = 4_000_000;
 /// in `temp` first). Shared views cannot read `temp`; other sessions see nothing of it.
 pub fn temporary_overlay() -> String {
     let mut sql = format!(
-        "CREATE TEMP TABLE IF NOT EXISTS __mdbc_temp_columns AS \
-             SELECT * FROM main.__mdbc_columns WHERE 0;\n\
+        // The columns of __mdbc_columns, spelled out: copying them with CREATE … AS
+        // SELECT would read `main`, and a read there pins the transaction's snapshot of it
+        // (a later write after another site's change would then fail with 40001).
+        "CREATE TEMP TABLE IF NOT EXISTS __mdbc_temp_columns (tbl TEXT NOT NULL, \
+             col TEXT NOT NULL, ordinal INTEGER NOT NULL, pg_type INTEGER NOT NULL, \
+             typmod INTEGER NOT NULL, serial INTEGER NOT NULL, not_null INTEGER NOT NULL, \
+             pg_default TEXT, PRIMARY KEY (tbl, col)) WITHOUT ROWID;\n\
          CREATE TEMP VIEW __mdbc_v_schema AS \
              SELECT rowid AS rowid, type, name, tbl_name, sql, 2200 AS nsp, 'p' AS persistence \
              FROM main.sqlite_schema \

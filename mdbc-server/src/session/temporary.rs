@@ -63,9 +63,12 @@ impl TempObjects {
                 self.tables.insert(def.name.to_ascii_lowercase(), def);
             }
             TempEffect::DropTables(names) => {
+                let recorded = overlay_present(conn)?;
                 for n in names {
                     self.tables.remove(&n.to_ascii_lowercase());
-                    conn.execute("DELETE FROM temp.__mdbc_temp_columns WHERE tbl = ?1", [n])?;
+                    if recorded {
+                        conn.execute("DELETE FROM temp.__mdbc_temp_columns WHERE tbl = ?1", [n])?;
+                    }
                 }
             }
             TempEffect::CreateIndex(name) => {
@@ -112,12 +115,7 @@ impl TempObjects {
 /// views with the session's first temporary table. Inside the statement's transaction:
 /// a rollback takes the rows away with the table.
 fn record_columns(conn: &Connection, def: &TableDef) -> Result<(), SqlError> {
-    let present: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM temp.sqlite_temp_schema WHERE name = '__mdbc_v_schema'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !present {
+    if !overlay_present(conn)? {
         conn.execute_batch(&crate::pg_catalog::temporary_overlay())?;
     }
     conn.execute(
@@ -128,4 +126,15 @@ fn record_columns(conn: &Connection, def: &TableDef) -> Result<(), SqlError> {
         crate::store::insert_column_into(conn, "temp.__mdbc_temp_columns", &def.name, i as i64, c)?;
     }
     Ok(())
+}
+
+/// Whether the session's catalog views (and `temp.__mdbc_temp_columns`) exist; they are
+/// created in a statement's transaction, so a rollback may have taken them away.
+fn overlay_present(conn: &Connection) -> Result<bool, SqlError> {
+    Ok(conn.query_row(
+        "SELECT count(*) = 2 FROM temp.sqlite_temp_schema \
+         WHERE name IN ('__mdbc_v_schema', '__mdbc_temp_columns')",
+        [],
+        |r| r.get(0),
+    )?)
 }
