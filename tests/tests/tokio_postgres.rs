@@ -750,3 +750,32 @@ async fn where_current_of_through_the_extended_protocol() {
     assert_eq!(row.get::<_, Option<i32>>(4), None);
     assert_eq!(row.get::<_, f64>(5), 2.5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temporary_table_does_not_pin_the_shared_snapshot() {
+    let server = Server::start().unwrap();
+    let a = connect(&server).await;
+    let b = connect(&server).await;
+    a.batch_execute("CREATE TABLE shared_log (k int)")
+        .await
+        .unwrap();
+    // A session's first temporary table builds its catalog overlay; that must not read
+    // the shared database, or the block would hold a snapshot that B's commit makes stale.
+    // (A statement naming a table would read the shared schema, and so pin the snapshot
+    // as any read in a block does.)
+    a.batch_execute("BEGIN; CREATE TEMP TABLE scratch (k int)")
+        .await
+        .unwrap();
+    b.batch_execute("INSERT INTO shared_log VALUES (1)")
+        .await
+        .unwrap();
+    a.batch_execute("INSERT INTO shared_log VALUES (2); COMMIT")
+        .await
+        .unwrap();
+    let n: i64 = b
+        .query_one("SELECT count(*) FROM shared_log", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+}
