@@ -187,7 +187,7 @@ fn untyped_literal(leaf: &SetExpr, i: usize) -> bool {
 }
 
 /// PostgreSQL's name of a type as a cast's target.
-fn data_type_of(t: PgType) -> Option<DataType> {
+pub(crate) fn data_type_of(t: PgType) -> Option<DataType> {
     let q = crate::ast::parse_query(&format!("SELECT CAST(NULL AS {})", t.name())).ok()?;
     let SetExpr::Select(s) = *q.body else {
         return None;

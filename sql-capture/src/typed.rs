@@ -302,6 +302,23 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
     if numeric_equality(e, scope) {
         return;
     }
+    if let Expr::Cast { expr: inner, .. } = e {
+        let source = infer_expr(inner, scope).and_then(|c| c.ty);
+        typed_cast(e, source);
+        return;
+    }
+    if let Expr::Interval(iv) = e {
+        if let Some(lit) = datetime::interval_literal(iv) {
+            *e = lit;
+        }
+        return;
+    }
+    fix_typed_rest(e, scope);
+}
+
+/// A cast `e` (`x::t`) whose operand is of type `source`, rewritten where SQLite's value
+/// of that type would not convert as PostgreSQL's does.
+pub(crate) fn typed_cast(e: &mut Expr, source: Option<PgType>) {
     if let Expr::Cast {
         expr: inner,
         data_type,
@@ -311,7 +328,6 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
         let Some(target) = PgType::parse_sql_name(&data_type.to_string()) else {
             return;
         };
-        let source = infer_expr(inner, scope).and_then(|c| c.ty);
         match (source, target.ty) {
             (Some(PgType::Bool), t) if t.is_string() => {
                 let b = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
@@ -331,14 +347,10 @@ fn fix_typed_expr(e: &mut Expr, scope: &Scope) {
             }
             _ => {}
         }
-        return;
     }
-    if let Expr::Interval(iv) = e {
-        if let Some(lit) = datetime::interval_literal(iv) {
-            *e = lit;
-        }
-        return;
-    }
+}
+
+fn fix_typed_rest(e: &mut Expr, scope: &Scope) {
     if let Expr::Extract {
         field, expr: inner, ..
     } = e

@@ -7,6 +7,7 @@ use sqlparser::ast::{
     TableFactor, Update, Value, VisitorMut,
 };
 
+use super::assignment::{assignment, Assignment};
 use super::{visit, Rewriter};
 use crate::ast::{call, coerce, function_name, ident_value, object_name_to_table, sequence_name};
 use crate::catalog::{Catalog, ColumnInfo, TableDef};
@@ -73,7 +74,77 @@ fn needs_coercion(e: &Expr, col: &ColumnInfo) -> bool {
     }
 }
 
-fn wrap_for_column(e: &mut Expr, col: &ColumnInfo) {
+/// The type of a value being written, when PostgreSQL would know it: a quoted literal,
+/// NULL or a parameter is of unknown type and takes the column's.
+fn source_type(e: &Expr, scope: &infer::Scope) -> Option<PgType> {
+    match e {
+        Expr::Value(v)
+            if matches!(
+                v.value,
+                Value::SingleQuotedString(_) | Value::Null | Value::Placeholder(_)
+            ) =>
+        {
+            None
+        }
+        Expr::Nested(inner) => source_type(inner, scope),
+        _ => infer::infer_expr(e, scope).and_then(|c| c.ty),
+    }
+}
+
+/// Prepares `e`, a value of type `src` (when known), to be written into `col`: PostgreSQL's
+/// assignment cast where the types differ (42804 where it has none), then the column's
+/// own normalisation.
+fn wrap_for_column(e: &mut Expr, col: &ColumnInfo, src: Option<PgType>) -> Result<()> {
+    // A number written as a literal into a numeric column: its value decides the check
+    // (wrap_typed), a literal that fits needs none.
+    let number_literal = |e: &Expr| match e {
+        Expr::Value(v) => matches!(v.value, Value::Number(..)),
+        Expr::UnaryOp { expr, .. } => {
+            matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::Number(..)))
+        }
+        _ => false,
+    };
+    let numeric_column =
+        col.ty.is_integer() || matches!(col.ty, PgType::Float4 | PgType::Float8 | PgType::Numeric);
+    let src = src.filter(|s| {
+        *s != col.ty
+            && !(col.ty.is_integer() && numeric_valued(e))
+            && !(numeric_column && number_literal(e))
+    });
+    if let Some(src) = src {
+        match assignment(src, col.ty) {
+            Assignment::AsIs => {}
+            Assignment::Refused => {
+                return Err(Error::DatatypeMismatch(format!(
+                    "column \"{}\" is of type {} but expression is of type {}",
+                    col.name,
+                    col.ty.name(),
+                    src.name()
+                )))
+            }
+            Assignment::Cast => {
+                if let Some(data_type) = crate::set_operations::data_type_of(col.ty) {
+                    let inner = std::mem::replace(e, Expr::value(Value::Null));
+                    *e = Expr::Cast {
+                        kind: sqlparser::ast::CastKind::Cast,
+                        expr: Box::new(inner),
+                        data_type,
+                        format: None,
+                    };
+                    crate::typed::typed_cast(e, Some(src));
+                    // The cast made the column's type; only a length or scale is left.
+                    if col.typmod < 0 {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    wrap_typed(e, col);
+    Ok(())
+}
+
+fn wrap_typed(e: &mut Expr, col: &ColumnInfo) {
     if col.ty.is_integer() && numeric_valued(e) {
         // A numeric stored into an integer column is rounded half away from zero, as
         // PostgreSQL's assignment cast does (its text would not read as an integer).
@@ -217,7 +288,8 @@ pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalo
                     ));
                 }
                 for (e, col) in row.iter_mut().zip(&target) {
-                    wrap_for_column(e, col);
+                    let src = source_type(e, &infer::Scope::empty());
+                    wrap_for_column(e, col, src)?;
                     if keyed_integer(col) {
                         let v = std::mem::replace(e, Expr::value(Value::Null));
                         *e = not_null_guard(def, col, v);
@@ -226,6 +298,20 @@ pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalo
             }
         }
         if let SetExpr::Select(sel) = src.body.as_mut() {
+            // A short select list fills the first columns, the others take their defaults
+            // (as a short VALUES row does).
+            let starred = sel.projection.iter().any(|i| {
+                matches!(
+                    i,
+                    SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                )
+            });
+            if ins.columns.is_empty() && !starred && sel.projection.len() < def.columns.len() {
+                ins.columns = def.columns[..sel.projection.len()]
+                    .iter()
+                    .map(|c| ObjectName::from(vec![Ident::with_quote('"', c.name.clone())]))
+                    .collect();
+            }
             if !ins.columns.is_empty() {
                 for c in missing_serials(&ins.columns, def) {
                     sel.projection
@@ -246,10 +332,12 @@ pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalo
             }
             // INSERT … SELECT: the selected values are written into typed columns too.
             let target = target_columns(&ins.columns, def)?;
+            let scope = infer::Scope::from_tables(&sel.from, catalog);
             for (item, col) in sel.projection.iter_mut().zip(&target) {
                 match item {
                     SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                        wrap_for_column(e, col);
+                        let src = source_type(e, &scope);
+                        wrap_for_column(e, col, src)?;
                         if keyed_integer(col) {
                             let v = std::mem::replace(e, Expr::value(Value::Null));
                             *e = not_null_guard(def, col, v);
@@ -274,7 +362,15 @@ pub fn rewrite_insert(ins: &mut Insert, def: Option<&TableDef>, catalog: &Catalo
             for a in du.assignments.iter_mut() {
                 if let sqlparser::ast::AssignmentTarget::ColumnName(c) = &a.target {
                     if let Some(col) = def.column(&object_name_to_table(c)) {
-                        wrap_for_column(&mut a.value, col);
+                        let scope = infer::Scope {
+                            tables: vec![
+                                (def.name.clone(), Some(std::borrow::Cow::Borrowed(def))),
+                                ("excluded".into(), Some(std::borrow::Cow::Borrowed(def))),
+                            ],
+                            catalog: Some(catalog),
+                        };
+                        let src = source_type(&a.value, &scope);
+                        wrap_for_column(&mut a.value, col, src)?;
                     }
                 }
                 visit(&mut a.value)?;
@@ -507,7 +603,7 @@ fn subscript_assignment(
         visit(&mut s)?;
         subs.push(s);
     }
-    wrap_for_column(&mut new, col);
+    wrap_for_column(&mut new, col, None)?;
     visit(&mut new)?;
     let mut call_args = vec![
         Expr::value(Value::SingleQuotedString("assign".into())),
@@ -789,6 +885,16 @@ pub fn rewrite_update(up: &mut Update, def: Option<&TableDef>, catalog: &Catalog
             }
         }
     }
+    // The values' types are read over the target and the FROM tables.
+    let mut tables = vec![up.table.clone()];
+    if let Some(
+        sqlparser::ast::UpdateTableFromKind::BeforeSet(t)
+        | sqlparser::ast::UpdateTableFromKind::AfterSet(t),
+    ) = &up.from
+    {
+        tables.extend(t.iter().cloned());
+    }
+    let scope = infer::Scope::from_tables(&tables, catalog);
     for a in up.assignments.iter_mut() {
         if let sqlparser::ast::AssignmentTarget::ColumnName(c) = &a.target {
             let name = object_name_to_table(c);
@@ -800,7 +906,8 @@ pub fn rewrite_update(up: &mut Update, def: Option<&TableDef>, catalog: &Catalog
             if is_default_keyword(&a.value) {
                 a.value = default_value(&def.name, col)?;
             }
-            wrap_for_column(&mut a.value, col);
+            let src = source_type(&a.value, &scope);
+            wrap_for_column(&mut a.value, col, src)?;
         }
         visit(&mut a.value)?;
     }

@@ -6,6 +6,7 @@
 //! `IN (…)`, `generate_series(…) AS x` becomes a derived table naming SQLite's `value`
 //! column, and values written into typed columns are normalised.
 
+pub(crate) mod assignment;
 pub(crate) mod dml;
 
 use std::ops::ControlFlow;
