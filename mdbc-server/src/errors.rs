@@ -56,7 +56,10 @@ impl SqlError {
             SqlError::Sqlite(e) => sqlite_code(e),
             SqlError::Value(e) => (e.code.into(), e.message.clone()),
             SqlError::Rebuild(RebuildError::Sqlite(e)) => sqlite_code(e),
-            SqlError::Rebuild(e @ RebuildError::Shape) => ("XX000".into(), e.to_string()),
+            SqlError::Rebuild(RebuildError::Definition(e)) => (e.sqlstate().into(), e.to_string()),
+            SqlError::Rebuild(e @ RebuildError::NullValues { .. }) => {
+                ("23502".into(), e.to_string())
+            }
             SqlError::Rebuild(e @ RebuildError::ForeignKey(_)) => ("23503".into(), e.to_string()),
             SqlError::InFailedTransaction => ("25P02".into(), self.to_string()),
             SqlError::NoTransaction(_) => ("25P01".into(), self.to_string()),

@@ -7,11 +7,12 @@
 
 use sqlparser::ast::{
     AlterTable, AlterTableOperation, ColumnDef, ColumnOption, CreateIndex, CreateTable, Expr,
-    GeneratedAs, ObjectName, ObjectType, TableConstraint, Value, VisitMut,
+    GeneratedAs, ObjectName, ObjectType, TableConstraint, VisitMut,
 };
 
 use crate::ast::{ident_value, object_name_to_table, quote_ident, sequence_name, table_names};
 use crate::catalog::{Catalog, ColumnInfo, TableDef};
+use crate::defaults::pg_default_text;
 use crate::error::{Error, Result};
 use crate::plan::{
     CatalogChange, Command, CommandTag, SqlPlan, StmtKind, TableRebuild, TempEffect,
@@ -196,21 +197,6 @@ fn column_sql(table: &str, col: &ColumnDef, table_pk: &[String]) -> Result<Colum
         },
         named,
     })
-}
-
-/// A default as PostgreSQL's `pg_get_expr` prints it: string literals carry their cast
-/// (`'x'::text`), the rest as written.
-fn pg_default_text(e: &Expr, ty: PgType) -> String {
-    match e {
-        Expr::Value(v) => match &v.value {
-            Value::SingleQuotedString(s) => {
-                format!("'{}'::{}", s.replace('\'', "''"), ty.name())
-            }
-            Value::Boolean(b) => b.to_string(),
-            other => other.to_string(),
-        },
-        other => other.to_string(),
-    }
 }
 
 struct StripPublic;
@@ -767,8 +753,24 @@ pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
     let mut sql = Vec::new();
     let mut changes = Vec::new();
     let mut rebuild: Option<TableRebuild> = None;
+    let mut altered = crate::alter_column::AlterColumns::new(def);
+    // ADD, DROP or RENAME COLUMN run as SQLite statements before a rebuild, which is
+    // planned on the columns as they were: the two do not mix in one statement.
+    let mut reshaped = false;
     for op in &at.operations {
+        if matches!(
+            op,
+            AlterTableOperation::AddColumn { .. }
+                | AlterTableOperation::DropColumn { .. }
+                | AlterTableOperation::RenameColumn { .. }
+                | AlterTableOperation::RenameTable { .. }
+        ) {
+            reshaped = true;
+        }
         match op {
+            AlterTableOperation::AlterColumn { column_name, op } => {
+                altered.add(column_name, op)?;
+            }
             AlterTableOperation::AddColumn {
                 column_def,
                 if_not_exists,
@@ -887,7 +889,7 @@ pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
                 TableConstraint::PrimaryKey(_)
                 | TableConstraint::ForeignKey(_)
                 | TableConstraint::Check(_) => {
-                    if rebuild.is_some() {
+                    if rebuild.as_ref().is_some_and(|r| r.constraint.is_some()) {
                         return Err(Error::Unsupported(
                             "several constraints in one ALTER TABLE".into(),
                         ));
@@ -914,10 +916,12 @@ pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
                             quote_ident(&c)
                         ));
                     }
-                    rebuild = Some(TableRebuild {
-                        table: table.clone(),
-                        constraint: sql,
-                    });
+                    rebuild
+                        .get_or_insert_with(|| TableRebuild {
+                            table: table.clone(),
+                            ..Default::default()
+                        })
+                        .constraint = Some(sql);
                 }
                 other => return Err(Error::Unsupported(format!("ALTER TABLE ADD {other}"))),
             },
@@ -925,6 +929,14 @@ pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
                 return Err(Error::Unsupported(format!("ALTER TABLE {other}")));
             }
         }
+    }
+    if !altered.is_empty() {
+        if reshaped {
+            return Err(Error::Unsupported(
+                "ALTER COLUMN together with ADD, DROP or RENAME in one ALTER TABLE".into(),
+            ));
+        }
+        altered.finish(catalog, &mut rebuild, &mut changes)?;
     }
     let mut cmd = ddl_plan(sql, "ALTER TABLE", changes);
     if let Command::Sql(p) = &mut cmd {
@@ -1000,8 +1012,10 @@ mod tests {
         let p = ddl("alter table a add primary key (aid)", &cat);
         // SQLite's PRIMARY KEY allows NULL: the key's NOT NULL comes as a named check.
         assert_eq!(
-            p.rebuild.unwrap().constraint,
-            "PRIMARY KEY (aid), CONSTRAINT \"__mdbc_not_null_aid\" CHECK (\"aid\" IS NOT NULL)"
+            p.rebuild.unwrap().constraint.as_deref(),
+            Some(
+                "PRIMARY KEY (aid), CONSTRAINT \"__mdbc_not_null_aid\" CHECK (\"aid\" IS NOT NULL)"
+            )
         );
         let e = plan(
             &parse("alter table a add primary key (nope)").unwrap()[0],

@@ -26,6 +26,7 @@
 //! (`pg_coerce`, `pg_now`, …); this crate only emits calls to them.
 #![deny(missing_docs)]
 
+mod alter_column;
 pub mod apply;
 mod ast;
 pub mod capture;
@@ -37,6 +38,7 @@ pub mod current_of;
 mod cursor;
 mod datetime;
 mod ddl;
+mod defaults;
 pub use ddl::NOT_NULL_CHECK;
 mod distinct_on;
 mod error;
@@ -50,6 +52,7 @@ mod modifying_with;
 mod naming;
 mod numeric;
 mod plan;
+pub mod rebuild;
 mod rewrite;
 mod set_operations;
 mod split;
@@ -65,9 +68,9 @@ pub use error::{Error, Result};
 pub use literals::{LiteralValue, Literals, Shape};
 pub use naming::pg_quote_ident;
 pub use plan::{
-    CatalogChange, Command, CommandTag, CopyFormat, CopyPlan, CopyQuery, CreateTableAs,
-    ExplainPlan, ModifyingWith, ResultColumn, SetValue, SqlPlan, StmtKind, TableRebuild,
-    TempEffect, WithStep,
+    CatalogChange, ColumnRedefinition, Command, CommandTag, CopyFormat, CopyPlan, CopyQuery,
+    CreateTableAs, ExplainPlan, ModifyingWith, ResultColumn, SetValue, SqlPlan, StmtKind,
+    TableRebuild, TempEffect, WithStep,
 };
 pub use split::{parse, Parsed};
 pub use translate::{plan, plan_shape};

@@ -252,6 +252,13 @@ pub enum CatalogChange {
         /// New name.
         to: String,
     },
+    /// A column redefined by ALTER COLUMN (type, NOT NULL, default), in place.
+    AlterColumn {
+        /// Table.
+        table: String,
+        /// The column as it now is.
+        column: ColumnInfo,
+    },
     /// Columns that became NOT NULL (primary key added).
     SetNotNull {
         /// Table.
@@ -287,14 +294,33 @@ pub enum CatalogChange {
     DropIndexes(Vec<String>),
 }
 
-/// A constraint SQLite can only get by rebuilding the table (it has no `ALTER TABLE … ADD
-/// CONSTRAINT`): the executor creates a copy with the constraint, moves the rows, and swaps.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A change SQLite can only make by rebuilding the table (it has no `ALTER TABLE … ADD
+/// CONSTRAINT` or `ALTER COLUMN`): the executor creates a copy with the new definition
+/// ([`crate::rebuild::redefine`]), moves the rows, and swaps.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TableRebuild {
     /// Table to rebuild.
     pub table: String,
-    /// Constraint clause in SQLite syntax, appended to the table's definition.
-    pub constraint: String,
+    /// Constraint clause in SQLite syntax, added to the table's definition.
+    pub constraint: Option<String>,
+    /// Columns redefined (ALTER COLUMN).
+    pub columns: Vec<ColumnRedefinition>,
+    /// The SQLite statement that fills the copy (named [`crate::rebuild::REBUILD_TABLE`])
+    /// from the table, converting the columns whose type changes; `None`: rows as they are.
+    pub copy: Option<String>,
+}
+
+/// One column's new SQLite definition; `None` fields keep what the column has.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ColumnRedefinition {
+    /// Column name.
+    pub name: String,
+    /// New type: SQLite's declared type and collation (`PgType::sqlite_decl`).
+    pub decl: Option<String>,
+    /// New default as an SQLite expression, or `Some(None)` for none.
+    pub default: Option<Option<String>>,
+    /// NOT NULL or not.
+    pub not_null: Option<bool>,
 }
 
 /// The inferred type of one result column.

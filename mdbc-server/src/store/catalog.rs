@@ -208,6 +208,21 @@ pub fn apply_changes(
                     [from, to],
                 )?;
             }
+            CatalogChange::AlterColumn { table, column: c } => {
+                conn.execute(
+                    "UPDATE __mdbc_columns SET pg_type = ?3, typmod = ?4, serial = ?5, \
+                     not_null = ?6, pg_default = ?7 WHERE tbl = ?1 AND col = ?2",
+                    params![
+                        table,
+                        c.name,
+                        c.ty.oid() as i64,
+                        c.typmod as i64,
+                        c.serial as i64,
+                        c.not_null as i64,
+                        c.default
+                    ],
+                )?;
+            }
             CatalogChange::SetNotNull { table, columns } => {
                 for c in columns {
                     conn.execute(

@@ -43,6 +43,36 @@ async fn writes_and_schema_changes_reach_every_site() {
     .await
     .unwrap();
     assert_eq!(got, vec!["1|one|NULL", "2|two|NULL", "3|three|33"]);
+    // A column's type changes at c: every site converts its rows by the same USING and
+    // enforces the new NOT NULL; a row in the new type from a reaches b.
+    c.batch_execute(
+        "ALTER TABLE t ALTER COLUMN n TYPE text USING coalesce(n::text, 'none'), \
+         ALTER COLUMN n SET NOT NULL",
+    )
+    .await
+    .unwrap();
+    eventually(WAIT, "the converted column at a", || async {
+        Ok(a.batch_execute("INSERT INTO t VALUES (4, 'four', 'forty')")
+            .await
+            .ok())
+    })
+    .await
+    .unwrap();
+    let err = a
+        .batch_execute("INSERT INTO t VALUES (5, 'five', NULL)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("23502"), "{err:?}");
+    let got = eventually(WAIT, "converted rows at b", || async {
+        let r = rows(&b, "t").await?;
+        Ok((r.len() == 4).then_some(r))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        got,
+        vec!["1|one|none", "2|two|none", "3|three|33", "4|four|forty"]
+    );
     // A transaction creating a table and writing it ships both, in order.
     c.batch_execute("BEGIN; CREATE TABLE u (id serial PRIMARY KEY, who text); INSERT INTO u (who) VALUES ('c'); COMMIT")
         .await
@@ -235,7 +265,7 @@ async fn writes_and_schema_changes_reach_every_site() {
     .await
     .unwrap();
     assert_eq!(rows(&a, "t").await.unwrap(), vec!["7|mine"]);
-    let shared = vec!["1|one|NULL", "2|two|NULL", "3|three|33"];
+    let shared = vec!["1|one|none", "2|two|none", "3|three|33", "4|four|forty"];
     let other = client(cluster.site(0)).await;
     assert_eq!(rows(&other, "t").await.unwrap(), shared);
     // The row in u was written after the temporary table: once it is at b, the temporary

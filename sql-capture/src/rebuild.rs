@@ -1,0 +1,176 @@
+//! The new definition of a table being rebuilt. SQLite cannot add a constraint to a table
+//! or change a column, so the executor creates a copy under [`REBUILD_TABLE`] from the
+//! definition SQLite keeps (`sqlite_schema.sql`), changed here, moves the rows and swaps.
+//! Working from SQLite's own text keeps everything the catalogs do not hold: CHECK and
+//! FOREIGN KEY clauses, collations, the sequence defaults of serial columns.
+
+use sqlparser::ast::{ColumnOption, ColumnOptionDef, CreateTable, Statement, TableConstraint};
+use sqlparser::dialect::SQLiteDialect;
+use sqlparser::parser::Parser;
+
+use crate::ast::ident_value;
+use crate::error::{Error, Result};
+use crate::plan::{ColumnRedefinition, TableRebuild};
+
+/// The name the copy is built under before it takes the table's name.
+pub const REBUILD_TABLE: &str = "__mdbc_rebuild";
+
+/// `CREATE TABLE __mdbc_rebuild (…)`: `create_sql` (the table's definition as SQLite keeps
+/// it) with `rb`'s columns redefined and its constraint added.
+pub fn redefine(create_sql: &str, rb: &TableRebuild) -> Result<String> {
+    let mut ct = parse_create(create_sql)?;
+    ct.name = sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::with_quote(
+        '"',
+        REBUILD_TABLE,
+    )]);
+    for change in &rb.columns {
+        redefine_column(&mut ct, change)?;
+    }
+    if let Some(c) = &rb.constraint {
+        // Parsed as a constraint of a throw-away table, so that it renders like the rest.
+        let holder = parse_create(&format!("CREATE TABLE x (x INTEGER, {c})"))?;
+        ct.constraints.extend(holder.constraints);
+    }
+    Ok(Statement::CreateTable(ct).to_string())
+}
+
+fn parse_create(sql: &str) -> Result<CreateTable> {
+    let mut stmts = Parser::parse_sql(&SQLiteDialect {}, sql)
+        .map_err(|e| Error::Coded("XX000", format!("cannot rebuild table: {e}")))?;
+    match stmts.pop() {
+        Some(Statement::CreateTable(ct)) if stmts.is_empty() => Ok(ct),
+        _ => Err(Error::Coded(
+            "XX000",
+            "cannot rebuild table: its definition is not a CREATE TABLE".into(),
+        )),
+    }
+}
+
+/// Options of a throw-away column declared as `decl` (type, collation, default…).
+fn column_parts(decl: &str) -> Result<sqlparser::ast::ColumnDef> {
+    let mut ct = parse_create(&format!("CREATE TABLE x (x {decl})"))?;
+    ct.columns
+        .pop()
+        .ok_or_else(|| Error::Coded("XX000", "cannot rebuild table: empty column".into()))
+}
+
+fn redefine_column(ct: &mut CreateTable, change: &ColumnRedefinition) -> Result<()> {
+    let in_table_key = ct.constraints.iter().any(|c| match c {
+        TableConstraint::PrimaryKey(pk) => pk
+            .columns
+            .iter()
+            .any(|ic| ic.column.expr.to_string().trim_matches('"') == change.name),
+        _ => false,
+    });
+    let col = ct
+        .columns
+        .iter_mut()
+        .find(|c| ident_value(&c.name) == change.name)
+        .ok_or_else(|| Error::UndefinedColumn(change.name.clone()))?;
+    if let Some(decl) = &change.decl {
+        let parts = column_parts(decl)?;
+        col.data_type = parts.data_type;
+        col.options
+            .retain(|o| !matches!(o.option, ColumnOption::Collation(_)));
+        col.options.extend(
+            parts
+                .options
+                .into_iter()
+                .filter(|o| matches!(o.option, ColumnOption::Collation(_))),
+        );
+    }
+    if let Some(default) = &change.default {
+        col.options
+            .retain(|o| !matches!(o.option, ColumnOption::Default(_)));
+        if let Some(expr) = default {
+            let parts = column_parts(&format!("INTEGER DEFAULT ({expr})"))?;
+            col.options.extend(parts.options);
+        }
+    }
+    if let Some(not_null) = change.not_null {
+        let keyed = in_table_key
+            || col
+                .options
+                .iter()
+                .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)));
+        if !not_null && keyed {
+            return Err(Error::Coded(
+                "42P16",
+                format!("column \"{}\" is in a primary key", change.name),
+            ));
+        }
+        col.options
+            .retain(|o| !matches!(o.option, ColumnOption::NotNull | ColumnOption::Null));
+        if not_null {
+            col.options.push(ColumnOptionDef {
+                name: None,
+                option: ColumnOption::NotNull,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rb(columns: Vec<ColumnRedefinition>, constraint: Option<&str>) -> TableRebuild {
+        TableRebuild {
+            table: "t".into(),
+            constraint: constraint.map(str::to_string),
+            columns,
+            copy: None,
+        }
+    }
+
+    #[test]
+    fn columns_change_in_place() {
+        let create = "CREATE TABLE \"t\" (\"id\" INTEGER PRIMARY KEY DEFAULT (pg_nextval('t_id_seq')) NOT NULL, \
+             \"n\" TEXT COLLATE pg_numeric NOT NULL, \"x\" INTEGER DEFAULT (5), CHECK (\"x\" > 0))";
+        let out = redefine(
+            create,
+            &rb(
+                vec![
+                    ColumnRedefinition {
+                        name: "n".into(),
+                        decl: Some("INTEGER".into()),
+                        not_null: Some(false),
+                        ..Default::default()
+                    },
+                    ColumnRedefinition {
+                        name: "x".into(),
+                        default: Some(None),
+                        not_null: Some(true),
+                        ..Default::default()
+                    },
+                ],
+                Some("UNIQUE (\"x\")"),
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "CREATE TABLE \"__mdbc_rebuild\" (\"id\" INTEGER PRIMARY KEY DEFAULT (pg_nextval('t_id_seq')) NOT NULL, \
+             \"n\" INTEGER, \"x\" INTEGER NOT NULL, CHECK (\"x\" > 0), UNIQUE (\"x\"))"
+        );
+    }
+
+    #[test]
+    fn a_key_column_stays_not_null() {
+        let create = "CREATE TABLE t (a INTEGER, b TEXT, PRIMARY KEY (a))";
+        let err = redefine(
+            create,
+            &rb(
+                vec![ColumnRedefinition {
+                    name: "a".into(),
+                    not_null: Some(false),
+                    ..Default::default()
+                }],
+                None,
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(err.sqlstate(), "42P16");
+    }
+}
