@@ -24,6 +24,8 @@ pub(crate) struct AlterColumns {
     redefined: Vec<ColumnRedefinition>,
     /// Columns whose type changes, with the PostgreSQL expression giving the new value.
     converted: Vec<(String, Expr)>,
+    /// Statements that fail when a new default does not fit its column.
+    checks: Vec<String>,
 }
 
 impl AlterColumns {
@@ -34,6 +36,7 @@ impl AlterColumns {
             after: def.columns.clone(),
             redefined: Vec::new(),
             converted: Vec::new(),
+            checks: Vec::new(),
         }
     }
 
@@ -81,8 +84,8 @@ impl AlterColumns {
                 // The new default replaces a serial column's sequence too.
                 col.default = Some(pg_default_text(value, col.ty));
                 col.serial = false;
-                let mut e = value.clone();
-                crate::rewrite::visit(&mut e)?;
+                let (e, check) = crate::rewrite::dml::column_default(value, col)?;
+                self.checks.extend(check);
                 redef.default = Some(Some(e.to_string()));
             }
             AlterColumnOperation::DropDefault => {
@@ -129,13 +132,16 @@ impl AlterColumns {
         Ok(())
     }
 
-    /// The gathered actions as catalog changes and as (part of) `rebuild`.
+    /// The gathered actions as statements to run first, catalog changes and (part of)
+    /// `rebuild`.
     pub(crate) fn finish(
         self,
         catalog: &Catalog,
+        sql: &mut Vec<String>,
         rebuild: &mut Option<TableRebuild>,
         changes: &mut Vec<CatalogChange>,
     ) -> Result<()> {
+        sql.extend(self.checks.iter().cloned());
         let copy = if self.converted.is_empty() {
             None
         } else {

@@ -76,6 +76,11 @@ struct ColumnOut {
     info: ColumnInfo,
     /// Constraints named on the column (`CONSTRAINT x UNIQUE`): kind and name.
     named: Vec<(char, String)>,
+    /// Statements that fail when the column's default does not fit its type.
+    checks: Vec<String>,
+    /// The default is computed (a function call), which SQLite's ADD COLUMN refuses:
+    /// `Some(true)` when it is a constant's conversion (the same at every site).
+    computed_default: Option<bool>,
 }
 
 fn column_sql(table: &str, col: &ColumnDef, table_pk: &[String]) -> Result<ColumnOut> {
@@ -96,6 +101,8 @@ fn column_sql(table: &str, col: &ColumnDef, table_pk: &[String]) -> Result<Colum
     let mut has_default = false;
     let mut default = None;
     let mut named = Vec::new();
+    let mut checks = Vec::new();
+    let mut computed_default = None;
     for opt in &col.options {
         if let Some(n) = &opt.name {
             let kind = match &opt.option {
@@ -120,9 +127,16 @@ fn column_sql(table: &str, col: &ColumnDef, table_pk: &[String]) -> Result<Colum
                 parts.push("NOT NULL".into());
             }
             ColumnOption::Default(e) => {
+                let e_original = e;
                 default = Some(pg_default_text(e, spec.ty));
-                let mut e = e.clone();
-                rewrite_expr_in_place(&mut e)?;
+                let typed = ColumnInfo {
+                    typmod: spec.typmod,
+                    ..ColumnInfo::plain(&name, spec.ty)
+                };
+                let (e, check) = crate::rewrite::dml::column_default(e, &typed)?;
+                checks.extend(check);
+                computed_default =
+                    calls_function(&e).then(|| crate::rewrite::dml::is_constant(e_original));
                 has_default = true;
                 parts.push(format!("DEFAULT ({e})"));
             }
@@ -196,7 +210,25 @@ fn column_sql(table: &str, col: &ColumnDef, table_pk: &[String]) -> Result<Colum
             default,
         },
         named,
+        checks,
+        computed_default: if serial && !has_default {
+            Some(false)
+        } else {
+            computed_default
+        },
     })
+}
+
+/// Whether `e` calls a function (SQLite's ADD COLUMN takes no such default).
+fn calls_function(e: &Expr) -> bool {
+    sqlparser::ast::visit_expressions(e, |x| {
+        if matches!(x, Expr::Function(_)) {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    })
+    .is_break()
 }
 
 struct StripPublic;
@@ -386,6 +418,7 @@ pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
     let mut cols = Vec::new();
     let mut infos = Vec::new();
     let mut names = Vec::new();
+    let mut checks = Vec::new();
     for c in &ct.columns {
         let out = column_sql(&name, c, &table_pk)?;
         for (kind, cname) in &out.named {
@@ -400,6 +433,7 @@ pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
             return Err(Error::DuplicateColumn(out.info.name.clone()));
         }
         cols.push(out.sql);
+        checks.extend(out.checks);
         infos.push(out.info);
     }
     for k in &table_pk {
@@ -437,8 +471,9 @@ pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
             quote_ident(&name),
             cols.join(", ")
         );
+        checks.push(sql);
         return Ok(temporary_plan(
-            vec![sql],
+            checks,
             "CREATE TABLE",
             TempEffect::CreateTable(TableDef {
                 name,
@@ -456,8 +491,9 @@ pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
         quote_ident(&name),
         cols.join(", ")
     );
+    checks.push(sql);
     Ok(ddl_plan(
-        vec![sql],
+        checks,
         "CREATE TABLE",
         std::iter::once(CatalogChange::CreateTable(TableDef {
             name,
@@ -757,7 +793,19 @@ pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
     // ADD, DROP or RENAME COLUMN run as SQLite statements before a rebuild, which is
     // planned on the columns as they were: the two do not mix in one statement.
     let mut reshaped = false;
+    // A column added by the rebuild: the copy names the columns as they were, so DROP and
+    // RENAME COLUMN (run before it) do not mix with it.
+    let mut rebuilt_columns = false;
+    let mut renamed = false;
     for op in &at.operations {
+        if matches!(
+            op,
+            AlterTableOperation::DropColumn { .. }
+                | AlterTableOperation::RenameColumn { .. }
+                | AlterTableOperation::RenameTable { .. }
+        ) {
+            renamed = true;
+        }
         if matches!(
             op,
             AlterTableOperation::AddColumn { .. }
@@ -786,7 +834,37 @@ pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
                     )));
                 }
                 let out = column_sql(&table, column_def, &[])?;
-                sql.push(format!("ALTER TABLE {qt} ADD COLUMN {}", out.sql));
+                sql.extend(out.checks.iter().cloned());
+                if out.computed_default == Some(false) {
+                    // Every site replays the ALTER: a sequence, a clock or a random value
+                    // would give the existing rows different values at each site.
+                    return Err(Error::Unsupported(
+                        "ADD COLUMN with a serial column or a default that calls a function \
+                         (existing rows would differ between sites)"
+                            .into(),
+                    ));
+                }
+                if out.computed_default == Some(true) {
+                    // SQLite's ADD COLUMN takes only a constant default: the table is
+                    // rebuilt with the column, each row taking the default as PostgreSQL
+                    // fills it (a sequence's next value per row, for one).
+                    let rb = rebuild.get_or_insert_with(|| TableRebuild {
+                        table: table.clone(),
+                        ..Default::default()
+                    });
+                    rb.added.push(out.sql.clone());
+                    let cols: Vec<String> =
+                        def.columns.iter().map(|c| quote_ident(&c.name)).collect();
+                    rb.copy = Some(format!(
+                        "INSERT INTO {} ({}) SELECT {} FROM {qt}",
+                        quote_ident(crate::rebuild::REBUILD_TABLE),
+                        cols.join(", "),
+                        cols.join(", ")
+                    ));
+                    rebuilt_columns = true;
+                } else {
+                    sql.push(format!("ALTER TABLE {qt} ADD COLUMN {}", out.sql));
+                }
                 for (kind, cname) in &out.named {
                     changes.push(CatalogChange::NameConstraint {
                         table: table.clone(),
@@ -930,13 +1008,20 @@ pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
             }
         }
     }
+    if rebuilt_columns && (renamed || !altered.is_empty()) {
+        return Err(Error::Unsupported(
+            "ADD COLUMN with a computed default together with other column changes in one \
+             ALTER TABLE"
+                .into(),
+        ));
+    }
     if !altered.is_empty() {
         if reshaped {
             return Err(Error::Unsupported(
                 "ALTER COLUMN together with ADD, DROP or RENAME in one ALTER TABLE".into(),
             ));
         }
-        altered.finish(catalog, &mut rebuild, &mut changes)?;
+        altered.finish(catalog, &mut sql, &mut rebuild, &mut changes)?;
     }
     let mut cmd = ddl_plan(sql, "ALTER TABLE", changes);
     if let Command::Sql(p) = &mut cmd {

@@ -305,6 +305,9 @@ pub struct TableRebuild {
     pub constraint: Option<String>,
     /// Columns redefined (ALTER COLUMN).
     pub columns: Vec<ColumnRedefinition>,
+    /// Columns added, as SQLite column definitions: those whose default SQLite's own ADD
+    /// COLUMN refuses (not a constant), filled row by row by the copy.
+    pub added: Vec<String>,
     /// The SQLite statement that fills the copy (named [`crate::rebuild::REBUILD_TABLE`])
     /// from the table, converting the columns whose type changes; `None`: rows as they are.
     pub copy: Option<String>,

@@ -26,6 +26,10 @@ pub fn redefine(create_sql: &str, rb: &TableRebuild) -> Result<String> {
     for change in &rb.columns {
         redefine_column(&mut ct, change)?;
     }
+    for c in &rb.added {
+        let holder = parse_create(&format!("CREATE TABLE x ({c})"))?;
+        ct.columns.extend(holder.columns);
+    }
     if let Some(c) = &rb.constraint {
         // Parsed as a constraint of a throw-away table, so that it renders like the rest.
         let holder = parse_create(&format!("CREATE TABLE x (x INTEGER, {c})"))?;
@@ -120,6 +124,7 @@ mod tests {
             table: "t".into(),
             constraint: constraint.map(str::to_string),
             columns,
+            added: Vec::new(),
             copy: None,
         }
     }

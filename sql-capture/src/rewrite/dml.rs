@@ -91,6 +91,50 @@ fn source_type(e: &Expr, scope: &infer::Scope) -> Option<PgType> {
     }
 }
 
+/// A column default as SQLite gets it, translated: the value converted to the column's
+/// type as an INSERT converts it (PostgreSQL converts a default when it is declared, and
+/// refuses one of the wrong type), and, for a constant, a statement that evaluates it so
+/// that a bad one fails the DDL (22P02) as in PostgreSQL rather than a later INSERT.
+pub(crate) fn column_default(e: &Expr, col: &ColumnInfo) -> Result<(Expr, Option<String>)> {
+    let typed = |col: &ColumnInfo| -> Result<Expr> {
+        let mut e = e.clone();
+        let src = source_type(&e, &infer::Scope::empty());
+        // A value already of the column's type (`now()` for a timestamptz) is kept.
+        if src != Some(col.ty) || col.typmod >= 0 {
+            wrap_for_column(&mut e, col, src)?;
+        }
+        visit(&mut e)?;
+        Ok(e)
+    };
+    let stored = typed(col)?;
+    // The conversion is checked now, a length or precision only when a row takes it (as
+    // PostgreSQL does). No rows either way: a batch of DDL takes no results, and SQLite
+    // still evaluates the value.
+    let check = if is_constant(e) {
+        let base = typed(&ColumnInfo {
+            typmod: -1,
+            ..col.clone()
+        })?;
+        Some(format!(
+            "SELECT 1 WHERE ({base}) IS NULL AND ({base}) IS NOT NULL"
+        ))
+    } else {
+        None
+    };
+    Ok((stored, check))
+}
+
+/// A literal, possibly signed, parenthesised or cast: the same value wherever it runs.
+pub(crate) fn is_constant(e: &Expr) -> bool {
+    match e {
+        Expr::Value(_) | Expr::TypedString(_) => true,
+        Expr::Nested(inner)
+        | Expr::UnaryOp { expr: inner, .. }
+        | Expr::Cast { expr: inner, .. } => is_constant(inner),
+        _ => false,
+    }
+}
+
 /// Prepares `e`, a value of type `src` (when known), to be written into `col`: PostgreSQL's
 /// assignment cast where the types differ (42804 where it has none), then the column's
 /// own normalisation.
