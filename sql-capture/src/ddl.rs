@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::plan::{
     CatalogChange, Command, CommandTag, SqlPlan, StmtKind, TableRebuild, TempEffect,
 };
+use crate::rebuild::NOT_NULL_CHECK;
 use crate::types::PgType;
 
 fn index_column_names(cols: &[sqlparser::ast::IndexColumn]) -> Vec<String> {
@@ -254,10 +255,6 @@ fn constraint_sql(c: &TableConstraint) -> Result<String> {
     let _ = c.visit(&mut StripPublic);
     Ok(c.to_string())
 }
-
-/// The name prefix of the CHECK that stands for a NOT NULL added by a rebuild: the server
-/// reports its failure as PostgreSQL's not-null violation (23502).
-pub const NOT_NULL_CHECK: &str = "__mdbc_not_null_";
 
 fn pk_columns(c: &TableConstraint) -> Option<Vec<String>> {
     match c {
@@ -818,6 +815,23 @@ pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
         match op {
             AlterTableOperation::AlterColumn { column_name, op } => {
                 altered.add(column_name, op)?;
+            }
+            AlterTableOperation::DropConstraint {
+                if_exists, name, ..
+            } => {
+                // Found by name where the constraint's definition is (SQLite's text, the
+                // recorded names, an index): the server resolves it while rebuilding.
+                let rb = rebuild.get_or_insert_with(|| TableRebuild {
+                    table: table.clone(),
+                    ..Default::default()
+                });
+                if rb.drop_constraint.is_some() {
+                    return Err(Error::Unsupported(
+                        "several DROP CONSTRAINT in one ALTER TABLE".into(),
+                    ));
+                }
+                rb.drop_constraint = Some(ident_value(name));
+                rb.drop_if_exists = *if_exists;
             }
             AlterTableOperation::AddColumn {
                 column_def,

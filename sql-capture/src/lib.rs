@@ -39,7 +39,7 @@ mod cursor;
 mod datetime;
 mod ddl;
 mod defaults;
-pub use ddl::NOT_NULL_CHECK;
+pub use rebuild::NOT_NULL_CHECK;
 mod distinct_on;
 mod error;
 mod folding;

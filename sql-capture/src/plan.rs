@@ -308,6 +308,10 @@ pub struct TableRebuild {
     /// Columns added, as SQLite column definitions: those whose default SQLite's own ADD
     /// COLUMN refuses (not a constant), filled row by row by the copy.
     pub added: Vec<String>,
+    /// A constraint dropped by name (ALTER TABLE DROP CONSTRAINT).
+    pub drop_constraint: Option<String>,
+    /// DROP CONSTRAINT IF EXISTS: a name that is not there is no error.
+    pub drop_if_exists: bool,
     /// The SQLite statement that fills the copy (named [`crate::rebuild::REBUILD_TABLE`])
     /// from the table, converting the columns whose type changes; `None`: rows as they are.
     pub copy: Option<String>,

@@ -3,7 +3,7 @@
 //! (`sql_capture::rebuild::redefine`), the rows moved, and a swap.
 
 use rusqlite::Connection;
-use sql_capture::rebuild::{redefine, REBUILD_TABLE};
+use sql_capture::rebuild::{redefine, NamedConstraint, REBUILD_TABLE};
 use sql_capture::{quote_ident, TableRebuild};
 
 /// Rebuilds `table` with its new definition, inside the caller's transaction. Existing
@@ -17,6 +17,33 @@ pub fn rebuild_table(conn: &Connection, rb: &TableRebuild) -> Result<(), Rebuild
             |r| r.get(0),
         )
         .map_err(RebuildError::Sqlite)?;
+    let t = quote_ident(&rb.table);
+    // A unique constraint added by ALTER TABLE is an index of that name: dropped as one.
+    let mut rb = std::borrow::Cow::Borrowed(rb);
+    if let Some(name) = rb.drop_constraint.clone() {
+        let index: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' \
+                 AND name = ?1 AND tbl_name = ?2 AND sql IS NOT NULL)",
+                [&name, &rb.table],
+                |r| r.get(0),
+            )
+            .map_err(RebuildError::Sqlite)?;
+        if index {
+            conn.execute_batch(&format!("DROP INDEX {}", quote_ident(&name)))
+                .map_err(RebuildError::Sqlite)?;
+            forget_constraint(conn, &rb.table, &name)?;
+            let rest = TableRebuild {
+                drop_constraint: None,
+                ..rb.as_ref().clone()
+            };
+            if rest.columns.is_empty() && rest.added.is_empty() && rest.constraint.is_none() {
+                return Ok(());
+            }
+            rb = std::borrow::Cow::Owned(rest);
+        }
+    }
+    let rb = rb.as_ref();
     let indexes: Vec<String> = {
         let mut s = conn
             .prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL")
@@ -27,8 +54,10 @@ pub fn rebuild_table(conn: &Connection, rb: &TableRebuild) -> Result<(), Rebuild
         rows.collect::<rusqlite::Result<_>>()
             .map_err(RebuildError::Sqlite)?
     };
-    let t = quote_ident(&rb.table);
-    let new_sql = redefine(&create, rb)?;
+    let new_sql = redefine(&create, rb, &recorded_constraints(conn, &rb.table)?)?;
+    if let Some(name) = &rb.drop_constraint {
+        forget_constraint(conn, &rb.table, name)?;
+    }
     let tmp = quote_ident(REBUILD_TABLE);
     let copy = rb
         .copy
@@ -69,6 +98,49 @@ pub fn rebuild_table(conn: &Connection, rb: &TableRebuild) -> Result<(), Rebuild
         return Err(RebuildError::ForeignKey(violations));
     }
     tracing::info!(table = %rb.table, elapsed_ms = started.elapsed().as_millis() as u64, "table rebuilt");
+    Ok(())
+}
+
+/// The constraint names recorded for `table` (`__mdbc_constraints`).
+fn recorded_constraints(
+    conn: &Connection,
+    table: &str,
+) -> Result<Vec<NamedConstraint>, RebuildError> {
+    let mut s = conn
+        .prepare("SELECT name, kind, cols FROM __mdbc_constraints WHERE tbl = ?1")
+        .map_err(RebuildError::Sqlite)?;
+    let rows = s
+        .query_map([table], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(RebuildError::Sqlite)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (name, kind, cols) = row.map_err(RebuildError::Sqlite)?;
+        out.push(NamedConstraint {
+            name,
+            kind: kind.chars().next().unwrap_or('?'),
+            columns: serde_json::from_str(&cols).unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+fn forget_constraint(conn: &Connection, table: &str, name: &str) -> Result<(), RebuildError> {
+    conn.execute(
+        "DELETE FROM __mdbc_constraints WHERE tbl = ?1 AND name = ?2",
+        [table, name],
+    )
+    .map_err(RebuildError::Sqlite)?;
+    conn.execute(
+        "DELETE FROM __mdbc_indexes WHERE tbl = ?1 AND name = ?2",
+        [table, name],
+    )
+    .map_err(RebuildError::Sqlite)?;
     Ok(())
 }
 
