@@ -911,7 +911,15 @@ const VIEWS: &[View] = &[
             ("objsubid", Int4),
             ("description", Text),
         ],
-        body: EMPTY,
+        // COMMENT ON TABLE | INDEX | COLUMN, all objects of pg_class (1259).
+        body: Some(Body::Sql(
+            "SELECT c.oid, 1259, coalesce(a.attnum, 0), d.description \
+             FROM __mdbc_comments d \
+             JOIN pg_class c ON c.relname = d.rel AND c.relnamespace = 2200 \
+             LEFT JOIN pg_attribute a ON d.col <> '' AND a.attrelid = c.oid \
+                  AND a.attname = d.col \
+             WHERE d.col = '' OR a.attnum IS NOT NULL",
+        )),
     },
     View {
         name: "pg_inherits",

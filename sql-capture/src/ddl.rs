@@ -263,7 +263,11 @@ fn pk_columns(c: &TableConstraint) -> Option<Vec<String>> {
     }
 }
 
-fn ddl_plan(sql: Vec<String>, tag: &'static str, catalog: Vec<CatalogChange>) -> Command {
+pub(crate) fn ddl_plan(
+    sql: Vec<String>,
+    tag: &'static str,
+    catalog: Vec<CatalogChange>,
+) -> Command {
     Command::Sql(Box::new(SqlPlan {
         kind: StmtKind::Ddl,
         sql,

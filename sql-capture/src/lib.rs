@@ -33,6 +33,7 @@ pub mod capture;
 mod catalog;
 pub mod changes;
 pub mod changeset;
+mod comment;
 mod create_as;
 pub mod current_of;
 mod cursor;

@@ -259,6 +259,16 @@ pub enum CatalogChange {
         /// The column as it now is.
         column: ColumnInfo,
     },
+    /// A description set (`text`) or removed (`None`) by COMMENT ON, on a relation or one
+    /// of its columns.
+    Comment {
+        /// Table or index.
+        relation: String,
+        /// Column, for COMMENT ON COLUMN.
+        column: Option<String>,
+        /// The description.
+        text: Option<String>,
+    },
     /// Columns that became NOT NULL (primary key added).
     SetNotNull {
         /// Table.

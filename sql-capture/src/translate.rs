@@ -355,6 +355,17 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
             ..
         } => ddl::drop(*object_type, *if_exists, names, catalog),
         Statement::AlterTable(at) => ddl::alter_table(at, catalog),
+        Statement::Comment {
+            object_type,
+            object_name,
+            comment,
+            if_exists,
+        } => {
+            if *if_exists {
+                return Err(Error::Unsupported("COMMENT IF EXISTS".into()));
+            }
+            crate::comment::comment(object_type, object_name, comment.as_deref(), catalog)
+        }
         Statement::CreateView(_) => Err(Error::Unsupported("CREATE VIEW".into())),
         Statement::Analyze(_) => Ok(Command::Noop("ANALYZE")),
         Statement::Discard { .. } => Ok(Command::Noop("DISCARD ALL")),

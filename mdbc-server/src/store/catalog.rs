@@ -124,6 +124,12 @@ pub fn apply_changes(
                 conn.execute("DELETE FROM __mdbc_columns WHERE tbl = ?1", [t])?;
                 conn.execute("DELETE FROM __mdbc_constraints WHERE tbl = ?1", [t])?;
                 conn.execute("DELETE FROM __mdbc_indexes WHERE tbl = ?1", [t])?;
+                // The table's comments, and its indexes' (gone with it).
+                conn.execute(
+                    "DELETE FROM __mdbc_comments WHERE rel = ?1 OR rel NOT IN \
+                     (SELECT name FROM sqlite_schema WHERE type IN ('table', 'index'))",
+                    [t],
+                )?;
             }
             CatalogChange::DescribeIndex {
                 name,
@@ -150,6 +156,7 @@ pub fn apply_changes(
             CatalogChange::DropIndexes(names) => {
                 for n in names {
                     conn.execute("DELETE FROM __mdbc_indexes WHERE name = ?1", [n])?;
+                    conn.execute("DELETE FROM __mdbc_comments WHERE rel = ?1", [n])?;
                 }
             }
             CatalogChange::NameConstraint {
@@ -178,10 +185,18 @@ pub fn apply_changes(
                     "DELETE FROM __mdbc_columns WHERE tbl = ?1 AND col = ?2",
                     [table, column],
                 )?;
+                conn.execute(
+                    "DELETE FROM __mdbc_comments WHERE rel = ?1 AND col = ?2",
+                    [table, column],
+                )?;
             }
             CatalogChange::RenameColumn { table, from, to } => {
                 conn.execute(
                     "UPDATE __mdbc_columns SET col = ?3 WHERE tbl = ?1 AND col = ?2",
+                    [table, from, to],
+                )?;
+                conn.execute(
+                    "UPDATE __mdbc_comments SET col = ?3 WHERE rel = ?1 AND col = ?2",
                     [table, from, to],
                 )?;
                 // The recorded definitions spell the old name: the catalog falls back to
@@ -207,6 +222,28 @@ pub fn apply_changes(
                     "UPDATE __mdbc_indexes SET tbl = ?2 WHERE tbl = ?1",
                     [from, to],
                 )?;
+                conn.execute(
+                    "UPDATE __mdbc_comments SET rel = ?2 WHERE rel = ?1",
+                    [from, to],
+                )?;
+            }
+            CatalogChange::Comment {
+                relation,
+                column,
+                text,
+            } => {
+                let col = column.as_deref().unwrap_or("");
+                match text {
+                    Some(t) => conn.execute(
+                        "INSERT OR REPLACE INTO __mdbc_comments (rel, col, description) \
+                         VALUES (?1, ?2, ?3)",
+                        params![relation, col, t],
+                    )?,
+                    None => conn.execute(
+                        "DELETE FROM __mdbc_comments WHERE rel = ?1 AND col = ?2",
+                        params![relation, col],
+                    )?,
+                };
             }
             CatalogChange::AlterColumn { table, column: c } => {
                 conn.execute(

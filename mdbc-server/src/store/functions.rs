@@ -547,9 +547,8 @@ pub fn register_catalog_functions(conn: &Connection, user: &str, db: &str) -> ru
     for n in [2, 3] {
         conn.create_scalar_function("pg_get_expr", n, det, |ctx| ctx.get::<Option<String>>(0))?;
     }
-    // No comments are stored (COMMENT ON is not supported).
-    conn.create_scalar_function("obj_description", -1, det, |_| Ok(None::<String>))?;
-    conn.create_scalar_function("col_description", 2, det, |_| Ok(None::<String>))?;
+    // Databases and roles take no comments here (obj_description and col_description
+    // read pg_description: sql-capture's introspect rewrites them).
     conn.create_scalar_function("shobj_description", 2, det, |_| Ok(None::<String>))?;
     // Every session may do everything to every table.
     for (name, n) in [

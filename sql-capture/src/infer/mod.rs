@@ -247,6 +247,33 @@ fn push_factor<'a>(
             };
             out.push((table, Some(Cow::Owned(def))));
         }
+        // unnest(array) [AS t(x)]: one column of the array's element type.
+        TableFactor::UNNEST {
+            alias, array_exprs, ..
+        } => {
+            let table = alias
+                .as_ref()
+                .map(|a| ident_value(&a.name))
+                .unwrap_or_else(|| "unnest".into());
+            let column = alias
+                .as_ref()
+                .and_then(|a| a.columns.first().map(|c| ident_value(&c.name)))
+                .unwrap_or_else(|| table.clone());
+            let scope = Scope {
+                tables: Vec::new(),
+                catalog: Some(catalog),
+            };
+            let element = array_exprs
+                .first()
+                .and_then(|e| infer_expr(e, &scope))
+                .and_then(|c| c.ty)
+                .and_then(|t| t.element());
+            let def = element.map(|ty| TableDef {
+                name: table.clone(),
+                columns: vec![ColumnInfo::plain(&column, ty)],
+            });
+            out.push((table, def.map(Cow::Owned)));
+        }
         TableFactor::Table {
             name,
             alias,

@@ -51,6 +51,23 @@ pub(crate) fn catalog_function(name: &str, f: &Function) -> Option<Result<Expr>>
         ),
         "pg_get_indexdef" => lookup("__mdbc_v_index", "indexdef", "indexrelid", first),
         "pg_get_constraintdef" => lookup("__mdbc_v_constraint", "condef", "oid", first),
+        // Every comment mdbc keeps is on a pg_class object (COMMENT ON TABLE | INDEX |
+        // COLUMN): another catalog's has none.
+        "obj_description" => subquery(
+            "SELECT description FROM pg_description WHERE objoid = __arg1 AND objsubid = 0 \
+             AND coalesce(__arg2, 'pg_class') IN ('pg_class', 'pg_catalog.pg_class')",
+            &[
+                first,
+                args.get(1).cloned().unwrap_or(Expr::value(Value::Null)),
+            ],
+        ),
+        "col_description" => subquery(
+            "SELECT description FROM pg_description WHERE objoid = __arg1 AND objsubid = __arg2",
+            &[
+                first,
+                args.get(1).cloned().unwrap_or(Expr::value(Value::Null)),
+            ],
+        ),
         "to_regclass" => {
             let name = match string_literal(&first) {
                 Some(s) => text(&relation_name_input(s)),

@@ -221,6 +221,38 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
     if let TableFactor::Table { alias: Some(a), .. } = tf {
         a.explicit = true;
     }
+    if let TableFactor::UNNEST {
+        alias,
+        array_exprs,
+        with_offset: false,
+        with_ordinality: false,
+        ..
+    } = tf
+    {
+        // `unnest(array) [AS] x`: the array is kept as a JSON array, walked as it is.
+        let [array] = array_exprs.as_slice() else {
+            return Err(Error::Unsupported("unnest of several arrays".into()));
+        };
+        let column = match alias {
+            Some(a) => a
+                .columns
+                .first()
+                .map(|c| c.name.value.clone())
+                .unwrap_or_else(|| a.name.value.clone()),
+            None => "unnest".to_string(),
+        };
+        let mut sub = parse_query(&format!(
+            "SELECT value AS {} FROM json_each(__arg1)",
+            quote_ident(&column)
+        ))?;
+        crate::introspect::fill_query(&mut sub, std::slice::from_ref(array));
+        let table_alias = alias
+            .as_ref()
+            .map(|a| a.name.clone())
+            .unwrap_or_else(|| Ident::new("unnest"));
+        *tf = derived(sub, table_alias);
+        return Ok(());
+    }
     match tf {
         TableFactor::Table {
             name,
@@ -236,7 +268,11 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
                 // What unnest() becomes (introspect.rs): SQLite's own table function.
                 return Ok(());
             }
-            if matches!(fname.as_str(), "regexp_split_to_table" | "regexp_matches") {
+            if matches!(
+                fname.as_str(),
+                "regexp_split_to_table" | "regexp_matches" | "unnest"
+            ) && !(fname == "unnest" && args.args.len() != 1)
+            {
                 // One column: the pieces (text) or each match's groups (text[]), walked
                 // from the array the scalar form builds.
                 let exprs: Vec<Expr> = function_arg_exprs(&args.args);
@@ -248,10 +284,11 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
                         .unwrap_or_else(|| a.name.value.clone()),
                     None => fname.clone(),
                 };
-                let builder = if fname == "regexp_matches" {
-                    "pg_regexp_matches"
-                } else {
-                    "regexp_split_to_array"
+                // An array is kept as a JSON array: unnest walks it as it is.
+                let builder = match fname.as_str() {
+                    "regexp_matches" => "pg_regexp_matches",
+                    "unnest" => "",
+                    _ => "regexp_split_to_array",
                 };
                 let placeholders: Vec<String> =
                     (1..=exprs.len()).map(|i| format!("__arg{i}")).collect();
