@@ -246,19 +246,17 @@ pub fn apply_changes(
                 };
             }
             CatalogChange::AlterColumn { table, column: c } => {
-                conn.execute(
-                    "UPDATE __mdbc_columns SET pg_type = ?3, typmod = ?4, serial = ?5, \
-                     not_null = ?6, pg_default = ?7 WHERE tbl = ?1 AND col = ?2",
-                    params![
-                        table,
-                        c.name,
-                        c.ty.oid() as i64,
-                        c.typmod as i64,
-                        c.serial as i64,
-                        c.not_null as i64,
-                        c.default
-                    ],
+                // Replaced in place: same ordinal, the new type, default and NOT NULL.
+                let ordinal: i64 = conn.query_row(
+                    "SELECT ordinal FROM __mdbc_columns WHERE tbl = ?1 AND col = ?2",
+                    [table, &c.name],
+                    |r| r.get(0),
                 )?;
+                conn.execute(
+                    "DELETE FROM __mdbc_columns WHERE tbl = ?1 AND col = ?2",
+                    [table, &c.name],
+                )?;
+                insert_column(conn, table, ordinal, c)?;
             }
             CatalogChange::SetNotNull { table, columns } => {
                 for c in columns {

@@ -202,6 +202,18 @@ pub(crate) fn with_ctes(catalog: &Catalog, with: &sqlparser::ast::With) -> Catal
     view
 }
 
+/// The table and column names of a one-column table function: `AS t(x)`, `AS x` (both
+/// x), or the function's name.
+fn single_column(alias: Option<&sqlparser::ast::TableAlias>, function: &str) -> (String, String) {
+    let table = alias
+        .map(|a| ident_value(&a.name))
+        .unwrap_or_else(|| function.to_string());
+    let column = alias
+        .and_then(|a| a.columns.first().map(|c| ident_value(&c.name)))
+        .unwrap_or_else(|| table.clone());
+    (table, column)
+}
+
 fn push_factor<'a>(
     tf: &TableFactor,
     catalog: &'a Catalog,
@@ -251,14 +263,7 @@ fn push_factor<'a>(
         TableFactor::UNNEST {
             alias, array_exprs, ..
         } => {
-            let table = alias
-                .as_ref()
-                .map(|a| ident_value(&a.name))
-                .unwrap_or_else(|| "unnest".into());
-            let column = alias
-                .as_ref()
-                .and_then(|a| a.columns.first().map(|c| ident_value(&c.name)))
-                .unwrap_or_else(|| table.clone());
+            let (table, column) = single_column(alias.as_ref(), "unnest");
             let scope = Scope {
                 tables: Vec::new(),
                 catalog: Some(catalog),
@@ -280,14 +285,7 @@ fn push_factor<'a>(
             args: Some(_),
             ..
         } if object_name_to_table(name) == "regexp_matches" => {
-            let table = alias
-                .as_ref()
-                .map(|a| ident_value(&a.name))
-                .unwrap_or_else(|| "regexp_matches".into());
-            let column = alias
-                .as_ref()
-                .and_then(|a| a.columns.first().map(|c| ident_value(&c.name)))
-                .unwrap_or_else(|| table.clone());
+            let (table, column) = single_column(alias.as_ref(), "regexp_matches");
             let def = TableDef {
                 name: table.clone(),
                 columns: vec![ColumnInfo::plain(&column, PgType::TextArray)],

@@ -233,24 +233,7 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
         let [array] = array_exprs.as_slice() else {
             return Err(Error::Unsupported("unnest of several arrays".into()));
         };
-        let column = match alias {
-            Some(a) => a
-                .columns
-                .first()
-                .map(|c| c.name.value.clone())
-                .unwrap_or_else(|| a.name.value.clone()),
-            None => "unnest".to_string(),
-        };
-        let mut sub = parse_query(&format!(
-            "SELECT value AS {} FROM json_each(__arg1)",
-            quote_ident(&column)
-        ))?;
-        crate::introspect::fill_query(&mut sub, std::slice::from_ref(array));
-        let table_alias = alias
-            .as_ref()
-            .map(|a| a.name.clone())
-            .unwrap_or_else(|| Ident::new("unnest"));
-        *tf = derived(sub, table_alias);
+        *tf = one_column_function(alias.as_ref(), "unnest", "", std::slice::from_ref(array))?;
         return Ok(());
     }
     match tf {
@@ -274,35 +257,14 @@ fn rewrite_table_factor(tf: &mut TableFactor) -> Result<()> {
             ) && !(fname == "unnest" && args.args.len() != 1)
             {
                 // One column: the pieces (text) or each match's groups (text[]), walked
-                // from the array the scalar form builds.
+                // from the array the scalar form builds; an array is walked as it is.
                 let exprs: Vec<Expr> = function_arg_exprs(&args.args);
-                let column = match alias {
-                    Some(a) => a
-                        .columns
-                        .first()
-                        .map(|c| c.name.value.clone())
-                        .unwrap_or_else(|| a.name.value.clone()),
-                    None => fname.clone(),
-                };
-                // An array is kept as a JSON array: unnest walks it as it is.
                 let builder = match fname.as_str() {
                     "regexp_matches" => "pg_regexp_matches",
                     "unnest" => "",
                     _ => "regexp_split_to_array",
                 };
-                let placeholders: Vec<String> =
-                    (1..=exprs.len()).map(|i| format!("__arg{i}")).collect();
-                let mut sub = parse_query(&format!(
-                    "SELECT value AS {} FROM json_each({builder}({}))",
-                    quote_ident(&column),
-                    placeholders.join(", ")
-                ))?;
-                crate::introspect::fill_query(&mut sub, &exprs);
-                let table_alias = alias
-                    .as_ref()
-                    .map(|a| a.name.clone())
-                    .unwrap_or_else(|| Ident::new(fname.clone()));
-                *tf = derived(sub, table_alias);
+                *tf = one_column_function(alias.as_ref(), &fname, builder, &exprs)?;
                 return Ok(());
             }
             if let Some(json) = crate::json::table_function(&fname) {
@@ -1364,6 +1326,36 @@ fn rewrite_function(expr: &mut Expr) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// A table function of one column walked from the JSON array `builder(exprs)` (`exprs`
+/// alone when `builder` is empty), named by `alias` as PostgreSQL names it: `AS t(x)`
+/// names the column x, `AS x` both, no alias the function.
+fn one_column_function(
+    alias: Option<&TableAlias>,
+    function: &str,
+    builder: &str,
+    exprs: &[Expr],
+) -> Result<TableFactor> {
+    let column = match alias {
+        Some(a) => a
+            .columns
+            .first()
+            .map(|c| c.name.value.clone())
+            .unwrap_or_else(|| a.name.value.clone()),
+        None => function.to_string(),
+    };
+    let placeholders: Vec<String> = (1..=exprs.len()).map(|i| format!("__arg{i}")).collect();
+    let mut sub = parse_query(&format!(
+        "SELECT value AS {} FROM json_each({builder}({}))",
+        quote_ident(&column),
+        placeholders.join(", ")
+    ))?;
+    crate::introspect::fill_query(&mut sub, exprs);
+    let table_alias = alias
+        .map(|a| a.name.clone())
+        .unwrap_or_else(|| Ident::new(function));
+    Ok(derived(sub, table_alias))
 }
 
 /// `(subquery) AS alias`: what a table function becomes.
