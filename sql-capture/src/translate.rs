@@ -233,6 +233,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 .as_ref()
                 .map(|r| infer::returning_columns(r, &table, catalog))
                 .unwrap_or_default();
+            dml::literals_in_range(&ins, def.as_deref())?;
             typed::date_arithmetic_in(&mut ins, stmt, catalog);
             typed::order_nulls_in(&mut ins);
             dml::rewrite_insert(&mut ins, def.as_deref(), catalog)?;

@@ -91,6 +91,65 @@ fn source_type(e: &Expr, scope: &infer::Scope) -> Option<PgType> {
     }
 }
 
+/// An integer literal out of an integer column's range is refused while the statement is
+/// planned, as PostgreSQL folds the constant (so nothing else in the statement, such as a
+/// serial column's next value, is drawn first).
+fn literal_in_range(e: &Expr, col: &ColumnInfo) -> Result<()> {
+    let text = match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.clone(),
+            _ => return Ok(()),
+        },
+        Expr::UnaryOp {
+            op: sqlparser::ast::UnaryOperator::Minus,
+            expr,
+        } => match expr.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => format!("-{n}"),
+                _ => return Ok(()),
+            },
+            _ => return Ok(()),
+        },
+        _ => return Ok(()),
+    };
+    if !col.ty.is_integer() || text.contains(['.', 'e', 'E']) {
+        return Ok(());
+    }
+    let fits = match col.ty {
+        PgType::Int2 => text.parse::<i16>().is_ok(),
+        PgType::Int4 => text.parse::<i32>().is_ok(),
+        _ => text.parse::<i64>().is_ok(),
+    };
+    if fits {
+        return Ok(());
+    }
+    Err(Error::Coded(
+        "22003",
+        format!("{} out of range", col.ty.name()),
+    ))
+}
+
+/// [`literal_in_range`] over an INSERT's VALUES, before any rewrite turns a literal too
+/// big for `bigint` into a numeric computation.
+pub fn literals_in_range(ins: &Insert, def: Option<&TableDef>) -> Result<()> {
+    let Some(def) = def else {
+        return Ok(());
+    };
+    let Some(SetExpr::Values(values)) = ins.source.as_ref().map(|s| s.body.as_ref()) else {
+        return Ok(());
+    };
+    // An unknown column is reported by the rewrite itself.
+    let Ok(target) = target_columns(&ins.columns, def) else {
+        return Ok(());
+    };
+    for row in &values.rows {
+        for (e, col) in row.content.iter().zip(&target) {
+            literal_in_range(e, col)?;
+        }
+    }
+    Ok(())
+}
+
 /// A column default as SQLite gets it, translated: the value converted to the column's
 /// type as an INSERT converts it (PostgreSQL converts a default when it is declared, and
 /// refuses one of the wrong type), and, for a constant, a statement that evaluates it so
@@ -139,6 +198,7 @@ pub(crate) fn is_constant(e: &Expr) -> bool {
 /// assignment cast where the types differ (42804 where it has none), then the column's
 /// own normalisation.
 fn wrap_for_column(e: &mut Expr, col: &ColumnInfo, src: Option<PgType>) -> Result<()> {
+    literal_in_range(e, col)?;
     // A number written as a literal into a numeric column: its value decides the check
     // (wrap_typed), a literal that fits needs none.
     let number_literal = |e: &Expr| match e {
