@@ -177,6 +177,15 @@ fn classify_message(msg: &str) -> (String, String) {
             s.trim().to_string()
         })
     };
+    // ALTER TABLE … DROP/RENAME COLUMN that a view reads: SQLite re-checks the view and
+    // fails, where PostgreSQL's dependency check refuses first.
+    if let Some(rest) = msg.strip_prefix("error in view ") {
+        let view = rest.split([' ', ':']).next().unwrap_or("?");
+        return (
+            "2BP01".into(),
+            format!("cannot change the table because view {view} depends on it ({msg})"),
+        );
+    }
     if let Some(t) = quoted("no such table: ") {
         let t = t.rsplit('.').next().unwrap_or(&t).to_string();
         return ("42P01".into(), format!("relation \"{t}\" does not exist"));

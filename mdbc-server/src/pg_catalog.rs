@@ -55,12 +55,10 @@ const HELPERS: &[(&str, &str)] = &[
         r#"SELECT CAST(s.rowid + 16384 AS INTEGER) AS oid, s.name AS name, s.type AS type,
                  s.nsp AS nsp, s.persistence AS persistence
           FROM __mdbc_v_schema s
-          WHERE s.type IN ('table', 'view')
+          WHERE (s.type = 'table' OR (s.type = 'view' AND s.name IN
+                                        (SELECT name FROM main.__mdbc_views)))
             AND s.name NOT LIKE 'sqlite\_%' ESCAPE '\'
-            AND s.name NOT LIKE '\_\_mdbc%' ESCAPE '\'
-            AND NOT (s.type = 'view' AND (s.name LIKE 'pg\_%' ESCAPE '\'
-                     OR s.name LIKE 'information\_schema\_%' ESCAPE '\'
-                     OR s.name IN ('mdbc_sites', 'mdbc_tables')))"#,
+            AND s.name NOT LIKE '\_\_mdbc%' ESCAPE '\'"#,
     ),
     (
         "__mdbc_v_column",
@@ -680,6 +678,63 @@ const VIEWS: &[View] = &[
         ],
         body: Some(Body::Sql(
             "SELECT 'public', i.tbl, i.relname, NULL, i.indexdef FROM __mdbc_v_index i",
+        )),
+    },
+    View {
+        name: "pg_tables",
+        columns: &[
+            ("schemaname", Name),
+            ("tablename", Name),
+            ("tableowner", Name),
+            ("tablespace", Name),
+            ("hasindexes", Bool),
+            ("hasrules", Bool),
+            ("hastriggers", Bool),
+            ("rowsecurity", Bool),
+        ],
+        body: Some(Body::Sql(
+            r#"SELECT n.nspname, c.relname, current_user(), NULL, c.relhasindex,
+                      c.relhasrules, c.relhastriggers, c.relrowsecurity
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.relkind IN ('r', 'p')"#,
+        )),
+    },
+    View {
+        // The definition as PostgreSQL prints it is its own deparsing of the query
+        // (qualified columns, explicit casts, its layout): not reproduced, so refused
+        // when read rather than answered in another form.
+        name: "pg_views",
+        columns: &[
+            ("schemaname", Name),
+            ("viewname", Name),
+            ("viewowner", Name),
+            ("definition", Text),
+        ],
+        body: Some(Body::Sql(
+            r#"SELECT 'public', v.name, current_user(),
+                      pg_unsupported('a view''s definition as PostgreSQL prints it (pg_views.definition)')
+               FROM __mdbc_views v"#,
+        )),
+    },
+    View {
+        name: "information_schema_views",
+        columns: &[
+            ("table_catalog", Name),
+            ("table_schema", Name),
+            ("table_name", Name),
+            ("view_definition", Text),
+            ("check_option", Text),
+            ("is_updatable", Text),
+            ("is_insertable_into", Text),
+            ("is_trigger_updatable", Text),
+            ("is_trigger_deletable", Text),
+            ("is_trigger_insertable_into", Text),
+        ],
+        body: Some(Body::Sql(
+            r#"SELECT current_database(), 'public', v.name,
+                      pg_unsupported('a view''s definition as PostgreSQL prints it (information_schema.views.view_definition)'),
+                      'NONE', 'NO', 'NO', 'NO', 'NO', 'NO'
+               FROM __mdbc_views v"#,
         )),
     },
     View {
@@ -1498,7 +1553,8 @@ pub fn refresh(conn: &Connection) -> rusqlite::Result<()> {
                 r#"SELECT name FROM sqlite_schema WHERE type = 'view'
                   AND (name LIKE 'pg\_%' ESCAPE '\' OR name LIKE '\_\_mdbc\_v\_%' ESCAPE '\'
                        OR name LIKE 'information\_schema\_%' ESCAPE '\'
-                       OR name IN ('mdbc_sites', 'mdbc_tables'))"#,
+                       OR name IN ('mdbc_sites', 'mdbc_tables'))
+                  AND name NOT IN (SELECT name FROM __mdbc_views)"#,
             )?;
             let names = stmt.query_map([], |r| r.get(0))?;
             names.collect::<rusqlite::Result<_>>()?

@@ -64,6 +64,18 @@ impl TableDef {
     }
 }
 
+/// A view: its columns (typed when it was created) and what it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewDef {
+    /// The view's name and columns.
+    pub def: Arc<TableDef>,
+    /// The query as it was given (PostgreSQL's text, re-planned nowhere: SQLite holds the
+    /// translation).
+    pub query: String,
+    /// The relations (tables and views) the query names directly.
+    pub depends: Vec<String>,
+}
+
 /// A relation the server provides itself (a `pg_catalog` view).
 #[derive(Debug, Clone)]
 pub struct SystemRelation {
@@ -89,6 +101,8 @@ pub struct Catalog {
     /// Names of the shared indexes, as pg_class lists them (lower case): a CREATE INDEX
     /// without a name picks one none of them has, as PostgreSQL does.
     indexes: HashSet<String>,
+    /// Views by lower-case name.
+    views: HashMap<String, Arc<ViewDef>>,
     system: SystemRelations,
     /// Bumped on every schema change, so caches keyed on it know when to drop entries.
     pub version: u64,
@@ -102,6 +116,7 @@ impl Catalog {
             temporary_tables: HashSet::new(),
             temporary_indexes: HashSet::new(),
             indexes: HashSet::new(),
+            views: HashMap::new(),
             system: SystemRelations::default(),
             version,
         }
@@ -146,6 +161,7 @@ impl Catalog {
     pub fn has_relation(&self, name: &str) -> bool {
         let key = name.to_ascii_lowercase();
         self.table(&key).is_some()
+            || self.views.contains_key(&key)
             || self.indexes.contains(&key)
             || self.temporary_indexes.contains(&key)
     }
@@ -155,10 +171,62 @@ impl Catalog {
         self.system = system;
     }
 
-    /// A user table, else a system relation: what a query's FROM can name.
+    /// A user table, else a view, else a system relation: what a query's FROM can name.
     pub fn relation(&self, name: &str) -> Option<&Arc<TableDef>> {
         self.table(name)
+            .or_else(|| self.view(name).map(|v| &v.def))
             .or_else(|| self.system_relation(name).map(|r| &r.def))
+    }
+
+    /// Adds or replaces a view.
+    pub fn insert_view(&mut self, view: ViewDef) {
+        self.views
+            .insert(view.def.name.to_ascii_lowercase(), Arc::new(view));
+    }
+
+    /// A view by name (a temporary table of the same name hides it).
+    pub fn view(&self, name: &str) -> Option<&Arc<ViewDef>> {
+        let key = name.to_ascii_lowercase();
+        if self.temporary_tables.contains(&key) {
+            return None;
+        }
+        self.views.get(name).or_else(|| self.views.get(&key))
+    }
+
+    /// All views.
+    pub fn views(&self) -> impl Iterator<Item = &Arc<ViewDef>> {
+        self.views.values()
+    }
+
+    /// The views that name `relation` directly.
+    pub fn dependent_views(&self, relation: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .views
+            .values()
+            .filter(|v| v.depends.iter().any(|d| d.eq_ignore_ascii_case(relation)))
+            .map(|v| v.def.name.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The tables a relation reads in the end: itself if a table, a view's tables through
+    /// the views it names.
+    pub fn base_tables(&self, relation: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut todo = vec![relation.to_string()];
+        let mut seen = HashSet::new();
+        while let Some(r) = todo.pop() {
+            if !seen.insert(r.to_ascii_lowercase()) {
+                continue;
+            }
+            if let Some(t) = self.table(&r) {
+                out.push(t.name.clone());
+            } else if let Some(v) = self.view(&r) {
+                todo.extend(v.depends.iter().cloned());
+            }
+        }
+        out
     }
 
     fn system_relation(&self, name: &str) -> Option<&SystemRelation> {
@@ -170,13 +238,20 @@ impl Catalog {
     /// Whether `name` is a system relation that never has rows (and no user table hides
     /// it).
     pub fn always_empty(&self, name: &str) -> bool {
-        self.table(name).is_none() && self.system_relation(name).is_some_and(|r| r.always_empty)
+        self.table(name).is_none()
+            && self.view(name).is_none()
+            && self.system_relation(name).is_some_and(|r| r.always_empty)
     }
 
     /// Adds or replaces a table.
     pub fn insert(&mut self, def: TableDef) {
         self.tables
             .insert(def.name.to_ascii_lowercase(), Arc::new(def));
+    }
+
+    /// Takes a table out (the server's loader, when the columns it read are a view's).
+    pub fn remove_table(&mut self, name: &str) -> Option<Arc<TableDef>> {
+        self.tables.remove(name)
     }
 
     /// Finds a table by name, case-insensitively.

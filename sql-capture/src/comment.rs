@@ -1,4 +1,4 @@
-//! `COMMENT ON TABLE | COLUMN | INDEX … IS '…' | NULL`: a catalog change only (SQLite
+//! `COMMENT ON TABLE | VIEW | COLUMN | INDEX … IS '…' | NULL`: a catalog change only (SQLite
 //! keeps no descriptions), read back through `pg_description`, `obj_description` and
 //! `col_description`, as psql's `\d+` and ORMs' reflection do.
 
@@ -6,7 +6,6 @@ use sqlparser::ast::{CommentObject, ObjectName};
 
 use crate::ast::{ident_value, object_name_to_table};
 use crate::catalog::Catalog;
-use crate::ddl::ddl_plan;
 use crate::error::{Error, Result};
 use crate::plan::{CatalogChange, Command};
 
@@ -25,9 +24,19 @@ pub(crate) fn comment(
             }
             (t, None)
         }
+        CommentObject::View => {
+            let v = object_name_to_table(name);
+            if catalog.view(&v).is_none() {
+                return Err(Error::UndefinedTable(v));
+            }
+            (v, None)
+        }
         CommentObject::Index => {
             let i = object_name_to_table(name);
-            if catalog.table(&i).is_some() || !catalog.has_relation(&i) {
+            if catalog.table(&i).is_some()
+                || catalog.view(&i).is_some()
+                || !catalog.has_relation(&i)
+            {
                 return Err(Error::UndefinedTable(i));
             }
             (i, None)
@@ -44,6 +53,7 @@ pub(crate) fn comment(
             };
             let def = catalog
                 .table(table)
+                .or_else(|| catalog.view(table).map(|v| &v.def))
                 .ok_or_else(|| Error::UndefinedTable(table.clone()))?;
             let col = def.column(column).ok_or_else(|| {
                 Error::Coded(
@@ -58,7 +68,7 @@ pub(crate) fn comment(
     if catalog.is_temporary(&relation) || catalog.is_temporary_index(&relation) {
         return Err(Error::Unsupported("COMMENT ON a temporary object".into()));
     }
-    Ok(ddl_plan(
+    Ok(Command::ddl(
         Vec::new(),
         "COMMENT",
         vec![CatalogChange::Comment {

@@ -14,9 +14,7 @@ use crate::ast::{ident_value, object_name_to_table, quote_ident, sequence_name, 
 use crate::catalog::{Catalog, ColumnInfo, TableDef};
 use crate::defaults::pg_default_text;
 use crate::error::{Error, Result};
-use crate::plan::{
-    CatalogChange, Command, CommandTag, SqlPlan, StmtKind, TableRebuild, TempEffect,
-};
+use crate::plan::{CatalogChange, Command, TableRebuild, TempEffect};
 use crate::rebuild::NOT_NULL_CHECK;
 use crate::types::PgType;
 
@@ -263,30 +261,9 @@ fn pk_columns(c: &TableConstraint) -> Option<Vec<String>> {
     }
 }
 
-pub(crate) fn ddl_plan(
-    sql: Vec<String>,
-    tag: &'static str,
-    catalog: Vec<CatalogChange>,
-) -> Command {
-    Command::Sql(Box::new(SqlPlan {
-        kind: StmtKind::Ddl,
-        sql,
-        tag: CommandTag::Fixed(tag),
-        returns_rows: false,
-        param_types: Vec::new(),
-        columns: Vec::new(),
-        writes: Vec::new(),
-        reads: Vec::new(),
-        catalog,
-        rebuild: None,
-        literals: 0,
-        temporary: None,
-    }))
-}
-
 /// A DDL plan on temporary objects (see [`TempEffect`]).
 fn temporary_plan(sql: Vec<String>, tag: &'static str, effect: TempEffect) -> Command {
-    let mut cmd = ddl_plan(sql, tag, Vec::new());
+    let mut cmd = Command::ddl(sql, tag, Vec::new());
     if let Command::Sql(p) = &mut cmd {
         p.temporary = Some(effect);
     }
@@ -493,7 +470,7 @@ pub fn create_table(ct: &CreateTable, catalog: &Catalog) -> Result<Command> {
         cols.join(", ")
     );
     checks.push(sql);
-    Ok(ddl_plan(
+    Ok(Command::ddl(
         checks,
         "CREATE TABLE",
         std::iter::once(CatalogChange::CreateTable(TableDef {
@@ -519,6 +496,12 @@ pub fn create_index(ci: &CreateIndex, catalog: &Catalog) -> Result<Command> {
         return Err(Error::Unsupported("CREATE INDEX … INCLUDE".into()));
     }
     let Some(def) = catalog.table(&table) else {
+        if catalog.view(&table).is_some() {
+            return Err(Error::Coded(
+                "42809",
+                format!("cannot create index on relation \"{table}\""),
+            ));
+        }
         return Err(Error::UndefinedTable(table));
     };
     let mut cols = Vec::new();
@@ -578,7 +561,7 @@ pub fn create_index(ci: &CreateIndex, catalog: &Catalog) -> Result<Command> {
         ));
     }
     let (plain, pretty) = crate::index_def::render(ci, def);
-    Ok(ddl_plan(
+    Ok(Command::ddl(
         vec![sql],
         "CREATE INDEX",
         vec![CatalogChange::DescribeIndex {
@@ -693,6 +676,7 @@ pub fn drop(
     object_type: ObjectType,
     if_exists: bool,
     names: &[ObjectName],
+    cascade: bool,
     catalog: &Catalog,
 ) -> Result<Command> {
     match object_type {
@@ -718,17 +702,37 @@ pub fn drop(
             }
             let mut sql = Vec::new();
             let mut changes = Vec::new();
+            let mut dropped = Vec::new();
             for t in tables {
                 if catalog.table(&t).is_none() {
+                    if catalog.view(&t).is_some() {
+                        return Err(crate::view::not_a("table", &t));
+                    }
                     if if_exists {
                         continue;
                     }
                     return Err(Error::UndefinedTable(t));
                 }
                 sql.push(format!("DROP TABLE IF EXISTS {}", quote_ident(&t)));
+                dropped.push(t.clone());
                 changes.push(CatalogChange::DropTable(t));
             }
-            Ok(ddl_plan(sql, "DROP TABLE", changes))
+            // The views reading them go too with CASCADE; without it they stop the drop.
+            let readers = crate::view::dependents(&dropped, catalog);
+            if !readers.is_empty() {
+                if !cascade {
+                    return Err(crate::view::still_read(
+                        &format!("table {}", dropped[0]),
+                        &readers,
+                    ));
+                }
+                let views = readers
+                    .iter()
+                    .map(|v| format!("DROP VIEW IF EXISTS {}", quote_ident(v)));
+                sql.splice(0..0, views);
+                changes.insert(0, CatalogChange::DropViews(readers));
+            }
+            Ok(Command::ddl(sql, "DROP TABLE", changes))
         }
         ObjectType::Index => {
             let indexes = table_names(names);
@@ -762,7 +766,7 @@ pub fn drop(
                     )
                 })
                 .collect();
-            Ok(ddl_plan(
+            Ok(Command::ddl(
                 sql,
                 "DROP INDEX",
                 vec![CatalogChange::DropIndexes(indexes)],
@@ -773,9 +777,18 @@ pub fn drop(
 }
 
 /// ALTER TABLE.
-pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
+pub fn alter_table(
+    at: &AlterTable,
+    catalog: &Catalog,
+    plan: crate::alter_column::Planner,
+) -> Result<Command> {
     let table = object_name_to_table(&at.name);
     let Some(def) = catalog.table(&table) else {
+        if catalog.view(&table).is_some() {
+            return Err(Error::Unsupported(format!(
+                "ALTER TABLE/VIEW on the view \"{table}\" (drop and create it again)"
+            )));
+        }
         if at.if_exists {
             return Ok(Command::Noop("ALTER TABLE"));
         }
@@ -1039,9 +1052,9 @@ pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
                 "ALTER COLUMN together with ADD, DROP or RENAME in one ALTER TABLE".into(),
             ));
         }
-        altered.finish(catalog, &mut sql, &mut rebuild, &mut changes)?;
+        altered.finish(catalog, plan, &mut sql, &mut rebuild, &mut changes)?;
     }
-    let mut cmd = ddl_plan(sql, "ALTER TABLE", changes);
+    let mut cmd = Command::ddl(sql, "ALTER TABLE", changes);
     if let Command::Sql(p) = &mut cmd {
         p.rebuild = rebuild;
     }
@@ -1051,6 +1064,7 @@ pub fn alter_table(at: &AlterTable, catalog: &Catalog) -> Result<Command> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::SqlPlan;
     use crate::split::parse;
     use crate::translate::plan;
 

@@ -60,10 +60,11 @@ mod split;
 mod translate;
 mod typed;
 pub mod types;
+mod view;
 mod windows;
 
 pub use ast::quote_ident;
-pub use catalog::{Catalog, ColumnInfo, SystemRelation, SystemRelations, TableDef};
+pub use catalog::{Catalog, ColumnInfo, SystemRelation, SystemRelations, TableDef, ViewDef};
 pub use cursor::{CursorStatement, Motion};
 pub use error::{Error, Result};
 pub use literals::{LiteralValue, Literals, Shape};

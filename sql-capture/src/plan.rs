@@ -78,6 +78,27 @@ pub struct SqlPlan {
     pub temporary: Option<TempEffect>,
 }
 
+impl Command {
+    /// A DDL statement: SQLite statements run in order, then catalog changes written in
+    /// the same transaction.
+    pub(crate) fn ddl(sql: Vec<String>, tag: &'static str, catalog: Vec<CatalogChange>) -> Command {
+        Command::Sql(Box::new(SqlPlan {
+            kind: StmtKind::Ddl,
+            sql,
+            tag: CommandTag::Fixed(tag),
+            returns_rows: false,
+            param_types: Vec::new(),
+            columns: Vec::new(),
+            writes: Vec::new(),
+            reads: Vec::new(),
+            catalog,
+            rebuild: None,
+            literals: 0,
+            temporary: None,
+        }))
+    }
+}
+
 /// What a statement on temporary objects changes in the session's view of the schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TempEffect {
@@ -302,6 +323,10 @@ pub enum CatalogChange {
     },
     /// Indexes dropped.
     DropIndexes(Vec<String>),
+    /// A view created or replaced.
+    CreateView(crate::catalog::ViewDef),
+    /// Views dropped.
+    DropViews(Vec<String>),
 }
 
 /// A change SQLite can only make by rebuilding the table (it has no `ALTER TABLE … ADD

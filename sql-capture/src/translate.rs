@@ -221,6 +221,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 sqlparser::ast::TableObject::TableName(n) => object_name_to_table(n),
                 other => return Err(Error::Unsupported(format!("INSERT INTO {other}"))),
             };
+            crate::view::refuse_write("INSERT", &table, catalog)?;
             let def = catalog.table(&table).cloned();
             let params = params_of_statement(stmt, catalog);
             let mut ins = ins.clone();
@@ -265,6 +266,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 .as_ref()
                 .map(|r| infer::returning_columns(r, &table, catalog))
                 .unwrap_or_default();
+            crate::view::refuse_write("UPDATE", &table, catalog)?;
             let def = catalog.table(&table).cloned();
             typed::date_arithmetic_in(&mut up, stmt, catalog);
             typed::order_nulls_in(&mut up);
@@ -291,6 +293,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
                 }
                 _ => return Err(Error::Unsupported("DELETE with several tables".into())),
             };
+            crate::view::refuse_write("DELETE", &table, catalog)?;
             let params = params_of_statement(stmt, catalog);
             let alias = match tables.first().map(|t| &t.relation) {
                 Some(TableFactor::Table { alias: Some(a), .. }) => Some(a.name.clone()),
@@ -350,12 +353,20 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
         Statement::CreateTable(ct) => ddl::create_table(ct, catalog),
         Statement::CreateIndex(ci) => ddl::create_index(ci, catalog),
         Statement::Drop {
+            object_type: sqlparser::ast::ObjectType::View,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => crate::view::drop(*if_exists, names, *cascade, catalog),
+        Statement::Drop {
             object_type,
             if_exists,
             names,
+            cascade,
             ..
-        } => ddl::drop(*object_type, *if_exists, names, catalog),
-        Statement::AlterTable(at) => ddl::alter_table(at, catalog),
+        } => ddl::drop(*object_type, *if_exists, names, *cascade, catalog),
+        Statement::AlterTable(at) => ddl::alter_table(at, catalog, plan),
         Statement::Comment {
             object_type,
             object_name,
@@ -367,7 +378,11 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
             }
             crate::comment::comment(object_type, object_name, comment.as_deref(), catalog)
         }
-        Statement::CreateView(_) => Err(Error::Unsupported("CREATE VIEW".into())),
+        Statement::CreateView(cv) => crate::view::create(
+            cv,
+            |query| plan(&Parsed::Statement(Box::new(query)), catalog),
+            catalog,
+        ),
         Statement::Analyze(_) => Ok(Command::Noop("ANALYZE")),
         Statement::Discard { .. } => Ok(Command::Noop("DISCARD ALL")),
         Statement::CreateSchema { .. } => Err(Error::Unsupported("CREATE SCHEMA".into())),
@@ -447,10 +462,8 @@ fn sql_plan(
 fn tables_read<V: sqlparser::ast::Visit>(q: &V, catalog: &Catalog) -> Vec<String> {
     let mut out = Vec::new();
     let _ = sqlparser::ast::visit_relations(q, |name| {
-        let t = object_name_to_table(name);
-        if catalog.table(&t).is_some() {
-            out.push(t);
-        }
+        // A view reads its tables (a strong table read through a view syncs as well).
+        out.extend(catalog.base_tables(&object_name_to_table(name)));
         std::ops::ControlFlow::<()>::Continue(())
     });
     out.sort();

@@ -281,7 +281,10 @@ fn make_own(path: &Path, policy: &Policy) -> anyhow::Result<()> {
         anyhow::bail!("the copy is damaged: {check}");
     }
     let tables: Vec<String> = conn
-        .prepare("SELECT DISTINCT tbl FROM __mdbc_columns")?
+        .prepare(
+            "SELECT DISTINCT tbl FROM __mdbc_columns \
+             WHERE tbl IN (SELECT name FROM sqlite_schema WHERE type = 'table')",
+        )?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let mut sql = String::from("BEGIN; DELETE FROM __mdbc_site_log;");

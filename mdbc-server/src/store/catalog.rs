@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection};
-use sql_capture::{Catalog, CatalogChange, ColumnInfo, PgType, TableDef};
+use sql_capture::{Catalog, CatalogChange, ColumnInfo, PgType, TableDef, ViewDef};
 
 use super::sequences::Sequences;
 
@@ -84,6 +84,21 @@ pub fn load(conn: &Connection, version: u64) -> rusqlite::Result<Catalog> {
     if let Some(t) = current {
         cat.insert(t);
     }
+    // Views: their columns were read as tables' above; move them over.
+    let mut stmt = conn.prepare_cached("SELECT name, query, depends FROM __mdbc_views")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(0)?;
+        let depends: String = r.get(2)?;
+        let Some(def) = cat.remove_table(&name) else {
+            continue;
+        };
+        cat.insert_view(ViewDef {
+            def,
+            query: r.get(1)?,
+            depends: serde_json::from_str(&depends).unwrap_or_default(),
+        });
+    }
     // Index names as pg_class shows them (t_pkey for a key's index); SQLite's own while
     // the catalog views are not there yet (first start of a data dir).
     let names = conn
@@ -127,7 +142,7 @@ pub fn apply_changes(
                 // The table's comments, and its indexes' (gone with it).
                 conn.execute(
                     "DELETE FROM __mdbc_comments WHERE rel = ?1 OR rel NOT IN \
-                     (SELECT name FROM sqlite_schema WHERE type IN ('table', 'index'))",
+                     (SELECT name FROM sqlite_schema WHERE type IN ('table', 'index', 'view'))",
                     [t],
                 )?;
             }
@@ -226,6 +241,13 @@ pub fn apply_changes(
                     "UPDATE __mdbc_comments SET rel = ?2 WHERE rel = ?1",
                     [from, to],
                 )?;
+                // Views keep reading the table under its new name (SQLite rewrote them).
+                conn.execute(
+                    "UPDATE __mdbc_views SET depends = (SELECT json_group_array( \
+                         CASE WHEN value = ?1 THEN ?2 ELSE value END) FROM json_each(depends)) \
+                     WHERE EXISTS (SELECT 1 FROM json_each(depends) WHERE value = ?1)",
+                    [from, to],
+                )?;
             }
             CatalogChange::Comment {
                 relation,
@@ -257,6 +279,29 @@ pub fn apply_changes(
                     [table, &c.name],
                 )?;
                 insert_column(conn, table, ordinal, c)?;
+            }
+            CatalogChange::CreateView(v) => {
+                let name = &v.def.name;
+                conn.execute("DELETE FROM __mdbc_columns WHERE tbl = ?1", [name])?;
+                for (i, c) in v.def.columns.iter().enumerate() {
+                    insert_column(conn, name, i as i64, c)?;
+                }
+                conn.execute(
+                    "INSERT OR REPLACE INTO __mdbc_views (name, query, depends) \
+                     VALUES (?1, ?2, ?3)",
+                    params![
+                        name,
+                        v.query,
+                        serde_json::Value::from(v.depends.clone()).to_string()
+                    ],
+                )?;
+            }
+            CatalogChange::DropViews(names) => {
+                for n in names {
+                    conn.execute("DELETE FROM __mdbc_columns WHERE tbl = ?1", [n])?;
+                    conn.execute("DELETE FROM __mdbc_views WHERE name = ?1", [n])?;
+                    conn.execute("DELETE FROM __mdbc_comments WHERE rel = ?1", [n])?;
+                }
             }
             CatalogChange::SetNotNull { table, columns } => {
                 for c in columns {

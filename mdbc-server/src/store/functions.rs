@@ -433,13 +433,6 @@ pub(super) fn register(
         }
         Ok(step)
     })?;
-    // A construct translation can only refuse when it runs (its name in the argument).
-    conn.create_scalar_function("pg_unsupported", 1, det, |ctx| -> rusqlite::Result<i64> {
-        let what: String = ctx.get(0)?;
-        Err(rusqlite::Error::UserFunctionError(
-            format!("[0A000] {what} is not supported by mdbc").into(),
-        ))
-    })?;
     // An error translation found in a type check (`date + unknown` is not unique, 42725),
     // raised when the statement runs.
     conn.create_scalar_function("pg_error", 2, det, |ctx| -> rusqlite::Result<i64> {
@@ -491,6 +484,19 @@ pub(super) fn register(
 /// Functions the pg_catalog views and catalog queries call (see `pg_catalog.rs`); they
 /// need only the session's user and database.
 pub fn register_catalog_functions(conn: &Connection, user: &str, db: &str) -> rusqlite::Result<()> {
+    // A construct translation (or a catalog view's column) can only refuse when it runs
+    // (its name in the argument).
+    conn.create_scalar_function(
+        "pg_unsupported",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| -> rusqlite::Result<i64> {
+            let what: String = ctx.get(0)?;
+            Err(rusqlite::Error::UserFunctionError(
+                format!("[0A000] {what} is not supported by mdbc").into(),
+            ))
+        },
+    )?;
     let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     let version = version_string();
     conn.create_scalar_function("version", 0, det, move |_| Ok(version.clone()))?;

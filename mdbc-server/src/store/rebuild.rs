@@ -76,11 +76,16 @@ pub fn rebuild_table(conn: &Connection, rb: &TableRebuild) -> Result<(), Rebuild
     // as PostgreSQL checks them.
     conn.execute_batch(&copy)
         .map_err(|e| null_values(e, &rb.table))?;
-    conn.execute_batch(&format!(
-        "DROP TABLE {t};
+    // Legacy renaming for the swap: the modern one re-checks every view and would find
+    // the views over this table broken in the instant between the DROP and the RENAME
+    // (after which they read the new table, by name, as PostgreSQL's read the old one).
+    let swapped = conn.execute_batch(&format!(
+        "PRAGMA legacy_alter_table = ON;
+         DROP TABLE {t};
          ALTER TABLE {tmp} RENAME TO {t};"
-    ))
-    .map_err(RebuildError::Sqlite)?;
+    ));
+    let restored = conn.execute_batch("PRAGMA legacy_alter_table = OFF");
+    swapped.and(restored).map_err(RebuildError::Sqlite)?;
     for idx in indexes {
         conn.execute_batch(&idx).map_err(RebuildError::Sqlite)?;
     }

@@ -154,14 +154,7 @@ fn derived_def(
 ) -> Option<TableDef> {
     let types = query_columns(subquery, catalog);
     let names: Vec<String> = if alias_columns.is_empty() {
-        result_names(&subquery.body).or_else(|| match subquery.body.as_ref() {
-            // `SELECT c.*, true AS x FROM c`: the stars spelled out.
-            SetExpr::Select(s) => {
-                let scope = Scope::from_tables(&s.from, catalog);
-                projection_names(&s.projection, &scope)
-            }
-            _ => None,
-        })?
+        output_names(subquery, catalog)?
     } else {
         alias_columns.iter().map(|c| ident_value(&c.name)).collect()
     };
@@ -184,6 +177,19 @@ fn derived_def(
                 })
             })
             .collect(),
+    })
+}
+
+/// The names of a query's result columns as PostgreSQL gives them, its stars spelled out
+/// (`None` where a star's table is unknown).
+pub(crate) fn output_names(q: &Query, catalog: &Catalog) -> Option<Vec<String>> {
+    result_names(&q.body).or_else(|| match q.body.as_ref() {
+        // `SELECT c.*, true AS x FROM c`: the stars spelled out.
+        SetExpr::Select(s) => {
+            let scope = Scope::from_tables(&s.from, catalog);
+            projection_names(&s.projection, &scope)
+        }
+        _ => None,
     })
 }
 

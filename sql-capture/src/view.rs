@@ -1,0 +1,430 @@
+//! Views: `CREATE [OR REPLACE] VIEW` and `DROP VIEW`, and what a view means to the
+//! statements around it (DROP TABLE of a table a view reads, writes through a view).
+//!
+//! A view is its query planned once, at creation, against the catalog of that moment:
+//! SQLite keeps the translation as a view of its own, and mdbc's catalog keeps the
+//! columns' PostgreSQL types (which the translation of later queries needs, exactly as for
+//! a table) and the relations the query names. That is what PostgreSQL does too — a
+//! view's columns are typed when it is created and its query is bound to the relations,
+//! not re-read by name — so later DDL sees the same dependencies PostgreSQL would:
+//! dropping a table a view reads is 2BP01 without CASCADE.
+//!
+//! Other sites create the view from the same statement through the schema log, planned
+//! against the same catalog (the schema log's order), so every site holds the same
+//! translation.
+
+use sqlparser::ast::{CreateView, ObjectName, Query, Statement};
+
+use crate::ast::{ident_value, object_name_to_table, quote_ident, table_names};
+use crate::catalog::{Catalog, ColumnInfo, TableDef, ViewDef};
+use crate::error::{Error, Result};
+use crate::plan::{CatalogChange, Command, StmtKind};
+
+/// `CREATE [OR REPLACE] VIEW name [(columns)] AS query`, given the query's plan as a
+/// SELECT (`planned`).
+pub(crate) fn create(
+    cv: &CreateView,
+    planned: impl FnOnce(Statement) -> Result<Command>,
+    catalog: &Catalog,
+) -> Result<Command> {
+    if cv.materialized {
+        return Err(Error::Unsupported("CREATE MATERIALIZED VIEW".into()));
+    }
+    if cv.temporary {
+        return Err(Error::Unsupported("CREATE TEMPORARY VIEW".into()));
+    }
+    if !matches!(cv.options, sqlparser::ast::CreateTableOptions::None) {
+        return Err(Error::Unsupported(format!(
+            "CREATE VIEW with options ({})",
+            cv.options
+        )));
+    }
+    let name = object_name_to_table(&cv.name);
+    if catalog.table(&name).is_none()
+        && catalog.view(&name).is_none()
+        && catalog.relation(&name).is_some()
+    {
+        return Err(Error::Unsupported(format!(
+            "a view named \"{name}\" like one of the system catalogs"
+        )));
+    }
+    let existing = catalog.view(&name).cloned();
+    if existing.is_none() && catalog.has_relation(&name) {
+        if cv.or_replace && catalog.table(&name).is_some() {
+            return Err(not_a("view", &name));
+        }
+        return Err(Error::DuplicateTable(name));
+    }
+    if existing.is_some() && !cv.or_replace {
+        return Err(Error::DuplicateTable(name));
+    }
+    let depends = named_relations(&cv.query, catalog)?;
+    let plan = match planned(Statement::Query(cv.query.clone()))? {
+        Command::Sql(p)
+            if p.kind == StmtKind::Read
+                && p.sql.len() == 1
+                && p.param_types.is_empty()
+                && p.temporary.is_none() =>
+        {
+            p
+        }
+        _ => {
+            return Err(Error::Unsupported(
+                "a view over a query of this kind (data-modifying, locking, with parameters or in several steps)"
+                    .into(),
+            ))
+        }
+    };
+    let columns = view_columns(cv, catalog, &plan.columns)?;
+    if let Some(old) = &existing {
+        replaceable(&old.def, &columns)?;
+    }
+    let quoted: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let mut sql = Vec::new();
+    if existing.is_some() {
+        sql.push(format!("DROP VIEW IF EXISTS {}", quote_ident(&name)));
+    }
+    sql.push(format!(
+        "CREATE VIEW {}({}) AS {}",
+        quote_ident(&name),
+        quoted.join(", "),
+        plan.sql[0]
+    ));
+    let view = ViewDef {
+        def: std::sync::Arc::new(TableDef { name, columns }),
+        query: cv.query.to_string(),
+        depends,
+    };
+    Ok(Command::ddl(
+        sql,
+        "CREATE VIEW",
+        vec![CatalogChange::CreateView(view)],
+    ))
+}
+
+/// The relations (tables and views) `query` names, refusing what a shared view cannot
+/// read: the session's temporary tables (PostgreSQL would make the view temporary) and
+/// the system catalogs (their rows are each site's own).
+fn named_relations(query: &Query, catalog: &Catalog) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut refused = None;
+    let _ = sqlparser::ast::visit_relations(query, |name| {
+        let r = object_name_to_table(name);
+        if catalog.is_temporary(&r) {
+            refused = Some(format!("a view over the temporary table \"{r}\""));
+        } else if let Some(t) = catalog.table(&r) {
+            out.push(t.name.clone());
+        } else if let Some(v) = catalog.view(&r) {
+            out.push(v.def.name.clone());
+        } else if catalog.relation(&r).is_some() && !names_cte(query, &r) {
+            refused = Some(format!("a view over the system relation \"{r}\""));
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    if let Some(what) = refused {
+        return Err(Error::Unsupported(what));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Whether `name` is one of the WITH queries of `query` (at its top level).
+fn names_cte(query: &Query, name: &str) -> bool {
+    query.with.as_ref().is_some_and(|w| {
+        w.cte_tables
+            .iter()
+            .any(|c| ident_value(&c.alias.name).eq_ignore_ascii_case(name))
+    })
+}
+
+/// The view's columns: the query's, named by the column list where it gives names, each
+/// with the type the query's result has (a view whose column type mdbc cannot tell is
+/// refused: its values could not be printed as PostgreSQL prints them).
+fn view_columns(
+    cv: &CreateView,
+    catalog: &Catalog,
+    types: &[crate::plan::ResultColumn],
+) -> Result<Vec<ColumnInfo>> {
+    let typing = match &cv.query.with {
+        Some(w) => crate::infer::with_ctes(catalog, w),
+        None => catalog.clone(),
+    };
+    let names = crate::infer::output_names(&cv.query, &typing)
+        .filter(|n| n.len() == types.len())
+        .ok_or_else(|| Error::Unsupported("a view whose column names mdbc cannot tell".into()))?;
+    if cv.columns.len() > names.len() {
+        return Err(Error::Syntax(
+            "CREATE VIEW specifies more column names than columns".into(),
+        ));
+    }
+    let mut columns: Vec<ColumnInfo> = Vec::with_capacity(names.len());
+    for (i, (name, t)) in names.into_iter().zip(types).enumerate() {
+        let name = cv
+            .columns
+            .get(i)
+            .map(|c| ident_value(&c.name))
+            .unwrap_or(name);
+        let Some(ty) = t.ty else {
+            return Err(Error::Unsupported(format!(
+                "a view column (\"{name}\") whose type mdbc cannot infer"
+            )));
+        };
+        if columns.iter().any(|c| c.name == name) {
+            return Err(Error::DuplicateColumn(name));
+        }
+        columns.push(ColumnInfo {
+            typmod: t.typmod,
+            ..ColumnInfo::plain(&name, ty)
+        });
+    }
+    Ok(columns)
+}
+
+/// CREATE OR REPLACE VIEW may only add columns at the end, as PostgreSQL allows (42P16).
+fn replaceable(old: &TableDef, new: &[ColumnInfo]) -> Result<()> {
+    if new.len() < old.columns.len() {
+        return Err(Error::Coded(
+            "42P16",
+            "cannot drop columns from view".into(),
+        ));
+    }
+    for (o, n) in old.columns.iter().zip(new) {
+        if o.name != n.name {
+            return Err(Error::Coded(
+                "42P16",
+                format!(
+                    "cannot change name of view column \"{}\" to \"{}\"",
+                    o.name, n.name
+                ),
+            ));
+        }
+        if o.ty != n.ty || o.typmod != n.typmod {
+            return Err(Error::Coded(
+                "42P16",
+                format!(
+                    "cannot change data type of view column \"{}\" from {} to {}",
+                    o.name,
+                    o.ty.format_with_typmod(o.typmod),
+                    n.ty.format_with_typmod(n.typmod)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `"name" is not a view` (or table), PostgreSQL's 42809 for DDL on the wrong kind of
+/// relation.
+pub(crate) fn not_a(kind: &str, name: &str) -> Error {
+    Error::Coded("42809", format!("\"{name}\" is not a {kind}"))
+}
+
+/// The views that read `relations` directly or through other views, not counting
+/// `relations` themselves (in no particular order: SQLite drops a view whatever reads it).
+pub(crate) fn dependents(relations: &[String], catalog: &Catalog) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut todo: Vec<String> = relations.to_vec();
+    while let Some(r) = todo.pop() {
+        for v in catalog.dependent_views(&r) {
+            let dropped = relations.iter().any(|x| x.eq_ignore_ascii_case(&v));
+            if !dropped && !out.iter().any(|x| x.eq_ignore_ascii_case(&v)) {
+                out.push(v.clone());
+                todo.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// 2BP01 for dropping `what` ("table t") that `dependents` still read.
+pub(crate) fn still_read(what: &str, dependents: &[String]) -> Error {
+    let detail = dependents
+        .iter()
+        .map(|v| format!("view {v} depends on it"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Error::Coded(
+        "2BP01",
+        format!("cannot drop {what} because other objects depend on it ({detail}); use DROP … CASCADE to drop the dependent objects too"),
+    )
+}
+
+/// `DROP VIEW [IF EXISTS] names [CASCADE]`.
+pub(crate) fn drop(
+    if_exists: bool,
+    names: &[ObjectName],
+    cascade: bool,
+    catalog: &Catalog,
+) -> Result<Command> {
+    let mut views = Vec::new();
+    for n in table_names(names) {
+        match catalog.view(&n) {
+            Some(v) => views.push(v.def.name.clone()),
+            None if catalog.table(&n).is_some() => return Err(not_a("view", &n)),
+            None if if_exists => {}
+            None => {
+                return Err(Error::Coded(
+                    "42P01",
+                    format!("view \"{n}\" does not exist"),
+                ))
+            }
+        }
+    }
+    let readers = dependents(&views, catalog);
+    if !readers.is_empty() && !cascade {
+        return Err(still_read(&format!("view {}", views[0]), &readers));
+    }
+    let all: Vec<String> = readers.into_iter().chain(views).collect();
+    if all.is_empty() {
+        return Ok(Command::Noop("DROP VIEW"));
+    }
+    let sql = all
+        .iter()
+        .map(|v| format!("DROP VIEW IF EXISTS {}", quote_ident(v)))
+        .collect();
+    Ok(Command::ddl(
+        sql,
+        "DROP VIEW",
+        vec![CatalogChange::DropViews(all)],
+    ))
+}
+
+/// INSERT, UPDATE or DELETE naming a view as its target: refused (PostgreSQL writes
+/// through simple views; mdbc does not yet).
+pub(crate) fn refuse_write(verb: &str, target: &str, catalog: &Catalog) -> Result<()> {
+    if catalog.table(target).is_none() && catalog.view(target).is_some() {
+        return Err(Error::Unsupported(format!(
+            "{verb} on the view \"{target}\" (writes through views)"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::ColumnInfo;
+    use crate::types::PgType;
+
+    fn catalog() -> Catalog {
+        let mut c = Catalog::new(1);
+        c.insert(TableDef {
+            name: "t".into(),
+            columns: vec![
+                ColumnInfo::plain("a", PgType::Int4),
+                ColumnInfo::plain("b", PgType::Text),
+            ],
+        });
+        c
+    }
+
+    fn plan(sql: &str, c: &Catalog) -> Result<Command> {
+        let parsed = crate::parse(sql)?;
+        crate::plan(&parsed[0], c)
+    }
+
+    fn created(sql: &str, c: &mut Catalog) -> ViewDef {
+        match plan(sql, c).unwrap() {
+            Command::Sql(p) => match &p.catalog[0] {
+                CatalogChange::CreateView(v) => {
+                    c.insert_view(v.clone());
+                    v.clone()
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_view_takes_its_columns_names_and_types_from_its_query() {
+        let mut c = catalog();
+        let v = created(
+            "CREATE VIEW v AS SELECT a, b AS x, a + 1, count(*) OVER () FROM t",
+            &mut c,
+        );
+        let cols: Vec<(&str, PgType)> = v
+            .def
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.ty))
+            .collect();
+        assert_eq!(
+            cols,
+            [
+                ("a", PgType::Int4),
+                ("x", PgType::Text),
+                ("?column?", PgType::Int4),
+                ("count", PgType::Int8)
+            ]
+        );
+        assert_eq!(v.depends, ["t"]);
+        let w = created("CREATE VIEW w(p) AS SELECT * FROM v", &mut c);
+        assert_eq!(w.def.columns[0].name, "p");
+        assert_eq!(w.def.columns[1].name, "x");
+        assert_eq!(c.base_tables("w"), ["t"]);
+    }
+
+    #[test]
+    fn what_postgresql_refuses_is_refused_with_its_code() {
+        let mut c = catalog();
+        created("CREATE VIEW v AS SELECT a, b FROM t", &mut c);
+        let code = |sql: &str| plan(sql, &c).map(|_| ()).unwrap_err().sqlstate();
+        assert_eq!(code("CREATE VIEW v AS SELECT 1"), "42P07");
+        assert_eq!(code("CREATE OR REPLACE VIEW t AS SELECT 1"), "42809");
+        assert_eq!(code("CREATE OR REPLACE VIEW v AS SELECT a FROM t"), "42P16");
+        assert_eq!(
+            code("CREATE OR REPLACE VIEW v AS SELECT b, a FROM t"),
+            "42P16"
+        );
+        assert_eq!(
+            code("CREATE OR REPLACE VIEW v AS SELECT a, a AS b FROM t"),
+            "42P16"
+        );
+        assert_eq!(
+            code("CREATE VIEW w(x, y, z) AS SELECT a, b FROM t"),
+            "42601"
+        );
+        assert_eq!(code("CREATE VIEW w AS SELECT a, b AS a FROM t"), "42701");
+        assert_eq!(code("DROP VIEW t"), "42809");
+        assert_eq!(code("DROP VIEW nope"), "42P01");
+        assert_eq!(code("DROP TABLE v"), "42809");
+        assert_eq!(code("DROP TABLE t"), "2BP01");
+        assert_eq!(code("INSERT INTO v VALUES (1, 'x')"), "0A000");
+        assert_eq!(code("UPDATE v SET a = 1"), "0A000");
+        assert_eq!(code("DELETE FROM v"), "0A000");
+        assert_eq!(code("CREATE VIEW w AS SELECT * FROM pg_class"), "0A000");
+        // Adding columns at the end is allowed.
+        assert!(plan("CREATE OR REPLACE VIEW v AS SELECT a, b, 1 AS c FROM t", &c).is_ok());
+    }
+
+    #[test]
+    fn cascade_drops_the_readers_first() {
+        let mut c = catalog();
+        created("CREATE VIEW v AS SELECT a FROM t", &mut c);
+        created("CREATE VIEW w AS SELECT a FROM v", &mut c);
+        let Command::Sql(p) = plan("DROP TABLE t CASCADE", &c).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            p.sql,
+            [
+                "DROP VIEW IF EXISTS \"v\"",
+                "DROP VIEW IF EXISTS \"w\"",
+                "DROP TABLE IF EXISTS \"t\""
+            ]
+        );
+        let Command::Sql(p) = plan("DROP VIEW v CASCADE", &c).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            p.sql,
+            ["DROP VIEW IF EXISTS \"w\"", "DROP VIEW IF EXISTS \"v\""]
+        );
+        let Command::Sql(p) = plan("SELECT * FROM w", &c).unwrap() else {
+            panic!()
+        };
+        assert_eq!(p.reads, ["t"]);
+    }
+}
