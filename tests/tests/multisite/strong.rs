@@ -288,7 +288,7 @@ async fn pgbench_from_two_sites_on_strong_tables_keeps_its_invariant() {
 
 /// Reads of strong tables are linearizable at a site that does not own their domain:
 /// with the link a–b cut (b hears of a's commits only through c), a read at b right
-/// after each commit at a acknowledged sees it. `SET mdbc.read_consistency = local`
+/// after each commit at a acknowledged sees it, also through a view. `SET mdbc.read_consistency = local`
 /// reads what b has instead; bad values and `SET mdbc.site` are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strong_reads_at_another_site_see_every_acknowledged_commit() {
@@ -296,11 +296,15 @@ async fn strong_reads_at_another_site_see_every_acknowledged_commit() {
     let cluster = Cluster::start_with_proxies(3, BANK).unwrap();
     let a = client(cluster.site(0)).await;
     let b = client(cluster.site(1)).await;
-    a.batch_execute("CREATE TABLE accounts (id int PRIMARY KEY, bal int NOT NULL); INSERT INTO accounts VALUES (1, 0)")
-        .await
-        .unwrap();
-    eventually(WAIT, "the table at b", || async {
-        Ok(scalar(&b, "SELECT count(*) FROM accounts").await.ok())
+    a.batch_execute(
+        "CREATE TABLE accounts (id int PRIMARY KEY, bal int NOT NULL); INSERT INTO accounts VALUES (1, 0);
+         CREATE VIEW balances AS SELECT id, bal * 10 AS tenfold FROM accounts",
+    )
+    .await
+    .unwrap();
+    // The view reaches b through the schema log.
+    eventually(WAIT, "the table and its view at b", || async {
+        Ok(scalar(&b, "SELECT count(*) FROM balances").await.ok())
     })
     .await
     .unwrap();
@@ -313,6 +317,21 @@ async fn strong_reads_at_another_site_see_every_acknowledged_commit() {
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
         assert_eq!(got, i, "b read a stale balance after a's commit {i}");
+        // A read through a view syncs the strong table beneath it as well.
+        a.batch_execute(&format!(
+            "UPDATE accounts SET bal = {} WHERE id = 1",
+            i + 100
+        ))
+        .await
+        .unwrap();
+        let got = scalar(&b, "SELECT tenfold FROM balances WHERE id = 1")
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+        assert_eq!(
+            got,
+            (i + 100) * 10,
+            "b read a stale balance through the view after a's commit"
+        );
     }
     // Opting out is accepted (what it reads is whatever b has: not asserted).
     b.batch_execute("SET mdbc.read_consistency = local")
