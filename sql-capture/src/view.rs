@@ -13,7 +13,9 @@
 //! against the same catalog (the schema log's order), so every site holds the same
 //! translation.
 
-use sqlparser::ast::{CreateView, ObjectName, Query, Statement};
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{CreateView, ObjectName, Query, Statement, TableFactor, Visit, Visitor};
 
 use crate::ast::{ident_value, object_name_to_table, quote_ident, table_names};
 use crate::catalog::{Catalog, ColumnInfo, TableDef, ViewDef};
@@ -90,6 +92,9 @@ pub(crate) fn create(
         quoted.join(", "),
         plan.sql[0]
     ));
+    // SQLite resolves a view's names only when it is read: read it once, emptily, so
+    // that whatever the translation names that is not there fails the CREATE.
+    sql.push(format!("SELECT * FROM {} LIMIT 0", quote_ident(&name)));
     let view = ViewDef {
         def: std::sync::Arc::new(TableDef { name, columns }),
         query: cv.query.to_string(),
@@ -104,38 +109,73 @@ pub(crate) fn create(
 
 /// The relations (tables and views) `query` names, refusing what a shared view cannot
 /// read: the session's temporary tables (PostgreSQL would make the view temporary) and
-/// the system catalogs (their rows are each site's own).
+/// the system catalogs (their rows are each site's own); a name that is none of these
+/// nor one of the query's WITH queries does not exist (42P01), as PostgreSQL says when the
+/// view is created (SQLite would only say so when it is read).
 fn named_relations(query: &Query, catalog: &Catalog) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    let mut refused = None;
-    let _ = sqlparser::ast::visit_relations(query, |name| {
-        let r = object_name_to_table(name);
-        if catalog.is_temporary(&r) {
-            refused = Some(format!("a view over the temporary table \"{r}\""));
-        } else if let Some(t) = catalog.table(&r) {
-            out.push(t.name.clone());
-        } else if let Some(v) = catalog.view(&r) {
-            out.push(v.def.name.clone());
-        } else if catalog.relation(&r).is_some() && !names_cte(query, &r) {
-            refused = Some(format!("a view over the system relation \"{r}\""));
-        }
-        std::ops::ControlFlow::<()>::Continue(())
-    });
-    if let Some(what) = refused {
-        return Err(Error::Unsupported(what));
+    struct Names<'a> {
+        catalog: &'a Catalog,
+        ctes: Vec<String>,
+        found: Vec<String>,
+        error: Option<Error>,
     }
+    impl Visitor for Names<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+            if let Some(w) = &q.with {
+                self.ctes
+                    .extend(w.cte_tables.iter().map(|c| ident_value(&c.alias.name)));
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_table_factor(&mut self, tf: &TableFactor) -> ControlFlow<()> {
+            // A table function (generate_series(…)) has arguments; it is no relation.
+            let TableFactor::Table {
+                name, args: None, ..
+            } = tf
+            else {
+                return ControlFlow::Continue(());
+            };
+            let r = object_name_to_table(name);
+            let c = self.catalog;
+            if self.ctes.iter().any(|n| n.eq_ignore_ascii_case(&r)) {
+                return ControlFlow::Continue(());
+            }
+            let refused = |what: String| Some(Error::Unsupported(what));
+            self.error = if c.is_temporary(&r) {
+                refused(format!("a view over the temporary table \"{r}\""))
+            } else if let Some(t) = c.table(&r) {
+                self.found.push(t.name.clone());
+                None
+            } else if let Some(v) = c.view(&r) {
+                self.found.push(v.def.name.clone());
+                None
+            } else if c.relation(&r).is_some() {
+                refused(format!("a view over the system relation \"{r}\""))
+            } else {
+                Some(Error::UndefinedTable(r))
+            };
+            if self.error.is_some() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+    }
+    let mut names = Names {
+        catalog,
+        ctes: Vec::new(),
+        found: Vec::new(),
+        error: None,
+    };
+    let _ = query.visit(&mut names);
+    if let Some(e) = names.error {
+        return Err(e);
+    }
+    let mut out = names.found;
     out.sort();
     out.dedup();
     Ok(out)
-}
-
-/// Whether `name` is one of the WITH queries of `query` (at its top level).
-fn names_cte(query: &Query, name: &str) -> bool {
-    query.with.as_ref().is_some_and(|w| {
-        w.cte_tables
-            .iter()
-            .any(|c| ident_value(&c.alias.name).eq_ignore_ascii_case(name))
-    })
 }
 
 /// The view's columns: the query's, named by the column list where it gives names, each
@@ -316,6 +356,16 @@ mod tests {
                 ColumnInfo::plain("b", PgType::Text),
             ],
         });
+        let pg_class = crate::catalog::SystemRelation {
+            def: std::sync::Arc::new(TableDef {
+                name: "pg_class".into(),
+                columns: vec![ColumnInfo::plain("relname", PgType::Name)],
+            }),
+            always_empty: false,
+        };
+        c.set_system(std::sync::Arc::new(
+            [("pg_class".to_string(), pg_class)].into_iter().collect(),
+        ));
         c
     }
 
@@ -395,6 +445,17 @@ mod tests {
         assert_eq!(code("UPDATE v SET a = 1"), "0A000");
         assert_eq!(code("DELETE FROM v"), "0A000");
         assert_eq!(code("CREATE VIEW w AS SELECT * FROM pg_class"), "0A000");
+        assert_eq!(code("CREATE VIEW w AS SELECT true FROM nope"), "42P01");
+        assert_eq!(
+            code("CREATE VIEW w AS SELECT 1 FROM t WHERE EXISTS (SELECT 1 FROM nope)"),
+            "42P01"
+        );
+        // WITH queries and table functions are not relations to look up.
+        assert!(plan(
+            "CREATE VIEW w AS WITH q AS (SELECT 1 AS x) SELECT * FROM q, generate_series(1, 2) g",
+            &c
+        )
+        .is_ok());
         // Adding columns at the end is allowed.
         assert!(plan("CREATE OR REPLACE VIEW v AS SELECT a, b, 1 AS c FROM t", &c).is_ok());
     }

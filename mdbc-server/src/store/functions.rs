@@ -484,6 +484,21 @@ pub(super) fn register(
 /// Functions the pg_catalog views and catalog queries call (see `pg_catalog.rs`); they
 /// need only the session's user and database.
 pub fn register_catalog_functions(conn: &Connection, user: &str, db: &str) -> rusqlite::Result<()> {
+    // A view's definition as PostgreSQL prints it is PostgreSQL's own deparsing of the
+    // query (qualified columns, explicit casts, its layout), which mdbc does not
+    // reproduce: refused rather than answered in another form.
+    for arity in [1, 2] {
+        conn.create_scalar_function(
+            "pg_get_viewdef",
+            arity,
+            FunctionFlags::SQLITE_UTF8,
+            |_| -> rusqlite::Result<String> {
+                Err(rusqlite::Error::UserFunctionError(
+                    "[0A000] pg_get_viewdef (a view's definition as PostgreSQL prints it) is not supported by mdbc".into(),
+                ))
+            },
+        )?;
+    }
     // A construct translation (or a catalog view's column) can only refuse when it runs
     // (its name in the argument).
     conn.create_scalar_function(
