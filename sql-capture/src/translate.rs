@@ -385,7 +385,30 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
         ),
         Statement::Analyze(_) => Ok(Command::Noop("ANALYZE")),
         Statement::Discard { .. } => Ok(Command::Noop("DISCARD ALL")),
-        Statement::CreateSchema { .. } => Err(Error::Unsupported("CREATE SCHEMA".into())),
+        // The schemas mdbc has are PostgreSQL's own (public, pg_catalog,
+        // information_schema): creating one of them is PostgreSQL's answer for an existing
+        // schema; any other is refused.
+        Statement::CreateSchema {
+            schema_name: sqlparser::ast::SchemaName::Simple(name),
+            if_not_exists,
+            ..
+        } if matches!(
+            object_name_to_table(name).as_str(),
+            "public" | "pg_catalog" | "information_schema"
+        ) =>
+        {
+            if *if_not_exists {
+                Ok(Command::Noop("CREATE SCHEMA"))
+            } else {
+                Err(Error::Coded(
+                    "42P06",
+                    format!("schema \"{}\" already exists", object_name_to_table(name)),
+                ))
+            }
+        }
+        Statement::CreateSchema { .. } => Err(Error::Unsupported(
+            "CREATE SCHEMA (mdbc has the schema public only)".into(),
+        )),
         // The functions of these extensions are built in (uuid_generate_v4,
         // gen_random_uuid); any other extension is not there.
         Statement::CreateExtension(ce) => match ce.name.value.to_ascii_lowercase().as_str() {

@@ -136,6 +136,24 @@ fn named_relations(query: &Query, catalog: &Catalog) -> Result<Vec<String>> {
             else {
                 return ControlFlow::Continue(());
             };
+            // Schema-qualified: only the schemas mdbc has (elsewhere the relation does not
+            // exist, as PostgreSQL says of a schema it does not have).
+            if let [schema, _] = name.0.as_slice() {
+                let schema = schema
+                    .as_ident()
+                    .map(ident_value)
+                    .unwrap_or_else(|| schema.to_string());
+                if !matches!(
+                    schema.as_str(),
+                    "public" | "pg_catalog" | "information_schema"
+                ) {
+                    self.error = Some(Error::Coded(
+                        "42P01",
+                        format!("relation \"{name}\" does not exist"),
+                    ));
+                    return ControlFlow::Break(());
+                }
+            }
             let r = object_name_to_table(name);
             let c = self.catalog;
             if self.ctes.iter().any(|n| n.eq_ignore_ascii_case(&r)) {
@@ -446,6 +464,8 @@ mod tests {
         assert_eq!(code("DELETE FROM v"), "0A000");
         assert_eq!(code("CREATE VIEW w AS SELECT * FROM pg_class"), "0A000");
         assert_eq!(code("CREATE VIEW w AS SELECT true FROM nope"), "42P01");
+        assert_eq!(code("CREATE VIEW w AS SELECT a FROM elsewhere.t"), "42P01");
+        assert!(plan("CREATE VIEW w AS SELECT a FROM public.t", &c).is_ok());
         assert_eq!(
             code("CREATE VIEW w AS SELECT 1 FROM t WHERE EXISTS (SELECT 1 FROM nope)"),
             "42P01"
