@@ -872,7 +872,10 @@ const VIEWS: &[View] = &[
                       current_database(), 'pg_catalog',
                       (SELECT t.typname FROM pg_type t WHERE t.oid = a.atttypid),
                       NULL, NULL, NULL, NULL, CAST(a.attnum AS TEXT), 'NO', 'NO', NULL, NULL,
-                      NULL, NULL, NULL, 'NO', 'NEVER', NULL, 'YES'
+                      NULL, NULL, NULL, 'NO', 'NEVER', NULL,
+                      -- mdbc writes through no view.
+                      CASE WHEN a.tbl IN (SELECT name FROM main.__mdbc_views) THEN 'NO'
+                           ELSE 'YES' END
                FROM __mdbc_v_column a"#,
         )),
     },

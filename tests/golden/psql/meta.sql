@@ -16,6 +16,10 @@
 \d audit_log
 \echo '-- describe tags'
 \d tags
+\echo '-- list views'
+\dv
+\echo '-- describe a view'
+\d title_list
 \echo '-- expanded display'
 \x
 select relname, relkind from pg_class where relname = 'books';
