@@ -1,6 +1,7 @@
 """SQLAlchemy 2 against mdbc: create_all, reflection of what Alembic autogenerate reads
 (tables, columns with types and defaults, primary keys, foreign keys, indexes, unique
-constraints), ORM relationships, bulk insert with RETURNING, drop_all.
+constraints), views (names, columns, a reflected view queried), ORM relationships, bulk
+insert with RETURNING, drop_all.
 
 Usage: python3 sqlalchemy_reflect.py PORT DRIVER   (DRIVER: psycopg2 or psycopg)
 Exit status 0 on success; an assertion names what differed.
@@ -34,8 +35,14 @@ sa.Table(
     sa.Index("refl_book_title", "title"),
     sa.UniqueConstraint("author_id", "title", name="refl_book_author_title"),
 )
+with engine.begin() as c:
+    c.execute(sa.text("DROP VIEW IF EXISTS refl_titles"))
 md.drop_all(engine)
 md.create_all(engine)
+with engine.begin() as c:
+    c.execute(sa.text(
+        "CREATE VIEW refl_titles AS SELECT b.title, a.name AS author, b.price * 2 AS doubled "
+        "FROM refl_book b JOIN refl_author a ON a.id = b.author_id"))
 
 insp = sa.inspect(engine)
 tables = set(insp.get_table_names())
@@ -112,6 +119,28 @@ with orm.Session(engine) as s:
     assert sorted(b.title for b in got.books) == ["Lathe", "The Dispossessed"]
     assert s.scalar(sa.select(sa.func.count()).select_from(Author)) == 6
 
+# The view: listed apart from the tables, its columns typed, readable as a reflected Table.
+insp = sa.inspect(engine)
+assert insp.get_view_names() == ["refl_titles"], insp.get_view_names()
+assert "refl_titles" not in insp.get_table_names()
+vcols = {c["name"]: c["type"] for c in insp.get_columns("refl_titles")}
+assert list(vcols) == ["title", "author", "doubled"], vcols
+assert isinstance(vcols["author"], sa.String) and vcols["author"].length == 80, vcols
+assert isinstance(vcols["doubled"], sa.Numeric), vcols
+titles = sa.Table("refl_titles", sa.MetaData(), autoload_with=engine)
+with engine.connect() as c:
+    rows = c.execute(sa.select(titles.c.title, titles.c.author)
+                     .where(titles.c.author == "Le Guin").order_by(titles.c.title)).all()
+assert [tuple(r) for r in rows] == [("Lathe", "Le Guin"), ("The Dispossessed", "Le Guin")], rows
+# A table a view reads is dropped only with the view (PostgreSQL's 2BP01 otherwise).
+try:
+    md.drop_all(engine)
+    raise AssertionError("drop_all under a view succeeded")
+except sa.exc.DBAPIError as e:
+    code = getattr(e.orig, "pgcode", None) or getattr(e.orig, "sqlstate", None)
+    assert code == "2BP01", e
+with engine.begin() as c:
+    c.execute(sa.text("DROP VIEW refl_titles"))
 md.drop_all(engine)
 assert not sa.inspect(engine).has_table("refl_book")
 print("ok")
