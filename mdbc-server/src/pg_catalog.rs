@@ -220,11 +220,23 @@ const HELPERS: &[(&str, &str)] = &[
     ),
     (
         "__mdbc_v_sequence",
+        // A serial column's sequence, then those of CREATE SEQUENCE (with their values as
+        // this site hands them out: pg_sequence_state).
         r#"SELECT CAST(4000000 + (t.oid - 16384) * 1000 + c.ordinal + 1 AS INTEGER) AS oid,
                  c.tbl || '_' || c.col || '_seq' AS name, t.oid AS tbloid, c.ordinal + 1 AS attnum,
-                 c.pg_type AS typid, t.nsp AS nsp, t.persistence AS persistence
+                 c.pg_type AS typid, t.nsp AS nsp, t.persistence AS persistence,
+                 1 AS start, 1 AS increment, 1 AS minvalue,
+                 CASE c.pg_type WHEN 21 THEN 32767 WHEN 23 THEN 2147483647
+                     ELSE 9223372036854775807 END AS maxvalue, 1 AS cache, 0 AS cycle
           FROM __mdbc_v_columns c JOIN __mdbc_v_rel t ON t.name = c.tbl
-          WHERE c.serial"#,
+          WHERE c.serial
+          UNION ALL
+          SELECT CAST(5000000 + q.rowid AS INTEGER), q.name, t.oid,
+                 (SELECT c.ordinal + 1 FROM __mdbc_v_columns c
+                  WHERE c.tbl = q.owned_tbl AND c.col = q.owned_col),
+                 q.typid, 2200, 'p', q.start, q.increment, q.minvalue, q.maxvalue, q.cache,
+                 q.cycle
+          FROM main.__mdbc_sequences q LEFT JOIN __mdbc_v_rel t ON t.name = q.owned_tbl"#,
     ),
 ];
 
@@ -738,6 +750,57 @@ const VIEWS: &[View] = &[
         )),
     },
     View {
+        name: "pg_sequences",
+        columns: &[
+            ("schemaname", Name),
+            ("sequencename", Name),
+            ("sequenceowner", Name),
+            ("data_type", PgType::Text),
+            ("start_value", PgType::Int8),
+            ("min_value", PgType::Int8),
+            ("max_value", PgType::Int8),
+            ("increment_by", PgType::Int8),
+            ("cycle", Bool),
+            ("cache_size", PgType::Int8),
+            ("last_value", PgType::Int8),
+        ],
+        body: Some(Body::Sql(
+            r#"SELECT 'public', s.name, current_user(),
+                      CASE s.typid WHEN 21 THEN 'smallint' WHEN 23 THEN 'integer'
+                          ELSE 'bigint' END,
+                      s.start, s.minvalue, s.maxvalue, s.increment, s.cycle, s.cache,
+                      pg_sequence_last_value(s.name)
+               FROM __mdbc_v_sequence s"#,
+        )),
+    },
+    View {
+        name: "information_schema_sequences",
+        columns: &[
+            ("sequence_catalog", Name),
+            ("sequence_schema", Name),
+            ("sequence_name", Name),
+            ("data_type", Text),
+            ("numeric_precision", Int4),
+            ("numeric_precision_radix", Int4),
+            ("numeric_scale", Int4),
+            ("start_value", Text),
+            ("minimum_value", Text),
+            ("maximum_value", Text),
+            ("increment", Text),
+            ("cycle_option", Text),
+        ],
+        body: Some(Body::Sql(
+            r#"SELECT current_database(), 'public', s.name,
+                      CASE s.typid WHEN 21 THEN 'smallint' WHEN 23 THEN 'integer'
+                          ELSE 'bigint' END,
+                      CASE s.typid WHEN 21 THEN 16 WHEN 23 THEN 32 ELSE 64 END, 2, 0,
+                      CAST(s.start AS TEXT), CAST(s.minvalue AS TEXT),
+                      CAST(s.maxvalue AS TEXT), CAST(s.increment AS TEXT),
+                      CASE WHEN s.cycle THEN 'YES' ELSE 'NO' END
+               FROM __mdbc_v_sequence s"#,
+        )),
+    },
+    View {
         name: "pg_sequence",
         columns: &[
             ("seqrelid", Oid),
@@ -750,10 +813,8 @@ const VIEWS: &[View] = &[
             ("seqcycle", Bool),
         ],
         body: Some(Body::Sql(
-            r#"SELECT s.oid, s.typid, 1, 1,
-                     CASE s.typid WHEN 21 THEN 32767 WHEN 23 THEN 2147483647
-                         ELSE 9223372036854775807 END,
-                     1, 1, 0
+            r#"SELECT s.oid, s.typid, s.start, s.increment, s.maxvalue, s.minvalue, s.cache,
+                     s.cycle
               FROM __mdbc_v_sequence s"#,
         )),
     },
@@ -1311,6 +1372,7 @@ const FUNCTIONS: &[(&str, i16, u32, char, char)] = &[
     ("concat", 2, 25, 'f', 's'),
     ("concat_ws", 3, 25, 'f', 's'),
     ("count", 1, 20, 'a', 'i'),
+    ("currval", 1, 20, 'f', 'v'),
     ("current_database", 0, 19, 'f', 's'),
     ("current_schema", 0, 19, 'f', 's'),
     ("current_schemas", 1, 1003, 'f', 's'),
@@ -1329,6 +1391,7 @@ const FUNCTIONS: &[(&str, i16, u32, char, char)] = &[
     ("json_agg", 1, 114, 'a', 's'),
     ("json_build_object", 2, 114, 'f', 's'),
     ("lag", 1, 2283, 'w', 'i'),
+    ("lastval", 0, 20, 'f', 'v'),
     ("lead", 1, 2283, 'w', 'i'),
     ("least", 2, 2283, 'f', 'i'),
     ("left", 2, 25, 'f', 'i'),
@@ -1365,6 +1428,7 @@ const FUNCTIONS: &[(&str, i16, u32, char, char)] = &[
     ("row_number", 0, 20, 'w', 'i'),
     ("rpad", 3, 25, 'f', 'i'),
     ("rtrim", 1, 25, 'f', 'i'),
+    ("setval", 2, 20, 'f', 'v'),
     ("sign", 1, 1700, 'f', 'i'),
     ("split_part", 3, 25, 'f', 'i'),
     ("sqrt", 1, 701, 'f', 'i'),
@@ -1627,6 +1691,7 @@ mod tests {
         )
         .unwrap();
         crate::store::register_single_site_functions(&conn).unwrap();
+        crate::store::register_sequence_functions(&conn).unwrap();
         refresh(&conn).unwrap();
         conn
     }

@@ -76,6 +76,29 @@ pub struct ViewDef {
     pub depends: Vec<String>,
 }
 
+/// A sequence made by CREATE SEQUENCE (a serial column's sequence is its column's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SequenceDef {
+    /// Its name.
+    pub name: String,
+    /// smallint, integer or bigint.
+    pub ty: PgType,
+    /// START.
+    pub start: i64,
+    /// INCREMENT (never 0).
+    pub increment: i64,
+    /// MINVALUE.
+    pub min: i64,
+    /// MAXVALUE.
+    pub max: i64,
+    /// CACHE (kept for the catalogs; values are handed out one by one).
+    pub cache: i64,
+    /// CYCLE.
+    pub cycle: bool,
+    /// OWNED BY table.column.
+    pub owned_by: Option<(String, String)>,
+}
+
 /// A relation the server provides itself (a `pg_catalog` view).
 #[derive(Debug, Clone)]
 pub struct SystemRelation {
@@ -103,6 +126,8 @@ pub struct Catalog {
     indexes: HashSet<String>,
     /// Views by lower-case name.
     views: HashMap<String, Arc<ViewDef>>,
+    /// Sequences of CREATE SEQUENCE by lower-case name.
+    sequences: HashMap<String, Arc<SequenceDef>>,
     system: SystemRelations,
     /// Bumped on every schema change, so caches keyed on it know when to drop entries.
     pub version: u64,
@@ -117,6 +142,7 @@ impl Catalog {
             temporary_indexes: HashSet::new(),
             indexes: HashSet::new(),
             views: HashMap::new(),
+            sequences: HashMap::new(),
             system: SystemRelations::default(),
             version,
         }
@@ -162,6 +188,8 @@ impl Catalog {
         let key = name.to_ascii_lowercase();
         self.table(&key).is_some()
             || self.views.contains_key(&key)
+            || self.sequences.contains_key(&key)
+            || self.is_serial_sequence(&key)
             || self.indexes.contains(&key)
             || self.temporary_indexes.contains(&key)
     }
@@ -176,6 +204,33 @@ impl Catalog {
         self.table(name)
             .or_else(|| self.view(name).map(|v| &v.def))
             .or_else(|| self.system_relation(name).map(|r| &r.def))
+    }
+
+    /// Adds or replaces a sequence.
+    pub fn insert_sequence(&mut self, seq: SequenceDef) {
+        self.sequences
+            .insert(seq.name.to_ascii_lowercase(), Arc::new(seq));
+    }
+
+    /// A sequence of CREATE SEQUENCE by name.
+    pub fn sequence(&self, name: &str) -> Option<&Arc<SequenceDef>> {
+        self.sequences
+            .get(name)
+            .or_else(|| self.sequences.get(&name.to_ascii_lowercase()))
+    }
+
+    /// All sequences of CREATE SEQUENCE.
+    pub fn sequences(&self) -> impl Iterator<Item = &Arc<SequenceDef>> {
+        self.sequences.values()
+    }
+
+    /// Whether `name` is the sequence of a serial (or identity) column (`t_c_seq`).
+    pub fn is_serial_sequence(&self, name: &str) -> bool {
+        self.tables.values().any(|t| {
+            t.columns.iter().any(|c| {
+                c.serial && format!("{}_{}_seq", t.name, c.name).eq_ignore_ascii_case(name)
+            })
+        })
     }
 
     /// Adds or replaces a view.

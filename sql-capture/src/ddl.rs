@@ -717,6 +717,14 @@ pub fn drop(
                 dropped.push(t.clone());
                 changes.push(CatalogChange::DropTable(t));
             }
+            // Sequences owned by their columns go with them.
+            let owned: Vec<String> = dropped
+                .iter()
+                .flat_map(|t| crate::sequence::owned_by_table(t, catalog))
+                .collect();
+            if !owned.is_empty() {
+                changes.push(CatalogChange::DropSequences(owned));
+            }
             // The views reading them go too with CASCADE; without it they stop the drop.
             let readers = crate::view::dependents(&dropped, catalog);
             if !readers.is_empty() {

@@ -55,6 +55,7 @@ mod numeric;
 mod plan;
 pub mod rebuild;
 mod rewrite;
+mod sequence;
 mod set_operations;
 mod split;
 mod translate;
@@ -64,7 +65,9 @@ mod view;
 mod windows;
 
 pub use ast::quote_ident;
-pub use catalog::{Catalog, ColumnInfo, SystemRelation, SystemRelations, TableDef, ViewDef};
+pub use catalog::{
+    Catalog, ColumnInfo, SequenceDef, SystemRelation, SystemRelations, TableDef, ViewDef,
+};
 pub use cursor::{CursorStatement, Motion};
 pub use error::{Error, Result};
 pub use literals::{LiteralValue, Literals, Shape};
@@ -103,6 +106,9 @@ pub const REQUIRED_FUNCTIONS: &[(&str, i32)] = &[
     ("pg_statement_timestamp", 0),
     ("pg_clock_timestamp", 0),
     ("pg_nextval", 1),
+    ("pg_currval", 1),
+    ("pg_lastval", 0),
+    ("pg_setval", 3),
     ("pg_regex", 3),
     ("pg_int2", 3),
     ("pg_int4", 3),

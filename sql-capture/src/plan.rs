@@ -327,6 +327,10 @@ pub enum CatalogChange {
     CreateView(crate::catalog::ViewDef),
     /// Views dropped.
     DropViews(Vec<String>),
+    /// A sequence created (or redefined by ALTER SEQUENCE).
+    CreateSequence(crate::catalog::SequenceDef),
+    /// Sequences dropped.
+    DropSequences(Vec<String>),
 }
 
 /// A change SQLite can only make by rebuilding the table (it has no `ALTER TABLE … ADD

@@ -352,6 +352,30 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
         }
         Statement::CreateTable(ct) => ddl::create_table(ct, catalog),
         Statement::CreateIndex(ci) => ddl::create_index(ci, catalog),
+        Statement::CreateSequence {
+            temporary,
+            if_not_exists,
+            name,
+            data_type,
+            sequence_options,
+            owned_by,
+        } => crate::sequence::create(
+            crate::sequence::CreateSequence {
+                temporary: *temporary,
+                if_not_exists: *if_not_exists,
+                name,
+                data_type: data_type.as_ref(),
+                options: sequence_options,
+                owned_by: owned_by.as_ref(),
+            },
+            catalog,
+        ),
+        Statement::Drop {
+            object_type: sqlparser::ast::ObjectType::Sequence,
+            if_exists,
+            names,
+            ..
+        } => crate::sequence::drop(*if_exists, names, catalog),
         Statement::Drop {
             object_type: sqlparser::ast::ObjectType::View,
             if_exists,

@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection};
-use sql_capture::{Catalog, CatalogChange, ColumnInfo, PgType, TableDef, ViewDef};
+use sql_capture::{Catalog, CatalogChange, ColumnInfo, PgType, SequenceDef, TableDef, ViewDef};
 
 use super::sequences::Sequences;
 
@@ -84,6 +84,28 @@ pub fn load(conn: &Connection, version: u64) -> rusqlite::Result<Catalog> {
     if let Some(t) = current {
         cat.insert(t);
     }
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, typid, start, increment, minvalue, maxvalue, cache, cycle, owned_tbl, \
+         owned_col FROM __mdbc_sequences",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let owned: (Option<String>, Option<String>) = (r.get(8)?, r.get(9)?);
+        cat.insert_sequence(SequenceDef {
+            name: r.get(0)?,
+            ty: PgType::from_oid(r.get::<_, i64>(1)? as u32).unwrap_or(PgType::Int8),
+            start: r.get(2)?,
+            increment: r.get(3)?,
+            min: r.get(4)?,
+            max: r.get(5)?,
+            cache: r.get(6)?,
+            cycle: r.get::<_, i64>(7)? != 0,
+            owned_by: match owned {
+                (Some(t), Some(c)) => Some((t, c)),
+                _ => None,
+            },
+        });
+    }
     // Views: their columns were read as tables' above; move them over.
     let mut stmt = conn.prepare_cached("SELECT name, query, depends FROM __mdbc_views")?;
     let mut rows = stmt.query([])?;
@@ -131,7 +153,7 @@ pub fn apply_changes(
                 if def.columns.iter().any(|c| c.serial) {
                     let mut seqs = sequences.lock().unwrap_or_else(|e| e.into_inner());
                     for c in def.columns.iter().filter(|c| c.serial) {
-                        seqs.start(format!("{}_{}_seq", def.name, c.name));
+                        seqs.start(format!("{}_{}_seq", def.name, c.name), c.ty);
                     }
                 }
             }
@@ -241,6 +263,10 @@ pub fn apply_changes(
                     "UPDATE __mdbc_comments SET rel = ?2 WHERE rel = ?1",
                     [from, to],
                 )?;
+                conn.execute(
+                    "UPDATE __mdbc_sequences SET owned_tbl = ?2 WHERE owned_tbl = ?1",
+                    [from, to],
+                )?;
                 // Views keep reading the table under its new name (SQLite rewrote them).
                 conn.execute(
                     "UPDATE __mdbc_views SET depends = (SELECT json_group_array( \
@@ -300,6 +326,35 @@ pub fn apply_changes(
                 for n in names {
                     conn.execute("DELETE FROM __mdbc_columns WHERE tbl = ?1", [n])?;
                     conn.execute("DELETE FROM __mdbc_views WHERE name = ?1", [n])?;
+                    conn.execute("DELETE FROM __mdbc_comments WHERE rel = ?1", [n])?;
+                }
+            }
+            CatalogChange::CreateSequence(q) => {
+                let (owned_tbl, owned_col) = match &q.owned_by {
+                    Some((t, c)) => (Some(t.as_str()), Some(c.as_str())),
+                    None => (None, None),
+                };
+                conn.execute(
+                    "INSERT OR REPLACE INTO __mdbc_sequences \
+                     (name, typid, start, increment, minvalue, maxvalue, cache, cycle, \
+                      owned_tbl, owned_col) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        q.name,
+                        q.ty.oid() as i64,
+                        q.start,
+                        q.increment,
+                        q.min,
+                        q.max,
+                        q.cache,
+                        q.cycle,
+                        owned_tbl,
+                        owned_col
+                    ],
+                )?;
+            }
+            CatalogChange::DropSequences(names) => {
+                for n in names {
+                    conn.execute("DELETE FROM __mdbc_sequences WHERE name = ?1", [n])?;
                     conn.execute("DELETE FROM __mdbc_comments WHERE rel = ?1", [n])?;
                 }
             }

@@ -252,28 +252,7 @@ pub(super) fn register(
             float_op(op, a, b, single).map_err(sqlstate_err)
         })?;
     }
-    conn.create_scalar_function("pg_nextval", 1, volatile, move |ctx| {
-        let name = match ctx.get_raw(0) {
-            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-            _ => {
-                return Err(rusqlite::Error::UserFunctionError(
-                    "[22023] nextval needs a sequence name".into(),
-                ))
-            }
-        };
-        let name = name.trim_matches('"').to_ascii_lowercase();
-        let name = name.strip_prefix("public.").unwrap_or(&name).to_string();
-        let next = sequences
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .next(&name);
-        match next {
-            Some(v) => Ok(Value::Integer(v)),
-            None => Err(rusqlite::Error::UserFunctionError(
-                format!("[42P01] relation \"{name}\" does not exist").into(),
-            )),
-        }
-    })?;
+    register_sequence_functions(conn, sequences)?;
     // `text ~ pattern` (PostgreSQL's POSIX regular expressions; the regex crate's syntax
     // covers what applications use). The compiled pattern is cached per statement.
     conn.create_scalar_function("pg_regex", 3, det, |ctx| {
@@ -482,6 +461,124 @@ pub(super) fn register(
 }
 
 /// Functions the pg_catalog views and catalog queries call (see `pg_catalog.rs`); they
+/// What a session's `currval` and `lastval` read: the value its own last `nextval` (or
+/// `setval`) of each sequence gave.
+#[derive(Default)]
+struct SessionSequences {
+    current: std::collections::HashMap<String, i64>,
+    last: Option<i64>,
+}
+
+/// A sequence name as `nextval('…')` reads it: quotes and a `public.` qualifier dropped,
+/// unquoted names folded.
+fn sequence_name(v: ValueRef<'_>, function: &str) -> rusqlite::Result<String> {
+    let ValueRef::Text(t) = v else {
+        return Err(rusqlite::Error::UserFunctionError(
+            format!("[22023] {function} needs a sequence name").into(),
+        ));
+    };
+    let name = String::from_utf8_lossy(t);
+    let name = name.strip_prefix("public.").unwrap_or(&name);
+    Ok(
+        match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+            Some(quoted) => quoted.replace("\"\"", "\""),
+            None => name.to_ascii_lowercase(),
+        },
+    )
+}
+
+/// `nextval`, `currval`, `setval`, `lastval` over the store's sequences, with this
+/// connection's session state for the last two.
+pub(crate) fn register_sequence_functions(
+    conn: &Connection,
+    sequences: Arc<Mutex<Sequences>>,
+) -> rusqlite::Result<()> {
+    let volatile = FunctionFlags::SQLITE_UTF8;
+    let session = Arc::new(Mutex::new(SessionSequences::default()));
+    let undefined = |name: &str| {
+        rusqlite::Error::UserFunctionError(
+            format!("[42P01] relation \"{name}\" does not exist").into(),
+        )
+    };
+    let (seqs, mine) = (sequences.clone(), session.clone());
+    conn.create_scalar_function("pg_nextval", 1, volatile, move |ctx| {
+        let name = sequence_name(ctx.get_raw(0), "nextval")?;
+        let next = seqs.lock().unwrap_or_else(|e| e.into_inner()).next(&name);
+        let v = next
+            .ok_or_else(|| undefined(&name))?
+            .map_err(|(code, message)| {
+                rusqlite::Error::UserFunctionError(format!("[{code}] {message}").into())
+            })?;
+        let mut mine = mine.lock().unwrap_or_else(|e| e.into_inner());
+        mine.current.insert(name, v);
+        mine.last = Some(v);
+        Ok(v)
+    })?;
+    let (seqs, mine) = (sequences.clone(), session.clone());
+    conn.create_scalar_function("pg_currval", 1, volatile, move |ctx| {
+        let name = sequence_name(ctx.get_raw(0), "currval")?;
+        if !seqs.lock().unwrap_or_else(|e| e.into_inner()).exists(&name) {
+            return Err(undefined(&name));
+        }
+        let mine = mine.lock().unwrap_or_else(|e| e.into_inner());
+        mine.current.get(&name).copied().ok_or_else(|| {
+            rusqlite::Error::UserFunctionError(
+                format!(
+                    "[55000] currval of sequence \"{name}\" is not yet defined in this session"
+                )
+                .into(),
+            )
+        })
+    })?;
+    let seqs = sequences.clone();
+    conn.create_scalar_function("pg_sequence_last_value", 1, volatile, move |ctx| {
+        let name: String = ctx.get(0)?;
+        Ok(seqs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_value(&name))
+    })?;
+    let mine = session.clone();
+    conn.create_scalar_function("pg_lastval", 0, volatile, move |_| {
+        mine.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last
+            .ok_or_else(|| {
+                rusqlite::Error::UserFunctionError(
+                    "[55000] lastval is not yet defined in this session".into(),
+                )
+            })
+    })?;
+    conn.create_scalar_function("pg_setval", 3, volatile, move |ctx| {
+        // Strict, as PostgreSQL's: a NULL argument gives NULL.
+        if (0..3).any(|i| ctx.get_raw(i) == ValueRef::Null) {
+            return Ok(None);
+        }
+        let name = sequence_name(ctx.get_raw(0), "setval")?;
+        let value = int_arg(ctx.get_raw(1))?.unwrap_or_default();
+        let is_called = int_arg(ctx.get_raw(2))?.unwrap_or(1) != 0;
+        let set = sequences
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set(&name, value, is_called);
+        match set {
+            None => Err(undefined(&name)),
+            Some(Err(message)) => Err(rusqlite::Error::UserFunctionError(
+                format!("[22003] {message}").into(),
+            )),
+            Some(Ok(())) => {
+                // currval follows setval (lastval does not), as in PostgreSQL.
+                if is_called {
+                    let mut mine = session.lock().unwrap_or_else(|e| e.into_inner());
+                    mine.current.insert(name, value);
+                }
+                Ok(Some(value))
+            }
+        }
+    })?;
+    Ok(())
+}
+
 /// need only the session's user and database.
 pub fn register_catalog_functions(conn: &Connection, user: &str, db: &str) -> rusqlite::Result<()> {
     // A view's definition as PostgreSQL prints it is PostgreSQL's own deparsing of the

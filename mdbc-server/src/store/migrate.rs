@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0006_index_definitions.sql"),
     include_str!("../../../migrations/sqlite/0007_comments.sql"),
     include_str!("../../../migrations/sqlite/0008_views.sql"),
+    include_str!("../../../migrations/sqlite/0009_sequences.sql"),
 ];
 
 /// SQLite keeps allocation statistics behind one process-wide mutex taken on every

@@ -38,6 +38,11 @@ pub(crate) use catalog::insert_column_into;
 pub use error::StoreError;
 #[cfg(test)]
 pub(crate) use functions::register_single_site as register_single_site_functions;
+/// The sequence functions over a store of no sequences (catalog tests).
+#[cfg(test)]
+pub(crate) fn register_sequence_functions(conn: &Connection) -> rusqlite::Result<()> {
+    functions::register_sequence_functions(conn, Arc::default())
+}
 pub use functions::{register_catalog_functions, register_session_coerce, version_string};
 pub use ident::SessionIdent;
 #[cfg(test)]
@@ -125,6 +130,12 @@ impl Store {
             interrupts: Mutex::new(HashMap::new()),
             _anchor: Mutex::new(conn),
         });
+        // The values of CREATE SEQUENCE's sequences resume after what was reserved.
+        store
+            .sequences
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .persist_to(store.path.with_file_name("sequences.json"));
         let cat = {
             let anchor = store._anchor.lock().unwrap_or_else(|e| e.into_inner());
             let cat = store.load_catalog(&anchor)?;

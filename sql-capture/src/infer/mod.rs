@@ -858,7 +858,7 @@ pub(crate) fn infer_expr(e: &Expr, scope: &Scope) -> Option<ResultColumn> {
                 "current_database" | "current_schema" | "current_user" | "session_user" => of(Name),
                 "random" => of(Float8),
                 "gen_random_uuid" | "uuid_generate_v4" => of(Uuid),
-                "nextval" | "currval" | "setval" => of(Int8),
+                "nextval" | "currval" | "setval" | "lastval" => of(Int8),
                 "bool_and" | "bool_or" | "every" => of(Bool),
                 // Arrays (JSON in SQLite) and the catalog functions.
                 // Of arrays, a multi-dimensional array of the same element type.

@@ -82,6 +82,7 @@ impl VisitorMut for Rewriter {
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Error> {
         reg::reg_to_text(expr);
+        sequence_by_name(expr);
         // Before the children: the ARRAY inside `= ANY(ARRAY[…])` must become an IN list
         // before the array itself is visited (bare arrays are unsupported).
         match rewrite_any_all(expr) {
@@ -121,6 +122,7 @@ fn materialize_volatile_ctes(q: &mut Query) {
                         | "gen_random_uuid"
                         | "uuid_generate_v4"
                         | "nextval"
+                        | "setval"
                         | "clock_timestamp"
                         | "timeofday"
                         | "setseed"
@@ -1122,6 +1124,37 @@ fn array_elements(e: &Expr) -> Option<Vec<Expr>> {
     }
 }
 
+/// `nextval('s'::regclass)` (how PostgreSQL prints a serial default) and the like: the
+/// sequence functions take the name itself, so the cast (which would look up an oid)
+/// goes before it is rewritten.
+fn sequence_by_name(expr: &mut Expr) {
+    let Expr::Function(f) = expr else {
+        return;
+    };
+    if !matches!(function_name(f).as_str(), "nextval" | "currval" | "setval") {
+        return;
+    }
+    if let sqlparser::ast::FunctionArguments::List(list) = &mut f.args {
+        if let Some(sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(
+            first,
+        ))) = list.args.first_mut()
+        {
+            if let Expr::Cast {
+                expr: inner,
+                data_type,
+                ..
+            } = first
+            {
+                if data_type.to_string().eq_ignore_ascii_case("regclass")
+                    && crate::ast::is_quoted(inner)
+                {
+                    *first = (**inner).clone();
+                }
+            }
+        }
+    }
+}
+
 fn rewrite_function(expr: &mut Expr) -> Result<()> {
     let Expr::Function(f) = expr else {
         return Ok(());
@@ -1191,9 +1224,16 @@ fn rewrite_function(expr: &mut Expr) -> Result<()> {
                 }
             }
         }
-        "nextval" => {
+        "nextval" | "currval" | "lastval" => {
             let args: Vec<Expr> = function_args(f).into_iter().cloned().collect();
-            *expr = call("pg_nextval", args);
+            *expr = call(&format!("pg_{name}"), args);
+        }
+        "setval" => {
+            let mut args: Vec<Expr> = function_args(f).into_iter().cloned().collect();
+            if args.len() == 2 {
+                args.push(Expr::value(Value::Boolean(true)));
+            }
+            *expr = call("pg_setval", args);
         }
         // Arrays and JSON objects are built by SQLite's JSON functions.
         "array_agg" | "json_agg" | "jsonb_agg" | "json_object_agg" | "jsonb_object_agg" => {

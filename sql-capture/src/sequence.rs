@@ -1,0 +1,309 @@
+//! `CREATE SEQUENCE` and `DROP SEQUENCE`: a sequence's definition is schema (replicated
+//! through the schema log, kept in `__mdbc_sequences`); the values it hands out are each
+//! site's own (the server's `Sequences`, striped so that two sites never give the same
+//! value). The definition's rules and error messages are PostgreSQL's (sequence.c's
+//! `init_params`), so a definition PostgreSQL refuses is refused here with its SQLSTATE.
+
+use sqlparser::ast::{DataType, Expr, ObjectName, SequenceOptions, UnaryOperator, Value};
+
+use crate::ast::{ident_value, object_name_to_table, table_names};
+use crate::catalog::{Catalog, SequenceDef};
+use crate::error::{Error, Result};
+use crate::plan::{CatalogChange, Command};
+use crate::types::PgType;
+
+/// The parts of `CREATE SEQUENCE` this module reads.
+pub(crate) struct CreateSequence<'a> {
+    pub(crate) temporary: bool,
+    pub(crate) if_not_exists: bool,
+    pub(crate) name: &'a ObjectName,
+    pub(crate) data_type: Option<&'a DataType>,
+    pub(crate) options: &'a [SequenceOptions],
+    pub(crate) owned_by: Option<&'a ObjectName>,
+}
+
+fn invalid(message: String) -> Error {
+    Error::Coded("22023", message)
+}
+
+/// An option's integer value (a literal, possibly negated).
+fn integer(e: &Expr) -> Result<i64> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse::<i64>().map_err(|_| {
+                Error::Coded(
+                    "22003",
+                    format!("value \"{n}\" is out of range for type bigint"),
+                )
+            }),
+            other => Err(Error::Syntax(format!(
+                "a sequence option takes an integer, not {other}"
+            ))),
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => integer(expr)?
+            .checked_neg()
+            .ok_or_else(|| Error::Coded("22003", "bigint out of range".into())),
+        Expr::UnaryOp {
+            op: UnaryOperator::Plus,
+            expr,
+        } => integer(expr),
+        other => Err(Error::Syntax(format!(
+            "a sequence option takes an integer, not {other}"
+        ))),
+    }
+}
+
+fn type_bounds(ty: PgType) -> (i64, i64) {
+    match ty {
+        PgType::Int2 => (i16::MIN.into(), i16::MAX.into()),
+        PgType::Int4 => (i32::MIN.into(), i32::MAX.into()),
+        _ => (i64::MIN, i64::MAX),
+    }
+}
+
+/// `CREATE SEQUENCE`.
+pub(crate) fn create(cs: CreateSequence<'_>, catalog: &Catalog) -> Result<Command> {
+    if cs.temporary {
+        return Err(Error::Unsupported("CREATE TEMPORARY SEQUENCE".into()));
+    }
+    let name = object_name_to_table(cs.name);
+    if catalog.has_relation(&name) {
+        if cs.if_not_exists {
+            return Ok(Command::Noop("CREATE SEQUENCE"));
+        }
+        return Err(Error::DuplicateTable(name));
+    }
+    let ty = match cs.data_type {
+        None => PgType::Int8,
+        Some(t) => match PgType::parse_sql_name(&t.to_string()).map(|s| s.ty) {
+            Some(t @ (PgType::Int2 | PgType::Int4 | PgType::Int8)) => t,
+            _ => {
+                return Err(invalid(
+                    "sequence type must be smallint, integer, or bigint".into(),
+                ))
+            }
+        },
+    };
+    let mut def = SequenceDef {
+        name,
+        ty,
+        start: 0,
+        increment: 1,
+        min: 0,
+        max: 0,
+        cache: 1,
+        cycle: false,
+        owned_by: None,
+    };
+    let (mut min, mut max, mut start) = (None, None, None);
+    for o in cs.options {
+        match o {
+            SequenceOptions::IncrementBy(e, _) => def.increment = integer(e)?,
+            SequenceOptions::MinValue(e) => min = e.as_ref().map(integer).transpose()?,
+            SequenceOptions::MaxValue(e) => max = e.as_ref().map(integer).transpose()?,
+            SequenceOptions::StartWith(e, _) => start = Some(integer(e)?),
+            SequenceOptions::Cache(e) => def.cache = integer(e)?,
+            SequenceOptions::Cycle(no) => def.cycle = !no,
+        }
+    }
+    if def.increment == 0 {
+        return Err(invalid("INCREMENT must not be zero".into()));
+    }
+    let (lo, hi) = type_bounds(ty);
+    let up = def.increment > 0;
+    def.max = max.unwrap_or(if up { hi } else { -1 });
+    def.min = min.unwrap_or(if up { 1 } else { lo });
+    let type_name = ty.name();
+    if def.max < lo || def.max > hi {
+        return Err(invalid(format!(
+            "MAXVALUE ({}) is out of range for sequence data type {type_name}",
+            def.max
+        )));
+    }
+    if def.min < lo || def.min > hi {
+        return Err(invalid(format!(
+            "MINVALUE ({}) is out of range for sequence data type {type_name}",
+            def.min
+        )));
+    }
+    if def.min >= def.max {
+        return Err(invalid(format!(
+            "MINVALUE ({}) must be less than MAXVALUE ({})",
+            def.min, def.max
+        )));
+    }
+    def.start = start.unwrap_or(if up { def.min } else { def.max });
+    if def.start < def.min {
+        return Err(invalid(format!(
+            "START value ({}) cannot be less than MINVALUE ({})",
+            def.start, def.min
+        )));
+    }
+    if def.start > def.max {
+        return Err(invalid(format!(
+            "START value ({}) cannot be greater than MAXVALUE ({})",
+            def.start, def.max
+        )));
+    }
+    if def.cache <= 0 {
+        return Err(invalid(format!(
+            "CACHE ({}) must be greater than zero",
+            def.cache
+        )));
+    }
+    def.owned_by = match cs.owned_by {
+        None => None,
+        Some(o) if o.to_string().eq_ignore_ascii_case("none") => None,
+        Some(o) => Some(owner(o, catalog)?),
+    };
+    Ok(Command::ddl(
+        Vec::new(),
+        "CREATE SEQUENCE",
+        vec![CatalogChange::CreateSequence(def)],
+    ))
+}
+
+/// `OWNED BY table.column`: the column must exist (the sequence goes with its table).
+fn owner(o: &ObjectName, catalog: &Catalog) -> Result<(String, String)> {
+    let parts: Vec<String> =
+        o.0.iter()
+            .filter_map(|p| p.as_ident().map(ident_value))
+            .collect();
+    let [.., table, column] = parts.as_slice() else {
+        return Err(Error::Syntax(
+            "invalid OWNED BY option: specify OWNED BY table.column or OWNED BY NONE".into(),
+        ));
+    };
+    let def = catalog
+        .table(table)
+        .ok_or_else(|| Error::UndefinedTable(table.clone()))?;
+    let col = def.column(column).ok_or_else(|| {
+        Error::Coded(
+            "42703",
+            format!("column \"{column}\" of relation \"{table}\" does not exist"),
+        )
+    })?;
+    Ok((def.name.clone(), col.name.clone()))
+}
+
+/// `DROP SEQUENCE [IF EXISTS] names`. A serial column's sequence goes with its column
+/// (PostgreSQL's 2BP01: the column's default depends on it).
+pub(crate) fn drop(if_exists: bool, names: &[ObjectName], catalog: &Catalog) -> Result<Command> {
+    let mut dropped = Vec::new();
+    for n in table_names(names) {
+        match catalog.sequence(&n) {
+            Some(s) => dropped.push(s.name.clone()),
+            None if catalog.is_serial_sequence(&n) => {
+                return Err(Error::Coded(
+                    "2BP01",
+                    format!("cannot drop sequence {n} because other objects depend on it (the default of its serial column)"),
+                ))
+            }
+            None if catalog.has_relation(&n) => {
+                return Err(Error::Coded("42809", format!("\"{n}\" is not a sequence")))
+            }
+            None if if_exists => {}
+            None => {
+                return Err(Error::Coded(
+                    "42P01",
+                    format!("sequence \"{n}\" does not exist"),
+                ))
+            }
+        }
+    }
+    if dropped.is_empty() {
+        return Ok(Command::Noop("DROP SEQUENCE"));
+    }
+    Ok(Command::ddl(
+        Vec::new(),
+        "DROP SEQUENCE",
+        vec![CatalogChange::DropSequences(dropped)],
+    ))
+}
+
+/// The sequences owned by columns of `table` (dropped with it).
+pub(crate) fn owned_by_table(table: &str, catalog: &Catalog) -> Vec<String> {
+    let mut out: Vec<String> = catalog
+        .sequences()
+        .filter(|s| {
+            s.owned_by
+                .as_ref()
+                .is_some_and(|(t, _)| t.eq_ignore_ascii_case(table))
+        })
+        .map(|s| s.name.clone())
+        .collect();
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{ColumnInfo, TableDef};
+
+    fn plan(sql: &str, c: &Catalog) -> Result<Command> {
+        let parsed = crate::parse(sql)?;
+        crate::plan(&parsed[0], c)
+    }
+
+    fn created(sql: &str) -> SequenceDef {
+        match plan(sql, &Catalog::new(1)).unwrap() {
+            Command::Sql(p) => match &p.catalog[0] {
+                CatalogChange::CreateSequence(s) => s.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_direction_and_the_type() {
+        let s = created("CREATE SEQUENCE s");
+        assert_eq!(
+            (s.ty, s.start, s.min, s.max, s.increment),
+            (PgType::Int8, 1, 1, i64::MAX, 1)
+        );
+        let s = created("CREATE SEQUENCE s AS integer INCREMENT BY -2");
+        assert_eq!((s.start, s.min, s.max), (-1, i32::MIN as i64, -1));
+        let s = created("CREATE SEQUENCE s START WITH 10 MINVALUE 5 MAXVALUE 20 CACHE 4 CYCLE");
+        assert_eq!(
+            (s.start, s.min, s.max, s.cache, s.cycle),
+            (10, 5, 20, 4, true)
+        );
+    }
+
+    #[test]
+    fn definitions_postgresql_refuses_are_refused_with_its_code() {
+        let mut c = Catalog::new(1);
+        c.insert(TableDef {
+            name: "t".into(),
+            columns: vec![ColumnInfo {
+                serial: true,
+                ..ColumnInfo::plain("id", PgType::Int4)
+            }],
+        });
+        let code = |sql: &str| plan(sql, &c).map(|_| ()).unwrap_err().sqlstate();
+        assert_eq!(code("CREATE SEQUENCE s INCREMENT 0"), "22023");
+        assert_eq!(code("CREATE SEQUENCE s MINVALUE 5 MAXVALUE 5"), "22023");
+        assert_eq!(code("CREATE SEQUENCE s START 0"), "22023");
+        assert_eq!(
+            code("CREATE SEQUENCE s AS smallint MAXVALUE 40000"),
+            "22023"
+        );
+        assert_eq!(code("CREATE SEQUENCE s AS text"), "22023");
+        assert_eq!(code("CREATE SEQUENCE s CACHE 0"), "22023");
+        assert_eq!(code("CREATE SEQUENCE t"), "42P07");
+        assert_eq!(code("CREATE SEQUENCE t_id_seq"), "42P07");
+        assert_eq!(code("CREATE SEQUENCE s OWNED BY t.nope"), "42703");
+        assert_eq!(code("DROP SEQUENCE t_id_seq"), "2BP01");
+        assert_eq!(code("DROP SEQUENCE nope"), "42P01");
+        assert_eq!(code("DROP SEQUENCE t"), "42809");
+        assert!(matches!(
+            plan("CREATE SEQUENCE IF NOT EXISTS t_id_seq", &c).unwrap(),
+            Command::Noop(_)
+        ));
+    }
+}
