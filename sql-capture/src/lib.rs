@@ -56,6 +56,7 @@ mod plan;
 pub mod rebuild;
 mod rewrite;
 mod sequence;
+mod sequence_syntax;
 mod set_operations;
 mod split;
 mod translate;

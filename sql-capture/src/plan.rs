@@ -331,6 +331,13 @@ pub enum CatalogChange {
     CreateSequence(crate::catalog::SequenceDef),
     /// Sequences dropped.
     DropSequences(Vec<String>),
+    /// ALTER SEQUENCE … RESTART: the next value this site hands out is `value`.
+    RestartSequence {
+        /// The sequence.
+        name: String,
+        /// Its next value.
+        value: i64,
+    },
 }
 
 /// A change SQLite can only make by rebuilding the table (it has no `ALTER TABLE … ADD

@@ -4,56 +4,17 @@
 //! value). The definition's rules and error messages are PostgreSQL's (sequence.c's
 //! `init_params`), so a definition PostgreSQL refuses is refused here with its SQLSTATE.
 
-use sqlparser::ast::{DataType, Expr, ObjectName, SequenceOptions, UnaryOperator, Value};
+use sqlparser::ast::ObjectName;
 
-use crate::ast::{ident_value, object_name_to_table, table_names};
+use crate::ast::table_names;
 use crate::catalog::{Catalog, SequenceDef};
 use crate::error::{Error, Result};
 use crate::plan::{CatalogChange, Command};
+use crate::sequence_syntax::{SequenceOption, SequenceStatement};
 use crate::types::PgType;
-
-/// The parts of `CREATE SEQUENCE` this module reads.
-pub(crate) struct CreateSequence<'a> {
-    pub(crate) temporary: bool,
-    pub(crate) if_not_exists: bool,
-    pub(crate) name: &'a ObjectName,
-    pub(crate) data_type: Option<&'a DataType>,
-    pub(crate) options: &'a [SequenceOptions],
-    pub(crate) owned_by: Option<&'a ObjectName>,
-}
 
 fn invalid(message: String) -> Error {
     Error::Coded("22023", message)
-}
-
-/// An option's integer value (a literal, possibly negated).
-fn integer(e: &Expr) -> Result<i64> {
-    match e {
-        Expr::Value(v) => match &v.value {
-            Value::Number(n, _) => n.parse::<i64>().map_err(|_| {
-                Error::Coded(
-                    "22003",
-                    format!("value \"{n}\" is out of range for type bigint"),
-                )
-            }),
-            other => Err(Error::Syntax(format!(
-                "a sequence option takes an integer, not {other}"
-            ))),
-        },
-        Expr::UnaryOp {
-            op: UnaryOperator::Minus,
-            expr,
-        } => integer(expr)?
-            .checked_neg()
-            .ok_or_else(|| Error::Coded("22003", "bigint out of range".into())),
-        Expr::UnaryOp {
-            op: UnaryOperator::Plus,
-            expr,
-        } => integer(expr),
-        other => Err(Error::Syntax(format!(
-            "a sequence option takes an integer, not {other}"
-        ))),
-    }
 }
 
 fn type_bounds(ty: PgType) -> (i64, i64) {
@@ -64,32 +25,89 @@ fn type_bounds(ty: PgType) -> (i64, i64) {
     }
 }
 
-/// `CREATE SEQUENCE`.
-pub(crate) fn create(cs: CreateSequence<'_>, catalog: &Catalog) -> Result<Command> {
-    if cs.temporary {
+/// `CREATE SEQUENCE` or `ALTER SEQUENCE`.
+pub(crate) fn plan(st: &SequenceStatement, catalog: &Catalog) -> Result<Command> {
+    if st.alter {
+        alter(st, catalog)
+    } else {
+        create(st, catalog)
+    }
+}
+
+fn create(st: &SequenceStatement, catalog: &Catalog) -> Result<Command> {
+    if st.temporary {
         return Err(Error::Unsupported("CREATE TEMPORARY SEQUENCE".into()));
     }
-    let name = object_name_to_table(cs.name);
-    if catalog.has_relation(&name) {
-        if cs.if_not_exists {
+    if catalog.has_relation(&st.name) {
+        if st.if_exists {
             return Ok(Command::Noop("CREATE SEQUENCE"));
         }
-        return Err(Error::DuplicateTable(name));
+        return Err(Error::DuplicateTable(st.name.clone()));
     }
-    let ty = match cs.data_type {
-        None => PgType::Int8,
-        Some(t) => match PgType::parse_sql_name(&t.to_string()).map(|s| s.ty) {
-            Some(t @ (PgType::Int2 | PgType::Int4 | PgType::Int8)) => t,
-            _ => {
-                return Err(invalid(
-                    "sequence type must be smallint, integer, or bigint".into(),
-                ))
-            }
-        },
+    let def = define(None, st, catalog)?;
+    Ok(Command::ddl(
+        Vec::new(),
+        "CREATE SEQUENCE",
+        vec![CatalogChange::CreateSequence(def)],
+    ))
+}
+
+fn alter(st: &SequenceStatement, catalog: &Catalog) -> Result<Command> {
+    let Some(old) = catalog.sequence(&st.name) else {
+        if catalog.is_serial_sequence(&st.name) {
+            return Err(Error::Unsupported(
+                "ALTER SEQUENCE of a serial column's sequence (use setval)".into(),
+            ));
+        }
+        if st.if_exists {
+            return Ok(Command::Noop("ALTER SEQUENCE"));
+        }
+        if catalog.has_relation(&st.name) {
+            return Err(Error::Coded(
+                "42809",
+                format!("\"{}\" is not a sequence", st.name),
+            ));
+        }
+        return Err(Error::Coded(
+            "42P01",
+            format!("relation \"{}\" does not exist", st.name),
+        ));
     };
-    let mut def = SequenceDef {
-        name,
-        ty,
+    let def = define(Some(old), st, catalog)?;
+    let mut changes = vec![CatalogChange::CreateSequence(def.clone())];
+    for o in &st.options {
+        if let SequenceOption::Restart(v) = o {
+            let value = v.unwrap_or(def.start);
+            if value < def.min {
+                return Err(invalid(format!(
+                    "RESTART value ({value}) cannot be less than MINVALUE ({})",
+                    def.min
+                )));
+            }
+            if value > def.max {
+                return Err(invalid(format!(
+                    "RESTART value ({value}) cannot be greater than MAXVALUE ({})",
+                    def.max
+                )));
+            }
+            changes.push(CatalogChange::RestartSequence {
+                name: def.name.clone(),
+                value,
+            });
+        }
+    }
+    Ok(Command::ddl(Vec::new(), "ALTER SEQUENCE", changes))
+}
+
+/// The definition `st` gives (over `old`'s for ALTER), checked as PostgreSQL checks it.
+fn define(
+    old: Option<&SequenceDef>,
+    st: &SequenceStatement,
+    catalog: &Catalog,
+) -> Result<SequenceDef> {
+    let mut def = old.cloned().unwrap_or(SequenceDef {
+        name: st.name.clone(),
+        ty: PgType::Int8,
         start: 0,
         increment: 1,
         min: 0,
@@ -97,26 +115,58 @@ pub(crate) fn create(cs: CreateSequence<'_>, catalog: &Catalog) -> Result<Comman
         cache: 1,
         cycle: false,
         owned_by: None,
+    });
+    let old_bounds = type_bounds(def.ty);
+    let (mut min, mut max, mut start) = match old {
+        Some(o) => (Some(o.min), Some(o.max), Some(o.start)),
+        None => (None, None, None),
     };
-    let (mut min, mut max, mut start) = (None, None, None);
-    for o in cs.options {
+    let mut retyped = false;
+    for o in &st.options {
         match o {
-            SequenceOptions::IncrementBy(e, _) => def.increment = integer(e)?,
-            SequenceOptions::MinValue(e) => min = e.as_ref().map(integer).transpose()?,
-            SequenceOptions::MaxValue(e) => max = e.as_ref().map(integer).transpose()?,
-            SequenceOptions::StartWith(e, _) => start = Some(integer(e)?),
-            SequenceOptions::Cache(e) => def.cache = integer(e)?,
-            SequenceOptions::Cycle(no) => def.cycle = !no,
+            SequenceOption::As(t) => {
+                def.ty = match PgType::parse_sql_name(t).map(|s| s.ty) {
+                    Some(t @ (PgType::Int2 | PgType::Int4 | PgType::Int8)) => t,
+                    _ => {
+                        return Err(invalid(
+                            "sequence type must be smallint, integer, or bigint".into(),
+                        ))
+                    }
+                };
+                retyped = true;
+            }
+            SequenceOption::Increment(n) => def.increment = *n,
+            SequenceOption::Min(n) => min = *n,
+            SequenceOption::Max(n) => max = *n,
+            SequenceOption::Start(n) => start = Some(*n),
+            SequenceOption::Restart(_) => {}
+            SequenceOption::Cache(n) => def.cache = *n,
+            SequenceOption::Cycle(c) => def.cycle = *c,
+            SequenceOption::OwnedBy(o) => {
+                def.owned_by = match o {
+                    None => None,
+                    Some((t, c)) => Some(owner(t, c, catalog)?),
+                }
+            }
         }
     }
     if def.increment == 0 {
         return Err(invalid("INCREMENT must not be zero".into()));
     }
-    let (lo, hi) = type_bounds(ty);
+    let (lo, hi) = type_bounds(def.ty);
+    // A new type moves the bounds that were the old type's own, as PostgreSQL does.
+    if retyped {
+        if max == Some(old_bounds.1) {
+            max = None;
+        }
+        if min == Some(old_bounds.0) {
+            min = None;
+        }
+    }
     let up = def.increment > 0;
     def.max = max.unwrap_or(if up { hi } else { -1 });
     def.min = min.unwrap_or(if up { 1 } else { lo });
-    let type_name = ty.name();
+    let type_name = def.ty.name();
     if def.max < lo || def.max > hi {
         return Err(invalid(format!(
             "MAXVALUE ({}) is out of range for sequence data type {type_name}",
@@ -154,32 +204,14 @@ pub(crate) fn create(cs: CreateSequence<'_>, catalog: &Catalog) -> Result<Comman
             def.cache
         )));
     }
-    def.owned_by = match cs.owned_by {
-        None => None,
-        Some(o) if o.to_string().eq_ignore_ascii_case("none") => None,
-        Some(o) => Some(owner(o, catalog)?),
-    };
-    Ok(Command::ddl(
-        Vec::new(),
-        "CREATE SEQUENCE",
-        vec![CatalogChange::CreateSequence(def)],
-    ))
+    Ok(def)
 }
 
 /// `OWNED BY table.column`: the column must exist (the sequence goes with its table).
-fn owner(o: &ObjectName, catalog: &Catalog) -> Result<(String, String)> {
-    let parts: Vec<String> =
-        o.0.iter()
-            .filter_map(|p| p.as_ident().map(ident_value))
-            .collect();
-    let [.., table, column] = parts.as_slice() else {
-        return Err(Error::Syntax(
-            "invalid OWNED BY option: specify OWNED BY table.column or OWNED BY NONE".into(),
-        ));
-    };
+fn owner(table: &str, column: &str, catalog: &Catalog) -> Result<(String, String)> {
     let def = catalog
         .table(table)
-        .ok_or_else(|| Error::UndefinedTable(table.clone()))?;
+        .ok_or_else(|| Error::UndefinedTable(table.to_string()))?;
     let col = def.column(column).ok_or_else(|| {
         Error::Coded(
             "42703",
@@ -273,6 +305,39 @@ mod tests {
             (s.start, s.min, s.max, s.cache, s.cycle),
             (10, 5, 20, 4, true)
         );
+        // ALTER keeps what it does not name; a new type moves the type's own bounds.
+        let mut c = Catalog::new(1);
+        c.insert_sequence(s);
+        let Command::Sql(p) = plan("ALTER SEQUENCE s AS smallint INCREMENT 3 RESTART", &c).unwrap()
+        else {
+            panic!()
+        };
+        let CatalogChange::CreateSequence(a) = &p.catalog[0] else {
+            panic!()
+        };
+        assert_eq!(
+            (a.start, a.min, a.max, a.increment, a.ty),
+            (10, 5, 20, 3, PgType::Int2)
+        );
+        assert_eq!(
+            p.catalog[1],
+            CatalogChange::RestartSequence {
+                name: "s".into(),
+                value: 10
+            }
+        );
+        let code = |sql: &str| plan(sql, &c).map(|_| ()).unwrap_err().sqlstate();
+        assert_eq!(code("ALTER SEQUENCE s RESTART 100"), "22023");
+        assert_eq!(code("ALTER SEQUENCE nope RESTART"), "42P01");
+        let s = created("CREATE SEQUENCE s AS integer MAXVALUE 100");
+        c.insert_sequence(s.clone());
+        let Command::Sql(p) = plan("ALTER SEQUENCE s AS bigint", &c).unwrap() else {
+            panic!()
+        };
+        let CatalogChange::CreateSequence(a) = &p.catalog[0] else {
+            panic!()
+        };
+        assert_eq!(a.max, 100);
     }
 
     #[test]

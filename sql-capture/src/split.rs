@@ -27,6 +27,20 @@ pub enum Parsed {
     Deferrable(Box<Statement>, bool),
     /// UPDATE or DELETE `WHERE CURRENT OF cursor`, which sqlparser does not know.
     CurrentOf(Box<crate::current_of::CurrentOf>),
+    /// CREATE or ALTER SEQUENCE (see `sequence_syntax`).
+    Sequence(crate::sequence_syntax::SequenceStatement),
+}
+
+impl Parsed {
+    /// The statement as text that parses back to the same statement (what the schema log
+    /// ships to other sites); `None` for what is not one self-contained statement.
+    pub fn statement_text(&self) -> Option<String> {
+        match self {
+            Parsed::Statement(s) => Some(s.to_string()),
+            Parsed::Sequence(s) => Some(s.to_string()),
+            _ => None,
+        }
+    }
 }
 
 /// Maintenance statements SQLite has no use for; accepted so scripts written for PostgreSQL
@@ -96,6 +110,13 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
                     .collect();
                 if let Some(c) = crate::cursor::parse(&tokens, sql) {
                     out.push(Parsed::Cursor(c?));
+                    if at_end {
+                        break;
+                    }
+                    continue;
+                }
+                if let Some(s) = crate::sequence_syntax::parse(&tokens) {
+                    out.push(Parsed::Sequence(s?));
                     if at_end {
                         break;
                     }

@@ -45,6 +45,7 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
         Parsed::Noop(tag) => return Ok(Command::Noop(tag)),
         Parsed::Cursor(c) => return Ok(Command::Cursor(c.clone())),
         Parsed::CurrentOf(c) => return Ok(Command::CurrentOf(c.clone())),
+        Parsed::Sequence(s) => return crate::sequence::plan(s, catalog),
         Parsed::Statement(s) => s.as_ref(),
         Parsed::Deferrable(s, deferrable) => {
             let on = if *deferrable { "on" } else { "off" };
@@ -352,24 +353,6 @@ fn plan_with(parsed: &Parsed, catalog: &Catalog, literals: Option<&Literals>) ->
         }
         Statement::CreateTable(ct) => ddl::create_table(ct, catalog),
         Statement::CreateIndex(ci) => ddl::create_index(ci, catalog),
-        Statement::CreateSequence {
-            temporary,
-            if_not_exists,
-            name,
-            data_type,
-            sequence_options,
-            owned_by,
-        } => crate::sequence::create(
-            crate::sequence::CreateSequence {
-                temporary: *temporary,
-                if_not_exists: *if_not_exists,
-                name,
-                data_type: data_type.as_ref(),
-                options: sequence_options,
-                owned_by: owned_by.as_ref(),
-            },
-            catalog,
-        ),
         Statement::Drop {
             object_type: sqlparser::ast::ObjectType::Sequence,
             if_exists,

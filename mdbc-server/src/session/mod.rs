@@ -1426,10 +1426,11 @@ impl Session {
             match applier::after_ddl(&self.store, &self.conn, plan, capture) {
                 Ok(cat) => {
                     self.local_catalog = Some(Arc::new(cat));
-                    if let (Some(t), Some(Parsed::Statement(stmt))) =
-                        (self.repl.as_mut(), &p.parsed)
-                    {
-                        t.note_ddl(stmt.to_string());
+                    if let (Some(t), Some(text)) = (
+                        self.repl.as_mut(),
+                        p.parsed.as_ref().and_then(Parsed::statement_text),
+                    ) {
+                        t.note_ddl(text);
                     }
                 }
                 Err(e) => result = Err(e),

@@ -352,6 +352,14 @@ pub fn apply_changes(
                     ],
                 )?;
             }
+            CatalogChange::RestartSequence { name, value } => {
+                // Not transactional, as in PostgreSQL: a restart stays even if the
+                // statement's transaction rolls back.
+                let mut seqs = sequences.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = seqs.restart(name, *value) {
+                    tracing::warn!(sequence = %name, "could not keep the restart: {e}");
+                }
+            }
             CatalogChange::DropSequences(names) => {
                 for n in names {
                     conn.execute("DELETE FROM __mdbc_sequences WHERE name = ?1", [n])?;

@@ -90,6 +90,19 @@ impl Sequences {
         Some(Ok(()))
     }
 
+    /// ALTER SEQUENCE … RESTART: the next nextval gives `value` (a sequence created in
+    /// the same transaction is not loaded yet: it starts at its START anyway).
+    pub fn restart(&mut self, name: &str, value: i64) -> std::io::Result<()> {
+        let Some(own) = self.own.get_mut(name) else {
+            return Ok(());
+        };
+        own.last = value;
+        own.called = false;
+        // Reserved from the value before it, so a restart resumes at or after it.
+        let before = value.saturating_sub(own.def.increment);
+        self.save_after_set(name, before)
+    }
+
     /// After setval of a sequence of CREATE SEQUENCE: reserves from the new value on.
     fn save_after_set(&mut self, name: &str, value: i64) -> std::io::Result<()> {
         if let Some(own) = self.own.get_mut(name) {

@@ -16,6 +16,8 @@
 \d audit_log
 \echo '-- describe tags'
 \d tags
+\echo '-- list sequences'
+\ds
 \echo '-- list views'
 \dv
 \echo '-- describe a view'

@@ -25,6 +25,39 @@ async fn writes_and_schema_changes_reach_every_site() {
         .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
         assert_eq!(got, vec!["1|one", "2|two"]);
     }
+    // A sequence created at a is drawn from at every site at once: no value twice.
+    a.batch_execute("CREATE SEQUENCE tickets START 100 INCREMENT 5")
+        .await
+        .unwrap();
+    for (name, site) in [("b", &b), ("c", &c)] {
+        eventually(WAIT, &format!("the sequence at {name}"), || async {
+            let n = scalar(
+                site,
+                "SELECT count(*) FROM pg_sequences WHERE sequencename = 'tickets'",
+            )
+            .await?;
+            Ok((n == 1).then_some(()))
+        })
+        .await
+        .unwrap();
+    }
+    async fn draw(site: &Client) -> anyhow::Result<Vec<i64>> {
+        let mut got = Vec::new();
+        for _ in 0..40 {
+            got.push(scalar(site, "SELECT nextval('tickets')").await?);
+        }
+        Ok(got)
+    }
+    let (x, y, z) = tokio::join!(draw(&a), draw(&b), draw(&c));
+    let mut all: Vec<i64> = [x.unwrap(), y.unwrap(), z.unwrap()].concat();
+    let drawn = all.len();
+    assert!(
+        all.iter().all(|v| *v >= 100 && (v - 100) % 5 == 0),
+        "{all:?}"
+    );
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), drawn, "a sequence value was handed out twice");
     // A schema change at b is usable at c, and c's rows in the new shape reach a.
     b.batch_execute("ALTER TABLE t ADD COLUMN n int")
         .await
