@@ -154,18 +154,21 @@ fn define(
         return Err(invalid("INCREMENT must not be zero".into()));
     }
     let (lo, hi) = type_bounds(def.ty);
-    // A new type moves the bounds that were the old type's own, as PostgreSQL does.
-    if retyped {
-        if max == Some(old_bounds.1) {
-            max = None;
-        }
-        if min == Some(old_bounds.0) {
-            min = None;
-        }
-    }
+    // A new type moves the bounds that were the old type's own to the new type's, as
+    // PostgreSQL does (whatever the direction).
+    let reset_max = retyped && max == Some(old_bounds.1);
+    let reset_min = retyped && min == Some(old_bounds.0);
     let up = def.increment > 0;
-    def.max = max.unwrap_or(if up { hi } else { -1 });
-    def.min = min.unwrap_or(if up { 1 } else { lo });
+    def.max = match max {
+        Some(m) if !reset_max => m,
+        _ if up || reset_max => hi,
+        _ => -1,
+    };
+    def.min = match min {
+        Some(m) if !reset_min => m,
+        _ if !up || reset_min => lo,
+        _ => 1,
+    };
     let type_name = def.ty.name();
     if def.max < lo || def.max > hi {
         return Err(invalid(format!(
@@ -329,6 +332,16 @@ mod tests {
         let code = |sql: &str| plan(sql, &c).map(|_| ()).unwrap_err().sqlstate();
         assert_eq!(code("ALTER SEQUENCE s RESTART 100"), "22023");
         assert_eq!(code("ALTER SEQUENCE nope RESTART"), "42P01");
+        // The corpus's case: a smallint sequence's own bounds become integer's.
+        let mut c = Catalog::new(1);
+        c.insert_sequence(created("CREATE SEQUENCE s AS smallint MINVALUE -32768"));
+        let Command::Sql(p) = plan("ALTER SEQUENCE s AS int", &c).unwrap() else {
+            panic!()
+        };
+        let CatalogChange::CreateSequence(a) = &p.catalog[0] else {
+            panic!()
+        };
+        assert_eq!((a.min, a.max), (i32::MIN as i64, i32::MAX as i64));
         let s = created("CREATE SEQUENCE s AS integer MAXVALUE 100");
         c.insert_sequence(s.clone());
         let Command::Sql(p) = plan("ALTER SEQUENCE s AS bigint", &c).unwrap() else {

@@ -466,7 +466,9 @@ pub(super) fn register(
 #[derive(Default)]
 struct SessionSequences {
     current: std::collections::HashMap<String, i64>,
-    last: Option<i64>,
+    /// The sequence the last nextval drew from: lastval reads its current value (which a
+    /// later setval of it changes, as in PostgreSQL).
+    last: Option<String>,
 }
 
 /// A sequence name as `nextval('…')` reads it: quotes and a `public.` qualifier dropped,
@@ -510,8 +512,8 @@ pub(crate) fn register_sequence_functions(
                 rusqlite::Error::UserFunctionError(format!("[{code}] {message}").into())
             })?;
         let mut mine = mine.lock().unwrap_or_else(|e| e.into_inner());
-        mine.current.insert(name, v);
-        mine.last = Some(v);
+        mine.current.insert(name.clone(), v);
+        mine.last = Some(name);
         Ok(v)
     })?;
     let (seqs, mine) = (sequences.clone(), session.clone());
@@ -540,9 +542,10 @@ pub(crate) fn register_sequence_functions(
     })?;
     let mine = session.clone();
     conn.create_scalar_function("pg_lastval", 0, volatile, move |_| {
-        mine.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .last
+        let mine = mine.lock().unwrap_or_else(|e| e.into_inner());
+        mine.last
+            .as_ref()
+            .and_then(|name| mine.current.get(name).copied())
             .ok_or_else(|| {
                 rusqlite::Error::UserFunctionError(
                     "[55000] lastval is not yet defined in this session".into(),
