@@ -99,6 +99,14 @@ pub struct SequenceDef {
     pub owned_by: Option<(String, String)>,
 }
 
+/// PostgreSQL's 42703 for a column `table` does not have.
+pub(crate) fn no_such_column(table: &str, column: &str) -> crate::error::Error {
+    crate::error::Error::Coded(
+        "42703",
+        format!("column \"{column}\" of relation \"{table}\" does not exist"),
+    )
+}
+
 /// A relation the server provides itself (a `pg_catalog` view).
 #[derive(Debug, Clone)]
 pub struct SystemRelation {

@@ -55,12 +55,9 @@ pub(crate) fn comment(
                 .table(table)
                 .or_else(|| catalog.view(table).map(|v| &v.def))
                 .ok_or_else(|| Error::UndefinedTable(table.clone()))?;
-            let col = def.column(column).ok_or_else(|| {
-                Error::Coded(
-                    "42703",
-                    format!("column \"{column}\" of relation \"{table}\" does not exist"),
-                )
-            })?;
+            let col = def
+                .column(column)
+                .ok_or_else(|| crate::catalog::no_such_column(table, column))?;
             (def.name.clone(), Some(col.name.clone()))
         }
         other => return Err(Error::Unsupported(format!("COMMENT ON {other}"))),

@@ -215,12 +215,9 @@ fn owner(table: &str, column: &str, catalog: &Catalog) -> Result<(String, String
     let def = catalog
         .table(table)
         .ok_or_else(|| Error::UndefinedTable(table.to_string()))?;
-    let col = def.column(column).ok_or_else(|| {
-        Error::Coded(
-            "42703",
-            format!("column \"{column}\" of relation \"{table}\" does not exist"),
-        )
-    })?;
+    let col = def
+        .column(column)
+        .ok_or_else(|| crate::catalog::no_such_column(table, column))?;
     Ok((def.name.clone(), col.name.clone()))
 }
 

@@ -103,11 +103,7 @@ async fn sequence_values_are_never_handed_out_twice_across_a_crash() {
             // Drawn, then rolled back: gone all the same.
             c.batch_execute("begin").await.unwrap();
         }
-        let v: i64 = c
-            .query_one("select nextval('ids')", &[])
-            .await
-            .unwrap()
-            .get(0);
+        let v = next_id(&c).await;
         if i % 10 == 0 {
             c.batch_execute("rollback").await.unwrap();
         }
@@ -118,21 +114,20 @@ async fn sequence_values_are_never_handed_out_twice_across_a_crash() {
     server.kill().unwrap();
     server.restart().unwrap();
     let c = client(&server).await;
-    let v: i64 = c
-        .query_one("select nextval('ids')", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let v = next_id(&c).await;
     assert!(v > last && (v - 10) % 3 == 0, "{v} after {last}");
     // setval is kept too: after a clean restart the sequence goes on from it.
     c.batch_execute("select setval('ids', 5000)").await.unwrap();
     server.terminate().unwrap();
     server.restart().unwrap();
     let c = client(&server).await;
-    let v: i64 = c
-        .query_one("select nextval('ids')", &[])
+    let v = next_id(&c).await;
+    assert!(v > 5000, "{v} after setval 5000");
+}
+
+async fn next_id(c: &tokio_postgres::Client) -> i64 {
+    c.query_one("select nextval('ids')", &[])
         .await
         .unwrap()
-        .get(0);
-    assert!(v > 5000, "{v} after setval 5000");
+        .get(0)
 }
