@@ -202,7 +202,7 @@ async fn transactions_errors_and_portals() {
         ("insert into acc values (1, 1)", "23505"),
         ("insert into acc values (500, null)", "23502"),
         ("select 'x'::int", "22P02"),
-        ("create view v as select 1", "0A000"),
+        ("create materialized view v as select 1", "0A000"),
     ] {
         let err = client.simple_query(sql).await.unwrap_err();
         let got = err.code().map(|c| c.code().to_string());
